@@ -1,0 +1,1 @@
+//! Playlist parser: filled in by the parser work.
