@@ -1,1 +1,12 @@
-//! See ARCHITECTURE.md.
+//! Domain types of streambot. No IO, no tokio: everything here is plain data and pure functions,
+//! so every other crate (and the bot's parser) can share one vocabulary.
+
+pub mod duration_text;
+pub mod job_id;
+pub mod options;
+pub mod progress;
+
+pub use duration_text::{DurationTextError, parse_duration_text};
+pub use job_id::{JobId, JobIdError};
+pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
+pub use progress::{RecordingEndReason, RecordingProgress};
