@@ -1,1 +1,312 @@
-//! Playlist parser: filled in by the parser work.
+//! HLS playlist parser (RFC 8216), tolerant of real-world input. Pure: text in, model out.
+//!
+//! Tolerance rules, in short: a UTF-8 BOM, any line-end style, blank lines and surrounding
+//! whitespace are accepted; unknown tags and comments are ignored; a text without `#EXTM3U` is
+//! still parsed when it carries HLS tags. A media segment is exactly an `#EXTINF` followed by its
+//! URI line, so a segment is never invented nor a URI taken from a tag line. Errors are kept for
+//! input a recorder cannot use safely (a key or init map without URI, an unreadable byte range
+//! or IV) and for text that is no playlist at all.
+
+mod attributes;
+mod lines;
+mod master;
+mod media;
+mod tags;
+mod types;
+
+pub use attributes::{AttributeValue, parse_attribute_list};
+pub use types::{
+    ByteRange, InitMap, Key, KeyMethod, MasterPlaylist, MediaPlaylist, MediaSegment, Playlist,
+    PlaylistParseError, PlaylistType, Rendition, RenditionType, Resolution, Variant,
+};
+
+use lines::{PlaylistLine, playlist_lines};
+use tags::{MASTER_ONLY_TAGS, TAG_EXTINF, TAG_EXTM3U, TAG_STREAM_INF, TAG_TARGET_DURATION};
+
+/// Parses a master or media playlist.
+///
+/// Classification: any `#EXT-X-STREAM-INF` makes a master playlist (even with a stray
+/// `#EXT-X-TARGETDURATION`); otherwise `#EXTINF` or `#EXT-X-TARGETDURATION` makes a media
+/// playlist; otherwise master-only tags (`#EXT-X-MEDIA`, `#EXT-X-I-FRAME-STREAM-INF`,
+/// `#EXT-X-SESSION-*`) make a master playlist; otherwise the result is an empty media playlist.
+pub fn parse_playlist(text: &str) -> Result<Playlist, PlaylistParseError> {
+    match classify_playlist(text)? {
+        PlaylistKind::Master => Ok(Playlist::Master(master::parse_master_playlist(
+            playlist_lines(text),
+        )?)),
+        PlaylistKind::Media => Ok(Playlist::Media(media::parse_media_playlist(
+            playlist_lines(text),
+        )?)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlaylistKind {
+    Master,
+    Media,
+}
+
+fn classify_playlist(text: &str) -> Result<PlaylistKind, PlaylistParseError> {
+    let mut has_any_line = false;
+    let mut has_header = false;
+    let mut has_hls_tag = false;
+    let mut has_stream_inf = false;
+    let mut has_media_tag = false;
+    let mut has_master_only_tag = false;
+    for line in playlist_lines(text) {
+        has_any_line = true;
+        let PlaylistLine::Tag { name, .. } = line else {
+            continue;
+        };
+        if name.starts_with(TAG_EXTM3U) {
+            has_header = true;
+        } else if name.starts_with(TAG_EXTINF) || name.starts_with("#EXT-X-") {
+            has_hls_tag = true;
+        }
+        match name {
+            TAG_STREAM_INF => has_stream_inf = true,
+            TAG_EXTINF | TAG_TARGET_DURATION => has_media_tag = true,
+            _ if MASTER_ONLY_TAGS.contains(&name) => has_master_only_tag = true,
+            _ => {}
+        }
+    }
+    if !has_any_line {
+        return Err(PlaylistParseError::Empty);
+    }
+    if !has_header && !has_hls_tag {
+        return Err(PlaylistParseError::NotAPlaylist);
+    }
+    if has_stream_inf || (!has_media_tag && has_master_only_tag) {
+        Ok(PlaylistKind::Master)
+    } else {
+        Ok(PlaylistKind::Media)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_media(text: &str) -> MediaPlaylist {
+        match parse_playlist(text) {
+            Ok(Playlist::Media(media_playlist)) => media_playlist,
+            other => panic!("expected a media playlist, got {other:?}"),
+        }
+    }
+
+    fn parse_master(text: &str) -> MasterPlaylist {
+        match parse_playlist(text) {
+            Ok(Playlist::Master(master_playlist)) => master_playlist,
+            other => panic!("expected a master playlist, got {other:?}"),
+        }
+    }
+
+    fn segment_uris(media_playlist: &MediaPlaylist) -> Vec<&str> {
+        media_playlist
+            .segments
+            .iter()
+            .map(|segment| segment.uri.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn empty_and_non_playlists_are_errors() {
+        assert_eq!(parse_playlist(""), Err(PlaylistParseError::Empty));
+        assert_eq!(
+            parse_playlist("\u{feff} \r\n\n"),
+            Err(PlaylistParseError::Empty)
+        );
+        assert_eq!(
+            parse_playlist("<html><body>404 Not Found</body></html>"),
+            Err(PlaylistParseError::NotAPlaylist)
+        );
+        assert!(
+            PlaylistParseError::NotAPlaylist
+                .to_string()
+                .starts_with("not an HLS playlist")
+        );
+    }
+
+    #[test]
+    fn header_only_is_an_empty_media_playlist() {
+        let media_playlist = parse_media("#EXTM3U\n#EXT-X-VERSION:3\n");
+        assert!(media_playlist.segments.is_empty());
+        assert_eq!(media_playlist.version, Some(3));
+    }
+
+    #[test]
+    fn text_without_header_but_with_tags_is_parsed() {
+        let media_playlist = parse_media("#EXT-X-TARGETDURATION:4\n#EXTINF:4,\na.ts\n");
+        assert_eq!(segment_uris(&media_playlist), vec!["a.ts"]);
+    }
+
+    #[test]
+    fn segments_need_extinf_and_uri() {
+        let media_playlist = parse_media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\n#EXTINF:5.5,second\nb.ts\nstray.ts\n#EXTINF:4,\n",
+        );
+        assert_eq!(segment_uris(&media_playlist), vec!["b.ts"]);
+        assert_eq!(media_playlist.segments[0].duration, 5.5);
+        assert_eq!(media_playlist.segments[0].title.as_deref(), Some("second"));
+    }
+
+    #[test]
+    fn extinf_without_comma_and_unreadable_duration() {
+        let media_playlist = parse_media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:7\na.ts\n#EXTINF:junk,\nb.ts\n",
+        );
+        assert_eq!(media_playlist.segments[0].duration, 7.0);
+        assert_eq!(media_playlist.segments[0].title, None);
+        assert_eq!(media_playlist.segments[1].duration, 10.0);
+        assert_eq!(media_playlist.total_duration(), 17.0);
+    }
+
+    #[test]
+    fn sequences_count_per_segment() {
+        let media_playlist = parse_media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n\
+             #EXT-X-SKIP:SKIPPED-SEGMENTS=2\n#EXTINF:2,\na.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\nb.ts\n#EXTINF:2,\nc.ts\n",
+        );
+        assert_eq!(media_playlist.skipped_segments, 2);
+        let sequences: Vec<(u64, u64, bool)> = media_playlist
+            .segments
+            .iter()
+            .map(|segment| {
+                (
+                    segment.media_sequence,
+                    segment.discontinuity_sequence,
+                    segment.discontinuity,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sequences,
+            vec![(12, 3, false), (13, 4, true), (14, 4, false)]
+        );
+        assert_eq!(media_playlist.next_media_sequence(), 15);
+    }
+
+    #[test]
+    fn invalid_sequence_numbers_fall_back_to_zero() {
+        let media_playlist = parse_media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:NaN\n#EXT-X-MEDIA-SEQUENCE:-11\n#EXT-X-DISCONTINUITY-SEQUENCE:x\n#EXTINF:1,\na.ts\n",
+        );
+        assert_eq!(media_playlist.target_duration, 0.0);
+        assert_eq!(media_playlist.media_sequence, 0);
+        assert_eq!(media_playlist.discontinuity_sequence, 0);
+    }
+
+    #[test]
+    fn keys_maps_and_byte_ranges_stay_in_force() {
+        let media_playlist = parse_media(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\",BYTERANGE=\"720\"\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k1\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://x\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n\
+             #EXTINF:4,\n#EXT-X-BYTERANGE:100@0\nmain.mp4\n#EXTINF:4,\n#EXT-X-BYTERANGE:200\nmain.mp4\n\
+             #EXT-X-KEY:METHOD=NONE\n#EXTINF:4,\n#EXT-X-BYTERANGE:50@\nmain.mp4\n",
+        );
+        let segments = &media_playlist.segments;
+        assert_eq!(
+            segments[0].map,
+            Some(InitMap {
+                uri: "init.mp4".to_string(),
+                byte_range: Some(ByteRange {
+                    length: 720,
+                    offset: 0
+                })
+            })
+        );
+        assert_eq!(
+            segments[0].key.as_ref().and_then(|key| key.uri.as_deref()),
+            Some("k1")
+        );
+        assert_eq!(segments[1].key, segments[0].key);
+        assert_eq!(segments[2].key, None);
+        let byte_ranges: Vec<Option<ByteRange>> =
+            segments.iter().map(|segment| segment.byte_range).collect();
+        assert_eq!(
+            byte_ranges,
+            vec![
+                Some(ByteRange {
+                    length: 100,
+                    offset: 0
+                }),
+                Some(ByteRange {
+                    length: 200,
+                    offset: 100
+                }),
+                Some(ByteRange {
+                    length: 50,
+                    offset: 300
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn unsafe_input_is_an_error_with_line_number() {
+        assert_eq!(
+            parse_playlist("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-KEY:METHOD=AES-128\n"),
+            Err(PlaylistParseError::MissingUri {
+                line: 3,
+                tag: "#EXT-X-KEY"
+            })
+        );
+        let byte_range_error =
+            parse_playlist("#EXTM3U\n#EXTINF:4,\n#EXT-X-BYTERANGE:abc\na.ts\n").unwrap_err();
+        assert!(matches!(
+            byte_range_error,
+            PlaylistParseError::InvalidTag { line: 3, .. }
+        ));
+        assert_eq!(
+            byte_range_error.to_string(),
+            "playlist line 3: invalid #EXT-X-BYTERANGE: byte range length \"abc\" is not a number"
+        );
+    }
+
+    #[test]
+    fn master_playlist_variants_and_renditions() {
+        let master_playlist = parse_master(
+            "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:10\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"a.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1280000,AVERAGE-BANDWIDTH=1000000,RESOLUTION=1280x720,CODECS=\"avc1.4d401f,mp4a.40.2\",FRAME-RATE=29.970,AUDIO=\"aud\"\n\
+             hi.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1\n#EXT-X-STREAM-INF:BANDWIDTH=2\nlo.m3u8\n\
+             #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=86000,URI=\"iframe.m3u8\"\n",
+        );
+        assert!(master_playlist.independent_segments);
+        assert_eq!(master_playlist.variants.len(), 2);
+        let first_variant = &master_playlist.variants[0];
+        assert_eq!(first_variant.uri, "hi.m3u8");
+        assert_eq!(first_variant.bandwidth, 1_280_000);
+        assert_eq!(first_variant.average_bandwidth, Some(1_000_000));
+        assert_eq!(
+            first_variant.resolution,
+            Some(Resolution {
+                width: 1280,
+                height: 720
+            })
+        );
+        assert_eq!(
+            first_variant.codecs.as_deref(),
+            Some("avc1.4d401f,mp4a.40.2")
+        );
+        assert_eq!(first_variant.frame_rate, Some(29.97));
+        assert_eq!(first_variant.audio_group.as_deref(), Some("aud"));
+        assert_eq!(master_playlist.variants[1].bandwidth, 2);
+        assert_eq!(master_playlist.i_frame_variants[0].uri, "iframe.m3u8");
+        let rendition = &master_playlist.renditions[0];
+        assert_eq!(rendition.media_type, RenditionType::Audio);
+        assert!(rendition.default && rendition.autoselect);
+        assert_eq!(rendition.channels.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn master_without_any_variant_uri_is_an_error() {
+        assert_eq!(
+            parse_playlist("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"),
+            Err(PlaylistParseError::MissingUri {
+                line: 2,
+                tag: "#EXT-X-STREAM-INF"
+            })
+        );
+    }
+}
