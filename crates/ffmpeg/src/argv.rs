@@ -1,0 +1,924 @@
+//! Pure argv builders for every ffmpeg/ffprobe invocation of the project.
+//!
+//! Rules kept by every builder that reads local files:
+//! - `-protocol_whitelist file,pipe` before each `-i`: ffmpeg never touches the network here;
+//! - local paths are passed as `file:<path>`, so a name with a `:` or a leading `-` means nothing else;
+//! - no `-nostdin`: stdin is how [`crate::process::FfmpegProcess::graceful_stop`] sends `q`;
+//! - `-y`, `-hide_banner`, `-nostats`, `-loglevel warning`, and `-progress pipe:1` when stdout is read;
+//! - explicit `-map` of video and audio only (HLS timed-metadata / data streams break mp4 muxing);
+//! - an explicit `-f`, so the output may be written under a temporary name.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Protocols allowed when ffmpeg reads local files.
+pub const LOCAL_PROTOCOL_WHITELIST: &str = "file,pipe";
+/// Protocols allowed when ffmpeg reads a URL itself (the ffmpeg engine).
+pub const NETWORK_PROTOCOL_WHITELIST: &str = "http,https,tcp,tls,crypto";
+/// Telegram's limit for a video thumbnail's long side.
+pub const THUMBNAIL_MAX_SIDE_PIXELS: u32 = 320;
+
+/// The container of a finished file.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputContainer {
+    #[default]
+    Mp4,
+    Mkv,
+    Ts,
+    /// Audio only (AAC in MP4).
+    M4a,
+}
+
+impl OutputContainer {
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputContainer::Mp4 => "mp4",
+            OutputContainer::Mkv => "mkv",
+            OutputContainer::Ts => "ts",
+            OutputContainer::M4a => "m4a",
+        }
+    }
+
+    /// The ffmpeg muxer name given to `-f`.
+    pub fn muxer(self) -> &'static str {
+        match self {
+            OutputContainer::Mp4 => "mp4",
+            OutputContainer::Mkv => "matroska",
+            OutputContainer::Ts => "mpegts",
+            OutputContainer::M4a => "ipod",
+        }
+    }
+
+    /// Whether `-movflags +faststart` applies.
+    pub fn supports_faststart(self) -> bool {
+        matches!(self, OutputContainer::Mp4 | OutputContainer::M4a)
+    }
+
+    /// Whether AAC must be stored as AudioSpecificConfig (not ADTS) in this container.
+    pub fn needs_raw_aac(self) -> bool {
+        matches!(
+            self,
+            OutputContainer::Mp4 | OutputContainer::M4a | OutputContainer::Mkv
+        )
+    }
+
+    pub fn is_audio_only(self) -> bool {
+        self == OutputContainer::M4a
+    }
+}
+
+/// Options of [`remux_arguments`] (`-c copy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemuxOptions {
+    pub container: OutputContainer,
+    /// `-movflags +faststart` (mp4/m4a only): the index first, so playback starts before download ends.
+    pub faststart: bool,
+    /// A separately fetched audio rendition: video from the main input, audio from this one.
+    pub audio_input: Option<PathBuf>,
+    /// `-avoid_negative_ts make_zero`: the file starts at 0, not at the live stream's clock.
+    pub timestamps_from_zero: bool,
+    /// The audio that ends up in the output is AAC in ADTS framing (AAC from MPEG-TS or a raw `.aac`
+    /// file): adds `-bsf:a aac_adtstoasc` for mp4/m4a/mkv. See [`crate::probe::StreamInfo::audio_is_adts_aac`].
+    pub audio_is_adts_aac: bool,
+}
+
+impl RemuxOptions {
+    /// Faststart and timestamps from zero on; no separate audio.
+    pub fn new(container: OutputContainer) -> Self {
+        RemuxOptions {
+            container,
+            faststart: true,
+            audio_input: None,
+            timestamps_from_zero: true,
+            audio_is_adts_aac: false,
+        }
+    }
+}
+
+impl Default for RemuxOptions {
+    fn default() -> Self {
+        RemuxOptions::new(OutputContainer::Mp4)
+    }
+}
+
+/// A re-encoding target: libx264 CRF with the height capped, AAC audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscodePreset {
+    /// Height cap in pixels; never upscaled; width follows the aspect ratio (even).
+    pub max_height: u32,
+    /// x264 constant rate factor (lower is better; 18-28 is sensible).
+    pub crf: u8,
+    pub audio_bitrate_kbps: u32,
+    /// x264 speed preset (`ultrafast` ... `veryslow`).
+    pub preset: String,
+}
+
+impl TranscodePreset {
+    /// 720p, CRF 23, 128 kb/s audio.
+    pub fn high() -> Self {
+        TranscodePreset::new(720, 23, 128)
+    }
+
+    /// 480p, CRF 26, 96 kb/s audio.
+    pub fn medium() -> Self {
+        TranscodePreset::new(480, 26, 96)
+    }
+
+    /// 360p, CRF 28, 64 kb/s audio.
+    pub fn low() -> Self {
+        TranscodePreset::new(360, 28, 64)
+    }
+
+    /// With the `veryfast` x264 preset.
+    pub fn new(max_height: u32, crf: u8, audio_bitrate_kbps: u32) -> Self {
+        TranscodePreset {
+            max_height,
+            crf,
+            audio_bitrate_kbps,
+            preset: "veryfast".to_owned(),
+        }
+    }
+}
+
+/// Options of [`transcode_arguments`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscodeOptions {
+    pub container: OutputContainer,
+    pub faststart: bool,
+    pub audio_input: Option<PathBuf>,
+    pub timestamps_from_zero: bool,
+    pub preset: TranscodePreset,
+}
+
+impl TranscodeOptions {
+    pub fn new(container: OutputContainer, preset: TranscodePreset) -> Self {
+        TranscodeOptions {
+            container,
+            faststart: true,
+            audio_input: None,
+            timestamps_from_zero: true,
+            preset,
+        }
+    }
+}
+
+/// Options of [`audio_only_arguments`] (always an m4a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioOnlyOptions {
+    /// The source audio is AAC: copied, not re-encoded.
+    pub source_audio_is_aac: bool,
+    /// The source AAC is in ADTS framing (from MPEG-TS): adds `-bsf:a aac_adtstoasc` when copying.
+    pub source_audio_is_adts: bool,
+    /// Bitrate when re-encoding to AAC.
+    pub audio_bitrate_kbps: u32,
+    pub faststart: bool,
+}
+
+impl Default for AudioOnlyOptions {
+    fn default() -> Self {
+        AudioOnlyOptions {
+            source_audio_is_aac: true,
+            source_audio_is_adts: false,
+            audio_bitrate_kbps: 128,
+            faststart: true,
+        }
+    }
+}
+
+/// Options of [`concat_arguments`] (`-c copy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcatOptions {
+    pub container: OutputContainer,
+    pub faststart: bool,
+    pub audio_is_adts_aac: bool,
+}
+
+impl ConcatOptions {
+    pub fn new(container: OutputContainer) -> Self {
+        ConcatOptions {
+            container,
+            faststart: true,
+            audio_is_adts_aac: false,
+        }
+    }
+}
+
+/// Options of the ffmpeg engine ([`engine_record_arguments`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// `-rw_timeout`: a read or write that blocks this long fails (and, for non-HLS, reconnects).
+    pub rw_timeout: Duration,
+    /// Length of each output segment (cut at the next keyframe after it).
+    pub segment_seconds: u32,
+    /// `-reconnect_delay_max` (non-HLS inputs only).
+    pub reconnect_delay_max: Duration,
+    /// `-t`: stop after this much media time.
+    pub max_duration: Option<Duration>,
+    pub user_agent: Option<String>,
+    /// Number of the first segment file (`part-0001.ts` for 1); a restart continues the numbering.
+    pub first_segment_number: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            rw_timeout: Duration::from_secs(15),
+            segment_seconds: 600,
+            reconnect_delay_max: Duration::from_secs(30),
+            max_duration: None,
+            user_agent: None,
+            first_segment_number: 1,
+        }
+    }
+}
+
+/// The segment file name pattern of the ffmpeg engine in `output_directory`: `part-%04d.ts`.
+pub fn engine_output_pattern(output_directory: &Path) -> PathBuf {
+    output_directory.join("part-%04d.ts")
+}
+
+/// `file:<path>`: a local path ffmpeg cannot take for an option or another protocol.
+pub fn local_path_argument(path: &Path) -> OsString {
+    let mut argument = OsString::from("file:");
+    argument.push(path.as_os_str());
+    argument
+}
+
+fn push_all(arguments: &mut Vec<OsString>, items: &[&str]) {
+    arguments.extend(items.iter().map(OsString::from));
+}
+
+fn common_arguments(with_progress: bool) -> Vec<OsString> {
+    let mut arguments = Vec::with_capacity(32);
+    push_all(
+        &mut arguments,
+        &["-hide_banner", "-nostats", "-loglevel", "warning", "-y"],
+    );
+    if with_progress {
+        push_all(&mut arguments, &["-progress", "pipe:1"]);
+    }
+    arguments
+}
+
+fn push_local_input(arguments: &mut Vec<OsString>, input: &Path) {
+    push_all(
+        arguments,
+        &["-protocol_whitelist", LOCAL_PROTOCOL_WHITELIST, "-i"],
+    );
+    arguments.push(local_path_argument(input));
+}
+
+/// Maps for one main input and an optional second input that carries the audio.
+fn push_stream_maps(
+    arguments: &mut Vec<OsString>,
+    container: OutputContainer,
+    has_audio_input: bool,
+) {
+    let audio_map = if has_audio_input { "1:a:0" } else { "0:a?" };
+    if container.is_audio_only() {
+        push_all(arguments, &["-map", audio_map, "-vn"]);
+    } else if has_audio_input {
+        push_all(arguments, &["-map", "0:v", "-map", "1:a"]);
+    } else {
+        push_all(arguments, &["-map", "0:v?", "-map", "0:a?"]);
+    }
+}
+
+fn push_output(
+    arguments: &mut Vec<OsString>,
+    container: OutputContainer,
+    faststart: bool,
+    timestamps_from_zero: bool,
+    output: &Path,
+) {
+    if timestamps_from_zero {
+        push_all(arguments, &["-avoid_negative_ts", "make_zero"]);
+    }
+    if faststart && container.supports_faststart() {
+        push_all(arguments, &["-movflags", "+faststart"]);
+    }
+    push_all(arguments, &["-f", container.muxer()]);
+    arguments.push(local_path_argument(output));
+}
+
+/// Common options, the main input, the audio rendition (if any), and the stream maps.
+fn arguments_up_to_maps(
+    input: &Path,
+    audio_input: Option<&Path>,
+    container: OutputContainer,
+) -> Vec<OsString> {
+    let mut arguments = common_arguments(true);
+    push_local_input(&mut arguments, input);
+    if let Some(audio_input) = audio_input {
+        push_local_input(&mut arguments, audio_input);
+    }
+    push_stream_maps(&mut arguments, container, audio_input.is_some());
+    arguments
+}
+
+/// `-c copy`, plus `-bsf:a aac_adtstoasc` when ADTS AAC goes into a container that needs raw AAC.
+fn push_stream_copy(
+    arguments: &mut Vec<OsString>,
+    container: OutputContainer,
+    audio_is_adts_aac: bool,
+) {
+    push_all(arguments, &["-c", "copy"]);
+    if audio_is_adts_aac && container.needs_raw_aac() {
+        push_all(arguments, &["-bsf:a", "aac_adtstoasc"]);
+    }
+}
+
+/// Remux `input` (and the audio rendition, if any) into `output` without re-encoding.
+pub fn remux_arguments(input: &Path, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
+    let mut arguments =
+        arguments_up_to_maps(input, options.audio_input.as_deref(), options.container);
+    push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
+    push_output(
+        &mut arguments,
+        options.container,
+        options.faststart,
+        options.timestamps_from_zero,
+        output,
+    );
+    arguments
+}
+
+/// The `scale` filter that caps the height at `max_height` (never upscales; even width).
+pub fn scale_filter_for_max_height(max_height: u32) -> String {
+    format!("scale=-2:min(ih\\,{max_height})")
+}
+
+/// Re-encode `input` (and the audio rendition, if any): libx264 CRF with the height capped, AAC.
+pub fn transcode_arguments(
+    input: &Path,
+    output: &Path,
+    options: &TranscodeOptions,
+) -> Vec<OsString> {
+    let preset = &options.preset;
+    let mut arguments =
+        arguments_up_to_maps(input, options.audio_input.as_deref(), options.container);
+    if !options.container.is_audio_only() {
+        arguments.push("-vf".into());
+        arguments.push(scale_filter_for_max_height(preset.max_height).into());
+        push_all(&mut arguments, &["-c:v", "libx264", "-preset"]);
+        arguments.push(preset.preset.as_str().into());
+        arguments.push("-crf".into());
+        arguments.push(preset.crf.to_string().into());
+        push_all(&mut arguments, &["-pix_fmt", "yuv420p"]);
+    }
+    push_all(&mut arguments, &["-c:a", "aac", "-b:a"]);
+    arguments.push(format!("{}k", preset.audio_bitrate_kbps).into());
+    push_output(
+        &mut arguments,
+        options.container,
+        options.faststart,
+        options.timestamps_from_zero,
+        output,
+    );
+    arguments
+}
+
+/// Audio only, to an m4a: the first audio stream, copied when it is AAC, otherwise encoded to AAC.
+pub fn audio_only_arguments(
+    input: &Path,
+    output: &Path,
+    options: &AudioOnlyOptions,
+) -> Vec<OsString> {
+    let mut arguments = common_arguments(true);
+    push_local_input(&mut arguments, input);
+    push_all(&mut arguments, &["-map", "0:a:0", "-vn"]);
+    if options.source_audio_is_aac {
+        push_all(&mut arguments, &["-c:a", "copy"]);
+        if options.source_audio_is_adts {
+            push_all(&mut arguments, &["-bsf:a", "aac_adtstoasc"]);
+        }
+    } else {
+        push_all(&mut arguments, &["-c:a", "aac", "-b:a"]);
+        arguments.push(format!("{}k", options.audio_bitrate_kbps).into());
+    }
+    push_output(
+        &mut arguments,
+        OutputContainer::M4a,
+        options.faststart,
+        true,
+        output,
+    );
+    arguments
+}
+
+/// A JPEG of the first keyframe, at most [`THUMBNAIL_MAX_SIDE_PIXELS`] on the long side (never
+/// upscaled). No `-progress`: run with stdout null.
+pub fn thumbnail_arguments(input: &Path, output_jpeg: &Path) -> Vec<OsString> {
+    let mut arguments = common_arguments(false);
+    push_all(
+        &mut arguments,
+        &[
+            "-protocol_whitelist",
+            LOCAL_PROTOCOL_WHITELIST,
+            "-skip_frame",
+            "nokey",
+            "-i",
+        ],
+    );
+    arguments.push(local_path_argument(input));
+    push_all(
+        &mut arguments,
+        &[
+            "-map",
+            "0:v:0",
+            "-an",
+            "-sn",
+            "-dn",
+            "-frames:v",
+            "1",
+            "-vf",
+        ],
+    );
+    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
+    push_all(
+        &mut arguments,
+        &["-q:v", "3", "-update", "1", "-f", "image2"],
+    );
+    arguments.push(local_path_argument(output_jpeg));
+    arguments
+}
+
+/// Fit into a `max_side` square keeping the aspect ratio, never upscaling, even dimensions.
+pub fn thumbnail_scale_filter(max_side: u32) -> String {
+    format!(
+        "scale=w=min({max_side}\\,iw):h=min({max_side}\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2"
+    )
+}
+
+/// The text of a concat demuxer list file naming `inputs` in order (paths quoted for the demuxer).
+pub fn concat_list_contents(inputs: &[PathBuf]) -> String {
+    let mut contents = String::from("ffconcat version 1.0\n");
+    for input in inputs {
+        let escaped = input.to_string_lossy().replace('\'', "'\\''");
+        contents.push_str("file '");
+        contents.push_str(&escaped);
+        contents.push_str("'\n");
+    }
+    contents
+}
+
+/// Join the files named in `list_file` (see [`concat_list_contents`]) without re-encoding.
+pub fn concat_arguments(list_file: &Path, output: &Path, options: &ConcatOptions) -> Vec<OsString> {
+    let mut arguments = common_arguments(true);
+    push_all(
+        &mut arguments,
+        &[
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-protocol_whitelist",
+            LOCAL_PROTOCOL_WHITELIST,
+            "-i",
+        ],
+    );
+    arguments.push(local_path_argument(list_file));
+    push_stream_maps(&mut arguments, options.container, false);
+    push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
+    push_output(
+        &mut arguments,
+        options.container,
+        options.faststart,
+        true,
+        output,
+    );
+    arguments
+}
+
+/// ffprobe of a local file as JSON (format and streams).
+pub fn probe_arguments(input: &Path) -> Vec<OsString> {
+    let mut arguments = Vec::with_capacity(12);
+    push_all(
+        &mut arguments,
+        &[
+            "-hide_banner",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            "-protocol_whitelist",
+            LOCAL_PROTOCOL_WHITELIST,
+        ],
+    );
+    arguments.push(local_path_argument(input));
+    arguments
+}
+
+/// Whether `url` looks like an HLS playlist (`.m3u8`/`.m3u` path, or `m3u8` in the path or query).
+pub fn is_probably_hls(url: &str) -> bool {
+    let lowercase = url.trim().to_ascii_lowercase();
+    let without_fragment = lowercase.split('#').next().unwrap_or_default();
+    let (path, query) = match without_fragment.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (without_fragment, ""),
+    };
+    path.ends_with(".m3u8")
+        || path.ends_with(".m3u")
+        || path.contains("m3u8")
+        || query.contains("m3u8")
+}
+
+fn is_http_url(url: &str) -> bool {
+    let lowercase = url.trim_start().to_ascii_lowercase();
+    lowercase.starts_with("http://") || lowercase.starts_with("https://")
+}
+
+/// The ffmpeg engine: ffmpeg reads `url` itself and writes MPEG-TS segments to `output_pattern`
+/// (see [`engine_output_pattern`]). Reconnect flags only for non-HLS HTTP inputs; never
+/// `-reconnect_at_eof` (on HLS it loops on the playlist forever).
+pub fn engine_record_arguments(
+    url: &str,
+    output_pattern: &Path,
+    options: &EngineOptions,
+) -> Vec<OsString> {
+    let mut arguments = common_arguments(true);
+    push_all(
+        &mut arguments,
+        &[
+            "-protocol_whitelist",
+            NETWORK_PROTOCOL_WHITELIST,
+            "-rw_timeout",
+        ],
+    );
+    arguments.push(options.rw_timeout.as_micros().max(1).to_string().into());
+    if is_http_url(url) && !is_probably_hls(url) {
+        push_all(
+            &mut arguments,
+            &[
+                "-reconnect",
+                "1",
+                "-reconnect_streamed",
+                "1",
+                "-reconnect_on_network_error",
+                "1",
+                "-reconnect_delay_max",
+            ],
+        );
+        arguments.push(
+            options
+                .reconnect_delay_max
+                .as_secs()
+                .max(1)
+                .to_string()
+                .into(),
+        );
+    }
+    if let Some(user_agent) = &options.user_agent {
+        arguments.push("-user_agent".into());
+        arguments.push(user_agent.into());
+    }
+    arguments.push("-i".into());
+    arguments.push(url.into());
+    if let Some(max_duration) = options.max_duration {
+        arguments.push("-t".into());
+        arguments.push(format!("{:.3}", max_duration.as_secs_f64()).into());
+    }
+    push_all(
+        &mut arguments,
+        &[
+            "-map",
+            "0:v?",
+            "-map",
+            "0:a?",
+            "-c",
+            "copy",
+            "-f",
+            "segment",
+            "-segment_time",
+        ],
+    );
+    arguments.push(options.segment_seconds.max(1).to_string().into());
+    push_all(
+        &mut arguments,
+        &[
+            "-segment_format",
+            "mpegts",
+            "-reset_timestamps",
+            "1",
+            "-segment_start_number",
+        ],
+    );
+    arguments.push(options.first_segment_number.to_string().into());
+    arguments.push(local_path_argument(output_pattern));
+    arguments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(arguments: &[OsString]) -> Vec<String> {
+        arguments
+            .iter()
+            .map(|argument| argument.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn joined(arguments: &[OsString]) -> String {
+        strings(arguments).join(" ")
+    }
+
+    /// Every `-i` is preceded by a protocol whitelist.
+    fn assert_every_input_whitelisted(arguments: &[OsString], whitelist: &str) {
+        let arguments = strings(arguments);
+        for (index, argument) in arguments.iter().enumerate() {
+            if argument == "-i" {
+                let before = &arguments[..index];
+                let last_whitelist = before
+                    .iter()
+                    .rposition(|item| item == "-protocol_whitelist");
+                let last_input = before.iter().rposition(|item| item == "-i");
+                match last_whitelist {
+                    Some(position) => {
+                        assert_eq!(arguments[position + 1], whitelist);
+                        assert!(
+                            last_input.is_none_or(|input| input < position),
+                            "{arguments:?}"
+                        );
+                    }
+                    None => panic!("-i without whitelist: {arguments:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn remux_ts_to_mp4_with_adts_aac() {
+        let options = RemuxOptions {
+            audio_is_adts_aac: true,
+            ..RemuxOptions::new(OutputContainer::Mp4)
+        };
+        let arguments = remux_arguments(
+            Path::new("/r/part-0001.ts"),
+            Path::new("/r/out.mp4"),
+            &options,
+        );
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -protocol_whitelist file,pipe -i file:/r/part-0001.ts \
+             -map 0:v? -map 0:a? -c copy -bsf:a aac_adtstoasc \
+             -avoid_negative_ts make_zero -movflags +faststart -f mp4 file:/r/out.mp4"
+        );
+        assert!(!strings(&arguments).contains(&"-nostdin".to_owned()));
+    }
+
+    #[test]
+    fn remux_without_adts_has_no_bitstream_filter_and_ts_has_no_faststart() {
+        let arguments = remux_arguments(
+            Path::new("a.ts"),
+            Path::new("b.ts"),
+            &RemuxOptions {
+                audio_is_adts_aac: true,
+                ..RemuxOptions::new(OutputContainer::Ts)
+            },
+        );
+        let text = joined(&arguments);
+        assert!(!text.contains("aac_adtstoasc"), "{text}");
+        assert!(!text.contains("faststart"), "{text}");
+        assert!(text.ends_with("-f mpegts file:b.ts"), "{text}");
+
+        let mp4 = joined(&remux_arguments(
+            Path::new("a.mp4"),
+            Path::new("b.mp4"),
+            &RemuxOptions::default(),
+        ));
+        assert!(!mp4.contains("aac_adtstoasc"), "{mp4}");
+    }
+
+    #[test]
+    fn remux_with_separate_audio_maps_video_from_first_and_audio_from_second() {
+        let options = RemuxOptions {
+            audio_input: Some(PathBuf::from("/r/audio.mp4")),
+            ..RemuxOptions::new(OutputContainer::Mkv)
+        };
+        let arguments =
+            remux_arguments(Path::new("/r/video.mp4"), Path::new("/r/out.mkv"), &options);
+        let text = joined(&arguments);
+        assert!(
+            text.contains("-i file:/r/video.mp4 -protocol_whitelist file,pipe -i file:/r/audio.mp4 -map 0:v -map 1:a -c copy"),
+            "{text}"
+        );
+        assert!(text.ends_with("-f matroska file:/r/out.mkv"), "{text}");
+        assert_every_input_whitelisted(&arguments, LOCAL_PROTOCOL_WHITELIST);
+    }
+
+    #[test]
+    fn remux_to_m4a_keeps_only_audio() {
+        let text = joined(&remux_arguments(
+            Path::new("a.ts"),
+            Path::new("a.m4a"),
+            &RemuxOptions::new(OutputContainer::M4a),
+        ));
+        assert!(text.contains("-map 0:a? -vn -c copy"), "{text}");
+        assert!(
+            text.ends_with("-movflags +faststart -f ipod file:a.m4a"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn remux_without_timestamp_shift() {
+        let text = joined(&remux_arguments(
+            Path::new("a.ts"),
+            Path::new("a.mp4"),
+            &RemuxOptions {
+                timestamps_from_zero: false,
+                faststart: false,
+                ..RemuxOptions::default()
+            },
+        ));
+        assert!(!text.contains("avoid_negative_ts"));
+        assert!(!text.contains("movflags"));
+    }
+
+    #[test]
+    fn local_paths_cannot_pass_for_options_or_protocols() {
+        let text = joined(&remux_arguments(
+            Path::new("-rf http:evil.ts"),
+            Path::new("out.mp4"),
+            &RemuxOptions::default(),
+        ));
+        assert!(text.contains("-i file:-rf http:evil.ts"), "{text}");
+    }
+
+    #[test]
+    fn transcode_scales_encodes_and_whitelists() {
+        let options = TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::medium());
+        let arguments = transcode_arguments(Path::new("in.ts"), Path::new("out.mp4"), &options);
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -protocol_whitelist file,pipe -i file:in.ts -map 0:v? -map 0:a? \
+             -vf scale=-2:min(ih\\,480) -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p \
+             -c:a aac -b:a 96k -avoid_negative_ts make_zero -movflags +faststart -f mp4 file:out.mp4"
+        );
+    }
+
+    #[test]
+    fn transcode_to_m4a_encodes_no_video() {
+        let options = TranscodeOptions::new(OutputContainer::M4a, TranscodePreset::low());
+        let text = joined(&transcode_arguments(
+            Path::new("in.ts"),
+            Path::new("out.m4a"),
+            &options,
+        ));
+        assert!(!text.contains("libx264"), "{text}");
+        assert!(text.contains("-vn -c:a aac -b:a 64k"), "{text}");
+    }
+
+    #[test]
+    fn presets_are_ordered() {
+        assert!(TranscodePreset::high().max_height > TranscodePreset::medium().max_height);
+        assert!(TranscodePreset::medium().max_height > TranscodePreset::low().max_height);
+        assert!(TranscodePreset::high().crf < TranscodePreset::low().crf);
+    }
+
+    #[test]
+    fn audio_only_copies_aac_and_encodes_anything_else() {
+        let copied = joined(&audio_only_arguments(
+            Path::new("in.ts"),
+            Path::new("out.m4a"),
+            &AudioOnlyOptions {
+                source_audio_is_adts: true,
+                ..AudioOnlyOptions::default()
+            },
+        ));
+        assert!(
+            copied.contains("-map 0:a:0 -vn -c:a copy -bsf:a aac_adtstoasc"),
+            "{copied}"
+        );
+        assert!(copied.ends_with("-f ipod file:out.m4a"), "{copied}");
+        let encoded = joined(&audio_only_arguments(
+            Path::new("in.ts"),
+            Path::new("out.m4a"),
+            &AudioOnlyOptions {
+                source_audio_is_aac: false,
+                audio_bitrate_kbps: 96,
+                ..AudioOnlyOptions::default()
+            },
+        ));
+        assert!(encoded.contains("-c:a aac -b:a 96k"), "{encoded}");
+        assert!(!encoded.contains("aac_adtstoasc"), "{encoded}");
+    }
+
+    #[test]
+    fn thumbnail_takes_the_first_keyframe_at_most_320_pixels() {
+        let arguments = thumbnail_arguments(Path::new("in.mp4"), Path::new("thumb.jpg"));
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y \
+             -protocol_whitelist file,pipe -skip_frame nokey -i file:in.mp4 \
+             -map 0:v:0 -an -sn -dn -frames:v 1 \
+             -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
+             -q:v 3 -update 1 -f image2 file:thumb.jpg"
+        );
+    }
+
+    #[test]
+    fn concat_list_quotes_paths() {
+        let contents = concat_list_contents(&[
+            PathBuf::from("/r/part-0001.ts"),
+            PathBuf::from("/r/it's.ts"),
+        ]);
+        assert_eq!(
+            contents,
+            "ffconcat version 1.0\nfile '/r/part-0001.ts'\nfile '/r/it'\\''s.ts'\n"
+        );
+    }
+
+    #[test]
+    fn concat_uses_the_demuxer_with_a_local_whitelist() {
+        let arguments = concat_arguments(
+            Path::new("/r/list.txt"),
+            Path::new("/r/all.ts"),
+            &ConcatOptions::new(OutputContainer::Ts),
+        );
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -f concat -safe 0 -protocol_whitelist file,pipe -i file:/r/list.txt \
+             -map 0:v? -map 0:a? -c copy -avoid_negative_ts make_zero -f mpegts file:/r/all.ts"
+        );
+    }
+
+    #[test]
+    fn probe_is_json_of_format_and_streams_on_local_files_only() {
+        assert_eq!(
+            joined(&probe_arguments(Path::new("x.mp4"))),
+            "-hide_banner -v error -print_format json -show_format -show_streams -protocol_whitelist file,pipe file:x.mp4"
+        );
+    }
+
+    #[test]
+    fn hls_detection() {
+        assert!(is_probably_hls("https://example.com/live/index.m3u8"));
+        assert!(is_probably_hls(
+            "https://example.com/live/INDEX.M3U8?token=abc#x"
+        ));
+        assert!(is_probably_hls("http://example.com/playlist.m3u"));
+        assert!(is_probably_hls(
+            "https://example.com/manifest(format=m3u8-aapl)"
+        ));
+        assert!(is_probably_hls("https://example.com/play?format=m3u8"));
+        assert!(!is_probably_hls("https://example.com/live/stream.ts"));
+        assert!(!is_probably_hls("https://example.com/radio.mp3?q=1"));
+        assert!(!is_probably_hls("https://example.com/m3u/stream.flv"));
+    }
+
+    #[test]
+    fn engine_on_hls_never_reconnects_at_eof_or_at_all() {
+        let arguments = engine_record_arguments(
+            "https://example.com/live.m3u8",
+            &engine_output_pattern(Path::new("/r/job")),
+            &EngineOptions::default(),
+        );
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -protocol_whitelist http,https,tcp,tls,crypto -rw_timeout 15000000 \
+             -i https://example.com/live.m3u8 -map 0:v? -map 0:a? -c copy \
+             -f segment -segment_time 600 -segment_format mpegts -reset_timestamps 1 \
+             -segment_start_number 1 file:/r/job/part-%04d.ts"
+        );
+        assert_every_input_whitelisted(&arguments, NETWORK_PROTOCOL_WHITELIST);
+    }
+
+    #[test]
+    fn engine_on_plain_http_reconnects_but_not_at_eof() {
+        let options = EngineOptions {
+            rw_timeout: Duration::from_secs(5),
+            segment_seconds: 60,
+            reconnect_delay_max: Duration::from_secs(10),
+            max_duration: Some(Duration::from_millis(7_200_500)),
+            user_agent: Some("streambot/0.1".to_owned()),
+            first_segment_number: 4,
+        };
+        let arguments = engine_record_arguments(
+            "http://example.com/live.flv",
+            Path::new("/r/p-%04d.ts"),
+            &options,
+        );
+        let text = joined(&arguments);
+        assert!(
+            text.contains(
+                "-rw_timeout 5000000 -reconnect 1 -reconnect_streamed 1 -reconnect_on_network_error 1 -reconnect_delay_max 10 -user_agent streambot/0.1 -i http://example.com/live.flv -t 7200.500"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("-segment_time 60 "), "{text}");
+        assert!(text.contains("-segment_start_number 4 "), "{text}");
+        assert!(!text.contains("reconnect_at_eof"), "{text}");
+    }
+}
