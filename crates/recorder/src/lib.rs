@@ -1,1 +1,348 @@
-//! See ARCHITECTURE.md.
+//! One recording end to end: resolve the link (master → variant and audio rendition), record the
+//! main track and, when the variant has a separate audio rendition, the audio track beside it;
+//! report progress; leave parts, ledgers and a `recording.json` summary in the output directory.
+//!
+//! The recorder knows nothing of Telegram, job stores or queues: it is given a directory, a
+//! control channel and an event channel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
+use streambot_hls::ledger::PartSummary;
+use streambot_hls::playlist::{Playlist, parse_playlist};
+use streambot_hls::url_safety::parse_and_check_url;
+use streambot_hls::variant_selection::{VariantChoice, VariantSelectionError, choose_variant};
+use streambot_hls::{
+    DesiredState, HlsError, HlsHttpClient, NetworkPolicy, TrackEnd, TrackEvent, TrackOutcome,
+    TrackRecorderConfig, record_track,
+};
+use tokio::sync::{mpsc, watch};
+use url::Url;
+
+/// The one error enum of the recorder boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error(transparent)]
+    Hls(#[from] HlsError),
+    #[error("the master playlist {url} lists no variant streams")]
+    NoVariants { url: String },
+}
+
+impl RecorderError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RecorderError::Hls(error) => error.is_retryable(),
+            RecorderError::NoVariants { .. } => false,
+        }
+    }
+
+    pub fn user_message(&self) -> String {
+        match self {
+            RecorderError::Hls(error) => error.user_message(),
+            RecorderError::NoVariants { .. } => {
+                "That playlist lists no streams to record.".to_string()
+            }
+        }
+    }
+}
+
+/// Where the recording's bytes come from, after the master playlist was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedSource {
+    pub requested_url: String,
+    pub main_media_playlist_url: String,
+    pub audio_media_playlist_url: Option<String>,
+    pub choice: Option<VariantChoice>,
+    pub audio_only: bool,
+}
+
+/// Reads the link once and decides what to record.
+pub async fn resolve_source(
+    client: &HlsHttpClient,
+    url_text: &str,
+    options: &RecordingOptions,
+) -> Result<ResolvedSource, RecorderError> {
+    let url = parse_and_check_url(url_text, client.policy()).map_err(HlsError::from)?;
+    let (final_url, text) = client.fetch_playlist(&url).await?;
+    let playlist = parse_playlist(&text).map_err(|error| HlsError::Playlist {
+        url: url.to_string(),
+        error,
+    })?;
+    match playlist {
+        Playlist::Media(_) => Ok(ResolvedSource {
+            requested_url: url.to_string(),
+            main_media_playlist_url: final_url.to_string(),
+            audio_media_playlist_url: None,
+            choice: None,
+            audio_only: options.quality == streambot_core::Quality::Audio,
+        }),
+        Playlist::Master(master) => {
+            let choice = choose_variant(&master, options.quality).map_err(|error| match error {
+                VariantSelectionError::NoVariants => RecorderError::NoVariants {
+                    url: url.to_string(),
+                },
+            })?;
+            let join = |uri: &str| -> Result<Url, RecorderError> {
+                final_url.join(uri).map_err(|error| {
+                    RecorderError::Hls(HlsError::Playlist {
+                        url: final_url.to_string(),
+                        error: streambot_hls::playlist::PlaylistParseError::InvalidTag {
+                            line: 0,
+                            tag: "variant URI".to_string(),
+                            reason: format!("{uri:?}: {error}"),
+                        },
+                    })
+                })
+            };
+            let main = join(&choice.main_uri)?;
+            let audio = match choice
+                .audio_rendition
+                .as_ref()
+                .and_then(|rendition| rendition.uri.as_deref())
+            {
+                Some(uri) => Some(join(uri)?.to_string()),
+                None => None,
+            };
+            Ok(ResolvedSource {
+                requested_url: url.to_string(),
+                main_media_playlist_url: main.to_string(),
+                audio_media_playlist_url: audio,
+                audio_only: choice.audio_only,
+                choice: Some(choice),
+            })
+        }
+    }
+}
+
+/// Settings for one recording beyond what the user chose.
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    pub output_directory: PathBuf,
+    pub parallel_downloads: usize,
+    pub live_edge_segments: usize,
+    pub maximum_part_bytes: Option<u64>,
+    pub maximum_part_seconds: Option<f64>,
+    pub fsync_interval: Duration,
+    pub stop_grace: Duration,
+}
+
+impl RecordingSettings {
+    pub fn new(output_directory: PathBuf) -> Self {
+        RecordingSettings {
+            output_directory,
+            parallel_downloads: 3,
+            live_edge_segments: 3,
+            maximum_part_bytes: None,
+            maximum_part_seconds: None,
+            fsync_interval: Duration::from_secs(2),
+            stop_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What the recording reports while it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecorderEvent {
+    Resolved { source: ResolvedSource },
+    Track { event: TrackEvent },
+}
+
+/// A finished track, as written to `recording.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackReport {
+    pub track_name: String,
+    pub ended: String,
+    pub error: Option<String>,
+    pub parts: Vec<PartSummary>,
+    pub progress: RecordingProgress,
+    pub ledger_path: PathBuf,
+    pub first_media_sequence: Option<u64>,
+    pub last_media_sequence: Option<u64>,
+}
+
+/// How the whole recording ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RecordingOutcome {
+    Finished { reason: RecordingEndReason },
+    Failed { message: String, retryable: bool },
+}
+
+/// Everything a recording left behind; also written as `recording.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingReport {
+    pub outcome: RecordingOutcome,
+    pub source: Option<ResolvedSource>,
+    pub main: Option<TrackReport>,
+    pub audio: Option<TrackReport>,
+    pub output_directory: PathBuf,
+}
+
+impl RecordingReport {
+    pub fn progress(&self) -> RecordingProgress {
+        self.main
+            .as_ref()
+            .map(|track| track.progress.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, RecordingOutcome::Finished { .. })
+    }
+}
+
+fn track_report(outcome: &TrackOutcome) -> TrackReport {
+    let (ended, error) = match &outcome.end {
+        TrackEnd::Finished(reason) => (reason.describe(), None),
+        TrackEnd::Failed(error) => ("failed".to_string(), Some(error.to_string())),
+    };
+    TrackReport {
+        track_name: outcome.track_name.clone(),
+        ended,
+        error,
+        parts: outcome.parts.clone(),
+        progress: outcome.progress.clone(),
+        ledger_path: outcome.ledger_path.clone(),
+        first_media_sequence: outcome.first_media_sequence,
+        last_media_sequence: outcome.last_media_sequence,
+    }
+}
+
+/// Records `url_text` into `settings.output_directory` until it ends, is stopped, or fails.
+/// Whatever was written stays on disk and is listed in the report, whatever the way it ended.
+pub async fn record(
+    client: HlsHttpClient,
+    url_text: &str,
+    options: RecordingOptions,
+    settings: RecordingSettings,
+    control: watch::Receiver<DesiredState>,
+    events: mpsc::UnboundedSender<RecorderEvent>,
+) -> RecordingReport {
+    let source = match resolve_source(&client, url_text, &options).await {
+        Ok(source) => source,
+        Err(error) => {
+            let report = RecordingReport {
+                outcome: RecordingOutcome::Failed {
+                    message: error.user_message(),
+                    retryable: error.is_retryable(),
+                },
+                source: None,
+                main: None,
+                audio: None,
+                output_directory: settings.output_directory.clone(),
+            };
+            write_report(&settings.output_directory, &report);
+            return report;
+        }
+    };
+    let _ = events.send(RecorderEvent::Resolved {
+        source: source.clone(),
+    });
+    tracing::info!(main = %source.main_media_playlist_url, audio = ?source.audio_media_playlist_url, "recording source resolved");
+
+    let track_config = |name: &str, url: &str| -> Result<TrackRecorderConfig, RecorderError> {
+        let url = parse_and_check_url(url, client.policy()).map_err(HlsError::from)?;
+        let mut config = TrackRecorderConfig::new(name, url, settings.output_directory.clone());
+        config.stall_timeout = options.stall_timeout;
+        config.maximum_duration = options.maximum_duration;
+        config.parallel_downloads = settings.parallel_downloads;
+        config.live_edge_segments = settings.live_edge_segments;
+        config.maximum_part_bytes = settings.maximum_part_bytes;
+        config.maximum_part_seconds = settings.maximum_part_seconds;
+        config.fsync_interval = settings.fsync_interval;
+        config.stop_grace = settings.stop_grace;
+        Ok(config)
+    };
+    let main_config = match track_config("main", &source.main_media_playlist_url) {
+        Ok(config) => config,
+        Err(error) => {
+            let report = RecordingReport {
+                outcome: RecordingOutcome::Failed {
+                    message: error.user_message(),
+                    retryable: false,
+                },
+                source: Some(source),
+                main: None,
+                audio: None,
+                output_directory: settings.output_directory.clone(),
+            };
+            write_report(&settings.output_directory, &report);
+            return report;
+        }
+    };
+    let audio_config = source
+        .audio_media_playlist_url
+        .as_deref()
+        .and_then(|url| track_config("audio", url).ok());
+
+    let (track_events_sender, mut track_events) = mpsc::unbounded_channel::<TrackEvent>();
+    let forwarder_events = events.clone();
+    let forwarder = tokio::spawn(async move {
+        while let Some(event) = track_events.recv().await {
+            let _ = forwarder_events.send(RecorderEvent::Track { event });
+        }
+    });
+    let main_future = record_track(
+        client.clone(),
+        main_config,
+        control.clone(),
+        track_events_sender.clone(),
+    );
+    let (main_outcome, audio_outcome) = match audio_config {
+        Some(audio_config) => {
+            let audio_future = record_track(
+                client.clone(),
+                audio_config,
+                control.clone(),
+                track_events_sender.clone(),
+            );
+            let (main, audio) = tokio::join!(main_future, audio_future);
+            (main, Some(audio))
+        }
+        None => (main_future.await, None),
+    };
+    drop(track_events_sender);
+    let _ = forwarder.await;
+
+    let outcome = match &main_outcome.end {
+        TrackEnd::Finished(reason) => RecordingOutcome::Finished {
+            reason: reason.clone(),
+        },
+        TrackEnd::Failed(error) => RecordingOutcome::Failed {
+            message: error.user_message(),
+            retryable: error.is_retryable(),
+        },
+    };
+    let report = RecordingReport {
+        outcome,
+        source: Some(source),
+        main: Some(track_report(&main_outcome)),
+        audio: audio_outcome.as_ref().map(track_report),
+        output_directory: settings.output_directory.clone(),
+    };
+    write_report(&settings.output_directory, &report);
+    report
+}
+
+/// Writes `recording.json` next to the parts (best effort: the ledger is the record of truth).
+fn write_report(directory: &Path, report: &RecordingReport) {
+    if std::fs::create_dir_all(directory).is_err() {
+        return;
+    }
+    if let Ok(text) = serde_json::to_vec_pretty(report) {
+        let temporary = directory.join("recording.json.tmp");
+        if std::fs::write(&temporary, text).is_ok() {
+            let _ = std::fs::rename(&temporary, directory.join("recording.json"));
+        }
+    }
+}
+
+/// A network policy from the usual setting.
+pub fn network_policy(allow_private_networks: bool) -> NetworkPolicy {
+    NetworkPolicy {
+        allow_private_networks,
+    }
+}

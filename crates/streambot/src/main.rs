@@ -1,1 +1,108 @@
-fn main() {}
+//! The streambot binary: command line, settings, logging, and the wiring of roles.
+
+mod logging;
+mod record_command;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use streambot_core::{OutputFormat, Quality};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "streambot",
+    version,
+    about = "Records HLS (M3U8) live streams without losing segments; a Telegram bot and its workers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bot, a worker and the scheduler in one process (embedded store).
+    Run,
+    /// Record one stream in the foreground, without Telegram.
+    Record(RecordArguments),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArguments {
+    /// The HLS link: a master or media playlist (http or https).
+    pub url: String,
+    /// Stop after this long, e.g. 2h, 90m, 1h30m, 45s. Records until the stream ends otherwise.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration_argument)]
+    pub maximum_duration: Option<Duration>,
+    /// Which variant to record: best, high, medium, low, worst, audio, or a height like 720p.
+    #[arg(long, default_value = "best", value_parser = parse_quality_argument)]
+    pub quality: Quality,
+    /// Container of the finished file (mp4, mkv, ts). Parts are written as TS/fMP4 until finalize.
+    #[arg(long, default_value = "mp4", value_parser = parse_format_argument)]
+    pub format: OutputFormat,
+    /// Directory for the parts and the ledger. Default: ./recordings/rec-<date>-<time>.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output_directory: Option<PathBuf>,
+    /// End the recording when no new segment appears for this long.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_argument)]
+    pub stall_timeout: Duration,
+    /// Start a new part when the current one would grow past this many megabytes.
+    #[arg(long = "max-part-size", value_name = "MB")]
+    pub maximum_part_megabytes: Option<u64>,
+    /// Start a new part when the current one would grow past this duration (e.g. 30m).
+    #[arg(long = "max-part-duration", value_parser = parse_duration_argument)]
+    pub maximum_part_duration: Option<Duration>,
+    /// Segments downloaded at once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub parallel_downloads: u8,
+    /// Allow links to loopback, private and link-local addresses (refused by default).
+    #[arg(long, env = "ALLOW_PRIVATE_NETWORKS", default_value_t = false)]
+    pub allow_private_networks: bool,
+    /// Print machine-readable events, one JSON object a line, instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration_argument(text: &str) -> Result<Duration, String> {
+    streambot_core::parse_duration_text(text).map_err(|error| error.to_string())
+}
+
+fn parse_quality_argument(text: &str) -> Result<Quality, String> {
+    text.parse::<Quality>().map_err(|error| error.to_string())
+}
+
+fn parse_format_argument(text: &str) -> Result<OutputFormat, String> {
+    text.parse::<OutputFormat>()
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if let Err(error) = logging::initialise_logging() {
+        eprintln!("streambot: {error:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("streambot: could not start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run => {
+                eprintln!(
+                    "streambot run: the Telegram bot is not yet available in this build; use `streambot record URL` to record a stream now."
+                );
+                ExitCode::from(2)
+            }
+            Command::Record(arguments) => record_command::run_record_command(arguments).await,
+        }
+    })
+}

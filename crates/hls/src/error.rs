@@ -1,0 +1,113 @@
+//! The one error enum of the HLS boundary. Each error says whether trying again may help and what
+//! to tell a user.
+
+use std::path::PathBuf;
+
+use crate::playlist::PlaylistParseError;
+use crate::url_safety::UrlSafetyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HlsError {
+    #[error(transparent)]
+    UrlRefused(#[from] UrlSafetyError),
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("could not reach {url}: {detail}")]
+    Network { url: String, detail: String },
+    #[error("{url} sent {received} of {expected} bytes before the connection ended")]
+    ShortBody {
+        url: String,
+        expected: u64,
+        received: u64,
+    },
+    #[error("{url} is larger than the limit of {limit_bytes} bytes for a {what}")]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit_bytes: u64,
+    },
+    #[error("{url} is not a usable HLS playlist: {error}")]
+    Playlist {
+        url: String,
+        error: PlaylistParseError,
+    },
+    #[error("the master playlist {url} lists no variant streams")]
+    NoVariants { url: String },
+    #[error("the master playlist {url} has no audio-only variant or audio rendition")]
+    NoAudio { url: String },
+    #[error("{url} points at another master playlist; refusing to follow nested masters")]
+    NestedMaster { url: String },
+    #[error("the stream is encrypted with {method}, which streambot cannot record (DRM)")]
+    UnsupportedEncryption { method: String },
+    #[error("the AES-128 key at {url} is {length} bytes long; it must be 16")]
+    InvalidKey { url: String, length: usize },
+    #[error("decrypting a segment of {url} failed: {detail}")]
+    Decryption { url: String, detail: String },
+    #[error("could not write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not build the HTTP client: {detail}")]
+    ClientSetup { detail: String },
+}
+
+impl HlsError {
+    /// True when the same request may succeed later (network trouble, 5xx, 429, short bodies).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HlsError::HttpStatus { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408 || *status == 404
+            }
+            HlsError::Network { .. } | HlsError::ShortBody { .. } => true,
+            // A live origin can serve a half-written playlist for a moment.
+            HlsError::Playlist { .. } => true,
+            HlsError::Decryption { .. } => true,
+            HlsError::UrlRefused(_)
+            | HlsError::TooLarge { .. }
+            | HlsError::NoVariants { .. }
+            | HlsError::NoAudio { .. }
+            | HlsError::NestedMaster { .. }
+            | HlsError::UnsupportedEncryption { .. }
+            | HlsError::InvalidKey { .. }
+            | HlsError::Io { .. }
+            | HlsError::ClientSetup { .. } => false,
+        }
+    }
+
+    /// True when an error at the very start means the stream is not there at all.
+    pub fn is_dead_stream_at_start(&self) -> bool {
+        matches!(self, HlsError::HttpStatus { status, .. } if (400..500).contains(status) && *status != 429 && *status != 408)
+    }
+
+    /// A short, specific sentence for the person who asked for the recording.
+    pub fn user_message(&self) -> String {
+        match self {
+            HlsError::UrlRefused(error) => error.to_string(),
+            HlsError::HttpStatus { status: 404, .. } | HlsError::HttpStatus { status: 410, .. } => {
+                "The stream was not found (HTTP 404): check the link, or the stream has ended."
+                    .to_string()
+            }
+            HlsError::HttpStatus { status: 401, .. } | HlsError::HttpStatus { status: 403, .. } => {
+                "The stream refused access (HTTP 403): the link may have expired or be geo-blocked."
+                    .to_string()
+            }
+            HlsError::HttpStatus { status, .. } => {
+                format!("The stream's server answered with an error (HTTP {status}).")
+            }
+            HlsError::Network { .. } => "The stream's server could not be reached.".to_string(),
+            HlsError::Playlist { error, .. } => {
+                format!("That link does not give a usable HLS playlist: {error}.")
+            }
+            other => {
+                let mut text = other.to_string();
+                if let Some(first) = text.get(0..1) {
+                    let upper = first.to_uppercase();
+                    text.replace_range(0..1, &upper);
+                }
+                text
+            }
+        }
+    }
+}

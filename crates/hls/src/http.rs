@@ -1,0 +1,255 @@
+//! The HTTP side of the fetcher: one shared client with the URL-safety resolver and redirect
+//! policy, bounded body sizes, and short bodies treated as failures.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use url::Url;
+
+use crate::error::HlsError;
+use crate::playlist::ByteRange;
+use crate::url_safety::{NetworkPolicy, check_url, redirect_policy, resolver_for};
+
+/// Upper bounds for what a server may send.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits {
+    pub maximum_playlist_bytes: u64,
+    pub maximum_segment_bytes: u64,
+    pub maximum_key_bytes: u64,
+    pub maximum_redirects: usize,
+    pub connect_timeout: Duration,
+    /// Longest pause between two chunks of a body.
+    pub read_timeout: Duration,
+    /// Longest time for a whole playlist or key request.
+    pub small_request_timeout: Duration,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            maximum_playlist_bytes: 8 * 1024 * 1024,
+            maximum_segment_bytes: 512 * 1024 * 1024,
+            maximum_key_bytes: 1024,
+            maximum_redirects: 5,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(20),
+            small_request_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What kind of resource a request fetches; picks the size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Playlist,
+    Segment,
+    Key,
+}
+
+impl ResourceKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ResourceKind::Playlist => "playlist",
+            ResourceKind::Segment => "segment",
+            ResourceKind::Key => "key",
+        }
+    }
+}
+
+/// A cheap-to-clone HTTP client shared by every recording of a process.
+#[derive(Debug, Clone)]
+pub struct HlsHttpClient {
+    client: reqwest::Client,
+    policy: NetworkPolicy,
+    limits: FetchLimits,
+}
+
+/// A fetched body and the URL it finally came from (after redirects).
+#[derive(Debug, Clone)]
+pub struct FetchedBody {
+    pub final_url: Url,
+    pub body: Bytes,
+}
+
+impl HlsHttpClient {
+    pub fn new(policy: NetworkPolicy, limits: FetchLimits) -> Result<Self, HlsError> {
+        let client = reqwest::Client::builder()
+            .dns_resolver(resolver_for(policy))
+            .redirect(redirect_policy(policy, limits.maximum_redirects))
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.read_timeout)
+            .no_proxy()
+            .pool_max_idle_per_host(8)
+            .user_agent(concat!("streambot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| HlsError::ClientSetup {
+                detail: error.to_string(),
+            })?;
+        Ok(HlsHttpClient {
+            client,
+            policy,
+            limits,
+        })
+    }
+
+    pub fn policy(&self) -> NetworkPolicy {
+        self.policy
+    }
+
+    pub fn limits(&self) -> FetchLimits {
+        self.limits
+    }
+
+    /// Fetches a playlist as text.
+    pub async fn fetch_playlist(&self, url: &Url) -> Result<(Url, String), HlsError> {
+        let fetched = self.fetch(url, ResourceKind::Playlist, None).await?;
+        let text = String::from_utf8_lossy(&fetched.body).into_owned();
+        Ok((fetched.final_url, text))
+    }
+
+    /// Fetches a whole resource or a byte range of it.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+    ) -> Result<FetchedBody, HlsError> {
+        check_url(url, self.policy)?;
+        let limit = match kind {
+            ResourceKind::Playlist => self.limits.maximum_playlist_bytes,
+            ResourceKind::Segment => self.limits.maximum_segment_bytes,
+            ResourceKind::Key => self.limits.maximum_key_bytes,
+        };
+        let mut request = self.client.get(url.clone());
+        if kind != ResourceKind::Segment {
+            request = request.timeout(self.limits.small_request_timeout);
+        }
+        if let Some(range) = byte_range {
+            let last = range.offset + range.length.saturating_sub(1);
+            request = request.header("Range", format!("bytes={}-{}", range.offset, last));
+        }
+        let network_error = |error: reqwest::Error| HlsError::Network {
+            url: url.to_string(),
+            detail: describe_reqwest_error(&error),
+        };
+        let mut response = request.send().await.map_err(|error| {
+            if let Some(refusal) = find_url_refusal(&error) {
+                return HlsError::UrlRefused(refusal);
+            }
+            network_error(error)
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(HlsError::HttpStatus {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        let final_url = response.url().clone();
+        let expected_length = response.content_length();
+        if let Some(expected) = expected_length
+            && expected > limit
+        {
+            return Err(HlsError::TooLarge {
+                url: url.to_string(),
+                what: kind.describe(),
+                limit_bytes: limit,
+            });
+        }
+        let mut body =
+            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit) as usize);
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(error) => {
+                    if let Some(expected) = expected_length {
+                        return Err(HlsError::ShortBody {
+                            url: url.to_string(),
+                            expected,
+                            received: body.len() as u64,
+                        });
+                    }
+                    return Err(network_error(error));
+                }
+            };
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(HlsError::TooLarge {
+                    url: url.to_string(),
+                    what: kind.describe(),
+                    limit_bytes: limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if let Some(expected) = expected_length
+            && (body.len() as u64) < expected
+        {
+            return Err(HlsError::ShortBody {
+                url: url.to_string(),
+                expected,
+                received: body.len() as u64,
+            });
+        }
+        let mut body = body.freeze();
+        // A server that ignores Range sends the whole resource: cut the range out of it.
+        if let Some(range) = byte_range
+            && status == reqwest::StatusCode::OK
+            && body.len() as u64 > range.length
+        {
+            let start = range.offset as usize;
+            let end = start.saturating_add(range.length as usize);
+            if end > body.len() {
+                return Err(HlsError::ShortBody {
+                    url: url.to_string(),
+                    expected: end as u64,
+                    received: body.len() as u64,
+                });
+            }
+            body = body.slice(start..end);
+        }
+        if let Some(range) = byte_range
+            && (body.len() as u64) < range.length
+        {
+            return Err(HlsError::ShortBody {
+                url: url.to_string(),
+                expected: range.length,
+                received: body.len() as u64,
+            });
+        }
+        Ok(FetchedBody { final_url, body })
+    }
+}
+
+fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut depth = 0;
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+        depth += 1;
+        if depth >= 4 {
+            break;
+        }
+    }
+    text
+}
+
+fn find_url_refusal(error: &reqwest::Error) -> Option<crate::url_safety::UrlSafetyError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refusal) = cause.downcast_ref::<crate::url_safety::UrlSafetyError>() {
+            return Some(refusal.clone());
+        }
+        source = cause.source();
+    }
+    None
+}

@@ -1,0 +1,387 @@
+//! The segment ledger and the part files. Every committed segment is appended to the current part
+//! (`part-0001.ts`, or `part-0001.mp4` with its init segment first for fMP4) and recorded as one
+//! JSON line in `ledger.jsonl`. Bytes reach the part before their ledger line, both are flushed
+//! on every write and fsync'd at least every `fsync_interval`, so after a crash the ledger never
+//! claims bytes the part does not have, and a part is a playable prefix at any instant.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::HlsError;
+
+/// What became of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentState {
+    /// Written to the part.
+    Ok,
+    /// Could not be had before it left the playlist window: lost.
+    Gap,
+    /// Published while the recording was paused: absent by the user's choice.
+    Pause,
+}
+
+/// One line of `ledger.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Which track: "main" or "audio".
+    pub track: String,
+    /// Part number, from 1. Gaps and pauses carry the part that was current.
+    pub part: u32,
+    /// Increments when the origin's sequence numbering restarts.
+    pub epoch: u32,
+    pub discontinuity_sequence: u64,
+    pub media_sequence: u64,
+    pub duration_seconds: f64,
+    /// Bytes written to the part (after decryption); 0 for gaps and pauses.
+    pub bytes: u64,
+    /// Offset of the segment's first byte in the part.
+    pub offset_in_part: u64,
+    pub state: SegmentState,
+    pub wall_time: DateTime<Utc>,
+    /// Failed attempts before success (or before giving up, for a gap).
+    pub failed_attempts: u32,
+    pub uri: String,
+}
+
+/// Why a part was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartStartReason {
+    First,
+    Discontinuity,
+    InitChanged,
+    Resume,
+    Restart,
+    SizeLimit,
+    DurationLimit,
+}
+
+/// The container a part is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartContainer {
+    MpegTs,
+    FragmentedMp4,
+    /// Raw elementary streams (ADTS AAC and the like), kept with the extension they came with.
+    Raw,
+}
+
+impl PartContainer {
+    pub fn extension(self) -> &'static str {
+        match self {
+            PartContainer::MpegTs => "ts",
+            PartContainer::FragmentedMp4 => "mp4",
+            PartContainer::Raw => "bin",
+        }
+    }
+}
+
+/// A part file as it stands on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartSummary {
+    pub number: u32,
+    pub path: PathBuf,
+    pub reason: PartStartReason,
+    pub bytes: u64,
+    pub segments: u64,
+    pub media_seconds: f64,
+}
+
+/// File name of part `number` of a track.
+pub fn part_file_name(track_prefix: &str, number: u32, container: PartContainer) -> String {
+    format!("{track_prefix}-{number:04}.{}", container.extension())
+}
+
+/// Reads a ledger back; lines that are cut short by a crash are skipped.
+pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>, HlsError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(HlsError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut entries = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|source| HlsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Ok(entry) = serde_json::from_str::<LedgerEntry>(&line) {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
+/// Writes one track's parts and its ledger lines.
+pub struct PartWriter {
+    directory: PathBuf,
+    track_prefix: String,
+    ledger_path: PathBuf,
+    ledger_file: File,
+    current_part: Option<OpenPart>,
+    finished_parts: Vec<PartSummary>,
+    next_part_number: u32,
+    fsync_interval: Duration,
+    last_fsync: Instant,
+}
+
+struct OpenPart {
+    file: File,
+    summary: PartSummary,
+    init_identity: Option<String>,
+    container: PartContainer,
+}
+
+impl PartWriter {
+    /// Opens the ledger in `directory` (creating both) and continues the part numbering after any
+    /// part already recorded there, so a resumed recording never overwrites what it has.
+    pub fn open(
+        directory: &Path,
+        track_prefix: &str,
+        fsync_interval: Duration,
+    ) -> Result<Self, HlsError> {
+        std::fs::create_dir_all(directory).map_err(|source| HlsError::Io {
+            path: directory.to_path_buf(),
+            source,
+        })?;
+        let ledger_path = directory.join(format!("{track_prefix}-ledger.jsonl"));
+        let existing = read_ledger(&ledger_path)?;
+        let mut highest_part = existing.iter().map(|entry| entry.part).max().unwrap_or(0);
+        // A part file may exist without ledger lines (crash after the first bytes).
+        if let Ok(listing) = std::fs::read_dir(directory) {
+            for item in listing.flatten() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                if let Some(rest) = name.strip_prefix(&format!("{track_prefix}-"))
+                    && let Some(number_text) = rest.split('.').next()
+                    && let Ok(number) = number_text.parse::<u32>()
+                {
+                    highest_part = highest_part.max(number);
+                }
+            }
+        }
+        let ledger_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&ledger_path)
+            .map_err(|source| HlsError::Io {
+                path: ledger_path.clone(),
+                source,
+            })?;
+        Ok(PartWriter {
+            directory: directory.to_path_buf(),
+            track_prefix: track_prefix.to_string(),
+            ledger_path,
+            ledger_file,
+            current_part: None,
+            finished_parts: Vec::new(),
+            next_part_number: highest_part + 1,
+            fsync_interval,
+            last_fsync: Instant::now(),
+        })
+    }
+
+    pub fn ledger_path(&self) -> &Path {
+        &self.ledger_path
+    }
+
+    /// True when no part was ever written in this directory before this writer.
+    pub fn is_fresh(&self) -> bool {
+        self.next_part_number == 1 && self.current_part.is_none()
+    }
+
+    pub fn current_part_number(&self) -> u32 {
+        self.current_part
+            .as_ref()
+            .map_or(self.next_part_number.saturating_sub(1), |part| {
+                part.summary.number
+            })
+    }
+
+    pub fn current_part_summary(&self) -> Option<&PartSummary> {
+        self.current_part.as_ref().map(|part| &part.summary)
+    }
+
+    pub fn current_init_identity(&self) -> Option<&str> {
+        self.current_part
+            .as_ref()
+            .and_then(|part| part.init_identity.as_deref())
+    }
+
+    pub fn has_open_part(&self) -> bool {
+        self.current_part.is_some()
+    }
+
+    /// Closes the current part (fsync) and opens the next, writing `init_segment` first.
+    pub fn start_part(
+        &mut self,
+        reason: PartStartReason,
+        container: PartContainer,
+        init_segment: Option<(&str, &[u8])>,
+    ) -> Result<&PartSummary, HlsError> {
+        self.close_part()?;
+        let number = self.next_part_number;
+        self.next_part_number += 1;
+        let path = self
+            .directory
+            .join(part_file_name(&self.track_prefix, number, container));
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| HlsError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let mut bytes = 0;
+        let mut init_identity = None;
+        if let Some((identity, init_bytes)) = init_segment {
+            file.write_all(init_bytes).map_err(|source| HlsError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            bytes = init_bytes.len() as u64;
+            init_identity = Some(identity.to_string());
+        }
+        self.current_part = Some(OpenPart {
+            file,
+            summary: PartSummary {
+                number,
+                path,
+                reason,
+                bytes,
+                segments: 0,
+                media_seconds: 0.0,
+            },
+            init_identity,
+            container,
+        });
+        match &self.current_part {
+            Some(part) => Ok(&part.summary),
+            None => unreachable_part(&self.directory),
+        }
+    }
+
+    pub fn current_container(&self) -> Option<PartContainer> {
+        self.current_part.as_ref().map(|part| part.container)
+    }
+
+    /// Appends a segment's bytes to the current part and its line to the ledger.
+    pub fn append_segment(
+        &mut self,
+        mut entry: LedgerEntry,
+        segment_bytes: &[u8],
+    ) -> Result<LedgerEntry, HlsError> {
+        let Some(part) = self.current_part.as_mut() else {
+            return unreachable_part(&self.directory);
+        };
+        part.file
+            .write_all(segment_bytes)
+            .map_err(|source| HlsError::Io {
+                path: part.summary.path.clone(),
+                source,
+            })?;
+        entry.part = part.summary.number;
+        entry.offset_in_part = part.summary.bytes;
+        entry.bytes = segment_bytes.len() as u64;
+        entry.state = SegmentState::Ok;
+        part.summary.bytes += segment_bytes.len() as u64;
+        part.summary.segments += 1;
+        part.summary.media_seconds += entry.duration_seconds;
+        self.write_ledger_line(&entry)?;
+        self.maybe_fsync()?;
+        Ok(entry)
+    }
+
+    /// Records a gap or a pause (no bytes).
+    pub fn record_missing(&mut self, mut entry: LedgerEntry) -> Result<LedgerEntry, HlsError> {
+        entry.part = self.current_part_number().max(1);
+        entry.bytes = 0;
+        entry.offset_in_part = self
+            .current_part
+            .as_ref()
+            .map_or(0, |part| part.summary.bytes);
+        self.write_ledger_line(&entry)?;
+        Ok(entry)
+    }
+
+    fn write_ledger_line(&mut self, entry: &LedgerEntry) -> Result<(), HlsError> {
+        let mut line = serde_json::to_vec(entry).map_err(|error| HlsError::Io {
+            path: self.ledger_path.clone(),
+            source: std::io::Error::other(error),
+        })?;
+        line.push(b'\n');
+        self.ledger_file
+            .write_all(&line)
+            .map_err(|source| HlsError::Io {
+                path: self.ledger_path.clone(),
+                source,
+            })
+    }
+
+    fn maybe_fsync(&mut self) -> Result<(), HlsError> {
+        if self.last_fsync.elapsed() >= self.fsync_interval {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the part and the ledger to disk.
+    pub fn sync_all(&mut self) -> Result<(), HlsError> {
+        if let Some(part) = self.current_part.as_mut() {
+            part.file.sync_data().map_err(|source| HlsError::Io {
+                path: part.summary.path.clone(),
+                source,
+            })?;
+        }
+        self.ledger_file
+            .sync_data()
+            .map_err(|source| HlsError::Io {
+                path: self.ledger_path.clone(),
+                source,
+            })?;
+        self.last_fsync = Instant::now();
+        Ok(())
+    }
+
+    /// Closes the current part; an empty part (no segment) is removed.
+    pub fn close_part(&mut self) -> Result<(), HlsError> {
+        self.sync_all()?;
+        if let Some(part) = self.current_part.take() {
+            drop(part.file);
+            if part.summary.segments == 0 {
+                let _ = std::fs::remove_file(&part.summary.path);
+            } else {
+                self.finished_parts.push(part.summary);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes everything and returns the parts written by this writer.
+    pub fn finish(mut self) -> Result<Vec<PartSummary>, HlsError> {
+        self.close_part()?;
+        Ok(self.finished_parts)
+    }
+
+    pub fn finished_parts(&self) -> &[PartSummary] {
+        &self.finished_parts
+    }
+}
+
+fn unreachable_part<T>(directory: &Path) -> Result<T, HlsError> {
+    Err(HlsError::Io {
+        path: directory.to_path_buf(),
+        source: std::io::Error::other("no part is open"),
+    })
+}

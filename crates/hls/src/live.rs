@@ -1,0 +1,1223 @@
+//! The live fetcher: records one media playlist (a "track") into parts and a ledger.
+//!
+//! - Reloads the playlist after the target duration, after half of it when nothing changed
+//!   (RFC 8216 §6.3.4), on a schedule that does not drift; network errors back off.
+//! - A segment is identified by (epoch, discontinuity sequence, media sequence); the epoch goes up
+//!   when the origin restarts its numbering. Ordering and de-duplication use (epoch, media sequence).
+//! - Each segment is retried with backoff until the moment it would leave the playlist window,
+//!   then it is a gap. A few downloads run at once; commits happen strictly in order.
+//! - Media sequences skipped between two playlists (an outage longer than the window, or an origin
+//!   that jumps) are gaps too, counted the moment they are known.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Serialize;
+use streambot_core::{RecordingEndReason, RecordingProgress};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::decrypt::{decrypt_aes128_cbc, initialization_vector_from_media_sequence};
+use crate::error::HlsError;
+use crate::http::{HlsHttpClient, ResourceKind};
+use crate::ledger::{
+    LedgerEntry, PartContainer, PartStartReason, PartSummary, PartWriter, SegmentState, read_ledger,
+};
+use crate::playlist::{ByteRange, KeyMethod, MediaPlaylist, Playlist, parse_playlist};
+
+/// What the owner of a recording wants it to do. Sent through a `watch` channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredState {
+    Record,
+    Pause,
+    /// Finish the downloads in flight, commit them, end.
+    Stop,
+    /// End at once; the part on disk stays playable.
+    StopNow,
+}
+
+/// Settings of one track recording.
+#[derive(Debug, Clone)]
+pub struct TrackRecorderConfig {
+    /// "main" or "audio": prefixes the part files and the ledger, and names the track in events.
+    pub track_name: String,
+    pub media_playlist_url: Url,
+    pub output_directory: PathBuf,
+    pub stall_timeout: Duration,
+    pub maximum_duration: Option<Duration>,
+    pub parallel_downloads: usize,
+    /// How many segments back from the live edge a live recording starts.
+    pub live_edge_segments: usize,
+    pub fsync_interval: Duration,
+    pub maximum_part_bytes: Option<u64>,
+    pub maximum_part_seconds: Option<f64>,
+    /// How long a graceful stop waits for the downloads in flight.
+    pub stop_grace: Duration,
+}
+
+impl TrackRecorderConfig {
+    pub fn new(track_name: &str, media_playlist_url: Url, output_directory: PathBuf) -> Self {
+        TrackRecorderConfig {
+            track_name: track_name.to_string(),
+            media_playlist_url,
+            output_directory,
+            stall_timeout: streambot_core::options::DEFAULT_STALL_TIMEOUT,
+            maximum_duration: None,
+            parallel_downloads: 3,
+            live_edge_segments: 3,
+            fsync_interval: Duration::from_secs(2),
+            maximum_part_bytes: None,
+            maximum_part_seconds: None,
+            stop_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What a track reports while it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrackEvent {
+    PartStarted {
+        track: String,
+        part: PartSummary,
+    },
+    SegmentCommitted {
+        track: String,
+        entry: LedgerEntry,
+        progress: RecordingProgress,
+    },
+    GapDetected {
+        track: String,
+        entry: LedgerEntry,
+        progress: RecordingProgress,
+    },
+    PlaylistTrouble {
+        track: String,
+        error: String,
+        consecutive_failures: u32,
+    },
+    StateChanged {
+        track: String,
+        state: DesiredState,
+    },
+}
+
+/// How a track ended.
+#[derive(Debug)]
+pub enum TrackEnd {
+    Finished(RecordingEndReason),
+    Failed(HlsError),
+}
+
+/// What a track left behind, whatever the way it ended.
+#[derive(Debug)]
+pub struct TrackOutcome {
+    pub track_name: String,
+    pub end: TrackEnd,
+    pub parts: Vec<PartSummary>,
+    pub progress: RecordingProgress,
+    pub ledger_path: PathBuf,
+    pub first_media_sequence: Option<u64>,
+    pub last_media_sequence: Option<u64>,
+}
+
+/// Ordering key of a segment: epoch, then media sequence.
+type SegmentKey = (u32, u64);
+
+#[derive(Debug, Clone)]
+struct SegmentKeyInfo {
+    key_url: Url,
+    initialization_vector: [u8; 16],
+}
+
+#[derive(Debug, Clone)]
+struct InitInfo {
+    identity: String,
+    url: Url,
+    byte_range: Option<ByteRange>,
+}
+
+#[derive(Debug)]
+enum SegmentStatus {
+    Waiting,
+    InFlight,
+    Done {
+        bytes: Bytes,
+        init_bytes: Option<Bytes>,
+    },
+    Gap,
+    Paused,
+}
+
+#[derive(Debug)]
+struct TrackedSegment {
+    epoch: u32,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    discontinuity_before: bool,
+    url: Url,
+    uri_text: String,
+    duration_seconds: f64,
+    byte_range: Option<ByteRange>,
+    key: Option<SegmentKeyInfo>,
+    init: Option<InitInfo>,
+    deadline: Instant,
+    next_attempt_at: Instant,
+    failed_attempts: u32,
+    status: SegmentStatus,
+    gap_counted: bool,
+}
+
+struct DownloadResult {
+    key: SegmentKey,
+    result: Result<(Bytes, Option<Bytes>), HlsError>,
+}
+
+#[derive(Default)]
+struct SharedCaches {
+    keys: Mutex<HashMap<Url, [u8; 16]>>,
+    inits: Mutex<HashMap<String, Bytes>>,
+}
+
+/// Records one media playlist until it ends, is stopped, stalls or fails.
+pub async fn record_track(
+    client: HlsHttpClient,
+    config: TrackRecorderConfig,
+    mut control: watch::Receiver<DesiredState>,
+    events: mpsc::UnboundedSender<TrackEvent>,
+) -> TrackOutcome {
+    let mut writer = match PartWriter::open(
+        &config.output_directory,
+        &config.track_name,
+        config.fsync_interval,
+    ) {
+        Ok(writer) => writer,
+        Err(error) => {
+            return TrackOutcome {
+                track_name: config.track_name.clone(),
+                end: TrackEnd::Failed(error),
+                parts: Vec::new(),
+                progress: RecordingProgress::default(),
+                ledger_path: config.output_directory.clone(),
+                first_media_sequence: None,
+                last_media_sequence: None,
+            };
+        }
+    };
+    let ledger_path = writer.ledger_path().to_path_buf();
+    let resume_after = read_ledger(&ledger_path).ok().and_then(|entries| {
+        entries
+            .last()
+            .map(|entry| (entry.epoch, entry.media_sequence))
+    });
+    let mut state = TrackState {
+        config: config.clone(),
+        client,
+        events,
+        caches: Arc::new(SharedCaches::default()),
+        pending: BTreeMap::new(),
+        highest_seen: resume_after,
+        resume_after,
+        current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
+        highest_discontinuity_sequence: 0,
+        started_at: Instant::now(),
+        last_new_segment_at: Instant::now(),
+        end_list_seen: false,
+        taking_new_segments: true,
+        scheduled_media_seconds: 0.0,
+        progress: RecordingProgress::default(),
+        last_committed_discontinuity: None,
+        last_committed_epoch: None,
+        part_break_pending: None,
+        paused: false,
+        first_media_sequence: None,
+        last_media_sequence: None,
+        target_duration_seconds: 2.0,
+        playlist_base_url: config.media_playlist_url.clone(),
+    };
+    let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
+    let end = state.run(&mut writer, &mut control, &mut downloads).await;
+    downloads.abort_all();
+    let parts = match writer.finish() {
+        Ok(parts) => parts,
+        Err(error) => {
+            return state.outcome(TrackEnd::Failed(error), Vec::new(), ledger_path);
+        }
+    };
+    state.outcome(end, parts, ledger_path)
+}
+
+struct TrackState {
+    config: TrackRecorderConfig,
+    client: HlsHttpClient,
+    events: mpsc::UnboundedSender<TrackEvent>,
+    caches: Arc<SharedCaches>,
+    pending: BTreeMap<SegmentKey, TrackedSegment>,
+    highest_seen: Option<SegmentKey>,
+    resume_after: Option<SegmentKey>,
+    current_epoch: u32,
+    highest_discontinuity_sequence: u64,
+    started_at: Instant,
+    last_new_segment_at: Instant,
+    end_list_seen: bool,
+    taking_new_segments: bool,
+    scheduled_media_seconds: f64,
+    progress: RecordingProgress,
+    last_committed_discontinuity: Option<u64>,
+    last_committed_epoch: Option<u32>,
+    part_break_pending: Option<PartStartReason>,
+    paused: bool,
+    first_media_sequence: Option<u64>,
+    last_media_sequence: Option<u64>,
+    target_duration_seconds: f64,
+    playlist_base_url: Url,
+}
+
+enum StopMode {
+    Graceful(RecordingEndReason),
+    Immediate(RecordingEndReason),
+}
+
+impl TrackState {
+    fn outcome(
+        &self,
+        end: TrackEnd,
+        parts: Vec<PartSummary>,
+        ledger_path: PathBuf,
+    ) -> TrackOutcome {
+        TrackOutcome {
+            track_name: self.config.track_name.clone(),
+            end,
+            parts,
+            progress: self.progress.clone(),
+            ledger_path,
+            first_media_sequence: self.first_media_sequence,
+            last_media_sequence: self.last_media_sequence,
+        }
+    }
+
+    fn emit(&self, event: TrackEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn target_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.target_duration_seconds.clamp(0.1, 60.0))
+    }
+
+    async fn run(
+        &mut self,
+        writer: &mut PartWriter,
+        control: &mut watch::Receiver<DesiredState>,
+        downloads: &mut JoinSet<DownloadResult>,
+    ) -> TrackEnd {
+        // First load: a dead or wrong link fails fast; transient trouble is retried for a while.
+        let first_playlist = match self.first_load(control).await {
+            Ok(Some(playlist)) => playlist,
+            Ok(None) => return TrackEnd::Finished(RecordingEndReason::Stopped),
+            Err(error) => return TrackEnd::Failed(error),
+        };
+        let mut reload_scheduled_at = Instant::now();
+        if let Err(error) = self.absorb_playlist(&first_playlist, true) {
+            return TrackEnd::Failed(error);
+        }
+        let mut next_reload_at = reload_scheduled_at + self.target_duration();
+        let mut consecutive_playlist_failures: u32 = 0;
+        let mut stop_mode: Option<StopMode> = None;
+        let mut stop_deadline: Option<Instant> = None;
+        self.apply_desired_state(*control.borrow(), &mut stop_mode, writer);
+
+        loop {
+            // Progress the state machine as far as it goes without waiting.
+            if stop_mode.is_none() {
+                self.give_up_expired();
+                self.start_downloads(downloads);
+            }
+            if let Err(error) = self.commit_ready(writer) {
+                return TrackEnd::Failed(error);
+            }
+
+            // End conditions.
+            if let Some(mode) = &stop_mode {
+                let nothing_in_flight = downloads.is_empty();
+                let grace_over = stop_deadline.is_some_and(|deadline| Instant::now() >= deadline);
+                if matches!(mode, StopMode::Immediate(_)) || nothing_in_flight || grace_over {
+                    let reason = match mode {
+                        StopMode::Graceful(reason) | StopMode::Immediate(reason) => reason.clone(),
+                    };
+                    if matches!(mode, StopMode::Graceful(_))
+                        && let Err(error) = self.commit_after_stop(writer)
+                    {
+                        return TrackEnd::Failed(error);
+                    }
+                    return TrackEnd::Finished(reason);
+                }
+            } else if self.pending.is_empty() && (self.end_list_seen || !self.taking_new_segments) {
+                let reason = if self.end_list_seen && self.taking_new_segments {
+                    RecordingEndReason::StreamEnded
+                } else {
+                    RecordingEndReason::DurationReached
+                };
+                return TrackEnd::Finished(reason);
+            } else {
+                let now = Instant::now();
+                if !self.paused
+                    && now.duration_since(self.last_new_segment_at) >= self.config.stall_timeout
+                {
+                    let seconds = now.duration_since(self.last_new_segment_at).as_secs();
+                    stop_mode = Some(StopMode::Graceful(RecordingEndReason::Stalled {
+                        seconds_without_new_segment: seconds,
+                    }));
+                    stop_deadline =
+                        Some(now + self.config.stop_grace.min(self.target_duration() * 2));
+                    continue;
+                }
+                if let Some(maximum) = self.config.maximum_duration
+                    && now.duration_since(self.started_at) >= maximum + self.target_duration() * 2
+                {
+                    stop_mode = Some(StopMode::Graceful(RecordingEndReason::DurationReached));
+                    stop_deadline = Some(now + self.config.stop_grace);
+                    continue;
+                }
+            }
+
+            let wake_at = self.next_wake(next_reload_at, stop_deadline, downloads.len());
+            tokio::select! {
+                biased;
+                changed = control.changed() => {
+                    let desired = if changed.is_ok() { *control.borrow_and_update() } else { DesiredState::Stop };
+                    if changed.is_err() && stop_mode.is_some() {
+                        // The owner is gone and we are already stopping: let the grace run out.
+                        tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)).await;
+                    }
+                    let was_stopping = stop_mode.is_some();
+                    self.apply_desired_state(desired, &mut stop_mode, writer);
+                    if !was_stopping && stop_mode.is_some() {
+                        stop_deadline = Some(Instant::now() + self.config.stop_grace);
+                    }
+                    if matches!(stop_mode, Some(StopMode::Immediate(_))) {
+                        downloads.abort_all();
+                    }
+                }
+                Some(joined) = downloads.join_next(), if !downloads.is_empty() => {
+                    match joined {
+                        Ok(result) => self.absorb_download(result),
+                        Err(join_error) => {
+                            if join_error.is_panic() {
+                                return TrackEnd::Failed(HlsError::Io {
+                                    path: self.config.output_directory.clone(),
+                                    source: std::io::Error::other("a segment download panicked"),
+                                });
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+
+            if stop_mode.is_none() && Instant::now() >= next_reload_at {
+                match self.load_playlist().await {
+                    Ok(playlist) => {
+                        consecutive_playlist_failures = 0;
+                        let changed = match self.absorb_playlist(&playlist, false) {
+                            Ok(changed) => changed,
+                            Err(error) => return TrackEnd::Failed(error),
+                        };
+                        let interval = if changed {
+                            self.target_duration()
+                        } else {
+                            self.target_duration() / 2
+                        };
+                        reload_scheduled_at = next_reload_at;
+                        next_reload_at = (reload_scheduled_at + interval).max(Instant::now());
+                    }
+                    Err(error) => {
+                        if matches!(
+                            error,
+                            HlsError::UnsupportedEncryption { .. }
+                                | HlsError::NestedMaster { .. }
+                                | HlsError::Io { .. }
+                        ) {
+                            return TrackEnd::Failed(error);
+                        }
+                        consecutive_playlist_failures += 1;
+                        tracing::warn!(track = %self.config.track_name, %error, consecutive_playlist_failures, "playlist reload failed");
+                        self.emit(TrackEvent::PlaylistTrouble {
+                            track: self.config.track_name.clone(),
+                            error: error.to_string(),
+                            consecutive_failures: consecutive_playlist_failures,
+                        });
+                        let backoff = Duration::from_millis(250)
+                            .saturating_mul(1 << consecutive_playlist_failures.min(6))
+                            .min(self.target_duration());
+                        next_reload_at = Instant::now() + backoff;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_desired_state(
+        &mut self,
+        desired: DesiredState,
+        stop_mode: &mut Option<StopMode>,
+        writer: &mut PartWriter,
+    ) {
+        self.emit(TrackEvent::StateChanged {
+            track: self.config.track_name.clone(),
+            state: desired,
+        });
+        match desired {
+            DesiredState::Record => {
+                if self.paused {
+                    self.paused = false;
+                    self.part_break_pending = Some(PartStartReason::Resume);
+                    self.last_new_segment_at = Instant::now();
+                    let _ = writer.close_part();
+                }
+            }
+            DesiredState::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    for segment in self.pending.values_mut() {
+                        if matches!(segment.status, SegmentStatus::Waiting) {
+                            segment.status = SegmentStatus::Paused;
+                        }
+                    }
+                }
+            }
+            DesiredState::Stop => {
+                if stop_mode.is_none() {
+                    *stop_mode = Some(StopMode::Graceful(RecordingEndReason::Stopped));
+                }
+            }
+            DesiredState::StopNow => {
+                *stop_mode = Some(StopMode::Immediate(RecordingEndReason::Stopped));
+            }
+        }
+    }
+
+    fn next_wake(
+        &self,
+        next_reload_at: Instant,
+        stop_deadline: Option<Instant>,
+        in_flight: usize,
+    ) -> Instant {
+        let mut wake = next_reload_at;
+        if let Some(deadline) = stop_deadline {
+            wake = wake.min(deadline);
+        }
+        for segment in self.pending.values() {
+            if matches!(segment.status, SegmentStatus::Waiting) {
+                wake = wake.min(segment.deadline);
+                if in_flight < self.config.parallel_downloads {
+                    wake = wake.min(segment.next_attempt_at);
+                }
+            }
+        }
+        if !self.paused {
+            wake = wake.min(self.last_new_segment_at + self.config.stall_timeout);
+        }
+        if let Some(maximum) = self.config.maximum_duration {
+            wake = wake.min(self.started_at + maximum + self.target_duration() * 2);
+        }
+        wake
+    }
+
+    async fn first_load(
+        &mut self,
+        control: &mut watch::Receiver<DesiredState>,
+    ) -> Result<Option<MediaPlaylist>, HlsError> {
+        let give_up_at = Instant::now() + self.config.stall_timeout.min(Duration::from_secs(30));
+        let mut attempt: u32 = 0;
+        loop {
+            match self.load_playlist().await {
+                Ok(playlist) => return Ok(Some(playlist)),
+                Err(error) => {
+                    attempt += 1;
+                    let retry = error.is_retryable() && !error.is_dead_stream_at_start();
+                    if !retry || Instant::now() >= give_up_at {
+                        return Err(error);
+                    }
+                    tracing::warn!(track = %self.config.track_name, %error, attempt, "first playlist load failed; retrying");
+                    self.emit(TrackEvent::PlaylistTrouble {
+                        track: self.config.track_name.clone(),
+                        error: error.to_string(),
+                        consecutive_failures: attempt,
+                    });
+                    let backoff = Duration::from_millis(250).saturating_mul(1 << attempt.min(5));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        changed = control.changed() => {
+                            let desired = if changed.is_ok() { *control.borrow_and_update() } else { DesiredState::Stop };
+                            if matches!(desired, DesiredState::Stop | DesiredState::StopNow) {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn load_playlist(&mut self) -> Result<MediaPlaylist, HlsError> {
+        let url = &self.config.media_playlist_url;
+        let (final_url, text) = self.client.fetch_playlist(url).await?;
+        // Relative segment URIs resolve against where the playlist really came from.
+        self.playlist_base_url = final_url;
+        match parse_playlist(&text) {
+            Ok(Playlist::Media(media)) => Ok(media),
+            Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
+                url: url.to_string(),
+            }),
+            Err(error) => Err(HlsError::Playlist {
+                url: url.to_string(),
+                error,
+            }),
+        }
+    }
+
+    /// Takes in a freshly loaded playlist. Returns whether it listed anything new.
+    fn absorb_playlist(
+        &mut self,
+        playlist: &MediaPlaylist,
+        is_first: bool,
+    ) -> Result<bool, HlsError> {
+        if playlist.target_duration > 0.0 {
+            self.target_duration_seconds = playlist.target_duration;
+        }
+        if playlist.end_list {
+            self.end_list_seen = true;
+        }
+        let base_url = self.playlist_base_url.clone();
+        let now = Instant::now();
+        let segment_count = playlist.segments.len();
+        if segment_count == 0 {
+            return Ok(false);
+        }
+        let newest_media_sequence = playlist.segments[segment_count - 1].media_sequence;
+        let newest_discontinuity = playlist.segments[segment_count - 1].discontinuity_sequence;
+
+        // Sequence reset: the whole window is older than what we had, or the discontinuity
+        // sequence moved on while the media sequence went back.
+        if let Some((seen_epoch, seen_sequence)) = self.highest_seen
+            && seen_epoch == self.current_epoch
+            && newest_media_sequence < seen_sequence
+        {
+            let far_behind = newest_media_sequence + (segment_count as u64) < seen_sequence;
+            let discontinuity_advanced = newest_discontinuity > self.highest_discontinuity_sequence;
+            if far_behind || discontinuity_advanced {
+                tracing::warn!(track = %self.config.track_name, newest_media_sequence, seen_sequence, "media sequence restarted; starting a new epoch");
+                self.current_epoch += 1;
+                self.part_break_pending = Some(PartStartReason::Discontinuity);
+            } else {
+                // A stale copy of the playlist (a lagging CDN node): nothing new in it.
+                return Ok(false);
+            }
+        }
+        self.highest_discontinuity_sequence = self
+            .highest_discontinuity_sequence
+            .max(newest_discontinuity);
+
+        // Which segments are new, and from where a fresh recording starts.
+        let first_index_to_take = if is_first {
+            match self.resume_after {
+                Some((epoch, sequence)) if epoch == self.current_epoch => playlist
+                    .segments
+                    .iter()
+                    .position(|segment| segment.media_sequence > sequence)
+                    .unwrap_or(segment_count),
+                _ if playlist.end_list => 0,
+                _ => segment_count.saturating_sub(self.config.live_edge_segments.max(1)),
+            }
+        } else {
+            0
+        };
+
+        // Remaining time in the window of each listed segment: the sum of durations up to it.
+        let mut seconds_until_leaving = 0.0;
+        let mut listed_anything_new = false;
+        let mut previous_key_in_playlist: Option<u64> = None;
+        for (index, segment) in playlist.segments.iter().enumerate() {
+            seconds_until_leaving += segment.duration.max(0.0);
+            let key = (self.current_epoch, segment.media_sequence);
+            let deadline =
+                now + Duration::from_secs_f64(seconds_until_leaving) + self.target_duration();
+            if let Some(tracked) = self.pending.get_mut(&key) {
+                // Still listed: it stays retrievable at least this long.
+                tracked.deadline = tracked.deadline.max(deadline);
+                previous_key_in_playlist = Some(segment.media_sequence);
+                continue;
+            }
+            let is_new = match self.highest_seen {
+                Some(seen) => key > seen,
+                None => true,
+            };
+            if !is_new || index < first_index_to_take {
+                previous_key_in_playlist = Some(segment.media_sequence);
+                continue;
+            }
+            // Sequences between what we had and this one were never listed to us: gaps.
+            let gap_from = match self.highest_seen {
+                Some((epoch, sequence)) if epoch == self.current_epoch => Some(sequence + 1),
+                _ => None,
+            };
+            let gap_from = match (gap_from, previous_key_in_playlist) {
+                (Some(from), Some(previous)) => Some(from.max(previous + 1)),
+                (from, _) => from,
+            };
+            if let Some(from) = gap_from {
+                for missing_sequence in from..segment.media_sequence {
+                    self.record_unlisted_gap(missing_sequence, segment.discontinuity_sequence);
+                }
+            }
+            previous_key_in_playlist = Some(segment.media_sequence);
+            self.highest_seen = Some(key);
+            listed_anything_new = true;
+            self.last_new_segment_at = now;
+            if !self.taking_new_segments {
+                continue;
+            }
+            if let Some(maximum) = self.config.maximum_duration
+                && self.scheduled_media_seconds >= maximum.as_secs_f64()
+            {
+                self.taking_new_segments = false;
+                continue;
+            }
+            let tracked = self.track_segment(segment, &base_url, key, deadline)?;
+            self.scheduled_media_seconds += tracked.duration_seconds;
+            if self.first_media_sequence.is_none() {
+                self.first_media_sequence = Some(segment.media_sequence);
+            }
+            self.pending.insert(key, tracked);
+        }
+        Ok(listed_anything_new)
+    }
+
+    fn track_segment(
+        &self,
+        segment: &crate::playlist::MediaSegment,
+        base_url: &Url,
+        key: SegmentKey,
+        deadline: Instant,
+    ) -> Result<TrackedSegment, HlsError> {
+        let url = base_url
+            .join(&segment.uri)
+            .map_err(|error| HlsError::Playlist {
+                url: base_url.to_string(),
+                error: crate::playlist::PlaylistParseError::InvalidTag {
+                    line: 0,
+                    tag: "segment URI".to_string(),
+                    reason: format!("{:?}: {error}", segment.uri),
+                },
+            })?;
+        let key_info = match &segment.key {
+            None => None,
+            Some(key) => match &key.method {
+                KeyMethod::None => None,
+                KeyMethod::Aes128 => {
+                    if let Some(format) = &key.key_format
+                        && format != "identity"
+                    {
+                        return Err(HlsError::UnsupportedEncryption {
+                            method: format!("AES-128 with KEYFORMAT {format}"),
+                        });
+                    }
+                    let Some(uri) = &key.uri else {
+                        return Err(HlsError::UnsupportedEncryption {
+                            method: "AES-128 without a key URI".to_string(),
+                        });
+                    };
+                    let key_url =
+                        base_url
+                            .join(uri)
+                            .map_err(|_| HlsError::UnsupportedEncryption {
+                                method: format!("AES-128 with an unusable key URI {uri:?}"),
+                            })?;
+                    Some(SegmentKeyInfo {
+                        key_url,
+                        initialization_vector: key.iv.unwrap_or_else(|| {
+                            initialization_vector_from_media_sequence(segment.media_sequence)
+                        }),
+                    })
+                }
+                KeyMethod::SampleAes => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: "SAMPLE-AES".to_string(),
+                    });
+                }
+                KeyMethod::SampleAesCtr => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: "SAMPLE-AES-CTR".to_string(),
+                    });
+                }
+                KeyMethod::Other(other) => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: other.clone(),
+                    });
+                }
+            },
+        };
+        let init = match &segment.map {
+            None => None,
+            Some(map) => {
+                let init_url = base_url
+                    .join(&map.uri)
+                    .map_err(|error| HlsError::Playlist {
+                        url: base_url.to_string(),
+                        error: crate::playlist::PlaylistParseError::InvalidTag {
+                            line: 0,
+                            tag: "EXT-X-MAP".to_string(),
+                            reason: format!("{:?}: {error}", map.uri),
+                        },
+                    })?;
+                let identity = match &map.byte_range {
+                    Some(range) => format!("{init_url}@{}+{}", range.offset, range.length),
+                    None => init_url.to_string(),
+                };
+                Some(InitInfo {
+                    identity,
+                    url: init_url,
+                    byte_range: map.byte_range,
+                })
+            }
+        };
+        let now = Instant::now();
+        Ok(TrackedSegment {
+            epoch: key.0,
+            media_sequence: segment.media_sequence,
+            discontinuity_sequence: segment.discontinuity_sequence,
+            discontinuity_before: segment.discontinuity,
+            url,
+            uri_text: segment.uri.clone(),
+            duration_seconds: segment.duration.max(0.0),
+            byte_range: segment.byte_range,
+            key: key_info,
+            init,
+            deadline,
+            next_attempt_at: now,
+            failed_attempts: 0,
+            status: if self.paused {
+                SegmentStatus::Paused
+            } else {
+                SegmentStatus::Waiting
+            },
+            gap_counted: false,
+        })
+    }
+
+    fn base_entry(&self, segment: &TrackedSegment, state: SegmentState) -> LedgerEntry {
+        LedgerEntry {
+            track: self.config.track_name.clone(),
+            part: 0,
+            epoch: segment.epoch,
+            discontinuity_sequence: segment.discontinuity_sequence,
+            media_sequence: segment.media_sequence,
+            duration_seconds: segment.duration_seconds,
+            bytes: 0,
+            offset_in_part: 0,
+            state,
+            wall_time: Utc::now(),
+            failed_attempts: segment.failed_attempts,
+            uri: segment.uri_text.clone(),
+        }
+    }
+
+    /// A media sequence that was never listed to us: known lost now, committed in order later.
+    fn record_unlisted_gap(&mut self, media_sequence: u64, discontinuity_sequence: u64) {
+        let now = Instant::now();
+        let mut segment = TrackedSegment {
+            epoch: self.current_epoch,
+            media_sequence,
+            discontinuity_sequence,
+            discontinuity_before: false,
+            url: self.config.media_playlist_url.clone(),
+            uri_text: String::new(),
+            duration_seconds: self.target_duration_seconds,
+            byte_range: None,
+            key: None,
+            init: None,
+            deadline: now,
+            next_attempt_at: now,
+            failed_attempts: 0,
+            status: SegmentStatus::Gap,
+            gap_counted: false,
+        };
+        if self.paused {
+            segment.status = SegmentStatus::Paused;
+        } else {
+            self.count_gap(&mut segment);
+        }
+        self.pending
+            .insert((self.current_epoch, media_sequence), segment);
+    }
+
+    /// Counts a gap the moment it is known (once per segment).
+    fn count_gap(&mut self, segment: &mut TrackedSegment) {
+        if segment.gap_counted {
+            return;
+        }
+        segment.gap_counted = true;
+        self.progress.gap_segments += 1;
+        self.progress.gap_seconds += segment.duration_seconds;
+        tracing::warn!(track = %self.config.track_name, media_sequence = segment.media_sequence, "segment lost: gap");
+        let entry = self.base_entry(segment, SegmentState::Gap);
+        self.emit(TrackEvent::GapDetected {
+            track: self.config.track_name.clone(),
+            entry,
+            progress: self.progress_now(),
+        });
+    }
+
+    fn progress_now(&self) -> RecordingProgress {
+        let mut progress = self.progress.clone();
+        progress.elapsed = self.started_at.elapsed();
+        progress
+    }
+
+    fn give_up_expired(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<SegmentKey> = self
+            .pending
+            .iter()
+            .filter(|(_, segment)| {
+                matches!(segment.status, SegmentStatus::Waiting)
+                    && now >= segment.deadline
+                    && segment.failed_attempts > 0
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            if let Some(mut segment) = self.pending.remove(&key) {
+                segment.status = SegmentStatus::Gap;
+                self.count_gap(&mut segment);
+                self.pending.insert(key, segment);
+            }
+        }
+    }
+
+    fn start_downloads(&mut self, downloads: &mut JoinSet<DownloadResult>) {
+        if self.paused {
+            return;
+        }
+        let now = Instant::now();
+        let mut in_flight = downloads.len();
+        for (key, segment) in self.pending.iter_mut() {
+            if in_flight >= self.config.parallel_downloads {
+                break;
+            }
+            if !matches!(segment.status, SegmentStatus::Waiting) || segment.next_attempt_at > now {
+                continue;
+            }
+            segment.status = SegmentStatus::InFlight;
+            in_flight += 1;
+            let client = self.client.clone();
+            let caches = Arc::clone(&self.caches);
+            let request = SegmentRequest {
+                url: segment.url.clone(),
+                byte_range: segment.byte_range,
+                key: segment.key.clone(),
+                init: segment.init.clone(),
+            };
+            let key = *key;
+            downloads.spawn(async move {
+                DownloadResult {
+                    key,
+                    result: download_segment(&client, &caches, request).await,
+                }
+            });
+        }
+    }
+
+    fn absorb_download(&mut self, download: DownloadResult) {
+        let target = self.target_duration();
+        let Some(segment) = self.pending.get_mut(&download.key) else {
+            return;
+        };
+        match download.result {
+            Ok((bytes, init_bytes)) => {
+                segment.status = SegmentStatus::Done { bytes, init_bytes };
+            }
+            Err(error) => {
+                segment.failed_attempts += 1;
+                tracing::debug!(media_sequence = segment.media_sequence, %error, attempts = segment.failed_attempts, "segment attempt failed");
+                let permanent = matches!(
+                    error,
+                    HlsError::UrlRefused(_)
+                        | HlsError::TooLarge { .. }
+                        | HlsError::InvalidKey { .. }
+                        | HlsError::UnsupportedEncryption { .. }
+                );
+                if permanent {
+                    tracing::warn!(media_sequence = segment.media_sequence, %error, "segment cannot be fetched");
+                    segment.status = SegmentStatus::Gap;
+                    let mut segment_to_count = match self.pending.remove(&download.key) {
+                        Some(segment) => segment,
+                        None => return,
+                    };
+                    self.count_gap(&mut segment_to_count);
+                    self.pending.insert(download.key, segment_to_count);
+                    return;
+                }
+                let backoff = Duration::from_millis(200)
+                    .saturating_mul(1 << segment.failed_attempts.min(5))
+                    .min((target / 2).max(Duration::from_millis(500)));
+                segment.next_attempt_at = Instant::now() + backoff;
+                segment.status = if self.paused {
+                    SegmentStatus::Paused
+                } else {
+                    SegmentStatus::Waiting
+                };
+            }
+        }
+    }
+
+    /// Commits, in order, every leading segment whose fate is known.
+    fn commit_ready(&mut self, writer: &mut PartWriter) -> Result<(), HlsError> {
+        loop {
+            let Some(mut entry) = self.pending.first_entry() else {
+                return Ok(());
+            };
+            let ready = matches!(
+                entry.get().status,
+                SegmentStatus::Done { .. } | SegmentStatus::Gap | SegmentStatus::Paused
+            );
+            if !ready {
+                return Ok(());
+            }
+            let status = std::mem::replace(&mut entry.get_mut().status, SegmentStatus::Gap);
+            let segment = entry.remove();
+            self.commit_one(segment, status, writer)?;
+        }
+    }
+
+    /// After a graceful stop: commit what was downloaded, in order; what was not is cut off.
+    fn commit_after_stop(&mut self, writer: &mut PartWriter) -> Result<(), HlsError> {
+        let last_done = self
+            .pending
+            .iter()
+            .rev()
+            .find(|(_, segment)| matches!(segment.status, SegmentStatus::Done { .. }))
+            .map(|(key, _)| *key);
+        let Some(last_done) = last_done else {
+            self.pending.clear();
+            return Ok(());
+        };
+        let keys: Vec<SegmentKey> = self
+            .pending
+            .range(..=last_done)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            if let Some(mut segment) = self.pending.remove(&key) {
+                let status = std::mem::replace(&mut segment.status, SegmentStatus::Gap);
+                let status = match status {
+                    SegmentStatus::Done { .. } | SegmentStatus::Paused => status,
+                    _ => SegmentStatus::Gap,
+                };
+                self.commit_one(segment, status, writer)?;
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn commit_one(
+        &mut self,
+        segment: TrackedSegment,
+        status: SegmentStatus,
+        writer: &mut PartWriter,
+    ) -> Result<(), HlsError> {
+        match status {
+            SegmentStatus::Done { bytes, init_bytes } => {
+                self.ensure_part_for(&segment, init_bytes.as_ref(), bytes.len() as u64, writer)?;
+                let entry = self.base_entry(&segment, SegmentState::Ok);
+                let entry = writer.append_segment(entry, &bytes)?;
+                self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
+                self.last_committed_epoch = Some(segment.epoch);
+                self.last_media_sequence = Some(segment.media_sequence);
+                self.progress.segments_written += 1;
+                self.progress.bytes_written += entry.bytes;
+                self.progress.media_seconds += entry.duration_seconds;
+                self.progress.current_part = entry.part;
+                self.emit(TrackEvent::SegmentCommitted {
+                    track: self.config.track_name.clone(),
+                    entry,
+                    progress: self.progress_now(),
+                });
+            }
+            SegmentStatus::Paused => {
+                let entry = self.base_entry(&segment, SegmentState::Pause);
+                writer.record_missing(entry)?;
+            }
+            SegmentStatus::Gap | SegmentStatus::Waiting | SegmentStatus::InFlight => {
+                let mut segment = segment;
+                self.count_gap(&mut segment);
+                let entry = self.base_entry(&segment, SegmentState::Gap);
+                writer.record_missing(entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_part_for(
+        &mut self,
+        segment: &TrackedSegment,
+        init_bytes: Option<&Bytes>,
+        segment_length: u64,
+        writer: &mut PartWriter,
+    ) -> Result<(), HlsError> {
+        let container = match &segment.init {
+            Some(_) => PartContainer::FragmentedMp4,
+            None => {
+                let path = segment.url.path().to_ascii_lowercase();
+                if path.ends_with(".aac") || path.ends_with(".mp3") || path.ends_with(".ac3") {
+                    PartContainer::Raw
+                } else {
+                    PartContainer::MpegTs
+                }
+            }
+        };
+        let init_identity = segment.init.as_ref().map(|init| init.identity.as_str());
+        let reason =
+            if !writer.has_open_part() {
+                Some(
+                    self.part_break_pending
+                        .take()
+                        .unwrap_or(if writer.is_fresh() {
+                            PartStartReason::First
+                        } else if self.last_media_sequence.is_none() {
+                            PartStartReason::Restart
+                        } else {
+                            PartStartReason::Resume
+                        }),
+                )
+            } else if let Some(pending_reason) = self.part_break_pending.take() {
+                Some(pending_reason)
+            } else if segment.discontinuity_before
+                || self
+                    .last_committed_discontinuity
+                    .is_some_and(|previous| previous != segment.discontinuity_sequence)
+                || self
+                    .last_committed_epoch
+                    .is_some_and(|previous| previous != segment.epoch)
+            {
+                Some(PartStartReason::Discontinuity)
+            } else if writer.current_init_identity() != init_identity
+                || writer.current_container() != Some(container)
+            {
+                Some(PartStartReason::InitChanged)
+            } else if let Some(summary) = writer.current_part_summary() {
+                if self.config.maximum_part_bytes.is_some_and(|limit| {
+                    summary.segments > 0 && summary.bytes + segment_length > limit
+                }) {
+                    Some(PartStartReason::SizeLimit)
+                } else if self.config.maximum_part_seconds.is_some_and(|limit| {
+                    summary.segments > 0 && summary.media_seconds + segment.duration_seconds > limit
+                }) {
+                    Some(PartStartReason::DurationLimit)
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+        if let Some(reason) = reason {
+            let init = match (init_identity, init_bytes) {
+                (Some(identity), Some(bytes)) => Some((identity, bytes.as_ref())),
+                _ => None,
+            };
+            let summary = writer.start_part(reason, container, init)?.clone();
+            tracing::info!(track = %self.config.track_name, part = summary.number, ?reason, "part started");
+            self.emit(TrackEvent::PartStarted {
+                track: self.config.track_name.clone(),
+                part: summary,
+            });
+        }
+        Ok(())
+    }
+}
+
+struct SegmentRequest {
+    url: Url,
+    byte_range: Option<ByteRange>,
+    key: Option<SegmentKeyInfo>,
+    init: Option<InitInfo>,
+}
+
+async fn download_segment(
+    client: &HlsHttpClient,
+    caches: &SharedCaches,
+    request: SegmentRequest,
+) -> Result<(Bytes, Option<Bytes>), HlsError> {
+    let init_bytes = match &request.init {
+        None => None,
+        Some(init) => Some(fetch_init(client, caches, init).await?),
+    };
+    let fetched = client
+        .fetch(&request.url, ResourceKind::Segment, request.byte_range)
+        .await?;
+    let body = match &request.key {
+        None => fetched.body,
+        Some(key_info) => {
+            let key = fetch_key(client, caches, &key_info.key_url).await?;
+            let plain = decrypt_aes128_cbc(&key, &key_info.initialization_vector, &fetched.body)
+                .map_err(|error| HlsError::Decryption {
+                    url: request.url.to_string(),
+                    detail: error.to_string(),
+                })?;
+            Bytes::from(plain)
+        }
+    };
+    Ok((body, init_bytes))
+}
+
+async fn fetch_init(
+    client: &HlsHttpClient,
+    caches: &SharedCaches,
+    init: &InitInfo,
+) -> Result<Bytes, HlsError> {
+    if let Ok(cache) = caches.inits.lock()
+        && let Some(bytes) = cache.get(&init.identity)
+    {
+        return Ok(bytes.clone());
+    }
+    let fetched = client
+        .fetch(&init.url, ResourceKind::Segment, init.byte_range)
+        .await?;
+    if let Ok(mut cache) = caches.inits.lock() {
+        cache.insert(init.identity.clone(), fetched.body.clone());
+    }
+    Ok(fetched.body)
+}
+
+async fn fetch_key(
+    client: &HlsHttpClient,
+    caches: &SharedCaches,
+    key_url: &Url,
+) -> Result<[u8; 16], HlsError> {
+    if let Ok(cache) = caches.keys.lock()
+        && let Some(key) = cache.get(key_url)
+    {
+        return Ok(*key);
+    }
+    let fetched = client.fetch(key_url, ResourceKind::Key, None).await?;
+    let key: [u8; 16] = fetched
+        .body
+        .as_ref()
+        .try_into()
+        .map_err(|_| HlsError::InvalidKey {
+            url: key_url.to_string(),
+            length: fetched.body.len(),
+        })?;
+    if let Ok(mut cache) = caches.keys.lock() {
+        cache.insert(key_url.clone(), key);
+    }
+    Ok(key)
+}

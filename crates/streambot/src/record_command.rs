@@ -1,0 +1,291 @@
+//! `streambot record URL`: one recording in the foreground with a progress bar (or JSON events).
+//! Ctrl-C stops gracefully (the segment in flight is finished); a second Ctrl-C stops at once.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
+use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
+use streambot_recorder::{
+    RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, network_policy, record,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::RecordArguments;
+
+fn default_output_directory() -> std::path::PathBuf {
+    let stamp = chrono_like_stamp();
+    std::path::PathBuf::from("recordings").join(format!("rec-{stamp}"))
+}
+
+fn chrono_like_stamp() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|duration| duration.as_secs())
+        .unwrap_or(0);
+    format!("{seconds}")
+}
+
+pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
+    let policy = network_policy(arguments.allow_private_networks);
+    let client = match HlsHttpClient::new(policy, FetchLimits::default()) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("streambot record: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let output_directory = arguments
+        .output_directory
+        .clone()
+        .unwrap_or_else(default_output_directory);
+    let options = RecordingOptions {
+        maximum_duration: arguments.maximum_duration,
+        quality: arguments.quality,
+        format: arguments.format,
+        stall_timeout: arguments.stall_timeout,
+    };
+    let mut settings = RecordingSettings::new(output_directory.clone());
+    settings.parallel_downloads = usize::from(arguments.parallel_downloads);
+    settings.maximum_part_bytes = arguments
+        .maximum_part_megabytes
+        .map(|megabytes| megabytes * 1024 * 1024);
+    settings.maximum_part_seconds = arguments
+        .maximum_part_duration
+        .map(|duration| duration.as_secs_f64());
+
+    let (control_sender, control) = watch::channel(DesiredState::Record);
+    let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
+    let json = arguments.json;
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.set_message("resolving the stream…");
+        bar
+    };
+
+    // Ctrl-C once: graceful stop. Twice: stop now. SIGTERM: graceful stop.
+    let signal_control = control_sender.clone();
+    let signal_bar = bar.clone();
+    let signals = tokio::spawn(async move {
+        let mut interrupts = 0;
+        #[cfg(unix)]
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => {
+                    if result.is_err() {
+                        return;
+                    }
+                    interrupts += 1;
+                }
+                _ = terminated => {
+                    interrupts = interrupts.max(1);
+                }
+            }
+            if interrupts == 1 {
+                signal_bar.println(
+                    "stopping: finishing the segments in flight (Ctrl-C again to stop now)",
+                );
+                let _ = signal_control.send(DesiredState::Stop);
+            } else {
+                signal_bar.println("stopping now");
+                let _ = signal_control.send(DesiredState::StopNow);
+                return;
+            }
+        }
+    });
+
+    let url = arguments.url.clone();
+    let recording = tokio::spawn(async move {
+        record(client, &url, options, settings, control, events_sender).await
+    });
+
+    let mut latest = RecordingProgress::default();
+    while let Some(event) = events.recv().await {
+        if json {
+            if let Ok(line) = serde_json::to_string(&event) {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{line}");
+            }
+            continue;
+        }
+        match &event {
+            RecorderEvent::Resolved { source } => {
+                bar.println(format!("recording {}", source.main_media_playlist_url));
+                if let Some(audio) = &source.audio_media_playlist_url {
+                    bar.println(format!("audio rendition {audio}"));
+                }
+            }
+            RecorderEvent::Track { event } => match event {
+                TrackEvent::SegmentCommitted {
+                    track, progress, ..
+                } if track == "main" => {
+                    latest = progress.clone();
+                    bar.set_message(progress_line(&latest));
+                }
+                TrackEvent::GapDetected {
+                    track,
+                    entry,
+                    progress,
+                } => {
+                    if track == "main" {
+                        latest = progress.clone();
+                    }
+                    bar.println(format!(
+                        "gap: {track} segment {} could not be fetched before it left the playlist",
+                        entry.media_sequence
+                    ));
+                    bar.set_message(progress_line(&latest));
+                }
+                TrackEvent::PartStarted { track, part } => {
+                    bar.println(format!(
+                        "{track}: part {} → {}",
+                        part.number,
+                        part.path.display()
+                    ));
+                }
+                TrackEvent::PlaylistTrouble {
+                    error,
+                    consecutive_failures,
+                    ..
+                } => {
+                    if *consecutive_failures == 1 || consecutive_failures % 10 == 0 {
+                        bar.println(format!(
+                            "playlist reload failing ({consecutive_failures}×): {error}"
+                        ));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    let report = match recording.await {
+        Ok(report) => report,
+        Err(join_error) => {
+            bar.finish_and_clear();
+            eprintln!("streambot record: the recording task failed: {join_error}");
+            return ExitCode::from(1);
+        }
+    };
+    signals.abort();
+    bar.finish_and_clear();
+    print_summary(&report, json)
+}
+
+fn progress_line(progress: &RecordingProgress) -> String {
+    format!(
+        "media {} · {} · {} · {} segments · {} gaps · part {}",
+        format_seconds(progress.media_seconds),
+        format_bytes(progress.bytes_written),
+        format_bitrate(progress.bitrate_bits_per_second()),
+        progress.segments_written,
+        progress.gap_segments,
+        progress.current_part
+    )
+}
+
+pub fn format_seconds(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    format!(
+        "{}:{:02}:{:02}",
+        total / 3600,
+        (total / 60) % 60,
+        total % 60
+    )
+}
+
+pub fn format_bytes(bytes: u64) -> String {
+    let value = bytes as f64;
+    if value >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2} GiB", value / (1024.0 * 1024.0 * 1024.0))
+    } else if value >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", value / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", value / 1024.0)
+    }
+}
+
+pub fn format_bitrate(bits_per_second: f64) -> String {
+    if bits_per_second >= 1_000_000.0 {
+        format!("{:.2} Mbit/s", bits_per_second / 1_000_000.0)
+    } else {
+        format!("{:.0} kbit/s", bits_per_second / 1000.0)
+    }
+}
+
+fn print_summary(report: &RecordingReport, json: bool) -> ExitCode {
+    let progress = report.progress();
+    if json {
+        if let Ok(line) =
+            serde_json::to_string(&serde_json::json!({"kind": "summary", "report": report}))
+        {
+            println!("{line}");
+        }
+    } else {
+        let parts: Vec<String> = report
+            .main
+            .iter()
+            .chain(report.audio.iter())
+            .flat_map(|track| track.parts.iter())
+            .map(|part| {
+                format!(
+                    "  {} ({}, {})",
+                    part.path.display(),
+                    format_bytes(part.bytes),
+                    format_seconds(part.media_seconds)
+                )
+            })
+            .collect();
+        eprintln!(
+            "recorded {} of media, {}, {} segments, {} gaps ({:.1} s lost) into {}",
+            format_seconds(progress.media_seconds),
+            format_bytes(progress.bytes_written),
+            progress.segments_written,
+            progress.gap_segments,
+            progress.gap_seconds,
+            report.output_directory.display()
+        );
+        for line in parts {
+            eprintln!("{line}");
+        }
+    }
+    match &report.outcome {
+        RecordingOutcome::Finished { reason } => match reason {
+            RecordingEndReason::Stalled { .. } => {
+                eprintln!("streambot record: ended because {}", reason.describe());
+                ExitCode::from(3)
+            }
+            _ => {
+                if !json {
+                    eprintln!("ended: {}", reason.describe());
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        RecordingOutcome::Failed { message, .. } => {
+            eprintln!("streambot record: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
