@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine or in CI.
+# - installs what it needs when missing (ffmpeg, redis-server; apt-get when root),
+# - starts a private redis-server on a free port unless REDIS_URL is given (stopped at exit),
+# - runs cargo nextest (or cargo test) over the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "scripts/test.sh: $*" >&2; }
+
+need_packages=()
+command -v ffmpeg >/dev/null 2>&1 || need_packages+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || need_packages+=(ffmpeg)
+if [ -z "${REDIS_URL:-}" ]; then
+  command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
+fi
+if [ "${#need_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${need_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_packages[@]}" >/dev/null
+  else
+    log "missing ${need_packages[*]}: install them (apt-get install -y ${need_packages[*]}) or run as root"
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo not found: install the Rust toolchain (https://rustup.rs)"
+  exit 1
+fi
+
+redis_pid=""
+redis_dir=""
+cleanup() {
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  if [ -n "$redis_dir" ]; then rm -rf "$redis_dir"; fi
+}
+trap cleanup EXIT
+
+if [ -z "${REDIS_URL:-}" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null || echo 6390)
+  redis_dir=$(mktemp -d)
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$redis_dir" --daemonize no >"$redis_dir/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 50); do
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
+  export REDIS_URL="redis://127.0.0.1:$port/"
+  log "private redis-server on $REDIS_URL"
+fi
+
+# Fixtures made by ffmpeg are cached here between runs.
+export STREAMBOT_FIXTURE_CACHE="${STREAMBOT_FIXTURE_CACHE:-${TMPDIR:-/tmp}/streambot-testkit-fixtures}"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
