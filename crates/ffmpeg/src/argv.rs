@@ -441,7 +441,7 @@ pub fn thumbnail_arguments(input: &Path, output_jpeg: &Path) -> Vec<OsString> {
     arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
     push_all(
         &mut arguments,
-        &["-q:v", "3", "-update", "1", "-f", "image2"],
+        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
     );
     arguments.push(local_path_argument(output_jpeg));
     arguments
@@ -822,7 +822,7 @@ mod tests {
              -protocol_whitelist file,pipe -skip_frame nokey -i file:in.mp4 \
              -map 0:v:0 -an -sn -dn -frames:v 1 \
              -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
-             -q:v 3 -update 1 -f image2 file:thumb.jpg"
+             -c:v mjpeg -q:v 3 -update 1 -f image2 file:thumb.jpg"
         );
     }
 

@@ -5,19 +5,31 @@
 //! - [`progress`]: the pure parser of `-progress pipe:1`;
 //! - [`process`]: spawn in an own process group, `q` → SIGTERM → SIGKILL, SIGSTOP/SIGCONT, stderr
 //!   tail in errors, timeouts on every wait;
+//! - [`probe`]: ffprobe JSON → [`StreamInfo`], output checks, `moov_before_mdat`;
+//! - [`run`]: the async operations ([`FfmpegRunner`]) and the ffmpeg engine ([`EngineRecording`]);
 //! - [`error`]: [`FfmpegError`], with `is_retryable()` and `user_message()`.
 
 pub mod argv;
 pub mod error;
+pub mod probe;
 pub mod process;
 pub mod progress;
+pub mod run;
 
 pub use argv::{
     AudioOnlyOptions, ConcatOptions, EngineOptions, OutputContainer, RemuxOptions,
     TranscodeOptions, TranscodePreset, is_probably_hls,
 };
 pub use error::{FfmpegError, FfmpegResult};
+pub use probe::{
+    AudioStreamInfo, OutputExpectations, StreamInfo, VideoStreamInfo, check_output,
+    moov_before_mdat,
+};
 pub use process::{
     FfmpegBinaries, FfmpegProcess, FinishedProcess, StdoutMode, StopOutcome, StoppedBy,
 };
 pub use progress::{FfmpegProgress, ProgressParser};
+pub use run::{
+    BinaryVersions, EngineRecording, EngineRecordingOutcome, FfmpegRunner, FinishedOutput,
+    OperationTimeouts, Thumbnail,
+};

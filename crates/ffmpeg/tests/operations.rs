@@ -1,0 +1,449 @@
+//! The async operations with the real ffmpeg/ffprobe on media made at test time.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_close, assert_duration_about, binaries, corpus_directory, make_test_media, make_test_ts,
+};
+use streambot_ffmpeg::argv::remux_arguments;
+use streambot_ffmpeg::{
+    AudioOnlyOptions, ConcatOptions, FfmpegBinaries, FfmpegError, FfmpegProcess, FfmpegRunner,
+    OperationTimeouts, OutputContainer, OutputExpectations, RemuxOptions, StdoutMode,
+    TranscodeOptions, TranscodePreset, check_output, moov_before_mdat,
+};
+use tokio::sync::watch;
+
+fn runner() -> FfmpegRunner {
+    FfmpegRunner::new(binaries())
+}
+
+#[tokio::test]
+async fn versions_of_both_binaries() {
+    let versions = runner()
+        .versions()
+        .await
+        .expect("ffmpeg and ffprobe installed");
+    assert!(
+        versions.ffmpeg.starts_with("ffmpeg version"),
+        "{versions:?}"
+    );
+    assert!(
+        versions.ffprobe.starts_with("ffprobe version"),
+        "{versions:?}"
+    );
+}
+
+#[tokio::test]
+async fn remux_ts_to_faststart_mp4_that_plays() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "part-0001.ts").await;
+    let runner = runner();
+    let input_info = runner.probe(&input).await.expect("probe input");
+    assert!(
+        input_info.is_mpegts() && input_info.audio_is_adts_aac(),
+        "{input_info:?}"
+    );
+
+    let output = directory.path().join("part-0001.mp4");
+    let options = RemuxOptions {
+        audio_is_adts_aac: input_info.audio_is_adts_aac(),
+        ..RemuxOptions::new(OutputContainer::Mp4)
+    };
+    let (progress_sender, progress_receiver) = watch::channel(Default::default());
+    let finished = runner
+        .remux(&input, &output, &options, Some(&progress_sender))
+        .await
+        .expect("remux");
+    assert_eq!(finished.path, output);
+    assert!(finished.size_bytes > 10_000);
+    assert!(
+        progress_receiver.borrow().ended,
+        "the last progress block is the end"
+    );
+    assert!(
+        finished
+            .last_progress
+            .is_some_and(|progress| progress.ended)
+    );
+    assert!(!directory.path().join("part-0001.mp4.partial").exists());
+    assert!(input.exists(), "the input is kept");
+
+    let info = runner.probe(&output).await.expect("probe output");
+    assert!(info.container_is("mp4"), "{info:?}");
+    assert_eq!(
+        info.video.as_ref().map(|video| video.codec.as_str()),
+        Some("h264")
+    );
+    assert_eq!(
+        info.video.as_ref().map(|video| (video.width, video.height)),
+        Some((160, 90))
+    );
+    assert_eq!(
+        info.audio.as_ref().map(|audio| audio.codec.as_str()),
+        Some("aac")
+    );
+    assert_duration_about(&info, 4);
+    check_output(
+        &output,
+        &info,
+        &OutputExpectations {
+            require_video: true,
+            require_audio: true,
+            expected_duration: Some(Duration::from_secs(4)),
+            duration_tolerance: Duration::from_secs(1),
+        },
+    )
+    .expect("passes the finalize check");
+    assert!(moov_before_mdat(&output).expect("box walk"), "faststart");
+}
+
+#[tokio::test]
+async fn remux_to_mkv_and_ts() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "in.ts").await;
+    let runner = runner();
+    for container in [OutputContainer::Mkv, OutputContainer::Ts] {
+        let output = directory
+            .path()
+            .join(format!("out.{}", container.extension()));
+        let options = RemuxOptions {
+            audio_is_adts_aac: true,
+            ..RemuxOptions::new(container)
+        };
+        runner
+            .remux(&input, &output, &options, None)
+            .await
+            .expect("remux");
+        let info = runner.probe(&output).await.expect("probe");
+        assert!(
+            info.has_video() && info.has_audio(),
+            "{container:?}: {info:?}"
+        );
+        assert_duration_about(&info, 4);
+    }
+}
+
+#[tokio::test]
+async fn thumbnail_is_a_jpeg_of_at_most_320_pixels() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "in.ts").await;
+    let runner = runner();
+    let thumbnail = runner
+        .thumbnail(&input, &directory.path().join("thumb.jpg"))
+        .await
+        .expect("thumbnail");
+    assert_eq!(
+        (thumbnail.width, thumbnail.height),
+        (160, 90),
+        "never upscaled"
+    );
+    let bytes = std::fs::read(&thumbnail.path).expect("read thumbnail");
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "JPEG magic");
+    assert_eq!(thumbnail.size_bytes, bytes.len() as u64);
+
+    // A large input is scaled down so that the long side is 320.
+    let large_input = make_test_media(directory.path(), "large.ts", 1, "1280x720").await;
+    let large_thumbnail = runner
+        .thumbnail(&large_input, &directory.path().join("large.jpg"))
+        .await
+        .expect("thumbnail");
+    assert_eq!((large_thumbnail.width, large_thumbnail.height), (320, 180));
+}
+
+#[tokio::test]
+async fn transcode_to_90p_and_smaller() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "in.ts").await;
+    let runner = runner();
+    let mut preset = TranscodePreset::new(72, 30, 48);
+    preset.preset = "ultrafast".to_owned();
+    let output = directory.path().join("small.mp4");
+    runner
+        .transcode(
+            &input,
+            &output,
+            &TranscodeOptions::new(OutputContainer::Mp4, preset),
+            None,
+        )
+        .await
+        .expect("transcode");
+    let info = runner.probe(&output).await.expect("probe");
+    let video = info.video.as_ref().expect("video");
+    assert_eq!(
+        (video.codec.as_str(), video.width, video.height),
+        ("h264", 128, 72)
+    );
+    assert_eq!(
+        info.audio.as_ref().map(|audio| audio.codec.as_str()),
+        Some("aac")
+    );
+
+    // A cap above the source height keeps the source size (90p stays 90p).
+    let same = directory.path().join("same.mp4");
+    runner
+        .transcode(
+            &input,
+            &same,
+            &TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low()),
+            None,
+        )
+        .await
+        .expect("transcode");
+    let same_info = runner.probe(&same).await.expect("probe");
+    assert_eq!(same_info.video.map(|video| video.height), Some(90));
+    assert!(moov_before_mdat(&same).expect("box walk"));
+}
+
+#[tokio::test]
+async fn audio_only_m4a_has_only_aac() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "in.ts").await;
+    let runner = runner();
+    let output = directory.path().join("audio.m4a");
+    runner
+        .audio_only(
+            &input,
+            &output,
+            &AudioOnlyOptions {
+                source_audio_is_adts: true,
+                ..AudioOnlyOptions::default()
+            },
+            None,
+        )
+        .await
+        .expect("audio only");
+    let info = runner.probe(&output).await.expect("probe");
+    assert!(!info.has_video(), "{info:?}");
+    assert_eq!(info.stream_count, 1);
+    assert_eq!(
+        info.audio.as_ref().map(|audio| audio.codec.as_str()),
+        Some("aac")
+    );
+    assert_duration_about(&info, 4);
+}
+
+#[tokio::test]
+async fn corrupt_input_is_a_clear_error_and_the_source_is_kept() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = directory.path().join("part-0001.ts");
+    // Deterministic noise, no sync bytes: not MPEG-TS, not anything.
+    let noise: Vec<u8> = (0u32..200_000)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|byte| if byte == 0x47 { 0x48 } else { byte })
+        .collect();
+    std::fs::write(&input, &noise).expect("write noise");
+    let runner = runner();
+    let output = directory.path().join("part-0001.mp4");
+    let error = runner
+        .remux(&input, &output, &RemuxOptions::default(), None)
+        .await
+        .expect_err("noise is not media");
+    assert!(
+        matches!(error, FfmpegError::InvalidInput { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.user_message().contains("not valid media"),
+        "{}",
+        error.user_message()
+    );
+    assert!(!error.is_retryable());
+    assert!(error.stderr_tail().is_some_and(|tail| !tail.is_empty()));
+    assert_eq!(std::fs::read(&input).expect("source kept"), noise);
+    assert!(!output.exists());
+    assert!(!directory.path().join("part-0001.mp4.partial").exists());
+
+    let probe_error = runner.probe(&input).await.expect_err("noise is not media");
+    assert!(
+        matches!(probe_error, FfmpegError::InvalidInput { .. }),
+        "{probe_error:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_input_is_input_not_found() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let error = runner()
+        .remux(
+            &directory.path().join("gone.ts"),
+            &directory.path().join("x.mp4"),
+            &RemuxOptions::default(),
+            None,
+        )
+        .await
+        .expect_err("no input");
+    assert!(
+        matches!(error, FfmpegError::InputNotFound { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_binary_is_binary_not_found() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = directory.path().join("in.ts");
+    std::fs::write(&input, b"x").expect("write");
+    let runner = FfmpegRunner::new(FfmpegBinaries::new(
+        "/nonexistent/ffmpeg",
+        "/nonexistent/ffprobe",
+    ));
+    let error = runner
+        .remux(
+            &input,
+            &directory.path().join("out.mp4"),
+            &RemuxOptions::default(),
+            None,
+        )
+        .await
+        .expect_err("no ffmpeg");
+    match &error {
+        FfmpegError::BinaryNotFound { binary, hint } => {
+            assert_eq!(binary, &PathBuf::from("/nonexistent/ffmpeg"));
+            assert!(hint.contains("apt-get install ffmpeg"));
+        }
+        other => panic!("expected BinaryNotFound, got {other:?}"),
+    }
+    assert!(error.to_string().contains("/nonexistent/ffmpeg"));
+    let probe_error = runner.probe(&input).await.expect_err("no ffprobe");
+    assert!(
+        matches!(probe_error, FfmpegError::BinaryNotFound { .. }),
+        "{probe_error:?}"
+    );
+    assert!(matches!(
+        runner.versions().await,
+        Err(FfmpegError::BinaryNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn killed_remux_leaves_the_input_untouched() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_ts(directory.path(), "part-0001.ts").await;
+    let before = std::fs::read(&input).expect("read input");
+    let output = directory.path().join("part-0001.mp4");
+    let arguments = remux_arguments(&input, &output, &RemuxOptions::default());
+    let mut process =
+        FfmpegProcess::spawn(&binaries().ffmpeg, &arguments, StdoutMode::Null).expect("spawn");
+    // Stop it where it stands, then SIGKILL the group: whatever it was doing, it does no more.
+    process.pause().expect("SIGSTOP");
+    let killed = process.kill().await.expect("SIGKILL");
+    assert!(!killed.success());
+    assert_eq!(std::fs::read(&input).expect("input kept"), before);
+
+    // Through the runner: a run that exceeds its time limit is killed; no half output remains.
+    let impatient = FfmpegRunner::new(binaries())
+        .with_timeouts(OperationTimeouts::all(Duration::from_millis(1)));
+    let error = impatient
+        .remux(&input, &output, &RemuxOptions::default(), None)
+        .await
+        .expect_err("1 ms is too short");
+    assert!(matches!(error, FfmpegError::TimedOut { .. }), "{error:?}");
+    assert!(error.is_retryable());
+    assert!(!output.exists());
+    assert!(!directory.path().join("part-0001.mp4.partial").exists());
+    assert_eq!(std::fs::read(&input).expect("input kept"), before);
+}
+
+#[tokio::test]
+async fn concat_joins_ts_parts_without_loss() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let first = make_test_ts(directory.path(), "part-0001.ts").await;
+    let second = make_test_ts(directory.path(), "part-0002.ts").await;
+    let runner = runner();
+    let output = directory.path().join("joined.mp4");
+    let options = ConcatOptions {
+        audio_is_adts_aac: true,
+        ..ConcatOptions::new(OutputContainer::Mp4)
+    };
+    runner
+        .concat(&[first, second], &output, &options, None)
+        .await
+        .expect("concat");
+    let info = runner.probe(&output).await.expect("probe");
+    assert!(info.has_video() && info.has_audio());
+    assert_close(
+        info.duration.expect("duration"),
+        Duration::from_secs(8),
+        Duration::from_millis(400),
+    );
+    assert!(
+        !directory.path().join("joined.mp4.concat.txt").exists(),
+        "list file removed"
+    );
+}
+
+/// The CMAF media with separate audio from the corpus: video init + segments and audio init +
+/// segments each joined into one file, then muxed together with `audio_input`.
+#[tokio::test]
+async fn cmaf_video_and_separate_audio_rendition_mux_into_one_mp4() {
+    let Some(corpus) = corpus_directory() else {
+        eprintln!("skipped: no corpus (set STREAMBOT_CORPUS_DIR)");
+        return;
+    };
+    let media = corpus.join("media/exoplayer-media3/cmaf/multi-segment");
+    if !media.join("video_init.mp4").is_file() || !media.join("audio_init.mp4").is_file() {
+        eprintln!("skipped: {} has no CMAF media", media.display());
+        return;
+    }
+    let started = Instant::now();
+    let directory = tempfile::tempdir().expect("tempdir");
+    let join_rendition = |prefix: &str| -> PathBuf {
+        let mut bytes = std::fs::read(media.join(format!("{prefix}_init.mp4"))).expect("init");
+        for number in 1.. {
+            match std::fs::read(media.join(format!("{prefix}_{number}.m4s"))) {
+                Ok(segment) => bytes.extend_from_slice(&segment),
+                Err(_) => break,
+            }
+        }
+        let path = directory.path().join(format!("{prefix}.mp4"));
+        std::fs::write(&path, bytes).expect("write rendition");
+        path
+    };
+    let video = join_rendition("video");
+    let audio = join_rendition("audio");
+    let runner = runner();
+    let video_info = runner.probe(&video).await.expect("probe video");
+    let audio_info = runner.probe(&audio).await.expect("probe audio");
+    assert!(
+        video_info.has_video() && !video_info.has_audio(),
+        "{video_info:?}"
+    );
+    assert!(
+        audio_info.has_audio() && !audio_info.has_video(),
+        "{audio_info:?}"
+    );
+
+    let output = directory.path().join("muxed.mp4");
+    let options = RemuxOptions {
+        audio_input: Some(audio.clone()),
+        audio_is_adts_aac: audio_info.audio_is_adts_aac(),
+        ..RemuxOptions::new(OutputContainer::Mp4)
+    };
+    runner
+        .remux(&video, &output, &options, None)
+        .await
+        .expect("remux with audio input");
+    let info = runner.probe(&output).await.expect("probe muxed");
+    assert_eq!(info.stream_count, 2, "{info:?}");
+    assert_eq!(
+        info.video
+            .as_ref()
+            .map(|video| (video.codec.as_str(), video.width, video.height)),
+        Some(("h264", 640, 360))
+    );
+    assert_eq!(
+        info.audio.as_ref().map(|audio| audio.codec.as_str()),
+        Some("aac")
+    );
+    let expected = video_info.duration.expect("video duration");
+    assert_close(
+        info.duration.expect("duration"),
+        expected,
+        Duration::from_millis(300),
+    );
+    assert!(moov_before_mdat(&output).expect("box walk"));
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
