@@ -13,6 +13,7 @@ mod master;
 mod media;
 mod tags;
 mod types;
+mod variables;
 
 pub use attributes::{AttributeValue, parse_attribute_list};
 pub use types::{
@@ -29,7 +30,22 @@ use tags::{MASTER_ONLY_TAGS, TAG_EXTINF, TAG_EXTM3U, TAG_STREAM_INF, TAG_TARGET_
 /// `#EXT-X-TARGETDURATION`); otherwise `#EXTINF` or `#EXT-X-TARGETDURATION` makes a media
 /// playlist; otherwise master-only tags (`#EXT-X-MEDIA`, `#EXT-X-I-FRAME-STREAM-INF`,
 /// `#EXT-X-SESSION-*`) make a master playlist; otherwise the result is an empty media playlist.
+///
+/// `#EXT-X-DEFINE` variables with NAME/VALUE are substituted; see
+/// [`parse_playlist_with_variables`] for IMPORT and QUERYPARAM definitions.
 pub fn parse_playlist(text: &str) -> Result<Playlist, PlaylistParseError> {
+    parse_playlist_with_variables(text, &[])
+}
+
+/// [`parse_playlist`], with the values of the variables that `#EXT-X-DEFINE:IMPORT="name"` (from
+/// the master playlist) and `#EXT-X-DEFINE:QUERYPARAM="name"` (from the playlist URL's query)
+/// refer to. References that stay unresolved are kept as written.
+pub fn parse_playlist_with_variables(
+    text: &str,
+    external_variables: &[(String, String)],
+) -> Result<Playlist, PlaylistParseError> {
+    let text = variables::substitute_variables(text, external_variables);
+    let text: &str = &text;
     match classify_playlist(text)? {
         PlaylistKind::Master => Ok(Playlist::Master(master::parse_master_playlist(
             playlist_lines(text),

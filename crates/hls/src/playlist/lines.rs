@@ -19,12 +19,16 @@ pub(crate) enum PlaylistLine<'text> {
 /// Splits on `\r\n`, `\r` and `\n`, strips a leading UTF-8 byte order mark, trims every line and
 /// skips blank lines. Line numbers count every line end, blank lines included.
 pub(crate) fn playlist_lines(text: &str) -> impl Iterator<Item = PlaylistLine<'_>> {
-    let text_without_bom = text.strip_prefix('\u{feff}').unwrap_or(text);
+    raw_lines(text).filter_map(|(line_number, raw_line)| classify_line(line_number, raw_line))
+}
+
+/// Every line with its 1-based number, untrimmed, blank ones included, without the line ends
+/// and without a leading UTF-8 byte order mark.
+pub(crate) fn raw_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     RawLines {
-        remaining: text_without_bom,
+        remaining: text.strip_prefix('\u{feff}').unwrap_or(text),
         next_line_number: 1,
     }
-    .filter_map(|(line_number, raw_line)| classify_line(line_number, raw_line))
 }
 
 fn classify_line(line_number: usize, raw_line: &str) -> Option<PlaylistLine<'_>> {
@@ -41,15 +45,27 @@ fn classify_line(line_number: usize, raw_line: &str) -> Option<PlaylistLine<'_>>
     if !line.starts_with("#EXT") {
         return Some(PlaylistLine::Comment);
     }
-    let (name, value) = match line.split_once(':') {
-        Some((name, value)) => (name.trim_end(), Some(value.trim())),
-        None => (line, None),
+    // The name is `#` and the run of letters, digits and `-` after it; the value is what follows,
+    // without the `:` (tolerant of a missing `:` as in `#EXTINF 10,` or a space before it).
+    let name_length = 1 + line[1..]
+        .find(|character: char| !is_tag_name_character(character))
+        .unwrap_or(line.len() - 1);
+    let (name, rest) = line.split_at(name_length);
+    let rest = rest.trim_start();
+    let value = match rest.strip_prefix(':') {
+        Some(value) => Some(value.trim()),
+        None if rest.is_empty() => None,
+        None => Some(rest),
     };
     Some(PlaylistLine::Tag {
         line_number,
         name,
         value,
     })
+}
+
+fn is_tag_name_character(character: char) -> bool {
+    character.is_ascii_alphanumeric() || character == '-'
 }
 
 struct RawLines<'text> {
@@ -115,6 +131,38 @@ mod tests {
                     line_number: 5,
                     name: "#EXTINF",
                     value: Some("1,")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn tag_name_ends_where_name_characters_end() {
+        let tags: Vec<_> =
+            playlist_lines("#EXTINF 10,title\n#EXTINF\"x\n#EXT-X-KEY :METHOD=NONE\n#EXTINFO")
+                .collect();
+        assert_eq!(
+            tags,
+            vec![
+                PlaylistLine::Tag {
+                    line_number: 1,
+                    name: "#EXTINF",
+                    value: Some("10,title")
+                },
+                PlaylistLine::Tag {
+                    line_number: 2,
+                    name: "#EXTINF",
+                    value: Some("\"x")
+                },
+                PlaylistLine::Tag {
+                    line_number: 3,
+                    name: "#EXT-X-KEY",
+                    value: Some("METHOD=NONE")
+                },
+                PlaylistLine::Tag {
+                    line_number: 4,
+                    name: "#EXTINFO",
+                    value: None
                 },
             ]
         );

@@ -48,9 +48,11 @@ pub(crate) fn parse_master_playlist<'text>(
                     .renditions
                     .push(parse_rendition(&Attributes::parse(value))),
                 TAG_SESSION_KEY => {
-                    playlist
-                        .session_keys
-                        .push(parse_key(line_number, TAG_SESSION_KEY, value)?)
+                    // Session keys only announce keys that media playlists declare again: an
+                    // unreadable one is skipped rather than failing the whole master playlist.
+                    if let Ok(session_key) = parse_key(line_number, TAG_SESSION_KEY, value) {
+                        playlist.session_keys.push(session_key);
+                    }
                 }
                 TAG_INDEPENDENT_SEGMENTS => playlist.independent_segments = true,
                 TAG_VERSION => playlist.version = parse_version(value),

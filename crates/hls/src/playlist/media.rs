@@ -136,7 +136,12 @@ impl MediaPlaylistBuilder {
                 )?)
             }
             TAG_KEY => self.apply_key(parse_key(line_number, TAG_KEY, value)?),
-            TAG_MAP => self.map_in_force = Some(parse_map(line_number, value)?),
+            TAG_MAP => {
+                // A MAP without URI (seen in hls.js tests) is ignored, not fatal.
+                if let Some(map) = parse_map(line_number, value)? {
+                    self.map_in_force = Some(map);
+                }
+            }
             TAG_PROGRAM_DATE_TIME => {
                 self.pending.program_date_time =
                     value.filter(|text| !text.is_empty()).map(str::to_string)
@@ -261,15 +266,16 @@ impl MediaPlaylistBuilder {
     }
 }
 
-/// `#EXT-X-MAP:URI="...",BYTERANGE="<length>[@<offset>]"`; a missing offset means 0.
-fn parse_map(line_number: usize, value: Option<&str>) -> Result<InitMap, PlaylistParseError> {
+/// `#EXT-X-MAP:URI="...",BYTERANGE="<length>[@<offset>]"`; a missing offset means 0. `None`
+/// when there is no URI.
+fn parse_map(
+    line_number: usize,
+    value: Option<&str>,
+) -> Result<Option<InitMap>, PlaylistParseError> {
     let attributes = Attributes::parse(value);
-    let uri = attributes
-        .text("URI")
-        .ok_or(PlaylistParseError::MissingUri {
-            line: line_number,
-            tag: TAG_MAP,
-        })?;
+    let Some(uri) = attributes.text("URI") else {
+        return Ok(None);
+    };
     let byte_range = match attributes.text("BYTERANGE") {
         None => None,
         Some(byte_range_text) => {
@@ -280,5 +286,5 @@ fn parse_map(line_number: usize, value: Option<&str>) -> Result<InitMap, Playlis
             })
         }
     };
-    Ok(InitMap { uri, byte_range })
+    Ok(Some(InitMap { uri, byte_range }))
 }

@@ -27,6 +27,7 @@ pub(crate) const TAG_MEDIA: &str = "#EXT-X-MEDIA";
 pub(crate) const TAG_SESSION_KEY: &str = "#EXT-X-SESSION-KEY";
 pub(crate) const TAG_SESSION_DATA: &str = "#EXT-X-SESSION-DATA";
 pub(crate) const TAG_INDEPENDENT_SEGMENTS: &str = "#EXT-X-INDEPENDENT-SEGMENTS";
+pub(crate) const TAG_DEFINE: &str = "#EXT-X-DEFINE";
 
 /// Tags only a master playlist carries; used to classify a playlist without STREAM-INF,
 /// EXTINF or TARGETDURATION.
