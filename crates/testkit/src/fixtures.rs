@@ -5,7 +5,7 @@
 //! one keyframe per second, AAC 64k), so the 90 segments of a set have continuous timestamps.
 //!
 //! On disk the sets live under `std::env::temp_dir()/streambot-testkit-fixtures-v1/<kind>/`
-//! (`seg-<n>.ts|m4s`, `init.mp4`, `key.bin`, `index.m3u8`, `manifest.json`). A set is built in a
+//! (or `$STREAMBOT_FIXTURE_CACHE/v1/<kind>/`; files `seg-<n>.ts|m4s`, `init.mp4`, `key.bin`, `index.m3u8`, `manifest.json`). A set is built in a
 //! private temporary directory and renamed into place, so a concurrent test process never sees a
 //! half-written set.
 //!
@@ -225,9 +225,16 @@ static BUILD_LOCKS: [Mutex<()>; 4] = [
     Mutex::new(()),
 ];
 
-/// The root of the on-disk fixture cache.
+/// Environment variable naming another cache root (`<it>/v1/<kind>/` is then used).
+pub const FIXTURE_CACHE_ENVIRONMENT_VARIABLE: &str = "STREAMBOT_FIXTURE_CACHE";
+
+/// The root of the on-disk fixture cache: `$STREAMBOT_FIXTURE_CACHE/v1` when that is set,
+/// else `std::env::temp_dir()/streambot-testkit-fixtures-v1`.
 pub fn fixture_cache_root() -> PathBuf {
-    std::env::temp_dir().join(CACHE_DIRECTORY_NAME)
+    match std::env::var_os(FIXTURE_CACHE_ENVIRONMENT_VARIABLE) {
+        Some(configured) if !configured.is_empty() => PathBuf::from(configured).join("v1"),
+        _ => std::env::temp_dir().join(CACHE_DIRECTORY_NAME),
+    }
 }
 
 /// The directory the set of `kind` lives in (once made).

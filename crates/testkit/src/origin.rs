@@ -109,6 +109,82 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// Parses a command-line fault spec; times are seconds (decimals allowed) from origin start:
+    /// `outage:FROM-TO`, `segment-status:FROM-TO:STATUS`, `nth:N`, `stall:FROM-TO`,
+    /// `truncate:FROM-TO`, `slow:FROM-TO:BYTES_PER_SECOND`, `jump:AT:SKIPPED`,
+    /// `discontinuity:MEDIA_SEQUENCE`, `key-status:FROM-TO:STATUS`, `playlist-status:FROM-TO:STATUS`.
+    pub fn parse_spec(spec: &str) -> Result<Fault, String> {
+        let parts: Vec<&str> = spec.trim().split(':').collect();
+        let bad = || format!("bad fault spec {spec:?}");
+        let seconds = |text: &str| -> Result<Duration, String> {
+            text.parse::<f64>()
+                .ok()
+                .and_then(|value| Duration::try_from_secs_f64(value).ok())
+                .ok_or_else(bad)
+        };
+        let span = |text: &str| -> Result<(Duration, Duration), String> {
+            let (from, to) = text.split_once('-').ok_or_else(bad)?;
+            Ok((seconds(from)?, seconds(to)?))
+        };
+        let number = |text: &str| -> Result<u64, String> { text.parse::<u64>().map_err(|_| bad()) };
+        let status = |text: &str| -> Result<u16, String> {
+            text.parse::<u16>()
+                .ok()
+                .filter(|status| (100..=599).contains(status))
+                .ok_or_else(bad)
+        };
+        match parts.as_slice() {
+            ["outage", window] => span(window).map(|(from, to)| Fault::Outage { from, to }),
+            ["segment-status", window, code] => {
+                let (from, to) = span(window)?;
+                Ok(Fault::SegmentHttpStatus {
+                    from,
+                    to,
+                    status: status(code)?,
+                })
+            }
+            ["nth", n] => Ok(Fault::EveryNthSegmentFailsOnce { n: number(n)? }),
+            ["stall", window] => span(window).map(|(from, to)| Fault::PlaylistStall { from, to }),
+            ["truncate", window] => {
+                span(window).map(|(from, to)| Fault::TruncatedBodies { from, to })
+            }
+            ["slow", window, rate] => {
+                let (from, to) = span(window)?;
+                Ok(Fault::SlowBodies {
+                    from,
+                    to,
+                    bytes_per_second: number(rate)?,
+                })
+            }
+            ["jump", at, skipped] => Ok(Fault::MediaSequenceJump {
+                at: seconds(at)?,
+                skipped_segments: number(skipped)?,
+            }),
+            ["discontinuity", media_sequence] => Ok(Fault::DiscontinuityAt {
+                media_sequence: number(media_sequence)?,
+            }),
+            ["key-status", window, code] => {
+                let (from, to) = span(window)?;
+                Ok(Fault::KeyHttpStatus {
+                    from,
+                    to,
+                    status: status(code)?,
+                })
+            }
+            ["playlist-status", window, code] => {
+                let (from, to) = span(window)?;
+                Ok(Fault::PlaylistHttpStatus {
+                    from,
+                    to,
+                    status: status(code)?,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// One variant of the master playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantSpec {
@@ -415,6 +491,9 @@ impl OriginState {
 
     /// Number of discontinuities at indices `1 ..= index`.
     fn discontinuities_up_to(&self, index: u64) -> u64 {
+        if index == 0 {
+            return 0;
+        }
         let wraps = index / FIXTURE_SEGMENT_COUNT as u64;
         let configured = self
             .configured_discontinuity_indices

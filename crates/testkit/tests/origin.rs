@@ -30,13 +30,21 @@ async fn wait_until_elapsed(origin: &OriginHandle, target: Duration) {
 }
 
 async fn get_text(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let response = client.get(url).send().await.expect("request succeeds");
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} fails: {error:?}"));
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
 
 async fn get_bytes(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
-    let response = client.get(url).send().await.expect("request succeeds");
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} fails: {error:?}"));
     let status = response.status().as_u16();
     (status, response.bytes().await.expect("body").to_vec())
 }
@@ -636,4 +644,111 @@ async fn playlist_and_key_status_faults() {
         origin.sequences_published().is_empty(),
         "a 404 playlist publishes nothing"
     );
+}
+
+#[test]
+fn fault_specs_parse() {
+    assert_eq!(
+        Fault::parse_spec("outage:10-22").expect("outage"),
+        Fault::Outage {
+            from: seconds(10.0),
+            to: seconds(22.0)
+        }
+    );
+    assert_eq!(
+        Fault::parse_spec("segment-status:1.5-7.5:503").expect("status"),
+        Fault::SegmentHttpStatus {
+            from: seconds(1.5),
+            to: seconds(7.5),
+            status: 503
+        }
+    );
+    assert_eq!(
+        Fault::parse_spec("jump:4:6").expect("jump"),
+        Fault::MediaSequenceJump {
+            at: seconds(4.0),
+            skipped_segments: 6
+        }
+    );
+    assert_eq!(
+        Fault::parse_spec("slow:0-3:20000").expect("slow"),
+        Fault::SlowBodies {
+            from: Duration::ZERO,
+            to: seconds(3.0),
+            bytes_per_second: 20_000
+        }
+    );
+    for bad in [
+        "",
+        "outage",
+        "outage:1",
+        "segment-status:1-2:999",
+        "nth:x",
+        "flood:1-2",
+    ] {
+        assert!(Fault::parse_spec(bad).is_err(), "{bad:?} must be refused");
+    }
+}
+
+#[tokio::test]
+async fn the_binary_announces_its_url_serves_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let log_path = std::env::temp_dir().join(format!(
+        "streambot-testkit-test-{}-served.jsonl",
+        std::process::id()
+    ));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hls-origin"))
+        .args([
+            "--port", "0", "--window", "3", "--kind", "ts", "--total", "5",
+        ])
+        .args(["--fault", "discontinuity:1002", "--served-log"])
+        .arg(&log_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hls-origin starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let ready_line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .expect("reader task")
+    .expect("READY line");
+    let base_url = ready_line
+        .trim()
+        .strip_prefix("READY ")
+        .expect("READY prefix")
+        .to_string();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
+    let (status, text) = get_text(&client(), &format!("{base_url}/live/media.m3u8")).await;
+    assert_eq!(status, 200);
+    let parsed = parse_playlist(&text);
+    assert_eq!(sequences(&parsed), vec![1000, 1001, 1002]);
+    assert_eq!(discontinuity_numbers(&parsed)[&1002], 1, "{text}");
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(terminated.success());
+    let mut exit_status = None;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            exit_status = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(exit_status) = exit_status else {
+        let _ignored = child.kill();
+        panic!("hls-origin did not stop within 5 s of SIGTERM");
+    };
+    assert!(exit_status.success(), "{exit_status:?}");
+    let served = std::fs::read_to_string(&log_path).expect("served log written");
+    let _ignored = std::fs::remove_file(&log_path);
+    assert_eq!(served.lines().count(), 1);
+    assert!(served.contains("\"path\":\"/live/media.m3u8\""), "{served}");
 }
