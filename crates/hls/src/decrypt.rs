@@ -26,7 +26,7 @@ pub fn decrypt_aes128_cbc(
     initialization_vector: &[u8; 16],
     encrypted: &[u8],
 ) -> Result<Vec<u8>, DecryptionError> {
-    if encrypted.len() % 16 != 0 {
+    if !encrypted.len().is_multiple_of(16) {
         return Err(DecryptionError::NotBlockAligned {
             length: encrypted.len(),
         });

@@ -145,6 +145,8 @@ impl RecordingSettings {
 /// What the recording reports while it runs.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Events are a few per second at most; boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum RecorderEvent {
     Resolved { source: ResolvedSource },
     Track { event: TrackEvent },

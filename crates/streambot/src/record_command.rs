@@ -169,12 +169,10 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                     error,
                     consecutive_failures,
                     ..
-                } => {
-                    if *consecutive_failures == 1 || consecutive_failures % 10 == 0 {
-                        bar.println(format!(
-                            "playlist reload failing ({consecutive_failures}×): {error}"
-                        ));
-                    }
+                } if *consecutive_failures == 1 || consecutive_failures % 10 == 0 => {
+                    bar.println(format!(
+                        "playlist reload failing ({consecutive_failures}×): {error}"
+                    ));
                 }
                 _ => {}
             },
