@@ -12,6 +12,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::probe::StreamInfo;
+
 /// Protocols allowed when ffmpeg reads local files.
 pub const LOCAL_PROTOCOL_WHITELIST: &str = "file,pipe";
 /// Protocols allowed when ffmpeg reads a URL itself (the ffmpeg engine).
@@ -142,6 +144,20 @@ impl TranscodePreset {
             preset: "veryfast".to_owned(),
         }
     }
+
+    /// Whether a source already fits this preset, so that a plain remux is enough: H.264 video no
+    /// taller than `max_height` (or no video) and AAC audio (or no audio).
+    pub fn is_satisfied_by(&self, source: &StreamInfo) -> bool {
+        let video_fits = source
+            .video
+            .as_ref()
+            .is_none_or(|video| video.codec == "h264" && video.height <= self.max_height);
+        let audio_fits = source
+            .audio
+            .as_ref()
+            .is_none_or(|audio| audio.codec == "aac");
+        video_fits && audio_fits
+    }
 }
 
 /// Options of [`transcode_arguments`].
@@ -187,6 +203,20 @@ impl Default for AudioOnlyOptions {
             faststart: true,
         }
     }
+}
+
+/// Options of [`split_arguments`] (`-c copy`, cut at the first keyframe after each interval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitOptions {
+    /// The container of each piece (mp4 pieces get faststart).
+    pub container: OutputContainer,
+    pub piece_seconds: u32,
+    pub audio_is_adts_aac: bool,
+}
+
+/// The piece file name pattern of [`split_arguments`]: `<stem>-part%03d.<extension>`.
+pub fn split_output_pattern(directory: &Path, stem: &str, container: OutputContainer) -> PathBuf {
+    directory.join(format!("{stem}-part%03d.{}", container.extension()))
 }
 
 /// Options of [`concat_arguments`] (`-c copy`).
@@ -494,6 +524,35 @@ pub fn concat_arguments(list_file: &Path, output: &Path, options: &ConcatOptions
     arguments
 }
 
+/// Split a finished file into pieces of about `piece_seconds` each (segment muxer, cut on
+/// keyframes, each piece starting at timestamp zero), named by `output_pattern` (numbered from 1).
+pub fn split_arguments(
+    input: &Path,
+    output_pattern: &Path,
+    options: &SplitOptions,
+) -> Vec<OsString> {
+    let mut arguments = arguments_up_to_maps(input, None, options.container);
+    push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
+    push_all(&mut arguments, &["-f", "segment", "-segment_time"]);
+    arguments.push(options.piece_seconds.max(1).to_string().into());
+    push_all(
+        &mut arguments,
+        &["-segment_format", options.container.muxer()],
+    );
+    if options.container.supports_faststart() {
+        push_all(
+            &mut arguments,
+            &["-segment_format_options", "movflags=+faststart"],
+        );
+    }
+    push_all(
+        &mut arguments,
+        &["-reset_timestamps", "1", "-segment_start_number", "1"],
+    );
+    arguments.push(local_path_argument(output_pattern));
+    arguments
+}
+
 /// ffprobe of a local file as JSON (format and streams).
 pub fn probe_arguments(input: &Path) -> Vec<OsString> {
     let mut arguments = Vec::with_capacity(12);
@@ -776,6 +835,54 @@ mod tests {
         ));
         assert!(!text.contains("libx264"), "{text}");
         assert!(text.contains("-vn -c:a aac -b:a 64k"), "{text}");
+    }
+
+    #[test]
+    fn split_cuts_by_time_into_faststart_pieces() {
+        let options = SplitOptions {
+            container: OutputContainer::Mp4,
+            piece_seconds: 1800,
+            audio_is_adts_aac: true,
+        };
+        let pattern = split_output_pattern(Path::new("/r"), "rec", OutputContainer::Mp4);
+        assert_eq!(pattern, PathBuf::from("/r/rec-part%03d.mp4"));
+        assert_eq!(
+            joined(&split_arguments(Path::new("/r/rec.ts"), &pattern, &options)),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -protocol_whitelist file,pipe -i file:/r/rec.ts -map 0:v? -map 0:a? -c copy -bsf:a aac_adtstoasc \
+             -f segment -segment_time 1800 -segment_format mp4 -segment_format_options movflags=+faststart \
+             -reset_timestamps 1 -segment_start_number 1 file:/r/rec-part%03d.mp4"
+        );
+    }
+
+    #[test]
+    fn a_preset_is_satisfied_by_small_enough_h264_and_aac() {
+        let source = |codec: &str, height: u32, audio: &str| StreamInfo {
+            container: "mpegts".to_owned(),
+            duration: None,
+            size_bytes: None,
+            bit_rate: None,
+            video: Some(crate::probe::VideoStreamInfo {
+                codec: codec.to_owned(),
+                width: height * 16 / 9,
+                height,
+                frame_rate: None,
+                bit_rate: None,
+            }),
+            audio: Some(crate::probe::AudioStreamInfo {
+                codec: audio.to_owned(),
+                channels: None,
+                sample_rate: None,
+                bit_rate: None,
+            }),
+            stream_count: 2,
+        };
+        let high = TranscodePreset::high();
+        assert!(high.is_satisfied_by(&source("h264", 720, "aac")));
+        assert!(high.is_satisfied_by(&source("h264", 480, "aac")));
+        assert!(!high.is_satisfied_by(&source("h264", 1080, "aac")));
+        assert!(!high.is_satisfied_by(&source("hevc", 720, "aac")));
+        assert!(!high.is_satisfied_by(&source("h264", 720, "mp3")));
     }
 
     #[test]

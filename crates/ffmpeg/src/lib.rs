@@ -17,7 +17,7 @@ pub mod progress;
 pub mod run;
 
 pub use argv::{
-    AudioOnlyOptions, ConcatOptions, EngineOptions, OutputContainer, RemuxOptions,
+    AudioOnlyOptions, ConcatOptions, EngineOptions, OutputContainer, RemuxOptions, SplitOptions,
     TranscodeOptions, TranscodePreset, is_probably_hls,
 };
 pub use error::{FfmpegError, FfmpegResult};

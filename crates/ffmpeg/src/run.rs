@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::argv::{
-    AudioOnlyOptions, ConcatOptions, EngineOptions, RemuxOptions, TranscodeOptions,
+    AudioOnlyOptions, ConcatOptions, EngineOptions, RemuxOptions, SplitOptions, TranscodeOptions,
     audio_only_arguments, concat_arguments, concat_list_contents, engine_output_pattern,
-    engine_record_arguments, probe_arguments, remux_arguments, thumbnail_arguments,
-    transcode_arguments,
+    engine_record_arguments, probe_arguments, remux_arguments, split_arguments,
+    split_output_pattern, thumbnail_arguments, transcode_arguments,
 };
 use crate::error::{FfmpegError, FfmpegResult, classify_failure};
 use crate::probe::{StreamInfo, jpeg_dimensions, parse_ffprobe_json};
@@ -230,6 +230,61 @@ impl FfmpegRunner {
             audio_only_arguments(input, partial, options)
         })
         .await
+    }
+
+    /// Split `input` into pieces of about `options.piece_seconds` (cut on keyframes) in
+    /// `output_directory`, named `<stem>-part001.<ext>`, ...; returns the pieces in order. Pieces
+    /// of an earlier attempt with the same stem are removed first.
+    pub async fn split(
+        &self,
+        input: &Path,
+        output_directory: &Path,
+        stem: &str,
+        options: &SplitOptions,
+        progress: Option<&watch::Sender<FfmpegProgress>>,
+    ) -> FfmpegResult<Vec<PathBuf>> {
+        ensure_input_exists(input).await?;
+        let piece_path = |number: u32| {
+            output_directory.join(format!(
+                "{stem}-part{number:03}.{}",
+                options.container.extension()
+            ))
+        };
+        for number in 1..=9_999u32 {
+            let stale_piece = piece_path(number);
+            if !tokio::fs::try_exists(&stale_piece).await.unwrap_or(false) {
+                break;
+            }
+            remove_file_if_present(&stale_piece).await;
+        }
+        let pattern = split_output_pattern(output_directory, stem, options.container);
+        let arguments = split_arguments(input, &pattern, options);
+        let (finished, _) = run_ffmpeg(
+            &self.binaries.ffmpeg,
+            &arguments,
+            "split",
+            self.timeouts.remux,
+            progress,
+        )
+        .await?;
+        if !finished.success() {
+            return Err(classify_failure(
+                "ffmpeg",
+                finished.exit_status,
+                &finished.stderr_tail,
+                &input.to_string_lossy(),
+                Some(output_directory),
+            ));
+        }
+        let mut pieces = Vec::new();
+        for number in 1..=9_999u32 {
+            let piece = piece_path(number);
+            match tokio::fs::metadata(&piece).await {
+                Ok(metadata) if metadata.len() > 0 => pieces.push(piece),
+                _ => break,
+            }
+        }
+        Ok(pieces)
     }
 
     /// Join `inputs` in order without re-encoding (concat demuxer; the list file is written beside

@@ -11,7 +11,7 @@ use common::{
 use streambot_ffmpeg::argv::remux_arguments;
 use streambot_ffmpeg::{
     AudioOnlyOptions, ConcatOptions, FfmpegBinaries, FfmpegError, FfmpegProcess, FfmpegRunner,
-    OperationTimeouts, OutputContainer, OutputExpectations, RemuxOptions, StdoutMode,
+    OperationTimeouts, OutputContainer, OutputExpectations, RemuxOptions, SplitOptions, StdoutMode,
     TranscodeOptions, TranscodePreset, check_output, moov_before_mdat,
 };
 use tokio::sync::watch;
@@ -373,6 +373,55 @@ async fn concat_joins_ts_parts_without_loss() {
         !directory.path().join("joined.mp4.concat.txt").exists(),
         "list file removed"
     );
+}
+
+#[tokio::test]
+async fn split_pieces_concatenate_back_to_the_whole() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let input = make_test_media(directory.path(), "recording.ts", 8, "160x90").await;
+    let runner = runner();
+    let options = SplitOptions {
+        container: OutputContainer::Mp4,
+        piece_seconds: 3,
+        audio_is_adts_aac: true,
+    };
+    let pieces = runner
+        .split(&input, directory.path(), "recording", &options, None)
+        .await
+        .expect("split");
+    assert_eq!(pieces.len(), 3, "8 s in 3 s pieces: {pieces:?}");
+    let mut total = Duration::ZERO;
+    for piece in &pieces {
+        let info = runner.probe(piece).await.expect("piece probes");
+        assert!(info.has_video() && info.has_audio(), "{piece:?}: {info:?}");
+        assert!(moov_before_mdat(piece).expect("box walk"), "{piece:?}");
+        total += info.duration.expect("duration");
+    }
+    assert_close(total, Duration::from_secs(8), Duration::from_millis(400));
+
+    let joined = directory.path().join("joined.mp4");
+    runner
+        .concat(
+            &pieces,
+            &joined,
+            &ConcatOptions::new(OutputContainer::Mp4),
+            None,
+        )
+        .await
+        .expect("concat");
+    let joined_info = runner.probe(&joined).await.expect("probe");
+    assert_duration_about(&joined_info, 8);
+
+    // A second split with longer pieces leaves no stale third piece behind.
+    let longer = SplitOptions {
+        piece_seconds: 5,
+        ..options
+    };
+    let fewer = runner
+        .split(&input, directory.path(), "recording", &longer, None)
+        .await
+        .expect("split again");
+    assert_eq!(fewer.len(), 2, "{fewer:?}");
 }
 
 /// The CMAF media with separate audio from the corpus: video init + segments and audio init +

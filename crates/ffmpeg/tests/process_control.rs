@@ -116,7 +116,13 @@ async fn stop_escalates_to_sigterm_when_q_is_not_read() {
     argv.push(output.as_os_str().to_owned());
     let mut process =
         FfmpegProcess::spawn(&binaries().ffmpeg, &argv, StdoutMode::Null).expect("spawn");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Until the muxer has started (mp4 header written), bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&output).map_or(0, |metadata| metadata.len()) == 0 {
+        assert!(Instant::now() < deadline, "ffmpeg wrote nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop_and_check_output(
         &mut process,
         Duration::from_millis(800),
