@@ -56,9 +56,7 @@ impl RecordingEndReason {
             RecordingEndReason::Stopped => "stopped on request".to_string(),
             RecordingEndReason::Stalled {
                 seconds_without_new_segment,
-            } => format!(
-                "the stream stalled: no new segment for {seconds_without_new_segment} s"
-            ),
+            } => format!("the stream stalled: no new segment for {seconds_without_new_segment} s"),
         }
     }
 }
