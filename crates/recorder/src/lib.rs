@@ -5,6 +5,8 @@
 //! The recorder knows nothing of Telegram, job stores or queues: it is given a directory, a
 //! control channel and an event channel.
 
+pub mod finalize;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,0 +1,213 @@
+//! Finalize with the real ffmpeg: recordings end as playable files with the index first, the audio
+//! rendition muxed in, thumbnails Telegram accepts, split parts that add up to the whole, and
+//! failures that keep the recorded part.
+
+use std::time::Duration;
+
+use streambot_core::{OutputFormat, Quality, RecordingOptions};
+use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner, moov_before_mdat};
+use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy};
+use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
+use streambot_recorder::{RecordingReport, RecordingSettings, record};
+use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
+use tokio::sync::{mpsc, watch};
+
+fn ffmpeg_available() -> bool {
+    std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+async fn record_origin(
+    config: OriginConfig,
+    url_path: &str,
+    quality: Quality,
+    adjust: impl FnOnce(&mut RecordingSettings),
+) -> (RecordingReport, tempfile::TempDir) {
+    let origin = spawn_origin(config).await.expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut settings = RecordingSettings::new(directory.path().to_path_buf());
+    adjust(&mut settings);
+    let options = RecordingOptions {
+        quality,
+        stall_timeout: Duration::from_secs(20),
+        ..RecordingOptions::default()
+    };
+    let client =
+        HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, FetchLimits::default()).expect("client");
+    let (_control_sender, control) = watch::channel(DesiredState::Record);
+    let (events_sender, _events) = mpsc::unbounded_channel();
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        record(
+            client,
+            &origin.url(url_path),
+            options,
+            settings,
+            control,
+            events_sender,
+        ),
+    )
+    .await
+    .expect("ends");
+    assert!(report.succeeded(), "{:?}", report.outcome);
+    (report, directory)
+}
+
+fn runner() -> FfmpegRunner {
+    FfmpegRunner::new(FfmpegBinaries::from_environment())
+}
+
+#[tokio::test]
+async fn a_recording_with_an_audio_rendition_ends_as_one_playable_mp4() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::MpegTs)
+        .with_window_segments(10)
+        .with_total_segments(17)
+        .with_audio_rendition();
+    let (report, directory) = record_origin(config, "/master.m3u8", Quality::Best, |_| {}).await;
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), 1);
+    let file = &finalized.files[0];
+    assert!(
+        file.path
+            .extension()
+            .is_some_and(|extension| extension == "mp4")
+    );
+    assert!(
+        moov_before_mdat(&file.path).expect("readable"),
+        "moov must come before mdat"
+    );
+    assert!(file.has_audio, "the audio rendition is muxed in");
+    let info = runner().probe(&file.path).await.expect("probe");
+    assert!(info.has_video() && info.has_audio());
+    let ledger_seconds = report.main.as_ref().expect("main").progress.media_seconds;
+    assert!(
+        (file.duration_seconds - ledger_seconds).abs() <= 1.5,
+        "{} vs {ledger_seconds}",
+        file.duration_seconds
+    );
+    let thumbnail = file.thumbnail.as_ref().expect("thumbnail");
+    let bytes = std::fs::read(thumbnail).expect("thumbnail file");
+    let (width, height) = streambot_ffmpeg::probe::jpeg_dimensions(&bytes).expect("a JPEG");
+    assert!(width.max(height) <= 320);
+    // The intermediate parts are gone once the check passed.
+    assert!(!directory.path().join("main-0001.ts").exists());
+    assert!(!directory.path().join("audio-0001.ts").exists());
+}
+
+#[tokio::test]
+async fn fragmented_mp4_parts_finalize_to_mkv_on_request() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::Fmp4)
+        .with_window_segments(10)
+        .with_total_segments(14);
+    let (report, _directory) =
+        record_origin(config, "/live/media.m3u8", Quality::Best, |_| {}).await;
+    let settings = FinalizeSettings::new(OutputFormat::Mkv, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert!(
+        finalized.files[0]
+            .path
+            .extension()
+            .is_some_and(|extension| extension == "mkv")
+    );
+}
+
+#[tokio::test]
+async fn audio_only_ends_as_m4a() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::MpegTs)
+        .with_window_segments(10)
+        .with_total_segments(14)
+        .with_audio_rendition();
+    let (report, _directory) = record_origin(config, "/master.m3u8", Quality::Audio, |_| {}).await;
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Audio);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    let file = &finalized.files[0];
+    assert!(
+        file.path
+            .extension()
+            .is_some_and(|extension| extension == "m4a")
+    );
+    let info = runner().probe(&file.path).await.expect("probe");
+    assert!(info.has_audio() && !info.has_video());
+}
+
+#[tokio::test]
+async fn split_parts_add_up_to_the_whole_without_overlap() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::MpegTs)
+        .with_window_segments(10)
+        .with_total_segments(18);
+    let (report, _directory) =
+        record_origin(config, "/live/media.m3u8", Quality::Best, |settings| {
+            settings.maximum_part_seconds = Some(3.0);
+        })
+        .await;
+    let main = report.main.as_ref().expect("main");
+    assert!(main.parts.len() >= 3, "{:?}", main.parts);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), main.parts.len());
+    let total: f64 = finalized
+        .files
+        .iter()
+        .map(|file| file.duration_seconds)
+        .sum();
+    assert!(
+        (total - main.progress.media_seconds).abs() <= 0.5 * finalized.files.len() as f64,
+        "files add up to {total} s, the ledger says {} s",
+        main.progress.media_seconds
+    );
+    for file in &finalized.files {
+        assert!(
+            file.duration_seconds <= 3.5,
+            "{} s part",
+            file.duration_seconds
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_part_keeps_the_part_and_says_why() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::MpegTs)
+        .with_window_segments(10)
+        .with_total_segments(12);
+    let (report, _directory) =
+        record_origin(config, "/live/media.m3u8", Quality::Best, |_| {}).await;
+    let part = &report.main.as_ref().expect("main").parts[0];
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&part.path, &garbage).expect("overwrite");
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.files.is_empty());
+    assert_eq!(finalized.failures.len(), 1);
+    assert!(part.path.exists(), "the part must be kept");
+    assert_eq!(std::fs::read(&part.path).expect("part"), garbage);
+    assert!(!finalized.failures[0].message.is_empty());
+}
