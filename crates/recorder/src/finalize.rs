@@ -96,11 +96,11 @@ pub struct FinalizeReport {
 }
 
 /// Which audio part goes with main part `index` of `main_count`.
-fn audio_part_for<'a>(
+fn audio_part_for(
     main_index: usize,
     main_count: usize,
-    audio_parts: &'a [PartSummary],
-) -> Option<&'a PartSummary> {
+    audio_parts: &[PartSummary],
+) -> Option<&PartSummary> {
     if audio_parts.len() == main_count {
         audio_parts.get(main_index)
     } else if audio_parts.len() == 1 {
