@@ -2,11 +2,16 @@
 //! so every other crate (and the bot's parser) can share one vocabulary.
 
 pub mod duration_text;
+pub mod job;
 pub mod job_id;
 pub mod options;
 pub mod progress;
 
 pub use duration_text::{DurationTextError, parse_duration_text};
+pub use job::{
+    DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner, JobPriority, JobState,
+    JobStateParseError, JobTransitionError, NewJob, check_transition,
+};
 pub use job_id::{JobId, JobIdError};
 pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
 pub use progress::{RecordingEndReason, RecordingProgress};
