@@ -137,6 +137,49 @@ pub fn parse_and_check_url(text: &str, policy: NetworkPolicy) -> Result<Url, Url
     Ok(url)
 }
 
+/// For tools that connect by themselves (the ffmpeg engine): checks the URL and that its host
+/// resolves only to permitted addresses. The tool resolves again when it connects, so this is
+/// weaker than the resolver the native fetcher uses; it is the best that can be done from outside.
+pub async fn check_url_and_resolved_addresses(
+    url: &Url,
+    policy: NetworkPolicy,
+) -> Result<(), UrlSafetyError> {
+    check_url(url, policy)?;
+    if policy.allow_private_networks {
+        return Ok(());
+    }
+    let Some(url::Host::Domain(domain)) = url.host() else {
+        return Ok(());
+    };
+    let host = domain.to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let lookup_host = host.clone();
+    let addresses: Vec<SocketAddr> = tokio::task::spawn_blocking(move || {
+        (lookup_host.as_str(), port)
+            .to_socket_addrs()
+            .map(|iterator| iterator.collect::<Vec<_>>())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    if addresses.is_empty() {
+        return Err(UrlSafetyError::Malformed {
+            url: url.to_string(),
+            reason: format!("the host {host:?} could not be resolved"),
+        });
+    }
+    if let Some(refused) = addresses
+        .iter()
+        .find(|address| !policy.permits_address(address.ip()))
+    {
+        return Err(UrlSafetyError::PrivateAddress {
+            url: url.to_string(),
+            address: refused.ip(),
+        });
+    }
+    Ok(())
+}
+
 /// DNS resolution that only ever yields permitted addresses, so the connector cannot reach a
 /// refused one whatever the name resolves to at connect time (DNS rebinding included).
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
 //! The streambot binary: command line, settings, logging, and the wiring of roles.
 
+mod engine_command;
 mod logging;
+mod probe_command;
 mod record_command;
 
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ enum Command {
     Run,
     /// Record one stream in the foreground, without Telegram.
     Record(RecordArguments),
+    /// Show what a link offers: variants, renditions, live or VOD, and each quality's pick.
+    Probe(probe_command::ProbeArguments),
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +67,16 @@ pub struct RecordArguments {
     /// Print machine-readable events, one JSON object a line, instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    /// Which recorder: `native` (HLS, loses nothing on short outages), `ffmpeg` (ffmpeg reads the
+    /// link itself; for non-HLS links), or `auto` (native unless the link is clearly not HLS).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "native", "ffmpeg"])]
+    pub engine: String,
+    /// Keep the recorded TS/fMP4 parts as they are: no remux to the finished format.
+    #[arg(long)]
+    pub no_finalize: bool,
+    /// Keep the intermediate TS/fMP4 parts after finalizing.
+    #[arg(long)]
+    pub keep_parts: bool,
 }
 
 fn parse_duration_argument(text: &str) -> Result<Duration, String> {
@@ -102,7 +116,18 @@ fn main() -> ExitCode {
                 );
                 ExitCode::from(2)
             }
-            Command::Record(arguments) => record_command::run_record_command(arguments).await,
+            Command::Record(arguments) => {
+                let use_ffmpeg_engine = arguments.engine == "ffmpeg"
+                    || (arguments.engine == "auto"
+                        && !streambot_ffmpeg::is_probably_hls(&arguments.url)
+                        && engine_command::looks_like_progressive_media(&arguments.url));
+                if use_ffmpeg_engine {
+                    engine_command::run_engine_record_command(arguments).await
+                } else {
+                    record_command::run_record_command(arguments).await
+                }
+            }
+            Command::Probe(arguments) => probe_command::run_probe_command(arguments).await,
         }
     })
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
+use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner, OperationTimeouts};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
+use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
 use streambot_recorder::{
     RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, network_policy, record,
 };
@@ -26,6 +28,10 @@ fn chrono_like_stamp() -> String {
         .map(|duration| duration.as_secs())
         .unwrap_or(0);
     format!("{seconds}")
+}
+
+pub fn default_output_directory_for_cli() -> std::path::PathBuf {
+    default_output_directory()
 }
 
 pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
@@ -188,7 +194,70 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     };
     signals.abort();
     bar.finish_and_clear();
-    print_summary(&report, json)
+    let status = print_summary(&report, json);
+    if arguments.no_finalize
+        || report
+            .main
+            .as_ref()
+            .is_none_or(|main| main.parts.is_empty())
+    {
+        return status;
+    }
+    let finalize_status = finalize_and_report(&report, &arguments, json).await;
+    if finalize_status != ExitCode::SUCCESS {
+        return finalize_status;
+    }
+    status
+}
+
+/// Remuxes the parts to the finished format; a failure keeps the part and says where it is.
+async fn finalize_and_report(
+    report: &RecordingReport,
+    arguments: &RecordArguments,
+    json: bool,
+) -> ExitCode {
+    let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .unwrap_or(3600);
+    let runner = FfmpegRunner::new(FfmpegBinaries::from_environment())
+        .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)));
+    let mut settings = FinalizeSettings::new(arguments.format, arguments.quality);
+    settings.keep_intermediate_parts = arguments.keep_parts;
+    if !json {
+        eprintln!("finalizing: remuxing to {}…", arguments.format);
+    }
+    let finalized = finalize_recording(&runner, report, &settings).await;
+    if json {
+        if let Ok(line) =
+            serde_json::to_string(&serde_json::json!({"kind": "finalized", "report": finalized}))
+        {
+            println!("{line}");
+        }
+    } else {
+        for file in &finalized.files {
+            eprintln!(
+                "finished: {} ({}, {}{})",
+                file.path.display(),
+                format_bytes(file.size_bytes),
+                format_seconds(file.duration_seconds),
+                if file.transcoded { ", re-encoded" } else { "" }
+            );
+        }
+    }
+    for failure in &finalized.failures {
+        eprintln!(
+            "streambot record: part {} could not be finalized ({}); it is kept at {}",
+            failure.part_number,
+            failure.message,
+            failure.kept_part.display()
+        );
+    }
+    if finalized.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    }
 }
 
 fn progress_line(progress: &RecordingProgress) -> String {
