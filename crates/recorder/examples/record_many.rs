@@ -181,14 +181,12 @@ async fn run(command_line: CommandLine) -> Result<Output, String> {
         let directory = command_line.output.join(format!("rec-{index}"));
         let settings = RecordingSettings::new(directory.clone());
         let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
-        let recording = record(
-            client.clone(),
-            &command_line.url,
-            options.clone(),
-            settings,
-            control.clone(),
-            events_sender,
-        );
+        let client = client.clone();
+        let url = command_line.url.clone();
+        let options = options.clone();
+        let control = control.clone();
+        let recording =
+            async move { record(client, &url, options, settings, control, events_sender).await };
         let first_commit = async move {
             let mut first = None;
             while let Some(event) = events.recv().await {
