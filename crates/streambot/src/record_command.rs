@@ -110,12 +110,13 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                 }
             }
             if interrupts == 1 {
-                signal_bar.println(
+                say(
+                    &signal_bar,
                     "stopping: finishing the segments in flight (Ctrl-C again to stop now)",
                 );
                 let _ = signal_control.send(DesiredState::Stop);
             } else {
-                signal_bar.println("stopping now");
+                say(&signal_bar, "stopping now");
                 let _ = signal_control.send(DesiredState::StopNow);
                 return;
             }
@@ -138,9 +139,12 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         }
         match &event {
             RecorderEvent::Resolved { source } => {
-                bar.println(format!("recording {}", source.main_media_playlist_url));
+                say(
+                    &bar,
+                    format!("recording {}", source.main_media_playlist_url),
+                );
                 if let Some(audio) = &source.audio_media_playlist_url {
-                    bar.println(format!("audio rendition {audio}"));
+                    say(&bar, format!("audio rendition {audio}"));
                 }
             }
             RecorderEvent::Track { event } => match event {
@@ -158,27 +162,30 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                     if track == "main" {
                         latest = progress.clone();
                     }
-                    bar.println(format!(
-                        "gap: {track} segment {} could not be fetched before it left the playlist",
-                        entry.media_sequence
-                    ));
+                    say(
+                        &bar,
+                        format!(
+                            "gap: {track} segment {} could not be fetched before it left the playlist",
+                            entry.media_sequence
+                        ),
+                    );
                     bar.set_message(progress_line(&latest));
                 }
                 TrackEvent::PartStarted { track, part } => {
-                    bar.println(format!(
-                        "{track}: part {} → {}",
-                        part.number,
-                        part.path.display()
-                    ));
+                    say(
+                        &bar,
+                        format!("{track}: part {} → {}", part.number, part.path.display()),
+                    );
                 }
                 TrackEvent::PlaylistTrouble {
                     error,
                     consecutive_failures,
                     ..
                 } if *consecutive_failures == 1 || consecutive_failures % 10 == 0 => {
-                    bar.println(format!(
-                        "playlist reload failing ({consecutive_failures}×): {error}"
-                    ));
+                    say(
+                        &bar,
+                        format!("playlist reload failing ({consecutive_failures}×): {error}"),
+                    );
                 }
                 _ => {}
             },
@@ -270,6 +277,16 @@ fn progress_line(progress: &RecordingProgress) -> String {
         progress.gap_segments,
         progress.current_part
     )
+}
+
+/// Prints a line above the progress bar, or on stderr when there is no bar (not a terminal, or
+/// `--json`): indicatif drops lines printed through a hidden bar.
+fn say(bar: &ProgressBar, line: impl AsRef<str>) {
+    if bar.is_hidden() {
+        eprintln!("{}", line.as_ref());
+    } else {
+        bar.println(line.as_ref());
+    }
 }
 
 pub fn format_seconds(seconds: f64) -> String {

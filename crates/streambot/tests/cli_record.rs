@@ -1,0 +1,351 @@
+//! `streambot record` and `streambot probe` as a user runs them: the real binary against the
+//! project's HLS origin on 127.0.0.1, with Ctrl-C, bad input and exit statuses.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use streambot_testkit::{Fault, OriginConfig, OriginHandle, SegmentKind, spawn_origin};
+use tokio::process::Command;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_streambot");
+
+fn streambot() -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_remove("ALLOW_PRIVATE_NETWORKS")
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run_to_end(command: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(90), command.output())
+        .await
+        .expect("streambot ends in time")
+        .expect("streambot runs")
+}
+
+async fn ending_origin(total_segments: u64) -> OriginHandle {
+    spawn_origin(
+        OriginConfig::new(SegmentKind::MpegTs)
+            .with_window_segments(10)
+            .with_total_segments(total_segments)
+            .with_audio_rendition(),
+    )
+    .await
+    .expect("origin")
+}
+
+fn ffmpeg_available() -> bool {
+    std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+fn stderr_text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn files_named(directory: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .map(|listing| {
+            listing
+                .flatten()
+                .map(|item| item.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn record_until_the_stream_ends_gives_a_finished_mp4_and_exit_zero() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let origin = ending_origin(15).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = run_to_end(
+        streambot()
+            .args([
+                "record",
+                &origin.master_playlist_url(),
+                "--allow-private-networks",
+                "-o",
+            ])
+            .arg(directory.path()),
+    )
+    .await;
+    let stderr = stderr_text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("ended: the stream ended"), "{stderr}");
+    assert!(stderr.contains("0 gaps"), "{stderr}");
+    assert_eq!(
+        files_named(directory.path(), ".mp4"),
+        vec!["recording-0001.mp4"]
+    );
+    assert!(directory.path().join("main-ledger.jsonl").exists());
+    assert!(directory.path().join("recording.json").exists());
+}
+
+#[tokio::test]
+async fn json_mode_prints_one_event_per_line_and_a_summary() {
+    let origin = ending_origin(13).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = run_to_end(
+        streambot()
+            .args([
+                "record",
+                &origin.media_playlist_url(),
+                "--allow-private-networks",
+                "--json",
+                "--no-finalize",
+                "-o",
+            ])
+            .arg(directory.path()),
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut kinds = Vec::new();
+    for line in stdout.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
+        kinds.push(value["kind"].as_str().unwrap_or_default().to_string());
+        if value["kind"] == "summary" {
+            assert_eq!(value["report"]["outcome"]["outcome"], "finished");
+        }
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("resolved"));
+    assert_eq!(kinds.last().map(String::as_str), Some("summary"));
+    assert!(kinds.iter().filter(|kind| *kind == "track").count() > 5);
+    assert_eq!(files_named(directory.path(), ".ts"), vec!["main-0001.ts"]);
+}
+
+fn send_interrupt(process_id: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &process_id.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_gracefully_and_keeps_a_playable_recording() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let origin = ending_origin(200).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let child = streambot()
+        .args([
+            "record",
+            &origin.media_playlist_url(),
+            "--allow-private-networks",
+            "-o",
+        ])
+        .arg(directory.path())
+        .spawn()
+        .expect("spawn");
+    let process_id = child.id().expect("pid");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    send_interrupt(process_id);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("stops in time")
+        .expect("output");
+    let stderr = stderr_text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped on request"), "{stderr}");
+    assert_eq!(
+        files_named(directory.path(), ".mp4"),
+        vec!["recording-0001.mp4"]
+    );
+}
+
+#[tokio::test]
+async fn a_second_ctrl_c_stops_at_once_and_the_part_stays_playable() {
+    // Slow bodies keep downloads in flight so the first Ctrl-C has something to wait for.
+    let origin = spawn_origin(
+        OriginConfig::new(SegmentKind::MpegTs)
+            .with_window_segments(10)
+            .with_total_segments(200)
+            .with_fault(Fault::SlowBodies {
+                from: Duration::from_secs(3),
+                to: Duration::from_secs(120),
+                bytes_per_second: 2000,
+            }),
+    )
+    .await
+    .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let child = streambot()
+        .args([
+            "record",
+            &origin.media_playlist_url(),
+            "--allow-private-networks",
+            "--no-finalize",
+            "-o",
+        ])
+        .arg(directory.path())
+        .spawn()
+        .expect("spawn");
+    let process_id = child.id().expect("pid");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    send_interrupt(process_id);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send_interrupt(process_id);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("stops at once")
+        .expect("output");
+    let stderr = stderr_text(&output);
+    assert!(stderr.contains("stopping now"), "{stderr}");
+    let parts = files_named(directory.path(), ".ts");
+    assert_eq!(parts, vec!["main-0001.ts"]);
+    if ffmpeg_available() {
+        let probe = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(directory.path().join("main-0001.ts"))
+            .output()
+            .expect("ffprobe");
+        assert!(probe.status.success());
+        let duration: f64 = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .parse()
+            .expect("a duration");
+        assert!(duration > 1.0, "{duration}");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_specific_one_line_reason_and_a_non_zero_status() {
+    let origin = ending_origin(12).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let missing = origin.url("/gone/live.m3u8");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["record".into(), origin.media_playlist_url()],
+            "private or local address",
+        ),
+        (
+            vec!["record".into(), missing, "--allow-private-networks".into()],
+            "not found",
+        ),
+        (
+            vec!["record".into(), "ftp://example.com/x.m3u8".into()],
+            "only http and https",
+        ),
+        (
+            vec![
+                "record".into(),
+                origin.media_playlist_url(),
+                "--quality".into(),
+                "ultra".into(),
+            ],
+            "is not a quality",
+        ),
+        (
+            vec![
+                "record".into(),
+                origin.media_playlist_url(),
+                "--for".into(),
+                "soon".into(),
+            ],
+            "is not a duration",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let output = run_to_end(
+            streambot()
+                .args(&arguments)
+                .arg("-o")
+                .arg(directory.path().join("out")),
+        )
+        .await;
+        let stderr = stderr_text(&output);
+        assert!(!output.status.success(), "{arguments:?} succeeded");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_stream_exits_with_status_three() {
+    let origin = spawn_origin(
+        OriginConfig::new(SegmentKind::MpegTs)
+            .with_window_segments(10)
+            .with_fault(Fault::PlaylistStall {
+                from: Duration::from_secs(1),
+                to: Duration::from_secs(300),
+            }),
+    )
+    .await
+    .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = run_to_end(
+        streambot()
+            .args([
+                "record",
+                &origin.media_playlist_url(),
+                "--allow-private-networks",
+                "--stall-timeout",
+                "3s",
+                "--no-finalize",
+                "-o",
+            ])
+            .arg(directory.path()),
+    )
+    .await;
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("stalled"), "{stderr}");
+    assert_eq!(files_named(directory.path(), ".ts"), vec!["main-0001.ts"]);
+}
+
+#[tokio::test]
+async fn probe_shows_variants_and_quality_picks() {
+    let origin = ending_origin(30).await;
+    let output = run_to_end(streambot().args([
+        "probe",
+        &origin.master_playlist_url(),
+        "--allow-private-networks",
+        "--json",
+    ]))
+    .await;
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("probe --json is JSON");
+    assert_eq!(report["kind"], "master");
+    assert_eq!(report["variants"].as_array().map(Vec::len), Some(3));
+    assert_eq!(report["media"]["live"], true);
+    let picks = report["picks"].as_array().expect("picks");
+    let worst = picks
+        .iter()
+        .find(|pick| pick["quality"] == "worst")
+        .expect("worst pick");
+    assert_eq!(worst["uri"], "/v2/media.m3u8");
+    let table = run_to_end(streambot().args([
+        "probe",
+        &origin.master_playlist_url(),
+        "--allow-private-networks",
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("LIVE"), "{text}");
+    assert!(text.contains("1280x720"), "{text}");
+}
