@@ -349,3 +349,101 @@ async fn probe_shows_variants_and_quality_picks() {
     assert!(text.contains("LIVE"), "{text}");
     assert!(text.contains("1280x720"), "{text}");
 }
+
+#[tokio::test]
+async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let origin = ending_origin(200).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut child = streambot()
+        .args([
+            "record",
+            &origin.media_playlist_url(),
+            "--allow-private-networks",
+            "-o",
+        ])
+        .arg(directory.path())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+    let part = directory.path().join("main-0001.ts");
+    let part_bytes = std::fs::metadata(&part).expect("the part exists").len();
+    // Every ledger line describes bytes that are in the part.
+    let ledger =
+        std::fs::read_to_string(directory.path().join("main-ledger.jsonl")).expect("ledger");
+    let mut ledger_bytes = 0;
+    for line in ledger.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).expect("complete lines");
+        ledger_bytes += entry["bytes"].as_u64().unwrap_or(0);
+    }
+    assert!(ledger_bytes > 0);
+    assert!(
+        ledger_bytes <= part_bytes,
+        "ledger claims {ledger_bytes} of {part_bytes} bytes"
+    );
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&part)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let duration: f64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .expect("a duration");
+    assert!(duration >= 3.0, "{duration}");
+}
+
+#[tokio::test]
+async fn a_link_to_a_single_media_file_is_recorded_by_the_ffmpeg_engine() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let origin = ending_origin(30).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    // One TS segment served as a plain file: not HLS, so `auto` picks the ffmpeg engine.
+    let output = run_to_end(
+        streambot()
+            .args([
+                "record",
+                &origin.segment_url(1001),
+                "--allow-private-networks",
+                "-o",
+            ])
+            .arg(directory.path()),
+    )
+    .await;
+    let stderr = stderr_text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("ffmpeg engine"), "{stderr}");
+    assert_eq!(
+        files_named(directory.path(), ".mp4"),
+        vec!["recording-0001.mp4"]
+    );
+    // And the same URL-safety rule applies to it.
+    let refused = run_to_end(
+        streambot()
+            .args(["record", &origin.segment_url(1001), "-o"])
+            .arg(directory.path().join("refused")),
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(stderr_text(&refused).contains("private or local address"));
+}
