@@ -58,5 +58,5 @@ export STREAMBOT_FIXTURE_CACHE="${STREAMBOT_FIXTURE_CACHE:-${TMPDIR:-/tmp}/strea
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}" cargo test --workspace --no-fail-fast "$@"
 fi

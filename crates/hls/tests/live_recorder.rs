@@ -69,6 +69,25 @@ fn track_config(url: &str, directory: &Path) -> TrackRecorderConfig {
     config
 }
 
+/// Runs one track recording to its end against `url`, with the policy given.
+async fn record_once(
+    url: &str,
+    directory: &Path,
+    policy: NetworkPolicy,
+    adjust: impl FnOnce(&mut TrackRecorderConfig),
+) -> TrackOutcome {
+    let mut config = track_config(url, directory);
+    adjust(&mut config);
+    let (_control_sender, control) = watch::channel(DesiredState::Record);
+    let (events_sender, _events) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        record_track(client(policy), config, control, events_sender),
+    )
+    .await
+    .expect("the recording ends")
+}
+
 async fn record_with(
     origin_config: OriginConfig,
     adjust: impl FnOnce(&mut TrackRecorderConfig),
@@ -582,15 +601,12 @@ async fn a_dead_stream_fails_fast_with_a_clear_message() {
         .await
         .expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
-    let config = track_config(&origin.url("/no/such/stream.m3u8"), directory.path());
-    let (_control_sender, control) = watch::channel(DesiredState::Record);
-    let (events_sender, _events) = mpsc::unbounded_channel();
     let started = std::time::Instant::now();
-    let outcome = record_track(
-        client(NetworkPolicy::ALLOW_PRIVATE),
-        config,
-        control,
-        events_sender,
+    let outcome = record_once(
+        &origin.url("/no/such/stream.m3u8"),
+        directory.path(),
+        NetworkPolicy::ALLOW_PRIVATE,
+        |_| {},
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -614,15 +630,11 @@ async fn a_html_page_is_not_a_playlist() {
         .expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
     // The key file is not a playlist: the recorder must say so, not loop.
-    let mut config = track_config(&origin.url("/live/key.bin"), directory.path());
-    config.stall_timeout = Duration::from_secs(2);
-    let (_control_sender, control) = watch::channel(DesiredState::Record);
-    let (events_sender, _events) = mpsc::unbounded_channel();
-    let outcome = record_track(
-        client(NetworkPolicy::ALLOW_PRIVATE),
-        config,
-        control,
-        events_sender,
+    let outcome = record_once(
+        &origin.url("/live/key.bin"),
+        directory.path(),
+        NetworkPolicy::ALLOW_PRIVATE,
+        |config| config.stall_timeout = Duration::from_secs(2),
     )
     .await;
     assert!(
@@ -644,16 +656,7 @@ async fn private_addresses_are_refused_unless_allowed() {
             .media_playlist_url()
             .replace("127.0.0.1", "localhost"),
     ] {
-        let config = track_config(&url, directory.path());
-        let (_control_sender, control) = watch::channel(DesiredState::Record);
-        let (events_sender, _events) = mpsc::unbounded_channel();
-        let outcome = record_track(
-            client(NetworkPolicy::PUBLIC_ONLY),
-            config,
-            control,
-            events_sender,
-        )
-        .await;
+        let outcome = record_once(&url, directory.path(), NetworkPolicy::PUBLIC_ONLY, |_| {}).await;
         match outcome.end {
             TrackEnd::Failed(HlsError::UrlRefused(_)) => {}
             other => panic!("{url}: expected a refusal, got {other:?}"),
@@ -743,20 +746,13 @@ async fn a_recording_killed_mid_way_resumes_without_loss_or_duplicates() {
     assert!(!before.is_empty());
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Second run in the same directory: continues after the last ledger entry.
-    let config = track_config(&origin.media_playlist_url(), &output);
-    let (_control_sender, control) = watch::channel(DesiredState::Record);
-    let (events_sender, _events) = mpsc::unbounded_channel();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(60),
-        record_track(
-            client(NetworkPolicy::ALLOW_PRIVATE),
-            config,
-            control,
-            events_sender,
-        ),
+    let outcome = record_once(
+        &origin.media_playlist_url(),
+        &output,
+        NetworkPolicy::ALLOW_PRIVATE,
+        |_| {},
     )
-    .await
-    .expect("ends");
+    .await;
     assert!(
         matches!(
             outcome.end,
