@@ -300,8 +300,8 @@ impl Job {
             self.started_at = Some(now);
         }
         if to.is_terminal() {
+            // The lease stays until the worker completes the delivery (that write is fenced too).
             self.finished_at = Some(now);
-            self.lease = None;
         }
         if to == JobState::Queued {
             self.lease = None;

@@ -1,0 +1,21 @@
+//! Jobs, queue and workers.
+//!
+//! - [`backend`]: the `JobStore` and `Queue` traits and the record changes both backends share.
+//! - [`sqlite`]: the embedded default (one SQLite file under `DATA_DIR`, in-process queue).
+//! - [`redis_backend`]: the distributed backend (hashes, streams `priority` and `normal` with one
+//!   consumer group, XAUTOCLAIM reaper, fencing epoch, pub/sub events).
+//! - [`worker`]: slots, one task per job, heartbeats, control, retries, graceful shutdown.
+//! - [`scheduler`]: retention, disk guard, lease reaper.
+
+pub mod backend;
+pub mod error;
+pub mod redis_backend;
+pub mod sqlite;
+
+pub use backend::{
+    JobBackend, JobFilter, JobStore, Lease, MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement,
+    RetryDecision, retry_backoff, submit_job,
+};
+pub use error::JobsError;
+pub use redis_backend::RedisBackend;
+pub use sqlite::SqliteBackend;

@@ -1,0 +1,808 @@
+//! The distributed backend.
+//!
+//! Keys (all under one prefix, `streambot:` by default):
+//! - `job:{ID}`: a hash with `version`, `state` and `record` (the JSON of the job). Every change is
+//!   a compare-and-set on `version` (a Lua script).
+//! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time.
+//! - `stream:priority`, `stream:normal`: the queues, read by the consumer group `workers`, one entry
+//!   at a time (no prefetch). A claimed entry stays pending under the worker's consumer until the
+//!   job leaves the worker; lease renewal re-claims it (`XCLAIM … JUSTID`) so its idle time only
+//!   grows when the worker is gone, and the reaper finds it with `XAUTOCLAIM`.
+//! - `delayed`: retries waiting for their backoff (a sorted set by due time).
+//! - `dead`: jobs failed for good. `lock:{NAME}`: locks with expiry. Channel `events`: pub/sub.
+//!
+//! Blocking reads use a dedicated connection without a response timeout (redis-rs's default of
+//! 500 ms would cut every `BLOCK`); everything else goes through a `ConnectionManager`, which
+//! reconnects after a Redis restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncConnectionConfig, Script};
+use streambot_core::{
+    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+};
+use tokio::sync::{Mutex, broadcast};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::backend::{
+    JobFilter, JobStore, Lease, Queue, QueuePlacement, RetryDecision, VersionedJobRecords,
+    events_between, mutation, random_job_id, shared_operations,
+};
+use crate::error::JobsError;
+
+const CONSUMER_GROUP: &str = "workers";
+const REAPER_CONSUMER: &str = "reaper";
+const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
+/// A blocking read waits at most this long at a time, so due retries are promoted in time.
+const BLOCK_SLICE: Duration = Duration::from_millis(500);
+/// Pending entries idle this long are looked at by the reaper (the job's lease decides).
+const REAPER_MINIMUM_IDLE: Duration = Duration::from_millis(1000);
+
+const COMPARE_AND_SET_SCRIPT: &str = r#"
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'record', ARGV[3], 'state', ARGV[4])
+return 1
+"#;
+
+const CREATE_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'version', '1', 'record', ARGV[1], 'state', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"#;
+
+const PROMOTE_DELAYED_SCRIPT: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 50)
+for _, member in ipairs(due) do
+  local separator = string.find(member, ':', 1, true)
+  if separator then
+    local queue = string.sub(member, 1, separator - 1)
+    local job = string.sub(member, separator + 1)
+    redis.call('XADD', ARGV[2] .. 'stream:' .. queue, '*', 'job', job)
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"#;
+
+const ACQUIRE_LOCK_SCRIPT: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// The Redis job store and queue.
+#[derive(Clone)]
+pub struct RedisBackend {
+    client: redis::Client,
+    commands: ConnectionManager,
+    blocking: Arc<Mutex<Option<MultiplexedConnection>>>,
+    prefix: String,
+    events: broadcast::Sender<JobEvent>,
+    _subscriber_guard: Arc<DropGuard>,
+}
+
+fn decode_record(text: &str) -> Result<Job, JobsError> {
+    serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+fn encode_record(job: &Job) -> Result<String, JobsError> {
+    serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+fn is_missing_group(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOGROUP")
+}
+
+impl RedisBackend {
+    /// Connects, creates the consumer group if needed and starts listening for events.
+    pub async fn connect(redis_url: &str, key_prefix: &str) -> Result<Self, JobsError> {
+        let client = redis::Client::open(redis_url)?;
+        let commands = ConnectionManager::new(client.clone()).await?;
+        let (events, _) = broadcast::channel(1024);
+        let stop_subscriber = CancellationToken::new();
+        let backend = RedisBackend {
+            client: client.clone(),
+            commands,
+            blocking: Arc::new(Mutex::new(None)),
+            prefix: key_prefix.to_string(),
+            events: events.clone(),
+            _subscriber_guard: Arc::new(stop_subscriber.clone().drop_guard()),
+        };
+        backend.ensure_consumer_groups().await?;
+        // Subscribe before returning, so no event published after `connect` is missed.
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(backend.key("events")).await?;
+        tokio::spawn(forward_events(
+            client,
+            backend.key("events"),
+            pubsub,
+            events,
+            stop_subscriber,
+        ));
+        Ok(backend)
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    fn job_key(&self, job_id: JobId) -> String {
+        self.key(&format!("job:{job_id}"))
+    }
+
+    fn stream_key(&self, queue: JobPriority) -> String {
+        self.key(&format!("stream:{}", queue.queue_name()))
+    }
+
+    async fn ensure_consumer_groups(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        for queue in [JobPriority::Priority, JobPriority::Normal] {
+            let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.stream_key(queue))
+                .arg(CONSUMER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut connection)
+                .await;
+            if let Err(error) = created
+                && error.code() != Some("BUSYGROUP")
+            {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self, job_id: JobId) -> Result<Option<(Job, String)>, JobsError> {
+        let mut connection = self.commands.clone();
+        let (version, record): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.job_key(job_id))
+            .arg("version")
+            .arg("record")
+            .query_async(&mut connection)
+            .await?;
+        match (version, record) {
+            (Some(version), Some(record)) => Ok(Some((decode_record(&record)?, version))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn publish(&self, event: &JobEvent) {
+        let Ok(text) = serde_json::to_string(event) else {
+            return;
+        };
+        let mut connection = self.commands.clone();
+        let published: Result<i64, redis::RedisError> = redis::cmd("PUBLISH")
+            .arg(self.key("events"))
+            .arg(text)
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = published {
+            tracing::warn!(%error, "could not publish a job event");
+        }
+    }
+
+    /// Read, mutate, compare-and-set, again on conflict; then the queue side and the events.
+    async fn update_job_record<T>(
+        &self,
+        job_id: JobId,
+        mut mutate: impl FnMut(&mut Job) -> Result<(QueuePlacement, T), JobsError>,
+    ) -> Result<(Job, T), JobsError> {
+        let script = Script::new(COMPARE_AND_SET_SCRIPT);
+        for _ in 0..MAXIMUM_WRITE_ATTEMPTS {
+            let (before, version) = self
+                .load(job_id)
+                .await?
+                .ok_or(JobsError::JobNotFound { job_id })?;
+            let mut after = before.clone();
+            let (placement, extra) = mutate(&mut after)?;
+            let next_version = version.parse::<u64>().unwrap_or(0) + 1;
+            let mut connection = self.commands.clone();
+            let written: i64 = script
+                .key(self.job_key(job_id))
+                .arg(&version)
+                .arg(next_version.to_string())
+                .arg(encode_record(&after)?)
+                .arg(after.state.as_str())
+                .invoke_async(&mut connection)
+                .await?;
+            if written == 1 {
+                self.apply_placement(&before, &after, placement).await?;
+                for event in events_between(&before, &after) {
+                    self.publish(&event).await;
+                }
+                return Ok((after, extra));
+            }
+        }
+        Err(JobsError::TooMuchContention {
+            job_id,
+            attempts: MAXIMUM_WRITE_ATTEMPTS,
+        })
+    }
+
+    async fn acknowledge_entry(&self, queue: JobPriority, entry_id: &str) -> Result<(), JobsError> {
+        if entry_id.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XACK")
+            .arg(self.stream_key(queue))
+            .arg(CONSUMER_GROUP)
+            .arg(entry_id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(self.stream_key(queue))
+            .arg(entry_id)
+            .ignore();
+        let mut connection = self.commands.clone();
+        let () = pipeline.query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    async fn add_entry(&self, queue: JobPriority, job_id: JobId) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.stream_key(queue))
+            .arg("*")
+            .arg("job")
+            .arg(job_id.as_str())
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply_placement(
+        &self,
+        before: &Job,
+        after: &Job,
+        placement: QueuePlacement,
+    ) -> Result<(), JobsError> {
+        let previous_delivery = before
+            .lease
+            .as_ref()
+            .map(|lease| (lease.queue, lease.delivery_handle.clone()));
+        match placement {
+            QueuePlacement::Unchanged => Ok(()),
+            QueuePlacement::Dequeue | QueuePlacement::DeadLetter => {
+                if let Some((queue, entry_id)) = previous_delivery {
+                    self.acknowledge_entry(queue, &entry_id).await?;
+                }
+                if placement == QueuePlacement::DeadLetter {
+                    let mut connection = self.commands.clone();
+                    let _: i64 = redis::cmd("ZADD")
+                        .arg(self.key("dead"))
+                        .arg(Utc::now().timestamp_millis())
+                        .arg(after.id.as_str())
+                        .query_async(&mut connection)
+                        .await?;
+                }
+                Ok(())
+            }
+            QueuePlacement::Enqueue { available_at } => {
+                if let Some((queue, entry_id)) = previous_delivery {
+                    self.acknowledge_entry(queue, &entry_id).await?;
+                }
+                if available_at <= Utc::now() {
+                    self.add_entry(after.priority, after.id).await
+                } else {
+                    let mut connection = self.commands.clone();
+                    let _: i64 = redis::cmd("ZADD")
+                        .arg(self.key("delayed"))
+                        .arg(available_at.timestamp_millis())
+                        .arg(format!("{}:{}", after.priority.queue_name(), after.id))
+                        .query_async(&mut connection)
+                        .await?;
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    async fn promote_due_retries(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let _: i64 = Script::new(PROMOTE_DELAYED_SCRIPT)
+            .key(self.key("delayed"))
+            .arg(Utc::now().timestamp_millis())
+            .arg(&self.prefix)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// One XREADGROUP for one entry; `block` uses the dedicated connection.
+    async fn read_entries(
+        &self,
+        worker_id: &str,
+        queues: &[JobPriority],
+        block: Option<Duration>,
+    ) -> Result<Vec<(JobPriority, StreamId)>, JobsError> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(worker_id)
+            .arg("COUNT")
+            .arg(1);
+        if let Some(block) = block {
+            command.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        command.arg("STREAMS");
+        for queue in queues {
+            command.arg(self.stream_key(*queue));
+        }
+        for _ in queues {
+            command.arg(">");
+        }
+        let reply: Result<Option<StreamReadReply>, redis::RedisError> = match block {
+            None => {
+                let mut connection = self.commands.clone();
+                command.query_async(&mut connection).await
+            }
+            Some(_) => {
+                let mut slot = self.blocking.lock().await;
+                if slot.is_none() {
+                    let config = AsyncConnectionConfig::new().set_response_timeout(None);
+                    *slot = Some(
+                        self.client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await?,
+                    );
+                }
+                let Some(connection) = slot.as_mut() else {
+                    return Ok(Vec::new());
+                };
+                let reply = command.query_async(connection).await;
+                if reply.as_ref().is_err_and(|error| !is_missing_group(error)) {
+                    // A broken connection is replaced on the next read.
+                    *slot = None;
+                }
+                reply
+            }
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) if is_missing_group(&error) => {
+                // Redis lost its data (restarted without persistence): recreate the group.
+                self.ensure_consumer_groups().await?;
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut entries = Vec::new();
+        for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
+            let Some(queue) = queues
+                .iter()
+                .copied()
+                .find(|queue| self.stream_key(*queue) == stream.key)
+            else {
+                continue;
+            };
+            entries.extend(stream.ids.into_iter().map(|entry| (queue, entry)));
+        }
+        Ok(entries)
+    }
+
+    /// Tries to claim the job of one delivered entry; `None` when the entry was stale.
+    async fn claim_entry(
+        &self,
+        worker_id: &str,
+        queue: JobPriority,
+        entry: &StreamId,
+        lease_duration: Duration,
+    ) -> Result<Option<(Job, Lease)>, JobsError> {
+        let job_id = entry
+            .get::<String>("job")
+            .and_then(|text| text.parse::<JobId>().ok());
+        let Some(job_id) = job_id else {
+            self.acknowledge_entry(queue, &entry.id).await?;
+            return Ok(None);
+        };
+        let claimed =
+            shared_operations::claim_found_job(self, job_id, worker_id, &entry.id, lease_duration)
+                .await?;
+        if claimed.is_none() {
+            self.acknowledge_entry(queue, &entry.id).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Reaps the lapsed entries of one stream.
+    async fn reap_stream(&self, queue: JobPriority) -> Result<Vec<JobId>, JobsError> {
+        let mut connection = self.commands.clone();
+        let reply: Result<StreamAutoClaimReply, redis::RedisError> = redis::cmd("XAUTOCLAIM")
+            .arg(self.stream_key(queue))
+            .arg(CONSUMER_GROUP)
+            .arg(REAPER_CONSUMER)
+            .arg(REAPER_MINIMUM_IDLE.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut connection)
+            .await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) if is_missing_group(&error) => {
+                self.ensure_consumer_groups().await?;
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut reaped = Vec::new();
+        for entry in reply.claimed {
+            let job_id = entry
+                .get::<String>("job")
+                .and_then(|text| text.parse::<JobId>().ok());
+            let Some(job_id) = job_id else {
+                self.acknowledge_entry(queue, &entry.id).await?;
+                continue;
+            };
+            let Some((job, _)) = self.load(job_id).await? else {
+                self.acknowledge_entry(queue, &entry.id).await?;
+                continue;
+            };
+            let delivered_here = job
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.delivery_handle == entry.id);
+            if job.state == JobState::Queued && job.lease.is_none() {
+                // Delivered to a worker that died before it could claim: deliver it again.
+                self.acknowledge_entry(queue, &entry.id).await?;
+                self.add_entry(job.priority, job.id).await?;
+                continue;
+            }
+            if !delivered_here || job.state.is_terminal() {
+                self.acknowledge_entry(queue, &entry.id).await?;
+                continue;
+            }
+            match self
+                .update_job_record(job_id, |job| {
+                    mutation::reap(job, Utc::now()).map(|placement| (placement, ()))
+                })
+                .await
+            {
+                Ok(_) => reaped.push(job_id),
+                Err(JobsError::NotApplicable { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Deletes every key under this backend's prefix (tests and benchmarks).
+    pub async fn delete_all_keys(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut connection)
+            .await?;
+        for chunk in keys.chunks(100) {
+            let _: i64 = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Forwards pub/sub messages to the in-process broadcast, reconnecting after a Redis restart.
+async fn forward_events(
+    client: redis::Client,
+    channel: String,
+    first_connection: redis::aio::PubSub,
+    events: broadcast::Sender<JobEvent>,
+    stop: CancellationToken,
+) {
+    let mut connection = Some(first_connection);
+    loop {
+        let pubsub = match connection.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                let connected = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                match connected.await {
+                    Ok(pubsub) => pubsub,
+                    Err(error) => {
+                        tracing::debug!(%error, "events subscription: reconnecting");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        }
+                    }
+                }
+            }
+        };
+        let mut messages = pubsub.into_on_message();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                message = messages.next() => {
+                    let Some(message) = message else { break };
+                    let Ok(text) = message.get_payload::<String>() else { continue };
+                    if let Ok(event) = serde_json::from_str::<JobEvent>(&text) {
+                        let _ = events.send(event);
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+impl JobStore for RedisBackend {
+    async fn create_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        let now = Utc::now();
+        loop {
+            let job = Job::new(random_job_id(), request.clone(), now);
+            let mut connection = self.commands.clone();
+            let created: i64 = Script::new(CREATE_SCRIPT)
+                .key(self.job_key(job.id))
+                .key(self.key("jobs"))
+                .key(self.key(&format!("user:{}:jobs", job.owner.user_id)))
+                .arg(encode_record(&job)?)
+                .arg(job.state.as_str())
+                .arg(now.timestamp_millis())
+                .arg(job.id.as_str())
+                .invoke_async(&mut connection)
+                .await?;
+            if created == 1 {
+                self.publish(&JobEvent::Created {
+                    job: Box::new(job.clone()),
+                })
+                .await;
+                return Ok(job);
+            }
+        }
+    }
+
+    async fn get_job(&self, job_id: JobId) -> Result<Option<Job>, JobsError> {
+        Ok(self.load(job_id).await?.map(|(job, _)| job))
+    }
+
+    async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobsError> {
+        let index = match filter.owner_user_id {
+            Some(user_id) => self.key(&format!("user:{user_id}:jobs")),
+            None => self.key("jobs"),
+        };
+        let mut connection = self.commands.clone();
+        let identifiers: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(&index)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        let mut jobs = Vec::new();
+        for chunk in identifiers.chunks(200) {
+            let mut pipeline = redis::pipe();
+            for identifier in chunk {
+                pipeline
+                    .cmd("HGET")
+                    .arg(self.key(&format!("job:{identifier}")))
+                    .arg("record");
+            }
+            let records: Vec<Option<String>> = pipeline.query_async(&mut connection).await?;
+            for record in records.into_iter().flatten() {
+                let job = decode_record(&record)?;
+                if filter.matches(&job) {
+                    jobs.push(job);
+                    if filter.limit.is_some_and(|limit| jobs.len() >= limit) {
+                        return Ok(jobs);
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn transition_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        to: JobState,
+        fence: Option<&Lease>,
+        error: Option<String>,
+    ) -> Result<Job, JobsError> {
+        shared_operations::transition_job(self, job_id, expected, to, fence, error).await
+    }
+
+    async fn set_desired_state(
+        &self,
+        job_id: JobId,
+        desired: DesiredJobState,
+    ) -> Result<Job, JobsError> {
+        shared_operations::set_desired_state(self, job_id, desired).await
+    }
+
+    async fn update_progress(
+        &self,
+        lease: &Lease,
+        progress: RecordingProgress,
+    ) -> Result<(), JobsError> {
+        let event = shared_operations::update_progress(self, lease, progress).await?;
+        self.publish(&event).await;
+        Ok(())
+    }
+
+    fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    async fn publish_event(&self, event: JobEvent) -> Result<(), JobsError> {
+        self.publish(&event).await;
+        Ok(())
+    }
+}
+
+impl Queue for RedisBackend {
+    async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
+        self.add_entry(priority, job_id).await
+    }
+
+    async fn claim(
+        &self,
+        worker_id: &str,
+        queues: &[JobPriority],
+        lease_duration: Duration,
+        wait: Duration,
+    ) -> Result<Option<(Job, Lease)>, JobsError> {
+        let mut ordered: Vec<JobPriority> = Vec::new();
+        for queue in [JobPriority::Priority, JobPriority::Normal] {
+            if queues.contains(&queue) {
+                ordered.push(queue);
+            }
+        }
+        if ordered.is_empty() {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            self.promote_due_retries().await?;
+            // Non-blocking, one queue at a time, priority first.
+            let mut delivered = Vec::new();
+            for queue in &ordered {
+                delivered = self
+                    .read_entries(worker_id, std::slice::from_ref(queue), None)
+                    .await?;
+                if !delivered.is_empty() {
+                    break;
+                }
+            }
+            if delivered.is_empty() {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                let block = BLOCK_SLICE.min(deadline - now);
+                delivered = self.read_entries(worker_id, &ordered, Some(block)).await?;
+            }
+            let mut claimed = None;
+            for (queue, entry) in delivered {
+                if claimed.is_none() {
+                    claimed = self
+                        .claim_entry(worker_id, queue, &entry, lease_duration)
+                        .await?;
+                } else {
+                    // More than one entry came back (two streams got data at once): no
+                    // prefetch, so give the extra one back to its queue.
+                    self.acknowledge_entry(queue, &entry.id).await?;
+                    if let Some(job_id) = entry
+                        .get::<String>("job")
+                        .and_then(|text| text.parse::<JobId>().ok())
+                    {
+                        self.add_entry(queue, job_id).await?;
+                    }
+                }
+            }
+            if claimed.is_some() {
+                return Ok(claimed);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn renew_lease(&self, lease: &Lease, lease_duration: Duration) -> Result<Job, JobsError> {
+        let job = shared_operations::renew_lease(self, lease, lease_duration).await?;
+        // Re-claim the pending entry: resets its idle time, so the reaper leaves it alone.
+        if !lease.delivery_handle.is_empty() {
+            let mut connection = self.commands.clone();
+            let reclaimed: Result<redis::Value, redis::RedisError> = redis::cmd("XCLAIM")
+                .arg(self.stream_key(lease.queue))
+                .arg(CONSUMER_GROUP)
+                .arg(&lease.worker_id)
+                .arg(0)
+                .arg(&lease.delivery_handle)
+                .arg("JUSTID")
+                .query_async(&mut connection)
+                .await;
+            if let Err(error) = reclaimed {
+                tracing::debug!(%error, job_id = %lease.job_id, "could not re-claim the stream entry");
+            }
+        }
+        Ok(job)
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
+        shared_operations::complete(self, lease).await
+    }
+
+    async fn retry(
+        &self,
+        lease: &Lease,
+        error: String,
+        backoff: Duration,
+    ) -> Result<RetryDecision, JobsError> {
+        shared_operations::retry(self, lease, error, backoff).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
+        shared_operations::release(self, lease).await
+    }
+
+    async fn reap_expired_leases(&self) -> Result<Vec<JobId>, JobsError> {
+        let mut reaped = Vec::new();
+        for queue in [JobPriority::Priority, JobPriority::Normal] {
+            reaped.extend(self.reap_stream(queue).await?);
+        }
+        Ok(reaped)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<JobId>, JobsError> {
+        let mut connection = self.commands.clone();
+        let identifiers: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.key("dead"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        Ok(identifiers
+            .iter()
+            .filter_map(|text| text.parse().ok())
+            .collect())
+    }
+
+    async fn try_acquire_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        time_to_live: Duration,
+    ) -> Result<bool, JobsError> {
+        let mut connection = self.commands.clone();
+        let acquired: i64 = Script::new(ACQUIRE_LOCK_SCRIPT)
+            .key(self.key(&format!("lock:{name}")))
+            .arg(holder)
+            .arg(time_to_live.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(acquired == 1)
+    }
+}
+
+impl VersionedJobRecords for RedisBackend {
+    async fn update_job<T: Send>(
+        &self,
+        job_id: JobId,
+        mutate: impl FnMut(&mut Job) -> Result<(QueuePlacement, T), JobsError> + Send,
+    ) -> Result<(Job, T), JobsError> {
+        self.update_job_record(job_id, mutate).await
+    }
+}

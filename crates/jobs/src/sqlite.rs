@@ -1,0 +1,508 @@
+//! The embedded backend: one SQLite file (WAL) under `DATA_DIR` holds the job records and the
+//! queue; waiting claimers in this process are woken by a `Notify`, other processes poll.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use streambot_core::{
+    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+};
+use tokio::sync::{Notify, broadcast};
+
+use crate::backend::{
+    JobFilter, JobStore, Lease, Queue, QueuePlacement, RetryDecision, VersionedJobRecords,
+    events_between, mutation, random_job_id, shared_operations,
+};
+use crate::error::JobsError;
+
+/// How often a waiting claimer looks at the table again (jobs pushed by another process, retries
+/// whose backoff ran out).
+const CLAIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Compare-and-set rounds before giving up on a job that keeps changing.
+const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
+
+/// The embedded job store and in-process queue.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    pool: SqlitePool,
+    wake_claimers: Arc<Notify>,
+    events: broadcast::Sender<JobEvent>,
+    lease_reap_grace: Duration,
+}
+
+fn milliseconds(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn decode_record(text: &str) -> Result<Job, JobsError> {
+    serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+fn encode_record(job: &Job) -> Result<String, JobsError> {
+    serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+impl SqliteBackend {
+    /// Opens (creating on first start) `DATA_DIR/streambot.db` and runs the embedded migrations.
+    pub async fn open_in_data_directory(data_directory: &Path) -> Result<Self, JobsError> {
+        std::fs::create_dir_all(data_directory).map_err(|source| JobsError::Io {
+            path: data_directory.display().to_string(),
+            source,
+        })?;
+        Self::open(&data_directory.join("streambot.db")).await
+    }
+
+    pub async fn open(database_path: &Path) -> Result<Self, JobsError> {
+        let options = SqliteConnectOptions::new()
+            .filename(database_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(SqliteBackend {
+            pool,
+            wake_claimers: Arc::new(Notify::new()),
+            events,
+            lease_reap_grace: Duration::ZERO,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.pool.connect_options().get_filename().to_path_buf()
+    }
+
+    /// A lease is reaped only once it is this much past its expiry (tests use zero).
+    pub fn with_lease_reap_grace(mut self, grace: Duration) -> Self {
+        self.lease_reap_grace = grace;
+        self
+    }
+
+    async fn load(&self, job_id: JobId) -> Result<Option<(Job, i64)>, JobsError> {
+        let row = sqlx::query("SELECT version, record_json FROM jobs WHERE id = ?1")
+            .bind(job_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let version: i64 = row.try_get("version")?;
+                let text: String = row.try_get("record_json")?;
+                Ok(Some((decode_record(&text)?, version)))
+            }
+        }
+    }
+
+    /// Writes `job` if the stored version is still `version`; false when someone else wrote first.
+    async fn compare_and_set(
+        &self,
+        job: &Job,
+        version: i64,
+        placement: QueuePlacement,
+    ) -> Result<bool, JobsError> {
+        let record = encode_record(job)?;
+        let finished_at = job.finished_at.map(milliseconds);
+        let lease_expires_at = job
+            .lease
+            .as_ref()
+            .map(|lease| milliseconds(lease.expires_at));
+        let statement = match placement {
+            QueuePlacement::Unchanged => {
+                "UPDATE jobs SET version = version + 1, state = ?3, finished_at_ms = ?4,
+                     lease_expires_at_ms = ?5, record_json = ?6
+                 WHERE id = ?1 AND version = ?2"
+            }
+            QueuePlacement::Enqueue { .. } => {
+                "UPDATE jobs SET version = version + 1, state = ?3, finished_at_ms = ?4,
+                     lease_expires_at_ms = ?5, record_json = ?6, queue_name = ?7,
+                     available_at_ms = ?8,
+                     enqueue_sequence = (SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 FROM jobs)
+                 WHERE id = ?1 AND version = ?2"
+            }
+            QueuePlacement::Dequeue | QueuePlacement::DeadLetter => {
+                "UPDATE jobs SET version = version + 1, state = ?3, finished_at_ms = ?4,
+                     lease_expires_at_ms = ?5, record_json = ?6, queue_name = NULL,
+                     available_at_ms = NULL
+                 WHERE id = ?1 AND version = ?2"
+            }
+        };
+        let available_at = match placement {
+            QueuePlacement::Enqueue { available_at } => Some(milliseconds(available_at)),
+            _ => None,
+        };
+        let mut transaction = self.pool.begin().await?;
+        let result = sqlx::query(statement)
+            .bind(job.id.as_str())
+            .bind(version)
+            .bind(job.state.as_str())
+            .bind(finished_at)
+            .bind(lease_expires_at)
+            .bind(record)
+            .bind(job.priority.queue_name())
+            .bind(available_at)
+            .execute(&mut *transaction)
+            .await?;
+        if result.rows_affected() != 1 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        if placement == QueuePlacement::DeadLetter {
+            sqlx::query(
+                "INSERT OR REPLACE INTO dead_letters (job_id, failed_at_ms, reason)
+                 VALUES (?1, ?2, ?3)",
+            )
+            .bind(job.id.as_str())
+            .bind(milliseconds(Utc::now()))
+            .bind(job.error.clone().unwrap_or_default())
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        if matches!(placement, QueuePlacement::Enqueue { .. }) {
+            self.wake_claimers.notify_waiters();
+        }
+        Ok(true)
+    }
+
+    /// Read, mutate, compare-and-set, again on conflict; publishes the change's events.
+    async fn update_job_record<T>(
+        &self,
+        job_id: JobId,
+        mut mutate: impl FnMut(&mut Job) -> Result<(QueuePlacement, T), JobsError>,
+    ) -> Result<(Job, T), JobsError> {
+        for _ in 0..MAXIMUM_WRITE_ATTEMPTS {
+            let (before, version) = self
+                .load(job_id)
+                .await?
+                .ok_or(JobsError::JobNotFound { job_id })?;
+            let mut after = before.clone();
+            let (placement, extra) = mutate(&mut after)?;
+            if self.compare_and_set(&after, version, placement).await? {
+                for event in events_between(&before, &after) {
+                    let _ = self.events.send(event);
+                }
+                return Ok((after, extra));
+            }
+        }
+        Err(JobsError::TooMuchContention {
+            job_id,
+            attempts: MAXIMUM_WRITE_ATTEMPTS,
+        })
+    }
+
+    async fn next_claimable(
+        &self,
+        queues: &[JobPriority],
+        now: DateTime<Utc>,
+    ) -> Result<Option<JobId>, JobsError> {
+        let first = queues.first().copied().unwrap_or(JobPriority::Normal);
+        let second = queues.get(1).copied().unwrap_or(first);
+        let row = sqlx::query(
+            "SELECT id FROM jobs
+             WHERE queue_name IN (?1, ?2) AND available_at_ms <= ?3
+             ORDER BY CASE queue_name WHEN 'priority' THEN 0 ELSE 1 END, enqueue_sequence
+             LIMIT 1",
+        )
+        .bind(first.queue_name())
+        .bind(second.queue_name())
+        .bind(milliseconds(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let text: String = row.try_get("id")?;
+                text.parse::<JobId>()
+                    .map(Some)
+                    .map_err(|error| JobsError::CorruptRecord(error.to_string()))
+            }
+        }
+    }
+
+    /// Takes a job out of the queue without claiming it (it was found not `Queued`).
+    async fn drop_from_queue(&self, job_id: JobId) -> Result<(), JobsError> {
+        sqlx::query("UPDATE jobs SET queue_name = NULL WHERE id = ?1 AND state != 'queued'")
+            .bind(job_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl JobStore for SqliteBackend {
+    async fn create_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        let now = Utc::now();
+        loop {
+            let job = Job::new(random_job_id(), request.clone(), now);
+            let result = sqlx::query(
+                "INSERT OR IGNORE INTO jobs (id, owner_user_id, state, version, created_at_ms, record_json)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+            )
+            .bind(job.id.as_str())
+            .bind(job.owner.user_id)
+            .bind(job.state.as_str())
+            .bind(milliseconds(now))
+            .bind(encode_record(&job)?)
+            .execute(&self.pool)
+            .await?;
+            if result.rows_affected() == 1 {
+                let _ = self.events.send(JobEvent::Created {
+                    job: Box::new(job.clone()),
+                });
+                return Ok(job);
+            }
+        }
+    }
+
+    async fn get_job(&self, job_id: JobId) -> Result<Option<Job>, JobsError> {
+        Ok(self.load(job_id).await?.map(|(job, _)| job))
+    }
+
+    async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobsError> {
+        let rows = match filter.owner_user_id {
+            Some(user_id) => {
+                sqlx::query(
+                    "SELECT record_json FROM jobs WHERE owner_user_id = ?1
+                     ORDER BY created_at_ms DESC, id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT record_json FROM jobs ORDER BY created_at_ms DESC, id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut jobs = Vec::new();
+        for row in rows {
+            let text: String = row.try_get("record_json")?;
+            let job = decode_record(&text)?;
+            if filter.matches(&job) {
+                jobs.push(job);
+                if filter.limit.is_some_and(|limit| jobs.len() >= limit) {
+                    break;
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn transition_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        to: JobState,
+        fence: Option<&Lease>,
+        error: Option<String>,
+    ) -> Result<Job, JobsError> {
+        shared_operations::transition_job(self, job_id, expected, to, fence, error).await
+    }
+
+    async fn set_desired_state(
+        &self,
+        job_id: JobId,
+        desired: DesiredJobState,
+    ) -> Result<Job, JobsError> {
+        shared_operations::set_desired_state(self, job_id, desired).await
+    }
+
+    async fn update_progress(
+        &self,
+        lease: &Lease,
+        progress: RecordingProgress,
+    ) -> Result<(), JobsError> {
+        let event = shared_operations::update_progress(self, lease, progress).await?;
+        let _ = self.events.send(event);
+        Ok(())
+    }
+
+    fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    async fn publish_event(&self, event: JobEvent) -> Result<(), JobsError> {
+        let _ = self.events.send(event);
+        Ok(())
+    }
+}
+
+impl Queue for SqliteBackend {
+    async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
+        let result = sqlx::query(
+            "UPDATE jobs SET queue_name = ?2, available_at_ms = ?3,
+                 enqueue_sequence = (SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 FROM jobs)
+             WHERE id = ?1 AND state = 'queued'",
+        )
+        .bind(job_id.as_str())
+        .bind(priority.queue_name())
+        .bind(milliseconds(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return match self.get_job(job_id).await? {
+                None => Err(JobsError::JobNotFound { job_id }),
+                Some(job) => Err(JobsError::NotApplicable {
+                    job_id,
+                    state: job.state,
+                    action: "be queued",
+                }),
+            };
+        }
+        self.wake_claimers.notify_waiters();
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        worker_id: &str,
+        queues: &[JobPriority],
+        lease_duration: Duration,
+        wait: Duration,
+    ) -> Result<Option<(Job, Lease)>, JobsError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.wake_claimers.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            while let Some(job_id) = self.next_claimable(queues, Utc::now()).await? {
+                match shared_operations::claim_found_job(
+                    self,
+                    job_id,
+                    worker_id,
+                    "",
+                    lease_duration,
+                )
+                .await?
+                {
+                    Some(claimed) => return Ok(Some(claimed)),
+                    // Someone else took it, or it was cancelled meanwhile: next one.
+                    None => self.drop_from_queue(job_id).await?,
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let pause = CLAIM_POLL_INTERVAL.min(deadline - now);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn renew_lease(&self, lease: &Lease, lease_duration: Duration) -> Result<Job, JobsError> {
+        shared_operations::renew_lease(self, lease, lease_duration).await
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
+        shared_operations::complete(self, lease).await
+    }
+
+    async fn retry(
+        &self,
+        lease: &Lease,
+        error: String,
+        backoff: Duration,
+    ) -> Result<RetryDecision, JobsError> {
+        shared_operations::retry(self, lease, error, backoff).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
+        shared_operations::release(self, lease).await
+    }
+
+    async fn reap_expired_leases(&self) -> Result<Vec<JobId>, JobsError> {
+        let cutoff = Utc::now() - crate::backend::chrono_duration(self.lease_reap_grace);
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE lease_expires_at_ms IS NOT NULL AND lease_expires_at_ms <= ?1
+             LIMIT 100",
+        )
+        .bind(milliseconds(cutoff))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut reaped = Vec::new();
+        for row in rows {
+            let text: String = row.try_get("id")?;
+            let Ok(job_id) = text.parse::<JobId>() else {
+                continue;
+            };
+            match self
+                .update_job_record(job_id, |job| {
+                    mutation::reap(
+                        job,
+                        Utc::now() - crate::backend::chrono_duration(self.lease_reap_grace),
+                    )
+                    .map(|placement| (placement, ()))
+                })
+                .await
+            {
+                Ok(_) => reaped.push(job_id),
+                Err(JobsError::NotApplicable { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(reaped)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<JobId>, JobsError> {
+        let rows = sqlx::query("SELECT job_id FROM dead_letters ORDER BY failed_at_ms")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut identifiers = Vec::new();
+        for row in rows {
+            let text: String = row.try_get("job_id")?;
+            if let Ok(job_id) = text.parse() {
+                identifiers.push(job_id);
+            }
+        }
+        Ok(identifiers)
+    }
+
+    async fn try_acquire_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        time_to_live: Duration,
+    ) -> Result<bool, JobsError> {
+        let now = Utc::now();
+        let result = sqlx::query(
+            "INSERT INTO locks (name, holder, expires_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                 expires_at_ms = excluded.expires_at_ms
+             WHERE locks.holder = excluded.holder OR locks.expires_at_ms <= ?4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(milliseconds(
+            now + crate::backend::chrono_duration(time_to_live),
+        ))
+        .bind(milliseconds(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+impl VersionedJobRecords for SqliteBackend {
+    async fn update_job<T: Send>(
+        &self,
+        job_id: JobId,
+        mutate: impl FnMut(&mut Job) -> Result<(QueuePlacement, T), JobsError> + Send,
+    ) -> Result<(Job, T), JobsError> {
+        self.update_job_record(job_id, mutate).await
+    }
+}

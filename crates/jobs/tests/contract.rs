@@ -1,0 +1,589 @@
+//! One contract suite for both backends: every case runs against SQLite (a fresh file) and against
+//! Redis (at `REDIS_URL`, or 127.0.0.1:6379, with a random key prefix per test; skipped with a
+//! message when no Redis answers).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{redis_backend_for_test, sqlite_backend_for_test};
+use streambot_core::{DesiredJobState, JobEvent, JobOwner, JobPriority, JobState, NewJob};
+use streambot_jobs::{
+    JobBackend, JobFilter, JobsError, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
+};
+
+const LEASE: Duration = Duration::from_secs(30);
+const SHORT_WAIT: Duration = Duration::from_millis(300);
+
+fn request(user_id: i64, priority: JobPriority) -> NewJob {
+    NewJob {
+        owner: JobOwner {
+            user_id,
+            chat_id: user_id * 10,
+        },
+        url: format!("https://example.com/{user_id}/live.m3u8"),
+        options: Default::default(),
+        priority,
+    }
+}
+
+const BOTH: [JobPriority; 2] = [JobPriority::Priority, JobPriority::Normal];
+
+async fn create_get_and_list<B: JobBackend>(backend: B) {
+    let first = backend
+        .create_job(request(1, JobPriority::Normal))
+        .await
+        .expect("create");
+    let second = backend
+        .create_job(request(1, JobPriority::Priority))
+        .await
+        .expect("create");
+    let third = backend
+        .create_job(request(2, JobPriority::Normal))
+        .await
+        .expect("create");
+    assert_eq!(first.state, JobState::Queued);
+    assert_eq!(first.id.as_str().len(), 8);
+    assert_eq!(
+        HashSet::from([first.id, second.id, third.id]).len(),
+        3,
+        "ids are unique"
+    );
+    let fetched = backend
+        .get_job(second.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(fetched, second);
+    assert!(
+        backend
+            .get_job(streambot_core::JobId::from_u32(0x0BAD_CAFE))
+            .await
+            .expect("get")
+            .is_none()
+            || [first.id, second.id, third.id]
+                .contains(&streambot_core::JobId::from_u32(0x0BAD_CAFE))
+    );
+    let mine = backend.list_jobs_for_user(1, 10).await.expect("list");
+    assert_eq!(
+        mine.iter().map(|job| job.id).collect::<HashSet<_>>(),
+        HashSet::from([first.id, second.id])
+    );
+    let all = backend.list_jobs(JobFilter::default()).await.expect("list");
+    assert_eq!(all.len(), 3);
+    backend
+        .transition_job(third.id, JobState::Queued, JobState::Cancelled, None, None)
+        .await
+        .expect("cancel");
+    let cancelled = backend
+        .list_jobs(JobFilter {
+            states: vec![JobState::Cancelled],
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].id, third.id);
+}
+
+async fn transition_is_compare_and_set<B: JobBackend>(backend: B) {
+    let job = backend
+        .create_job(request(1, JobPriority::Normal))
+        .await
+        .expect("create");
+    let conflict = backend
+        .transition_job(job.id, JobState::Recording, JobState::Paused, None, None)
+        .await
+        .expect_err("not recording");
+    assert!(
+        matches!(
+            conflict,
+            JobsError::StateConflict {
+                actual: JobState::Queued,
+                ..
+            }
+        ),
+        "{conflict:?}"
+    );
+    let invalid = backend
+        .transition_job(job.id, JobState::Queued, JobState::Completed, None, None)
+        .await
+        .expect_err("not allowed");
+    assert!(
+        matches!(invalid, JobsError::InvalidTransition(_)),
+        "{invalid:?}"
+    );
+    let unchanged = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(unchanged.state, JobState::Queued);
+}
+
+async fn claims_one_at_a_time_priority_first<B: JobBackend>(backend: B) {
+    let first_normal = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let second_normal = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let urgent = submit_job(&backend, request(1, JobPriority::Priority))
+        .await
+        .expect("submit");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let (job, lease) = backend
+            .claim("worker-a", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .expect("a job");
+        assert_eq!(job.state, JobState::Starting);
+        assert_eq!(job.worker_id(), Some("worker-a"));
+        assert_eq!(lease.fencing_epoch, job.fencing_epoch);
+        order.push(job.id);
+    }
+    assert_eq!(order, vec![urgent.id, first_normal.id, second_normal.id]);
+    assert!(
+        backend
+            .claim("worker-a", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn a_worker_serves_only_its_queues<B: JobBackend>(backend: B) {
+    let normal = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    assert!(
+        backend
+            .claim("priority-only", &[JobPriority::Priority], LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a priority-only worker took a normal job"
+    );
+    let (job, _) = backend
+        .claim("normal-only", &[JobPriority::Normal], LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(job.id, normal.id);
+}
+
+async fn a_waiting_claim_wakes_on_push<B: JobBackend>(backend: B) {
+    let claimer = backend.clone();
+    let waiting = tokio::spawn(async move {
+        claimer
+            .claim("waiter", &BOTH, LEASE, Duration::from_secs(5))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (claimed, _) = waiting.await.expect("join").expect("claim").expect("a job");
+    assert_eq!(claimed.id, job.id);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+async fn lapsed_leases_are_reaped_and_fenced<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, old_lease) = backend
+        .claim("dies", &BOTH, Duration::from_millis(200), SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    backend
+        .transition_job(
+            job.id,
+            JobState::Starting,
+            JobState::Recording,
+            Some(&old_lease),
+            None,
+        )
+        .await
+        .expect("recording");
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty(),
+        "a live lease was reaped"
+    );
+    // Past the lease, and past the Redis reaper's minimum idle time of its stream entry.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reaped = backend.reap_expired_leases().await.expect("reap");
+    assert_eq!(reaped, vec![job.id]);
+    let requeued = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(requeued.state, JobState::Queued);
+    assert!(requeued.fencing_epoch > old_lease.fencing_epoch);
+
+    let (resumed, new_lease) = backend
+        .claim("survivor", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the reaped job");
+    assert_eq!(resumed.id, job.id);
+    assert!(new_lease.fencing_epoch > old_lease.fencing_epoch);
+    // The old holder is fenced out of every write.
+    let lost = backend
+        .update_progress(&old_lease, Default::default())
+        .await
+        .expect_err("fenced");
+    assert!(matches!(lost, JobsError::LeaseLost { .. }), "{lost:?}");
+    assert!(matches!(
+        backend.renew_lease(&old_lease, LEASE).await,
+        Err(JobsError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        backend
+            .transition_job(
+                job.id,
+                JobState::Starting,
+                JobState::Recording,
+                Some(&old_lease),
+                None
+            )
+            .await,
+        Err(JobsError::LeaseLost { .. })
+    ));
+    backend
+        .transition_job(
+            job.id,
+            JobState::Starting,
+            JobState::Recording,
+            Some(&new_lease),
+            None,
+        )
+        .await
+        .expect("the new holder writes");
+}
+
+async fn renewal_carries_the_desired_state<B: JobBackend>(backend: B) {
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("worker", &BOTH, Duration::from_secs(2), SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    backend
+        .set_desired_state(job.id, DesiredJobState::Pause)
+        .await
+        .expect("pause");
+    let renewed = backend
+        .renew_lease(&lease, Duration::from_secs(60))
+        .await
+        .expect("renew");
+    assert_eq!(renewed.desired_state, DesiredJobState::Pause);
+    let expires = renewed.lease.as_ref().expect("lease").expires_at;
+    assert!(expires > chrono::Utc::now() + chrono::Duration::seconds(50));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut saw_nudge = false;
+    let mut saw_claim = false;
+    while !(saw_nudge && saw_claim) {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("events in time")
+            .expect("event");
+        match event {
+            JobEvent::DesiredStateChanged {
+                job_id,
+                desired: DesiredJobState::Pause,
+                ..
+            } if job_id == job.id => saw_nudge = true,
+            JobEvent::StateChanged {
+                job_id,
+                from: JobState::Queued,
+                to: JobState::Starting,
+                ..
+            } if job_id == job.id => saw_claim = true,
+            _ => {}
+        }
+    }
+}
+
+async fn stopping_a_queued_job_cancels_it<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let stopped = backend
+        .set_desired_state(job.id, DesiredJobState::Stop)
+        .await
+        .expect("stop");
+    assert_eq!(stopped.state, JobState::Cancelled);
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a cancelled job was claimed"
+    );
+    assert!(matches!(
+        backend
+            .set_desired_state(job.id, DesiredJobState::Record)
+            .await,
+        Err(JobsError::NotApplicable { .. })
+    ));
+}
+
+async fn retries_then_dead_letters<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    for attempt in 1..=MAXIMUM_FAILED_ATTEMPTS {
+        let (claimed, lease) = backend
+            .claim("worker", &BOTH, LEASE, Duration::from_secs(3))
+            .await
+            .expect("claim")
+            .expect("the job again");
+        assert_eq!(claimed.id, job.id);
+        assert_eq!(claimed.attempt, attempt - 1);
+        backend
+            .transition_job(
+                job.id,
+                JobState::Starting,
+                JobState::Recording,
+                Some(&lease),
+                None,
+            )
+            .await
+            .expect("recording");
+        let decision = backend
+            .retry(
+                &lease,
+                format!("failure {attempt}"),
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("retry");
+        if attempt < MAXIMUM_FAILED_ATTEMPTS {
+            assert_eq!(
+                decision,
+                RetryDecision::Retried {
+                    attempt,
+                    available_in: Duration::from_millis(100)
+                }
+            );
+        } else {
+            assert_eq!(decision, RetryDecision::DeadLettered { attempt });
+        }
+    }
+    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.error.as_deref(), Some("failure 3"));
+    assert_eq!(
+        backend.dead_letters().await.expect("dead letters"),
+        vec![job.id]
+    );
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn a_retry_waits_for_its_backoff<B: JobBackend>(backend: B) {
+    submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    backend
+        .retry(&lease, "transient".to_string(), Duration::from_millis(1500))
+        .await
+        .expect("retry");
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, Duration::from_millis(500))
+            .await
+            .expect("claim")
+            .is_none(),
+        "claimed before the backoff ran out"
+    );
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, Duration::from_secs(3))
+            .await
+            .expect("claim")
+            .is_some()
+    );
+}
+
+async fn release_and_complete<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("leaving", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    backend
+        .transition_job(
+            job.id,
+            JobState::Starting,
+            JobState::Recording,
+            Some(&lease),
+            None,
+        )
+        .await
+        .expect("recording");
+    backend.release(&lease).await.expect("release");
+    let released = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(released.state, JobState::Queued);
+    assert_eq!(released.attempt, 0, "a release is not a failure");
+    let (_, lease) = backend
+        .claim("next", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the released job");
+    for (from, to) in [
+        (JobState::Starting, JobState::Recording),
+        (JobState::Recording, JobState::Finalizing),
+        (JobState::Finalizing, JobState::Uploading),
+        (JobState::Uploading, JobState::Completed),
+    ] {
+        backend
+            .transition_job(job.id, from, to, Some(&lease), None)
+            .await
+            .expect("transition");
+    }
+    backend.complete(&lease).await.expect("complete");
+    let done = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(done.state, JobState::Completed);
+    assert!(done.lease.is_none());
+    assert!(
+        backend
+            .claim("next", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn concurrent_claimers_take_each_job_once<B: JobBackend>(backend: B) {
+    let mut submitted = HashSet::new();
+    for index in 0..20 {
+        let priority = if index % 3 == 0 {
+            JobPriority::Priority
+        } else {
+            JobPriority::Normal
+        };
+        submitted.insert(
+            submit_job(&backend, request(index, priority))
+                .await
+                .expect("submit")
+                .id,
+        );
+    }
+    let mut claimers = Vec::new();
+    for worker in 0..4 {
+        let backend = backend.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some((job, _)) = backend
+                .claim(&format!("worker-{worker}"), &BOTH, LEASE, SHORT_WAIT)
+                .await
+                .expect("claim")
+            {
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("join"));
+    }
+    assert_eq!(claimed.len(), 20, "each job claimed exactly once");
+    assert_eq!(claimed.into_iter().collect::<HashSet<_>>(), submitted);
+}
+
+async fn the_lock_has_one_holder_until_it_expires<B: JobBackend>(backend: B) {
+    let time_to_live = Duration::from_millis(500);
+    assert!(
+        backend
+            .try_acquire_lock("scheduler", "a", time_to_live)
+            .await
+            .expect("lock")
+    );
+    assert!(
+        backend
+            .try_acquire_lock("scheduler", "a", time_to_live)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !backend
+            .try_acquire_lock("scheduler", "b", time_to_live)
+            .await
+            .expect("lock")
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        backend
+            .try_acquire_lock("scheduler", "b", time_to_live)
+            .await
+            .expect("lock")
+    );
+    assert!(
+        !backend
+            .try_acquire_lock("scheduler", "a", time_to_live)
+            .await
+            .expect("lock")
+    );
+}
+
+macro_rules! contract_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (backend, _directory) = sqlite_backend_for_test().await;
+                    super::$case(backend).await;
+                }
+            )*
+        }
+        mod redis_backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(backend) = redis_backend_for_test().await else { return };
+                    super::$case(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    create_get_and_list,
+    transition_is_compare_and_set,
+    claims_one_at_a_time_priority_first,
+    a_worker_serves_only_its_queues,
+    a_waiting_claim_wakes_on_push,
+    lapsed_leases_are_reaped_and_fenced,
+    renewal_carries_the_desired_state,
+    stopping_a_queued_job_cancels_it,
+    retries_then_dead_letters,
+    a_retry_waits_for_its_backoff,
+    release_and_complete,
+    concurrent_claimers_take_each_job_once,
+    the_lock_has_one_holder_until_it_expires,
+);
