@@ -19,6 +19,7 @@
 
 pub mod fixtures;
 pub mod origin;
+pub mod telegram;
 
 pub use fixtures::{
     FIXTURE_AES_KEY, FIXTURE_SEGMENT_COUNT, FIXTURE_SEGMENT_DURATION_SECONDS, FixtureError,

@@ -1,0 +1,692 @@
+//! A fake Telegram Bot API server on 127.0.0.1 for end-to-end tests of the bot.
+//!
+//! It speaks the real HTTP API (`/bot<token>/<method>`, JSON or multipart bodies, `{"ok":..}`
+//! replies): `getUpdates` long polling with offsets, `sendMessage`, `editMessageText`,
+//! `answerCallbackQuery`, `sendVideo` / `sendAudio` / `sendDocument` (multipart recorded with the
+//! file bytes), `setMyCommands`, `getMe`, `deleteWebhook`, `deleteMessage`. Tests push updates
+//! (text messages, button presses), read every call back, and inject failures: 429 with
+//! `retry_after`, 403 (bot blocked), 413 (file too large), 5xx.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The fake bot's own identity.
+pub const FAKE_BOT_USER_ID: i64 = 7_000_000_001;
+pub const FAKE_BOT_USERNAME: &str = "streambot_test_bot";
+
+/// A file uploaded in a multipart call.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    pub field: String,
+    pub file_name: Option<String>,
+    pub bytes: Bytes,
+}
+
+/// One call the bot made.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub method: String,
+    /// The parameters: the JSON body, or the multipart text fields as strings.
+    pub parameters: Value,
+    pub files: Vec<UploadedFile>,
+    pub http_status: u16,
+    pub at: Duration,
+}
+
+impl RecordedCall {
+    pub fn chat_id(&self) -> Option<i64> {
+        value_as_i64(self.parameters.get("chat_id")?)
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        self.parameters.get("text").and_then(Value::as_str)
+    }
+}
+
+fn value_as_i64(value: &Value) -> Option<i64> {
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+}
+
+/// A failure to inject into the next calls of a method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InjectedFailure {
+    /// 429 Too Many Requests with `parameters.retry_after`.
+    TooManyRequests { retry_after_seconds: u64 },
+    /// 403 Forbidden: bot was blocked by the user.
+    BotBlocked,
+    /// 413 Request Entity Too Large.
+    TooLarge,
+    /// 5xx with a generic description.
+    ServerError { status: u16 },
+}
+
+#[derive(Debug)]
+struct SentMessage {
+    chat_id: i64,
+    text: String,
+    reply_markup: Option<Value>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    next_update_id: i64,
+    pending_updates: VecDeque<Value>,
+    next_message_id: i64,
+    messages: HashMap<i64, SentMessage>,
+    calls: Vec<RecordedCall>,
+    failures: HashMap<String, VecDeque<InjectedFailure>>,
+    blocked_chats: Vec<i64>,
+    started: Option<Instant>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    token: String,
+    state: Arc<Mutex<FakeState>>,
+    updates_arrived: Arc<Notify>,
+    calls_arrived: Arc<Notify>,
+}
+
+/// A running fake Bot API. Shuts down when dropped.
+pub struct FakeTelegram {
+    /// Base URL to give the bot (`TELEGRAM_API_URL`), no trailing slash.
+    pub api_url: String,
+    pub token: String,
+    pub local_address: SocketAddr,
+    shared: Shared,
+    shutdown: CancellationToken,
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn chat_json(chat_id: i64) -> Value {
+    if chat_id < 0 {
+        json!({"id": chat_id, "type": "supergroup", "title": "Test group"})
+    } else {
+        json!({"id": chat_id, "type": "private", "first_name": format!("User{chat_id}")})
+    }
+}
+
+fn user_json(user_id: i64) -> Value {
+    json!({"id": user_id, "is_bot": false, "first_name": format!("User{user_id}"), "language_code": "en"})
+}
+
+fn bot_user_json() -> Value {
+    json!({"id": FAKE_BOT_USER_ID, "is_bot": true, "first_name": "StreamBot Test", "username": FAKE_BOT_USERNAME})
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |duration| duration.as_secs() as i64)
+}
+
+fn ok(result: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"ok": true, "result": result})),
+    )
+        .into_response()
+}
+
+fn error_response(status: StatusCode, description: &str, parameters: Option<Value>) -> Response {
+    let mut body = json!({"ok": false, "error_code": status.as_u16(), "description": description});
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+impl FakeTelegram {
+    /// Starts on 127.0.0.1:0.
+    pub async fn start() -> std::io::Result<FakeTelegram> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        FakeTelegram::serve(listener, CancellationToken::new()).await
+    }
+
+    /// Serves on `listener` until `shutdown` (or drop).
+    pub async fn serve(
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<FakeTelegram> {
+        let local_address = listener.local_addr()?;
+        let token = "123456:TEST-token".to_string();
+        let shared = Shared {
+            token: token.clone(),
+            state: Arc::new(Mutex::new(FakeState {
+                next_update_id: 1000,
+                next_message_id: 1,
+                started: Some(Instant::now()),
+                ..FakeState::default()
+            })),
+            updates_arrived: Arc::new(Notify::new()),
+            calls_arrived: Arc::new(Notify::new()),
+        };
+        let router = Router::new()
+            .route("/{bot_token}/{method}", any(handle_method))
+            .with_state(shared.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(2100 * 1024 * 1024));
+        let server_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+                .await;
+        });
+        Ok(FakeTelegram {
+            api_url: format!("http://{local_address}"),
+            token,
+            local_address,
+            shared,
+            shutdown,
+        })
+    }
+
+    fn with_state<T>(&self, action: impl FnOnce(&mut FakeState) -> T) -> T {
+        let mut state = match self.shared.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        action(&mut state)
+    }
+
+    fn push_update(&self, build: impl FnOnce(i64) -> Value) -> i64 {
+        let update_id = self.with_state(|state| {
+            let update_id = state.next_update_id;
+            state.next_update_id += 1;
+            state.pending_updates.push_back(build(update_id));
+            update_id
+        });
+        self.shared.updates_arrived.notify_waiters();
+        update_id
+    }
+
+    /// A user writes `text` in a private chat (chat id = user id). Returns the update id.
+    pub fn send_text_from_user(&self, user_id: i64, text: &str) -> i64 {
+        self.send_text_in_chat(user_id, user_id, text)
+    }
+
+    /// A user writes `text` in a chat.
+    pub fn send_text_in_chat(&self, user_id: i64, chat_id: i64, text: &str) -> i64 {
+        let message_id = self.with_state(|state| {
+            let id = state.next_message_id;
+            state.next_message_id += 1;
+            id
+        });
+        let text = text.to_string();
+        self.push_update(move |update_id| {
+            let mut message = json!({
+                "message_id": message_id,
+                "from": user_json(user_id),
+                "chat": chat_json(chat_id),
+                "date": unix_now(),
+                "text": text,
+            });
+            if text.starts_with('/') {
+                let length = text.find(' ').unwrap_or(text.len());
+                message["entities"] =
+                    json!([{"type": "bot_command", "offset": 0, "length": length}]);
+            }
+            json!({"update_id": update_id, "message": message})
+        })
+    }
+
+    /// A user presses an inline button with `data` under the bot's message `message_id`.
+    pub fn press_button(&self, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> i64 {
+        let text = self.with_state(|state| {
+            state
+                .messages
+                .get(&message_id)
+                .map(|message| message.text.clone())
+                .unwrap_or_default()
+        });
+        let data = data.to_string();
+        self.push_update(move |update_id| {
+            json!({
+                "update_id": update_id,
+                "callback_query": {
+                    "id": format!("cbq-{update_id}"),
+                    "from": user_json(user_id),
+                    "chat_instance": format!("instance-{chat_id}"),
+                    "data": data,
+                    "message": {
+                        "message_id": message_id,
+                        "from": bot_user_json(),
+                        "chat": chat_json(chat_id),
+                        "date": unix_now(),
+                        "text": text,
+                    }
+                }
+            })
+        })
+    }
+
+    /// Pushes a raw update (the `update_id` is replaced).
+    pub fn push_raw_update(&self, mut update: Value) -> i64 {
+        self.push_update(move |update_id| {
+            update["update_id"] = json!(update_id);
+            update
+        })
+    }
+
+    /// The next `count` calls of `method` fail this way.
+    pub fn inject_failures(&self, method: &str, failure: InjectedFailure, count: usize) {
+        self.with_state(|state| {
+            let queue = state.failures.entry(method.to_string()).or_default();
+            for _ in 0..count {
+                queue.push_back(failure.clone());
+            }
+        });
+    }
+
+    /// Every call to this chat fails with 403 from now on (the user blocked the bot).
+    pub fn block_bot_in_chat(&self, chat_id: i64) {
+        self.with_state(|state| state.blocked_chats.push(chat_id));
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.with_state(|state| state.calls.clone())
+    }
+
+    /// Calls of one method so far.
+    pub fn calls_of(&self, method: &str) -> Vec<RecordedCall> {
+        self.with_state(|state| {
+            state
+                .calls
+                .iter()
+                .filter(|call| call.method.eq_ignore_ascii_case(method))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The current text and inline keyboard of a message the bot sent.
+    pub fn message_text(&self, message_id: i64) -> Option<String> {
+        self.with_state(|state| {
+            state
+                .messages
+                .get(&message_id)
+                .map(|message| message.text.clone())
+        })
+    }
+
+    pub fn message_keyboard(&self, message_id: i64) -> Option<Value> {
+        self.with_state(|state| {
+            state
+                .messages
+                .get(&message_id)
+                .and_then(|message| message.reply_markup.clone())
+        })
+    }
+
+    /// Waits (bounded) until a call matches; returns it.
+    pub async fn wait_for_call(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&RecordedCall) -> bool,
+    ) -> Option<RecordedCall> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = 0;
+        loop {
+            let notified = self.shared.calls_arrived.notified();
+            let found = self.with_state(|state| {
+                let found = state.calls[seen..]
+                    .iter()
+                    .find(|call| matches(call))
+                    .cloned();
+                seen = state.calls.len();
+                found
+            });
+            if found.is_some() {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Waits (bounded) for a message to `chat_id` whose text contains `fragment`.
+    pub async fn wait_for_text(
+        &self,
+        chat_id: i64,
+        fragment: &str,
+        timeout: Duration,
+    ) -> Option<RecordedCall> {
+        self.wait_for_call(timeout, |call| {
+            matches!(call.method.as_str(), "sendMessage" | "editMessageText")
+                && call.chat_id() == Some(chat_id)
+                && call.text().is_some_and(|text| text.contains(fragment))
+        })
+        .await
+    }
+}
+
+async fn read_parameters(request: Request) -> (Value, Vec<UploadedFile>) {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if content_type.starts_with("multipart/form-data") {
+        let mut fields = serde_json::Map::new();
+        let mut files = Vec::new();
+        let Ok(mut multipart) =
+            <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await
+        else {
+            return (Value::Object(fields), files);
+        };
+        while let Ok(Some(field)) = multipart.next_field().await {
+            let name = field.name().unwrap_or("").to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let Ok(bytes) = field.bytes().await else {
+                break;
+            };
+            if file_name.is_some() {
+                files.push(UploadedFile {
+                    field: name,
+                    file_name,
+                    bytes,
+                });
+            } else {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                // Nested JSON (reply_markup, commands) stays JSON.
+                let value = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .filter(|value| value.is_object() || value.is_array())
+                    .unwrap_or(Value::String(text));
+                fields.insert(name, value);
+            }
+        }
+        return (Value::Object(fields), files);
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await else {
+        return (json!({}), Vec::new());
+    };
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let mut fields = serde_json::Map::new();
+        for pair in String::from_utf8_lossy(&body).split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                fields.insert(key.to_string(), Value::String(value.to_string()));
+            }
+        }
+        return (Value::Object(fields), Vec::new());
+    }
+    let value = serde_json::from_slice::<Value>(&body).unwrap_or_else(|_| json!({}));
+    (value, Vec::new())
+}
+
+async fn handle_method(
+    State(shared): State<Shared>,
+    Path((bot_token, method)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    if bot_token != format!("bot{}", shared.token) {
+        return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+    }
+    let (parameters, files) = read_parameters(request).await;
+    if method.eq_ignore_ascii_case("getUpdates") {
+        return get_updates(&shared, &parameters).await;
+    }
+    let response = answer_method(&shared, &method, &parameters, &files);
+    let status = response.status().as_u16();
+    {
+        let mut state = match shared.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let at = state
+            .started
+            .map_or(Duration::ZERO, |started| started.elapsed());
+        state.calls.push(RecordedCall {
+            method: method.clone(),
+            parameters,
+            files,
+            http_status: status,
+            at,
+        });
+    }
+    shared.calls_arrived.notify_waiters();
+    response
+}
+
+async fn get_updates(shared: &Shared, parameters: &Value) -> Response {
+    let offset = parameters.get("offset").and_then(value_as_i64).unwrap_or(0);
+    let timeout_seconds = parameters
+        .get("timeout")
+        .and_then(value_as_i64)
+        .unwrap_or(0)
+        .clamp(0, 50) as u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_seconds);
+    loop {
+        let notified = shared.updates_arrived.notified();
+        let updates: Vec<Value> = {
+            let mut state = match shared.state.lock() {
+                Ok(state) => state,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            // Confirmed updates (id < offset) are forgotten, as Telegram does.
+            while state
+                .pending_updates
+                .front()
+                .and_then(|update| update.get("update_id").and_then(Value::as_i64))
+                .is_some_and(|update_id| update_id < offset)
+            {
+                state.pending_updates.pop_front();
+            }
+            state.pending_updates.iter().cloned().collect()
+        };
+        if !updates.is_empty() {
+            return ok(Value::Array(updates));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return ok(json!([]));
+        }
+    }
+}
+
+fn answer_method(
+    shared: &Shared,
+    method: &str,
+    parameters: &Value,
+    files: &[UploadedFile],
+) -> Response {
+    let mut state = match shared.state.lock() {
+        Ok(state) => state,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let chat_id = parameters.get("chat_id").and_then(value_as_i64);
+    if let Some(chat) = chat_id
+        && state.blocked_chats.contains(&chat)
+    {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden: bot was blocked by the user",
+            None,
+        );
+    }
+    if let Some(failure) = state.failures.get_mut(method).and_then(VecDeque::pop_front) {
+        return match failure {
+            InjectedFailure::TooManyRequests {
+                retry_after_seconds,
+            } => error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too Many Requests: retry after {retry_after_seconds}"),
+                Some(json!({"retry_after": retry_after_seconds})),
+            ),
+            InjectedFailure::BotBlocked => error_response(
+                StatusCode::FORBIDDEN,
+                "Forbidden: bot was blocked by the user",
+                None,
+            ),
+            InjectedFailure::TooLarge => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large",
+                None,
+            ),
+            InjectedFailure::ServerError { status } => error_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "Internal Server Error",
+                None,
+            ),
+        };
+    }
+    let new_message =
+        |state: &mut FakeState, chat_id: i64, text: String, reply_markup: Option<Value>| {
+            let message_id = state.next_message_id;
+            state.next_message_id += 1;
+            state.messages.insert(
+                message_id,
+                SentMessage {
+                    chat_id,
+                    text: text.clone(),
+                    reply_markup,
+                },
+            );
+            message_id
+        };
+    match method {
+        "getMe" => ok(bot_user_json()),
+        "deleteWebhook"
+        | "setMyCommands"
+        | "answerCallbackQuery"
+        | "deleteMessage"
+        | "setWebhook"
+        | "sendChatAction" => ok(json!(true)),
+        "getMyCommands" => ok(json!([])),
+        "sendMessage" => {
+            let Some(chat_id) = chat_id else {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: chat_id is empty",
+                    None,
+                );
+            };
+            let text = parameters
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if text.is_empty() {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message text is empty",
+                    None,
+                );
+            }
+            let reply_markup = parameters.get("reply_markup").cloned();
+            let message_id = new_message(&mut state, chat_id, text.clone(), reply_markup);
+            ok(json!({
+                "message_id": message_id,
+                "from": bot_user_json(),
+                "chat": chat_json(chat_id),
+                "date": unix_now(),
+                "text": text,
+            }))
+        }
+        "editMessageText" => {
+            let message_id = parameters
+                .get("message_id")
+                .and_then(value_as_i64)
+                .unwrap_or(0);
+            let text = parameters
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let reply_markup = parameters.get("reply_markup").cloned();
+            let Some(message) = state.messages.get_mut(&message_id) else {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message to edit not found",
+                    None,
+                );
+            };
+            if message.text == text && message.reply_markup == reply_markup {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+                    None,
+                );
+            }
+            message.text = text.clone();
+            message.reply_markup = reply_markup;
+            let chat_id = message.chat_id;
+            ok(json!({
+                "message_id": message_id,
+                "from": bot_user_json(),
+                "chat": chat_json(chat_id),
+                "date": unix_now(),
+                "edit_date": unix_now(),
+                "text": text,
+            }))
+        }
+        "sendVideo" | "sendDocument" | "sendAudio" => {
+            let Some(chat_id) = chat_id else {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: chat_id is empty",
+                    None,
+                );
+            };
+            let field = match method {
+                "sendVideo" => "video",
+                "sendAudio" => "audio",
+                _ => "document",
+            };
+            let Some(file) = files.iter().find(|file| file.field == field) else {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: there is no file in the request",
+                    None,
+                );
+            };
+            let caption = parameters
+                .get("caption")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let message_id = new_message(&mut state, chat_id, caption.clone(), None);
+            let file_object = json!({
+                "file_id": format!("FILE-{message_id}"),
+                "file_unique_id": format!("U{message_id}"),
+                "file_name": file.file_name.clone().unwrap_or_default(),
+                "file_size": file.bytes.len(),
+                "width": parameters.get("width").and_then(value_as_i64).unwrap_or(0),
+                "height": parameters.get("height").and_then(value_as_i64).unwrap_or(0),
+                "duration": parameters.get("duration").and_then(value_as_i64).unwrap_or(0),
+                "mime_type": "video/mp4",
+            });
+            let mut message = json!({
+                "message_id": message_id,
+                "from": bot_user_json(),
+                "chat": chat_json(chat_id),
+                "date": unix_now(),
+                "caption": caption,
+            });
+            message[field] = file_object;
+            ok(message)
+        }
+        _ => error_response(StatusCode::NOT_FOUND, "Not Found: method not found", None),
+    }
+}
