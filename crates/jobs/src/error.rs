@@ -38,6 +38,8 @@ pub enum JobsError {
     Redis(#[from] redis::RedisError),
     #[error("a stored job record is not valid: {0}")]
     CorruptRecord(String),
+    #[error("{message}")]
+    Setup { message: String },
     #[error("could not create {path}: {source}")]
     Io {
         path: String,
@@ -63,6 +65,7 @@ impl JobsError {
             }
             JobsError::TooMuchContention { .. } => true,
             JobsError::Io { .. } => true,
+            JobsError::Setup { .. } => false,
             JobsError::JobNotFound { .. }
             | JobsError::InvalidTransition(_)
             | JobsError::StateConflict { .. }
@@ -95,6 +98,7 @@ impl JobsError {
             | JobsError::Io { .. } => {
                 "The job store is not answering right now; try again in a minute.".to_string()
             }
+            JobsError::Setup { message } => message.clone(),
             JobsError::Migration(_) | JobsError::CorruptRecord(_) => {
                 "The job store is damaged; an operator has to look at it.".to_string()
             }

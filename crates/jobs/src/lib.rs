@@ -10,7 +10,9 @@
 pub mod backend;
 pub mod error;
 pub mod redis_backend;
+pub mod scheduler;
 pub mod sqlite;
+pub mod worker;
 
 pub use backend::{
     JobBackend, JobFilter, JobStore, Lease, MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement,
@@ -18,4 +20,6 @@ pub use backend::{
 };
 pub use error::JobsError;
 pub use redis_backend::RedisBackend;
+pub use scheduler::{SchedulerConfig, SchedulerPassReport, run_scheduler, run_scheduler_pass};
 pub use sqlite::SqliteBackend;
+pub use worker::{NativeHlsEngine, RecordingEngine, WorkerConfig, job_directory, run_worker};

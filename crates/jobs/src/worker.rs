@@ -1,0 +1,571 @@
+//! The worker runtime.
+//!
+//! - `concurrency` slots: a job is claimed only when a slot is free (no prefetch).
+//! - Each job runs in its own task: a panic fails that job, not the worker.
+//! - Beside the recording, a heartbeat renews the lease and reconciles the desired state (so a
+//!   lost pub/sub nudge costs one heartbeat); nudges (desired-state events) act at once.
+//! - A transient failure is retried (up to three failed attempts, with backoff); the retry records
+//!   into the same directory, so it continues as a new part of the same job.
+//! - On shutdown every recording finishes its segments in flight (`stop_grace`), the job goes back
+//!   to its queue to be resumed, and the worker returns within `shutdown_deadline`.
+//! - The worker also reaps lapsed leases every `reap_interval`, so a crashed worker's jobs resume
+//!   even when no scheduler runs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streambot_core::{
+    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
+    RecordingOptions, RecordingProgress,
+};
+use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
+use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::{JobBackend, Lease, RetryDecision, retry_backoff};
+use crate::error::JobsError;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub worker_id: String,
+    /// Slots: jobs recorded at once (`WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Queues served, e.g. only `priority` to keep capacity apart.
+    pub queues: Vec<JobPriority>,
+    /// Each job records into `recordings_directory/<JOB ID>` (`LOCAL_STORAGE_PATH`).
+    pub recordings_directory: PathBuf,
+    pub lease_duration: Duration,
+    pub heartbeat_interval: Duration,
+    pub claim_wait: Duration,
+    pub reap_interval: Duration,
+    pub retry_backoff_base: Duration,
+    /// Progress is written to the store at most this often.
+    pub progress_interval: Duration,
+    /// How long a stopping recording waits for its downloads in flight.
+    pub stop_grace: Duration,
+    /// The worker returns at the latest this long after shutdown was asked.
+    pub shutdown_deadline: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(worker_id: &str, recordings_directory: PathBuf) -> Self {
+        WorkerConfig {
+            worker_id: worker_id.to_string(),
+            concurrency: 2,
+            queues: vec![JobPriority::Priority, JobPriority::Normal],
+            recordings_directory,
+            lease_duration: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(2),
+            claim_wait: Duration::from_secs(1),
+            reap_interval: Duration::from_secs(3),
+            retry_backoff_base: Duration::from_secs(2),
+            progress_interval: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(5),
+            shutdown_deadline: Duration::from_millis(9500),
+        }
+    }
+}
+
+/// Where a job's parts and ledger live: built from the id only, never from user text.
+pub fn job_directory(recordings_directory: &Path, job_id: JobId) -> PathBuf {
+    recordings_directory.join(job_id.as_str())
+}
+
+/// What records a job: the native HLS recorder in production, stand-ins in tests.
+pub trait RecordingEngine: Send + Sync + 'static {
+    fn record(
+        &self,
+        url: String,
+        options: RecordingOptions,
+        settings: RecordingSettings,
+        control: watch::Receiver<DesiredState>,
+        events: mpsc::UnboundedSender<RecorderEvent>,
+    ) -> impl Future<Output = RecordingReport> + Send;
+}
+
+/// `streambot_recorder::record` with one shared HTTP client.
+#[derive(Clone)]
+pub struct NativeHlsEngine {
+    client: HlsHttpClient,
+}
+
+impl NativeHlsEngine {
+    pub fn new(policy: NetworkPolicy) -> Result<Self, JobsError> {
+        let client = HlsHttpClient::new(policy, FetchLimits::default()).map_err(|error| {
+            JobsError::Setup {
+                message: format!("could not build the HTTP client: {error}"),
+            }
+        })?;
+        Ok(NativeHlsEngine { client })
+    }
+}
+
+impl RecordingEngine for NativeHlsEngine {
+    async fn record(
+        &self,
+        url: String,
+        options: RecordingOptions,
+        settings: RecordingSettings,
+        control: watch::Receiver<DesiredState>,
+        events: mpsc::UnboundedSender<RecorderEvent>,
+    ) -> RecordingReport {
+        streambot_recorder::record(
+            self.client.clone(),
+            &url,
+            options,
+            settings,
+            control,
+            events,
+        )
+        .await
+    }
+}
+
+type DesiredStateSenders = Arc<Mutex<HashMap<JobId, watch::Sender<DesiredJobState>>>>;
+
+/// Runs until `shutdown` is cancelled, then winds down within `config.shutdown_deadline`.
+pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
+    backend: B,
+    engine: E,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), JobsError> {
+    let config = Arc::new(config);
+    let engine = Arc::new(engine);
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let desired_senders: DesiredStateSenders = Arc::default();
+    tracing::info!(
+        worker_id = %config.worker_id,
+        concurrency = config.concurrency,
+        queues = ?config.queues,
+        "worker started"
+    );
+
+    tracker.spawn(forward_nudges(
+        backend.subscribe_events(),
+        desired_senders.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(reap_periodically(
+        backend.clone(),
+        config.reap_interval,
+        shutdown.clone(),
+    ));
+
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        if shutdown.is_cancelled() {
+            break;
+        }
+        // The claim is never abandoned half-way (a delivered entry would wait for the reaper);
+        // its wait is short, so shutdown is not held up.
+        let claimed = backend
+            .claim(
+                &config.worker_id,
+                &config.queues,
+                config.lease_duration,
+                config.claim_wait,
+            )
+            .await;
+        match claimed {
+            Ok(Some((job, lease))) => {
+                if shutdown.is_cancelled() {
+                    if let Err(error) = backend.release(&lease).await {
+                        tracing::warn!(job_id = %job.id, %error, "could not give back a job claimed during shutdown");
+                    }
+                    break;
+                }
+                tracing::info!(job_id = %job.id, epoch = lease.fencing_epoch, attempt = job.attempt, "claimed");
+                tracker.spawn(supervise_job(
+                    backend.clone(),
+                    engine.clone(),
+                    config.clone(),
+                    job,
+                    lease,
+                    desired_senders.clone(),
+                    shutdown.clone(),
+                    permit,
+                ));
+            }
+            Ok(None) => drop(permit),
+            Err(error) => {
+                drop(permit);
+                tracing::warn!(%error, "claim failed; trying again in a second");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "worker shutdown deadline reached with jobs still winding down; their leases will lapse and another worker resumes them"
+        );
+    }
+    tracing::info!(worker_id = %config.worker_id, "worker stopped");
+    Ok(())
+}
+
+async fn forward_nudges(
+    mut events: broadcast::Receiver<JobEvent>,
+    desired_senders: DesiredStateSenders,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(JobEvent::DesiredStateChanged {
+                job_id, desired, ..
+            }) => {
+                let senders = desired_senders
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(sender) = senders.get(&job_id) {
+                    let _ = sender.send(desired);
+                }
+            }
+            Ok(_) => {}
+            // Missed nudges are made up by the heartbeat's reconciliation.
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn reap_periodically<B: JobBackend>(
+    backend: B,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match backend.reap_expired_leases().await {
+            Ok(reaped) if !reaped.is_empty() => {
+                tracing::info!(jobs = ?reaped, "requeued jobs whose worker's lease lapsed");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "lease reaper failed"),
+        }
+    }
+}
+
+/// The panic boundary: the job runs in its own task; if that task panics, the job fails.
+#[allow(clippy::too_many_arguments)]
+async fn supervise_job<B: JobBackend, E: RecordingEngine>(
+    backend: B,
+    engine: Arc<E>,
+    config: Arc<WorkerConfig>,
+    job: Job,
+    lease: Lease,
+    desired_senders: DesiredStateSenders,
+    shutdown: CancellationToken,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let job_id = job.id;
+    let (desired_sender, desired_receiver) = watch::channel(job.desired_state);
+    desired_senders
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(job_id, desired_sender);
+    let task = tokio::spawn(run_job(
+        backend.clone(),
+        engine,
+        config,
+        job,
+        lease.clone(),
+        desired_receiver,
+        shutdown,
+    ));
+    let outcome = task.await;
+    desired_senders
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(&job_id);
+    if let Err(join_error) = outcome {
+        let message = if join_error.is_panic() {
+            "the recording crashed (internal error)"
+        } else {
+            "the recording task was cancelled"
+        };
+        tracing::error!(%job_id, %join_error, "job task ended abnormally");
+        fail_job(&backend, &lease, message).await;
+    }
+}
+
+async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str) {
+    let current = match backend.get_job(lease.job_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(job_id = %lease.job_id, %error, "could not read a failed job");
+            return;
+        }
+    };
+    if !current.state.is_terminal()
+        && let Err(error) = backend
+            .transition_job(
+                lease.job_id,
+                current.state,
+                JobState::Failed,
+                Some(lease),
+                Some(message.to_string()),
+            )
+            .await
+    {
+        tracing::warn!(job_id = %lease.job_id, %error, "could not mark the job failed");
+    }
+    if let Err(error) = backend.complete(lease).await {
+        tracing::warn!(job_id = %lease.job_id, %error, "could not complete a failed job");
+    }
+}
+
+/// One job's state as its task knows it.
+struct RunningJob<B: JobBackend> {
+    backend: B,
+    lease: Lease,
+    control: watch::Sender<DesiredState>,
+    state: JobState,
+    stop_requested: bool,
+}
+
+impl<B: JobBackend> RunningJob<B> {
+    async fn move_to(&mut self, to: JobState, error: Option<String>) -> Result<(), JobsError> {
+        self.backend
+            .transition_job(self.lease.job_id, self.state, to, Some(&self.lease), error)
+            .await?;
+        self.state = to;
+        Ok(())
+    }
+
+    /// Brings the recording to what the owner wants.
+    async fn reconcile(&mut self, desired: DesiredJobState) {
+        let outcome = match desired {
+            DesiredJobState::Record if self.state == JobState::Paused => {
+                let _ = self.control.send(DesiredState::Record);
+                self.move_to(JobState::Recording, None).await
+            }
+            DesiredJobState::Pause if self.state == JobState::Recording => {
+                let _ = self.control.send(DesiredState::Pause);
+                self.move_to(JobState::Paused, None).await
+            }
+            DesiredJobState::Stop if !self.stop_requested => {
+                self.stop_requested = true;
+                let _ = self.control.send(DesiredState::Stop);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(job_id = %self.lease.job_id, %error, "could not apply the desired state");
+        }
+    }
+}
+
+fn main_track_progress(event: &RecorderEvent) -> Option<&RecordingProgress> {
+    match event {
+        RecorderEvent::Track {
+            event:
+                TrackEvent::SegmentCommitted {
+                    track, progress, ..
+                }
+                | TrackEvent::GapDetected {
+                    track, progress, ..
+                },
+        } if track == "main" => Some(progress),
+        _ => None,
+    }
+}
+
+async fn run_job<B: JobBackend, E: RecordingEngine>(
+    backend: B,
+    engine: Arc<E>,
+    config: Arc<WorkerConfig>,
+    job: Job,
+    lease: Lease,
+    mut desired: watch::Receiver<DesiredJobState>,
+    shutdown: CancellationToken,
+) {
+    let job_id = job.id;
+    let (control_sender, control_receiver) = watch::channel(DesiredState::Record);
+    let mut running = RunningJob {
+        backend: backend.clone(),
+        lease: lease.clone(),
+        control: control_sender,
+        state: JobState::Starting,
+        stop_requested: false,
+    };
+    if let Err(error) = running.move_to(JobState::Recording, None).await {
+        tracing::warn!(%job_id, %error, "could not start the job");
+        if !matches!(error, JobsError::LeaseLost { .. }) {
+            fail_job(&backend, &lease, &error.user_message()).await;
+        }
+        return;
+    }
+    let initial_desired = *desired.borrow_and_update();
+    running.reconcile(initial_desired).await;
+
+    let directory = job_directory(&config.recordings_directory, job_id);
+    let mut settings = RecordingSettings::new(directory);
+    settings.stop_grace = config.stop_grace;
+    let (events_sender, mut events) = mpsc::unbounded_channel();
+    let recording = engine.record(
+        job.url.clone(),
+        job.options.clone(),
+        settings,
+        control_receiver,
+        events_sender,
+    );
+    tokio::pin!(recording);
+
+    let mut heartbeat = tokio::time::interval_at(
+        Instant::now() + config.heartbeat_interval,
+        config.heartbeat_interval,
+    );
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pending_progress: Option<RecordingProgress> = None;
+    let mut last_progress_write = Instant::now() - config.progress_interval;
+    let mut lease_lost = false;
+    let mut shutting_down = false;
+    let mut desired_open = true;
+
+    let report = loop {
+        tokio::select! {
+            report = &mut recording => break report,
+            _ = heartbeat.tick() => {
+                match backend.renew_lease(&lease, config.lease_duration).await {
+                    Ok(current) => {
+                        if !shutting_down {
+                            running.reconcile(current.desired_state).await;
+                        }
+                    }
+                    Err(JobsError::LeaseLost { .. }) => {
+                        tracing::warn!(%job_id, "lease lost: another worker owns this job now; stopping at once");
+                        lease_lost = true;
+                        let _ = running.control.send(DesiredState::StopNow);
+                    }
+                    Err(error) => tracing::warn!(%job_id, %error, "lease renewal failed; will try again"),
+                }
+            }
+            changed = desired.changed(), if desired_open && !shutting_down => {
+                if changed.is_err() {
+                    desired_open = false;
+                } else {
+                    let wanted = *desired.borrow_and_update();
+                    running.reconcile(wanted).await;
+                }
+            }
+            Some(event) = events.recv() => {
+                if let Some(progress) = main_track_progress(&event) {
+                    pending_progress = Some(progress.clone());
+                }
+            }
+            _ = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                tracing::info!(%job_id, "shutting down: finishing the segments in flight");
+                let _ = running.control.send(DesiredState::Stop);
+            }
+        }
+        if !lease_lost
+            && last_progress_write.elapsed() >= config.progress_interval
+            && let Some(progress) = pending_progress.take()
+        {
+            last_progress_write = Instant::now();
+            if let Err(error) = backend.update_progress(&lease, progress).await {
+                tracing::debug!(%job_id, %error, "progress not written");
+            }
+        }
+    };
+    if lease_lost {
+        return;
+    }
+    let final_progress = report.progress();
+    if let Err(error) = backend.update_progress(&lease, final_progress).await {
+        tracing::warn!(%job_id, %error, "final progress not written");
+        if matches!(error, JobsError::LeaseLost { .. }) {
+            return;
+        }
+    }
+
+    let resumable_stop = shutting_down
+        && !running.stop_requested
+        && match &report.outcome {
+            RecordingOutcome::Finished { reason } => *reason == RecordingEndReason::Stopped,
+            RecordingOutcome::Failed { retryable, .. } => *retryable,
+        };
+    if resumable_stop {
+        match backend.release(&lease).await {
+            Ok(()) => tracing::info!(%job_id, "left resumable for the next worker"),
+            Err(error) => {
+                tracing::warn!(%job_id, %error, "could not release; the lease will lapse")
+            }
+        }
+        return;
+    }
+
+    match &report.outcome {
+        RecordingOutcome::Finished { reason } => {
+            tracing::info!(%job_id, reason = %reason.describe(), "recording finished");
+            // Finalize and upload belong to the recorder's finalize step and the storage crate;
+            // here the job walks the states so the bot and the dashboard see them.
+            let walked = async {
+                running.move_to(JobState::Finalizing, None).await?;
+                running.move_to(JobState::Uploading, None).await?;
+                running.move_to(JobState::Completed, None).await
+            }
+            .await;
+            if let Err(error) = walked {
+                tracing::warn!(%job_id, %error, "could not complete the job");
+                if matches!(error, JobsError::LeaseLost { .. }) {
+                    return;
+                }
+            }
+            if let Err(error) = backend.complete(&lease).await {
+                tracing::warn!(%job_id, %error, "could not complete the job's delivery");
+            }
+        }
+        RecordingOutcome::Failed { message, retryable } if *retryable => {
+            let backoff = retry_backoff(job.attempt + 1, config.retry_backoff_base);
+            match backend.retry(&lease, message.clone(), backoff).await {
+                Ok(RetryDecision::Retried { attempt, .. }) => {
+                    tracing::warn!(%job_id, attempt, %message, ?backoff, "transient failure; retrying as a new part")
+                }
+                Ok(RetryDecision::DeadLettered { attempt }) => {
+                    tracing::error!(%job_id, attempt, %message, "failed for the last time")
+                }
+                Err(error) => tracing::warn!(%job_id, %error, "could not schedule the retry"),
+            }
+        }
+        RecordingOutcome::Failed { message, .. } => {
+            tracing::error!(%job_id, %message, "recording failed");
+            fail_job(&backend, &lease, message).await;
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The worker runtime against both backends, with stand-in recording engines: slots, the panic
+//! boundary, retries and dead-lettering, control (pause/resume/stop from another connection) and
+//! graceful shutdown. The real recorder is exercised in crates/jobs/tests/worker_recording.rs and
+//! the two-process crash test in crates/streambot/tests/.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{redis_backend_for_test, sqlite_backend_for_test};
+use streambot_core::{
+    DesiredJobState, JobId, JobOwner, JobPriority, JobState, NewJob, RecordingEndReason,
+    RecordingOptions,
+};
+use streambot_hls::DesiredState;
+use streambot_jobs::{JobBackend, RecordingEngine, WorkerConfig, run_worker, submit_job};
+use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Sleeps this long, then finishes.
+    FinishAfter(Duration),
+    /// Panics when the URL says so, finishes at once otherwise.
+    PanicOnRequest,
+    /// Always fails with a transient error.
+    FailTransiently,
+    /// Follows the control channel until told to stop.
+    FollowControl,
+}
+
+#[derive(Clone)]
+struct StandInEngine {
+    behaviour: Behaviour,
+    running_now: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl StandInEngine {
+    fn new(behaviour: Behaviour) -> Self {
+        StandInEngine {
+            behaviour,
+            running_now: Arc::default(),
+            most_at_once: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+}
+
+fn report(settings: &RecordingSettings, outcome: RecordingOutcome) -> RecordingReport {
+    RecordingReport {
+        outcome,
+        source: None,
+        main: None,
+        audio: None,
+        output_directory: settings.output_directory.clone(),
+    }
+}
+
+impl RecordingEngine for StandInEngine {
+    async fn record(
+        &self,
+        url: String,
+        _options: RecordingOptions,
+        settings: RecordingSettings,
+        mut control: watch::Receiver<DesiredState>,
+        _events: mpsc::UnboundedSender<RecorderEvent>,
+    ) -> RecordingReport {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.running_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        let outcome = match self.behaviour {
+            Behaviour::FinishAfter(duration) => {
+                tokio::time::sleep(duration).await;
+                RecordingOutcome::Finished {
+                    reason: RecordingEndReason::StreamEnded,
+                }
+            }
+            Behaviour::PanicOnRequest => {
+                if url.contains("panic") {
+                    self.running_now.fetch_sub(1, Ordering::SeqCst);
+                    panic!("stand-in engine asked to panic");
+                }
+                RecordingOutcome::Finished {
+                    reason: RecordingEndReason::StreamEnded,
+                }
+            }
+            Behaviour::FailTransiently => RecordingOutcome::Failed {
+                message: "the origin answered 503".to_string(),
+                retryable: true,
+            },
+            Behaviour::FollowControl => loop {
+                let state = *control.borrow_and_update();
+                if matches!(state, DesiredState::Stop | DesiredState::StopNow) {
+                    break RecordingOutcome::Finished {
+                        reason: RecordingEndReason::Stopped,
+                    };
+                }
+                if control.changed().await.is_err() {
+                    break RecordingOutcome::Finished {
+                        reason: RecordingEndReason::Stopped,
+                    };
+                }
+            },
+        };
+        self.running_now.fetch_sub(1, Ordering::SeqCst);
+        report(&settings, outcome)
+    }
+}
+
+fn fast_config(directory: &std::path::Path, worker_id: &str) -> WorkerConfig {
+    let mut config = WorkerConfig::new(worker_id, directory.to_path_buf());
+    config.heartbeat_interval = Duration::from_millis(300);
+    config.lease_duration = Duration::from_secs(3);
+    config.claim_wait = Duration::from_millis(300);
+    config.retry_backoff_base = Duration::from_millis(50);
+    config
+}
+
+fn request(url: &str) -> NewJob {
+    NewJob {
+        owner: JobOwner {
+            user_id: 1,
+            chat_id: 1,
+        },
+        url: url.to_string(),
+        options: RecordingOptions::default(),
+        priority: JobPriority::Normal,
+    }
+}
+
+async fn wait_for_state<B: JobBackend>(
+    backend: &B,
+    job_id: JobId,
+    wanted: JobState,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let job = backend.get_job(job_id).await.expect("get").expect("exists");
+        if job.state == wanted {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job_id} is {} after {within:?}, expected {wanted}",
+            job.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct RunningWorker {
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+    _directory: tempfile::TempDir,
+}
+
+impl RunningWorker {
+    fn start<B: JobBackend, E: RecordingEngine>(
+        backend: B,
+        engine: E,
+        adjust: impl FnOnce(&mut WorkerConfig),
+    ) -> Self {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut config = fast_config(
+            directory.path(),
+            &format!("worker-{:08x}", rand::random::<u32>()),
+        );
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            run_worker(backend, engine, config, token)
+                .await
+                .expect("worker");
+        });
+        RunningWorker {
+            shutdown,
+            handle,
+            _directory: directory,
+        }
+    }
+
+    async fn stop(self) -> Duration {
+        let started = std::time::Instant::now();
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("worker stops within 10 s")
+            .expect("join");
+        started.elapsed()
+    }
+}
+
+async fn the_slot_quota_is_respected<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(400)));
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |config| {
+        config.concurrency = 2;
+    });
+    let mut identifiers = Vec::new();
+    for index in 0..5 {
+        identifiers.push(
+            submit_job(
+                &backend,
+                request(&format!("https://example.com/{index}.m3u8")),
+            )
+            .await
+            .expect("submit")
+            .id,
+        );
+    }
+    for job_id in identifiers {
+        wait_for_state(
+            &backend,
+            job_id,
+            JobState::Completed,
+            Duration::from_secs(15),
+        )
+        .await;
+    }
+    assert_eq!(engine.most_at_once.load(Ordering::SeqCst), 2);
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 5);
+    worker.stop().await;
+}
+
+async fn a_panic_fails_only_its_job<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::PanicOnRequest);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let doomed = submit_job(&backend, request("https://example.com/panic.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        doomed.id,
+        JobState::Failed,
+        Duration::from_secs(10),
+    )
+    .await;
+    let failed = backend
+        .get_job(doomed.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(failed.error.as_deref().unwrap_or("").contains("crashed"));
+    let fine = submit_job(&backend, request("https://example.com/fine.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        fine.id,
+        JobState::Completed,
+        Duration::from_secs(10),
+    )
+    .await;
+    worker.stop().await;
+}
+
+async fn transient_failures_are_retried_then_dead_lettered<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FailTransiently);
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |_| {});
+    let job = submit_job(&backend, request("https://example.com/flaky.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Failed, Duration::from_secs(15)).await;
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 3, "three attempts");
+    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.attempt, 3);
+    assert_eq!(backend.dead_letters().await.expect("dead"), vec![job.id]);
+    worker.stop().await;
+}
+
+/// `control_backend` is a second connection (another process in production): the nudge goes
+/// through the store's events, and the heartbeat reconciles if it is lost.
+async fn pause_resume_and_stop_reach_the_worker<B: JobBackend>(backend: B, control_backend: B) {
+    let engine = StandInEngine::new(Behaviour::FollowControl);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let job = submit_job(&control_backend, request("https://example.com/live.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &control_backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(10),
+    )
+    .await;
+    control_backend
+        .set_desired_state(job.id, DesiredJobState::Pause)
+        .await
+        .expect("pause");
+    wait_for_state(
+        &control_backend,
+        job.id,
+        JobState::Paused,
+        Duration::from_secs(5),
+    )
+    .await;
+    control_backend
+        .set_desired_state(job.id, DesiredJobState::Record)
+        .await
+        .expect("resume");
+    wait_for_state(
+        &control_backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(5),
+    )
+    .await;
+    control_backend
+        .set_desired_state(job.id, DesiredJobState::Stop)
+        .await
+        .expect("stop");
+    wait_for_state(
+        &control_backend,
+        job.id,
+        JobState::Completed,
+        Duration::from_secs(5),
+    )
+    .await;
+    worker.stop().await;
+}
+
+async fn shutdown_leaves_jobs_resumable<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FollowControl);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let job = submit_job(&backend, request("https://example.com/live.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(10),
+    )
+    .await;
+    let took = worker.stop().await;
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    let left = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(left.state, JobState::Queued);
+    assert_eq!(left.attempt, 0);
+    // The next worker picks it up.
+    let engine = StandInEngine::new(Behaviour::FollowControl);
+    let next = RunningWorker::start(backend.clone(), engine, |_| {});
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(10),
+    )
+    .await;
+    next.stop().await;
+}
+
+async fn a_priority_only_worker_leaves_normal_jobs<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(50)));
+    let worker = RunningWorker::start(backend.clone(), engine, |config| {
+        config.queues = vec![JobPriority::Priority];
+    });
+    let normal = submit_job(&backend, request("https://example.com/normal.m3u8"))
+        .await
+        .expect("submit");
+    let mut urgent_request = request("https://example.com/urgent.m3u8");
+    urgent_request.priority = JobPriority::Priority;
+    let urgent = submit_job(&backend, urgent_request).await.expect("submit");
+    wait_for_state(
+        &backend,
+        urgent.id,
+        JobState::Completed,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = backend
+        .get_job(normal.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(waiting.state, JobState::Queued);
+    worker.stop().await;
+}
+
+macro_rules! worker_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (backend, _directory) = sqlite_backend_for_test().await;
+                    super::$case(backend).await;
+                }
+            )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pause_resume_and_stop_reach_the_worker() {
+                let (backend, directory) = sqlite_backend_for_test().await;
+                let second = streambot_jobs::SqliteBackend::open_in_data_directory(directory.path())
+                    .await
+                    .expect("second connection");
+                super::pause_resume_and_stop_reach_the_worker(backend, second).await;
+            }
+        }
+        mod redis_backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(backend) = redis_backend_for_test().await else { return };
+                    super::$case(backend).await;
+                }
+            )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pause_resume_and_stop_reach_the_worker() {
+                let Some(url) = common::redis_url_for_test() else { return };
+                let prefix = common::random_prefix();
+                let backend = streambot_jobs::RedisBackend::connect(&url, &prefix).await.expect("connect");
+                let second = streambot_jobs::RedisBackend::connect(&url, &prefix).await.expect("connect");
+                super::pause_resume_and_stop_reach_the_worker(backend, second).await;
+            }
+        }
+    };
+}
+
+worker_tests!(
+    the_slot_quota_is_respected,
+    a_panic_fails_only_its_job,
+    transient_failures_are_retried_then_dead_lettered,
+    shutdown_leaves_jobs_resumable,
+    a_priority_only_worker_leaves_normal_jobs,
+);
