@@ -1,9 +1,11 @@
 //! The streambot binary: command line, settings, logging, and the wiring of roles.
 
 mod engine_command;
+mod jobs_command;
 mod logging;
 mod probe_command;
 mod record_command;
+mod roles;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,12 @@ enum Command {
     Record(RecordArguments),
     /// Show what a link offers: variants, renditions, live or VOD, and each quality's pick.
     Probe(probe_command::ProbeArguments),
+    /// Add, list, show, stop, pause and resume jobs (REDIS_URL, else the store under DATA_DIR).
+    Jobs(jobs_command::JobsArguments),
+    /// Run a worker: claims jobs from the queues and records them, until SIGTERM.
+    Worker(roles::WorkerArguments),
+    /// Run the scheduler: retention, disk guard, lease reaper (one acts at a time).
+    Scheduler,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,12 +118,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Run => {
-                eprintln!(
-                    "streambot run: the Telegram bot is not yet available in this build; use `streambot record URL` to record a stream now."
-                );
-                ExitCode::from(2)
-            }
+            Command::Run => roles::run_all_in_one().await,
             Command::Record(arguments) => {
                 let use_ffmpeg_engine = arguments.engine == "ffmpeg"
                     || (arguments.engine == "auto"
@@ -128,6 +131,9 @@ fn main() -> ExitCode {
                 }
             }
             Command::Probe(arguments) => probe_command::run_probe_command(arguments).await,
+            Command::Jobs(arguments) => jobs_command::run_jobs_command(arguments).await,
+            Command::Worker(arguments) => roles::run_worker_role(arguments).await,
+            Command::Scheduler => roles::run_scheduler_role().await,
         }
     })
 }

@@ -1,0 +1,448 @@
+//! The roles of the binary and their settings: `run` (worker + scheduler, bot later), `worker`,
+//! `scheduler`, and the backend every role and `streambot jobs` use: Redis when `REDIS_URL` is
+//! set, else the embedded SQLite store under `DATA_DIR`.
+//!
+//! Settings (environment or `.env`): `REDIS_URL`, `REDIS_KEY_PREFIX` (default `streambot:`),
+//! `DATA_DIR` (default `./data`), `LOCAL_STORAGE_PATH` (default `DATA_DIR/recordings`),
+//! `WORKER_CONCURRENCY` (default 2), `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
+//! (unset: no disk guard), `FILE_RETENTION_HOURS` (default 72; 0 keeps recordings forever),
+//! `ALLOW_PRIVATE_NETWORKS`. A bad one stops start-up with one line naming the variable, the value
+//! and what is allowed.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use streambot_core::JobPriority;
+use streambot_jobs::{
+    NativeHlsEngine, RedisBackend, SchedulerConfig, SqliteBackend, WorkerConfig, run_scheduler,
+    run_worker,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A setting that stops start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub variable: &'static str,
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}={:?} is not allowed: {}",
+            self.variable, self.value, self.allowed
+        )
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+#[derive(Debug, Clone)]
+pub struct JobsSettings {
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
+    pub data_directory: PathBuf,
+    pub recordings_directory: PathBuf,
+    pub worker_concurrency: usize,
+    pub worker_id: String,
+    pub maximum_disk_bytes: Option<u64>,
+    pub retention: Option<Duration>,
+    pub allow_private_networks: bool,
+}
+
+fn setting(variable: &'static str) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty())
+}
+
+fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
+    SettingError {
+        variable,
+        value: value.to_string(),
+        allowed,
+    }
+}
+
+pub fn parse_boolean_setting(variable: &'static str) -> Result<bool, SettingError> {
+    match setting(variable) {
+        None => Ok(false),
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(invalid(variable, &value, "true or false")),
+        },
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+impl JobsSettings {
+    pub fn from_environment() -> Result<Self, SettingError> {
+        let redis_url = match setting("REDIS_URL") {
+            None => None,
+            Some(url)
+                if ["redis://", "rediss://", "unix://", "redis+unix://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme)) =>
+            {
+                Some(url)
+            }
+            Some(url) => {
+                return Err(invalid(
+                    "REDIS_URL",
+                    &url,
+                    "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
+                ));
+            }
+        };
+        let redis_key_prefix = setting("REDIS_KEY_PREFIX").unwrap_or_else(|| "streambot:".into());
+        if redis_key_prefix.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "REDIS_KEY_PREFIX",
+                &redis_key_prefix,
+                "a key prefix without spaces, e.g. streambot:",
+            ));
+        }
+        let data_directory = PathBuf::from(setting("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let recordings_directory = setting("LOCAL_STORAGE_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_directory.join("recordings"));
+        let worker_concurrency = match setting("WORKER_CONCURRENCY") {
+            None => 2,
+            Some(value) => match value.parse::<usize>() {
+                Ok(count) if (1..=64).contains(&count) => count,
+                _ => {
+                    return Err(invalid(
+                        "WORKER_CONCURRENCY",
+                        &value,
+                        "a whole number from 1 to 64",
+                    ));
+                }
+            },
+        };
+        let worker_id = match setting("WORKER_ID") {
+            None => default_worker_id(),
+            Some(value)
+                if value.len() <= 64
+                    && value.chars().all(|character| {
+                        character.is_ascii_alphanumeric() || "-_.".contains(character)
+                    }) =>
+            {
+                value
+            }
+            Some(value) => {
+                return Err(invalid(
+                    "WORKER_ID",
+                    &value,
+                    "up to 64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+        };
+        let maximum_disk_bytes = match setting("MAX_DISK_USAGE_GB") {
+            None => None,
+            Some(value) => match value.parse::<f64>() {
+                Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() => {
+                    Some((gigabytes * 1024.0 * 1024.0 * 1024.0) as u64)
+                }
+                _ => {
+                    return Err(invalid(
+                        "MAX_DISK_USAGE_GB",
+                        &value,
+                        "a number of gigabytes greater than 0, e.g. 50",
+                    ));
+                }
+            },
+        };
+        let retention = match setting("FILE_RETENTION_HOURS") {
+            None => Some(Duration::from_secs(72 * 3600)),
+            Some(value) => match value.parse::<u64>() {
+                Ok(0) => None,
+                Ok(hours) if hours <= 24 * 365 * 10 => Some(Duration::from_secs(hours * 3600)),
+                _ => {
+                    return Err(invalid(
+                        "FILE_RETENTION_HOURS",
+                        &value,
+                        "a whole number of hours (0 keeps recordings forever)",
+                    ));
+                }
+            },
+        };
+        Ok(JobsSettings {
+            redis_url,
+            redis_key_prefix,
+            data_directory,
+            recordings_directory,
+            worker_concurrency,
+            worker_id,
+            maximum_disk_bytes,
+            retention,
+            allow_private_networks: parse_boolean_setting("ALLOW_PRIVATE_NETWORKS")?,
+        })
+    }
+}
+
+/// The backend the settings choose.
+#[derive(Clone)]
+pub enum ConfiguredBackend {
+    Embedded(SqliteBackend),
+    Redis(RedisBackend),
+}
+
+/// Runs `$body` with `$name` bound to the concrete backend.
+#[macro_export]
+macro_rules! with_backend {
+    ($backend:expr, $name:ident => $body:expr) => {
+        match $backend {
+            $crate::roles::ConfiguredBackend::Embedded($name) => $body,
+            $crate::roles::ConfiguredBackend::Redis($name) => $body,
+        }
+    };
+}
+
+pub async fn open_backend(settings: &JobsSettings) -> anyhow::Result<ConfiguredBackend> {
+    match &settings.redis_url {
+        Some(url) => {
+            let backend = RedisBackend::connect(url, &settings.redis_key_prefix)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("could not connect to Redis at REDIS_URL: {error}")
+                })?;
+            Ok(ConfiguredBackend::Redis(backend))
+        }
+        None => {
+            let backend = SqliteBackend::open_in_data_directory(&settings.data_directory)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "could not open the job store in DATA_DIR={}: {error}",
+                        settings.data_directory.display()
+                    )
+                })?;
+            Ok(ConfiguredBackend::Embedded(backend))
+        }
+    }
+}
+
+fn parse_queue_name(text: &str) -> Result<JobPriority, String> {
+    text.trim().parse()
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArguments {
+    /// Queues this worker serves, e.g. `priority` to keep capacity for priority jobs.
+    #[arg(long, value_delimiter = ',', default_value = "priority,normal", value_parser = parse_queue_name)]
+    pub queues: Vec<JobPriority>,
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut stream) => {
+                    stream.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutting down: finishing the segments in flight");
+        token.cancel();
+    });
+}
+
+fn load_settings() -> Result<JobsSettings, ExitCode> {
+    JobsSettings::from_environment().map_err(|error| {
+        eprintln!("streambot: {error}");
+        ExitCode::from(2)
+    })
+}
+
+fn worker_config(settings: &JobsSettings, queues: Vec<JobPriority>) -> WorkerConfig {
+    let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
+    config.concurrency = settings.worker_concurrency;
+    config.queues = queues;
+    config
+}
+
+fn scheduler_config(settings: &JobsSettings) -> SchedulerConfig {
+    let mut config =
+        SchedulerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
+    config.retention = settings.retention;
+    config.maximum_disk_bytes = settings.maximum_disk_bytes;
+    config
+}
+
+async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
+    let backend = open_backend(settings).await.map_err(|error| {
+        eprintln!("streambot: {error:#}");
+        ExitCode::from(2)
+    })?;
+    let engine = NativeHlsEngine::new(streambot_recorder::network_policy(
+        settings.allow_private_networks,
+    ))
+    .map_err(|error| {
+        eprintln!("streambot: {error}");
+        ExitCode::from(2)
+    })?;
+    Ok((backend, engine))
+}
+
+fn exit_code(result: Result<(), streambot_jobs::JobsError>, role: &str) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("streambot {role}: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `streambot worker`.
+pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
+    let settings = match load_settings() {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let (backend, engine) = match start(&settings).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let mut queues = Vec::new();
+    for queue in arguments.queues {
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    let config = worker_config(&settings, queues);
+    let result =
+        with_backend!(backend, backend => run_worker(backend, engine, config, shutdown).await);
+    exit_code(result, "worker")
+}
+
+/// `streambot scheduler`.
+pub async fn run_scheduler_role() -> ExitCode {
+    let settings = match load_settings() {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let (backend, _) = match start(&settings).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let config = scheduler_config(&settings);
+    let result = with_backend!(backend, backend => run_scheduler(backend, config, shutdown).await);
+    exit_code(result, "scheduler")
+}
+
+/// `streambot run`: a worker and the scheduler in one process (the bot joins them later).
+pub async fn run_all_in_one() -> ExitCode {
+    eprintln!(
+        "streambot run: the Telegram bot is not yet available in this build; running the worker and the scheduler (add recordings with `streambot jobs add URL`, or use `streambot record URL`)."
+    );
+    let settings = match load_settings() {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let (backend, engine) = match start(&settings).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let tracker = TaskTracker::new();
+    let worker_config = worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]);
+    let scheduler_config = scheduler_config(&settings);
+    with_backend!(backend, backend => {
+        let scheduler_backend = backend.clone();
+        let scheduler_shutdown = shutdown.clone();
+        let scheduler = tracker.spawn(async move {
+            run_scheduler(scheduler_backend, scheduler_config, scheduler_shutdown).await
+        });
+        let worker = tracker.spawn(run_worker(backend, engine, worker_config, shutdown.clone()));
+        tracker.close();
+        let worker_result = worker.await;
+        shutdown.cancel();
+        let scheduler_result = scheduler.await;
+        match (worker_result, scheduler_result) {
+            (Ok(Ok(())), Ok(Ok(()))) => ExitCode::SUCCESS,
+            (Ok(Err(error)), _) | (_, Ok(Err(error))) => {
+                eprintln!("streambot run: {error}");
+                ExitCode::from(1)
+            }
+            _ => {
+                eprintln!("streambot run: a role's task failed");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct WorkerCommandLine {
+        #[command(flatten)]
+        worker: WorkerArguments,
+    }
+
+    #[test]
+    fn queues_argument_parses() {
+        use clap::Parser;
+        let parse = |arguments: &[&str]| {
+            WorkerCommandLine::try_parse_from(
+                std::iter::once("worker").chain(arguments.iter().copied()),
+            )
+            .map(|line| line.worker.queues)
+        };
+        assert_eq!(
+            parse(&[]).expect("default"),
+            vec![JobPriority::Priority, JobPriority::Normal]
+        );
+        assert_eq!(
+            parse(&["--queues", "priority"]).expect("one"),
+            vec![JobPriority::Priority]
+        );
+        assert_eq!(
+            parse(&["--queues", "normal,priority"]).expect("two"),
+            vec![JobPriority::Normal, JobPriority::Priority]
+        );
+        assert!(parse(&["--queues", "urgent"]).is_err());
+    }
+
+    #[test]
+    fn a_setting_error_is_one_line_naming_variable_value_and_allowed() {
+        let error = invalid("WORKER_CONCURRENCY", "zero", "a whole number from 1 to 64");
+        assert_eq!(
+            error.to_string(),
+            "WORKER_CONCURRENCY=\"zero\" is not allowed: a whole number from 1 to 64"
+        );
+    }
+}
