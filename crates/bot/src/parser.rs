@@ -112,7 +112,10 @@ fn looks_like_url(token: &str) -> bool {
 
 fn trim_punctuation(token: &str) -> &str {
     token.trim_matches(|character: char| {
-        matches!(character, ',' | '!' | '?' | ';' | '"' | '\'' | '(' | ')' | '<' | '>')
+        matches!(
+            character,
+            ',' | '!' | '?' | ';' | '"' | '\'' | '(' | ')' | '<' | '>'
+        )
     })
 }
 
@@ -146,7 +149,10 @@ fn read_recording_options(
         let word = words[index].as_str();
         let next = words.get(index + 1).map(String::as_str);
         // "audio only", "sound only", "audio"
-        if matches!(word, "audio" | "sound" | "music" | "audio-only" | "audioonly") {
+        if matches!(
+            word,
+            "audio" | "sound" | "music" | "audio-only" | "audioonly"
+        ) {
             quality = Quality::Audio;
             index += if next == Some("only") { 2 } else { 1 };
             continue;
@@ -166,7 +172,10 @@ fn read_recording_options(
             }
         }
         // Durations: "2h", "90 min", "1h30m", "1.5 hours", "2 hours", "1:30:00", bare "90".
-        let starts_with_digit = word.chars().next().is_some_and(|first| first.is_ascii_digit());
+        let starts_with_digit = word
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_ascii_digit());
         if starts_with_digit {
             let two_word = next.map(|unit| format!("{word} {unit}"));
             if let Some(candidate) = two_word.as_deref()
@@ -199,7 +208,10 @@ fn read_recording_options(
             index += 2;
             continue;
         }
-        if word == "half" && next == Some("an") && words.get(index + 2).map(String::as_str) == Some("hour") {
+        if word == "half"
+            && next == Some("an")
+            && words.get(index + 2).map(String::as_str) == Some("hour")
+        {
             duration = Some(Duration::from_secs(1800));
             index += 3;
             continue;
@@ -229,7 +241,10 @@ fn parse_job_target(words: &[String]) -> Result<JobTarget, CommandError> {
 
 fn parse_record(text_after_command: &str) -> ParsedMessage {
     let tokens: Vec<&str> = text_after_command.split_whitespace().collect();
-    let Some(url_token) = tokens.iter().find(|token| looks_like_url(trim_punctuation(token))) else {
+    let Some(url_token) = tokens
+        .iter()
+        .find(|token| looks_like_url(trim_punctuation(token)))
+    else {
         return ParsedMessage::Invalid(CommandError::RecordWithoutUrl);
     };
     let url = trim_punctuation(url_token).to_string();
@@ -318,7 +333,8 @@ fn parse_plain_english(text: &str) -> ParsedMessage {
     let has_url = text
         .split_whitespace()
         .any(|token| looks_like_url(trim_punctuation(token)));
-    let contains = |candidates: &[&str]| words.iter().any(|word| candidates.contains(&word.as_str()));
+    let contains =
+        |candidates: &[&str]| words.iter().any(|word| candidates.contains(&word.as_str()));
     let first_word = words.first().map(String::as_str).unwrap_or("");
 
     if has_url {
@@ -332,7 +348,8 @@ fn parse_plain_english(text: &str) -> ParsedMessage {
     {
         return ParsedMessage::Command(BotCommand::List);
     }
-    if STOP_WORDS.contains(&first_word) || (contains(&STOP_WORDS) && contains(&["recording", "it"])) {
+    if STOP_WORDS.contains(&first_word) || (contains(&STOP_WORDS) && contains(&["recording", "it"]))
+    {
         return control(&words, BotCommand::Stop);
     }
     if PAUSE_WORDS.iter().any(|word| contains(&[word])) {
@@ -341,7 +358,9 @@ fn parse_plain_english(text: &str) -> ParsedMessage {
     if RESUME_WORDS.iter().any(|word| contains(&[word])) {
         return control(&words, BotCommand::Resume);
     }
-    if STATUS_WORDS.iter().any(|word| contains(&[word])) || (contains(&["how"]) && contains(&["going", "doing"])) {
+    if STATUS_WORDS.iter().any(|word| contains(&[word]))
+        || (contains(&["how"]) && contains(&["going", "doing"]))
+    {
         return control(&words, BotCommand::Status);
     }
     if contains(&["help", "how", "commands"]) || contains(&["hi", "hello", "hey"]) {
@@ -391,7 +410,10 @@ mod tests {
             record(url, None, Quality::Best)
         );
         assert_eq!(
-            parse_message(&format!("/record@StreamBot {url} 90 720p"), Some("StreamBot")),
+            parse_message(
+                &format!("/record@StreamBot {url} 90 720p"),
+                Some("StreamBot")
+            ),
             record(url, Some(5400), Quality::Height(720))
         );
         assert_eq!(
@@ -414,9 +436,18 @@ mod tests {
             parse_message("/pause A3F2B1C9", None),
             ParsedMessage::Command(BotCommand::Pause(JobTarget::Id(id("A3F2B1C9"))))
         );
-        assert_eq!(parse_message("/list", None), ParsedMessage::Command(BotCommand::List));
-        assert_eq!(parse_message("/start", None), ParsedMessage::Command(BotCommand::Start));
-        assert_eq!(parse_message("/help", None), ParsedMessage::Command(BotCommand::Help));
+        assert_eq!(
+            parse_message("/list", None),
+            ParsedMessage::Command(BotCommand::List)
+        );
+        assert_eq!(
+            parse_message("/start", None),
+            ParsedMessage::Command(BotCommand::Start)
+        );
+        assert_eq!(
+            parse_message("/help", None),
+            ParsedMessage::Command(BotCommand::Help)
+        );
         assert_eq!(
             parse_message("/admin vip 12345", None),
             ParsedMessage::Command(BotCommand::Admin(AdminCommand::AddVip(12345)))
@@ -446,10 +477,7 @@ mod tests {
             parse_message(&format!("please record {url} for an hour in 720p"), None),
             record(url, Some(3600), Quality::Height(720))
         );
-        assert_eq!(
-            parse_message(url, None),
-            record(url, None, Quality::Best)
-        );
+        assert_eq!(parse_message(url, None), record(url, None, Quality::Best));
         assert_eq!(
             parse_message(&format!("Record this: {url}, 1h30m, low"), None),
             record(url, Some(5400), Quality::Low)
@@ -482,7 +510,10 @@ mod tests {
             parse_message("a3f2b1c9", None),
             ParsedMessage::Command(BotCommand::Status(JobTarget::Id(id("A3F2B1C9"))))
         );
-        assert_eq!(parse_message("hello", None), ParsedMessage::Command(BotCommand::Help));
+        assert_eq!(
+            parse_message("hello", None),
+            ParsedMessage::Command(BotCommand::Help)
+        );
     }
 
     #[test]
@@ -511,8 +542,14 @@ mod tests {
             parse_message("/admin vip bob", None),
             ParsedMessage::Invalid(CommandError::BadUserId { .. })
         ));
-        assert_eq!(parse_message("the weather is nice", None), ParsedMessage::NotUnderstood);
-        assert_eq!(parse_message("/frobnicate", None), ParsedMessage::NotUnderstood);
+        assert_eq!(
+            parse_message("the weather is nice", None),
+            ParsedMessage::NotUnderstood
+        );
+        assert_eq!(
+            parse_message("/frobnicate", None),
+            ParsedMessage::NotUnderstood
+        );
         assert_eq!(parse_message("   ", None), ParsedMessage::NotUnderstood);
     }
 

@@ -25,7 +25,9 @@ impl Default for RateLimitRule {
 pub enum RateLimitDecision {
     Allowed,
     /// Refused; the user may send again after this long.
-    Refused { retry_after: Duration },
+    Refused {
+        retry_after: Duration,
+    },
 }
 
 /// In-memory sliding windows, one per user.
@@ -95,9 +97,15 @@ mod tests {
             }
         );
         // Another user is not affected.
-        assert_eq!(limiter.check(8, start + Duration::from_secs(30)), RateLimitDecision::Allowed);
+        assert_eq!(
+            limiter.check(8, start + Duration::from_secs(30)),
+            RateLimitDecision::Allowed
+        );
         // After the oldest message leaves the window, one more is allowed.
-        assert_eq!(limiter.check(7, start + Duration::from_secs(60)), RateLimitDecision::Allowed);
+        assert_eq!(
+            limiter.check(7, start + Duration::from_secs(60)),
+            RateLimitDecision::Allowed
+        );
         limiter.forget_idle_users(start + Duration::from_secs(500));
         assert!(limiter.recent_messages_by_user.is_empty());
     }

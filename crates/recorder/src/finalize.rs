@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use streambot_core::{OutputFormat, Quality};
 use streambot_ffmpeg::{
     AudioOnlyOptions, FfmpegError, FfmpegRunner, OutputContainer, OutputExpectations, RemuxOptions,
@@ -67,7 +67,7 @@ fn output_container(format: OutputFormat, audio_only: bool) -> OutputContainer {
 }
 
 /// A finished, checked file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishedFile {
     pub part_number: u32,
     pub path: PathBuf,
@@ -81,7 +81,7 @@ pub struct FinishedFile {
 }
 
 /// A part that could not be finalized; its intermediate file is kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinalizeFailure {
     pub part_number: u32,
     pub kept_part: PathBuf,
@@ -89,7 +89,7 @@ pub struct FinalizeFailure {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct FinalizeReport {
     pub files: Vec<FinishedFile>,
     pub failures: Vec<FinalizeFailure>,
