@@ -209,6 +209,8 @@ pub(crate) fn build_http_client(
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .timeout(request_timeout)
+        // Drive's resumable upload answers 308 without a Location: never a redirect to follow.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| StorageError::Credentials {
             backend,

@@ -168,7 +168,7 @@ impl StorageSettings {
         let user_disk_quota_bytes = match environment.get("USER_DISK_QUOTA_GB") {
             None => None,
             Some(text) => match text.parse::<f64>() {
-                Ok(gigabytes) if gigabytes == 0.0 => None,
+                Ok(0.0) => None,
                 Ok(gigabytes) if gigabytes.is_finite() && gigabytes > 0.0 && gigabytes < 1e9 => {
                     Some((gigabytes * 1e9).round() as u64)
                 }
@@ -184,7 +184,7 @@ impl StorageSettings {
         let file_retention = match environment.get("FILE_RETENTION_HOURS") {
             None => Some(Duration::from_secs(DEFAULT_FILE_RETENTION_HOURS * 3600)),
             Some(text) => match text.parse::<f64>() {
-                Ok(hours) if hours == 0.0 => None,
+                Ok(0.0) => None,
                 Ok(hours) if hours.is_finite() && hours > 0.0 && hours < 1e6 => {
                     Some(Duration::from_secs_f64(hours * 3600.0))
                 }
@@ -257,7 +257,7 @@ impl StorageSettings {
                 config.api_base_url = settings.api_base_url.clone();
                 config.token_url = settings.token_url.clone();
                 (
-                    StorageBackend::GoogleDrive(GoogleDriveStore::new(config)?),
+                    StorageBackend::GoogleDrive(Box::new(GoogleDriveStore::new(config)?)),
                     settings.keep_local_copy,
                 )
             }

@@ -95,7 +95,7 @@ impl Store for LocalStore {
 #[derive(Debug)]
 pub enum StorageBackend {
     Local,
-    GoogleDrive(GoogleDriveStore),
+    GoogleDrive(Box<GoogleDriveStore>),
     TelegramChannel(TelegramChannelStore),
 }
 
