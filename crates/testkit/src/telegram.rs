@@ -365,7 +365,7 @@ impl FakeTelegram {
         }
     }
 
-    /// Waits (bounded) for a message to `chat_id` whose text contains `fragment`.
+    /// Waits (bounded) for a message delivered to `chat_id` whose text contains `fragment`.
     pub async fn wait_for_text(
         &self,
         chat_id: i64,
@@ -374,6 +374,7 @@ impl FakeTelegram {
     ) -> Option<RecordedCall> {
         self.wait_for_call(timeout, |call| {
             matches!(call.method.as_str(), "sendMessage" | "editMessageText")
+                && call.http_status == 200
                 && call.chat_id() == Some(chat_id)
                 && call.text().is_some_and(|text| text.contains(fragment))
         })
@@ -445,7 +446,9 @@ async fn handle_method(
         return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", None);
     }
     let (parameters, files) = read_parameters(request).await;
-    if method.eq_ignore_ascii_case("getUpdates") {
+    // Telegram's method names are case-insensitive (teloxide sends `GetMe`): record the canonical one.
+    let method = canonical_method_name(&method);
+    if method == "getUpdates" {
         return get_updates(&shared, &parameters).await;
     }
     let response = answer_method(&shared, &method, &parameters, &files);
@@ -468,6 +471,32 @@ async fn handle_method(
     }
     shared.calls_arrived.notify_waiters();
     response
+}
+
+const KNOWN_METHODS: [&str; 16] = [
+    "getUpdates",
+    "getMe",
+    "deleteWebhook",
+    "setWebhook",
+    "setMyCommands",
+    "getMyCommands",
+    "answerCallbackQuery",
+    "deleteMessage",
+    "sendChatAction",
+    "sendMessage",
+    "editMessageText",
+    "sendVideo",
+    "sendDocument",
+    "sendAudio",
+    "editMessageReplyMarkup",
+    "getFile",
+];
+
+fn canonical_method_name(method: &str) -> String {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(method))
+        .map_or_else(|| method.to_string(), |known| known.to_string())
 }
 
 async fn get_updates(shared: &Shared, parameters: &Value) -> Response {
@@ -566,7 +595,15 @@ fn answer_method(
             message_id
         };
     match method {
-        "getMe" => ok(bot_user_json()),
+        "getMe" => {
+            let mut me = bot_user_json();
+            me["can_join_groups"] = json!(true);
+            me["can_read_all_group_messages"] = json!(false);
+            me["supports_inline_queries"] = json!(false);
+            me["can_connect_to_business"] = json!(false);
+            me["has_main_web_app"] = json!(false);
+            ok(me)
+        }
         "deleteWebhook"
         | "setMyCommands"
         | "answerCallbackQuery"
