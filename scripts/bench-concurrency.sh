@@ -218,7 +218,7 @@ run_streambot() {
     ($record[0] // {summary: {}, recordings: []}) as $r
     | {
         side: $side, n: $n, run: $run, exit_status: $status, wall_seconds: $wall,
-        cpu_seconds: ($user + $sys), peak_rss_kb: $rss,
+        cpu_seconds: (($user + $sys) * 100 | round / 100), peak_rss_kb: $rss,
         lost_ledger: (($r.summary.total_gaps // 0) + ($r.summary.total_missing_in_ledger // 0)
           + ([ $r.recordings[] | ($last - (.last_media_sequence // $last)) ] | add // 0)),
         ledger_gaps: $r.summary.total_gaps, ledger_missing: $r.summary.total_missing_in_ledger,

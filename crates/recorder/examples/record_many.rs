@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! record_many --count N --url URL --output DIR [--for 60s] [--stall-timeout 30s]
+//!             [--fsync-interval 2s]
 //! ```
 //!
 //! Runs N `streambot_recorder::record` calls concurrently in one multi-thread tokio runtime (default
@@ -21,8 +22,8 @@ use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, Tra
 use streambot_recorder::{RecorderEvent, RecordingSettings, record};
 use tokio::sync::{mpsc, watch};
 
-const USAGE: &str =
-    "usage: record_many --count N --url URL --output DIR [--for 60s] [--stall-timeout 30s]";
+const USAGE: &str = "usage: record_many --count N --url URL --output DIR [--for 60s] \
+[--stall-timeout 30s] [--fsync-interval 2s]";
 
 struct CommandLine {
     count: usize,
@@ -30,6 +31,8 @@ struct CommandLine {
     output: PathBuf,
     maximum_duration: Option<Duration>,
     stall_timeout: Option<Duration>,
+    /// For experiments only: the recorder's default is kept unless given.
+    fsync_interval: Option<Duration>,
 }
 
 fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
@@ -38,6 +41,7 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
     let mut output = None;
     let mut maximum_duration = None;
     let mut stall_timeout = None;
+    let mut fsync_interval = None;
     let mut remaining = arguments.iter();
     while let Some(flag) = remaining.next() {
         let mut value_of = |name: &str| -> Result<String, String> {
@@ -66,6 +70,12 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
                     value_of("--stall-timeout")?,
                 )?)
             }
+            "--fsync-interval" => {
+                fsync_interval = Some(duration_of(
+                    "--fsync-interval",
+                    value_of("--fsync-interval")?,
+                )?)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -75,6 +85,7 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
         output: output.ok_or("--output is required")?,
         maximum_duration,
         stall_timeout,
+        fsync_interval,
     })
 }
 
@@ -179,7 +190,10 @@ async fn run(command_line: CommandLine) -> Result<Output, String> {
     let mut tasks = Vec::with_capacity(command_line.count);
     for index in 0..command_line.count {
         let directory = command_line.output.join(format!("rec-{index}"));
-        let settings = RecordingSettings::new(directory.clone());
+        let mut settings = RecordingSettings::new(directory.clone());
+        if let Some(fsync_interval) = command_line.fsync_interval {
+            settings.fsync_interval = fsync_interval;
+        }
         let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
         let client = client.clone();
         let url = command_line.url.clone();
