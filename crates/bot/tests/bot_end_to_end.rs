@@ -196,7 +196,17 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
         .files
         .iter()
         .find(|file| file.field == "video")
-        .expect("video bytes");
+        .unwrap_or_else(|| {
+            let fields: Vec<(String, Option<String>, usize)> = video
+                .files
+                .iter()
+                .map(|file| (file.field.clone(), file.file_name.clone(), file.bytes.len()))
+                .collect();
+            panic!(
+                "no video part; files {fields:?}, parameters {}",
+                video.parameters
+            )
+        });
     let on_disk = find_file(&harness.recordings_directory, "mp4").expect("the finished file");
     assert_eq!(
         uploaded.bytes.as_ref(),

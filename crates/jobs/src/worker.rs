@@ -21,7 +21,9 @@ use streambot_core::{
     DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
     RecordingOptions, RecordingProgress,
 };
+use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner, OperationTimeouts};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
+use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings, finalize_recording};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -52,6 +54,9 @@ pub struct WorkerConfig {
     pub stop_grace: Duration,
     /// The worker returns at the latest this long after shutdown was asked.
     pub shutdown_deadline: Duration,
+    /// Parts are cut before they grow past this (the delivery's upload limit), at segment
+    /// boundaries; `None` for no limit.
+    pub maximum_part_bytes: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -69,6 +74,7 @@ impl WorkerConfig {
             progress_interval: Duration::from_secs(1),
             stop_grace: Duration::from_secs(5),
             shutdown_deadline: Duration::from_millis(9500),
+            maximum_part_bytes: None,
         }
     }
 }
@@ -88,12 +94,23 @@ pub trait RecordingEngine: Send + Sync + 'static {
         control: watch::Receiver<DesiredState>,
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> impl Future<Output = RecordingReport> + Send;
+
+    /// Turns the recorded parts into finished files (remux, check, thumbnail). The default keeps
+    /// the parts as they are (stand-in engines in tests).
+    fn finalize(
+        &self,
+        _report: &RecordingReport,
+        _options: &RecordingOptions,
+    ) -> impl Future<Output = FinalizeReport> + Send {
+        std::future::ready(FinalizeReport::default())
+    }
 }
 
 /// `streambot_recorder::record` with one shared HTTP client.
 #[derive(Clone)]
 pub struct NativeHlsEngine {
     client: HlsHttpClient,
+    finalizer: FfmpegRunner,
 }
 
 impl NativeHlsEngine {
@@ -103,7 +120,13 @@ impl NativeHlsEngine {
                 message: format!("could not build the HTTP client: {error}"),
             }
         })?;
-        Ok(NativeHlsEngine { client })
+        let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(3600);
+        let finalizer = FfmpegRunner::new(FfmpegBinaries::from_environment())
+            .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)));
+        Ok(NativeHlsEngine { client, finalizer })
     }
 }
 
@@ -125,6 +148,15 @@ impl RecordingEngine for NativeHlsEngine {
             events,
         )
         .await
+    }
+
+    async fn finalize(
+        &self,
+        report: &RecordingReport,
+        options: &RecordingOptions,
+    ) -> FinalizeReport {
+        let settings = FinalizeSettings::new(options.format, options.quality);
+        finalize_recording(&self.finalizer, report, &settings).await
     }
 }
 
@@ -435,6 +467,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     let directory = job_directory(&config.recordings_directory, job_id);
     let mut settings = RecordingSettings::new(directory);
     settings.stop_grace = config.stop_grace;
+    settings.maximum_part_bytes = config.maximum_part_bytes;
     let (events_sender, mut events) = mpsc::unbounded_channel();
     let recording = engine.record(
         job.url.clone(),
@@ -537,6 +570,11 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             // here the job walks the states so the bot and the dashboard see them.
             let walked = async {
                 running.move_to(JobState::Finalizing, None).await?;
+                let finalized = engine.finalize(&report, &job.options).await;
+                write_finalize_report(&report.output_directory, &finalized);
+                for failure in &finalized.failures {
+                    tracing::warn!(%job_id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
+                }
                 running.move_to(JobState::Uploading, None).await?;
                 running.move_to(JobState::Completed, None).await
             }
@@ -567,5 +605,16 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             tracing::error!(%job_id, %message, "recording failed");
             fail_job(&backend, &lease, message).await;
         }
+    }
+}
+
+/// `finalized.json` beside the files: what the bot sends and the dashboard lists.
+fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
+    let Ok(text) = serde_json::to_vec_pretty(report) else {
+        return;
+    };
+    let temporary = directory.join("finalized.json.tmp");
+    if std::fs::write(&temporary, text).is_ok() {
+        let _ = std::fs::rename(&temporary, directory.join("finalized.json"));
     }
 }

@@ -419,6 +419,16 @@ async fn read_parameters(request: Request) -> (Value, Vec<UploadedFile>) {
                 fields.insert(name, value);
             }
         }
+        // `"video": "attach://<name>"` names the file part `<name>`: file it under `video`.
+        for (parameter, value) in &fields {
+            if let Some(attached) = value
+                .as_str()
+                .and_then(|text| text.strip_prefix("attach://"))
+                && let Some(file) = files.iter_mut().find(|file| file.field == attached)
+            {
+                file.field = parameter.clone();
+            }
+        }
         return (Value::Object(fields), files);
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await else {
