@@ -58,6 +58,17 @@ pub fn remote_file_name(job_id: JobId, local_file_name: &str) -> String {
     format!("{job_id}-{local_file_name}")
 }
 
+/// The MIME type of a stored part, by its extension.
+pub fn content_type_for(file_name: &str) -> &'static str {
+    match file_name.rsplit_once('.').map(|(_, extension)| extension) {
+        Some("mp4") => "video/mp4",
+        Some("mkv") => "video/x-matroska",
+        Some("ts") => "video/mp2t",
+        Some("m4a") => "audio/mp4",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -253,7 +253,7 @@ impl TelegramChannelStore {
         metadata: &PartMetadata,
     ) -> Result<SentMessage, StorageError> {
         let remote_file_name = crate::layout::remote_file_name(metadata.job_id, local_file_name);
-        let file_part = reqwest::multipart::Part::file(local_path)
+        let file_part = streamed_file_part(local_path)
             .await
             .map_err(|error| StorageError::io("could not open", local_path, error))?
             .file_name(remote_file_name);
@@ -262,7 +262,7 @@ impl TelegramChannelStore {
             .text("caption", metadata.caption())
             .part(method.file_field(), file_part);
         if let Some(thumbnail_path) = &metadata.thumbnail {
-            match reqwest::multipart::Part::file(thumbnail_path).await {
+            match streamed_file_part(thumbnail_path).await {
                 Ok(thumbnail_part) => {
                     form = form.part("thumbnail", thumbnail_part.file_name("thumbnail.jpg"));
                 }
@@ -313,6 +313,28 @@ impl TelegramChannelStore {
             detail: format!("{} result: {error}", method.api_method()),
         })
     }
+}
+
+/// Reads of this size feed an upload (reqwest's own `Part::file` reads 4 KiB at a time, each a
+/// blocking-pool hop: a quarter of the throughput on a local Bot API server; see BENCHMARKS.md).
+const UPLOAD_READ_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// A multipart file part streamed from `path` in 1 MiB reads, with its length.
+async fn streamed_file_part(path: &Path) -> std::io::Result<reqwest::multipart::Part> {
+    let file = tokio::fs::File::open(path).await?;
+    let length = file.metadata().await?.len();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_BUFFER_BYTES);
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length);
+    let file_name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("");
+    let mime_type = match crate::layout::content_type_for(file_name) {
+        "application/octet-stream" if file_name.ends_with(".jpg") => "image/jpeg",
+        known => known,
+    };
+    part.mime_str(mime_type).map_err(std::io::Error::other)
 }
 
 /// The `result` of a successful call, or the error Telegram described.

@@ -327,7 +327,7 @@ impl GoogleDriveStore {
             "parents": [folder_id],
             "description": metadata.caption(),
         });
-        let content_type = content_type_for(remote_name);
+        let content_type = layout::content_type_for(remote_name);
         let response = self
             .authorized(|client| {
                 client
@@ -581,16 +581,6 @@ fn percent_encode_path_segment(text: &str) -> String {
         }
     }
     encoded
-}
-
-fn content_type_for(file_name: &str) -> &'static str {
-    match file_name.rsplit_once('.').map(|(_, extension)| extension) {
-        Some("mp4") => "video/mp4",
-        Some("mkv") => "video/x-matroska",
-        Some("ts") => "video/mp2t",
-        Some("m4a") => "audio/mp4",
-        _ => "application/octet-stream",
-    }
 }
 
 #[cfg(test)]
