@@ -1,5 +1,6 @@
 //! The streambot binary: command line, settings, logging, and the wiring of roles.
 
+mod bot_role;
 mod engine_command;
 mod jobs_command;
 mod logging;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Run the bot, a worker and the scheduler in one process (embedded store).
     Run,
+    /// Run the Telegram bot alone (workers elsewhere, sharing Redis and the recordings volume).
+    Bot,
     /// Record one stream in the foreground, without Telegram.
     Record(RecordArguments),
     /// Show what a link offers: variants, renditions, live or VOD, and each quality's pick.
@@ -100,6 +103,8 @@ fn parse_format_argument(text: &str) -> Result<OutputFormat, String> {
 }
 
 fn main() -> ExitCode {
+    // Two rustls crypto providers are compiled in (ours and teloxide's): pick one for the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     if let Err(error) = logging::initialise_logging() {
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run => roles::run_all_in_one().await,
+            Command::Bot => roles::run_bot_only().await,
             Command::Record(arguments) => {
                 let use_ffmpeg_engine = arguments.engine == "ffmpeg"
                     || (arguments.engine == "auto"

@@ -1,4 +1,4 @@
-//! The roles of the binary and their settings: `run` (worker + scheduler, bot later), `worker`,
+//! The roles of the binary and their settings: `run` (bot + worker + scheduler), `bot`, `worker`,
 //! `scheduler`, and the backend every role and `streambot jobs` use: Redis when `REDIS_URL` is
 //! set, else the embedded SQLite store under `DATA_DIR`.
 //!
@@ -283,6 +283,9 @@ fn worker_config(settings: &JobsSettings, queues: Vec<JobPriority>) -> WorkerCon
     let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
     config.concurrency = settings.worker_concurrency;
     config.queues = queues;
+    // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
+    // Bot API server).
+    config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes_from_environment());
     config
 }
 
@@ -360,14 +363,15 @@ pub async fn run_scheduler_role() -> ExitCode {
     exit_code(result, "scheduler")
 }
 
-/// `streambot run`: a worker and the scheduler in one process (the bot joins them later).
+/// `streambot run`: the bot, a worker and the scheduler in one process.
 pub async fn run_all_in_one() -> ExitCode {
-    eprintln!(
-        "streambot run: the Telegram bot is not yet available in this build; running the worker and the scheduler (add recordings with `streambot jobs add URL`, or use `streambot record URL`)."
-    );
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
+    };
+    let bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+        Ok(bot_settings) => bot_settings,
+        Err(error) => return crate::bot_role::report_setting_error(&error),
     };
     let (backend, engine) = match start(&settings).await {
         Ok(started) => started,
@@ -384,11 +388,24 @@ pub async fn run_all_in_one() -> ExitCode {
         let scheduler = tracker.spawn(async move {
             run_scheduler(scheduler_backend, scheduler_config, scheduler_shutdown).await
         });
+        let bot_backend = backend.clone();
+        let bot_shutdown = shutdown.clone();
+        let bot = tracker.spawn(async move {
+            let result = crate::bot_role::run_bot_role(bot_settings, bot_backend, bot_shutdown.clone()).await;
+            // Without the bot there is no one to talk to: stop the other roles too.
+            bot_shutdown.cancel();
+            result
+        });
         let worker = tracker.spawn(run_worker(backend, engine, worker_config, shutdown.clone()));
         tracker.close();
         let worker_result = worker.await;
         shutdown.cancel();
         let scheduler_result = scheduler.await;
+        let bot_result = bot.await;
+        if let Ok(Err(error)) = &bot_result {
+            eprintln!("streambot run: the bot stopped: {error}");
+            return ExitCode::from(1);
+        }
         match (worker_result, scheduler_result) {
             (Ok(Ok(())), Ok(Ok(()))) => ExitCode::SUCCESS,
             (Ok(Err(error)), _) | (_, Ok(Err(error))) => {
@@ -401,6 +418,36 @@ pub async fn run_all_in_one() -> ExitCode {
             }
         }
     })
+}
+
+/// `streambot bot`: the Telegram bot alone (workers run elsewhere, sharing Redis and the
+/// recordings volume).
+pub async fn run_bot_only() -> ExitCode {
+    let settings = match load_settings() {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+        Ok(bot_settings) => bot_settings,
+        Err(error) => return crate::bot_role::report_setting_error(&error),
+    };
+    let backend = match open_backend(&settings).await {
+        Ok(backend) => backend,
+        Err(error) => {
+            eprintln!("streambot: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let result = with_backend!(backend, backend => crate::bot_role::run_bot_role(bot_settings, backend, shutdown).await);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("streambot bot: {error}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,183 @@
+//! The Telegram bot's settings and role: `streambot bot` alone, or inside `streambot run`.
+//!
+//! Settings: `TELEGRAM_BOT_TOKEN` (required), `TELEGRAM_ADMIN_IDS` (comma-separated user ids),
+//! `TELEGRAM_API_URL` (a local Bot API server: uploads up to 2000 MB instead of 50 MB),
+//! `MAX_CONCURRENT_JOBS_PER_USER` (3), `MAX_CONCURRENT_JOBS_PER_VIP` (6), `USER_DISK_QUOTA_GB`
+//! (unset: none), `RATE_LIMIT_PER_MINUTE` (20), `STALL_TIMEOUT` (2m), `TELEGRAM_WEBHOOK_URL`
+//! (not supported yet: long polling is used, and start-up says so).
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use streambot_bot::runtime::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
+use streambot_bot::{BotSettings, run_bot};
+use streambot_jobs::JobBackend;
+use tokio_util::sync::CancellationToken;
+
+use crate::roles::{JobsSettings, SettingError};
+
+fn setting(variable: &'static str) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty())
+}
+
+fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
+    SettingError {
+        variable,
+        value: value.to_string(),
+        allowed,
+    }
+}
+
+fn count_setting(
+    variable: &'static str,
+    default: usize,
+    allowed: &'static str,
+) -> Result<usize, SettingError> {
+    match setting(variable) {
+        None => Ok(default),
+        Some(value) => match value.parse::<usize>() {
+            Ok(count) if (1..=1000).contains(&count) => Ok(count),
+            _ => Err(invalid(variable, &value, allowed)),
+        },
+    }
+}
+
+/// Telegram's upload limit for the configured API: where parts are cut.
+pub fn upload_limit_bytes_from_environment() -> u64 {
+    match setting("TELEGRAM_API_URL") {
+        Some(url) if !url.contains("api.telegram.org") => LOCAL_BOT_API_UPLOAD_LIMIT_BYTES,
+        _ => CLOUD_BOT_API_UPLOAD_LIMIT_BYTES,
+    }
+}
+
+/// Reads and checks the bot's settings.
+pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings, SettingError> {
+    let token = setting("TELEGRAM_BOT_TOKEN").ok_or_else(|| {
+        invalid(
+            "TELEGRAM_BOT_TOKEN",
+            "",
+            "the token @BotFather gave you, like 123456:ABC-DEF (put it in .env)",
+        )
+    })?;
+    let token_looks_right = token.split_once(':').is_some_and(|(id, secret)| {
+        id.bytes().all(|byte| byte.is_ascii_digit()) && !id.is_empty() && secret.len() >= 5
+    });
+    if !token_looks_right {
+        return Err(invalid(
+            "TELEGRAM_BOT_TOKEN",
+            "(hidden)",
+            "the token @BotFather gave you, like 123456:ABC-DEF",
+        ));
+    }
+    let mut settings = BotSettings::new(
+        &token,
+        jobs.recordings_directory.clone(),
+        &jobs.data_directory,
+    );
+    settings.allow_private_networks = jobs.allow_private_networks;
+    if let Some(url) = setting("TELEGRAM_API_URL") {
+        let parsed = url::Url::parse(&url)
+            .ok()
+            .filter(|parsed| matches!(parsed.scheme(), "http" | "https"));
+        match parsed {
+            Some(parsed) => settings.api_url = Some(parsed),
+            None => {
+                return Err(invalid(
+                    "TELEGRAM_API_URL",
+                    &url,
+                    "an http(s) URL of a Bot API server, e.g. http://127.0.0.1:8081",
+                ));
+            }
+        }
+    }
+    let mut admins = HashSet::new();
+    if let Some(list) = setting("TELEGRAM_ADMIN_IDS") {
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            match item.parse::<i64>() {
+                Ok(id) => {
+                    admins.insert(id);
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        "TELEGRAM_ADMIN_IDS",
+                        &list,
+                        "comma-separated numeric Telegram user ids, e.g. 12345,67890",
+                    ));
+                }
+            }
+        }
+    }
+    settings.admin_user_ids = admins;
+    settings.maximum_concurrent_jobs_per_user = count_setting(
+        "MAX_CONCURRENT_JOBS_PER_USER",
+        3,
+        "a whole number from 1 to 1000",
+    )?;
+    settings.maximum_concurrent_jobs_per_vip = count_setting(
+        "MAX_CONCURRENT_JOBS_PER_VIP",
+        6,
+        "a whole number from 1 to 1000",
+    )?;
+    settings.rate_limit.maximum_messages =
+        count_setting("RATE_LIMIT_PER_MINUTE", 20, "a whole number from 1 to 1000")?;
+    if let Some(value) = setting("USER_DISK_QUOTA_GB") {
+        match value.parse::<f64>() {
+            Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() => {
+                settings.user_disk_quota_bytes =
+                    Some((gigabytes * 1024.0 * 1024.0 * 1024.0) as u64);
+            }
+            _ => {
+                return Err(invalid(
+                    "USER_DISK_QUOTA_GB",
+                    &value,
+                    "a positive number of gigabytes, e.g. 10",
+                ));
+            }
+        }
+    }
+    if let Some(value) = setting("STALL_TIMEOUT") {
+        match streambot_core::parse_duration_text(&value) {
+            Ok(duration) if duration >= Duration::from_secs(10) => {
+                settings.stall_timeout = duration
+            }
+            _ => {
+                return Err(invalid(
+                    "STALL_TIMEOUT",
+                    &value,
+                    "a duration of at least 10 s, e.g. 2m or 90s",
+                ));
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// Runs the bot on `backend` until `shutdown`.
+pub async fn run_bot_role<B: JobBackend>(
+    settings: BotSettings,
+    backend: B,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    if setting("TELEGRAM_WEBHOOK_URL").is_some() {
+        tracing::warn!(
+            "TELEGRAM_WEBHOOK_URL is set but webhook mode is not supported yet; using long polling"
+        );
+    }
+    run_bot(settings, backend, shutdown)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// One-line start-up failure for a bad bot setting.
+pub fn report_setting_error(error: &SettingError) -> ExitCode {
+    eprintln!("streambot: {error}");
+    ExitCode::from(2)
+}

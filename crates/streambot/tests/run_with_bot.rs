@@ -1,0 +1,184 @@
+//! `streambot run` as an operator starts it: the real binary with the embedded store, talking to
+//! the fake Bot API server and recording from the test HLS origin. A user records, stops, and
+//! receives a video whose bytes equal the file on disk; SIGTERM shuts it down cleanly; a missing
+//! token stops start-up with one line.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use streambot_testkit::telegram::FakeTelegram;
+use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
+use tokio::process::Command;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_streambot");
+
+fn ffmpeg_available() -> bool {
+    std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+fn base_command(data_directory: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATA_DIR", data_directory)
+        .env("LOG_LEVEL", "warn")
+        .env("ALLOW_PRIVATE_NETWORKS", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn find_files(directory: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![directory.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        if let Ok(listing) = std::fs::read_dir(&current) {
+            for item in listing.flatten() {
+                let path = item.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|found| found == extension) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let origin = spawn_origin(
+        OriginConfig::new(SegmentKind::MpegTs)
+            .with_window_segments(10)
+            .with_total_segments(400),
+    )
+    .await
+    .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let child = base_command(directory.path())
+        .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+        .env("TELEGRAM_API_URL", &telegram.api_url)
+        .env("TELEGRAM_ADMIN_IDS", "42")
+        .spawn()
+        .expect("streambot run starts");
+    let user = 1111;
+    telegram.send_text_from_user(
+        user,
+        &format!("record {} for 1 hour", origin.media_playlist_url()),
+    );
+    let queued = telegram
+        .wait_for_text(user, "Recording", Duration::from_secs(30))
+        .await
+        .expect("the bot answers the request");
+    let job_id = queued
+        .text()
+        .and_then(|text| text.split('`').nth(1))
+        .unwrap_or_default()
+        .to_string();
+    telegram
+        .wait_for_text(user, "recording*", Duration::from_secs(30))
+        .await
+        .expect("the status message shows it recording");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    telegram.send_text_from_user(user, &format!("stop {}", job_id.to_lowercase()));
+    let video = telegram
+        .wait_for_call(Duration::from_secs(60), |call| call.method == "sendVideo")
+        .await
+        .expect("the video arrives");
+    let uploaded = video
+        .files
+        .iter()
+        .find(|file| file.field == "video")
+        .expect("video bytes");
+    let on_disk = find_files(directory.path(), "mp4");
+    assert_eq!(on_disk.len(), 1, "{on_disk:?}");
+    assert_eq!(
+        uploaded.bytes.as_ref(),
+        std::fs::read(&on_disk[0]).expect("file").as_slice()
+    );
+    telegram
+        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .await
+        .expect("a final summary");
+    // SIGTERM: a clean, prompt exit.
+    let process_id = child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &process_id.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exits within 15 s of SIGTERM")
+        .expect("output");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_setting_stops_start_up_with_one_line() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "TELEGRAM_BOT_TOKEN"),
+        (
+            vec![("TELEGRAM_BOT_TOKEN", "not-a-token")],
+            "TELEGRAM_BOT_TOKEN",
+        ),
+        (
+            vec![
+                ("TELEGRAM_BOT_TOKEN", "123:abcdef"),
+                ("TELEGRAM_ADMIN_IDS", "alice"),
+            ],
+            "TELEGRAM_ADMIN_IDS",
+        ),
+        (
+            vec![
+                ("TELEGRAM_BOT_TOKEN", "123:abcdef"),
+                ("MAX_CONCURRENT_JOBS_PER_USER", "many"),
+            ],
+            "MAX_CONCURRENT_JOBS_PER_USER",
+        ),
+        (
+            vec![
+                ("TELEGRAM_BOT_TOKEN", "123:abcdef"),
+                ("WORKER_CONCURRENCY", "0"),
+            ],
+            "WORKER_CONCURRENCY",
+        ),
+    ];
+    for (variables, expected) in cases {
+        let mut command = base_command(directory.path());
+        for (name, value) in &variables {
+            command.env(name, value);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .expect("exits")
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variables:?}: {stderr}");
+        assert!(stderr.contains(expected), "{variables:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            !stderr.contains("abcdef"),
+            "the token is never printed: {stderr}"
+        );
+    }
+}
