@@ -5,10 +5,12 @@
 //! - [`redis_backend`]: the distributed backend (hashes, streams `priority` and `normal` with one
 //!   consumer group, XAUTOCLAIM reaper, fencing epoch, pub/sub events).
 //! - [`worker`]: slots, one task per job, heartbeats, control, retries, graceful shutdown.
-//! - [`scheduler`]: retention, disk guard, lease reaper.
+//! - [`scheduler`]: retention, disk guard, lease reaper, orphan-ffmpeg watchdog
+//!   ([`orphan_watchdog`]).
 
 pub mod backend;
 pub mod error;
+pub mod orphan_watchdog;
 pub mod redis_backend;
 pub mod scheduler;
 pub mod sqlite;

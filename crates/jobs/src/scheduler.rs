@@ -6,9 +6,10 @@
 //! - Disk guard: at 80 % of `MAX_DISK_USAGE_GB` a warning event; at 95 % the oldest finished
 //!   recordings are deleted until usage is under 90 %. A job that is not terminal is never touched.
 //! - Lease reaper: requeues jobs whose worker's lease lapsed (workers reap too).
-//! - Orphan-ffmpeg watchdog: a stub for now. The native engine fetches segments itself and runs
-//!   ffmpeg only briefly at finalize, under the ffmpeg crate's own timeouts; the watchdog that
-//!   kills an ffmpeg whose job is not running here comes with the ffmpeg engine's long runs.
+//! - Orphan-ffmpeg watchdog ([`crate::orphan_watchdog`]): an ffmpeg of our user writing into
+//!   `recordings_directory/<JOB ID>` whose job no worker holds (queued, finished or unknown) gets
+//!   SIGTERM, then SIGKILL after `orphan_grace`. It is local to the host, so it runs on every tick,
+//!   with or without the lock.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{JobBackend, JobFilter, chrono_duration};
 use crate::error::JobsError;
+use crate::orphan_watchdog::{OrphanProcess, run_orphan_watchdog};
 use crate::worker::job_directory;
 
 pub const DISK_WARNING_FRACTION: f64 = 0.80;
@@ -36,6 +38,8 @@ pub struct SchedulerConfig {
     pub maximum_disk_bytes: Option<u64>,
     pub interval: Duration,
     pub lock_time_to_live: Duration,
+    /// How long an orphan ffmpeg has between SIGTERM and SIGKILL.
+    pub orphan_grace: Duration,
 }
 
 impl SchedulerConfig {
@@ -47,6 +51,7 @@ impl SchedulerConfig {
             maximum_disk_bytes: None,
             interval: Duration::from_secs(30),
             lock_time_to_live: Duration::from_secs(90),
+            orphan_grace: Duration::from_secs(5),
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct SchedulerPassReport {
     pub deleted_for_disk: Vec<JobId>,
     pub used_bytes: u64,
     pub disk_level: Option<DiskUsageLevel>,
+    /// Orphan ffmpeg processes that were signalled.
+    pub orphans_killed: Vec<OrphanProcess>,
 }
 
 /// Runs a pass every `interval` while this instance holds the lock, until `shutdown`.
@@ -86,6 +93,10 @@ pub async fn run_scheduler<B: JobBackend>(
             }
         };
         if !holds_lock {
+            // The watchdog looks after this host's processes: every scheduler runs it.
+            if let Err(error) = orphan_watchdog_pass(&backend, &config).await {
+                tracing::warn!(%error, "orphan-ffmpeg watchdog failed");
+            }
             continue;
         }
         match run_scheduler_pass(&backend, &config).await {
@@ -106,7 +117,10 @@ pub async fn run_scheduler_pass<B: JobBackend>(
         reaped: backend.reap_expired_leases().await?,
         ..SchedulerPassReport::default()
     };
-    orphan_ffmpeg_watchdog();
+    match orphan_watchdog_pass(backend, config).await {
+        Ok(killed) => report.orphans_killed = killed,
+        Err(error) => tracing::warn!(%error, "orphan-ffmpeg watchdog failed"),
+    }
 
     let finished = backend
         .list_jobs(JobFilter {
@@ -203,10 +217,11 @@ async fn delete_recording<B: JobBackend>(
         .await
 }
 
-fn orphan_ffmpeg_watchdog() {
-    tracing::trace!(
-        "orphan-ffmpeg watchdog: not implemented yet (the native engine keeps no long-lived ffmpeg)"
-    );
+async fn orphan_watchdog_pass<B: JobBackend>(
+    backend: &B,
+    config: &SchedulerConfig,
+) -> Result<Vec<OrphanProcess>, JobsError> {
+    run_orphan_watchdog(backend, &config.recordings_directory, config.orphan_grace).await
 }
 
 async fn directory_size_blocking(path: PathBuf) -> u64 {
