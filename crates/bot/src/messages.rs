@@ -314,7 +314,7 @@ pub fn final_summary(job: &Job, files_sent: usize, files_too_large: &[String]) -
     ];
     for name in files_too_large {
         lines.push(plain(&format!(
-            "{name} is larger than Telegram allows; it is kept on the server."
+            "{name} could not be sent here (too large, or not stored on this machine); it is kept on the server."
         )));
     }
     lines.join("\n")
@@ -328,6 +328,10 @@ pub fn job_failed(job: &Job) -> String {
         bold("failed"),
         plain(job.error.as_deref().unwrap_or("for an unknown reason"))
     )
+}
+
+pub fn part_link(caption: &str, link: &str) -> String {
+    format!("{}\n{}", plain(caption), plain(link))
 }
 
 pub fn upload_failed(file_name: &str) -> String {

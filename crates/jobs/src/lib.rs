@@ -9,6 +9,7 @@
 //!   ([`orphan_watchdog`]).
 
 pub mod backend;
+pub mod delivery;
 pub mod error;
 pub mod orphan_watchdog;
 pub mod redis_backend;

@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     /// Parts are cut before they grow past this (the delivery's upload limit), at segment
     /// boundaries; `None` for no limit.
     pub maximum_part_bytes: Option<u64>,
+    /// Where finished files go (local disk, Google Drive, a Telegram channel); `None` leaves them
+    /// in the job's working directory.
+    pub storage: Option<std::sync::Arc<streambot_storage::Storage>>,
 }
 
 impl WorkerConfig {
@@ -75,6 +78,7 @@ impl WorkerConfig {
             stop_grace: Duration::from_secs(5),
             shutdown_deadline: Duration::from_millis(9500),
             maximum_part_bytes: None,
+            storage: None,
         }
     }
 }
@@ -576,6 +580,15 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                     tracing::warn!(%job_id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
                 }
                 running.move_to(JobState::Uploading, None).await?;
+                if let Some(storage) = &config.storage {
+                    crate::delivery::store_finished_files(
+                        storage,
+                        &job,
+                        &report.output_directory,
+                        &finalized,
+                    )
+                    .await;
+                }
                 running.move_to(JobState::Completed, None).await
             }
             .await;

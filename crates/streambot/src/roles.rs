@@ -279,14 +279,40 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
     })
 }
 
-fn worker_config(settings: &JobsSettings, queues: Vec<JobPriority>) -> WorkerConfig {
+/// The storage finished files go to (`STORAGE_BACKEND` and its settings), rooted at the
+/// recordings directory.
+fn storage_from_environment(
+    settings: &JobsSettings,
+) -> Result<std::sync::Arc<streambot_storage::Storage>, ExitCode> {
+    let mut values: std::collections::HashMap<String, String> = std::env::vars().collect();
+    values.insert(
+        "LOCAL_STORAGE_PATH".to_string(),
+        settings.recordings_directory.to_string_lossy().into_owned(),
+    );
+    let storage_settings =
+        streambot_storage::StorageSettings::from_env_map(&values).map_err(|error| {
+            eprintln!("streambot: {error}");
+            ExitCode::from(2)
+        })?;
+    let storage = storage_settings.build_storage().map_err(|error| {
+        eprintln!("streambot: storage: {error}");
+        ExitCode::from(2)
+    })?;
+    Ok(std::sync::Arc::new(storage))
+}
+
+fn worker_config(
+    settings: &JobsSettings,
+    queues: Vec<JobPriority>,
+) -> Result<WorkerConfig, ExitCode> {
     let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
     config.concurrency = settings.worker_concurrency;
     config.queues = queues;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
     config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes_from_environment());
-    config
+    config.storage = Some(storage_from_environment(settings)?);
+    Ok(config)
 }
 
 fn scheduler_config(settings: &JobsSettings) -> SchedulerConfig {
@@ -340,7 +366,10 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
             queues.push(queue);
         }
     }
-    let config = worker_config(&settings, queues);
+    let config = match worker_config(&settings, queues) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let result =
         with_backend!(backend, backend => run_worker(backend, engine, config, shutdown).await);
     exit_code(result, "worker")
@@ -380,7 +409,11 @@ pub async fn run_all_in_one() -> ExitCode {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
-    let worker_config = worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]);
+    let worker_config =
+        match worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]) {
+            Ok(config) => config,
+            Err(code) => return code,
+        };
     let scheduler_config = scheduler_config(&settings);
     with_backend!(backend, backend => {
         let scheduler_backend = backend.clone();

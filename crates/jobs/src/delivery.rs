@@ -1,0 +1,131 @@
+//! The Uploading step: finished files go to storage (moved into
+//! `LOCAL_STORAGE_PATH/user_<id>/<job_id>/part-NNNN.<ext>`, then uploaded to Google Drive or a
+//! Telegram channel per `STORAGE_BACKEND`), and `stored.json` in the job's working directory says
+//! where each part ended up, for the bot to send and the dashboard to list. A part whose upload
+//! failed stays on local disk and its entry says so; nothing is deleted before an upload is
+//! confirmed (the storage crate's rule).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use streambot_core::job::Job;
+use streambot_recorder::finalize::FinalizeReport;
+use streambot_storage::{PartMetadata, RemoteLocation, Storage, Store};
+
+/// Where one finished part is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredPart {
+    pub part_number: u32,
+    pub part_count: u32,
+    /// The file on this machine, when it is still here.
+    pub local_path: Option<PathBuf>,
+    pub size_bytes: u64,
+    pub duration_seconds: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub has_audio: bool,
+    pub thumbnail: Option<PathBuf>,
+    /// A link a user can open (Google Drive, a channel message).
+    pub link: Option<String>,
+    /// A Telegram `file_id` the bot can send again without uploading.
+    pub telegram_file_id: Option<String>,
+    /// Why storing or uploading failed; the local file is kept.
+    pub storage_error: Option<String>,
+}
+
+/// `stored.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredParts {
+    pub backend: String,
+    pub parts: Vec<DeliveredPart>,
+}
+
+pub const DELIVERED_PARTS_FILE_NAME: &str = "stored.json";
+
+/// Reads `stored.json` of a job's working directory, if the worker wrote one.
+pub fn read_delivered_parts(job_directory: &Path) -> Option<DeliveredParts> {
+    let bytes = std::fs::read(job_directory.join(DELIVERED_PARTS_FILE_NAME)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_delivered_parts(job_directory: &Path, delivered: &DeliveredParts) {
+    let Ok(text) = serde_json::to_vec_pretty(delivered) else {
+        return;
+    };
+    let temporary = job_directory.join("stored.json.tmp");
+    if std::fs::write(&temporary, text).is_ok() {
+        let _ = std::fs::rename(&temporary, job_directory.join(DELIVERED_PARTS_FILE_NAME));
+    }
+}
+
+/// Stores every finished file of a job and writes `stored.json`.
+pub async fn store_finished_files(
+    storage: &Storage,
+    job: &Job,
+    job_directory: &Path,
+    finalized: &FinalizeReport,
+) -> DeliveredParts {
+    let part_count = finalized.files.len() as u32;
+    let mut delivered = DeliveredParts {
+        backend: storage.backend_name().to_string(),
+        parts: Vec::new(),
+    };
+    for (index, file) in finalized.files.iter().enumerate() {
+        let part_number = index as u32 + 1;
+        let metadata = PartMetadata {
+            job_id: job.id,
+            user_id: job.owner.user_id,
+            part_number,
+            part_count,
+            duration_seconds: file.duration_seconds,
+            size_bytes: file.size_bytes,
+            thumbnail: file.thumbnail.clone(),
+            width: file.width,
+            height: file.height,
+        };
+        let mut part = DeliveredPart {
+            part_number,
+            part_count,
+            local_path: Some(file.path.clone()),
+            size_bytes: file.size_bytes,
+            duration_seconds: file.duration_seconds,
+            width: file.width,
+            height: file.height,
+            has_audio: file.has_audio,
+            thumbnail: file.thumbnail.clone(),
+            link: None,
+            telegram_file_id: None,
+            storage_error: None,
+        };
+        match storage.put_part(&file.path, &metadata).await {
+            Ok(stored) => {
+                part.local_path = stored.local_path.clone();
+                if let Some(remote) = &stored.remote {
+                    part.link = remote.location.link().map(str::to_string);
+                    if let RemoteLocation::TelegramChannel { file_id, .. } = &remote.location {
+                        part.telegram_file_id = file_id.clone();
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job_id = %job.id, part = part_number, %error, "storing a finished part failed; it stays where it is");
+                // The file may have been moved into local storage before an upload failed.
+                let stored_path = storage.local.job_directory(job.owner.user_id, job.id).join(
+                    streambot_storage::layout::part_file_name(
+                        part_number,
+                        file.path
+                            .extension()
+                            .and_then(|extension| extension.to_str()),
+                    ),
+                );
+                if !file.path.exists() && stored_path.exists() {
+                    part.local_path = Some(stored_path);
+                }
+                part.storage_error = Some(error.user_message());
+            }
+        }
+        delivered.parts.push(part);
+    }
+    write_delivered_parts(job_directory, &delivered);
+    delivered
+}
