@@ -1,0 +1,390 @@
+//! The operator's dashboard: an axum admin API under bearer auth (`DASHBOARD_SECRET`), its
+//! OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`, assets bundled), Prometheus
+//! metrics (`/metrics`), and a live web page (`/`) served from the binary.
+//!
+//! - [`settings`]: `DASHBOARD_SECRET` (16 characters at least), `DASHBOARD_BIND`, rate limit.
+//! - [`api`]: the handlers: jobs, job detail, stop/pause/resume, stats, history, metrics, health.
+//! - [`job_files`]: a job's directory read for the API (parts, ledger summary, gaps, finished).
+//! - [`observe`]: store snapshot, machine snapshot, event counters, the hour of history.
+//! - [`metrics_text`]: the Prometheus text format.
+//!
+//! [`serve_dashboard`] takes its listener and a shutdown token; it also runs the event counter
+//! and the history sampler until the token is cancelled.
+
+pub mod api;
+pub mod error;
+pub mod job_files;
+pub mod metrics_text;
+pub mod observe;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use streambot_jobs::{JobBackend, JobFilter};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::DashboardError;
+pub use settings::{DashboardSecret, DashboardSettings};
+
+use crate::observe::{
+    EventCounters, HistorySample, StatsHistory, StoreSnapshot, SystemSampler, run_event_counter,
+};
+
+/// A token bucket over all clients.
+struct TokenBucket {
+    per_second: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    fn new(per_second: u32, burst: u32) -> TokenBucket {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            per_second: f64::from(per_second.max(1)),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let refilled = state.0 + now.duration_since(state.1).as_secs_f64() * self.per_second;
+        state.0 = refilled.min(self.burst);
+        state.1 = now;
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) struct SharedState<B> {
+    pub(crate) backend: B,
+    pub(crate) settings: DashboardSettings,
+    pub(crate) counters: Arc<EventCounters>,
+    pub(crate) system: SystemSampler,
+    pub(crate) history: Mutex<StatsHistory>,
+    rate_limiter: TokenBucket,
+}
+
+/// Everything the handlers share.
+pub struct DashboardState<B> {
+    pub(crate) shared: Arc<SharedState<B>>,
+}
+
+impl<B> Clone for DashboardState<B> {
+    fn clone(&self) -> Self {
+        DashboardState {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<B: JobBackend> DashboardState<B> {
+    pub fn new(backend: B, settings: DashboardSettings) -> DashboardState<B> {
+        DashboardState {
+            shared: Arc::new(SharedState {
+                system: SystemSampler::new(settings.recordings_directory.clone()),
+                history: Mutex::new(StatsHistory::for_one_hour(settings.history_sample_interval)),
+                rate_limiter: TokenBucket::new(
+                    settings.rate_limit_per_second,
+                    settings.rate_limit_burst,
+                ),
+                counters: Arc::new(EventCounters::default()),
+                backend,
+                settings,
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &DashboardSettings {
+        &self.shared.settings
+    }
+}
+
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "streambot dashboard",
+        description = "Admin API of streambot: jobs, control, stats, metrics. Every route but /health needs `Authorization: Bearer <DASHBOARD_SECRET>`."
+    ),
+    paths(
+        api::list_jobs,
+        api::get_job,
+        api::stop_job,
+        api::pause_job,
+        api::resume_job,
+        api::stats,
+        api::stats_history,
+        api::metrics,
+        api::health,
+    ),
+    modifiers(&BearerSecurity),
+    tags(
+        (name = "jobs", description = "Recording jobs and their control"),
+        (name = "stats", description = "Numbers for people and for Prometheus"),
+        (name = "health", description = "Liveness of the store"),
+    )
+)]
+pub struct ApiDocument;
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDocument::openapi()
+}
+
+const INDEX_HTML: &str = include_str!("web/index.html");
+const APP_JS: &str = include_str!("web/app.js");
+const STYLE_CSS: &str = include_str!("web/style.css");
+
+fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index_page() -> Response {
+    let mut response = static_asset("text/html; charset=utf-8", INDEX_HTML);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn app_script() -> Response {
+    static_asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn style_sheet() -> Response {
+    static_asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+async fn route_not_found() -> DashboardError {
+    DashboardError::RouteNotFound
+}
+
+/// Bearer auth: `Authorization: Bearer <secret>`, compared in constant time. 401 without detail.
+async fn require_bearer<B: JobBackend>(
+    State(state): State<DashboardState<B>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(token) if state.shared.settings.secret.matches(token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => DashboardError::Unauthorized.into_response(),
+    }
+}
+
+/// Refuses bodies over the limit (by `Content-Length`; extractors enforce it on the rest) and
+/// requests over the rate limit (`/health` excepted).
+async fn limit_requests<B: JobBackend>(
+    State(state): State<DashboardState<B>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit_bytes = state.shared.settings.body_limit_bytes;
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit_bytes as u64) {
+        return DashboardError::PayloadTooLarge { limit_bytes }.into_response();
+    }
+    if request.uri().path() != "/health" && !state.shared.rate_limiter.try_take() {
+        return DashboardError::RateLimited.into_response();
+    }
+    next.run(request).await
+}
+
+/// One line per request: method, path (no query, no headers: the token is never logged),
+/// status and duration.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().chars().take(200).collect::<String>();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "streambot_dashboard::access",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "dashboard request"
+    );
+    response
+}
+
+/// The whole application.
+pub fn dashboard_router<B: JobBackend>(state: DashboardState<B>) -> Router {
+    let protected = Router::new()
+        .route("/jobs", get(api::list_jobs::<B>))
+        .route("/jobs/{id}", get(api::get_job::<B>))
+        .route("/jobs/{id}/stop", post(api::stop_job::<B>))
+        .route("/jobs/{id}/pause", post(api::pause_job::<B>))
+        .route("/jobs/{id}/resume", post(api::resume_job::<B>))
+        .route("/stats", get(api::stats::<B>))
+        .route("/stats/history", get(api::stats_history::<B>))
+        .route("/metrics", get(api::metrics::<B>))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer::<B>,
+        ));
+    let body_limit = state.shared.settings.body_limit_bytes;
+    Router::new()
+        .route("/", get(index_page))
+        .route("/assets/app.js", get(app_script))
+        .route("/assets/style.css", get(style_sheet))
+        .route("/health", get(api::health::<B>))
+        .merge(protected)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi_document()))
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_requests::<B>,
+        ))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn take_history_sample<B: JobBackend>(state: &DashboardState<B>) {
+    let jobs = match state.shared.backend.list_jobs(JobFilter::default()).await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            tracing::warn!(%error, "dashboard: no history sample, the store failed");
+            return;
+        }
+    };
+    let now = Utc::now();
+    let store = StoreSnapshot::from_jobs(&jobs, now, state.shared.settings.worker_lease_duration);
+    let shared = Arc::clone(&state.shared);
+    let system = tokio::task::spawn_blocking(move || shared.system.snapshot())
+        .await
+        .unwrap_or_default();
+    if let Ok(mut history) = state.shared.history.lock() {
+        history.push(HistorySample {
+            at: now,
+            active_recordings: store.active_recordings,
+            recordings_bytes: system.recordings_bytes,
+            filesystem_free_bytes: system.filesystem_free_bytes,
+            filesystem_total_bytes: system.filesystem_total_bytes,
+        });
+    }
+}
+
+async fn run_history_sampler<B: JobBackend>(state: DashboardState<B>, shutdown: CancellationToken) {
+    let interval_length = state
+        .shared
+        .settings
+        .history_sample_interval
+        .max(Duration::from_secs(1));
+    let mut interval = tokio::time::interval(interval_length);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => take_history_sample(&state).await,
+        }
+    }
+}
+
+/// Serves the dashboard on `listener` until `shutdown` is cancelled, with the event counter and
+/// the history sampler beside it.
+pub async fn serve_dashboard<B: JobBackend>(
+    listener: TcpListener,
+    state: DashboardState<B>,
+    shutdown: CancellationToken,
+) -> Result<(), DashboardError> {
+    let local_address: Option<SocketAddr> = listener.local_addr().ok();
+    let background = shutdown.child_token();
+    let counter = tokio::spawn(run_event_counter(
+        state.shared.backend.clone(),
+        Arc::clone(&state.shared.counters),
+        background.clone(),
+    ));
+    let sampler = tokio::spawn(run_history_sampler(state.clone(), background.clone()));
+    if let Some(address) = local_address {
+        tracing::info!(%address, "dashboard listening");
+    }
+    let application = dashboard_router(state);
+    let served = axum::serve(listener, application)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    background.cancel();
+    let _ = counter.await;
+    let _ = sampler.await;
+    served.map_err(DashboardError::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_its_burst_then_refuses() {
+        let bucket = TokenBucket::new(1, 3);
+        assert!(bucket.try_take());
+        assert!(bucket.try_take());
+        assert!(bucket.try_take());
+        assert!(!bucket.try_take());
+    }
+}
