@@ -182,3 +182,67 @@ async fn a_missing_or_bad_setting_stops_start_up_with_one_line() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_gets_a_link() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let origin = spawn_origin(
+        OriginConfig::new(SegmentKind::MpegTs)
+            .with_window_segments(10)
+            .with_total_segments(16),
+    )
+    .await
+    .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let channel_id = "-1001234567890";
+    let child = base_command(directory.path())
+        .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+        .env("TELEGRAM_API_URL", &telegram.api_url)
+        .env("STORAGE_BACKEND", "telegram")
+        .env("TELEGRAM_STORAGE_CHANNEL_ID", channel_id)
+        .spawn()
+        .expect("streambot run starts");
+    let user = 2222;
+    // The stream ends by itself (ENDLIST after 16 segments): no stop needed.
+    telegram.send_text_from_user(user, &origin.media_playlist_url());
+    let upload = telegram
+        .wait_for_call(Duration::from_secs(60), |call| {
+            matches!(call.method.as_str(), "sendVideo" | "sendDocument") && call.http_status == 200
+        })
+        .await
+        .expect("the part is posted");
+    assert_eq!(
+        upload
+            .parameters
+            .get("chat_id")
+            .and_then(|value| value.as_str()),
+        Some(channel_id),
+        "posted to the storage channel"
+    );
+    let caption = upload
+        .parameters
+        .get("caption")
+        .and_then(|value| value.as_str())
+        .unwrap_or_default();
+    assert!(caption.contains(&user.to_string()), "{caption}");
+    let link = telegram
+        .wait_for_text(user, "t\\.me", Duration::from_secs(30))
+        .await
+        .expect("the user gets the channel link");
+    assert!(link.text().unwrap_or_default().contains("1234567890"));
+    telegram
+        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .await
+        .expect("a final summary");
+    // The local copy is gone once the upload was confirmed (TELEGRAM_KEEP_LOCAL_COPY=false).
+    assert!(find_files(directory.path(), "mp4").is_empty());
+    let process_id = child.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &process_id.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output()).await;
+}
