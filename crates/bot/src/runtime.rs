@@ -29,7 +29,7 @@ use crate::messages;
 use crate::parser::{
     AdminCommand, BotCommand, JobTarget, ParsedMessage, RecordRequest, parse_message,
 };
-use crate::rate_limit::{RateLimitDecision, RateLimitRule, SlidingWindowRateLimiter};
+use crate::rate_limit::{RateLimitDecision, RateLimitRule, RateLimiter};
 use crate::telegram_api::{OutgoingFile, OutgoingFileKind, TelegramApi, TelegramSendError};
 
 /// Upload limit of the cloud Bot API.
@@ -47,6 +47,10 @@ pub struct BotSettings {
     pub maximum_concurrent_jobs_per_user: usize,
     pub maximum_concurrent_jobs_per_vip: usize,
     pub rate_limit: RateLimitRule,
+    /// Redis for the rate limit, shared by every bot process; in memory when `None`.
+    pub redis_url: Option<String>,
+    /// Prefix of the rate-limit keys in Redis.
+    pub redis_key_prefix: String,
     /// Where the workers record (`LOCAL_STORAGE_PATH`); finished files are sent from here.
     pub recordings_directory: PathBuf,
     /// Where the VIP list is kept.
@@ -69,6 +73,8 @@ impl BotSettings {
             maximum_concurrent_jobs_per_user: 3,
             maximum_concurrent_jobs_per_vip: 6,
             rate_limit: RateLimitRule::default(),
+            redis_url: None,
+            redis_key_prefix: "streambot:".to_string(),
             recordings_directory,
             vip_registry_path: data_directory.join("vip-users.json"),
             user_disk_quota_bytes: None,
@@ -109,7 +115,7 @@ struct BotContext<B: JobBackend> {
     backend: B,
     settings: BotSettings,
     api: TelegramApi,
-    rate_limiter: Mutex<SlidingWindowRateLimiter>,
+    rate_limiter: RateLimiter,
     status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     delivered_jobs: Mutex<HashSet<JobId>>,
     vip_user_ids: Mutex<HashSet<i64>>,
@@ -190,7 +196,11 @@ pub async fn run_bot<B: JobBackend>(
     let context = Arc::new(BotContext {
         backend,
         api: TelegramApi::new(bot.clone()),
-        rate_limiter: Mutex::new(SlidingWindowRateLimiter::new(settings.rate_limit)),
+        rate_limiter: RateLimiter::from_settings(
+            settings.rate_limit,
+            settings.redis_url.as_deref(),
+            &settings.redis_key_prefix,
+        ),
         status_messages: Mutex::new(HashMap::new()),
         delivered_jobs: Mutex::new(HashSet::new()),
         vip_user_ids: Mutex::new(vips),
@@ -395,11 +405,7 @@ async fn handle_message<B: JobBackend>(
         return Ok(());
     };
     let chat_id = message.chat.id.0;
-    let decision = context
-        .rate_limiter
-        .lock()
-        .map(|mut limiter| limiter.check(user_id, std::time::Instant::now()))
-        .unwrap_or(RateLimitDecision::Allowed);
+    let decision = context.rate_limiter.check(user_id).await;
     if let RateLimitDecision::Refused { retry_after } = decision {
         context
             .reply(chat_id, &messages::rate_limited(retry_after))
