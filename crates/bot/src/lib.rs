@@ -9,4 +9,4 @@ pub mod rate_limit;
 pub mod runtime;
 pub mod telegram_api;
 
-pub use runtime::{BotError, BotSettings, run_bot};
+pub use runtime::{BotError, BotSettings, WebhookSettings, run_bot};

@@ -12,6 +12,7 @@ use streambot_core::job::{
 use streambot_core::{JobId, OutputFormat, RecordingOptions};
 use streambot_hls::NetworkPolicy;
 use streambot_hls::url_safety::parse_and_check_url;
+use streambot_jobs::delivery::{DeliveredPart, read_delivered_parts};
 use streambot_jobs::{JobBackend, JobFilter, JobsError, job_directory, submit_job};
 use streambot_recorder::finalize::FinalizeReport;
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
@@ -62,6 +63,19 @@ pub struct BotSettings {
     pub allow_private_networks: bool,
     /// Timeout of requests to Telegram, uploads included.
     pub request_timeout: Duration,
+    /// Webhook mode (`TELEGRAM_WEBHOOK_URL`); long polling when `None`.
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// Where Telegram delivers updates in webhook mode.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The public HTTPS URL Telegram posts to (`TELEGRAM_WEBHOOK_URL`).
+    pub public_url: url::Url,
+    /// The local address the webhook server listens on (`TELEGRAM_WEBHOOK_BIND`).
+    pub bind_address: std::net::SocketAddr,
+    /// Checked on every request (`X-Telegram-Bot-Api-Secret-Token`); random when `None`.
+    pub secret_token: Option<String>,
 }
 
 impl BotSettings {
@@ -82,6 +96,7 @@ impl BotSettings {
             stall_timeout: streambot_core::options::DEFAULT_STALL_TIMEOUT,
             allow_private_networks: false,
             request_timeout: Duration::from_secs(30 * 60),
+            webhook: None,
         }
     }
 
@@ -101,6 +116,8 @@ pub enum BotError {
     BadToken,
     #[error("could not build the HTTP client for Telegram: {0}")]
     Client(String),
+    #[error("could not set the webhook (TELEGRAM_WEBHOOK_URL): {0}")]
+    Webhook(String),
 }
 
 #[derive(Debug, Clone)]
@@ -240,8 +257,43 @@ pub async fn run_bot<B: JobBackend>(
             }
         }
     });
-    tracing::info!("the Telegram bot is running");
-    dispatcher.dispatch().await;
+    match &context.settings.webhook {
+        None => {
+            tracing::info!("the Telegram bot is running (long polling)");
+            dispatcher.dispatch().await;
+        }
+        Some(webhook) => {
+            let mut options = teloxide::update_listeners::webhooks::Options::new(
+                webhook.bind_address,
+                webhook.public_url.clone(),
+            );
+            if let Some(secret) = &webhook.secret_token {
+                options = options.secret_token(secret.clone());
+            }
+            let listener = match teloxide::update_listeners::webhooks::axum(
+                context.api.bot().clone(),
+                options,
+            )
+            .await
+            {
+                Ok(listener) => listener,
+                Err(error) => {
+                    shutdown.cancel();
+                    let _ = updater.await;
+                    return Err(BotError::Webhook(error.to_string()));
+                }
+            };
+            tracing::info!(url = %webhook.public_url, bind = %webhook.bind_address, "the Telegram bot is running (webhook)");
+            dispatcher
+                .dispatch_with_listener(
+                    listener,
+                    teloxide::error_handlers::LoggingErrorHandler::with_custom_text(
+                        "the webhook listener failed",
+                    ),
+                )
+                .await;
+        }
+    }
     shutdown.cancel();
     let _ = updater.await;
     context.tasks.close();
@@ -909,14 +961,38 @@ async fn run_status_updater<B: JobBackend>(
     }
 }
 
-/// The finished files of a job, in order, with what finalize learned about them.
-fn finished_files(directory: &Path) -> FinalizeReport {
-    if let Ok(bytes) = std::fs::read(directory.join("finalized.json"))
-        && let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes)
-    {
-        return report;
+/// The finished parts of a job: where the worker stored them (`stored.json`), or, before storage
+/// ran, what finalize wrote (`finalized.json`).
+fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
+    if let Some(delivered) = read_delivered_parts(directory) {
+        return delivered.parts;
     }
-    FinalizeReport::default()
+    let Ok(bytes) = std::fs::read(directory.join("finalized.json")) else {
+        return Vec::new();
+    };
+    let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes) else {
+        return Vec::new();
+    };
+    let part_count = report.files.len() as u32;
+    report
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| DeliveredPart {
+            part_number: index as u32 + 1,
+            part_count,
+            local_path: Some(file.path.clone()),
+            size_bytes: file.size_bytes,
+            duration_seconds: file.duration_seconds,
+            width: file.width,
+            height: file.height,
+            has_audio: file.has_audio,
+            thumbnail: file.thumbnail.clone(),
+            link: None,
+            telegram_file_id: None,
+            storage_error: None,
+        })
+        .collect()
 }
 
 fn kind_of(path: &Path) -> OutgoingFileKind {
@@ -927,47 +1003,59 @@ fn kind_of(path: &Path) -> OutgoingFileKind {
     }
 }
 
-/// Sends every finished file; returns (sent, names too large).
+/// Sends every finished part; returns (sent, names kept on the server).
 async fn deliver_files<B: JobBackend>(
     context: &Arc<BotContext<B>>,
     job: &Job,
 ) -> (usize, Vec<String>) {
     let directory = job_directory(&context.settings.recordings_directory, job.id);
-    let report = finished_files(&directory);
+    let parts = finished_parts(&directory);
     let limit = context.settings.upload_limit_bytes();
     let chat_id = job.owner.chat_id;
-    let part_count = report.files.len();
     let mut sent = 0;
-    let mut too_large = Vec::new();
-    for (index, file) in report.files.iter().enumerate() {
-        let name = file
-            .path
+    let mut kept_on_server = Vec::new();
+    for part in &parts {
+        let caption = messages::part_caption(
+            job.id,
+            part.part_number as usize,
+            part.part_count as usize,
+            Duration::from_secs_f64(part.duration_seconds.max(0.0)),
+        );
+        if let Some(link) = &part.link {
+            context
+                .reply(chat_id, &messages::part_link(&caption, link))
+                .await;
+            sent += 1;
+            continue;
+        }
+        let Some(path) = part.local_path.as_deref().filter(|path| path.exists()) else {
+            kept_on_server.push(format!("part {}", part.part_number));
+            continue;
+        };
+        let name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if file.size_bytes > limit {
-            too_large.push(name);
+        if part.size_bytes > limit {
+            kept_on_server.push(name);
             continue;
         }
-        let caption = messages::part_caption(
-            job.id,
-            index + 1,
-            part_count,
-            Duration::from_secs_f64(file.duration_seconds.max(0.0)),
-        );
         let outgoing = OutgoingFile {
-            path: &file.path,
-            kind: kind_of(&file.path),
+            path,
+            kind: kind_of(path),
             caption,
-            thumbnail: file.thumbnail.as_deref(),
-            width: file.width,
-            height: file.height,
-            duration_seconds: Some(file.duration_seconds.round().max(0.0) as u32),
+            thumbnail: part
+                .thumbnail
+                .as_deref()
+                .filter(|thumbnail| thumbnail.exists()),
+            width: part.width,
+            height: part.height,
+            duration_seconds: Some(part.duration_seconds.round().max(0.0) as u32),
         };
         match context.api.send_file(chat_id, &outgoing).await {
             Ok(()) => sent += 1,
-            Err(TelegramSendError::FileTooLarge) => too_large.push(name),
-            Err(TelegramSendError::ChatBlocked) => return (sent, too_large),
+            Err(TelegramSendError::FileTooLarge) => kept_on_server.push(name),
+            Err(TelegramSendError::ChatBlocked) => return (sent, kept_on_server),
             Err(error) => {
                 tracing::warn!(job_id = %job.id, %error, "could not send a finished file");
                 context
@@ -976,7 +1064,7 @@ async fn deliver_files<B: JobBackend>(
             }
         }
     }
-    (sent, too_large)
+    (sent, kept_on_server)
 }
 
 async fn deliver_recording<B: JobBackend>(context: &Arc<BotContext<B>>, job: &Job) {

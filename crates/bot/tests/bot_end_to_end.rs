@@ -349,3 +349,69 @@ async fn corpus_updates_are_handled_without_harm() {
     harness.expect_text(8008, "records live streams").await;
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_mode_receives_updates_over_http() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let public_url = format!("http://127.0.0.1:{port}/telegram-updates");
+    let webhook_url = public_url.clone();
+    let harness = Harness::start(move |settings| {
+        settings.webhook = Some(streambot_bot::WebhookSettings {
+            public_url: webhook_url.parse().expect("url"),
+            bind_address: format!("127.0.0.1:{port}").parse().expect("address"),
+            secret_token: Some("test-secret_1".to_string()),
+        });
+    })
+    .await;
+    let telegram = &harness.telegram;
+    let set = telegram
+        .wait_for_call(WAIT, |call| call.method == "setWebhook")
+        .await
+        .expect("the webhook is registered");
+    assert_eq!(
+        set.parameters.get("url").and_then(Value::as_str),
+        Some(public_url.as_str())
+    );
+    let client = reqwest::Client::new();
+    let update = serde_json::json!({
+        "update_id": 77,
+        "message": {
+            "message_id": 5, "date": 1_700_000_000,
+            "from": {"id": 4242, "is_bot": false, "first_name": "Web"},
+            "chat": {"id": 4242, "type": "private", "first_name": "Web"},
+            "text": "/help"
+        }
+    });
+    // Without the secret the update is refused; with it, it is handled.
+    let mut delivered = false;
+    for _ in 0..50 {
+        let refused = client.post(&public_url).json(&update).send().await;
+        if let Ok(response) = refused {
+            assert!(
+                !response.status().is_success(),
+                "an update without the secret was accepted"
+            );
+            let accepted = client
+                .post(&public_url)
+                .header("X-Telegram-Bot-Api-Secret-Token", "test-secret_1")
+                .json(&update)
+                .send()
+                .await
+                .expect("post");
+            assert!(accepted.status().is_success());
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the webhook server never answered");
+    harness.expect_text(4242, "Commands").await;
+    assert!(
+        telegram.calls_of("getUpdates").is_empty(),
+        "no long polling in webhook mode"
+    );
+    harness.stop().await;
+}

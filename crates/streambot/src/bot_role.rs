@@ -4,7 +4,8 @@
 //! `TELEGRAM_API_URL` (a local Bot API server: uploads up to 2000 MB instead of 50 MB),
 //! `MAX_CONCURRENT_JOBS_PER_USER` (3), `MAX_CONCURRENT_JOBS_PER_VIP` (6), `USER_DISK_QUOTA_GB`
 //! (unset: none), `RATE_LIMIT_PER_MINUTE` (20), `STALL_TIMEOUT` (2m), `TELEGRAM_WEBHOOK_URL`
-//! (not supported yet: long polling is used, and start-up says so).
+//! (webhook mode instead of long polling), `TELEGRAM_WEBHOOK_BIND` (0.0.0.0:8443),
+//! `TELEGRAM_WEBHOOK_SECRET` (random when unset).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -79,6 +80,9 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
         &jobs.data_directory,
     );
     settings.allow_private_networks = jobs.allow_private_networks;
+    // With Redis, every bot process shares one rate-limit window per user.
+    settings.redis_url = jobs.redis_url.clone();
+    settings.redis_key_prefix = jobs.redis_key_prefix.clone();
     if let Some(url) = setting("TELEGRAM_API_URL") {
         let parsed = url::Url::parse(&url)
             .ok()
@@ -157,6 +161,45 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
             }
         }
     }
+    if let Some(url) = setting("TELEGRAM_WEBHOOK_URL") {
+        let public_url = url::Url::parse(&url)
+            .ok()
+            .filter(|parsed| matches!(parsed.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                invalid(
+                    "TELEGRAM_WEBHOOK_URL",
+                    &url,
+                    "the public https URL Telegram posts updates to, e.g. https://bot.example.com/telegram",
+                )
+            })?;
+        let bind_text =
+            setting("TELEGRAM_WEBHOOK_BIND").unwrap_or_else(|| "0.0.0.0:8443".to_string());
+        let bind_address = bind_text.parse::<std::net::SocketAddr>().map_err(|_| {
+            invalid(
+                "TELEGRAM_WEBHOOK_BIND",
+                &bind_text,
+                "an address and port to listen on, e.g. 127.0.0.1:8443",
+            )
+        })?;
+        let secret_token = setting("TELEGRAM_WEBHOOK_SECRET");
+        if let Some(secret) = &secret_token
+            && (secret.len() > 256
+                || !secret
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'))
+        {
+            return Err(invalid(
+                "TELEGRAM_WEBHOOK_SECRET",
+                "(hidden)",
+                "1 to 256 characters of A-Z, a-z, 0-9, _ and -",
+            ));
+        }
+        settings.webhook = Some(streambot_bot::WebhookSettings {
+            public_url,
+            bind_address,
+            secret_token,
+        });
+    }
     Ok(settings)
 }
 
@@ -166,11 +209,6 @@ pub async fn run_bot_role<B: JobBackend>(
     backend: B,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    if setting("TELEGRAM_WEBHOOK_URL").is_some() {
-        tracing::warn!(
-            "TELEGRAM_WEBHOOK_URL is set but webhook mode is not supported yet; using long polling"
-        );
-    }
     run_bot(settings, backend, shutdown)
         .await
         .map_err(|error| error.to_string())
