@@ -1,6 +1,7 @@
 //! The streambot binary: command line, settings, logging, and the wiring of roles.
 
 mod bot_role;
+mod config_command;
 mod engine_command;
 mod jobs_command;
 mod logging;
@@ -42,6 +43,8 @@ enum Command {
     Worker(roles::WorkerArguments),
     /// Run the scheduler: retention, disk guard, lease reaper (one acts at a time).
     Scheduler,
+    /// Check the configuration (`config check`): validate it and print it with secrets masked.
+    Config(config_command::ConfigArguments),
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             Command::Jobs(arguments) => jobs_command::run_jobs_command(arguments).await,
             Command::Worker(arguments) => roles::run_worker_role(arguments).await,
             Command::Scheduler => roles::run_scheduler_role().await,
+            Command::Config(arguments) => config_command::run_config_command(arguments).await,
         }
     })
 }
