@@ -270,16 +270,10 @@ async fn check(arguments: &CheckArguments) -> Report {
     };
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
 
-    if matches!(role, "run" | "bot") {
-        if let Err(error) = crate::bot_role::bot_settings_from_environment(jobs_or_fallback) {
-            report.problems.push(setting_problem(&error));
-        }
-        if environment_value("TELEGRAM_WEBHOOK_URL").is_some() {
-            report.warnings.push(
-                "TELEGRAM_WEBHOOK_URL is set but webhook mode is not supported yet: long polling is used"
-                    .into(),
-            );
-        }
+    if matches!(role, "run" | "bot")
+        && let Err(error) = crate::bot_role::bot_settings_from_environment(jobs_or_fallback)
+    {
+        report.problems.push(setting_problem(&error));
     }
 
     // Storage: the whole environment as a map, as the storage crate reads it.
