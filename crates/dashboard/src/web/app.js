@@ -177,6 +177,12 @@
     line.setAttribute("class", "line");
     line.setAttribute("points", points.join(" "));
     children.push(line);
+    const lastPoint = document.createElementNS(SVG, "circle");
+    lastPoint.setAttribute("class", "point");
+    lastPoint.setAttribute("cx", lastX);
+    lastPoint.setAttribute("cy", y(values[values.length - 1]).toFixed(1));
+    lastPoint.setAttribute("r", "3");
+    children.push(lastPoint);
     const labels = [[4, 11, "max " + formatValue(maximum)], [4, height - 4, "−60 min"], [width - 30, height - 4, "now"]];
     for (const [labelX, labelY, content] of labels) {
       const text = document.createElementNS(SVG, "text");

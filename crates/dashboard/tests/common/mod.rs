@@ -17,6 +17,7 @@ pub const TEST_SECRET: &str = "test-secret-0123456789";
 
 #[path = "../../../jobs/tests/common/mod.rs"]
 mod jobs_test_backends;
+#[allow(unused_imports)]
 pub use jobs_test_backends::{redis_backend_for_test, sqlite_backend_for_test};
 
 pub fn settings_for_test(recordings_directory: PathBuf) -> DashboardSettings {
