@@ -2,6 +2,7 @@
 
 mod bot_role;
 mod config_command;
+mod dashboard_role;
 mod engine_command;
 mod jobs_command;
 mod logging;
@@ -43,6 +44,8 @@ enum Command {
     Worker(roles::WorkerArguments),
     /// Run the scheduler: retention, disk guard, lease reaper (one acts at a time).
     Scheduler,
+    /// Serve the admin dashboard alone: API, /metrics, web page (DASHBOARD_SECRET, DASHBOARD_BIND).
+    Dashboard,
     /// Check the configuration (`config check`): validate it and print it with secrets masked.
     Config(config_command::ConfigArguments),
 }
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             Command::Jobs(arguments) => jobs_command::run_jobs_command(arguments).await,
             Command::Worker(arguments) => roles::run_worker_role(arguments).await,
             Command::Scheduler => roles::run_scheduler_role().await,
+            Command::Dashboard => dashboard_role::run_dashboard_role().await,
             Command::Config(arguments) => config_command::run_config_command(arguments).await,
         }
     })

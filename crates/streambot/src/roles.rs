@@ -415,7 +415,14 @@ pub async fn run_all_in_one() -> ExitCode {
             Err(code) => return code,
         };
     let scheduler_config = scheduler_config(&settings);
+    let dashboard = match crate::dashboard_role::prepare_dashboard_if_enabled(&settings).await {
+        Ok(dashboard) => dashboard,
+        Err(code) => return code,
+    };
     with_backend!(backend, backend => {
+        let dashboard_task = dashboard.map(|prepared| {
+            tracker.spawn(crate::dashboard_role::serve_prepared_dashboard(prepared, backend.clone(), shutdown.clone()))
+        });
         let scheduler_backend = backend.clone();
         let scheduler_shutdown = shutdown.clone();
         let scheduler = tracker.spawn(async move {
@@ -435,6 +442,9 @@ pub async fn run_all_in_one() -> ExitCode {
         shutdown.cancel();
         let scheduler_result = scheduler.await;
         let bot_result = bot.await;
+        if let Some(dashboard_task) = dashboard_task {
+            let _ = dashboard_task.await;
+        }
         if let Ok(Err(error)) = &bot_result {
             eprintln!("streambot run: the bot stopped: {error}");
             return ExitCode::from(1);
