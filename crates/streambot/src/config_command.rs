@@ -350,6 +350,15 @@ async fn check(arguments: &CheckArguments) -> Report {
                 masked_value("DASHBOARD_SECRET", &secret)
             ));
         }
+        if let Some(rate) = environment_value("DASHBOARD_RATE_LIMIT")
+            && !rate
+                .parse::<u32>()
+                .is_ok_and(|per_second| (1..=1_000_000).contains(&per_second))
+        {
+            report.problems.push(format!(
+                "DASHBOARD_RATE_LIMIT={rate:?} is not allowed: requests per second, a whole number from 1 to 1000000"
+            ));
+        }
         let bind = environment_value("DASHBOARD_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
         match bind.parse::<std::net::SocketAddr>() {
             Ok(address) => {

@@ -647,6 +647,7 @@ fn bad_values_exit_2_with_one_line_per_problem_naming_the_variable() {
             ("STORAGE_BACKEND", "ftp"),
             ("DASHBOARD_ENABLED", "true"),
             ("DASHBOARD_SECRET", "short"),
+            ("DASHBOARD_RATE_LIMIT", "unlimited"),
             ("FFMPEG_DEFAULT_TIMEOUT", "soon"),
             ("FFMPEG_PATH", "/nonexistent/ffmpeg"),
         ],
@@ -657,6 +658,7 @@ fn bad_values_exit_2_with_one_line_per_problem_naming_the_variable() {
         "WORKER_CONCURRENCY",
         "STORAGE_BACKEND",
         "DASHBOARD_SECRET",
+        "DASHBOARD_RATE_LIMIT",
         "FFMPEG_DEFAULT_TIMEOUT",
         "FFMPEG_PATH",
     ] {
