@@ -385,3 +385,109 @@ fn unreachable_part<T>(directory: &Path) -> Result<T, HlsError> {
         source: std::io::Error::other("no part is open"),
     })
 }
+
+/// Every part of a track in `directory` that holds recorded segments and is still on disk, in
+/// order, as the ledger describes them: what a resumed or retried recording (a new writer) did not
+/// write itself but must still finalize and deliver.
+pub fn parts_recorded_in(
+    directory: &Path,
+    track_prefix: &str,
+) -> Result<Vec<PartSummary>, HlsError> {
+    let ledger_path = directory.join(format!("{track_prefix}-ledger.jsonl"));
+    let entries = read_ledger(&ledger_path)?;
+    let mut parts: std::collections::BTreeMap<u32, PartSummary> = std::collections::BTreeMap::new();
+    for entry in entries
+        .iter()
+        .filter(|entry| entry.state == SegmentState::Ok)
+    {
+        let summary = parts.entry(entry.part).or_insert_with(|| PartSummary {
+            number: entry.part,
+            path: PathBuf::new(),
+            reason: if entry.part == 1 {
+                PartStartReason::First
+            } else {
+                PartStartReason::Resume
+            },
+            bytes: 0,
+            segments: 0,
+            media_seconds: 0.0,
+        });
+        summary.bytes = summary.bytes.max(entry.offset_in_part + entry.bytes);
+        summary.segments += 1;
+        summary.media_seconds += entry.duration_seconds;
+    }
+    let mut found = Vec::new();
+    for (number, mut summary) in parts {
+        let stem = format!("{track_prefix}-{number:04}.");
+        let path = std::fs::read_dir(directory).ok().and_then(|listing| {
+            listing.flatten().map(|item| item.path()).find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(&stem) && !name.ends_with(".tmp"))
+            })
+        });
+        if let Some(path) = path {
+            summary.path = path;
+            found.push(summary);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        part: u32,
+        media_sequence: u64,
+        state: SegmentState,
+        offset: u64,
+        bytes: u64,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            track: "main".to_string(),
+            part,
+            epoch: 0,
+            discontinuity_sequence: 0,
+            media_sequence,
+            duration_seconds: 1.0,
+            bytes,
+            offset_in_part: offset,
+            state,
+            wall_time: Utc::now(),
+            failed_attempts: 0,
+            uri: format!("seg-{media_sequence}.ts"),
+        }
+    }
+
+    #[test]
+    fn parts_on_disk_come_from_the_ledger_and_the_files_that_are_still_there() {
+        let directory =
+            std::env::temp_dir().join(format!("streambot-ledger-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("directory");
+        let lines: Vec<String> = [
+            entry(1, 10, SegmentState::Ok, 0, 100),
+            entry(1, 11, SegmentState::Ok, 100, 100),
+            entry(1, 12, SegmentState::Gap, 200, 0),
+            entry(2, 13, SegmentState::Ok, 0, 50),
+            entry(3, 14, SegmentState::Ok, 0, 70),
+        ]
+        .iter()
+        .map(|entry| serde_json::to_string(entry).expect("json"))
+        .collect();
+        std::fs::write(directory.join("main-ledger.jsonl"), lines.join("\n") + "\n")
+            .expect("ledger");
+        std::fs::write(directory.join("main-0001.ts"), vec![0u8; 200]).expect("part 1");
+        std::fs::write(directory.join("main-0003.mp4"), vec![0u8; 70]).expect("part 3");
+        let parts = parts_recorded_in(&directory, "main").expect("parts");
+        assert_eq!(parts.len(), 2, "part 2 is gone from disk: {parts:?}");
+        assert_eq!(parts[0].number, 1);
+        assert_eq!(parts[0].segments, 2);
+        assert_eq!(parts[0].bytes, 200);
+        assert_eq!(parts[1].number, 3);
+        assert!(parts[1].path.ends_with("main-0003.mp4"));
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}

@@ -198,6 +198,16 @@ impl RecordingReport {
     }
 }
 
+/// The parts of a track: every part still on disk that the ledger says holds segments (earlier
+/// attempts of a resumed or retried job included), or, if the ledger cannot be read, the parts
+/// this run wrote.
+fn all_parts_of_track(directory: &Path, outcome: &TrackOutcome) -> Vec<PartSummary> {
+    match streambot_hls::ledger::parts_recorded_in(directory, &outcome.track_name) {
+        Ok(parts) if parts.len() >= outcome.parts.len() => parts,
+        _ => outcome.parts.clone(),
+    }
+}
+
 fn track_report(outcome: &TrackOutcome) -> TrackReport {
     let (ended, error) = match &outcome.end {
         TrackEnd::Finished(reason) => (reason.describe(), None),
@@ -320,11 +330,18 @@ pub async fn record(
             retryable: error.is_retryable(),
         },
     };
+    let mut main_report = track_report(&main_outcome);
+    main_report.parts = all_parts_of_track(&settings.output_directory, &main_outcome);
+    let audio_report = audio_outcome.as_ref().map(|audio| {
+        let mut report = track_report(audio);
+        report.parts = all_parts_of_track(&settings.output_directory, audio);
+        report
+    });
     let report = RecordingReport {
         outcome,
         source: Some(source),
-        main: Some(track_report(&main_outcome)),
-        audio: audio_outcome.as_ref().map(track_report),
+        main: Some(main_report),
+        audio: audio_report,
         output_directory: settings.output_directory.clone(),
     };
     write_report(&settings.output_directory, &report);

@@ -240,18 +240,29 @@ async fn a_killed_workers_job_resumes_on_the_other<B: JobBackend>(
     assert!(gaps >= 1, "the outage is recorded as a gap");
     let parts: BTreeSet<u32> = ledger.iter().map(|entry| entry.part).collect();
     assert!(parts.len() >= 2, "the resumed recording is a new part");
-    // Every ok segment's bytes are in its part file.
+    // Every ok segment's bytes are in its part file, or the part was finalized into a finished
+    // file (which then replaces it): either way nothing recorded before the kill is dropped.
+    let finished_files = finished_file_names(&environment.recordings());
     for entry in ledger
         .iter()
         .filter(|entry| entry.state == SegmentState::Ok)
     {
         let part = directory.join(format!("main-{:04}.ts", entry.part));
-        let length = std::fs::metadata(&part).expect("part").len();
-        assert!(
-            entry.offset_in_part + entry.bytes <= length,
-            "part {} is shorter than its ledger",
-            entry.part
-        );
+        match std::fs::metadata(&part) {
+            Ok(metadata) => assert!(
+                entry.offset_in_part + entry.bytes <= metadata.len(),
+                "part {} is shorter than its ledger",
+                entry.part
+            ),
+            Err(_) => {
+                let number = format!("{:04}", entry.part);
+                assert!(
+                    finished_files.iter().any(|name| name.contains(&number)),
+                    "part {} is neither on disk nor finished: {finished_files:?}",
+                    entry.part
+                );
+            }
+        }
     }
 
     let stopped_in = terminate_within(second_worker, Duration::from_secs(10));
@@ -304,4 +315,28 @@ fn rand_prefix() -> u64 {
             .unwrap_or(0),
     );
     hasher.finish()
+}
+
+/// Names of the finished files anywhere under the recordings directory (`recording-NNNN.*` in the
+/// job's working directory, or `part-NNNN.*` once storage filed them).
+fn finished_file_names(recordings: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![recordings.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        if let Ok(listing) = std::fs::read_dir(&current) {
+            for item in listing.flatten() {
+                let path = item.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Some(name) = path.file_name().and_then(|name| name.to_str())
+                    && (name.starts_with("recording-") || name.starts_with("part-"))
+                    && (name.ends_with(".mp4") || name.ends_with(".mkv") || name.ends_with(".m4a"))
+                {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names
 }
