@@ -123,10 +123,11 @@ pub fn refused_link(reason: &str) -> String {
     plain(&format!("I can't record that link: {reason}"))
 }
 
-pub fn rate_limited(retry_after: Duration) -> String {
+pub fn rate_limited(retry_after: Duration, maximum_messages: usize, window: Duration) -> String {
     plain(&format!(
-        "You're sending messages too fast (limit: 20 a minute). Try again in {} s.",
-        retry_after.as_secs().max(1)
+        "You're sending messages too fast (limit: {maximum_messages} in {} s). Try again in {} s.",
+        window.as_secs().max(1),
+        retry_after.as_secs_f64().ceil().max(1.0) as u64
     ))
 }
 
@@ -404,7 +405,7 @@ mod tests {
             help(),
             not_understood(),
             command_error(&CommandError::RecordWithoutUrl),
-            rate_limited(Duration::from_secs(12)),
+            rate_limited(Duration::from_secs(12), 20, Duration::from_secs(60)),
             too_many_jobs(3),
             disk_quota_reached(5 << 30, 4 << 30),
             no_live_jobs(),

@@ -13,7 +13,7 @@ use streambot_core::{JobId, OutputFormat, RecordingOptions};
 use streambot_hls::NetworkPolicy;
 use streambot_hls::url_safety::parse_and_check_url;
 use streambot_jobs::delivery::{DeliveredPart, read_delivered_parts};
-use streambot_jobs::{JobBackend, JobFilter, JobsError, job_directory, submit_job};
+use streambot_jobs::{JobBackend, JobFilter, JobsError, job_directory};
 use streambot_recorder::finalize::FinalizeReport;
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
 use teloxide::dptree;
@@ -133,6 +133,8 @@ struct BotContext<B: JobBackend> {
     settings: BotSettings,
     api: TelegramApi,
     rate_limiter: RateLimiter,
+    /// When each user was last told they hit the rate limit.
+    rate_limit_notices: Mutex<HashMap<i64, Instant>>,
     status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     delivered_jobs: Mutex<HashSet<JobId>>,
     vip_user_ids: Mutex<HashSet<i64>>,
@@ -218,6 +220,7 @@ pub async fn run_bot<B: JobBackend>(
             settings.redis_url.as_deref(),
             &settings.redis_key_prefix,
         ),
+        rate_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
         delivered_jobs: Mutex::new(HashSet::new()),
         vip_user_ids: Mutex::new(vips),
@@ -457,19 +460,62 @@ async fn handle_message<B: JobBackend>(
         return Ok(());
     };
     let chat_id = message.chat.id.0;
-    let decision = context.rate_limiter.check(user_id).await;
-    if let RateLimitDecision::Refused { retry_after } = decision {
-        context
-            .reply(chat_id, &messages::rate_limited(retry_after))
-            .await;
-        return Ok(());
-    }
+    let is_private = message.chat.is_private();
     let username = context
         .bot_username
         .lock()
         .ok()
         .and_then(|username| username.clone());
-    match parse_message(text, username.as_deref()) {
+    // In a group, only commands and messages that mention the bot are for it; plain chatter is
+    // neither answered nor counted against anyone's rate limit.
+    let mention = username.as_deref().map(|name| format!("@{name}"));
+    let mentioned = mention
+        .as_deref()
+        .is_some_and(|mention| text.to_lowercase().contains(&mention.to_lowercase()));
+    if !is_private && !text.starts_with('/') && !mentioned {
+        return Ok(());
+    }
+    let text_for_parser = match (&mention, mentioned && !text.starts_with('/')) {
+        (Some(mention), true) => text.replace(mention.as_str(), " "),
+        _ => text.to_string(),
+    };
+    let parsed = parse_message(&text_for_parser, username.as_deref());
+    if matches!(parsed, ParsedMessage::NotUnderstood) && !is_private {
+        // A command for another bot, or something we cannot read: stay quiet in groups.
+        return Ok(());
+    }
+    if let RateLimitDecision::Refused { retry_after } = context.rate_limiter.check(user_id).await {
+        // Say it once per window, not once per message (that would spend Telegram's allowance).
+        let window = context.settings.rate_limit.window;
+        let should_notify = context
+            .rate_limit_notices
+            .lock()
+            .map(|mut notices| {
+                let now = Instant::now();
+                let recently = notices
+                    .get(&user_id)
+                    .is_some_and(|noticed_at| now.duration_since(*noticed_at) < window);
+                if !recently {
+                    notices.insert(user_id, now);
+                }
+                !recently
+            })
+            .unwrap_or(true);
+        if should_notify {
+            context
+                .reply(
+                    chat_id,
+                    &messages::rate_limited(
+                        retry_after,
+                        context.settings.rate_limit.maximum_messages,
+                        window,
+                    ),
+                )
+                .await;
+        }
+        return Ok(());
+    }
+    match parsed {
         ParsedMessage::Command(command) => {
             execute_command(&context, command, user_id, chat_id).await;
         }
@@ -479,10 +525,7 @@ async fn handle_message<B: JobBackend>(
                 .await;
         }
         ParsedMessage::NotUnderstood => {
-            // In groups, only answer what is clearly addressed to the bot.
-            if message.chat.is_private() || text.starts_with('/') {
-                context.reply(chat_id, &messages::not_understood()).await;
-            }
+            context.reply(chat_id, &messages::not_understood()).await;
         }
     }
     Ok(())
@@ -602,9 +645,11 @@ async fn start_recording<B: JobBackend>(
     } else {
         JobPriority::Normal
     };
-    let job = submit_job(
-        &context.backend,
-        NewJob {
+    // Created, announced, then queued: the status message exists before a worker can claim the
+    // job, so the status updater edits it instead of sending a second one.
+    let job = context
+        .backend
+        .create_job(NewJob {
             owner: JobOwner { user_id, chat_id },
             url: request.url.clone(),
             options: RecordingOptions {
@@ -614,9 +659,8 @@ async fn start_recording<B: JobBackend>(
                 stall_timeout: context.settings.stall_timeout,
             },
             priority,
-        },
-    )
-    .await?;
+        })
+        .await?;
     tracing::info!(job_id = %job.id, user_id, "recording requested");
     context
         .reply(
@@ -625,6 +669,7 @@ async fn start_recording<B: JobBackend>(
         )
         .await;
     context.send_status_message(&job, chat_id).await;
+    context.backend.push(job.id, job.priority).await?;
     Ok(())
 }
 
