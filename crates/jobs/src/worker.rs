@@ -574,18 +574,31 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             // here the job walks the states so the bot and the dashboard see them.
             let walked = async {
                 running.move_to(JobState::Finalizing, None).await?;
-                let finalized = engine.finalize(&report, &job.options).await;
+                // Finalize and upload can take minutes: the lease is renewed beside them, or the
+                // reaper would take the job back from a worker that is still busy with it.
+                let finalized = with_lease_renewal(
+                    &backend,
+                    &lease,
+                    &config,
+                    engine.finalize(&report, &job.options),
+                )
+                .await;
                 write_finalize_report(&report.output_directory, &finalized);
                 for failure in &finalized.failures {
                     tracing::warn!(%job_id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
                 }
                 running.move_to(JobState::Uploading, None).await?;
                 if let Some(storage) = &config.storage {
-                    crate::delivery::store_finished_files(
-                        storage,
-                        &job,
-                        &report.output_directory,
-                        &finalized,
+                    with_lease_renewal(
+                        &backend,
+                        &lease,
+                        &config,
+                        crate::delivery::store_finished_files(
+                            storage,
+                            &job,
+                            &report.output_directory,
+                            &finalized,
+                        ),
                     )
                     .await;
                 }
@@ -629,5 +642,30 @@ fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
     let temporary = directory.join("finalized.json.tmp");
     if std::fs::write(&temporary, text).is_ok() {
         let _ = std::fs::rename(&temporary, directory.join("finalized.json"));
+    }
+}
+
+/// Runs `work` while renewing the job's lease every heartbeat.
+async fn with_lease_renewal<B: JobBackend, F: Future>(
+    backend: &B,
+    lease: &Lease,
+    config: &WorkerConfig,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    let mut renewal = tokio::time::interval_at(
+        Instant::now() + config.heartbeat_interval,
+        config.heartbeat_interval,
+    );
+    renewal.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = renewal.tick() => {
+                if let Err(error) = backend.renew_lease(lease, config.lease_duration).await {
+                    tracing::warn!(job_id = %lease.job_id, %error, "could not renew the lease while finishing");
+                }
+            }
+        }
     }
 }

@@ -35,6 +35,8 @@ enum Behaviour {
 #[derive(Clone)]
 struct StandInEngine {
     behaviour: Behaviour,
+    /// How long finalize takes (remux and checks of a long recording).
+    finalize_takes: Duration,
     running_now: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
@@ -44,6 +46,7 @@ impl StandInEngine {
     fn new(behaviour: Behaviour) -> Self {
         StandInEngine {
             behaviour,
+            finalize_takes: Duration::ZERO,
             running_now: Arc::default(),
             most_at_once: Arc::default(),
             calls: Arc::default(),
@@ -109,6 +112,15 @@ impl RecordingEngine for StandInEngine {
         };
         self.running_now.fetch_sub(1, Ordering::SeqCst);
         report(&settings, outcome)
+    }
+
+    async fn finalize(
+        &self,
+        _report: &RecordingReport,
+        _options: &RecordingOptions,
+    ) -> streambot_recorder::finalize::FinalizeReport {
+        tokio::time::sleep(self.finalize_takes).await;
+        streambot_recorder::finalize::FinalizeReport::default()
     }
 }
 
@@ -384,6 +396,34 @@ async fn a_priority_only_worker_leaves_normal_jobs<B: JobBackend>(backend: B) {
     worker.stop().await;
 }
 
+/// Finalize (and upload) can outlast the lease many times over: the worker keeps renewing it, so
+/// the reaper never takes the job back from a worker that is still finishing it.
+async fn a_slow_finalize_keeps_its_lease<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(100)));
+    engine.finalize_takes = Duration::from_secs(8);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let job = submit_job(&backend, request("https://example.com/slow-finalize.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Finalizing,
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Completed,
+        Duration::from_secs(20),
+    )
+    .await;
+    let finished = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert!(finished.error.is_none(), "{:?}", finished.error);
+    worker.stop().await;
+}
+
 macro_rules! worker_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -426,6 +466,7 @@ macro_rules! worker_tests {
 }
 
 worker_tests!(
+    a_slow_finalize_keeps_its_lease,
     the_slot_quota_is_respected,
     a_panic_fails_only_its_job,
     transient_failures_are_retried_then_dead_lettered,
