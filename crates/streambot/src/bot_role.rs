@@ -132,17 +132,18 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
     )?;
     settings.rate_limit.maximum_messages =
         count_setting("RATE_LIMIT_PER_MINUTE", 20, "a whole number from 1 to 1000")?;
+    // Decimal gigabytes and 0 for "no quota", as the storage crate reads the same setting.
     if let Some(value) = setting("USER_DISK_QUOTA_GB") {
         match value.parse::<f64>() {
-            Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() => {
-                settings.user_disk_quota_bytes =
-                    Some((gigabytes * 1024.0 * 1024.0 * 1024.0) as u64);
+            Ok(0.0) => settings.user_disk_quota_bytes = None,
+            Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() && gigabytes < 1e9 => {
+                settings.user_disk_quota_bytes = Some((gigabytes * 1e9).round() as u64);
             }
             _ => {
                 return Err(invalid(
                     "USER_DISK_QUOTA_GB",
                     &value,
-                    "a positive number of gigabytes, e.g. 10",
+                    "a number of gigabytes, like 5 or 0.5 (0: no quota)",
                 ));
             }
         }

@@ -118,6 +118,17 @@ impl JobsSettings {
                 "a key prefix without spaces, e.g. streambot:",
             ));
         }
+        // Read where it is used (the worker's finalize, `record`); checked here so a bad value
+        // stops start-up instead of silently falling back.
+        if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT")
+            && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
+        {
+            return Err(invalid(
+                "FFMPEG_DEFAULT_TIMEOUT",
+                &value,
+                "a whole number of seconds greater than 0, e.g. 3600",
+            ));
+        }
         let data_directory = PathBuf::from(setting("DATA_DIR").unwrap_or_else(|| "data".into()));
         let recordings_directory = setting("LOCAL_STORAGE_PATH")
             .map(PathBuf::from)
