@@ -23,6 +23,25 @@ const LIVE_SEGMENTS: u64 = 50;
 struct Environment {
     variables: Vec<(String, String)>,
     data: tempfile::TempDir,
+    /// Every worker started, killed when the test ends however it ends (a failed assertion
+    /// must not leave workers running).
+    started_process_ids: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        let process_ids = self
+            .started_process_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        for process_id in process_ids {
+            let _ = Command::new("kill")
+                .args(["-KILL", &process_id.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Environment {
@@ -43,13 +62,18 @@ impl Environment {
     fn start_worker(&self, worker_id: &str) -> Child {
         let log = std::fs::File::create(self.data.path().join(format!("{worker_id}.log")))
             .expect("log file");
-        self.command(&["worker"])
+        let child = self
+            .command(&["worker"])
             .env("WORKER_ID", worker_id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start a worker")
+            .expect("start a worker");
+        if let Ok(mut ids) = self.started_process_ids.lock() {
+            ids.push(child.id());
+        }
+        child
     }
 
     fn worker_log(&self, worker_id: &str) -> String {
@@ -74,7 +98,11 @@ fn environment(redis: Option<(&str, &str)>) -> Environment {
         variables.push(("REDIS_URL".to_string(), url.to_string()));
         variables.push(("REDIS_KEY_PREFIX".to_string(), prefix.to_string()));
     }
-    Environment { variables, data }
+    Environment {
+        variables,
+        data,
+        started_process_ids: std::sync::Mutex::new(Vec::new()),
+    }
 }
 
 async fn wait_for<B: JobBackend>(
