@@ -26,6 +26,14 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
   fi
 fi
 
+# Headless Chromium drives the dashboard's page test; without it that test skips. Best effort.
+if [ -z "${STREAMBOT_SKIP_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+  && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  log "installing chromium for the dashboard page test (set STREAMBOT_SKIP_BROWSER=1 to skip)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || log "chromium could not be installed; the dashboard page test will skip"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   log "cargo not found: install the Rust toolchain (https://rustup.rs)"
   exit 1
