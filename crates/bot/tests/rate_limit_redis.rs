@@ -2,40 +2,13 @@
 //! with a random key prefix per test; skipped with a message when no Redis answers), and its
 //! fallback when Redis is unreachable.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streambot_bot::rate_limit::{
     RateLimitDecision, RateLimitRule, RateLimiter, RedisSlidingWindowRateLimiter,
 };
-
-/// `REDIS_URL`, else redis://127.0.0.1:6379 if it answers, else `None` (the test is skipped).
-fn redis_url_for_test() -> Option<String> {
-    if let Ok(url) = std::env::var("REDIS_URL")
-        && !url.trim().is_empty()
-    {
-        return Some(url);
-    }
-    let answers = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:6379".parse().expect("address"),
-        Duration::from_millis(300),
-    )
-    .is_ok();
-    if answers {
-        Some("redis://127.0.0.1:6379/".to_string())
-    } else {
-        eprintln!("skipped: REDIS_URL is not set and nothing answers on 127.0.0.1:6379");
-        None
-    }
-}
-
-fn random_prefix() -> String {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("streambot-test-{random:016x}:")
-}
+use streambot_testkit::{random_key_prefix, redis_url_for_test};
 
 fn limiter(url: &str, prefix: &str, rule: RateLimitRule) -> RateLimiter {
     RateLimiter::Redis(RedisSlidingWindowRateLimiter::new(url, prefix, rule).expect("redis url"))
@@ -63,7 +36,7 @@ async fn twenty_allowed_then_refused_until_the_oldest_leaves() {
     let Some(url) = redis_url_for_test() else {
         return;
     };
-    let limiter = limiter(&url, &random_prefix(), RateLimitRule::default());
+    let limiter = limiter(&url, &random_key_prefix(), RateLimitRule::default());
     let first_at = Instant::now();
     assert_eq!(limiter.check(7).await, RateLimitDecision::Allowed);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -94,7 +67,7 @@ async fn the_window_slides_and_the_key_expires() {
     let Some(url) = redis_url_for_test() else {
         return;
     };
-    let prefix = random_prefix();
+    let prefix = random_key_prefix();
     let rule = RateLimitRule {
         maximum_messages: 3,
         window: Duration::from_millis(800),
@@ -122,7 +95,7 @@ async fn two_bot_processes_share_one_window() {
     let Some(url) = redis_url_for_test() else {
         return;
     };
-    let prefix = random_prefix();
+    let prefix = random_key_prefix();
     let first = Arc::new(limiter(&url, &prefix, RateLimitRule::default()));
     let second = Arc::new(limiter(&url, &prefix, RateLimitRule::default()));
     for message in 0..20 {
@@ -144,7 +117,7 @@ async fn two_bot_processes_share_one_window() {
         .count();
     assert_eq!(allowed, 20);
     // A different prefix is a different deployment: not shared.
-    let elsewhere = limiter(&url, &random_prefix(), RateLimitRule::default());
+    let elsewhere = limiter(&url, &random_key_prefix(), RateLimitRule::default());
     assert_eq!(elsewhere.check(42).await, RateLimitDecision::Allowed);
 }
 
@@ -155,7 +128,7 @@ async fn users_have_separate_windows() {
     };
     let limiter = limiter(
         &url,
-        &random_prefix(),
+        &random_key_prefix(),
         RateLimitRule {
             maximum_messages: 2,
             window: Duration::from_secs(60),
@@ -208,7 +181,7 @@ async fn the_bot_refuses_a_user_whose_window_another_process_filled() {
     let Some(url) = redis_url_for_test() else {
         return;
     };
-    let prefix = random_prefix();
+    let prefix = random_key_prefix();
     let other_process = limiter(&url, &prefix, RateLimitRule::default());
     for _ in 0..20 {
         assert_eq!(other_process.check(501).await, RateLimitDecision::Allowed);

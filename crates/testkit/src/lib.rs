@@ -19,6 +19,7 @@
 
 pub mod fixtures;
 pub mod origin;
+pub mod redis;
 pub mod telegram;
 
 pub use fixtures::{
@@ -31,3 +32,4 @@ pub use origin::{
     OriginObserver, RequestKind, SEGMENT_DURATION, ServedRequest, VariantSpec, spawn_origin,
     spawn_origin_on,
 };
+pub use redis::{random_key_prefix, redis_url_for_test};
