@@ -295,9 +295,17 @@ async fn a_429_is_waited_out_and_a_blocked_chat_is_left_alone() {
     // A user who blocked the bot: one 403, then silence, and the bot keeps serving others.
     telegram.block_bot_in_chat(6006);
     telegram.send_text_from_user(6006, "/help");
+    telegram
+        .wait_for_call(WAIT, |call| {
+            call.chat_id() == Some(6006) && call.http_status == 403
+        })
+        .await
+        .expect("the first answer meets the block");
     telegram.send_text_from_user(6006, "/list");
     telegram.send_text_from_user(7007, "/start");
     harness.expect_text(7007, "records live streams").await;
+    // Give the second message from the blocked chat time to be handled (and not answered).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let to_blocked = telegram
         .calls()
         .iter()

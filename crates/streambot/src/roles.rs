@@ -118,17 +118,6 @@ impl JobsSettings {
                 "a key prefix without spaces, e.g. streambot:",
             ));
         }
-        // Read where it is used (the worker's finalize, `record`); checked here so a bad value
-        // stops start-up instead of silently falling back.
-        if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT")
-            && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
-        {
-            return Err(invalid(
-                "FFMPEG_DEFAULT_TIMEOUT",
-                &value,
-                "a whole number of seconds greater than 0, e.g. 3600",
-            ));
-        }
         let data_directory = PathBuf::from(setting("DATA_DIR").unwrap_or_else(|| "data".into()));
         let recordings_directory = setting("LOCAL_STORAGE_PATH")
             .map(PathBuf::from)
@@ -284,10 +273,26 @@ pub fn cancel_on_signal(token: CancellationToken) {
 }
 
 fn load_settings() -> Result<JobsSettings, ExitCode> {
-    JobsSettings::from_environment().map_err(|error| {
+    let settings = JobsSettings::from_environment().map_err(|error| {
         eprintln!("streambot: {error}");
         ExitCode::from(2)
-    })
+    })?;
+    // Read where it is used (the worker's finalize); checked here so a bad value stops start-up
+    // instead of silently falling back (`config check` reports it on its own).
+    if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT")
+        && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
+    {
+        eprintln!(
+            "streambot: {}",
+            invalid(
+                "FFMPEG_DEFAULT_TIMEOUT",
+                &value,
+                "a whole number of seconds greater than 0, e.g. 3600",
+            )
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(settings)
 }
 
 /// The storage finished files go to (`STORAGE_BACKEND` and its settings), rooted at the
