@@ -1,14 +1,15 @@
 //! `streambot record` and `streambot probe` as a user runs them: the real binary against the
 //! project's HLS origin on 127.0.0.1, with Ctrl-C, bad input and exit statuses.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use streambot_testkit::{Fault, OriginConfig, OriginHandle, SegmentKind, spawn_origin};
+use support::{BINARY, ffmpeg_available, ffprobe_duration, send_signal};
 use tokio::process::Command;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_streambot");
 
 fn streambot() -> Command {
     let mut command = Command::new(BINARY);
@@ -19,6 +20,17 @@ fn streambot() -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    command
+}
+
+/// `streambot record URL --allow-private-networks OPTIONS -o OUTPUT`.
+fn record(url: &str, options: &[&str], output: &Path) -> Command {
+    let mut command = streambot();
+    command
+        .args(["record", url, "--allow-private-networks"])
+        .args(options)
+        .arg("-o")
+        .arg(output);
     command
 }
 
@@ -38,13 +50,6 @@ async fn ending_origin(total_segments: u64) -> OriginHandle {
     )
     .await
     .expect("origin")
-}
-
-fn ffmpeg_available() -> bool {
-    std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|output| output.status.success())
 }
 
 fn stderr_text(output: &Output) -> String {
@@ -73,16 +78,11 @@ async fn record_until_the_stream_ends_gives_a_finished_mp4_and_exit_zero() {
     }
     let origin = ending_origin(15).await;
     let directory = tempfile::tempdir().expect("tempdir");
-    let output = run_to_end(
-        streambot()
-            .args([
-                "record",
-                &origin.master_playlist_url(),
-                "--allow-private-networks",
-                "-o",
-            ])
-            .arg(directory.path()),
-    )
+    let output = run_to_end(&mut record(
+        &origin.master_playlist_url(),
+        &[],
+        directory.path(),
+    ))
     .await;
     let stderr = stderr_text(&output);
     assert!(output.status.success(), "{stderr}");
@@ -100,18 +100,11 @@ async fn record_until_the_stream_ends_gives_a_finished_mp4_and_exit_zero() {
 async fn json_mode_prints_one_event_per_line_and_a_summary() {
     let origin = ending_origin(13).await;
     let directory = tempfile::tempdir().expect("tempdir");
-    let output = run_to_end(
-        streambot()
-            .args([
-                "record",
-                &origin.media_playlist_url(),
-                "--allow-private-networks",
-                "--json",
-                "--no-finalize",
-                "-o",
-            ])
-            .arg(directory.path()),
-    )
+    let output = run_to_end(&mut record(
+        &origin.media_playlist_url(),
+        &["--json", "--no-finalize"],
+        directory.path(),
+    ))
     .await;
     assert!(output.status.success(), "{}", stderr_text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -130,11 +123,7 @@ async fn json_mode_prints_one_event_per_line_and_a_summary() {
 }
 
 fn send_interrupt(process_id: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &process_id.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    assert!(send_signal(process_id, "INT"), "kill -INT {process_id}");
 }
 
 #[tokio::test]
@@ -145,14 +134,7 @@ async fn ctrl_c_stops_gracefully_and_keeps_a_playable_recording() {
     }
     let origin = ending_origin(200).await;
     let directory = tempfile::tempdir().expect("tempdir");
-    let child = streambot()
-        .args([
-            "record",
-            &origin.media_playlist_url(),
-            "--allow-private-networks",
-            "-o",
-        ])
-        .arg(directory.path())
+    let child = record(&origin.media_playlist_url(), &[], directory.path())
         .spawn()
         .expect("spawn");
     let process_id = child.id().expect("pid");
@@ -187,17 +169,13 @@ async fn a_second_ctrl_c_stops_at_once_and_the_part_stays_playable() {
     .await
     .expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
-    let child = streambot()
-        .args([
-            "record",
-            &origin.media_playlist_url(),
-            "--allow-private-networks",
-            "--no-finalize",
-            "-o",
-        ])
-        .arg(directory.path())
-        .spawn()
-        .expect("spawn");
+    let child = record(
+        &origin.media_playlist_url(),
+        &["--no-finalize"],
+        directory.path(),
+    )
+    .spawn()
+    .expect("spawn");
     let process_id = child.id().expect("pid");
     tokio::time::sleep(Duration::from_secs(5)).await;
     send_interrupt(process_id);
@@ -212,23 +190,8 @@ async fn a_second_ctrl_c_stops_at_once_and_the_part_stays_playable() {
     let parts = files_named(directory.path(), ".ts");
     assert_eq!(parts, vec!["main-0001.ts"]);
     if ffmpeg_available() {
-        let probe = std::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(directory.path().join("main-0001.ts"))
-            .output()
-            .expect("ffprobe");
-        assert!(probe.status.success());
-        let duration: f64 = String::from_utf8_lossy(&probe.stdout)
-            .trim()
-            .parse()
-            .expect("a duration");
+        let duration = ffprobe_duration(&directory.path().join("main-0001.ts"))
+            .expect("ffprobe reads a duration");
         assert!(duration > 1.0, "{duration}");
     }
 }
@@ -297,19 +260,11 @@ async fn a_stalled_stream_exits_with_status_three() {
     .await
     .expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
-    let output = run_to_end(
-        streambot()
-            .args([
-                "record",
-                &origin.media_playlist_url(),
-                "--allow-private-networks",
-                "--stall-timeout",
-                "3s",
-                "--no-finalize",
-                "-o",
-            ])
-            .arg(directory.path()),
-    )
+    let output = run_to_end(&mut record(
+        &origin.media_playlist_url(),
+        &["--stall-timeout", "3s", "--no-finalize"],
+        directory.path(),
+    ))
     .await;
     let stderr = stderr_text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
@@ -358,14 +313,7 @@ async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
     }
     let origin = ending_origin(200).await;
     let directory = tempfile::tempdir().expect("tempdir");
-    let mut child = streambot()
-        .args([
-            "record",
-            &origin.media_playlist_url(),
-            "--allow-private-networks",
-            "-o",
-        ])
-        .arg(directory.path())
+    let mut child = record(&origin.media_playlist_url(), &[], directory.path())
         .spawn()
         .expect("spawn");
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -386,27 +334,7 @@ async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
         ledger_bytes <= part_bytes,
         "ledger claims {ledger_bytes} of {part_bytes} bytes"
     );
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&part)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let duration: f64 = String::from_utf8_lossy(&probe.stdout)
-        .trim()
-        .parse()
-        .expect("a duration");
+    let duration = ffprobe_duration(&part).expect("ffprobe reads a duration");
     assert!(duration >= 3.0, "{duration}");
 }
 
@@ -419,16 +347,11 @@ async fn a_link_to_a_single_media_file_is_recorded_by_the_ffmpeg_engine() {
     let origin = ending_origin(30).await;
     let directory = tempfile::tempdir().expect("tempdir");
     // One TS segment served as a plain file: not HLS, so `auto` picks the ffmpeg engine.
-    let output = run_to_end(
-        streambot()
-            .args([
-                "record",
-                &origin.segment_url(1001),
-                "--allow-private-networks",
-                "-o",
-            ])
-            .arg(directory.path()),
-    )
+    let output = run_to_end(&mut record(
+        &origin.segment_url(1001),
+        &[],
+        directory.path(),
+    ))
     .await;
     let stderr = stderr_text(&output);
     assert!(output.status.success(), "{stderr}");

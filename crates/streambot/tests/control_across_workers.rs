@@ -7,100 +7,35 @@
 //! Runs on the embedded store (the worker sees the change at its next heartbeat) and on a
 //! private `redis-server` when one is installed (pub/sub nudges act at once).
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use streambot_core::{Job, JobId, JobState};
 use streambot_hls::ledger::{LedgerEntry, SegmentState, read_ledger};
 use streambot_jobs::{JobStore, RedisBackend, SqliteBackend, job_directory};
-use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
+use support::{
+    RedisServer, WorkerEnvironment, ffmpeg_available, ledger_path, ledger_so_far, live_origin,
+    media_sequences_once, wait_for_job, wait_until,
+};
 
 /// How long a control command may take to show in the job's state.
 const FOLLOWS_WITHIN: Duration = Duration::from_secs(6);
 
-/// A child process, killed and reaped when the test ends.
-struct Guarded(Child);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Environment {
-    data: tempfile::TempDir,
-    redis_url: Option<String>,
-}
-
-impl Environment {
-    fn recordings(&self) -> PathBuf {
-        self.data.path().join("recordings")
-    }
-
-    fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_streambot"));
-        command
-            .args(arguments)
-            .env_remove("REDIS_URL")
-            .env("DATA_DIR", self.data.path())
-            .env("LOCAL_STORAGE_PATH", self.recordings())
-            .env("WORKER_CONCURRENCY", "1")
-            .env("ALLOW_PRIVATE_NETWORKS", "true")
-            .env("LOG_LEVEL", "info");
-        if let Some(url) = &self.redis_url {
-            command.env("REDIS_URL", url);
-        }
-        command
-    }
-
-    /// Runs `streambot jobs …` to the end; returns stdout.
-    fn jobs(&self, arguments: &[&str]) -> String {
-        let mut full = vec!["jobs"];
-        full.extend_from_slice(arguments);
-        let output = self.command(&full).output().expect("streambot jobs");
-        assert!(
-            output.status.success(),
-            "streambot jobs {arguments:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.data.path().join("worker-a.log")).unwrap_or_default()
-    }
-}
-
+/// Waits for the job as [`wait_for_job`] does; also how long it took.
 async fn wait_for<B: JobStore>(
     backend: &B,
     job_id: JobId,
     within: Duration,
     what: &str,
-    environment: &Environment,
-    mut condition: impl FnMut(&Job) -> bool,
+    environment: &WorkerEnvironment,
+    condition: impl FnMut(&Job) -> bool,
 ) -> (Job, Duration) {
     let started = Instant::now();
-    loop {
-        let job = backend.get_job(job_id).await.expect("get").expect("exists");
-        if condition(&job) {
-            return (job, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what}: not within {within:?}; job is {:?} (wants {:?})\n{}",
-            job.state,
-            job.desired_state,
-            environment.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn ledger(directory: &Path) -> Vec<LedgerEntry> {
-    read_ledger(&directory.join("main-ledger.jsonl")).expect("ledger")
+    let logs = || environment.log("worker-a");
+    let job = wait_for_job(backend, job_id, within, what, logs, condition).await;
+    (job, started.elapsed())
 }
 
 /// Waits until the ledger has a line that `condition` accepts.
@@ -108,54 +43,24 @@ async fn wait_for_ledger(
     directory: &Path,
     within: Duration,
     what: &str,
-    environment: &Environment,
+    environment: &WorkerEnvironment,
     condition: impl Fn(&LedgerEntry) -> bool,
 ) {
-    let deadline = Instant::now() + within;
-    while !ledger(directory).iter().any(&condition) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}\n{}",
-            environment.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let logs = || environment.log("worker-a");
+    wait_until(within, what, logs, || {
+        ledger_so_far(directory).iter().any(&condition)
+    })
+    .await;
 }
 
-fn ffmpeg_installed() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
-
-async fn pause_resume_stop_reach_the_worker<B: JobStore>(backend: B, environment: Environment) {
+async fn pause_resume_stop_reach_the_worker<B: JobStore>(
+    backend: B,
+    environment: WorkerEnvironment,
+) {
     // Long enough that only `stop` ends it.
-    let origin = spawn_origin(
-        OriginConfig::new(SegmentKind::MpegTs)
-            .with_window_segments(6)
-            .with_initial_segments(6)
-            .with_first_media_sequence(300)
-            .with_total_segments(6 + 120),
-    )
-    .await
-    .expect("origin");
-    let log = std::fs::File::create(environment.data.path().join("worker-a.log")).expect("log");
-    let _worker = Guarded(
-        environment
-            .command(&["worker"])
-            .env("WORKER_ID", "worker-a")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the worker"),
-    );
-    let job_id: JobId = environment
-        .jobs(&["add", &origin.media_playlist_url()])
-        .trim()
-        .parse()
-        .expect("jobs add prints the id");
+    let origin = live_origin(300, 120).await;
+    let _worker = environment.start_worker("worker-a");
+    let job_id = environment.add_job(&[&origin.media_playlist_url()]);
     let id = job_id.as_str().to_string();
     let directory = job_directory(&environment.recordings(), job_id);
     wait_for(
@@ -229,18 +134,11 @@ async fn pause_resume_stop_reach_the_worker<B: JobStore>(backend: B, environment
         JobState::Completed,
         "{:?}\n{}",
         stopped.error,
-        environment.log()
+        environment.log("worker-a")
     );
 
-    let entries = ledger(&directory);
-    let mut seen = BTreeSet::new();
-    for entry in &entries {
-        assert!(
-            seen.insert(entry.media_sequence),
-            "sequence {} twice",
-            entry.media_sequence
-        );
-    }
+    let entries = read_ledger(&ledger_path(&directory)).expect("ledger");
+    media_sequences_once(&entries);
     let paused_lines = entries
         .iter()
         .filter(|entry| entry.state == SegmentState::Pause)
@@ -259,9 +157,11 @@ async fn pause_resume_stop_reach_the_worker<B: JobStore>(backend: B, environment
     );
 
     let mut finalized_files = 0;
-    if ffmpeg_installed() {
-        let text = std::fs::read_to_string(directory.join("finalized.json"))
-            .unwrap_or_else(|error| panic!("finalized.json: {error}\n{}", environment.log()));
+    if ffmpeg_available() {
+        let text =
+            std::fs::read_to_string(directory.join("finalized.json")).unwrap_or_else(|error| {
+                panic!("finalized.json: {error}\n{}", environment.log("worker-a"))
+            });
         let report: serde_json::Value = serde_json::from_str(&text).expect("json");
         let files = report["files"].as_array().expect("files");
         assert!(!files.is_empty(), "finalized files: {text}");
@@ -282,11 +182,8 @@ async fn pause_resume_stop_reach_the_worker<B: JobStore>(backend: B, environment
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_stop_reach_a_worker_process_embedded_store() {
-    let environment = Environment {
-        data: tempfile::tempdir().expect("tempdir"),
-        redis_url: None,
-    };
-    let backend = SqliteBackend::open_in_data_directory(environment.data.path())
+    let environment = WorkerEnvironment::embedded();
+    let backend = SqliteBackend::open_in_data_directory(environment.data_path())
         .await
         .expect("store");
     pause_resume_stop_reach_the_worker(backend, environment).await;
@@ -294,45 +191,14 @@ async fn pause_resume_stop_reach_a_worker_process_embedded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_stop_reach_a_worker_process_redis() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port");
     let redis_directory = tempfile::tempdir().expect("tempdir");
-    let Ok(child) = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(redis_directory.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    else {
+    let Some(redis) = RedisServer::start(redis_directory.path(), &[]) else {
         eprintln!("skipped: redis-server is not installed");
         return;
     };
-    let _redis = Guarded(child);
-    let url = format!("redis://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let backend = loop {
-        match RedisBackend::connect(&url, "streambot:").await {
-            Ok(backend) => break backend,
-            Err(error) => {
-                assert!(Instant::now() < deadline, "redis-server: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let environment = Environment {
-        data: tempfile::tempdir().expect("tempdir"),
-        redis_url: Some(url),
-    };
+    let backend = RedisBackend::connect(&redis.url(), "streambot:")
+        .await
+        .expect("connect to redis-server");
+    let environment = WorkerEnvironment::redis(&redis.url(), "streambot:");
     pause_resume_stop_reach_the_worker(backend, environment).await;
 }

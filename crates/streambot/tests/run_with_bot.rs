@@ -3,22 +3,16 @@
 //! receives a video whose bytes equal the file on disk; SIGTERM shuts it down cleanly; a missing
 //! token stops start-up with one line.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use streambot_testkit::telegram::FakeTelegram;
-use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
+use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
+use support::{BINARY, ffmpeg_available, files_with_extension, send_signal};
 use tokio::process::Command;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_streambot");
-
-fn ffmpeg_available() -> bool {
-    std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
 
 fn base_command(data_directory: &Path) -> Command {
     let mut command = Command::new(BINARY);
@@ -36,38 +30,29 @@ fn base_command(data_directory: &Path) -> Command {
     command
 }
 
-fn find_files(directory: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![directory.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        if let Ok(listing) = std::fs::read_dir(&current) {
-            for item in listing.flatten() {
-                let path = item.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|found| found == extension) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
+/// The fake Bot API server and a stream of `total_segments` on the test origin, or `None` (the
+/// test is skipped) without ffmpeg.
+async fn telegram_and_origin(total_segments: u64) -> Option<(FakeTelegram, OriginHandle)> {
     if !ffmpeg_available() {
         eprintln!("ffmpeg not installed: skipping");
-        return;
+        return None;
     }
     let telegram = FakeTelegram::start().await.expect("fake telegram");
     let origin = spawn_origin(
         OriginConfig::new(SegmentKind::MpegTs)
             .with_window_segments(10)
-            .with_total_segments(400),
+            .with_total_segments(total_segments),
     )
     .await
     .expect("origin");
+    Some((telegram, origin))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
+    let Some((telegram, origin)) = telegram_and_origin(400).await else {
+        return;
+    };
     let directory = tempfile::tempdir().expect("tempdir");
     let child = base_command(directory.path())
         .env("TELEGRAM_BOT_TOKEN", &telegram.token)
@@ -104,7 +89,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .iter()
         .find(|file| file.field == "video")
         .expect("video bytes");
-    let on_disk = find_files(directory.path(), "mp4");
+    let on_disk = files_with_extension(directory.path(), "mp4");
     assert_eq!(on_disk.len(), 1, "{on_disk:?}");
     assert_eq!(
         uploaded.bytes.as_ref(),
@@ -116,11 +101,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .expect("a final summary");
     // SIGTERM: a clean, prompt exit.
     let process_id = child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &process_id.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
     let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
         .await
         .expect("exits within 15 s of SIGTERM")
@@ -185,18 +166,9 @@ async fn a_missing_or_bad_setting_stops_start_up_with_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_gets_a_link() {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    let Some((telegram, origin)) = telegram_and_origin(16).await else {
         return;
-    }
-    let telegram = FakeTelegram::start().await.expect("fake telegram");
-    let origin = spawn_origin(
-        OriginConfig::new(SegmentKind::MpegTs)
-            .with_window_segments(10)
-            .with_total_segments(16),
-    )
-    .await
-    .expect("origin");
+    };
     let directory = tempfile::tempdir().expect("tempdir");
     let channel_id = "-1001234567890";
     let child = base_command(directory.path())
@@ -239,10 +211,8 @@ async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_
         .await
         .expect("a final summary");
     // The local copy is gone once the upload was confirmed (TELEGRAM_KEEP_LOCAL_COPY=false).
-    assert!(find_files(directory.path(), "mp4").is_empty());
+    assert!(files_with_extension(directory.path(), "mp4").is_empty());
     let process_id = child.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &process_id.to_string()])
-        .status();
+    let _ = send_signal(process_id, "TERM");
     let _ = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output()).await;
 }
