@@ -32,6 +32,9 @@ pub struct SettingError {
 
 impl fmt::Display for SettingError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            return write!(formatter, "{} is not set: {}", self.variable, self.allowed);
+        }
         write!(
             formatter,
             "{}={:?} is not allowed: {}",
