@@ -343,6 +343,15 @@ fn scheduler_config(settings: &JobsSettings) -> SchedulerConfig {
 }
 
 async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
+    // Without ffmpeg, recordings still complete but stay as TS/fMP4 parts: say so once, up front.
+    let runner =
+        streambot_ffmpeg::FfmpegRunner::new(streambot_ffmpeg::FfmpegBinaries::from_environment());
+    if let Err(error) = runner.versions().await {
+        eprintln!(
+            "streambot: warning: {} Recordings will be kept as TS parts and not remuxed to mp4.",
+            error.user_message()
+        );
+    }
     let backend = open_backend(settings).await.map_err(|error| {
         eprintln!("streambot: {error:#}");
         ExitCode::from(2)
