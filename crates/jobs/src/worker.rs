@@ -629,6 +629,36 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         }
         RecordingOutcome::Failed { message, .. } => {
             tracing::error!(%job_id, %message, "recording failed");
+            // What was recorded before the failure is still finished and stored, so the user
+            // gets it with the failure message instead of losing it.
+            let recorded_something = report
+                .main
+                .as_ref()
+                .is_some_and(|main| !main.parts.is_empty());
+            if recorded_something {
+                let finalized = with_lease_renewal(
+                    &backend,
+                    &lease,
+                    &config,
+                    engine.finalize(&report, &job.options),
+                )
+                .await;
+                write_finalize_report(&report.output_directory, &finalized);
+                if let Some(storage) = &config.storage {
+                    with_lease_renewal(
+                        &backend,
+                        &lease,
+                        &config,
+                        crate::delivery::store_finished_files(
+                            storage,
+                            &job,
+                            &report.output_directory,
+                            &finalized,
+                        ),
+                    )
+                    .await;
+                }
+            }
             fail_job(&backend, &lease, message).await;
         }
     }
