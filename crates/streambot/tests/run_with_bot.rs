@@ -216,3 +216,68 @@ async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_
     let _ = send_signal(process_id, "TERM");
     let _ = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streambot_run_serves_the_dashboard_when_enabled() {
+    let Some((telegram, origin)) = telegram_and_origin(400).await else {
+        return;
+    };
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let secret = "a-dashboard-secret-of-32-characters";
+    let directory = tempfile::tempdir().expect("tempdir");
+    let _child = base_command(directory.path())
+        .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+        .env("TELEGRAM_API_URL", &telegram.api_url)
+        .env("DASHBOARD_ENABLED", "true")
+        .env("DASHBOARD_SECRET", secret)
+        .env("DASHBOARD_BIND", format!("127.0.0.1:{port}"))
+        .spawn()
+        .expect("streambot run starts");
+    let user = 3333;
+    telegram.send_text_from_user(user, &origin.media_playlist_url());
+    telegram
+        .wait_for_text(user, "recording*", Duration::from_secs(30))
+        .await
+        .expect("recording");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("dashboard answers");
+    assert_eq!(health.status().as_u16(), 200);
+    let refused = client
+        .get(format!("{base}/jobs"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 401);
+    let jobs: serde_json::Value = client
+        .get(format!("{base}/jobs"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let listed = jobs.to_string();
+    assert!(
+        listed.contains("3333"),
+        "the user's job is listed: {listed}"
+    );
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("streambot_"), "{metrics}");
+}
