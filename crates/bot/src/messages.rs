@@ -76,6 +76,7 @@ pub fn help() -> String {
         format!("{} {}", code("/status [ID]"), plain("– progress of a recording.")),
         format!("{} {}", code("/list"), plain("– your recordings.")),
         format!("{} {}", code("/cancel [ID]"), plain("– cancel a recording that has not started yet.")),
+        format!("{} {}", code("/delete ID"), plain("– delete a finished recording's files.")),
         String::new(),
         plain("Plain English works too: \"record <link> for 2 hours high quality\", \"pause it\", \"what's recording?\"."),
     ]
@@ -345,6 +346,41 @@ pub fn part_caption(job_id: JobId, part: usize, part_count: usize, duration: Dur
     format!(
         "{job_id} · part {part}/{part_count} · {}",
         format_duration(duration)
+    )
+}
+
+pub fn delete_needs_an_id() -> String {
+    format!(
+        "{}\n{}",
+        plain("Which recording? Deleting needs its id, for example:"),
+        code("/delete A3F2B1C9")
+    )
+}
+
+pub fn delete_while_live(job_id: JobId) -> String {
+    format!(
+        "{} {} {}",
+        plain("Recording"),
+        code(job_id.as_str()),
+        plain("is still running; /stop it first.")
+    )
+}
+
+pub fn deleted(job_id: JobId, files: usize, bytes: u64) -> String {
+    format!(
+        "{} {} {}",
+        plain("Deleted recording"),
+        code(job_id.as_str()),
+        plain(&format!("({files} file(s), {}).", format_size(bytes)))
+    )
+}
+
+pub fn delete_failed(job_id: JobId, reason: &str) -> String {
+    format!(
+        "{} {} {}",
+        plain("Could not delete"),
+        code(job_id.as_str()),
+        plain(&format!("completely: {reason}"))
     )
 }
 

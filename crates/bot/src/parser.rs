@@ -48,6 +48,8 @@ pub enum BotCommand {
     Status(JobTarget),
     List,
     Cancel(JobTarget),
+    /// Delete a finished recording's files (local and remote copies).
+    Delete(JobTarget),
     Admin(AdminCommand),
 }
 
@@ -321,6 +323,7 @@ pub fn parse_message(text: &str, bot_username: Option<&str>) -> ParsedMessage {
             "status" => control(&words, BotCommand::Status),
             "list" | "jobs" => ParsedMessage::Command(BotCommand::List),
             "cancel" => control(&words, BotCommand::Cancel),
+            "delete" | "remove" => control(&words, BotCommand::Delete),
             "admin" => parse_admin(&words),
             _ => ParsedMessage::NotUnderstood,
         };
@@ -368,6 +371,9 @@ fn parse_plain_english(text: &str) -> ParsedMessage {
     }
     if first_word == "cancel" {
         return control(&words, BotCommand::Cancel);
+    }
+    if matches!(first_word, "delete" | "remove") {
+        return control(&words, BotCommand::Delete);
     }
     if RECORD_WORDS.contains(&first_word) {
         return ParsedMessage::Invalid(CommandError::RecordWithoutUrl);

@@ -65,6 +65,8 @@ pub struct BotSettings {
     pub request_timeout: Duration,
     /// Webhook mode (`TELEGRAM_WEBHOOK_URL`); long polling when `None`.
     pub webhook: Option<WebhookSettings>,
+    /// Where finished files are stored, for `/delete`; `None` deletes only the job's directory.
+    pub storage: Option<Arc<streambot_storage::Storage>>,
 }
 
 /// Where Telegram delivers updates in webhook mode.
@@ -97,6 +99,7 @@ impl BotSettings {
             allow_private_networks: false,
             request_timeout: Duration::from_secs(30 * 60),
             webhook: None,
+            storage: None,
         }
     }
 
@@ -313,6 +316,7 @@ async fn register_commands(bot: &Bot) {
         TelegramCommand::new("status", "progress of a recording"),
         TelegramCommand::new("list", "your recordings"),
         TelegramCommand::new("cancel", "cancel a recording that has not started"),
+        TelegramCommand::new("delete", "delete a finished recording's files"),
         TelegramCommand::new("help", "how to use the bot"),
     ];
     if let Err(error) = bot.set_my_commands(commands).await {
@@ -581,6 +585,7 @@ async fn execute_command<B: JobBackend>(
             .await
         }
         BotCommand::Cancel(target) => cancel_job(context, target, user_id, chat_id).await,
+        BotCommand::Delete(target) => delete_recording(context, target, user_id, chat_id).await,
         BotCommand::Status(target) => show_status(context, target, user_id, chat_id).await,
         BotCommand::List => match context.backend.list_jobs_for_user(user_id, 20).await {
             Ok(jobs) => {
@@ -791,6 +796,72 @@ async fn cancel_job<B: JobBackend>(
         return Ok(());
     }
     let text = apply_control(context, job_id, user_id, DesiredJobState::Stop, "cancel").await?;
+    context.reply(chat_id, &text).await;
+    Ok(())
+}
+
+/// `/delete ID`: the finished files (every copy, through storage) and the job's working
+/// directory. Only the owner or an admin; never a recording in progress.
+async fn delete_recording<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    target: JobTarget,
+    user_id: i64,
+    chat_id: i64,
+) -> Result<(), JobsError> {
+    let JobTarget::Id(job_id) = target else {
+        context
+            .reply(chat_id, &messages::delete_needs_an_id())
+            .await;
+        return Ok(());
+    };
+    let Some(job) = context.owned_job(user_id, job_id).await? else {
+        context.reply(chat_id, &messages::no_such_job(job_id)).await;
+        return Ok(());
+    };
+    if !job.state.is_terminal() {
+        context
+            .reply(chat_id, &messages::delete_while_live(job_id))
+            .await;
+        return Ok(());
+    }
+    let mut deleted_files = 0;
+    let mut deleted_bytes = 0;
+    let mut problems = Vec::new();
+    if let Some(storage) = &context.settings.storage {
+        use streambot_storage::Store;
+        let requester = streambot_storage::Requester {
+            user_id,
+            is_admin: context.is_admin(user_id),
+        };
+        match storage.list_user_files(job.owner.user_id).await {
+            Ok(files) => {
+                for file in files.iter().filter(|file| file.job_id == job_id) {
+                    match storage.delete(file, requester).await {
+                        Ok(()) => {
+                            deleted_files += 1;
+                            deleted_bytes += file.size_bytes;
+                        }
+                        Err(error) => problems.push(error.user_message()),
+                    }
+                }
+            }
+            Err(error) => problems.push(error.user_message()),
+        }
+    }
+    let working_directory = job_directory(&context.settings.recordings_directory, job_id);
+    if working_directory.exists() {
+        let bytes = directory_size(&working_directory);
+        match std::fs::remove_dir_all(&working_directory) {
+            Ok(()) => deleted_bytes += bytes,
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    tracing::info!(%job_id, user_id, deleted_files, deleted_bytes, "recording deleted on request");
+    let text = if problems.is_empty() {
+        messages::deleted(job_id, deleted_files, deleted_bytes)
+    } else {
+        messages::delete_failed(job_id, &problems.join("; "))
+    };
     context.reply(chat_id, &text).await;
     Ok(())
 }

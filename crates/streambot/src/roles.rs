@@ -300,7 +300,7 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
 
 /// The storage finished files go to (`STORAGE_BACKEND` and its settings), rooted at the
 /// recordings directory.
-fn storage_from_environment(
+pub(crate) fn storage_from_environment(
     settings: &JobsSettings,
 ) -> Result<std::sync::Arc<streambot_storage::Storage>, ExitCode> {
     let mut values: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -426,9 +426,13 @@ pub async fn run_all_in_one() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+    let mut bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
         Ok(bot_settings) => bot_settings,
         Err(error) => return crate::bot_role::report_setting_error(&error),
+    };
+    bot_settings.storage = match storage_from_environment(&settings) {
+        Ok(storage) => Some(storage),
+        Err(code) => return code,
     };
     let (backend, engine) = match start(&settings).await {
         Ok(started) => started,
@@ -498,9 +502,13 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+    let mut bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
         Ok(bot_settings) => bot_settings,
         Err(error) => return crate::bot_role::report_setting_error(&error),
+    };
+    bot_settings.storage = match storage_from_environment(&settings) {
+        Ok(storage) => Some(storage),
+        Err(code) => return code,
     };
     let backend = match open_backend(&settings).await {
         Ok(backend) => backend,

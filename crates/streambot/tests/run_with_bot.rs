@@ -99,6 +99,20 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .wait_for_text(user, "finished", Duration::from_secs(30))
         .await
         .expect("a final summary");
+    // Another user cannot delete it; the owner can, and every file of it goes.
+    telegram.send_text_from_user(4444, &format!("/delete {job_id}"));
+    telegram
+        .wait_for_text(4444, "No recording", Duration::from_secs(30))
+        .await
+        .expect("a stranger is refused");
+    assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
+    telegram.send_text_from_user(user, &format!("/delete {job_id}"));
+    telegram
+        .wait_for_text(user, "Deleted recording", Duration::from_secs(30))
+        .await
+        .expect("the owner deletes it");
+    assert!(files_with_extension(directory.path(), "mp4").is_empty());
+    assert!(files_with_extension(directory.path(), "ts").is_empty());
     // SIGTERM: a clean, prompt exit.
     let process_id = child.id().expect("pid");
     assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
