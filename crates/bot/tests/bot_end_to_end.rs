@@ -423,3 +423,41 @@ async fn webhook_mode_receives_updates_over_http() {
     );
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let harness = Harness::start(|_| {}).await;
+    let telegram = &harness.telegram;
+    let user = 8118;
+    // A single MPEG-TS resource over HTTP (as IPTV streams are): not HLS, so ffmpeg records it.
+    telegram.send_text_from_user(user, &harness.origin.segment_url(1003));
+    harness.expect_text(user, "Recording").await;
+    let video = telegram
+        .wait_for_call(Duration::from_secs(60), |call| {
+            call.method == "sendVideo" && call.chat_id() == Some(user)
+        })
+        .await
+        .expect("the video is sent");
+    let uploaded = video
+        .files
+        .iter()
+        .find(|file| file.field == "video")
+        .expect("video bytes");
+    assert!(uploaded.bytes.len() > 1000);
+    harness.expect_text(user, "finished").await;
+    let summary = std::fs::read_to_string(
+        find_file(&harness.recordings_directory, "json")
+            .map(|path| path.with_file_name("recording.json"))
+            .expect("a recording.json"),
+    )
+    .unwrap_or_default();
+    assert!(
+        summary.contains("ffmpeg engine") || summary.contains("no ledger"),
+        "{summary}"
+    );
+    harness.stop().await;
+}

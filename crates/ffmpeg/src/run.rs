@@ -638,6 +638,12 @@ impl EngineRecording {
         self.process.is_paused()
     }
 
+    /// True once ffmpeg has exited by itself (end of stream, `max_duration`, an error); then
+    /// [`EngineRecording::wait`] returns at once with the outcome.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.process.try_exit_status(), Ok(Some(_)) | Err(_))
+    }
+
     /// SIGSTOP: ffmpeg stops reading; what the source sends meanwhile is not recorded.
     pub fn pause(&mut self) -> FfmpegResult<()> {
         self.process.pause()

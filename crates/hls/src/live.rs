@@ -107,6 +107,11 @@ pub enum TrackEvent {
         track: String,
         state: DesiredState,
     },
+    /// Progress of a recording made without a ledger (the ffmpeg engine for non-HLS links).
+    Progress {
+        track: String,
+        progress: RecordingProgress,
+    },
 }
 
 /// How a track ended.

@@ -434,7 +434,8 @@ fn main_track_progress(event: &RecorderEvent) -> Option<&RecordingProgress> {
                 }
                 | TrackEvent::GapDetected {
                     track, progress, ..
-                },
+                }
+                | TrackEvent::Progress { track, progress },
         } if track == "main" => Some(progress),
         _ => None,
     }

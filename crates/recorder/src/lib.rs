@@ -5,6 +5,7 @@
 //! The recorder knows nothing of Telegram, job stores or queues: it is given a directory, a
 //! control channel and an event channel.
 
+pub mod ffmpeg_engine;
 pub mod finalize;
 
 use std::path::{Path, PathBuf};
@@ -235,6 +236,15 @@ pub async fn record(
     control: watch::Receiver<DesiredState>,
     events: mpsc::UnboundedSender<RecorderEvent>,
 ) -> RecordingReport {
+    // Engine choice: links that are clearly a single media stream (not a playlist) go to ffmpeg.
+    if !streambot_ffmpeg::is_probably_hls(url_text)
+        && ffmpeg_engine::looks_like_progressive_media(url_text)
+    {
+        return ffmpeg_engine::record_with_ffmpeg_engine(
+            &client, url_text, options, settings, control, events,
+        )
+        .await;
+    }
     let source = match resolve_source(&client, url_text, &options).await {
         Ok(source) => source,
         Err(error) => {
@@ -349,7 +359,7 @@ pub async fn record(
 }
 
 /// Writes `recording.json` next to the parts (best effort: the ledger is the record of truth).
-fn write_report(directory: &Path, report: &RecordingReport) {
+pub(crate) fn write_report(directory: &Path, report: &RecordingReport) {
     if std::fs::create_dir_all(directory).is_err() {
         return;
     }

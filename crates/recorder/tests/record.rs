@@ -161,3 +161,41 @@ async fn bad_links_fail_with_specific_messages() {
         }
     }
 }
+
+/// A link to one media resource (not a playlist) goes to the ffmpeg engine; its output becomes the
+/// parts finalize works on. (Pause and stop of that engine are tested in the ffmpeg crate.)
+#[tokio::test]
+async fn a_plain_media_link_is_recorded_by_the_ffmpeg_engine() {
+    let ffmpeg_available = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ffmpeg_available {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let origin = origin_with_master().await;
+    let (report, directory) = record_url(&origin.segment_url(1002), Quality::Best).await;
+    match &report.outcome {
+        RecordingOutcome::Finished { reason } => {
+            assert_eq!(reason, &streambot_core::RecordingEndReason::StreamEnded)
+        }
+        other => panic!("{other:?}"),
+    }
+    let main = report.main.as_ref().expect("main");
+    assert_eq!(main.parts.len(), 1, "{:?}", main.parts);
+    assert!(main.parts[0].path.exists());
+    assert!(
+        (main.parts[0].media_seconds - 1.0).abs() < 0.5,
+        "{:?}",
+        main.parts[0]
+    );
+    assert!(directory.path().join("recording.json").exists());
+    // Only the one resource was requested: no playlist polling.
+    assert!(
+        origin
+            .served_log()
+            .iter()
+            .all(|request| request.kind == RequestKind::Segment)
+    );
+}

@@ -15,21 +15,6 @@ use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_chec
 use crate::RecordArguments;
 use crate::record_command::{default_output_directory_for_cli, format_bytes, format_seconds};
 
-const PROGRESSIVE_MEDIA_EXTENSIONS: [&str; 9] = [
-    ".mp4", ".flv", ".ts", ".mkv", ".webm", ".mp3", ".aac", ".m4a", ".mov",
-];
-
-/// True for links whose path ends like a single media file (not a playlist).
-pub fn looks_like_progressive_media(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
-    let path = parsed.path().to_ascii_lowercase();
-    PROGRESSIVE_MEDIA_EXTENSIONS
-        .iter()
-        .any(|extension| path.ends_with(extension))
-}
-
 pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
     let policy = NetworkPolicy {
         allow_private_networks: arguments.allow_private_networks,

@@ -135,7 +135,9 @@ fn main() -> ExitCode {
                 let use_ffmpeg_engine = arguments.engine == "ffmpeg"
                     || (arguments.engine == "auto"
                         && !streambot_ffmpeg::is_probably_hls(&arguments.url)
-                        && engine_command::looks_like_progressive_media(&arguments.url));
+                        && streambot_recorder::ffmpeg_engine::looks_like_progressive_media(
+                            &arguments.url,
+                        ));
                 if use_ffmpeg_engine {
                     engine_command::run_engine_record_command(arguments).await
                 } else {
