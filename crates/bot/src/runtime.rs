@@ -1094,20 +1094,7 @@ fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
         .files
         .iter()
         .enumerate()
-        .map(|(index, file)| DeliveredPart {
-            part_number: index as u32 + 1,
-            part_count,
-            local_path: Some(file.path.clone()),
-            size_bytes: file.size_bytes,
-            duration_seconds: file.duration_seconds,
-            width: file.width,
-            height: file.height,
-            has_audio: file.has_audio,
-            thumbnail: file.thumbnail.clone(),
-            link: None,
-            telegram_file_id: None,
-            storage_error: None,
-        })
+        .map(|(index, file)| DeliveredPart::from_finished_file(file, index as u32 + 1, part_count))
         .collect()
 }
 

@@ -33,6 +33,30 @@ pub struct DeliveredPart {
     pub storage_error: Option<String>,
 }
 
+impl DeliveredPart {
+    /// A finished file still where finalize left it (before, or without, storage).
+    pub fn from_finished_file(
+        file: &streambot_recorder::finalize::FinishedFile,
+        part_number: u32,
+        part_count: u32,
+    ) -> DeliveredPart {
+        DeliveredPart {
+            part_number,
+            part_count,
+            local_path: Some(file.path.clone()),
+            size_bytes: file.size_bytes,
+            duration_seconds: file.duration_seconds,
+            width: file.width,
+            height: file.height,
+            has_audio: file.has_audio,
+            thumbnail: file.thumbnail.clone(),
+            link: None,
+            telegram_file_id: None,
+            storage_error: None,
+        }
+    }
+}
+
 /// `stored.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeliveredParts {
@@ -83,20 +107,7 @@ pub async fn store_finished_files(
             width: file.width,
             height: file.height,
         };
-        let mut part = DeliveredPart {
-            part_number,
-            part_count,
-            local_path: Some(file.path.clone()),
-            size_bytes: file.size_bytes,
-            duration_seconds: file.duration_seconds,
-            width: file.width,
-            height: file.height,
-            has_audio: file.has_audio,
-            thumbnail: file.thumbnail.clone(),
-            link: None,
-            telegram_file_id: None,
-            storage_error: None,
-        };
+        let mut part = DeliveredPart::from_finished_file(file, part_number, part_count);
         match storage.put_part(&file.path, &metadata).await {
             Ok(stored) => {
                 part.local_path = stored.local_path.clone();

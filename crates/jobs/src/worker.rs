@@ -577,32 +577,16 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 running.move_to(JobState::Finalizing, None).await?;
                 // Finalize and upload can take minutes: the lease is renewed beside them, or the
                 // reaper would take the job back from a worker that is still busy with it.
-                let finalized = with_lease_renewal(
-                    &backend,
-                    &lease,
-                    &config,
-                    engine.finalize(&report, &job.options),
-                )
-                .await;
-                write_finalize_report(&report.output_directory, &finalized);
-                for failure in &finalized.failures {
-                    tracing::warn!(%job_id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
-                }
+                let finished = FinishingJob {
+                    backend: &backend,
+                    lease: &lease,
+                    config: &config,
+                    job: &job,
+                    report: &report,
+                };
+                let finalized = finished.finalize(engine.as_ref()).await;
                 running.move_to(JobState::Uploading, None).await?;
-                if let Some(storage) = &config.storage {
-                    with_lease_renewal(
-                        &backend,
-                        &lease,
-                        &config,
-                        crate::delivery::store_finished_files(
-                            storage,
-                            &job,
-                            &report.output_directory,
-                            &finalized,
-                        ),
-                    )
-                    .await;
-                }
+                finished.store(&finalized).await;
                 running.move_to(JobState::Completed, None).await
             }
             .await;
@@ -637,28 +621,15 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 .as_ref()
                 .is_some_and(|main| !main.parts.is_empty());
             if recorded_something {
-                let finalized = with_lease_renewal(
-                    &backend,
-                    &lease,
-                    &config,
-                    engine.finalize(&report, &job.options),
-                )
-                .await;
-                write_finalize_report(&report.output_directory, &finalized);
-                if let Some(storage) = &config.storage {
-                    with_lease_renewal(
-                        &backend,
-                        &lease,
-                        &config,
-                        crate::delivery::store_finished_files(
-                            storage,
-                            &job,
-                            &report.output_directory,
-                            &finalized,
-                        ),
-                    )
-                    .await;
-                }
+                let finished = FinishingJob {
+                    backend: &backend,
+                    lease: &lease,
+                    config: &config,
+                    job: &job,
+                    report: &report,
+                };
+                let finalized = finished.finalize(engine.as_ref()).await;
+                finished.store(&finalized).await;
             }
             fail_job(&backend, &lease, message).await;
         }
@@ -697,6 +668,51 @@ async fn with_lease_renewal<B: JobBackend, F: Future>(
                     tracing::warn!(job_id = %lease.job_id, %error, "could not renew the lease while finishing");
                 }
             }
+        }
+    }
+}
+
+/// A recording that ended, being turned into delivered files under a renewed lease.
+struct FinishingJob<'a, B: JobBackend> {
+    backend: &'a B,
+    lease: &'a Lease,
+    config: &'a WorkerConfig,
+    job: &'a Job,
+    report: &'a RecordingReport,
+}
+
+impl<B: JobBackend> FinishingJob<'_, B> {
+    /// Finalize (remux, check, thumbnail) and write `finalized.json`.
+    async fn finalize<E: RecordingEngine>(&self, engine: &E) -> FinalizeReport {
+        let finalized = with_lease_renewal(
+            self.backend,
+            self.lease,
+            self.config,
+            engine.finalize(self.report, &self.job.options),
+        )
+        .await;
+        write_finalize_report(&self.report.output_directory, &finalized);
+        for failure in &finalized.failures {
+            tracing::warn!(job_id = %self.job.id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
+        }
+        finalized
+    }
+
+    /// Hand the finished files to storage and write `stored.json`.
+    async fn store(&self, finalized: &FinalizeReport) {
+        if let Some(storage) = &self.config.storage {
+            with_lease_renewal(
+                self.backend,
+                self.lease,
+                self.config,
+                crate::delivery::store_finished_files(
+                    storage,
+                    self.job,
+                    &self.report.output_directory,
+                    finalized,
+                ),
+            )
+            .await;
         }
     }
 }

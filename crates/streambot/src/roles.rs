@@ -420,18 +420,24 @@ pub async fn run_scheduler_role() -> ExitCode {
     exit_code(result, "scheduler")
 }
 
+/// The bot's settings, with the storage `/delete` goes through.
+fn bot_settings_with_storage(
+    settings: &JobsSettings,
+) -> Result<streambot_bot::BotSettings, ExitCode> {
+    let mut bot_settings = crate::bot_role::bot_settings_from_environment(settings)
+        .map_err(|error| crate::bot_role::report_setting_error(&error))?;
+    bot_settings.storage = Some(storage_from_environment(settings)?);
+    Ok(bot_settings)
+}
+
 /// `streambot run`: the bot, a worker and the scheduler in one process.
 pub async fn run_all_in_one() -> ExitCode {
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let mut bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+    let bot_settings = match bot_settings_with_storage(&settings) {
         Ok(bot_settings) => bot_settings,
-        Err(error) => return crate::bot_role::report_setting_error(&error),
-    };
-    bot_settings.storage = match storage_from_environment(&settings) {
-        Ok(storage) => Some(storage),
         Err(code) => return code,
     };
     let (backend, engine) = match start(&settings).await {
@@ -502,12 +508,8 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let mut bot_settings = match crate::bot_role::bot_settings_from_environment(&settings) {
+    let bot_settings = match bot_settings_with_storage(&settings) {
         Ok(bot_settings) => bot_settings,
-        Err(error) => return crate::bot_role::report_setting_error(&error),
-    };
-    bot_settings.storage = match storage_from_environment(&settings) {
-        Ok(storage) => Some(storage),
         Err(code) => return code,
     };
     let backend = match open_backend(&settings).await {
