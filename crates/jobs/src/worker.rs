@@ -568,6 +568,13 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         return;
     }
 
+    let finished = FinishingJob {
+        backend: &backend,
+        lease: &lease,
+        config: &config,
+        job: &job,
+        report: &report,
+    };
     match &report.outcome {
         RecordingOutcome::Finished { reason } => {
             tracing::info!(%job_id, reason = %reason.describe(), "recording finished");
@@ -577,13 +584,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 running.move_to(JobState::Finalizing, None).await?;
                 // Finalize and upload can take minutes: the lease is renewed beside them, or the
                 // reaper would take the job back from a worker that is still busy with it.
-                let finished = FinishingJob {
-                    backend: &backend,
-                    lease: &lease,
-                    config: &config,
-                    job: &job,
-                    report: &report,
-                };
                 let finalized = finished.finalize(engine.as_ref()).await;
                 running.move_to(JobState::Uploading, None).await?;
                 finished.store(&finalized).await;
@@ -621,13 +621,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 .as_ref()
                 .is_some_and(|main| !main.parts.is_empty());
             if recorded_something {
-                let finished = FinishingJob {
-                    backend: &backend,
-                    lease: &lease,
-                    config: &config,
-                    job: &job,
-                    report: &report,
-                };
                 let finalized = finished.finalize(engine.as_ref()).await;
                 finished.store(&finalized).await;
             }
