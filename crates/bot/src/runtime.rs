@@ -366,10 +366,19 @@ impl<B: JobBackend> BotContext<B> {
             .collect())
     }
 
-    fn user_disk_usage_bytes(&self, jobs: &[Job]) -> u64 {
-        jobs.iter()
+    /// What a user's recordings take on this machine: the finished files storage filed under
+    /// `user_<id>/` (the same count storage's own quota uses), plus the working directories of
+    /// the jobs in `jobs` (parts being recorded, files storage refused or could not finalize).
+    async fn user_disk_usage_bytes(&self, user_id: i64, jobs: &[Job]) -> u64 {
+        let working_bytes: u64 = jobs
+            .iter()
             .map(|job| directory_size(&job_directory(&self.settings.recordings_directory, job.id)))
-            .sum()
+            .sum();
+        let stored_bytes = match &self.settings.storage {
+            Some(storage) => storage.local.bytes_used_by_user(user_id).await.unwrap_or(0),
+            None => 0,
+        };
+        working_bytes + stored_bytes
     }
 
     async fn send_status_message(&self, job: &Job, chat_id: i64) {
@@ -636,8 +645,10 @@ async fn start_recording<B: JobBackend>(
     if let Some(quota) = context.settings.user_disk_quota_bytes
         && !context.is_admin(user_id)
     {
+        // Finished files filed by storage under `user_<id>/`, plus every working directory (a
+        // part storage refused, or one kept after a failed finalize, stays there).
         let all_jobs = context.backend.list_jobs_for_user(user_id, 10_000).await?;
-        let used = context.user_disk_usage_bytes(&all_jobs);
+        let used = context.user_disk_usage_bytes(user_id, &all_jobs).await;
         if used >= quota {
             context
                 .reply(chat_id, &messages::disk_quota_reached(used, quota))

@@ -116,25 +116,13 @@ fn job_id_in(text: &str) -> String {
     text.split('`').nth(1).unwrap_or_default().to_string()
 }
 
-fn status_message_id(telegram: &FakeTelegram, chat_id: i64, job_id: &str) -> Option<i64> {
-    telegram
-        .calls_of("sendMessage")
-        .iter()
-        .filter(|call| call.chat_id() == Some(chat_id))
-        .filter(|call| call.parameters.get("reply_markup").is_some())
-        .filter(|call| call.text().is_some_and(|text| text.contains(job_id)))
-        .filter_map(|_| None::<i64>)
-        .next()
-        .or_else(|| {
-            // Message ids are assigned in order: find the one whose keyboard names the job.
-            (1..10_000).find(|message_id| {
-                telegram
-                    .message_keyboard(*message_id)
-                    .is_some_and(|keyboard| {
-                        keyboard.to_string().contains(&format!("stop:{job_id}"))
-                    })
-            })
-        })
+/// The bot's message whose inline keyboard controls the job (message ids are given in order).
+fn status_message_id(telegram: &FakeTelegram, job_id: &str) -> Option<i64> {
+    (1..10_000).find(|message_id| {
+        telegram
+            .message_keyboard(*message_id)
+            .is_some_and(|keyboard| keyboard.to_string().contains(&format!("stop:{job_id}")))
+    })
 }
 
 fn find_file(directory: &Path, extension: &str) -> Option<PathBuf> {
@@ -175,8 +163,7 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
     assert_eq!(job_id.len(), 8, "{queued:?}");
     // The status message goes live with a keyboard.
     harness.expect_text(owner, "recording*").await;
-    let status_id =
-        status_message_id(telegram, owner, &job_id).expect("status message with a keyboard");
+    let status_id = status_message_id(telegram, &job_id).expect("status message with a keyboard");
     // Another user cannot stop it.
     telegram.send_text_from_user(stranger, &format!("/stop {job_id}"));
     harness.expect_text(stranger, "No recording").await;

@@ -104,6 +104,19 @@ impl FfmpegRunner {
         }
     }
 
+    /// The binaries from `FFMPEG_PATH`/`FFPROBE_PATH` (else PATH) and every operation limited to
+    /// `FFMPEG_DEFAULT_TIMEOUT` seconds (3600 when unset; the binary refuses a bad value at
+    /// start-up).
+    pub fn from_environment() -> Self {
+        let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .filter(|seconds| *seconds > 0)
+            .unwrap_or(3600);
+        FfmpegRunner::new(FfmpegBinaries::from_environment())
+            .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)))
+    }
+
     pub fn with_timeouts(mut self, timeouts: OperationTimeouts) -> Self {
         self.timeouts = timeouts;
         self

@@ -21,7 +21,7 @@ use streambot_core::{
     DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
     RecordingOptions, RecordingProgress,
 };
-use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner, OperationTimeouts};
+use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
 use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings, finalize_recording};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
@@ -124,12 +124,7 @@ impl NativeHlsEngine {
                 message: format!("could not build the HTTP client: {error}"),
             }
         })?;
-        let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-            .unwrap_or(3600);
-        let finalizer = FfmpegRunner::new(FfmpegBinaries::from_environment())
-            .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)));
+        let finalizer = FfmpegRunner::from_environment();
         Ok(NativeHlsEngine { client, finalizer })
     }
 }

@@ -16,22 +16,7 @@ use streambot_bot::{BotSettings, run_bot};
 use streambot_jobs::JobBackend;
 use tokio_util::sync::CancellationToken;
 
-use crate::roles::{JobsSettings, SettingError};
-
-fn setting(variable: &'static str) -> Option<String> {
-    std::env::var(variable)
-        .ok()
-        .map(|value| value.trim().to_string())
-        .filter(|value| !value.is_empty())
-}
-
-fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
-    SettingError {
-        variable,
-        value: value.to_string(),
-        allowed,
-    }
-}
+use crate::roles::{JobsSettings, SettingError, invalid, setting};
 
 fn count_setting(
     variable: &'static str,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
-use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner, OperationTimeouts};
+use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
 use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
 use streambot_recorder::{
@@ -223,12 +223,7 @@ async fn finalize_and_report(
     arguments: &RecordArguments,
     json: bool,
 ) -> ExitCode {
-    let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .unwrap_or(3600);
-    let runner = FfmpegRunner::new(FfmpegBinaries::from_environment())
-        .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)));
+    let runner = FfmpegRunner::from_environment();
     let mut settings = FinalizeSettings::new(arguments.format, arguments.quality);
     settings.keep_intermediate_parts = arguments.keep_parts;
     if !json {

@@ -58,14 +58,14 @@ pub struct JobsSettings {
     pub allow_private_networks: bool,
 }
 
-fn setting(variable: &'static str) -> Option<String> {
+pub(crate) fn setting(variable: &'static str) -> Option<String> {
     std::env::var(variable)
         .ok()
         .map(|value| value.trim().to_string())
         .filter(|value| !value.is_empty())
 }
 
-fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
+pub(crate) fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
     SettingError {
         variable,
         value: value.to_string(),
@@ -344,8 +344,7 @@ fn scheduler_config(settings: &JobsSettings) -> SchedulerConfig {
 
 async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
     // Without ffmpeg, recordings still complete but stay as TS/fMP4 parts: say so once, up front.
-    let runner =
-        streambot_ffmpeg::FfmpegRunner::new(streambot_ffmpeg::FfmpegBinaries::from_environment());
+    let runner = streambot_ffmpeg::FfmpegRunner::from_environment();
     if let Err(error) = runner.versions().await {
         eprintln!(
             "streambot: warning: {} Recordings will be kept as TS parts and not remuxed to mp4.",

@@ -295,3 +295,30 @@ async fn streambot_run_serves_the_dashboard_when_enabled() {
         .expect("text");
     assert!(metrics.contains("streambot_"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_disk_quota_counts_finished_recordings_in_storage() {
+    let Some((telegram, origin)) = telegram_and_origin(14).await else {
+        return;
+    };
+    let directory = tempfile::tempdir().expect("tempdir");
+    let _child = base_command(directory.path())
+        .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+        .env("TELEGRAM_API_URL", &telegram.api_url)
+        // 100 kB: one finished recording of the test stream is more than that.
+        .env("USER_DISK_QUOTA_GB", "0.0001")
+        .spawn()
+        .expect("streambot run starts");
+    let user = 5555;
+    telegram.send_text_from_user(user, &origin.media_playlist_url());
+    telegram
+        .wait_for_text(user, "finished", Duration::from_secs(60))
+        .await
+        .expect("the first recording finishes");
+    assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
+    telegram.send_text_from_user(user, &origin.media_playlist_url());
+    telegram
+        .wait_for_text(user, "storage is full", Duration::from_secs(30))
+        .await
+        .expect("the second is refused by the quota");
+}
