@@ -244,6 +244,9 @@ pub struct Job {
     /// Progress of the whole job (gaps included: `progress.gap_segments`, `progress.gap_seconds`).
     pub progress: RecordingProgress,
     pub error: Option<String>,
+    /// The class of the failure in `error`, for the bot's sentence in the user's language.
+    #[serde(default)]
+    pub failure: Option<crate::FailureKind>,
     /// The worker that holds the job, with its lease; `None` while queued or finished.
     pub lease: Option<JobLease>,
     /// The epoch of the latest claim; never goes down.
@@ -278,6 +281,7 @@ impl Job {
             parts: 0,
             progress: RecordingProgress::default(),
             error: None,
+            failure: None,
             lease: None,
             fencing_epoch: 0,
             created_at: now,

@@ -2,12 +2,14 @@
 //! so every other crate (and the bot's parser) can share one vocabulary.
 
 pub mod duration_text;
+pub mod failure;
 pub mod job;
 pub mod job_id;
 pub mod options;
 pub mod progress;
 
 pub use duration_text::{DurationTextError, parse_duration_text};
+pub use failure::FailureKind;
 pub use job::{
     DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner, JobPriority, JobState,
     JobStateParseError, JobTransitionError, NewJob, check_transition,

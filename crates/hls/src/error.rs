@@ -81,6 +81,34 @@ impl HlsError {
         matches!(self, HlsError::HttpStatus { status, .. } if (400..500).contains(status) && *status != 429 && *status != 408)
     }
 
+    /// The class of this failure, for the bot's sentence with a next step.
+    pub fn failure_kind(&self) -> streambot_core::FailureKind {
+        use streambot_core::FailureKind;
+        match self {
+            HlsError::UrlRefused(UrlSafetyError::Malformed { .. })
+            | HlsError::UrlRefused(UrlSafetyError::SchemeNotAllowed { .. }) => {
+                FailureKind::InvalidLink
+            }
+            HlsError::UrlRefused(_) => FailureKind::PrivateAddress,
+            HlsError::HttpStatus {
+                status: 404 | 410, ..
+            } => FailureKind::NotFound,
+            HlsError::HttpStatus {
+                status: 401 | 403, ..
+            } => FailureKind::Forbidden,
+            HlsError::HttpStatus { .. } => FailureKind::ServerError,
+            HlsError::Network { .. } | HlsError::ShortBody { .. } => FailureKind::Unreachable,
+            HlsError::TooLarge { .. } => FailureKind::LimitReached,
+            HlsError::Playlist { .. }
+            | HlsError::NoVariants { .. }
+            | HlsError::NoAudio { .. }
+            | HlsError::NestedMaster { .. } => FailureKind::NotAPlaylist,
+            HlsError::UnsupportedEncryption { .. } => FailureKind::Protected,
+            HlsError::InvalidKey { .. } | HlsError::Decryption { .. } => FailureKind::NotMedia,
+            HlsError::Io { .. } | HlsError::ClientSetup { .. } => FailureKind::Internal,
+        }
+    }
+
     /// A short, specific sentence for the person who asked for the recording.
     pub fn user_message(&self) -> String {
         match self {

@@ -595,7 +595,9 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 tracing::warn!(%job_id, %error, "could not complete the job's delivery");
             }
         }
-        RecordingOutcome::Failed { message, retryable } if *retryable => {
+        RecordingOutcome::Failed {
+            message, retryable, ..
+        } if *retryable => {
             let backoff = retry_backoff(job.attempt + 1, config.retry_backoff_base);
             match backend.retry(&lease, message.clone(), backoff).await {
                 Ok(RetryDecision::Retried { attempt, .. }) => {

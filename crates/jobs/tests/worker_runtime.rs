@@ -95,6 +95,7 @@ impl RecordingEngine for StandInEngine {
             Behaviour::FailTransiently => RecordingOutcome::Failed {
                 message: "the origin answered 503".to_string(),
                 retryable: true,
+                failure: streambot_core::FailureKind::ServerError,
             },
             Behaviour::FollowControl => loop {
                 let state = *control.borrow_and_update();

@@ -12,7 +12,7 @@ use streambot_ffmpeg::run::engine_segment_files;
 use streambot_ffmpeg::{EngineOptions, EngineRecording, FfmpegBinaries, FfmpegRunner};
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_check_url};
-use streambot_hls::{DesiredState, HlsHttpClient, TrackEvent};
+use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
@@ -35,9 +35,18 @@ pub fn looks_like_progressive_media(url_text: &str) -> bool {
         .any(|extension| path.ends_with(extension))
 }
 
-fn failed(settings: &RecordingSettings, message: String, retryable: bool) -> RecordingReport {
+fn failed(
+    settings: &RecordingSettings,
+    message: String,
+    retryable: bool,
+    failure: streambot_core::FailureKind,
+) -> RecordingReport {
     let report = RecordingReport {
-        outcome: RecordingOutcome::Failed { message, retryable },
+        outcome: RecordingOutcome::Failed {
+            message,
+            retryable,
+            failure,
+        },
         source: None,
         main: None,
         audio: None,
@@ -73,10 +82,14 @@ pub async fn record_with_ffmpeg_engine(
     let policy = client.policy();
     let url = match parse_and_check_url(url_text, policy) {
         Ok(url) => url,
-        Err(error) => return failed(&settings, error.to_string(), false),
+        Err(error) => {
+            let failure = HlsError::from(error.clone()).failure_kind();
+            return failed(&settings, error.to_string(), false, failure);
+        }
     };
     if let Err(error) = check_url_and_resolved_addresses(&url, policy).await {
-        return failed(&settings, error.to_string(), false);
+        let failure = HlsError::from(error.clone()).failure_kind();
+        return failed(&settings, error.to_string(), false, failure);
     }
     if let Err(error) = std::fs::create_dir_all(&settings.output_directory) {
         return failed(
@@ -86,6 +99,7 @@ pub async fn record_with_ffmpeg_engine(
                 settings.output_directory.display()
             ),
             false,
+            streambot_core::FailureKind::Internal,
         );
     }
     let source = ResolvedSource {
@@ -116,7 +130,14 @@ pub async fn record_with_ffmpeg_engine(
     .await
     {
         Ok(recording) => recording,
-        Err(error) => return failed(&settings, error.user_message(), error.is_retryable()),
+        Err(error) => {
+            return failed(
+                &settings,
+                error.user_message(),
+                error.is_retryable(),
+                streambot_core::FailureKind::Internal,
+            );
+        }
     };
     tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
@@ -248,6 +269,7 @@ pub async fn record_with_ffmpeg_engine(
             RecordingOutcome::Failed {
                 message: error.user_message(),
                 retryable: error.is_retryable(),
+                failure: streambot_core::FailureKind::Internal,
             },
             "failed".to_string(),
             Some(error.user_message()),

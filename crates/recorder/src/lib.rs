@@ -41,6 +41,13 @@ impl RecorderError {
         }
     }
 
+    pub fn failure_kind(&self) -> streambot_core::FailureKind {
+        match self {
+            RecorderError::Hls(error) => error.failure_kind(),
+            RecorderError::NoVariants { .. } => streambot_core::FailureKind::NotAPlaylist,
+        }
+    }
+
     pub fn user_message(&self) -> String {
         match self {
             RecorderError::Hls(error) => error.user_message(),
@@ -172,8 +179,16 @@ pub struct TrackReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RecordingOutcome {
-    Finished { reason: RecordingEndReason },
-    Failed { message: String, retryable: bool },
+    Finished {
+        reason: RecordingEndReason,
+    },
+    Failed {
+        message: String,
+        retryable: bool,
+        /// The class of the failure (serialized as its code).
+        #[serde(default)]
+        failure: streambot_core::FailureKind,
+    },
 }
 
 /// Everything a recording left behind; also written as `recording.json`.
@@ -252,6 +267,7 @@ pub async fn record(
                 outcome: RecordingOutcome::Failed {
                     message: error.user_message(),
                     retryable: error.is_retryable(),
+                    failure: error.failure_kind(),
                 },
                 source: None,
                 main: None,
@@ -287,6 +303,7 @@ pub async fn record(
                 outcome: RecordingOutcome::Failed {
                     message: error.user_message(),
                     retryable: false,
+                    failure: error.failure_kind(),
                 },
                 source: Some(source),
                 main: None,
@@ -338,6 +355,7 @@ pub async fn record(
         TrackEnd::Failed(error) => RecordingOutcome::Failed {
             message: error.user_message(),
             retryable: error.is_retryable(),
+            failure: error.failure_kind(),
         },
     };
     let mut main_report = track_report(&main_outcome);
