@@ -7,6 +7,7 @@ pub mod job;
 pub mod job_id;
 pub mod options;
 pub mod progress;
+pub mod user;
 
 pub use duration_text::{DurationTextError, parse_duration_text};
 pub use failure::FailureKind;
@@ -17,3 +18,4 @@ pub use job::{
 pub use job_id::{JobId, JobIdError};
 pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
 pub use progress::{RecordingEndReason, RecordingProgress};
+pub use user::UserPreferences;

@@ -146,6 +146,27 @@ pub trait JobStore: Send + Sync {
 
     /// Publishes an event that is not a record change (the scheduler's disk warnings).
     fn publish_event(&self, event: JobEvent) -> impl Future<Output = Result<(), JobsError>> + Send;
+
+    /// A user's saved preferences (language, time zone, VIP); the defaults when none were saved.
+    // Placeholder until both backends persist them (then this default body goes).
+    fn get_user_preferences(
+        &self,
+        user_id: i64,
+    ) -> impl Future<Output = Result<streambot_core::UserPreferences, JobsError>> + Send {
+        let _ = user_id;
+        async { Ok(streambot_core::UserPreferences::default()) }
+    }
+
+    /// Saves a user's preferences, replacing what was saved.
+    // Placeholder until both backends persist them (then this default body goes).
+    fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: streambot_core::UserPreferences,
+    ) -> impl Future<Output = Result<(), JobsError>> + Send {
+        let _ = (user_id, preferences);
+        async { Ok(()) }
+    }
 }
 
 /// The queues `priority` and `normal`, the leases and the coordination lock.
