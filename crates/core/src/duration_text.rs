@@ -88,20 +88,64 @@ impl Token {
 }
 
 const SECOND_UNITS: [&str; 11] = [
-    "s", "sec", "secs", "second", "seconds", "с", "сек", "секунд", "секунды", "секунду", "секунда",
+    "s",
+    "sec",
+    "secs",
+    "second",
+    "seconds",
+    "с",
+    "сек",
+    "секунд",
+    "секунды",
+    "секунду",
+    "секунда",
 ];
 const MINUTE_UNITS: [&str; 10] = [
-    "m", "min", "mins", "minute", "minutes", "м", "мин", "минут", "минуты", "минуту",
+    "m",
+    "min",
+    "mins",
+    "minute",
+    "minutes",
+    "м",
+    "мин",
+    "минут",
+    "минуты",
+    "минуту",
 ];
-const HOUR_UNITS: [&str; 9] = ["h", "hr", "hrs", "hour", "hours", "ч", "час", "часа", "часов"];
+const HOUR_UNITS: [&str; 9] = [
+    "h",
+    "hr",
+    "hrs",
+    "hour",
+    "hours",
+    "ч",
+    "час",
+    "часа",
+    "часов",
+];
 const DAY_UNITS: [&str; 9] = [
-    "d", "day", "days", "д", "день", "дня", "дней", "сутки", "суток",
+    "d",
+    "day",
+    "days",
+    "д",
+    "день",
+    "дня",
+    "дней",
+    "сутки",
+    "суток",
 ];
 /// Russian unit words that mean "one" of it on their own ("на час", "на минуту").
 const SINGULAR_UNIT_WORDS: [&str; 6] = ["час", "минуту", "минута", "секунду", "день", "сутки"];
 /// Words that say a clock reading is a time of day.
 const DAY_WORDS: [&str; 8] = [
-    "today", "tonight", "tomorrow", "сегодня", "завтра", "вечером", "утром", "днём",
+    "today",
+    "tonight",
+    "tomorrow",
+    "сегодня",
+    "завтра",
+    "вечером",
+    "утром",
+    "днём",
 ];
 const TOMORROW_WORDS: [&str; 2] = ["tomorrow", "завтра"];
 const AT_WORDS: [&str; 4] = ["at", "@", "в", "from"];
@@ -192,9 +236,8 @@ fn tokenize(text: &str) -> Vec<Token> {
                         .filter(|value| value.is_finite())
                         .map(TokenKind::Number)
                 };
-                let kind = kind.unwrap_or_else(|| {
-                    TokenKind::Word(characters[start..index].iter().collect())
-                });
+                let kind = kind
+                    .unwrap_or_else(|| TokenKind::Word(characters[start..index].iter().collect()));
                 tokens.push(Token {
                     kind,
                     word: word_index,
@@ -390,9 +433,9 @@ fn time_of_day_at(
     let reading = tokens.get(index)?;
     let meridiem_at = |position: usize| -> Option<bool> {
         let token = tokens.get(position)?;
-        if token.word_is(&["pm", "p"]) {
+        if token.word_is(&["pm"]) {
             Some(true)
-        } else if token.word_is(&["am", "a"]) {
+        } else if token.word_is(&["am"]) {
             Some(false)
         } else {
             None
@@ -410,9 +453,6 @@ fn time_of_day_at(
     let meridiem = meridiem_at(next);
     if let Some(afternoon) = meridiem {
         next += 1;
-        if tokens.get(next).is_some_and(|token| token.word_is(&["m"])) {
-            next += 1;
-        }
         if !(1..=12).contains(&hour) {
             return None;
         }
@@ -701,7 +741,10 @@ mod tests {
         );
         assert_eq!(meanings("tomorrow 21:30"), [at(21, 30, true)]);
         assert_eq!(meanings("starts at 8pm"), [at(20, 0, false)]);
-        assert_eq!(meanings("at 8 pm for 2 hours"), [at(20, 0, false), lasting(7200)]);
+        assert_eq!(
+            meanings("at 8 pm for 2 hours"),
+            [at(20, 0, false), lasting(7200)]
+        );
         assert_eq!(meanings("завтра в 21:30"), [at(21, 30, true)]);
         assert_eq!(meanings("в 2 часа"), [at(2, 0, false)]);
         assert_eq!(meanings("на 2 часа"), [lasting(7200)]);
