@@ -66,9 +66,9 @@ pub enum CommandError {
     #[error("record needs a link")]
     RecordWithoutUrl,
     #[error("{0}")]
-    BadDuration(String),
-    #[error("{0}")]
-    BadQuality(String),
+    BadDuration(streambot_core::DurationTextError),
+    #[error("{given:?} is not a quality")]
+    BadQuality { given: String },
     #[error("{given:?} is not a job id; job ids are 8 characters like A3F2B1C9")]
     BadJobId { given: String },
     #[error("{given:?} is not a Telegram user id")]
@@ -286,13 +286,15 @@ fn read_quality(words: &[String], short: bool) -> Result<Quality, CommandError> 
         }
         if starts_with_digit && short {
             if word.ends_with('p') {
-                return Err(CommandError::BadQuality(format!(
-                    "{word:?} is not a quality; use best, high, medium, low, worst, audio or a height like 720p"
-                )));
+                return Err(CommandError::BadQuality {
+                    given: word.to_string(),
+                });
             }
-            return Err(CommandError::BadDuration(format!(
-                "{word:?} is not a duration; write it like 2h, 90m, 1h30m or 45s"
-            )));
+            return Err(CommandError::BadDuration(
+                streambot_core::DurationTextError::Unrecognised {
+                    given: word.to_string(),
+                },
+            ));
         }
     }
     Ok(quality)
@@ -348,7 +350,7 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
                 starts_at.get_or_insert(time);
             }
             TimeMeaning::Invalid(error) if duration.is_none() && short => {
-                return ParsedMessage::Invalid(CommandError::BadDuration(error.to_string()));
+                return ParsedMessage::Invalid(CommandError::BadDuration(error));
             }
             TimeMeaning::Invalid(_) => {}
         }
@@ -683,7 +685,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_message("/record https://x/a.m3u8 5p", None),
-            ParsedMessage::Invalid(CommandError::BadQuality(_))
+            ParsedMessage::Invalid(CommandError::BadQuality { .. })
         ));
         assert!(matches!(
             parse_message("/stop A3F2B1", None),

@@ -111,7 +111,7 @@ fn ffmpeg_available() -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-/// The job id in a "Recording `ID`" reply.
+/// The job id in a status message ("⏳ `ID` *checking the link…*").
 fn job_id_in(text: &str) -> String {
     text.split('`').nth(1).unwrap_or_default().to_string()
 }
@@ -158,7 +158,7 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
         owner,
         &format!("/record {} high", harness.origin.media_playlist_url()),
     );
-    let queued = harness.expect_text(owner, "Recording").await;
+    let queued = harness.expect_text(owner, "checking the link").await;
     let job_id = job_id_in(queued.text().unwrap_or_default());
     assert_eq!(job_id.len(), 8, "{queued:?}");
     // The status message goes live with a keyboard.
@@ -210,14 +210,14 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
         video.files.iter().any(|file| file.field == "thumbnail"),
         "a thumbnail is attached"
     );
-    harness.expect_text(owner, "finished").await;
+    harness.expect_text(owner, "*done*").await;
     // The stranger never got anything about this job.
     assert!(
         telegram
             .calls()
             .iter()
             .filter(|call| call.chat_id() == Some(stranger))
-            .all(|call| !call.text().unwrap_or_default().contains("finished"))
+            .all(|call| !call.text().unwrap_or_default().contains("done"))
     );
     harness.stop().await;
 }
@@ -233,7 +233,7 @@ async fn limits_refuse_politely_and_say_which() {
     let user = 3003;
     let url = harness.origin.media_playlist_url();
     telegram.send_text_from_user(user, &format!("/record {url}"));
-    harness.expect_text(user, "Recording").await;
+    harness.expect_text(user, "checking the link").await;
     telegram.send_text_from_user(user, &format!("record {url} 1h"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     telegram.send_text_from_user(user, &format!("/record {url} audio"));
@@ -422,7 +422,7 @@ async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
     let user = 8118;
     // A single MPEG-TS resource over HTTP (as IPTV streams are): not HLS, so ffmpeg records it.
     telegram.send_text_from_user(user, &harness.origin.segment_url(1003));
-    harness.expect_text(user, "Recording").await;
+    harness.expect_text(user, "checking the link").await;
     let video = telegram
         .wait_for_call(Duration::from_secs(60), |call| {
             call.method == "sendVideo" && call.chat_id() == Some(user)
@@ -435,7 +435,7 @@ async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
         .find(|file| file.field == "video")
         .expect("video bytes");
     assert!(uploaded.bytes.len() > 1000);
-    harness.expect_text(user, "finished").await;
+    harness.expect_text(user, "*done*").await;
     let summary = std::fs::read_to_string(
         find_file(&harness.recordings_directory, "json")
             .map(|path| path.with_file_name("recording.json"))

@@ -5,7 +5,8 @@
 //! `MAX_CONCURRENT_JOBS_PER_USER` (3), `MAX_CONCURRENT_JOBS_PER_VIP` (6), `USER_DISK_QUOTA_GB`
 //! (unset: none), `RATE_LIMIT_PER_MINUTE` (20), `STALL_TIMEOUT` (2m), `TELEGRAM_WEBHOOK_URL`
 //! (webhook mode instead of long polling), `TELEGRAM_WEBHOOK_BIND` (0.0.0.0:8443),
-//! `TELEGRAM_WEBHOOK_SECRET` (random when unset).
+//! `TELEGRAM_WEBHOOK_SECRET` (random when unset), `FFMPEG_DEFAULT_TIMEOUT` (seconds, 7200: the
+//! longest recording; a job without a duration stops there, only admins may ask for longer).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -129,6 +130,21 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
                     "USER_DISK_QUOTA_GB",
                     &value,
                     "a number of gigabytes, like 5 or 0.5 (0: no quota)",
+                ));
+            }
+        }
+    }
+    // The seed's "max recording duration": the cap of every job without a duration.
+    if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT") {
+        match value.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => {
+                settings.default_maximum_duration = Some(Duration::from_secs(seconds));
+            }
+            _ => {
+                return Err(invalid(
+                    "FFMPEG_DEFAULT_TIMEOUT",
+                    &value,
+                    "a whole number of seconds greater than 0, e.g. 7200",
                 ));
             }
         }

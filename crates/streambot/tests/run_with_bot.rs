@@ -66,7 +66,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         &format!("record {} for 1 hour", origin.media_playlist_url()),
     );
     let queued = telegram
-        .wait_for_text(user, "Recording", Duration::from_secs(30))
+        .wait_for_text(user, "checking the link", Duration::from_secs(30))
         .await
         .expect("the bot answers the request");
     let job_id = queued
@@ -96,7 +96,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         std::fs::read(&on_disk[0]).expect("file").as_slice()
     );
     telegram
-        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .wait_for_text(user, "*done*", Duration::from_secs(30))
         .await
         .expect("a final summary");
     // Another user cannot delete it; the owner can, and every file of it goes.
@@ -107,6 +107,19 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .expect("a stranger is refused");
     assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
     telegram.send_text_from_user(user, &format!("/delete {job_id}"));
+    telegram
+        .wait_for_text(user, "cannot be undone", Duration::from_secs(30))
+        .await
+        .expect("the owner is asked to confirm");
+    assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
+    let confirmation = (1..10_000)
+        .find(|message_id| {
+            telegram
+                .message_keyboard(*message_id)
+                .is_some_and(|keyboard| keyboard.to_string().contains(&format!("delete:{job_id}")))
+        })
+        .expect("a confirmation with buttons");
+    telegram.press_button(user, user, confirmation, &format!("delete:{job_id}"));
     telegram
         .wait_for_text(user, "Deleted recording", Duration::from_secs(30))
         .await
@@ -221,7 +234,7 @@ async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_
         .expect("the user gets the channel link");
     assert!(link.text().unwrap_or_default().contains("1234567890"));
     telegram
-        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .wait_for_text(user, "*done*", Duration::from_secs(30))
         .await
         .expect("a final summary");
     // The local copy is gone once the upload was confirmed (TELEGRAM_KEEP_LOCAL_COPY=false).
