@@ -13,6 +13,8 @@ mod handlers;
 pub mod identity;
 pub mod keyboards;
 pub mod markdown;
+#[cfg(test)]
+mod markdown_check;
 pub mod messages;
 pub mod parser;
 pub mod rate_limit;

@@ -46,6 +46,22 @@ pub fn format_bitrate(bits_per_second: f64) -> String {
     }
 }
 
+/// At most `maximum` characters of `text` (a link, an error, something the user typed), with an
+/// ellipsis when cut, so no message passes Telegram's 4096 characters.
+pub fn shortened(text: &str, maximum: usize) -> String {
+    if text.chars().count() <= maximum {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(maximum.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The longest link shown in a message.
+const SHOWN_LINK_CHARACTERS: usize = 300;
+/// The longest error, reason or user text shown in a message.
+const SHOWN_TEXT_CHARACTERS: usize = 400;
+
 fn seconds_of(value: f64) -> Duration {
     if value.is_finite() && value > 0.0 {
         Duration::from_secs_f64(value.min(1e12))
@@ -188,6 +204,7 @@ impl Words {
     }
 
     pub fn command_error(&self, error: &CommandError) -> String {
+        let code = |given: &str| code(&shortened(given, 80));
         match error {
             CommandError::RecordWithoutUrl => self.say(Key::RecordWithoutUrl, &[]),
             CommandError::BadDuration(problem) => match problem {
@@ -221,7 +238,10 @@ impl Words {
     }
 
     pub fn refused_link(&self, reason: &str) -> String {
-        self.say(Key::RefusedLink, &[("reason", plain(reason))])
+        self.say(
+            Key::RefusedLink,
+            &[("reason", plain(&shortened(reason, SHOWN_TEXT_CHARACTERS)))],
+        )
     }
 
     pub fn rate_limited(
@@ -448,7 +468,10 @@ impl Words {
             && let Some(error) = &job.error
         {
             text.push('\n');
-            text.push_str(&self.say(Key::FailureReason, &[("error", plain(error))]));
+            text.push_str(&self.say(
+                Key::FailureReason,
+                &[("error", plain(&shortened(error, SHOWN_TEXT_CHARACTERS)))],
+            ));
         }
         text
     }
@@ -462,7 +485,7 @@ impl Words {
             code(job.id.as_str()),
             bold(&headline)
         )];
-        lines.push(plain(&job.url));
+        lines.push(plain(&shortened(&job.url, SHOWN_LINK_CHARACTERS)));
         let live = !job.state.is_terminal();
         if live {
             let plan = match (job.options.maximum_duration, view.default_cap) {
@@ -591,7 +614,10 @@ impl Words {
             ],
         )];
         for name in files_kept {
-            lines.push(self.say(Key::FileKeptOnServer, &[("name", code(name))]));
+            lines.push(self.say(
+                Key::FileKeptOnServer,
+                &[("name", code(&shortened(name, SHOWN_LINK_CHARACTERS)))],
+            ));
         }
         lines.join("\n")
     }
@@ -601,7 +627,10 @@ impl Words {
     }
 
     pub fn delivery_failed(&self, file_name: &str) -> String {
-        self.say(Key::DeliveryFailed, &[("name", code(file_name))])
+        self.say(
+            Key::DeliveryFailed,
+            &[("name", code(&shortened(file_name, SHOWN_LINK_CHARACTERS)))],
+        )
     }
 
     /// A part's caption (plain text: captions are sent without markup).
@@ -639,7 +668,11 @@ impl Words {
     }
 
     pub fn part_link(&self, caption: &str, link: &str) -> String {
-        format!("{}\n{}", plain(caption), plain(link))
+        format!(
+            "{}\n{}",
+            plain(caption),
+            plain(&shortened(link, SHOWN_TEXT_CHARACTERS * 4))
+        )
     }
 
     pub fn delete_needs_an_id(&self) -> String {
@@ -675,7 +708,10 @@ impl Words {
     pub fn delete_failed(&self, job_id: JobId, reason: &str) -> String {
         self.say(
             Key::DeleteFailed,
-            &[Self::id(job_id), ("reason", plain(reason))],
+            &[
+                Self::id(job_id),
+                ("reason", plain(&shortened(reason, SHOWN_TEXT_CHARACTERS))),
+            ],
         )
     }
 
