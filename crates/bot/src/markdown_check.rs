@@ -452,7 +452,7 @@ mod tests {
                             texts.push(words.job_status(&job, &view));
                         }
                         texts.push(words.failure_sentence(&job));
-                        texts.push(words.final_summary(&job, 2, &[link.clone()]));
+                        texts.push(words.final_summary(&job, 2, std::slice::from_ref(link)));
                         texts.push(words.final_summary(&job, 0, &[]));
                         jobs.push(job);
                     }
