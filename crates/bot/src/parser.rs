@@ -254,6 +254,9 @@ fn words_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Links read from one message; a post with more is cut there (one button each at most).
+pub const MAXIMUM_LINKS_PER_MESSAGE: usize = 10;
+
 /// Messages longer than this (outside the links) are posts, not requests: bare numbers and loose
 /// quality words in them are not read as options.
 const SHORT_REQUEST_WORDS: usize = 8;
@@ -315,7 +318,7 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
     }
     let mut unique = Vec::new();
     for url in urls {
-        if !unique.contains(&url) {
+        if !unique.contains(&url) && unique.len() < MAXIMUM_LINKS_PER_MESSAGE {
             unique.push(url);
         }
     }
@@ -770,6 +773,13 @@ mod tests {
             ["https://a.example/1.m3u8", "https://b.example/2.m3u8"]
         );
         assert_eq!(two.duration, Some(Duration::from_secs(3600)));
+        let many: Vec<String> = (0..50)
+            .map(|index| format!("https://a.example/{index}.m3u8"))
+            .collect();
+        assert_eq!(
+            record_request(&many.join(" ")).urls.len(),
+            MAXIMUM_LINKS_PER_MESSAGE
+        );
         assert!(link_in_token("1.5").is_none());
         assert!(link_in_token("file.mp4").is_none());
         assert!(link_in_token("me@example.com").is_none());

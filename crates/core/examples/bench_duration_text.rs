@@ -11,9 +11,22 @@ use streambot_core::duration_text::{ENGLISH_DURATION_UNITS, RUSSIAN_DURATION_UNI
 use streambot_core::{find_time_phrases, format_duration_with_units, parse_duration_text};
 
 const PHRASES: [&str; 16] = [
-    "2h", "90 min", "1h30m", "1:30:00", "1 hour 30 minutes", "2 hours and 15 minutes",
-    "an hour and a half", "half an hour", "forty five minutes", "на 10 секунд", "полтора часа",
-    "1 ч 30 мин", "2 часа 15 минут", "45s", "90", "for 3 hours",
+    "2h",
+    "90 min",
+    "1h30m",
+    "1:30:00",
+    "1 hour 30 minutes",
+    "2 hours and 15 minutes",
+    "an hour and a half",
+    "half an hour",
+    "forty five minutes",
+    "на 10 секунд",
+    "полтора часа",
+    "1 ч 30 мин",
+    "2 часа 15 минут",
+    "45s",
+    "90",
+    "for 3 hours",
 ];
 const POST: &str = "🔴 Tonight live: the final of the season, Зенит — Спартак, starts at 20:00 МСК! \
     Watch here https://cdn.example.tv/live/final/index.m3u8?token=abc and share. Match 2 of 5, \
@@ -46,16 +59,20 @@ fn main() {
     let mut find_floor = Vec::new();
     let mut round_trip = Vec::new();
     for _ in 0..runs {
-        parse.push(nanoseconds_per_call(|| {
-            for phrase in PHRASES {
-                let _ = black_box(parse_duration_text(black_box(phrase)));
-            }
-        }) / PHRASES.len() as f64);
-        parse_floor.push(nanoseconds_per_call(|| {
-            for phrase in PHRASES {
-                black_box(black_box(phrase).split_whitespace().count());
-            }
-        }) / PHRASES.len() as f64);
+        parse.push(
+            nanoseconds_per_call(|| {
+                for phrase in PHRASES {
+                    let _ = black_box(parse_duration_text(black_box(phrase)));
+                }
+            }) / PHRASES.len() as f64,
+        );
+        parse_floor.push(
+            nanoseconds_per_call(|| {
+                for phrase in PHRASES {
+                    black_box(black_box(phrase).split_whitespace().count());
+                }
+            }) / PHRASES.len() as f64,
+        );
         find.push(nanoseconds_per_call(|| {
             black_box(find_time_phrases(black_box(POST)));
         }));
@@ -63,13 +80,15 @@ fn main() {
             black_box(black_box(POST).to_lowercase().split_whitespace().count());
         }));
         let mut seconds = 1u64;
-        round_trip.push(nanoseconds_per_call(|| {
-            seconds = seconds % 600_000 + 7919;
-            for units in [ENGLISH_DURATION_UNITS, RUSSIAN_DURATION_UNITS] {
-                let text = format_duration_with_units(Duration::from_secs(seconds), units);
-                let _ = black_box(parse_duration_text(&text));
-            }
-        }) / 2.0);
+        round_trip.push(
+            nanoseconds_per_call(|| {
+                seconds = seconds % 600_000 + 7919;
+                for units in [ENGLISH_DURATION_UNITS, RUSSIAN_DURATION_UNITS] {
+                    let text = format_duration_with_units(Duration::from_secs(seconds), units);
+                    let _ = black_box(parse_duration_text(&text));
+                }
+            }) / 2.0,
+        );
     }
     let (parse, parse_floor) = (median(parse), median(parse_floor));
     let (find, find_floor) = (median(find), median(find_floor));
