@@ -134,20 +134,13 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
             }
         }
     }
-    // The seed's "max recording duration": the cap of every job without a duration.
-    if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT") {
-        match value.parse::<u64>() {
-            Ok(seconds) if seconds > 0 => {
-                settings.default_maximum_duration = Some(Duration::from_secs(seconds));
-            }
-            _ => {
-                return Err(invalid(
-                    "FFMPEG_DEFAULT_TIMEOUT",
-                    &value,
-                    "a whole number of seconds greater than 0, e.g. 7200",
-                ));
-            }
-        }
+    // The seed's "max recording duration": the cap of every job without a duration. A bad value
+    // is refused once, at role start-up (`roles::load_settings`) and by `config check`.
+    if let Some(seconds) = setting("FFMPEG_DEFAULT_TIMEOUT")
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|seconds| *seconds > 0)
+    {
+        settings.default_maximum_duration = Some(Duration::from_secs(seconds));
     }
     if let Some(value) = setting("STALL_TIMEOUT") {
         match streambot_core::parse_duration_text(&value) {
