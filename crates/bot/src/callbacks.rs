@@ -11,7 +11,7 @@ use teloxide::types::{CallbackQuery, MessageId};
 
 use crate::catalogue::Key;
 use crate::handlers::{
-    action_from_name, control_owned_job, job_list_page, live_first, start_recording, strip_markdown,
+    action_from_name, control_owned_job, job_list_page, live_first, start_recording,
 };
 use crate::messages::{DeliveryProgress, Words, plain};
 use crate::parser::RecordRequest;
@@ -156,10 +156,10 @@ async fn press_job_button<B: JobBackend>(
     };
     // A picker ("Which recording?"): act, then replace the picker by the outcome.
     if let Some(picked_action) = action.strip_prefix("pick-") {
-        let text = match action_from_name(picked_action) {
+        let (text, toast) = match action_from_name(picked_action) {
             Some(control) => {
                 match control_owned_job(context, words, job, actor_id, control).await {
-                    Ok(outcome) => outcome.text,
+                    Ok(outcome) => (outcome.text, outcome.toast),
                     Err(error) => {
                         tracing::warn!(%error, "picker action failed");
                         return words.label(Key::ToastTryAgain);
@@ -168,7 +168,7 @@ async fn press_job_button<B: JobBackend>(
             }
             None => {
                 context.send_status_message(&job, chat_id).await;
-                plain(&format!("{job_id}"))
+                (plain(job_id.as_str()), words.state_label(job.state))
             }
         };
         if let Some((chat_id, message_id)) = message
@@ -179,7 +179,7 @@ async fn press_job_button<B: JobBackend>(
         {
             tracing::debug!(%error, "could not replace a picker");
         }
-        return strip_markdown(&text);
+        return toast;
     }
     match action {
         "stop" | "pause" | "resume" => {

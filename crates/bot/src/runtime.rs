@@ -156,6 +156,10 @@ pub(crate) struct OfferBook {
 }
 
 const MAXIMUM_OFFERS_KEPT: usize = 2000;
+/// How long a user's preferences (language, VIP) are used before the store is asked again.
+const PREFERENCES_CACHE_TIME: Duration = Duration::from_secs(30);
+/// Cached preferences kept at most (the oldest are dropped first).
+const MAXIMUM_CACHED_PREFERENCES: usize = 100_000;
 
 impl OfferBook {
     fn add(&mut self, offer: Offer) -> u64 {
@@ -178,8 +182,9 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     /// Where sending each finished job's files is (this process's view).
     pub deliveries: Mutex<HashMap<JobId, DeliveryProgress>>,
-    /// Preferences read from (or written to) the store, by owner.
-    pub preferences: Mutex<HashMap<i64, UserPreferences>>,
+    /// Preferences read from (or written to) the store, by owner, with when they were read: other
+    /// bot processes may change them, so they are read again after `PREFERENCES_CACHE_TIME`.
+    pub preferences: Mutex<HashMap<i64, (Instant, UserPreferences)>>,
     /// Telegram's `language_code` of each user, as last seen.
     pub seen_languages: Mutex<HashMap<i64, Language>>,
     pub bot_username: Mutex<Option<String>>,
@@ -203,19 +208,28 @@ impl<B: JobBackend> BotContext<B> {
 
     /// Saved preferences (cached; the defaults when the store cannot say).
     pub async fn preferences_of(&self, owner_id: i64) -> UserPreferences {
-        if let Some(cached) = self
-            .preferences
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&owner_id).cloned())
-        {
+        if let Some(cached) = self.preferences.lock().ok().and_then(|cache| {
+            cache
+                .get(&owner_id)
+                .filter(|(read_at, _)| read_at.elapsed() < PREFERENCES_CACHE_TIME)
+                .map(|(_, preferences)| preferences.clone())
+        }) {
             return cached;
         }
         match self.backend.get_user_preferences(owner_id).await {
-            Ok(preferences) => {
-                if let Ok(mut cache) = self.preferences.lock() {
-                    cache.insert(owner_id, preferences.clone());
+            Ok(mut preferences) => {
+                // A store that keeps nothing yet answers the defaults: what this process was
+                // told stays, rather than being forgotten after the cache time.
+                if preferences == UserPreferences::default()
+                    && let Some((_, known)) = self
+                        .preferences
+                        .lock()
+                        .ok()
+                        .and_then(|cache| cache.get(&owner_id).cloned())
+                {
+                    preferences = known;
                 }
+                self.cache_preferences(owner_id, &preferences);
                 preferences
             }
             Err(error) => {
@@ -232,12 +246,19 @@ impl<B: JobBackend> BotContext<B> {
     ) -> Result<(), JobsError> {
         let mut preferences = self.preferences_of(owner_id).await;
         change(&mut preferences);
-        if let Ok(mut cache) = self.preferences.lock() {
-            cache.insert(owner_id, preferences.clone());
-        }
+        self.cache_preferences(owner_id, &preferences);
         self.backend
             .set_user_preferences(owner_id, preferences)
             .await
+    }
+
+    fn cache_preferences(&self, owner_id: i64, preferences: &UserPreferences) {
+        if let Ok(mut cache) = self.preferences.lock() {
+            if cache.len() >= MAXIMUM_CACHED_PREFERENCES {
+                cache.retain(|_, (read_at, _)| read_at.elapsed() < PREFERENCES_CACHE_TIME);
+            }
+            cache.insert(owner_id, (Instant::now(), preferences.clone()));
+        }
     }
 
     pub async fn is_vip(&self, owner_id: i64) -> bool {

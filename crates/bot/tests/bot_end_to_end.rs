@@ -854,3 +854,76 @@ async fn a_missing_stream_is_checked_before_it_is_claimed_and_explained() {
     harness.expect_text(user, "Сервер отвечает").await;
     harness.stop().await;
 }
+
+/// "stop" with two live jobs asks with a picker, which is replaced by the outcome (its buttons
+/// go), and the press is answered with a short toast. (A failed send's "Send again" is not driven
+/// here: the fake answers an injected 500 before reading the upload, and each of the 10 tries then
+/// takes ~11 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pickers_go_after_use() {
+    let harness = Harness::start(|_| {}).await;
+    let telegram = &harness.telegram;
+    // Two live jobs: "stop" asks which; the picker is replaced by what happened.
+    let other = 40_002;
+    let url = harness.origin.media_playlist_url();
+    telegram.send_text_from_user(other, &format!("{url} 1h"));
+    telegram.send_text_from_user(other, &format!("{url}?b=1 1h"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while harness
+        .backend
+        .list_jobs_for_user(other, 10)
+        .await
+        .expect("jobs")
+        .len()
+        < 2
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    telegram.send_text_from_user(other, "stop");
+    harness.expect_text(other, "Which recording?").await;
+    let picker = (1..10_000)
+        .find(|message_id| {
+            telegram
+                .message_keyboard(*message_id)
+                .is_some_and(|keyboard| keyboard.to_string().contains("pick-stop:"))
+        })
+        .expect("a picker");
+    let data = telegram
+        .message_keyboard(picker)
+        .and_then(|keyboard| {
+            keyboard["inline_keyboard"][0][0]["callback_data"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .expect("callback data");
+    telegram.press_button(other, other, picker, &data);
+    telegram
+        .wait_for_call(WAIT, |call| {
+            call.method == "editMessageText"
+                && call.parameters.get("message_id").and_then(Value::as_i64) == Some(picker)
+        })
+        .await
+        .expect("the picker is replaced");
+    assert!(
+        telegram
+            .message_keyboard(picker)
+            .is_none_or(|keyboard| keyboard.is_null()),
+        "the picker's buttons are gone"
+    );
+    let toast = telegram
+        .wait_for_call(WAIT, |call| {
+            call.method == "answerCallbackQuery"
+                && call
+                    .parameters
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .is_some_and(|text| !text.contains(':'))
+        })
+        .await;
+    assert!(
+        toast.is_some(),
+        "button presses are answered with a short toast"
+    );
+    harness.stop().await;
+}
