@@ -688,13 +688,12 @@ impl Words {
     }
 
     pub fn deleted(&self, job_id: JobId, files: usize, bytes: u64) -> String {
-        let files_text = match (self.language, plural_form(self.language, files as u64)) {
-            (Language::English, PluralForm::One) => format!("{files} file"),
-            (Language::English, _) => format!("{files} files"),
-            (Language::Russian, PluralForm::One) => format!("{files} файл"),
-            (Language::Russian, PluralForm::Few) => format!("{files} файла"),
-            (Language::Russian, PluralForm::Many) => format!("{files} файлов"),
+        let files_key = match plural_form(self.language, files as u64) {
+            PluralForm::One => Key::FileCountOne,
+            PluralForm::Few => Key::FileCountFew,
+            PluralForm::Many => Key::FileCountMany,
         };
+        let files_text = render_plain(self.language, files_key, &[("count", files.to_string())]);
         self.say(
             Key::Deleted,
             &[

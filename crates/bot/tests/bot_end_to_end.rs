@@ -503,6 +503,11 @@ fn private_message(user_id: i64, language: &str, fields: Value) -> Value {
     message
 }
 
+/// The fields of a sticker message.
+fn sticker() -> Value {
+    serde_json::json!({"sticker": {"file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}})
+}
+
 fn utf16_length(text: &str) -> usize {
     text.encode_utf16().count()
 }
@@ -614,22 +619,14 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
         },
         Case {
             name: "a sticker",
-            sent: Sent::Message(private_message(
-                20_011,
-                "en",
-                serde_json::json!({"sticker": {"file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}}),
-            )),
+            sent: Sent::Message(private_message(20_011, "en", sticker())),
             answer_chat: 20_011,
             says: "I record live streams from links",
             job: None,
         },
         Case {
             name: "a sticker, in Russian",
-            sent: Sent::Message(private_message(
-                20_012,
-                "ru",
-                serde_json::json!({"sticker": {"file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}}),
-            )),
+            sent: Sent::Message(private_message(20_012, "ru", sticker())),
             answer_chat: 20_012,
             says: "Я записываю трансляции",
             job: None,
