@@ -229,6 +229,16 @@ message_keys!(
     ToastDeleting,
     ToastKept,
     ToastSending,
+    MenuRecord,
+    MenuStop,
+    MenuPause,
+    MenuResume,
+    MenuStatus,
+    MenuList,
+    MenuCancel,
+    MenuDelete,
+    MenuLanguage,
+    MenuHelp,
 );
 
 use Key::*;
@@ -984,6 +994,34 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     (ToastKept, Ru, "Оставлено"),
     (ToastSending, En, "Sending…"),
     (ToastSending, Ru, "Отправляю…"),
+    (
+        MenuRecord,
+        En,
+        "record a stream: /record <link> [2h] [high]",
+    ),
+    (
+        MenuRecord,
+        Ru,
+        "записать трансляцию: /record <ссылка> [2h] [high]",
+    ),
+    (MenuStop, En, "stop a recording and get the file"),
+    (MenuStop, Ru, "остановить запись и получить файл"),
+    (MenuPause, En, "pause a recording"),
+    (MenuPause, Ru, "поставить запись на паузу"),
+    (MenuResume, En, "resume a paused recording"),
+    (MenuResume, Ru, "продолжить запись"),
+    (MenuStatus, En, "progress of a recording"),
+    (MenuStatus, Ru, "ход записи"),
+    (MenuList, En, "your recordings"),
+    (MenuList, Ru, "ваши записи"),
+    (MenuCancel, En, "cancel a recording that has not started"),
+    (MenuCancel, Ru, "отменить запись, которая не началась"),
+    (MenuDelete, En, "delete a finished recording's files"),
+    (MenuDelete, Ru, "удалить файлы готовой записи"),
+    (MenuLanguage, En, "English / Русский"),
+    (MenuLanguage, Ru, "English / Русский"),
+    (MenuHelp, En, "how to use the bot"),
+    (MenuHelp, Ru, "как пользоваться ботом"),
 ];
 
 /// The template of `key` in `language` (English when a language lacks it: the test below makes

@@ -487,21 +487,35 @@ pub async fn run_bot<B: JobBackend>(
     })
 }
 
+/// The command menu, in every language of the catalogue (English is also the default).
 async fn register_commands(bot: &Bot) {
-    let commands = vec![
-        TelegramCommand::new("record", "record a stream: /record <link> [2h] [high]"),
-        TelegramCommand::new("stop", "stop a recording and get the file"),
-        TelegramCommand::new("pause", "pause a recording"),
-        TelegramCommand::new("resume", "resume a paused recording"),
-        TelegramCommand::new("status", "progress of a recording"),
-        TelegramCommand::new("list", "your recordings"),
-        TelegramCommand::new("cancel", "cancel a recording that has not started"),
-        TelegramCommand::new("delete", "delete a finished recording's files"),
-        TelegramCommand::new("language", "English / Русский"),
-        TelegramCommand::new("help", "how to use the bot"),
+    use crate::catalogue::{Key, render_plain};
+    let entries = [
+        ("record", Key::MenuRecord),
+        ("stop", Key::MenuStop),
+        ("pause", Key::MenuPause),
+        ("resume", Key::MenuResume),
+        ("status", Key::MenuStatus),
+        ("list", Key::MenuList),
+        ("cancel", Key::MenuCancel),
+        ("delete", Key::MenuDelete),
+        ("language", Key::MenuLanguage),
+        ("help", Key::MenuHelp),
     ];
-    if let Err(error) = bot.set_my_commands(commands).await {
-        let text = redact_secret(&error.to_string(), bot.token());
-        tracing::warn!(error = %text, "could not register the command list");
+    for language in Language::ALL {
+        let commands: Vec<TelegramCommand> = entries
+            .iter()
+            .map(|(command, key)| TelegramCommand::new(*command, render_plain(language, *key, &[])))
+            .collect();
+        let request = bot.set_my_commands(commands);
+        let result = if language == Language::English {
+            request.await
+        } else {
+            request.language_code(language.code()).await
+        };
+        if let Err(error) = result {
+            let text = redact_secret(&error.to_string(), bot.token());
+            tracing::warn!(error = %text, language = language.code(), "could not register the command list");
+        }
     }
 }
