@@ -119,6 +119,21 @@ fn job_id_in(text: &str) -> String {
     text.split('`').nth(1).unwrap_or_default().to_string()
 }
 
+/// The first bot message with a button whose data contains `needle`: (message id, its first
+/// button's data).
+fn first_button_with(telegram: &FakeTelegram, needle: &str) -> Option<(i64, String)> {
+    let message_id = (1..10_000).find(|message_id| {
+        telegram
+            .message_keyboard(*message_id)
+            .is_some_and(|keyboard| keyboard.to_string().contains(needle))
+    })?;
+    let keyboard = telegram.message_keyboard(message_id)?;
+    let data = keyboard["inline_keyboard"][0][0]["callback_data"]
+        .as_str()?
+        .to_string();
+    Some((message_id, data))
+}
+
 /// The bot's message whose inline keyboard controls the job (message ids are given in order).
 fn status_message_id(telegram: &FakeTelegram, job_id: &str) -> Option<i64> {
     (1..10_000).find(|message_id| {
@@ -799,21 +814,8 @@ async fn what_people_send_becomes_the_right_job_and_the_right_words() {
         );
     }
     // The near-miss's button records the link.
-    let offer = (1..10_000)
-        .find(|message_id| {
-            telegram
-                .message_keyboard(*message_id)
-                .is_some_and(|keyboard| keyboard.to_string().contains("offer:"))
-        })
-        .expect("the link is offered on a button");
-    let data = telegram
-        .message_keyboard(offer)
-        .and_then(|keyboard| {
-            keyboard["inline_keyboard"][0][0]["callback_data"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .expect("callback data");
+    let (offer, data) =
+        first_button_with(telegram, "offer:").expect("the link is offered on a button");
     telegram.press_button(20_010, 20_010, offer, &data);
     harness.expect_text(20_010, "checking the link").await;
     assert_eq!(
@@ -879,21 +881,7 @@ async fn pickers_go_after_use() {
     }
     telegram.send_text_from_user(other, "stop");
     harness.expect_text(other, "Which recording?").await;
-    let picker = (1..10_000)
-        .find(|message_id| {
-            telegram
-                .message_keyboard(*message_id)
-                .is_some_and(|keyboard| keyboard.to_string().contains("pick-stop:"))
-        })
-        .expect("a picker");
-    let data = telegram
-        .message_keyboard(picker)
-        .and_then(|keyboard| {
-            keyboard["inline_keyboard"][0][0]["callback_data"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .expect("callback data");
+    let (picker, data) = first_button_with(telegram, "pick-stop:").expect("a picker");
     telegram.press_button(other, other, picker, &data);
     telegram
         .wait_for_call(WAIT, |call| {
