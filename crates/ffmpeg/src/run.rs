@@ -22,6 +22,7 @@ use crate::argv::{
     split_output_pattern, thumbnail_arguments, transcode_arguments,
 };
 use crate::error::{FfmpegError, FfmpegResult, classify_failure};
+use crate::input::MediaInput;
 use crate::probe::{StreamInfo, jpeg_dimensions, parse_ffprobe_json};
 use crate::process::{FfmpegBinaries, FfmpegProcess, FinishedProcess, StdoutMode, StopOutcome};
 use crate::progress::{FfmpegProgress, ProgressParser};
@@ -161,7 +162,8 @@ impl FfmpegRunner {
     /// ffprobe a local file.
     pub async fn probe(&self, input: &Path) -> FfmpegResult<StreamInfo> {
         ensure_input_exists(input).await?;
-        let arguments = probe_arguments(input);
+        let media = identify(input).await?;
+        let arguments = probe_arguments(&media);
         let (finished, stdout) = run_collecting_stdout(
             &self.binaries.ffprobe,
             &arguments,
@@ -193,12 +195,13 @@ impl FfmpegRunner {
         let run = OutputRun {
             operation: "remux",
             input,
-            audio_input: options.audio_input.as_deref(),
+            audio_input: options.audio_input.as_ref(),
             output,
             timeout: self.timeouts.remux,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            remux_arguments(input, partial, options)
+            remux_arguments(&media, partial, options)
         })
         .await
     }
@@ -214,12 +217,13 @@ impl FfmpegRunner {
         let run = OutputRun {
             operation: "transcode",
             input,
-            audio_input: options.audio_input.as_deref(),
+            audio_input: options.audio_input.as_ref(),
             output,
             timeout: self.timeouts.transcode,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            transcode_arguments(input, partial, options)
+            transcode_arguments(&media, partial, options)
         })
         .await
     }
@@ -239,8 +243,9 @@ impl FfmpegRunner {
             output,
             timeout: self.timeouts.remux,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            audio_only_arguments(input, partial, options)
+            audio_only_arguments(&media, partial, options)
         })
         .await
     }
@@ -270,8 +275,9 @@ impl FfmpegRunner {
             }
             remove_file_if_present(&stale_piece).await;
         }
+        let media = identify(input).await?;
         let pattern = split_output_pattern(output_directory, stem, options.container);
-        let arguments = split_arguments(input, &pattern, options);
+        let arguments = split_arguments(&media, &pattern, options);
         let (finished, _) = run_ffmpeg(
             &self.binaries.ffmpeg,
             &arguments,
@@ -316,8 +322,20 @@ impl FfmpegRunner {
             ));
         };
         let mut absolute_inputs = Vec::with_capacity(inputs.len());
+        let inputs_format = identify(first_input).await?.format;
         for input in inputs {
             ensure_input_exists(input).await?;
+            let media = identify(input).await?;
+            if media.format != inputs_format {
+                return Err(FfmpegError::NotMedia {
+                    input: input.to_string_lossy().into_owned(),
+                    looks_like: format!(
+                        "{} data among {} files to join",
+                        media.format.demuxer(),
+                        inputs_format.demuxer()
+                    ),
+                });
+            }
             absolute_inputs.push(std::path::absolute(input).map_err(|source| {
                 FfmpegError::io(format!("resolving {}", input.display()), source)
             })?);
@@ -337,7 +355,7 @@ impl FfmpegRunner {
         };
         let result = self
             .run_to_output(run, progress, |partial| {
-                concat_arguments(&list_file, partial, options)
+                concat_arguments(&list_file, inputs_format, partial, options)
             })
             .await;
         remove_file_if_present(&list_file).await;
@@ -353,8 +371,9 @@ impl FfmpegRunner {
             output: output_jpeg,
             timeout: self.timeouts.thumbnail,
         };
+        let media = identify(input).await?;
         let finished = self
-            .run_to_output(run, None, |partial| thumbnail_arguments(input, partial))
+            .run_to_output(run, None, |partial| thumbnail_arguments(&media, partial))
             .await?;
         let bytes = tokio::fs::read(&finished.path).await.map_err(|source| {
             FfmpegError::io(format!("reading {}", finished.path.display()), source)
@@ -389,7 +408,18 @@ impl FfmpegRunner {
         } = run;
         ensure_input_exists(input).await?;
         if let Some(audio_input) = audio_input {
-            ensure_input_exists(audio_input).await?;
+            ensure_input_exists(&audio_input.path).await?;
+            let identified = identify(&audio_input.path).await?;
+            if identified.format != audio_input.format {
+                return Err(FfmpegError::NotMedia {
+                    input: audio_input.path.to_string_lossy().into_owned(),
+                    looks_like: format!(
+                        "{} data, not {}",
+                        identified.format.demuxer(),
+                        audio_input.format.demuxer()
+                    ),
+                });
+            }
         }
         let partial_output = partial_path(output);
         let partial = partial_output.as_path();
@@ -448,7 +478,7 @@ impl FfmpegRunner {
 struct OutputRun<'a> {
     operation: &'a str,
     input: &'a Path,
-    audio_input: Option<&'a Path>,
+    audio_input: Option<&'a MediaInput>,
     output: &'a Path,
     timeout: Duration,
 }
@@ -533,6 +563,14 @@ async fn run_collecting_stdout(
     let (collected, finished) =
         tokio::join!(reading, process.wait_with_timeout(timeout, operation));
     Ok((finished?, collected))
+}
+
+/// [`MediaInput::identify`] off the async threads.
+async fn identify(input: &Path) -> FfmpegResult<MediaInput> {
+    let path = input.to_path_buf();
+    tokio::task::spawn_blocking(move || MediaInput::identify(&path))
+        .await
+        .map_err(|error| FfmpegError::io("identifying an input", io::Error::other(error)))?
 }
 
 async fn ensure_input_exists(input: &Path) -> FfmpegResult<()> {
