@@ -22,8 +22,6 @@ use crate::probe::StreamInfo;
 pub const LOCAL_PROTOCOL_WHITELIST: &str = "file";
 /// Protocols allowed when ffmpeg reads our own pipe (its stdin).
 pub const PIPE_PROTOCOL_WHITELIST: &str = "pipe";
-/// Protocols allowed when ffmpeg reads a URL itself (the ffmpeg engine).
-pub const NETWORK_PROTOCOL_WHITELIST: &str = "http,https,tcp,tls,crypto";
 /// Telegram's limit for a video thumbnail's long side.
 pub const THUMBNAIL_MAX_SIDE_PIXELS: u32 = 320;
 
@@ -246,15 +244,10 @@ impl ConcatOptions {
 /// Options of the ffmpeg engine ([`engine_record_arguments`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// `-rw_timeout`: a read or write that blocks this long fails (and, for non-HLS, reconnects).
-    pub rw_timeout: Duration,
     /// Length of each output segment (cut at the next keyframe after it).
     pub segment_seconds: u32,
-    /// `-reconnect_delay_max` (non-HLS inputs only).
-    pub reconnect_delay_max: Duration,
     /// `-t`: stop after this much media time.
     pub max_duration: Option<Duration>,
-    pub user_agent: Option<String>,
     /// Number of the first segment file (`part-0001.ts` for 1); a restart continues the numbering.
     pub first_segment_number: u32,
 }
@@ -262,12 +255,29 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            rw_timeout: Duration::from_secs(15),
             segment_seconds: 600,
-            reconnect_delay_max: Duration::from_secs(30),
             max_duration: None,
-            user_agent: None,
             first_segment_number: 1,
+        }
+    }
+}
+
+/// What the ffmpeg engine reads: never a URL (issue 11). streambot's own HTTP client fetches the
+/// link and writes the bytes into ffmpeg's stdin, or downloads a file first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineInput {
+    /// ffmpeg's stdin (`pipe:0`, `-protocol_whitelist pipe`), in this container.
+    Pipe(InputFormat),
+    /// A local file (`-protocol_whitelist file`).
+    File(MediaInput),
+}
+
+impl EngineInput {
+    /// For messages and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            EngineInput::Pipe(format) => format!("{} on stdin", format.demuxer()),
+            EngineInput::File(input) => input.path.display().to_string(),
         }
     }
 }
@@ -607,57 +617,29 @@ pub fn is_probably_hls(url: &str) -> bool {
         || query.contains("m3u8")
 }
 
-fn is_http_url(url: &str) -> bool {
-    let lowercase = url.trim_start().to_ascii_lowercase();
-    lowercase.starts_with("http://") || lowercase.starts_with("https://")
-}
-
-/// The ffmpeg engine: ffmpeg reads `url` itself and writes MPEG-TS segments to `output_pattern`
-/// (see [`engine_output_pattern`]). Reconnect flags only for non-HLS HTTP inputs; never
-/// `-reconnect_at_eof` (on HLS it loops on the playlist forever).
+/// The ffmpeg engine: ffmpeg reads `input` (its stdin or a downloaded file, with the demuxer
+/// named) and writes MPEG-TS segments to `output_pattern` (see [`engine_output_pattern`]).
 pub fn engine_record_arguments(
-    url: &str,
+    input: &EngineInput,
     output_pattern: &Path,
     options: &EngineOptions,
 ) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
-    push_all(
-        &mut arguments,
-        &[
-            "-protocol_whitelist",
-            NETWORK_PROTOCOL_WHITELIST,
-            "-rw_timeout",
-        ],
-    );
-    arguments.push(options.rw_timeout.as_micros().max(1).to_string().into());
-    if is_http_url(url) && !is_probably_hls(url) {
-        push_all(
-            &mut arguments,
-            &[
-                "-reconnect",
-                "1",
-                "-reconnect_streamed",
-                "1",
-                "-reconnect_on_network_error",
-                "1",
-                "-reconnect_delay_max",
-            ],
-        );
-        arguments.push(
-            options
-                .reconnect_delay_max
-                .as_secs()
-                .max(1)
-                .to_string()
-                .into(),
-        );
+    match input {
+        EngineInput::Pipe(format) => {
+            push_input_format(&mut arguments, *format, format.demuxer());
+            push_all(
+                &mut arguments,
+                &[
+                    "-protocol_whitelist",
+                    PIPE_PROTOCOL_WHITELIST,
+                    "-i",
+                    "pipe:0",
+                ],
+            );
+        }
+        EngineInput::File(input) => push_local_input(&mut arguments, input),
     }
-    if let Some(user_agent) = &options.user_agent {
-        arguments.push("-user_agent".into());
-        arguments.push(user_agent.into());
-    }
-    arguments.push("-i".into());
-    arguments.push(url.into());
     if let Some(max_duration) = options.max_duration {
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", max_duration.as_secs_f64()).into());
@@ -1099,47 +1081,48 @@ mod tests {
     }
 
     #[test]
-    fn engine_on_hls_never_reconnects_at_eof_or_at_all() {
+    fn engine_reads_only_its_stdin_with_the_demuxer_named() {
         let arguments = engine_record_arguments(
-            "https://example.com/live.m3u8",
+            &EngineInput::Pipe(InputFormat::Flv),
             &engine_output_pattern(Path::new("/r/job")),
             &EngineOptions::default(),
         );
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -protocol_whitelist http,https,tcp,tls,crypto -rw_timeout 15000000 \
-             -i https://example.com/live.m3u8 -map 0:v? -map 0:a? -c copy \
+             -f flv -format_whitelist flv -protocol_whitelist pipe -i pipe:0 \
+             -map 0:v? -map 0:a? -c copy \
              -f segment -segment_time 600 -segment_format mpegts -reset_timestamps 1 \
              -segment_start_number 1 file:/r/job/part-%04d.ts"
         );
-        assert_every_input_whitelisted(&arguments, NETWORK_PROTOCOL_WHITELIST);
+        assert_every_input_whitelisted(&arguments, PIPE_PROTOCOL_WHITELIST);
+        let text = joined(&arguments);
+        for network in ["http", "tcp", "tls", "crypto", "reconnect", "user_agent"] {
+            assert!(!text.contains(network), "{text}");
+        }
     }
 
     #[test]
-    fn engine_on_plain_http_reconnects_but_not_at_eof() {
+    fn engine_on_a_downloaded_file_limits_duration_and_numbering() {
         let options = EngineOptions {
-            rw_timeout: Duration::from_secs(5),
             segment_seconds: 60,
-            reconnect_delay_max: Duration::from_secs(10),
             max_duration: Some(Duration::from_millis(7_200_500)),
-            user_agent: Some("streambot/0.1".to_owned()),
             first_segment_number: 4,
         };
         let arguments = engine_record_arguments(
-            "http://example.com/live.flv",
+            &EngineInput::File(media("/r/download.mp4")),
             Path::new("/r/p-%04d.ts"),
             &options,
         );
+        assert_every_local_input_names_its_format(&arguments);
         let text = joined(&arguments);
         assert!(
             text.contains(
-                "-rw_timeout 5000000 -reconnect 1 -reconnect_streamed 1 -reconnect_on_network_error 1 -reconnect_delay_max 10 -user_agent streambot/0.1 -i http://example.com/live.flv -t 7200.500"
+                "-f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:/r/download.mp4 -t 7200.500"
             ),
             "{text}"
         );
         assert!(text.contains("-segment_time 60 "), "{text}");
         assert!(text.contains("-segment_start_number 4 "), "{text}");
-        assert!(!text.contains("reconnect_at_eof"), "{text}");
     }
 }

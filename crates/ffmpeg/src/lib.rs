@@ -20,8 +20,8 @@ pub mod progress;
 pub mod run;
 
 pub use argv::{
-    AudioOnlyOptions, ConcatOptions, EngineOptions, OutputContainer, RemuxOptions, SplitOptions,
-    TranscodeOptions, TranscodePreset, is_probably_hls,
+    AudioOnlyOptions, ConcatOptions, EngineInput, EngineOptions, OutputContainer, RemuxOptions,
+    SplitOptions, TranscodeOptions, TranscodePreset, is_probably_hls,
 };
 pub use error::{FfmpegError, FfmpegResult};
 pub use input::{InputFormat, MediaInput, NotMedia, sniff_media};

@@ -277,6 +277,12 @@ impl FfmpegProcess {
         self.stdout.take()
     }
 
+    /// Stdin, for a run that reads its input from it ([`crate::argv::EngineInput::Pipe`]); once
+    /// taken, [`Self::graceful_stop`] cannot send `q`: closing it (end of input) is the clean stop.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
     /// The last lines of stderr seen so far.
     pub fn stderr_tail(&self) -> String {
         lock_tail(&self.stderr_tail).text()

@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::argv::{
-    AudioOnlyOptions, ConcatOptions, EngineOptions, RemuxOptions, SplitOptions, TranscodeOptions,
-    audio_only_arguments, concat_arguments, concat_list_contents, engine_output_pattern,
-    engine_record_arguments, probe_arguments, remux_arguments, split_arguments,
-    split_output_pattern, thumbnail_arguments, transcode_arguments,
+    AudioOnlyOptions, ConcatOptions, EngineInput, EngineOptions, RemuxOptions, SplitOptions,
+    TranscodeOptions, audio_only_arguments, concat_arguments, concat_list_contents,
+    engine_output_pattern, engine_record_arguments, probe_arguments, remux_arguments,
+    split_arguments, split_output_pattern, thumbnail_arguments, transcode_arguments,
 };
 use crate::error::{FfmpegError, FfmpegResult, classify_failure};
 use crate::input::MediaInput;
@@ -612,13 +612,14 @@ async fn remove_file_if_present(path: &Path) {
     }
 }
 
-/// The ffmpeg engine: ffmpeg reads a URL itself and writes MPEG-TS segments (`part-0001.ts`, ...)
-/// into a directory. Progress in a watch channel; pause/resume by SIGSTOP/SIGCONT; stop by
-/// `q` → SIGTERM → SIGKILL.
+/// The ffmpeg engine: ffmpeg reads its stdin (fed by the caller, see
+/// [`EngineRecording::take_input_pipe`]) or a local file, never the network, and writes MPEG-TS
+/// segments (`part-0001.ts`, ...) into a directory. Progress in a watch channel; pause/resume by
+/// SIGSTOP/SIGCONT; stop by closing the input pipe (or `q`), then SIGTERM, then SIGKILL.
 #[derive(Debug)]
 pub struct EngineRecording {
     process: FfmpegProcess,
-    url: String,
+    input_description: String,
     output_directory: PathBuf,
     progress_receiver: watch::Receiver<FfmpegProgress>,
     progress_task: Option<JoinHandle<()>>,
@@ -636,11 +637,10 @@ pub struct EngineRecordingOutcome {
 }
 
 impl EngineRecording {
-    /// Create `output_directory` and start ffmpeg on `url`. The URL must already have passed the
-    /// project's URL safety check.
+    /// Create `output_directory` and start ffmpeg on `input`.
     pub async fn start(
         binaries: &FfmpegBinaries,
-        url: &str,
+        input: &EngineInput,
         output_directory: &Path,
         options: &EngineOptions,
     ) -> FfmpegResult<EngineRecording> {
@@ -650,7 +650,7 @@ impl EngineRecording {
                 FfmpegError::io(format!("creating {}", output_directory.display()), source)
             })?;
         let arguments =
-            engine_record_arguments(url, &engine_output_pattern(output_directory), options);
+            engine_record_arguments(input, &engine_output_pattern(output_directory), options);
         let mut process = FfmpegProcess::spawn(&binaries.ffmpeg, &arguments, StdoutMode::Piped)?;
         let (progress_receiver, progress_task) = match process.take_stdout() {
             Some(stdout) => {
@@ -661,11 +661,17 @@ impl EngineRecording {
         };
         Ok(EngineRecording {
             process,
-            url: url.to_owned(),
+            input_description: input.describe(),
             output_directory: output_directory.to_path_buf(),
             progress_receiver,
             progress_task,
         })
+    }
+
+    /// ffmpeg's stdin, for an [`EngineInput::Pipe`] recording: write the media into it and drop it
+    /// at the end (ffmpeg then finishes the last segment and exits by itself).
+    pub fn take_input_pipe(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.process.take_stdin()
     }
 
     /// Progress updates (one per `-progress` block, about every 0.5 s).
@@ -721,7 +727,7 @@ impl EngineRecording {
                 "ffmpeg",
                 finished.exit_status,
                 &finished.stderr_tail,
-                &self.url,
+                &self.input_description,
                 Some(&self.output_directory),
             ));
         }
