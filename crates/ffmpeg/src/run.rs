@@ -30,6 +30,12 @@ use crate::progress::{FfmpegProgress, ProgressParser};
 /// ffprobe's JSON is small; more than this is not ffprobe talking.
 const PROBE_OUTPUT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
+/// ffprobe's own limit: a probe reads a few headers, so it is short whatever the longest remux or
+/// recording may take (issue 11 item 7).
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A thumbnail decodes one keyframe.
+pub const DEFAULT_THUMBNAIL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Time limits of each operation; a run that exceeds its limit is killed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationTimeouts {
@@ -43,17 +49,17 @@ pub struct OperationTimeouts {
 impl Default for OperationTimeouts {
     fn default() -> Self {
         OperationTimeouts {
-            probe: Duration::from_secs(30),
+            probe: DEFAULT_PROBE_TIMEOUT,
             remux: Duration::from_secs(30 * 60),
             transcode: Duration::from_secs(6 * 60 * 60),
-            thumbnail: Duration::from_secs(60),
+            thumbnail: DEFAULT_THUMBNAIL_TIMEOUT,
             concat: Duration::from_secs(30 * 60),
         }
     }
 }
 
 impl OperationTimeouts {
-    /// Every operation limited to `timeout` (e.g. from `FFMPEG_DEFAULT_TIMEOUT`).
+    /// Every operation limited to `timeout` (tests that want everything to time out).
     pub fn all(timeout: Duration) -> Self {
         OperationTimeouts {
             probe: timeout,
@@ -61,6 +67,19 @@ impl OperationTimeouts {
             transcode: timeout,
             thumbnail: timeout,
             concat: timeout,
+        }
+    }
+
+    /// Remux, transcode and concat limited to `operation_timeout` (the operator's
+    /// `FFMPEG_DEFAULT_TIMEOUT`); probe and thumbnail keep their own short limits, never longer
+    /// than that.
+    pub fn for_operations(operation_timeout: Duration) -> Self {
+        OperationTimeouts {
+            probe: DEFAULT_PROBE_TIMEOUT.min(operation_timeout),
+            remux: operation_timeout,
+            transcode: operation_timeout,
+            thumbnail: DEFAULT_THUMBNAIL_TIMEOUT.min(operation_timeout),
+            concat: operation_timeout,
         }
     }
 }
@@ -105,17 +124,12 @@ impl FfmpegRunner {
         }
     }
 
-    /// The binaries from `FFMPEG_PATH`/`FFPROBE_PATH` (else PATH) and every operation limited to
-    /// `FFMPEG_DEFAULT_TIMEOUT` seconds (3600 when unset; the binary refuses a bad value at
-    /// start-up).
-    pub fn from_environment() -> Self {
-        let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .filter(|seconds| *seconds > 0)
-            .unwrap_or(3600);
-        FfmpegRunner::new(FfmpegBinaries::from_environment())
-            .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)))
+    /// `binaries`, remux/transcode/concat limited to `operation_timeout`, probe and thumbnail
+    /// to their own short limits (see [`OperationTimeouts::for_operations`]). The binary crate
+    /// reads these from its settings; this crate never reads the environment.
+    pub fn with_operation_timeout(binaries: FfmpegBinaries, operation_timeout: Duration) -> Self {
+        FfmpegRunner::new(binaries)
+            .with_timeouts(OperationTimeouts::for_operations(operation_timeout))
     }
 
     pub fn with_timeouts(mut self, timeouts: OperationTimeouts) -> Self {
@@ -795,6 +809,22 @@ pub fn engine_segment_files(output_directory: &Path) -> io::Result<Vec<PathBuf>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_keep_a_short_timeout_whatever_the_operation_timeout() {
+        let timeouts = OperationTimeouts::for_operations(Duration::from_secs(7200));
+        assert_eq!(timeouts.probe, DEFAULT_PROBE_TIMEOUT);
+        assert_eq!(timeouts.thumbnail, DEFAULT_THUMBNAIL_TIMEOUT);
+        assert_eq!(timeouts.remux, Duration::from_secs(7200));
+        assert_eq!(timeouts.concat, Duration::from_secs(7200));
+        let short = OperationTimeouts::for_operations(Duration::from_secs(5));
+        assert_eq!(short.probe, Duration::from_secs(5));
+        let runner = FfmpegRunner::with_operation_timeout(
+            FfmpegBinaries::default(),
+            Duration::from_secs(7200),
+        );
+        assert_eq!(runner.timeouts().probe, DEFAULT_PROBE_TIMEOUT);
+    }
 
     #[test]
     fn partial_path_is_beside_the_output() {

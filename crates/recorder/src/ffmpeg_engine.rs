@@ -22,8 +22,7 @@ use tokio_util::sync::CancellationToken;
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_ffmpeg::run::engine_segment_files;
 use streambot_ffmpeg::{
-    EngineInput, EngineOptions, EngineRecording, FfmpegBinaries, FfmpegRunner, InputFormat,
-    MediaInput,
+    EngineInput, EngineOptions, EngineRecording, FfmpegRunner, InputFormat, MediaInput,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_check_url};
@@ -283,7 +282,7 @@ pub async fn record_with_ffmpeg_engine(
     let _ = events.send(RecorderEvent::Resolved {
         source: source.clone(),
     });
-    let binaries = FfmpegBinaries::from_environment();
+    let binaries = settings.ffmpeg_binaries.clone();
     let engine_options = EngineOptions {
         max_duration: options.maximum_duration,
         segment_seconds: settings

@@ -160,6 +160,8 @@ pub struct RecordingSettings {
     /// Largest file the ffmpeg engine downloads before remuxing (an mp4 with its index at the
     /// end); default [`progressive::MAXIMUM_PROGRESSIVE_DOWNLOAD_BYTES`].
     pub maximum_download_bytes: u64,
+    /// The ffmpeg the ffmpeg engine runs (from the operator's settings; default: `ffmpeg` on PATH).
+    pub ffmpeg_binaries: streambot_ffmpeg::FfmpegBinaries,
 }
 
 impl RecordingSettings {
@@ -173,6 +175,7 @@ impl RecordingSettings {
             fsync_interval: Duration::from_secs(2),
             stop_grace: Duration::from_secs(15),
             maximum_download_bytes: progressive::MAXIMUM_PROGRESSIVE_DOWNLOAD_BYTES,
+            ffmpeg_binaries: streambot_ffmpeg::FfmpegBinaries::default(),
         }
     }
 }

@@ -56,7 +56,7 @@ async fn record_origin(
 }
 
 fn runner() -> FfmpegRunner {
-    FfmpegRunner::new(FfmpegBinaries::from_environment())
+    FfmpegRunner::new(FfmpegBinaries::default())
 }
 
 #[tokio::test]

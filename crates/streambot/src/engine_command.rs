@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use streambot_core::{OutputFormat, RecordingOptions};
-use streambot_ffmpeg::{ConcatOptions, FfmpegBinaries, FfmpegRunner, OutputContainer};
+use streambot_ffmpeg::{ConcatOptions, OutputContainer};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy};
 use streambot_recorder::RecordingSettings;
 use tokio::sync::{mpsc, watch};
@@ -29,8 +29,9 @@ pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
         .output_directory
         .clone()
         .unwrap_or_else(default_output_directory_for_cli);
-    let binaries = FfmpegBinaries::from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
     let mut settings = RecordingSettings::new(output_directory.clone());
+    settings.ffmpeg_binaries = runner.binaries().clone();
     settings.maximum_part_seconds = arguments
         .maximum_part_duration
         .map(|duration| duration.as_secs_f64());
@@ -92,7 +93,6 @@ pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
         OutputFormat::Mkv => OutputContainer::Mkv,
         OutputFormat::Ts => OutputContainer::Ts,
     };
-    let runner = FfmpegRunner::new(binaries);
     let output = output_directory.join(format!("recording-0001.{}", container.extension()));
     let mut concat_options = ConcatOptions::new(container);
     concat_options.audio_is_adts_aac = match runner.probe(&segment_files[0]).await {
