@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
     RecordingOptions, RecordingProgress,
 };
 use streambot_ffmpeg::FfmpegRunner;
@@ -347,11 +347,11 @@ async fn supervise_job<B: JobBackend, E: RecordingEngine>(
             "the recording task was cancelled"
         };
         tracing::error!(%job_id, %join_error, "job task ended abnormally");
-        fail_job(&backend, &lease, message).await;
+        fail_job(&backend, &lease, message, FailureKind::Internal).await;
     }
 }
 
-async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str) {
+async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str, failure: FailureKind) {
     let current = match backend.get_job(lease.job_id).await {
         Ok(Some(job)) => job,
         Ok(None) => return,
@@ -362,12 +362,12 @@ async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str) {
     };
     if !current.state.is_terminal()
         && let Err(error) = backend
-            .transition_job(
+            .fail_job(
                 lease.job_id,
                 current.state,
-                JobState::Failed,
                 Some(lease),
-                Some(message.to_string()),
+                message.to_string(),
+                failure,
             )
             .await
     {
@@ -457,7 +457,13 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     if let Err(error) = running.move_to(JobState::Recording, None).await {
         tracing::warn!(%job_id, %error, "could not start the job");
         if !matches!(error, JobsError::LeaseLost { .. }) {
-            fail_job(&backend, &lease, &error.user_message()).await;
+            fail_job(
+                &backend,
+                &lease,
+                &error.user_message(),
+                FailureKind::Internal,
+            )
+            .await;
         }
         return;
     }
@@ -596,10 +602,15 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             }
         }
         RecordingOutcome::Failed {
-            message, retryable, ..
+            message,
+            retryable,
+            failure,
         } if *retryable => {
             let backoff = retry_backoff(job.attempt + 1, config.retry_backoff_base);
-            match backend.retry(&lease, message.clone(), backoff).await {
+            match backend
+                .retry(&lease, message.clone(), *failure, backoff)
+                .await
+            {
                 Ok(RetryDecision::Retried { attempt, .. }) => {
                     tracing::warn!(%job_id, attempt, %message, ?backoff, "transient failure; retrying as a new part")
                 }
@@ -609,7 +620,9 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 Err(error) => tracing::warn!(%job_id, %error, "could not schedule the retry"),
             }
         }
-        RecordingOutcome::Failed { message, .. } => {
+        RecordingOutcome::Failed {
+            message, failure, ..
+        } => {
             tracing::error!(%job_id, %message, "recording failed");
             // What was recorded before the failure is still finished and stored, so the user
             // gets it with the failure message instead of losing it.
@@ -621,7 +634,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 let finalized = finished.finalize(engine.as_ref()).await;
                 finished.store(&finalized).await;
             }
-            fail_job(&backend, &lease, message).await;
+            fail_job(&backend, &lease, message, *failure).await;
         }
     }
 }

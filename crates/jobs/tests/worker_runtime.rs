@@ -260,6 +260,7 @@ async fn a_panic_fails_only_its_job<B: JobBackend>(backend: B) {
         .expect("get")
         .expect("exists");
     assert!(failed.error.as_deref().unwrap_or("").contains("crashed"));
+    assert_eq!(failed.failure, Some(streambot_core::FailureKind::Internal));
     let fine = submit_job(&backend, request("https://example.com/fine.m3u8"))
         .await
         .expect("submit");
@@ -283,6 +284,11 @@ async fn transient_failures_are_retried_then_dead_lettered<B: JobBackend>(backen
     assert_eq!(engine.calls.load(Ordering::SeqCst), 3, "three attempts");
     let failed = backend.get_job(job.id).await.expect("get").expect("exists");
     assert_eq!(failed.attempt, 3);
+    assert_eq!(
+        failed.failure,
+        Some(streambot_core::FailureKind::ServerError),
+        "the recorder's class of the failure is kept"
+    );
     assert_eq!(backend.dead_letters().await.expect("dead"), vec![job.id]);
     worker.stop().await;
 }
