@@ -396,16 +396,26 @@ impl<B: JobBackend> RunningJob<B> {
         Ok(())
     }
 
-    /// Brings the recording to what the owner wants.
+    /// Brings the recording to what the owner wants. Until the link resolved the job stays
+    /// `Starting`: the recorder is told (pause, resume, stop) and the state follows once it
+    /// reports the link resolved; a stop before that cancels the job.
     async fn reconcile(&mut self, desired: DesiredJobState) {
         let outcome = match desired {
             DesiredJobState::Record if self.state == JobState::Paused => {
                 let _ = self.control.send(DesiredState::Record);
                 self.move_to(JobState::Recording, None).await
             }
+            DesiredJobState::Record if self.state == JobState::Starting => {
+                let _ = self.control.send(DesiredState::Record);
+                Ok(())
+            }
             DesiredJobState::Pause if self.state == JobState::Recording => {
                 let _ = self.control.send(DesiredState::Pause);
                 self.move_to(JobState::Paused, None).await
+            }
+            DesiredJobState::Pause if self.state == JobState::Starting => {
+                let _ = self.control.send(DesiredState::Pause);
+                Ok(())
             }
             DesiredJobState::Stop if !self.stop_requested => {
                 self.stop_requested = true;
@@ -417,6 +427,19 @@ impl<B: JobBackend> RunningJob<B> {
         if let Err(error) = outcome {
             tracing::warn!(job_id = %self.lease.job_id, %error, "could not apply the desired state");
         }
+    }
+
+    /// The recorder reported the link resolved: `Starting → Recording`, then whatever the owner
+    /// asked for meanwhile (a pause).
+    async fn link_resolved(&mut self, desired: DesiredJobState) {
+        if self.state != JobState::Starting {
+            return;
+        }
+        if let Err(error) = self.move_to(JobState::Recording, None).await {
+            tracing::warn!(job_id = %self.lease.job_id, %error, "could not mark the job recording");
+            return;
+        }
+        self.reconcile(desired).await;
     }
 }
 
@@ -454,19 +477,8 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         state: JobState::Starting,
         stop_requested: false,
     };
-    if let Err(error) = running.move_to(JobState::Recording, None).await {
-        tracing::warn!(%job_id, %error, "could not start the job");
-        if !matches!(error, JobsError::LeaseLost { .. }) {
-            fail_job(
-                &backend,
-                &lease,
-                &error.user_message(),
-                FailureKind::Internal,
-            )
-            .await;
-        }
-        return;
-    }
+    // The job stays `Starting` ("Checking the link…") until the recorder reports the link
+    // resolved; a failure before that fails it from `Starting`.
     let initial_desired = *desired.borrow_and_update();
     running.reconcile(initial_desired).await;
 
@@ -522,6 +534,10 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 }
             }
             Some(event) = events.recv() => {
+                if matches!(event, RecorderEvent::Resolved { .. }) && !lease_lost {
+                    let wanted = *desired.borrow();
+                    running.link_resolved(wanted).await;
+                }
                 if let Some(progress) = main_track_progress(&event) {
                     pending_progress = Some(progress.clone());
                 }
@@ -576,12 +592,30 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         job: &job,
         report: &report,
     };
+    // A stop asked before the link resolved: nothing was recorded, the job is cancelled.
+    if running.state == JobState::Starting
+        && running.stop_requested
+        && matches!(report.outcome, RecordingOutcome::Finished { .. })
+    {
+        match running.move_to(JobState::Cancelled, None).await {
+            Ok(()) => tracing::info!(%job_id, "stopped before the link resolved: cancelled"),
+            Err(error) => tracing::warn!(%job_id, %error, "could not cancel the job"),
+        }
+        if let Err(error) = backend.complete(&lease).await {
+            tracing::warn!(%job_id, %error, "could not complete a cancelled job");
+        }
+        return;
+    }
     match &report.outcome {
         RecordingOutcome::Finished { reason } => {
             tracing::info!(%job_id, reason = %reason.describe(), "recording finished");
             // Finalize and upload belong to the recorder's finalize step and the storage crate;
             // here the job walks the states so the bot and the dashboard see them.
             let walked = async {
+                if running.state == JobState::Starting {
+                    // An engine that ended without reporting the link resolved.
+                    running.move_to(JobState::Recording, None).await?;
+                }
                 running.move_to(JobState::Finalizing, None).await?;
                 // Finalize and upload can take minutes: the lease is renewed beside them, or the
                 // reaper would take the job back from a worker that is still busy with it.

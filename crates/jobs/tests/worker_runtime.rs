@@ -30,6 +30,8 @@ enum Behaviour {
     FailTransiently,
     /// Follows the control channel until told to stop.
     FollowControl,
+    /// The link does not resolve (404): fails before reporting it resolved.
+    FailBeforeResolving,
 }
 
 #[derive(Clone)]
@@ -37,6 +39,9 @@ struct StandInEngine {
     behaviour: Behaviour,
     /// How long finalize takes (remux and checks of a long recording).
     finalize_takes: Duration,
+    /// How long reading the link takes before the engine reports it resolved (a stop meanwhile
+    /// ends the recording with nothing recorded).
+    resolve_takes: Duration,
     running_now: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
@@ -47,6 +52,7 @@ impl StandInEngine {
         StandInEngine {
             behaviour,
             finalize_takes: Duration::ZERO,
+            resolve_takes: Duration::ZERO,
             running_now: Arc::default(),
             most_at_once: Arc::default(),
             calls: Arc::default(),
@@ -71,9 +77,47 @@ impl RecordingEngine for StandInEngine {
         _options: RecordingOptions,
         settings: RecordingSettings,
         mut control: watch::Receiver<DesiredState>,
-        _events: mpsc::UnboundedSender<RecorderEvent>,
+        events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> RecordingReport {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Behaviour::FailBeforeResolving = self.behaviour {
+            return report(
+                &settings,
+                RecordingOutcome::Failed {
+                    message: "The link returned 404 Not Found.".to_string(),
+                    retryable: false,
+                    failure: streambot_core::FailureKind::NotFound,
+                },
+            );
+        }
+        let resolving = tokio::time::sleep(self.resolve_takes);
+        tokio::pin!(resolving);
+        loop {
+            if matches!(
+                *control.borrow_and_update(),
+                DesiredState::Stop | DesiredState::StopNow
+            ) {
+                return report(
+                    &settings,
+                    RecordingOutcome::Finished {
+                        reason: RecordingEndReason::Stopped,
+                    },
+                );
+            }
+            tokio::select! {
+                _ = &mut resolving => break,
+                _ = control.changed() => {}
+            }
+        }
+        let _ = events.send(RecorderEvent::Resolved {
+            source: streambot_recorder::ResolvedSource {
+                requested_url: url.clone(),
+                main_media_playlist_url: url.clone(),
+                audio_media_playlist_url: None,
+                choice: None,
+                audio_only: false,
+            },
+        });
         let now = self.running_now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
         let outcome = match self.behaviour {
@@ -97,6 +141,7 @@ impl RecordingEngine for StandInEngine {
                 retryable: true,
                 failure: streambot_core::FailureKind::ServerError,
             },
+            Behaviour::FailBeforeResolving => unreachable!("returned above"),
             Behaviour::FollowControl => loop {
                 let state = *control.borrow_and_update();
                 if matches!(state, DesiredState::Stop | DesiredState::StopNow) {
@@ -431,6 +476,104 @@ async fn a_slow_finalize_keeps_its_lease<B: JobBackend>(backend: B) {
     worker.stop().await;
 }
 
+/// The job stays `Starting` ("Checking the link…") until the recorder reports the link
+/// resolved; a pause asked meanwhile applies once it is.
+async fn a_job_is_starting_until_the_link_resolves<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FollowControl);
+    engine.resolve_takes = Duration::from_millis(1500);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request("https://example.com/slow-link.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Starting, Duration::from_secs(5)).await;
+    backend
+        .set_desired_state(job.id, DesiredJobState::Pause)
+        .await
+        .expect("pause while starting");
+    // Two heartbeats later the link is still being read: still `Starting`.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let checking = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(checking.state, JobState::Starting);
+    wait_for_state(&backend, job.id, JobState::Paused, Duration::from_secs(5)).await;
+    let mut walked = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        if let streambot_core::JobEvent::StateChanged {
+            job_id, from, to, ..
+        } = event
+            && job_id == job.id
+        {
+            walked.push((from, to));
+        }
+    }
+    assert_eq!(
+        walked,
+        vec![
+            (JobState::Queued, JobState::Starting),
+            (JobState::Starting, JobState::Recording),
+            (JobState::Recording, JobState::Paused),
+        ]
+    );
+    worker.stop().await;
+}
+
+async fn a_link_that_does_not_resolve_fails_from_starting<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FailBeforeResolving);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request("https://example.com/missing.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Failed, Duration::from_secs(10)).await;
+    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.failure, Some(streambot_core::FailureKind::NotFound));
+    assert!(failed.lease.is_none());
+    let mut went_through_recording = false;
+    let mut failed_from = None;
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        if let streambot_core::JobEvent::StateChanged {
+            job_id, from, to, ..
+        } = event
+            && job_id == job.id
+        {
+            went_through_recording |= to == JobState::Recording;
+            if to == JobState::Failed {
+                failed_from = Some(from);
+            }
+        }
+    }
+    assert!(!went_through_recording);
+    assert_eq!(failed_from, Some(JobState::Starting));
+    worker.stop().await;
+}
+
+/// Stop before the link resolved: nothing was recorded, so the job is cancelled.
+async fn stopping_a_starting_job_cancels_it<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FollowControl);
+    engine.resolve_takes = Duration::from_secs(30);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let job = submit_job(&backend, request("https://example.com/never.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Starting, Duration::from_secs(5)).await;
+    backend
+        .set_desired_state(job.id, DesiredJobState::Stop)
+        .await
+        .expect("stop while starting");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Cancelled,
+        Duration::from_secs(5),
+    )
+    .await;
+    let cancelled = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert!(cancelled.lease.is_none(), "the delivery was completed");
+    worker.stop().await;
+}
+
 macro_rules! worker_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -473,6 +616,9 @@ macro_rules! worker_tests {
 }
 
 worker_tests!(
+    a_job_is_starting_until_the_link_resolves,
+    a_link_that_does_not_resolve_fails_from_starting,
+    stopping_a_starting_job_cancels_it,
     a_slow_finalize_keeps_its_lease,
     the_slot_quota_is_respected,
     a_panic_fails_only_its_job,
