@@ -32,6 +32,8 @@ enum Behaviour {
     FollowControl,
     /// The link does not resolve (404): fails before reporting it resolved.
     FailBeforeResolving,
+    /// Writes this many bytes into the job's directory, then follows the control channel.
+    WriteThenFollowControl(usize),
 }
 
 #[derive(Clone)]
@@ -45,6 +47,9 @@ struct StandInEngine {
     running_now: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
+    finalize_calls: Arc<AtomicUsize>,
+    /// The options of every recording started.
+    seen_options: Arc<std::sync::Mutex<Vec<RecordingOptions>>>,
 }
 
 impl StandInEngine {
@@ -56,6 +61,8 @@ impl StandInEngine {
             running_now: Arc::default(),
             most_at_once: Arc::default(),
             calls: Arc::default(),
+            finalize_calls: Arc::default(),
+            seen_options: Arc::default(),
         }
     }
 }
@@ -74,12 +81,16 @@ impl RecordingEngine for StandInEngine {
     async fn record(
         &self,
         url: String,
-        _options: RecordingOptions,
+        options: RecordingOptions,
         settings: RecordingSettings,
         mut control: watch::Receiver<DesiredState>,
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> RecordingReport {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen_options
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(options);
         if let Behaviour::FailBeforeResolving = self.behaviour {
             return report(
                 &settings,
@@ -142,6 +153,24 @@ impl RecordingEngine for StandInEngine {
                 failure: streambot_core::FailureKind::ServerError,
             },
             Behaviour::FailBeforeResolving => unreachable!("returned above"),
+            Behaviour::WriteThenFollowControl(bytes) => {
+                std::fs::create_dir_all(&settings.output_directory).expect("job directory");
+                std::fs::write(
+                    settings.output_directory.join("main-0001.ts"),
+                    vec![0x47u8; bytes],
+                )
+                .expect("write a part");
+                loop {
+                    let state = *control.borrow_and_update();
+                    if matches!(state, DesiredState::Stop | DesiredState::StopNow)
+                        || control.changed().await.is_err()
+                    {
+                        break RecordingOutcome::Finished {
+                            reason: RecordingEndReason::Stopped,
+                        };
+                    }
+                }
+            }
             Behaviour::FollowControl => loop {
                 let state = *control.borrow_and_update();
                 if matches!(state, DesiredState::Stop | DesiredState::StopNow) {
@@ -165,6 +194,7 @@ impl RecordingEngine for StandInEngine {
         _report: &RecordingReport,
         _options: &RecordingOptions,
     ) -> streambot_recorder::finalize::FinalizeReport {
+        self.finalize_calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.finalize_takes).await;
         streambot_recorder::finalize::FinalizeReport::default()
     }
@@ -574,6 +604,127 @@ async fn stopping_a_starting_job_cancels_it<B: JobBackend>(backend: B) {
     worker.stop().await;
 }
 
+/// Issue 11 item 7: no duration means the maximum recording duration, never "forever".
+async fn a_job_without_a_duration_gets_the_maximum<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(50)));
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |config| {
+        config.default_maximum_duration = Some(Duration::from_secs(7200));
+    });
+    let endless = submit_job(&backend, request("https://example.com/endless.m3u8"))
+        .await
+        .expect("submit");
+    let mut short = request("https://example.com/short.m3u8");
+    short.options.maximum_duration = Some(Duration::from_secs(90));
+    let short = submit_job(&backend, short).await.expect("submit");
+    for job_id in [endless.id, short.id] {
+        wait_for_state(
+            &backend,
+            job_id,
+            JobState::Completed,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    let mut durations: Vec<Option<Duration>> = engine
+        .seen_options
+        .lock()
+        .expect("options")
+        .iter()
+        .map(|options| options.maximum_duration)
+        .collect();
+    durations.sort();
+    assert_eq!(
+        durations,
+        vec![
+            Some(Duration::from_secs(90)),
+            Some(Duration::from_secs(7200))
+        ],
+        "a job's own duration is kept; none becomes the cap"
+    );
+    worker.stop().await;
+}
+
+/// The per-user disk quota is enforced while recording: the job stops, what it has is finalized
+/// (and stored), and it fails with `LimitReached` and a message that says why.
+async fn the_disk_quota_stops_a_recording_and_keeps_what_it_has<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::WriteThenFollowControl(200_000));
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |config| {
+        config.user_disk_quota_bytes = Some(100_000);
+        config.quota_check_interval = Duration::from_millis(200);
+    });
+    let job = submit_job(&backend, request("https://example.com/big.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Failed, Duration::from_secs(10)).await;
+    let stopped = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(
+        stopped.failure,
+        Some(streambot_core::FailureKind::LimitReached)
+    );
+    let message = stopped.error.unwrap_or_default();
+    assert!(message.contains("disk quota"), "{message}");
+    assert_eq!(
+        engine.finalize_calls.load(Ordering::SeqCst),
+        1,
+        "what was recorded is finalized for delivery"
+    );
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 1, "not retried");
+    worker.stop().await;
+}
+
+/// An admin has no quota: the same recording goes on until stopped.
+async fn the_disk_quota_spares_exempt_users<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::WriteThenFollowControl(200_000));
+    let worker = RunningWorker::start(backend.clone(), engine, |config| {
+        config.user_disk_quota_bytes = Some(100_000);
+        config.quota_check_interval = Duration::from_millis(100);
+        config.quota_exempt_user_ids.insert(1);
+    });
+    let job = submit_job(&backend, request("https://example.com/admin.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(5),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let still = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(still.state, JobState::Recording);
+    worker.stop().await;
+}
+
+/// A worker whose disk is nearly full takes no new job, and takes it once there is room.
+async fn a_full_disk_refuses_new_claims<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(50)));
+    let recordings = tempfile::tempdir().expect("tempdir");
+    let filler = recordings.path().join("filler.bin");
+    std::fs::write(&filler, vec![0u8; 100_000]).expect("filler");
+    let directory = recordings.path().to_path_buf();
+    let worker = RunningWorker::start(backend.clone(), engine, move |config| {
+        config.recordings_directory = directory;
+        config.maximum_disk_bytes = Some(100_000);
+        config.disk_check_interval = Duration::from_millis(200);
+    });
+    let job = submit_job(&backend, request("https://example.com/waits.m3u8"))
+        .await
+        .expect("submit");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let waiting = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(waiting.state, JobState::Queued, "claimed with a full disk");
+    std::fs::remove_file(&filler).expect("free the disk");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Completed,
+        Duration::from_secs(10),
+    )
+    .await;
+    worker.stop().await;
+}
+
 macro_rules! worker_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -616,6 +767,10 @@ macro_rules! worker_tests {
 }
 
 worker_tests!(
+    a_job_without_a_duration_gets_the_maximum,
+    the_disk_quota_stops_a_recording_and_keeps_what_it_has,
+    the_disk_quota_spares_exempt_users,
+    a_full_disk_refuses_new_claims,
     a_job_is_starting_until_the_link_resolves,
     a_link_that_does_not_resolve_fails_from_starting,
     stopping_a_starting_job_cancels_it,
