@@ -10,7 +10,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use streambot_dashboard::{DashboardError, DashboardSettings};
 use streambot_jobs::{JobFilter, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend};
@@ -311,6 +312,31 @@ impl JobStore for SwitchableBackend {
         self.check()?;
         self.inner.publish_event(event).await
     }
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        self.check()?;
+        self.inner.get_user_preferences(user_id).await
+    }
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        self.check()?;
+        self.inner.set_user_preferences(user_id, preferences).await
+    }
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner
+            .fail_job(job_id, expected, fence, message, failure)
+            .await
+    }
 }
 
 impl Queue for SwitchableBackend {
@@ -342,10 +368,11 @@ impl Queue for SwitchableBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
         self.check()?;
-        self.inner.retry(lease, error, backoff).await
+        self.inner.retry(lease, error, failure, backoff).await
     }
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
         self.check()?;

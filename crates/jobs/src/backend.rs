@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobLease, JobPriority, JobState, NewJob,
-    RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobLease, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::broadcast;
 
@@ -148,25 +148,27 @@ pub trait JobStore: Send + Sync {
     fn publish_event(&self, event: JobEvent) -> impl Future<Output = Result<(), JobsError>> + Send;
 
     /// A user's saved preferences (language, time zone, VIP); the defaults when none were saved.
-    // Placeholder until both backends persist them (then this default body goes).
     fn get_user_preferences(
         &self,
         user_id: i64,
-    ) -> impl Future<Output = Result<streambot_core::UserPreferences, JobsError>> + Send {
-        let _ = user_id;
-        async { Ok(streambot_core::UserPreferences::default()) }
-    }
+    ) -> impl Future<Output = Result<UserPreferences, JobsError>> + Send;
 
     /// Saves a user's preferences, replacing what was saved.
-    // Placeholder until both backends persist them (then this default body goes).
     fn set_user_preferences(
         &self,
         user_id: i64,
-        preferences: streambot_core::UserPreferences,
-    ) -> impl Future<Output = Result<(), JobsError>> + Send {
-        let _ = (user_id, preferences);
-        async { Ok(()) }
-    }
+        preferences: UserPreferences,
+    ) -> impl Future<Output = Result<(), JobsError>> + Send;
+
+    /// `expected → Failed` with the error text and its class (fenced when `fence` is given).
+    fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
 }
 
 /// The queues `priority` and `normal`, the leases and the coordination lock.
@@ -200,10 +202,12 @@ pub trait Queue: Send + Sync {
     fn complete(&self, lease: &Lease) -> impl Future<Output = Result<(), JobsError>> + Send;
 
     /// A transient failure: back in the queue after `backoff`, or dead-lettered after the third.
+    /// `failure` is the class of `error`, kept in the record with it.
     fn retry(
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> impl Future<Output = Result<RetryDecision, JobsError>> + Send;
 
@@ -320,6 +324,20 @@ pub mod mutation {
         })
     }
 
+    /// `expected → Failed`, keeping why (text and class).
+    pub fn fail(
+        job: &mut Job,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        let placement = transition(job, expected, JobState::Failed, fence, Some(message), now)?;
+        job.failure = Some(failure);
+        Ok(placement)
+    }
+
     pub fn set_desired(
         job: &mut Job,
         desired: DesiredJobState,
@@ -409,6 +427,7 @@ pub mod mutation {
         if !job.state.is_terminal() {
             job.apply_transition(JobState::Failed, now)?;
             job.error = Some("the worker completed the job before it finished".to_string());
+            job.failure = Some(FailureKind::Internal);
         }
         job.lease = None;
         Ok(QueuePlacement::Dequeue)
@@ -418,12 +437,14 @@ pub mod mutation {
         job: &mut Job,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
         now: DateTime<Utc>,
     ) -> Result<(QueuePlacement, RetryDecision), JobsError> {
         check_fence(job, lease)?;
         job.attempt += 1;
         job.error = Some(error);
+        job.failure = Some(failure);
         if job.attempt >= MAXIMUM_FAILED_ATTEMPTS || !job.state.can_transition_to(JobState::Queued)
         {
             job.apply_transition(JobState::Failed, now)?;
@@ -488,6 +509,7 @@ pub mod mutation {
             Ok(QueuePlacement::Enqueue { available_at: now })
         } else {
             job.error = Some("the worker was lost while finishing the recording".to_string());
+            job.failure = Some(FailureKind::Internal);
             job.apply_transition(JobState::Failed, now)?;
             job.lease = None;
             Ok(QueuePlacement::DeadLetter)
@@ -530,6 +552,27 @@ pub mod shared_operations {
                 to,
                 fence,
                 error.clone(),
+                Utc::now(),
+            ))
+        });
+        Ok(update.await?.0)
+    }
+
+    pub async fn fail_job<R: VersionedJobRecords>(
+        records: &R,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(job_id, |job| {
+            unchanged_queue(mutation::fail(
+                job,
+                expected,
+                fence,
+                message.clone(),
+                failure,
                 Utc::now(),
             ))
         });
@@ -589,10 +632,11 @@ pub mod shared_operations {
         records: &R,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
         let update = records.update_job(lease.job_id, |job| {
-            mutation::retry(job, lease, error.clone(), backoff, Utc::now())
+            mutation::retry(job, lease, error.clone(), failure, backoff, Utc::now())
         });
         Ok(update.await?.1)
     }

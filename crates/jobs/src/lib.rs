@@ -25,4 +25,7 @@ pub use error::JobsError;
 pub use redis_backend::RedisBackend;
 pub use scheduler::{SchedulerConfig, SchedulerPassReport, run_scheduler, run_scheduler_pass};
 pub use sqlite::SqliteBackend;
-pub use worker::{NativeHlsEngine, RecordingEngine, WorkerConfig, job_directory, run_worker};
+pub use worker::{
+    DEFAULT_MAXIMUM_RECORDING_DURATION, NativeHlsEngine, RecordingEngine, WorkerConfig,
+    disk_refuses_claims, effective_recording_options, job_directory, run_worker,
+};

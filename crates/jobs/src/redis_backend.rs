@@ -10,6 +10,7 @@
 //!   grows when the worker is gone, and the reaper finds it with `XAUTOCLAIM`.
 //! - `delayed`: retries waiting for their backoff (a sorted set by due time).
 //! - `dead`: jobs failed for good. `lock:{NAME}`: locks with expiry. Channel `events`: pub/sub.
+//! - `user_preferences`: a hash, user id → the JSON of `UserPreferences`.
 //!
 //! Blocking reads use a dedicated connection without a response timeout (redis-rs's default of
 //! 500 ms would cut every `BLOCK`); everything else goes through a `ConnectionManager`, which
@@ -24,7 +25,8 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -649,6 +651,45 @@ impl JobStore for RedisBackend {
         self.publish(&event).await;
         Ok(())
     }
+
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        let mut connection = self.commands.clone();
+        let text: Option<String> = redis::cmd("HGET")
+            .arg(self.key("user_preferences"))
+            .arg(user_id)
+            .query_async(&mut connection)
+            .await?;
+        match text {
+            None => Ok(UserPreferences::default()),
+            Some(text) => crate::sqlite::decode_preferences(&text),
+        }
+    }
+
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.key("user_preferences"))
+            .arg(user_id)
+            .arg(crate::sqlite::encode_preferences(&preferences)?)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
+    }
 }
 
 impl Queue for RedisBackend {
@@ -749,9 +790,10 @@ impl Queue for RedisBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
-        shared_operations::retry(self, lease, error, backoff).await
+        shared_operations::retry(self, lease, error, failure, backoff).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {

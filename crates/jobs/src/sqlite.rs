@@ -11,7 +11,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -46,6 +47,14 @@ fn decode_record(text: &str) -> Result<Job, JobsError> {
 
 fn encode_record(job: &Job) -> Result<String, JobsError> {
     serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+pub(crate) fn decode_preferences(text: &str) -> Result<UserPreferences, JobsError> {
+    serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+pub(crate) fn encode_preferences(preferences: &UserPreferences) -> Result<String, JobsError> {
+    serde_json::to_string(preferences).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 
 impl SqliteBackend {
@@ -351,6 +360,50 @@ impl JobStore for SqliteBackend {
         let _ = self.events.send(event);
         Ok(())
     }
+
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        let row = sqlx::query("SELECT preferences_json FROM user_preferences WHERE user_id = ?1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(UserPreferences::default()),
+            Some(row) => {
+                let text: String = row.try_get("preferences_json")?;
+                decode_preferences(&text)
+            }
+        }
+    }
+
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        sqlx::query(
+            "INSERT INTO user_preferences (user_id, preferences_json, updated_at_ms)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET preferences_json = excluded.preferences_json,
+                 updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(user_id)
+        .bind(encode_preferences(&preferences)?)
+        .bind(milliseconds(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
+    }
 }
 
 impl Queue for SqliteBackend {
@@ -430,9 +483,10 @@ impl Queue for SqliteBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
-        shared_operations::retry(self, lease, error, backoff).await
+        shared_operations::retry(self, lease, error, failure, backoff).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {

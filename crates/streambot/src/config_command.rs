@@ -248,10 +248,12 @@ async fn check(arguments: &CheckArguments) -> Report {
     };
 
     // Jobs, queue and workers: every role reads these.
+    let mut jobs_problem_variable = None;
     let jobs = match JobsSettings::from_environment() {
         Ok(jobs) => Some(jobs),
         Err(error) => {
             report.problems.push(setting_problem(&error));
+            jobs_problem_variable = Some(error.variable);
             None
         }
     };
@@ -267,6 +269,7 @@ async fn check(arguments: &CheckArguments) -> Report {
         maximum_disk_bytes: None,
         retention: None,
         allow_private_networks: false,
+        maximum_recording_duration: streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
     };
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
 
@@ -307,13 +310,14 @@ async fn check(arguments: &CheckArguments) -> Report {
         )),
     }
 
-    // ffmpeg: the worker's finalize and the ffmpeg engine; FFMPEG_DEFAULT_TIMEOUT is read
-    // leniently by the worker (a bad value falls back to 3600), so it is checked here.
-    if let Some(value) = environment_value("FFMPEG_DEFAULT_TIMEOUT")
+    // FFMPEG_DEFAULT_TIMEOUT (the maximum recording duration) is a jobs setting, whose parse
+    // stops at its first problem: checked here too, so every problem is reported in one run.
+    if jobs_problem_variable != Some("FFMPEG_DEFAULT_TIMEOUT")
+        && let Some(value) = environment_value("FFMPEG_DEFAULT_TIMEOUT")
         && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
     {
         report.problems.push(format!(
-            "FFMPEG_DEFAULT_TIMEOUT={value:?} is not allowed: a whole number of seconds greater than 0, e.g. 3600"
+            "FFMPEG_DEFAULT_TIMEOUT={value:?} is not allowed: a whole number of seconds greater than 0, e.g. 7200"
         ));
     }
     if matches!(role, "run" | "worker") {

@@ -56,6 +56,8 @@ pub struct JobsSettings {
     pub maximum_disk_bytes: Option<u64>,
     pub retention: Option<Duration>,
     pub allow_private_networks: bool,
+    /// `FFMPEG_DEFAULT_TIMEOUT`: the longest a job with no duration records (default 7200 s).
+    pub maximum_recording_duration: Duration,
 }
 
 pub(crate) fn setting(variable: &'static str) -> Option<String> {
@@ -195,6 +197,19 @@ impl JobsSettings {
             maximum_disk_bytes,
             retention,
             allow_private_networks: parse_boolean_setting("ALLOW_PRIVATE_NETWORKS")?,
+            maximum_recording_duration: match setting("FFMPEG_DEFAULT_TIMEOUT") {
+                None => streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
+                Some(value) => match value.parse::<u64>() {
+                    Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+                    _ => {
+                        return Err(invalid(
+                            "FFMPEG_DEFAULT_TIMEOUT",
+                            &value,
+                            "a whole number of seconds greater than 0, e.g. 7200",
+                        ));
+                    }
+                },
+            },
         })
     }
 }
@@ -280,21 +295,6 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
         eprintln!("streambot: {error}");
         ExitCode::from(2)
     })?;
-    // Read where it is used (the worker's finalize); checked here so a bad value stops start-up
-    // instead of silently falling back (`config check` reports it on its own).
-    if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT")
-        && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
-    {
-        eprintln!(
-            "streambot: {}",
-            invalid(
-                "FFMPEG_DEFAULT_TIMEOUT",
-                &value,
-                "a whole number of seconds greater than 0, e.g. 3600",
-            )
-        );
-        return Err(ExitCode::from(2));
-    }
     Ok(settings)
 }
 
@@ -330,7 +330,17 @@ fn worker_config(
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
     config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes_from_environment());
-    config.storage = Some(storage_from_environment(settings)?);
+    let storage = storage_from_environment(settings)?;
+    config.user_disk_quota_bytes = storage.local.user_quota_bytes();
+    config.storage = Some(storage);
+    config.default_maximum_duration = Some(settings.maximum_recording_duration);
+    config.maximum_disk_bytes = settings.maximum_disk_bytes;
+    // Admins have no quota (as when the bot accepts their link); the bot role validates the list.
+    config.quota_exempt_user_ids = setting("TELEGRAM_ADMIN_IDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|item| item.trim().parse::<i64>().ok())
+        .collect();
     Ok(config)
 }
 

@@ -613,10 +613,13 @@ fn a_valid_configuration_passes_and_the_token_is_masked() {
             ("DASHBOARD_ENABLED", "true"),
             ("DASHBOARD_SECRET", "0123456789abcdef-dashboard"),
             ("REDIS_URL", "redis://:hunter2pw@redis.internal:6379/0"),
+            ("GDRIVE_CLIENT_SECRET", "GOCSPX-leakcheckvalue"),
+            ("GDRIVE_REFRESH_TOKEN", "1//0leakcheckrefresh"),
         ],
     );
     let all = everything(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(!all.contains("leakcheck"), "a Drive secret leaked: {all}");
     let stdout = text(&output.stdout);
     assert!(stdout.contains("123456:****"), "{stdout}");
     assert!(!all.contains("SECRETPART"), "the token leaked: {all}");
