@@ -327,9 +327,10 @@ async fn half_a_million_zero_length_segments_are_refused_with_the_limit() {
         TrackEnd::Failed(error) => {
             assert_eq!(error.failure_kind(), FailureKind::LimitReached, "{error}");
             assert!(
-                error
-                    .to_string()
-                    .contains("more segments than the limit of 20000"),
+                error.to_string().contains(&format!(
+                    "more segments than the limit of {}",
+                    streambot_hls::playlist::DEFAULT_MAXIMUM_SEGMENTS
+                )),
                 "{error}"
             );
         }

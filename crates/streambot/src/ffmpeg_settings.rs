@@ -12,8 +12,10 @@ pub const DEFAULT_FFMPEG_OPERATION_TIMEOUT: Duration = Duration::from_secs(7200)
 
 /// `FFMPEG_PATH` / `FFPROBE_PATH` when set and not empty, else the names on PATH.
 pub fn ffmpeg_binaries_from_environment() -> FfmpegBinaries {
-    let path = |variable: &str| std::env::var_os(variable).map(PathBuf::from);
-    FfmpegBinaries::from_settings(path("FFMPEG_PATH"), path("FFPROBE_PATH"))
+    FfmpegBinaries::from_settings(
+        std::env::var_os("FFMPEG_PATH").map(PathBuf::from),
+        std::env::var_os("FFPROBE_PATH").map(PathBuf::from),
+    )
 }
 
 /// Remux/transcode/concat limited to `FFMPEG_DEFAULT_TIMEOUT` seconds; ffprobe keeps its own short
