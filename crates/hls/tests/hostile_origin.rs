@@ -376,6 +376,7 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
             window: 8,
             initial: 5,
             total: 40,
+            segment_copies: 4,
         },
         &|config| {
             config.limits.minimum_segment_request_time = Duration::from_secs(2);

@@ -95,6 +95,9 @@ pub struct HostileTimeline {
     pub window: u64,
     pub initial: u64,
     pub total: u64,
+    /// Each segment is this many fixture segments back to back (still one valid MPEG-TS body),
+    /// for attacks whose damage grows with the segment size.
+    pub segment_copies: usize,
 }
 
 impl Default for HostileTimeline {
@@ -104,6 +107,7 @@ impl Default for HostileTimeline {
             window: 5,
             initial: 5,
             total: 12,
+            segment_copies: 1,
         }
     }
 }
@@ -149,10 +153,14 @@ impl HostileState {
             .clear_segments
             .as_ref()
             .unwrap_or(&self.media.segments);
-        clear
+        let one = clear
             .get(index as usize % count)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.timeline.segment_copies <= 1 {
+            return one;
+        }
+        Bytes::from(one.repeat(self.timeline.segment_copies))
     }
 
     fn key_for(&self, index: u64) -> [u8; 16] {
