@@ -1,8 +1,9 @@
 //! Peak resident memory of one process recording under each attack of the testkit's hostile
-//! origin, next to a clean recording in the same run (issue 11). For every row the peak (VmHWM)
-//! is reset first (`/proc/self/clear_refs`), then an attacked recording and a clean one run side
-//! by side; the row shows the peak, its growth over the resident size before the row, how the
-//! attacked recording ended, and whether the clean one lost anything.
+//! origin, next to a clean recording in the same run (issue 11). Every row runs in a process of
+//! its own (this example started again with `--row N`): an attacked recording and a clean one
+//! side by side; the row shows the process's peak (VmHWM), its growth over the resident size
+//! before the recordings, how the attacked recording ended, and whether the clean one lost
+//! anything.
 //!
 //! ```text
 //! cargo run --release -p streambot-hls --example bench_hostile
@@ -72,58 +73,61 @@ async fn record(url: &str, timeline_seconds: f64) -> (String, usize, usize) {
     (end, ok, gaps)
 }
 
-fn reset_peak() {
-    // "5" resets VmHWM to the current resident size (Linux).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-#[tokio::main]
-async fn main() {
-    let media = match media_fixtures(SegmentKind::MpegTs) {
-        Ok(media) => media,
-        Err(error) => {
-            eprintln!("fixtures: {error}");
-            return;
-        }
-    };
+fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
     let default_timeline = HostileTimeline::default();
-    let trickle_timeline = HostileTimeline {
-        segment_seconds: 0.25,
-        window: 20,
-        initial: 5,
-        total: 120,
-        segment_copies: 40,
-    };
-    let attacks: Vec<(Attack, HostileTimeline)> = vec![
-        (Attack::None, default_timeline),
-        (Attack::PlaylistAsSegment, default_timeline),
-        (Attack::DashAsSegment, default_timeline),
-        (Attack::HtmlBody, default_timeline),
-        (Attack::DefineBomb, default_timeline),
+    let ts = SegmentKind::MpegTs;
+    vec![
+        (Attack::None, default_timeline, ts),
+        (Attack::PlaylistAsSegment, default_timeline, ts),
+        (Attack::DashAsSegment, default_timeline, ts),
+        (Attack::HtmlBody, default_timeline, ts),
+        (Attack::DefineBomb, default_timeline, ts),
         (
             Attack::SequenceJump {
                 skipped: 10_000_000_000_000,
             },
             default_timeline,
+            ts,
         ),
-        (Attack::HostileExtinf("1e20".to_string()), default_timeline),
-        (Attack::HostileExtinf("-1".to_string()), default_timeline),
-        (Attack::HostileExtinf("NaN".to_string()), default_timeline),
+        (
+            Attack::HostileExtinf("1e20".to_string()),
+            default_timeline,
+            ts,
+        ),
+        (
+            Attack::HostileExtinf("-1".to_string()),
+            default_timeline,
+            ts,
+        ),
+        (
+            Attack::HostileExtinf("NaN".to_string()),
+            default_timeline,
+            ts,
+        ),
         (
             Attack::ZeroLengthSegments { count: 500_000 },
             default_timeline,
+            ts,
         ),
         (
+            // 2 MB segments every 0.25 s: 8 MB/s that would pile up behind the trickling head.
             Attack::TricklingFirstSegment {
                 step: Duration::from_secs(5),
             },
-            trickle_timeline,
+            HostileTimeline {
+                segment_seconds: 0.25,
+                window: 20,
+                initial: 5,
+                total: 120,
+                segment_copies: 40,
+            },
+            ts,
         ),
-        (Attack::HugeInit, default_timeline),
+        (Attack::HugeInit, default_timeline, SegmentKind::Fmp4),
         (
             Attack::KeyRotation,
             HostileTimeline {
@@ -131,57 +135,101 @@ async fn main() {
                 total: 60,
                 ..default_timeline
             },
+            ts,
         ),
         (
             Attack::KeyChangeBehindSameUri { from_index: 8 },
             default_timeline,
+            ts,
         ),
-    ];
-    let mut rows = Vec::new();
-    for (attack, timeline) in attacks {
-        let name = attack.name();
-        let timeline_seconds = timeline.total as f64 * timeline.segment_seconds;
-        let (Ok(origin), Ok(clean_origin)) = (
-            spawn_hostile_origin(attack, timeline, media.clone()).await,
-            spawn_hostile_origin(Attack::None, default_timeline, media.clone()).await,
-        ) else {
-            eprintln!("{name}: the origins did not start");
-            continue;
-        };
-        let attacked_url = origin.media_playlist_url();
-        let clean_url = clean_origin.media_playlist_url();
-        reset_peak();
-        let (_, rss_before) = process_memory_kib().unwrap_or((0, 0));
-        let started = Instant::now();
-        let ((attacked, _, _), (_, clean_ok, clean_gaps)) = tokio::join!(
-            record(&attacked_url, timeline_seconds),
-            record(&clean_url, 12.0)
-        );
-        let (peak, _) = process_memory_kib().unwrap_or((0, 0));
-        rows.push(Row {
-            name,
-            peak_mib: mib(peak),
-            growth_mib: mib(peak.saturating_sub(rss_before)),
-            seconds: started.elapsed().as_secs_f64(),
-            attacked,
-            clean_gaps,
-            clean_ok,
-        });
-    }
+        (
+            Attack::RestartWithNewInit { at_index: 8 },
+            default_timeline,
+            SegmentKind::Fmp4,
+        ),
+    ]
+}
+
+/// Runs row `index` in this process and prints it as one table line.
+async fn run_row(index: usize) {
+    let Some((attack, timeline, kind)) = attacks().into_iter().nth(index) else {
+        return;
+    };
+    let (Ok(media), Ok(clean_media)) = (media_fixtures(kind), media_fixtures(SegmentKind::MpegTs))
+    else {
+        eprintln!("fixtures (ffmpeg) missing");
+        return;
+    };
+    let name = attack.name();
+    let timeline_seconds = timeline.total as f64 * timeline.segment_seconds;
+    let (Ok(origin), Ok(clean_origin)) = (
+        spawn_hostile_origin(attack, timeline, media).await,
+        spawn_hostile_origin(Attack::None, HostileTimeline::default(), clean_media).await,
+    ) else {
+        eprintln!("{name}: the origins did not start");
+        return;
+    };
+    let attacked_url = origin.media_playlist_url();
+    let clean_url = clean_origin.media_playlist_url();
+    let (_, rss_before) = process_memory_kib().unwrap_or((0, 0));
+    let started = Instant::now();
+    let ((attacked, _, _), (_, clean_ok, clean_gaps)) = tokio::join!(
+        record(&attacked_url, timeline_seconds),
+        record(&clean_url, 12.0)
+    );
+    let (peak, _) = process_memory_kib().unwrap_or((0, 0));
+    let row = Row {
+        name,
+        peak_mib: mib(peak),
+        growth_mib: mib(peak.saturating_sub(rss_before)),
+        seconds: started.elapsed().as_secs_f64(),
+        attacked,
+        clean_gaps,
+        clean_ok,
+    };
     println!(
-        "| attack | peak RSS (MiB) | peak growth (MiB) | wall s | attacked recording | clean recording beside it |"
+        "| {} | {:.1} | {:.1} | {:.1} | {} | {} ok, {} gaps |",
+        row.name,
+        row.peak_mib,
+        row.growth_mib,
+        row.seconds,
+        row.attacked,
+        row.clean_ok,
+        row.clean_gaps
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(position) = arguments.iter().position(|argument| argument == "--row") {
+        if let Some(index) = arguments
+            .get(position + 1)
+            .and_then(|text| text.parse::<usize>().ok())
+        {
+            run_row(index).await;
+        }
+        return;
+    }
+    // Each row in a process of its own, so that each peak (VmHWM) is that row's alone.
+    let Ok(executable) = std::env::current_exe() else {
+        eprintln!("cannot find this executable");
+        return;
+    };
+    println!(
+        "| attack | peak RSS (MiB) | growth during the row (MiB) | wall s | attacked recording | clean recording beside it |"
     );
     println!("|---|---:|---:|---:|---|---|");
-    for row in &rows {
-        println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {} | {} ok, {} gaps |",
-            row.name,
-            row.peak_mib,
-            row.growth_mib,
-            row.seconds,
-            row.attacked,
-            row.clean_ok,
-            row.clean_gaps
-        );
+    for index in 0..attacks().len() {
+        match tokio::process::Command::new(&executable)
+            .arg("--row")
+            .arg(index.to_string())
+            .kill_on_drop(true)
+            .output()
+            .await
+        {
+            Ok(output) => print!("{}", String::from_utf8_lossy(&output.stdout)),
+            Err(error) => eprintln!("row {index}: {error}"),
+        }
     }
 }

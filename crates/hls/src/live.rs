@@ -117,6 +117,9 @@ impl Default for TrackLimits {
     }
 }
 
+/// Playlists longer than this are parsed on a blocking thread.
+const PARSE_OFF_THREAD_ABOVE_BYTES: usize = 256 * 1024;
+
 /// Longest span any deadline of this module is set ahead: durations from a playlist never make
 /// an `Instant` overflow.
 const LONGEST_DEADLINE: Duration = Duration::from_secs(86_400 * 7);
@@ -796,7 +799,20 @@ impl TrackState {
         let (final_url, text) = self.client.fetch_playlist(url).await?;
         // Relative segment URIs resolve against where the playlist really came from.
         self.playlist_base_url = final_url;
-        match parse_playlist_with_limits(&text, &[], &self.config.limits.playlist) {
+        let limits = self.config.limits.playlist;
+        // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
+        // segments or DEFINE expansion never holds up the other recordings of the process.
+        let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
+            tokio::task::spawn_blocking(move || parse_playlist_with_limits(&text, &[], &limits))
+                .await
+                .map_err(|_| HlsError::Io {
+                    path: self.config.output_directory.clone(),
+                    source: std::io::Error::other("the playlist parser task failed"),
+                })?
+        } else {
+            parse_playlist_with_limits(&text, &[], &limits)
+        };
+        match parsed {
             Ok(Playlist::Media(media)) => Ok(media),
             Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
                 url: url.to_string(),
