@@ -32,7 +32,11 @@ struct Row {
     clean_ok: usize,
 }
 
-async fn record(url: &str, timeline_seconds: f64) -> (String, usize, usize) {
+async fn record(
+    url: &str,
+    timeline_seconds: f64,
+    unbounded_buffer: bool,
+) -> (String, usize, usize) {
     let directory = match tempfile::tempdir() {
         Ok(directory) => directory,
         Err(error) => return (format!("no tempdir: {error}"), 0, 0),
@@ -43,6 +47,11 @@ async fn record(url: &str, timeline_seconds: f64) -> (String, usize, usize) {
     let mut config = TrackRecorderConfig::new("main", url, directory.path().to_path_buf());
     config.stall_timeout = Duration::from_secs(20);
     config.stop_grace = Duration::from_secs(3);
+    if unbounded_buffer {
+        // The comparison row: what the trickling head costs without the buffer bound.
+        config.limits.maximum_buffered_segments = usize::MAX;
+        config.limits.maximum_buffered_bytes = u64::MAX;
+    }
     let Ok(client) = HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, FetchLimits::default())
     else {
         return ("no client".to_string(), 0, 0);
@@ -76,6 +85,21 @@ async fn record(url: &str, timeline_seconds: f64) -> (String, usize, usize) {
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
+
+/// The trickling-head timeline: 2 MB segments every 0.25 s, 8 MB/s that would pile up behind
+/// the head.
+fn trickle_timeline() -> HostileTimeline {
+    HostileTimeline {
+        segment_seconds: 0.25,
+        window: 20,
+        initial: 5,
+        total: 120,
+        segment_copies: 40,
+    }
+}
+
+/// Row index of the comparison: the trickling head with the buffer bound switched off.
+const UNBOUNDED_TRICKLE_ROW: usize = 11;
 
 fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
     let default_timeline = HostileTimeline::default();
@@ -114,17 +138,17 @@ fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
             ts,
         ),
         (
-            // 2 MB segments every 0.25 s: 8 MB/s that would pile up behind the trickling head.
             Attack::TricklingFirstSegment {
                 step: Duration::from_secs(5),
             },
-            HostileTimeline {
-                segment_seconds: 0.25,
-                window: 20,
-                initial: 5,
-                total: 120,
-                segment_copies: 40,
+            trickle_timeline(),
+            ts,
+        ),
+        (
+            Attack::TricklingFirstSegment {
+                step: Duration::from_secs(5),
             },
+            trickle_timeline(),
             ts,
         ),
         (Attack::HugeInit, default_timeline, SegmentKind::Fmp4),
@@ -160,7 +184,12 @@ async fn run_row(index: usize) {
         eprintln!("fixtures (ffmpeg) missing");
         return;
     };
-    let name = attack.name();
+    let unbounded = index == UNBOUNDED_TRICKLE_ROW;
+    let name = if unbounded {
+        format!("{} (buffer bound off, for comparison)", attack.name())
+    } else {
+        attack.name()
+    };
     let timeline_seconds = timeline.total as f64 * timeline.segment_seconds;
     let (Ok(origin), Ok(clean_origin)) = (
         spawn_hostile_origin(attack, timeline, media).await,
@@ -174,8 +203,8 @@ async fn run_row(index: usize) {
     let (_, rss_before) = process_memory_kib().unwrap_or((0, 0));
     let started = Instant::now();
     let ((attacked, _, _), (_, clean_ok, clean_gaps)) = tokio::join!(
-        record(&attacked_url, timeline_seconds),
-        record(&clean_url, 12.0)
+        record(&attacked_url, timeline_seconds, unbounded),
+        record(&clean_url, 12.0, false)
     );
     let (peak, _) = process_memory_kib().unwrap_or((0, 0));
     let row = Row {

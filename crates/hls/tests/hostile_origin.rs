@@ -552,4 +552,11 @@ async fn a_restart_with_a_new_init_behind_the_same_uri_uses_the_new_init() {
             .iter()
             .any(|record| record.entry.epoch == 1)
     );
+    // Once per epoch, not once per parallel download at the start (issue 17).
+    let init_requests = origin
+        .requested_paths()
+        .iter()
+        .filter(|path| path.ends_with("/init.mp4"))
+        .count();
+    assert_eq!(init_requests, 2, "init.mp4 fetched {init_requests} times");
 }
