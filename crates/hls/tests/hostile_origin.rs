@@ -109,18 +109,30 @@ fn gap_records(records: &[LedgerRecord]) -> Vec<&LedgerRecord> {
         .collect()
 }
 
+/// What part `number` must hold: `init`, then the origin's clear bytes of its ok segments in
+/// ledger order.
+fn origin_bytes_of_part(
+    recording: &Recording,
+    origin: &HostileOrigin,
+    number: u32,
+    init: &[u8],
+) -> Vec<u8> {
+    let mut expected = init.to_vec();
+    for record in ok_records(&recording.records)
+        .into_iter()
+        .filter(|record| record.entry.part == number)
+    {
+        let index = origin.index_of(record.entry.epoch, record.entry.media_sequence);
+        expected.extend_from_slice(&origin.clear_segment(index));
+    }
+    expected
+}
+
 /// Every part is exactly the origin's clear bytes of its ok segments, in ledger order.
 fn assert_no_foreign_byte(recording: &Recording, origin: &HostileOrigin) {
     for part in &recording.outcome.parts {
         let bytes = std::fs::read(&part.path).expect("part");
-        let mut expected = Vec::new();
-        for record in ok_records(&recording.records)
-            .into_iter()
-            .filter(|record| record.entry.part == part.number)
-        {
-            let index = origin.index_of(record.entry.epoch, record.entry.media_sequence);
-            expected.extend_from_slice(&origin.clear_segment(index));
-        }
+        let expected = origin_bytes_of_part(recording, origin, part.number, &[]);
         assert!(
             bytes == expected,
             "{} holds {} bytes that are not the origin's {} media bytes",
@@ -329,7 +341,7 @@ async fn half_a_million_zero_length_segments_are_refused_with_the_limit() {
             assert!(
                 error
                     .to_string()
-                    .contains("more segments than the limit of 20000"),
+                    .contains("more segments than the limit of 50000"),
                 "{error}"
             );
         }
@@ -533,14 +545,7 @@ async fn a_restart_with_a_new_init_behind_the_same_uri_uses_the_new_init() {
     let restarted = streambot_testkit::restarted_init(&original);
     for (part, init) in parts.iter().zip([&original, &restarted]) {
         let bytes = std::fs::read(&part.path).expect("part");
-        let mut expected = init.to_vec();
-        for record in ok_records(&recording.records)
-            .into_iter()
-            .filter(|record| record.entry.part == part.number)
-        {
-            let index = origin.index_of(record.entry.epoch, record.entry.media_sequence);
-            expected.extend_from_slice(&origin.clear_segment(index));
-        }
+        let expected = origin_bytes_of_part(&recording, &origin, part.number, init);
         assert!(
             bytes == expected,
             "part {} is not its init followed by its fragments",

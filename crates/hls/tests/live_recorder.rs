@@ -673,13 +673,13 @@ async fn private_addresses_are_refused_unless_allowed() {
     );
 }
 
-#[tokio::test]
-async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
-    let origin = spawn_origin(live_origin_config(SegmentKind::MpegTs))
-        .await
-        .expect("origin");
-    let directory = tempfile::tempdir().expect("tempdir");
-    let config = track_config(&origin.media_playlist_url(), directory.path());
+/// Starts a recording in a task; the sender controls it.
+fn spawn_recording(
+    config: TrackRecorderConfig,
+) -> (
+    watch::Sender<DesiredState>,
+    tokio::task::JoinHandle<TrackOutcome>,
+) {
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, _events) = mpsc::unbounded_channel();
     let recording = tokio::spawn(record_track(
@@ -688,6 +688,17 @@ async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
         control,
         events_sender,
     ));
+    (control_sender, recording)
+}
+
+#[tokio::test]
+async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
+    let origin = spawn_origin(live_origin_config(SegmentKind::MpegTs))
+        .await
+        .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let config = track_config(&origin.media_playlist_url(), directory.path());
+    let (control_sender, recording) = spawn_recording(config);
     tokio::time::sleep(Duration::from_secs(3)).await;
     control_sender.send(DesiredState::Pause).expect("send");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -818,14 +829,7 @@ async fn assert_every_taken_sequence_is_in_the_ledger(stop_by_control: bool) {
     if !stop_by_control {
         config.maximum_duration = Some(Duration::from_secs(4));
     }
-    let (control_sender, control) = watch::channel(DesiredState::Record);
-    let (events_sender, _events) = mpsc::unbounded_channel();
-    let recording = tokio::spawn(record_track(
-        client(NetworkPolicy::ALLOW_PRIVATE),
-        config,
-        control,
-        events_sender,
-    ));
+    let (control_sender, recording) = spawn_recording(config);
     if stop_by_control {
         tokio::time::sleep(Duration::from_secs(6)).await;
         control_sender.send(DesiredState::Stop).expect("send");

@@ -163,10 +163,8 @@ fn scaled(text: &str) -> String {
         .replace("#EXTINF:10.000,", "#EXTINF:1.000,")
 }
 
-fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str]) -> String {
-    let mut text = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}\n"
-    );
+/// One `#EXTINF` + URI per segment, with `#EXT-X-DISCONTINUITY` before those written `!uri`.
+fn push_segment_lines(text: &mut String, segments: &[&str]) {
     for segment in segments {
         if let Some(uri) = segment.strip_prefix('!') {
             text.push_str("#EXT-X-DISCONTINUITY\n");
@@ -175,6 +173,13 @@ fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str])
             text.push_str(&format!("#EXTINF:1.000,\n{segment}\n"));
         }
     }
+}
+
+fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str]) -> String {
+    let mut text = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}\n"
+    );
+    push_segment_lines(&mut text, segments);
     text
 }
 
@@ -304,14 +309,7 @@ fn nginx_rtmp_playlist(media_sequence: u64, segments: &[&str], end: bool) -> Str
     let mut text = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n"
     );
-    for segment in segments {
-        if let Some(uri) = segment.strip_prefix('!') {
-            text.push_str("#EXT-X-DISCONTINUITY\n");
-            text.push_str(&format!("#EXTINF:1.000,\n{uri}\n"));
-        } else {
-            text.push_str(&format!("#EXTINF:1.000,\n{segment}\n"));
-        }
-    }
+    push_segment_lines(&mut text, segments);
     if end {
         text.push_str("#EXT-X-ENDLIST\n");
     }
