@@ -1207,19 +1207,27 @@ impl TrackState {
         let limits = self.config.limits;
         // Bytes downloaded but not committed are bounded: while the head of the line is pending,
         // at most this much waits behind it, then no new download starts.
+        // Segments before the last buffered one are what holds the buffer up: they may always
+        // start (within `parallel_downloads`), or a full buffer would starve its own head.
         let (mut buffered_segments, mut buffered_bytes) = (0usize, 0u64);
-        for segment in self.pending.values() {
+        let mut last_buffered: Option<SegmentKey> = None;
+        for (key, segment) in &self.pending {
             if let SegmentStatus::Done(downloaded) = &segment.status {
                 buffered_segments += 1;
                 buffered_bytes = buffered_bytes.saturating_add(downloaded.bytes.len() as u64);
+                last_buffered = Some(*key);
             }
         }
         let mut in_flight = downloads.len();
         for (key, segment) in self.pending.iter_mut() {
-            if in_flight >= self.config.parallel_downloads
-                || buffered_segments + in_flight >= limits.maximum_buffered_segments.max(1)
-                || buffered_bytes >= limits.maximum_buffered_bytes
-            {
+            if in_flight >= self.config.parallel_downloads {
+                break;
+            }
+            let buffer_full = buffered_segments + in_flight
+                >= limits.maximum_buffered_segments.max(1)
+                || buffered_bytes >= limits.maximum_buffered_bytes;
+            let holds_up_the_buffer = last_buffered.is_some_and(|last| *key < last);
+            if buffer_full && !holds_up_the_buffer {
                 break;
             }
             if !matches!(segment.status, SegmentStatus::Waiting) || segment.next_attempt_at > now {
@@ -1686,6 +1694,63 @@ mod tests {
         );
         caches.clear();
         assert_eq!(caches.sizes(), (0, 0));
+    }
+
+    /// A full buffer of downloaded segments never starves the segment in front of it (its
+    /// retry is what lets the buffer drain).
+    #[tokio::test]
+    async fn a_full_buffer_still_retries_its_head() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let config = TrackRecorderConfig::new(
+            "main",
+            Url::parse("http://127.0.0.1:9/live/media.m3u8").expect("url"),
+            directory.path().to_path_buf(),
+        );
+        let client = HlsHttpClient::new(
+            crate::NetworkPolicy::ALLOW_PRIVATE,
+            crate::FetchLimits::default(),
+        )
+        .expect("client");
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let mut state = TrackState::new(config, client, events, None);
+        let now = Instant::now();
+        let limit = state.config.limits.maximum_buffered_segments as u64;
+        for sequence in 0..=limit {
+            let segment = TrackedSegment {
+                epoch: 0,
+                media_sequence: sequence,
+                discontinuity_sequence: 0,
+                url: Url::parse(&format!("http://127.0.0.1:9/seg-{sequence}.ts")).expect("url"),
+                uri_text: format!("seg-{sequence}.ts"),
+                duration_seconds: 1.0,
+                byte_range: None,
+                key: None,
+                init: None,
+                deadline: now + Duration::from_secs(30),
+                next_attempt_at: now,
+                failed_attempts: u32::from(sequence == 0),
+                status: if sequence == 0 {
+                    SegmentStatus::Waiting
+                } else {
+                    SegmentStatus::Done(DownloadedSegment {
+                        bytes: Bytes::from(vec![0x47u8; 188]),
+                        init: None,
+                        format: MediaFormat::MpegTs,
+                    })
+                },
+                gap_counted: false,
+                failure_reason: None,
+                range_last_media_sequence: None,
+            };
+            state.pending.insert((0, sequence), segment);
+        }
+        let mut downloads = JoinSet::new();
+        state.start_downloads(&mut downloads);
+        assert!(matches!(
+            state.pending.get(&(0, 0)).map(|segment| &segment.status),
+            Some(SegmentStatus::InFlight)
+        ));
+        downloads.abort_all();
     }
 
     #[test]
