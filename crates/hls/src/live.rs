@@ -333,6 +333,9 @@ impl<K: PartialEq, V: Clone> BoundedCache<K, V> {
 struct SharedCaches {
     keys: Mutex<BoundedCache<Url, [u8; 16]>>,
     inits: Mutex<BoundedCache<String, Bytes>>,
+    /// Init sections refused as too large, with the limit (until the next epoch): every later
+    /// segment fails at once instead of downloading the same 16 MiB again.
+    refused_inits: Mutex<BoundedCache<String, u64>>,
     key_fetch: tokio::sync::Mutex<()>,
     init_fetch: tokio::sync::Mutex<()>,
 }
@@ -342,6 +345,7 @@ impl SharedCaches {
         SharedCaches {
             keys: Mutex::new(BoundedCache::new(limits.maximum_cached_keys)),
             inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
+            refused_inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
             key_fetch: tokio::sync::Mutex::new(()),
             init_fetch: tokio::sync::Mutex::new(()),
         }
@@ -354,6 +358,9 @@ impl SharedCaches {
         }
         if let Ok(mut inits) = self.inits.lock() {
             inits.clear();
+        }
+        if let Ok(mut refused) = self.refused_inits.lock() {
+            refused.clear();
         }
     }
 
@@ -1627,9 +1634,32 @@ async fn fetch_init(
     if let Some(bytes) = cached() {
         return Ok((bytes, false));
     }
-    let fetched = client
+    let refused = caches
+        .refused_inits
+        .lock()
+        .ok()
+        .and_then(|refused| refused.get(&init.identity));
+    if let Some(limit_bytes) = refused {
+        return Err(HlsError::TooLarge {
+            url: init.url.to_string(),
+            what: "init segment",
+            limit_bytes,
+        });
+    }
+    let fetched = match client
         .fetch_until(&init.url, ResourceKind::Init, init.byte_range, deadline)
-        .await?;
+        .await
+    {
+        Ok(fetched) => fetched,
+        Err(error) => {
+            if let HlsError::TooLarge { limit_bytes, .. } = &error
+                && let Ok(mut refused) = caches.refused_inits.lock()
+            {
+                refused.insert(init.identity.clone(), *limit_bytes);
+            }
+            return Err(error);
+        }
+    };
     check_media_body(&fetched.body, MediaExpectation::InitSegment).map_err(|reason| {
         HlsError::NotMedia {
             url: init.url.to_string(),

@@ -435,6 +435,14 @@ async fn a_huge_init_stops_at_its_limit() {
     assert!(ok_records(&run.attacked.records).is_empty());
     assert_gap_reason(&run.attacked, "init segment larger than 16777216 bytes");
     assert!(run.attacked.outcome.parts.is_empty());
+    // Refused once, not downloaded again for every segment.
+    let init_requests = run
+        .origin
+        .requested_paths()
+        .iter()
+        .filter(|path| path.ends_with("/init.mp4"))
+        .count();
+    assert_eq!(init_requests, 1);
     assert_clean_recording_unharmed(&run);
     assert_memory_bounded(&run, MEMORY_BOUND_KIB);
 }
