@@ -10,6 +10,9 @@ use crate::error::HlsError;
 use crate::playlist::ByteRange;
 use crate::url_safety::{NetworkPolicy, check_url, redirect_policy, resolver_for};
 
+/// Most a body buffer reserves before bytes arrive.
+const INITIAL_BODY_CAPACITY: u64 = 4 * 1024 * 1024;
+
 /// Upper bounds for what a server may send.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
@@ -162,8 +165,7 @@ impl HlsHttpClient {
             request = request.timeout(self.limits.small_request_timeout);
         }
         if let Some(range) = byte_range {
-            let last = range.offset + range.length.saturating_sub(1);
-            request = request.header("Range", format!("bytes={}-{}", range.offset, last));
+            request = request.header("Range", range_header_value(range));
         }
         let network_error = |error: reqwest::Error| HlsError::Network {
             url: url.to_string(),
@@ -194,7 +196,8 @@ impl HlsHttpClient {
             });
         }
         let mut body =
-            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit) as usize);
+            // What the server announces is not believed up front: the buffer grows as bytes come.
+            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit).min(INITIAL_BODY_CAPACITY) as usize);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
@@ -258,6 +261,13 @@ impl HlsHttpClient {
     }
 }
 
+/// `bytes=<first>-<last>` of a byte range from a playlist; offsets near `u64::MAX` saturate
+/// instead of overflowing.
+fn range_header_value(range: ByteRange) -> String {
+    let last = range.offset.saturating_add(range.length.saturating_sub(1));
+    format!("bytes={}-{}", range.offset, last)
+}
+
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
@@ -289,4 +299,27 @@ fn find_url_refusal(error: &reqwest::Error) -> Option<crate::url_safety::UrlSafe
         source = cause.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers_never_overflow() {
+        assert_eq!(
+            range_header_value(ByteRange {
+                length: 100,
+                offset: 50
+            }),
+            "bytes=50-149"
+        );
+        assert_eq!(
+            range_header_value(ByteRange {
+                length: u64::MAX,
+                offset: u64::MAX
+            }),
+            format!("bytes={}-{}", u64::MAX, u64::MAX)
+        );
+    }
 }

@@ -546,6 +546,60 @@ mod tests {
     }
 
     #[test]
+    fn a_part_start_reason_is_read_back_and_old_ledgers_infer_discontinuities() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut old_style = entry(2, 12, SegmentState::Ok, 0, 10);
+        old_style.discontinuity_sequence = 1;
+        let lines: Vec<String> = [
+            LedgerRecord::new(entry(1, 10, SegmentState::Ok, 0, 10)),
+            LedgerRecord::new(entry(1, 11, SegmentState::Ok, 10, 10)),
+            // Written before the part start reason existed: another discontinuity sequence.
+            LedgerRecord::new(old_style),
+            LedgerRecord {
+                part_start_reason: Some(PartStartReason::InitChanged),
+                ..LedgerRecord::new(entry(3, 13, SegmentState::Ok, 0, 10))
+            },
+            LedgerRecord {
+                range_last_media_sequence: Some(1_000_000_000_000),
+                reason: Some("999999999987 segments skipped".to_string()),
+                ..LedgerRecord::new(entry(3, 14, SegmentState::Gap, 10, 0))
+            },
+        ]
+        .iter()
+        .map(|record| serde_json::to_string(record).expect("json"))
+        .collect();
+        std::fs::write(
+            directory.path().join("main-ledger.jsonl"),
+            lines.join("\n") + "\n",
+        )
+        .expect("ledger");
+        for number in 1..=3 {
+            std::fs::write(
+                directory.path().join(format!("main-{number:04}.ts")),
+                [0x47u8; 20],
+            )
+            .expect("part");
+        }
+        let parts = parts_recorded_in(directory.path(), "main").expect("parts");
+        let reasons: Vec<PartStartReason> = parts.iter().map(|part| part.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                PartStartReason::First,
+                PartStartReason::Discontinuity,
+                PartStartReason::InitChanged
+            ]
+        );
+        // Old readers see one entry per line; the range is one line.
+        let entries = read_ledger(&directory.path().join("main-ledger.jsonl")).expect("read");
+        assert_eq!(entries.len(), 5);
+        let records =
+            read_ledger_records(&directory.path().join("main-ledger.jsonl")).expect("read");
+        assert_eq!(records[4].segment_count(), 1_000_000_000_000 - 14 + 1);
+        assert_eq!(records[4].last_media_sequence(), 1_000_000_000_000);
+    }
+
+    #[test]
     fn parts_on_disk_come_from_the_ledger_and_the_files_that_are_still_there() {
         let directory =
             std::env::temp_dir().join(format!("streambot-ledger-test-{}", std::process::id()));

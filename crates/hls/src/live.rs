@@ -117,6 +117,9 @@ impl Default for TrackLimits {
     }
 }
 
+/// Playlists longer than this are parsed on a blocking thread.
+const PARSE_OFF_THREAD_ABOVE_BYTES: usize = 256 * 1024;
+
 /// Longest span any deadline of this module is set ahead: durations from a playlist never make
 /// an `Instant` overflow.
 const LONGEST_DEADLINE: Duration = Duration::from_secs(86_400 * 7);
@@ -330,6 +333,9 @@ impl<K: PartialEq, V: Clone> BoundedCache<K, V> {
 struct SharedCaches {
     keys: Mutex<BoundedCache<Url, [u8; 16]>>,
     inits: Mutex<BoundedCache<String, Bytes>>,
+    /// Init sections refused as too large, with the limit (until the next epoch): every later
+    /// segment fails at once instead of downloading the same 16 MiB again.
+    refused_inits: Mutex<BoundedCache<String, u64>>,
     key_fetch: tokio::sync::Mutex<()>,
     init_fetch: tokio::sync::Mutex<()>,
 }
@@ -339,6 +345,7 @@ impl SharedCaches {
         SharedCaches {
             keys: Mutex::new(BoundedCache::new(limits.maximum_cached_keys)),
             inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
+            refused_inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
             key_fetch: tokio::sync::Mutex::new(()),
             init_fetch: tokio::sync::Mutex::new(()),
         }
@@ -351,6 +358,9 @@ impl SharedCaches {
         }
         if let Ok(mut inits) = self.inits.lock() {
             inits.clear();
+        }
+        if let Ok(mut refused) = self.refused_inits.lock() {
+            refused.clear();
         }
     }
 
@@ -404,38 +414,7 @@ pub async fn record_track(
     let resumed_from = read_ledger_records(&ledger_path)
         .ok()
         .and_then(|records| records.last().cloned());
-    let resume_after = resumed_from
-        .as_ref()
-        .map(|record| (record.entry.epoch, record.last_media_sequence()));
-    let mut state = TrackState {
-        config: config.clone(),
-        client,
-        events,
-        caches: Arc::new(SharedCaches::new(&config.limits)),
-        pending: BTreeMap::new(),
-        highest_seen: resume_after,
-        resume_after,
-        current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
-        highest_discontinuity_sequence: 0,
-        started_at: Instant::now(),
-        last_new_segment_at: Instant::now(),
-        end_list_seen: false,
-        taking_new_segments: true,
-        scheduled_media_seconds: 0.0,
-        progress: RecordingProgress::default(),
-        last_committed_discontinuity: None,
-        discontinuity_count: resumed_from
-            .as_ref()
-            .map_or(0, |record| record.entry.discontinuity_sequence),
-        last_playlist_at: Instant::now(),
-        last_committed_epoch: None,
-        part_break_pending: None,
-        paused: false,
-        first_media_sequence: None,
-        last_media_sequence: None,
-        target_duration_seconds: 2.0,
-        playlist_base_url: config.media_playlist_url.clone(),
-    };
+    let mut state = TrackState::new(config, client, events, resumed_from.as_ref());
     let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
     let end = state.run(&mut writer, &mut control, &mut downloads).await;
     downloads.abort_all();
@@ -487,6 +466,46 @@ enum StopMode {
 }
 
 impl TrackState {
+    /// A track's state before its first playlist, continuing after `resumed_from` (the last
+    /// ledger line of an earlier run in the same directory) when there is one.
+    fn new(
+        config: TrackRecorderConfig,
+        client: HlsHttpClient,
+        events: mpsc::UnboundedSender<TrackEvent>,
+        resumed_from: Option<&LedgerRecord>,
+    ) -> TrackState {
+        let resume_after =
+            resumed_from.map(|record| (record.entry.epoch, record.last_media_sequence()));
+        TrackState {
+            caches: Arc::new(SharedCaches::new(&config.limits)),
+            client,
+            events,
+            pending: BTreeMap::new(),
+            highest_seen: resume_after,
+            resume_after,
+            current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
+            highest_discontinuity_sequence: 0,
+            started_at: Instant::now(),
+            last_new_segment_at: Instant::now(),
+            end_list_seen: false,
+            taking_new_segments: true,
+            scheduled_media_seconds: 0.0,
+            progress: RecordingProgress::default(),
+            last_committed_discontinuity: None,
+            discontinuity_count: resumed_from
+                .map_or(0, |record| record.entry.discontinuity_sequence),
+            last_playlist_at: Instant::now(),
+            last_committed_epoch: None,
+            part_break_pending: None,
+            paused: false,
+            first_media_sequence: None,
+            last_media_sequence: None,
+            target_duration_seconds: 2.0,
+            playlist_base_url: config.media_playlist_url.clone(),
+            config,
+        }
+    }
+
     fn outcome(
         &self,
         end: TrackEnd,
@@ -787,7 +806,20 @@ impl TrackState {
         let (final_url, text) = self.client.fetch_playlist(url).await?;
         // Relative segment URIs resolve against where the playlist really came from.
         self.playlist_base_url = final_url;
-        match parse_playlist_with_limits(&text, &[], &self.config.limits.playlist) {
+        let limits = self.config.limits.playlist;
+        // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
+        // segments or DEFINE expansion never holds up the other recordings of the process.
+        let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
+            tokio::task::spawn_blocking(move || parse_playlist_with_limits(&text, &[], &limits))
+                .await
+                .map_err(|_| HlsError::Io {
+                    path: self.config.output_directory.clone(),
+                    source: std::io::Error::other("the playlist parser task failed"),
+                })?
+        } else {
+            parse_playlist_with_limits(&text, &[], &limits)
+        };
+        match parsed {
             Ok(Playlist::Media(media)) => Ok(media),
             Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
                 url: url.to_string(),
@@ -1182,19 +1214,27 @@ impl TrackState {
         let limits = self.config.limits;
         // Bytes downloaded but not committed are bounded: while the head of the line is pending,
         // at most this much waits behind it, then no new download starts.
+        // Segments before the last buffered one are what holds the buffer up: they may always
+        // start (within `parallel_downloads`), or a full buffer would starve its own head.
         let (mut buffered_segments, mut buffered_bytes) = (0usize, 0u64);
-        for segment in self.pending.values() {
+        let mut last_buffered: Option<SegmentKey> = None;
+        for (key, segment) in &self.pending {
             if let SegmentStatus::Done(downloaded) = &segment.status {
                 buffered_segments += 1;
                 buffered_bytes = buffered_bytes.saturating_add(downloaded.bytes.len() as u64);
+                last_buffered = Some(*key);
             }
         }
         let mut in_flight = downloads.len();
         for (key, segment) in self.pending.iter_mut() {
-            if in_flight >= self.config.parallel_downloads
-                || buffered_segments + in_flight >= limits.maximum_buffered_segments.max(1)
-                || buffered_bytes >= limits.maximum_buffered_bytes
-            {
+            if in_flight >= self.config.parallel_downloads {
+                break;
+            }
+            let buffer_full = buffered_segments + in_flight
+                >= limits.maximum_buffered_segments.max(1)
+                || buffered_bytes >= limits.maximum_buffered_bytes;
+            let holds_up_the_buffer = last_buffered.is_some_and(|last| *key < last);
+            if buffer_full && !holds_up_the_buffer {
                 break;
             }
             if !matches!(segment.status, SegmentStatus::Waiting) || segment.next_attempt_at > now {
@@ -1594,9 +1634,32 @@ async fn fetch_init(
     if let Some(bytes) = cached() {
         return Ok((bytes, false));
     }
-    let fetched = client
+    let refused = caches
+        .refused_inits
+        .lock()
+        .ok()
+        .and_then(|refused| refused.get(&init.identity));
+    if let Some(limit_bytes) = refused {
+        return Err(HlsError::TooLarge {
+            url: init.url.to_string(),
+            what: "init segment",
+            limit_bytes,
+        });
+    }
+    let fetched = match client
         .fetch_until(&init.url, ResourceKind::Init, init.byte_range, deadline)
-        .await?;
+        .await
+    {
+        Ok(fetched) => fetched,
+        Err(error) => {
+            if let HlsError::TooLarge { limit_bytes, .. } = &error
+                && let Ok(mut refused) = caches.refused_inits.lock()
+            {
+                refused.insert(init.identity.clone(), *limit_bytes);
+            }
+            return Err(error);
+        }
+    };
     check_media_body(&fetched.body, MediaExpectation::InitSegment).map_err(|reason| {
         HlsError::NotMedia {
             url: init.url.to_string(),
@@ -1663,6 +1726,63 @@ mod tests {
         assert_eq!(caches.sizes(), (0, 0));
     }
 
+    /// A full buffer of downloaded segments never starves the segment in front of it (its
+    /// retry is what lets the buffer drain).
+    #[tokio::test]
+    async fn a_full_buffer_still_retries_its_head() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let config = TrackRecorderConfig::new(
+            "main",
+            Url::parse("http://127.0.0.1:9/live/media.m3u8").expect("url"),
+            directory.path().to_path_buf(),
+        );
+        let client = HlsHttpClient::new(
+            crate::NetworkPolicy::ALLOW_PRIVATE,
+            crate::FetchLimits::default(),
+        )
+        .expect("client");
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let mut state = TrackState::new(config, client, events, None);
+        let now = Instant::now();
+        let limit = state.config.limits.maximum_buffered_segments as u64;
+        for sequence in 0..=limit {
+            let segment = TrackedSegment {
+                epoch: 0,
+                media_sequence: sequence,
+                discontinuity_sequence: 0,
+                url: Url::parse(&format!("http://127.0.0.1:9/seg-{sequence}.ts")).expect("url"),
+                uri_text: format!("seg-{sequence}.ts"),
+                duration_seconds: 1.0,
+                byte_range: None,
+                key: None,
+                init: None,
+                deadline: now + Duration::from_secs(30),
+                next_attempt_at: now,
+                failed_attempts: u32::from(sequence == 0),
+                status: if sequence == 0 {
+                    SegmentStatus::Waiting
+                } else {
+                    SegmentStatus::Done(DownloadedSegment {
+                        bytes: Bytes::from(vec![0x47u8; 188]),
+                        init: None,
+                        format: MediaFormat::MpegTs,
+                    })
+                },
+                gap_counted: false,
+                failure_reason: None,
+                range_last_media_sequence: None,
+            };
+            state.pending.insert((0, sequence), segment);
+        }
+        let mut downloads = JoinSet::new();
+        state.start_downloads(&mut downloads);
+        assert!(matches!(
+            state.pending.get(&(0, 0)).map(|segment| &segment.status),
+            Some(SegmentStatus::InFlight)
+        ));
+        downloads.abort_all();
+    }
+
     #[test]
     fn deadlines_from_hostile_durations_never_overflow() {
         let now = Instant::now();
@@ -1673,5 +1793,228 @@ mod tests {
             assert!(sane_duration(seconds) <= crate::playlist::MAXIMUM_BELIEVABLE_DURATION_SECONDS);
         }
         assert!(instant_after(now, Duration::MAX) <= now + LONGEST_DEADLINE);
+    }
+}
+
+/// The live state machine driven without a server (issue 11 item 4): random playlist reload
+/// sequences go through `absorb_playlist`, downloads are decided at random (media, a network
+/// failure, a body that is not media), then the commit order and the ledger are checked.
+#[cfg(test)]
+mod state_machine_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Reload {
+        /// How the first media sequence moves from the previous playlist.
+        step: SequenceStep,
+        segments: Vec<(String, bool)>,
+        target_duration: String,
+        end_list: bool,
+        outcomes: Vec<u8>,
+    }
+
+    #[derive(Debug, Clone)]
+    enum SequenceStep {
+        Forward(u64),
+        Back(u64),
+        Jump(u64),
+        Reset,
+    }
+
+    fn reload() -> impl Strategy<Value = Reload> {
+        let duration = proptest::sample::select(vec![
+            "1", "2.5", "0", "-1", "NaN", "inf", "1e20", "86400", "junk",
+        ])
+        .prop_map(str::to_string);
+        let step = prop_oneof![
+            4 => (0u64..4).prop_map(SequenceStep::Forward),
+            1 => (1u64..6).prop_map(SequenceStep::Back),
+            1 => prop_oneof![Just(2_000u64), Just(10_000_000_000_000u64), Just(u64::MAX / 2)]
+                .prop_map(SequenceStep::Jump),
+            1 => Just(SequenceStep::Reset),
+        ];
+        (
+            step,
+            proptest::collection::vec((duration.clone(), proptest::bool::weighted(0.15)), 0..8),
+            duration,
+            proptest::bool::weighted(0.05),
+            proptest::collection::vec(0u8..10, 8),
+        )
+            .prop_map(
+                |(step, segments, target_duration, end_list, outcomes)| Reload {
+                    step,
+                    segments,
+                    target_duration,
+                    end_list,
+                    outcomes,
+                },
+            )
+    }
+
+    fn playlist_text(first_sequence: u64, reload: &Reload) -> String {
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{first_sequence}\n",
+            reload.target_duration
+        );
+        for (offset, (duration, discontinuity)) in reload.segments.iter().enumerate() {
+            if *discontinuity {
+                text.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            text.push_str(&format!(
+                "#EXTINF:{duration},\nseg-{}.ts\n",
+                first_sequence.wrapping_add(offset as u64)
+            ));
+        }
+        if reload.end_list {
+            text.push_str("#EXT-X-ENDLIST\n");
+        }
+        text
+    }
+
+    fn ts_body(sequence: u64) -> Bytes {
+        let mut body = vec![0u8; 188 * 2];
+        body[0] = 0x47;
+        body[188] = 0x47;
+        body[1..9].copy_from_slice(&sequence.to_be_bytes());
+        Bytes::from(body)
+    }
+
+    fn run_reloads(reloads: &[Reload], maximum_duration: Option<Duration>) {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut config = TrackRecorderConfig::new(
+            "main",
+            Url::parse("http://127.0.0.1:9/live/media.m3u8").expect("url"),
+            directory.path().to_path_buf(),
+        );
+        config.maximum_duration = maximum_duration;
+        config.limits.maximum_listed_gap_segments = 100;
+        static CLIENT: std::sync::OnceLock<HlsHttpClient> = std::sync::OnceLock::new();
+        let client = CLIENT
+            .get_or_init(|| {
+                HlsHttpClient::new(
+                    crate::NetworkPolicy::ALLOW_PRIVATE,
+                    crate::FetchLimits::default(),
+                )
+                .expect("client")
+            })
+            .clone();
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let mut writer =
+            PartWriter::open(directory.path(), "main", Duration::from_secs(60)).expect("writer");
+        let mut state = TrackState::new(config, client, events, None);
+        let mut first_sequence: u64 = 1_000;
+        for (index, reload) in reloads.iter().enumerate() {
+            first_sequence = match reload.step {
+                SequenceStep::Forward(by) => first_sequence.saturating_add(by),
+                SequenceStep::Back(by) => first_sequence.saturating_sub(by),
+                SequenceStep::Jump(by) => first_sequence.saturating_add(by),
+                SequenceStep::Reset => 0,
+            };
+            let text = playlist_text(first_sequence, reload);
+            let Ok(Playlist::Media(playlist)) = crate::playlist::parse_playlist(&text) else {
+                continue;
+            };
+            state
+                .absorb_playlist(&playlist, index == 0)
+                .expect("absorb");
+            // Decide the fate of every segment waiting for a download.
+            let waiting: Vec<SegmentKey> = state
+                .pending
+                .iter()
+                .filter(|(_, segment)| matches!(segment.status, SegmentStatus::Waiting))
+                .map(|(key, _)| *key)
+                .collect();
+            for (position, key) in waiting.into_iter().enumerate() {
+                let choice = reload.outcomes.get(position % 8).copied().unwrap_or(0);
+                let result = match choice {
+                    0 => Err(HlsError::Network {
+                        url: "seg".to_string(),
+                        detail: "reset".to_string(),
+                    }),
+                    1 => Err(HlsError::NotMedia {
+                        url: "seg".to_string(),
+                        reason: "the body is an HLS playlist".to_string(),
+                    }),
+                    2 => Err(HlsError::Decryption {
+                        url: "seg".to_string(),
+                        detail: "bad padding".to_string(),
+                    }),
+                    _ => Ok(DownloadedSegment {
+                        bytes: ts_body(key.1),
+                        init: None,
+                        format: MediaFormat::MpegTs,
+                    }),
+                };
+                if let Some(segment) = state.pending.get_mut(&key) {
+                    segment.status = SegmentStatus::InFlight;
+                }
+                state.absorb_download(DownloadResult {
+                    key,
+                    result,
+                    fresh_key: true,
+                    fresh_init: true,
+                });
+            }
+            state.give_up_expired();
+            state.commit_ready(&mut writer).expect("commit");
+        }
+        state
+            .commit_after_stop(&mut writer)
+            .expect("commit after stop");
+        assert!(state.pending.is_empty());
+        let ledger_path = writer.ledger_path().to_path_buf();
+        let parts = writer.finish().expect("finish");
+        let records = read_ledger_records(&ledger_path).expect("ledger");
+
+        // Strictly increasing (epoch, sequence) ranges: nothing twice, nothing out of order.
+        let mut previous_end: Option<(u32, u64)> = None;
+        for record in &records {
+            let start = (record.entry.epoch, record.entry.media_sequence);
+            if let Some(previous) = previous_end {
+                assert!(start > previous, "{start:?} after {previous:?}");
+            }
+            previous_end = Some((record.entry.epoch, record.last_media_sequence()));
+            assert!(record.entry.duration_seconds.is_finite());
+            assert!(record.entry.duration_seconds >= 0.0);
+        }
+        let gap_segments: u64 = records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Gap)
+            .map(LedgerRecord::segment_count)
+            .fold(0, u64::saturating_add);
+        assert_eq!(state.progress.gap_segments, gap_segments);
+        let ok = records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Ok)
+            .count() as u64;
+        assert_eq!(state.progress.segments_written, ok);
+        // The parts hold exactly the committed bodies, in order.
+        let mut expected_bytes: u64 = 0;
+        for record in records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Ok)
+        {
+            expected_bytes += ts_body(record.entry.media_sequence).len() as u64;
+        }
+        let written: u64 = parts.iter().map(|part| part.bytes).sum();
+        assert_eq!(written, expected_bytes);
+        // Without a reload sequence with jumps the line count stays small: every line is one
+        // sequence taken or one range.
+        assert!(records.len() <= reloads.len() * (8 + 100) + 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_reload_sequences_keep_the_ledger_true(reloads in proptest::collection::vec(reload(), 1..25)) {
+            run_reloads(&reloads, None);
+        }
+
+        #[test]
+        fn random_reload_sequences_with_a_duration_limit(reloads in proptest::collection::vec(reload(), 1..25)) {
+            run_reloads(&reloads, Some(Duration::from_secs(5)));
+        }
     }
 }

@@ -42,9 +42,10 @@ pub struct PlaylistLimits {
 pub const DEFAULT_MAXIMUM_SUBSTITUTED_BYTES: usize = 16 * 1024 * 1024;
 /// Default of [`PlaylistLimits::maximum_variable_references`].
 pub const DEFAULT_MAXIMUM_VARIABLE_REFERENCES: usize = 100_000;
-/// Default of [`PlaylistLimits::maximum_segments`]: a day of 1 s segments with room to spare (real
-/// VOD playlists in the corpus list 40,000).
-pub const DEFAULT_MAXIMUM_SEGMENTS: usize = 100_000;
+/// Default of [`PlaylistLimits::maximum_segments`]: above the largest real playlist of the peer
+/// corpus (grafov-m3u8's 40,001-segment VOD, 111 h of 10 s segments), far below what 8 MB of
+/// zero-length segments would make (500,000).
+pub const DEFAULT_MAXIMUM_SEGMENTS: usize = 50_000;
 /// `#EXTINF` and `#EXT-X-TARGETDURATION` values above this (one day) are not believed: an EXTINF
 /// is then read as unreadable (the target duration stands in), a target duration as absent.
 pub const MAXIMUM_BELIEVABLE_DURATION_SECONDS: f64 = 86_400.0;

@@ -109,18 +109,30 @@ fn gap_records(records: &[LedgerRecord]) -> Vec<&LedgerRecord> {
         .collect()
 }
 
+/// What part `number` must hold: `init`, then the origin's clear bytes of its ok segments in
+/// ledger order.
+fn origin_bytes_of_part(
+    recording: &Recording,
+    origin: &HostileOrigin,
+    number: u32,
+    init: &[u8],
+) -> Vec<u8> {
+    let mut expected = init.to_vec();
+    for record in ok_records(&recording.records)
+        .into_iter()
+        .filter(|record| record.entry.part == number)
+    {
+        let index = origin.index_of(record.entry.epoch, record.entry.media_sequence);
+        expected.extend_from_slice(&origin.clear_segment(index));
+    }
+    expected
+}
+
 /// Every part is exactly the origin's clear bytes of its ok segments, in ledger order.
 fn assert_no_foreign_byte(recording: &Recording, origin: &HostileOrigin) {
     for part in &recording.outcome.parts {
         let bytes = std::fs::read(&part.path).expect("part");
-        let mut expected = Vec::new();
-        for record in ok_records(&recording.records)
-            .into_iter()
-            .filter(|record| record.entry.part == part.number)
-        {
-            let index = origin.index_of_media_sequence(record.entry.media_sequence);
-            expected.extend_from_slice(&origin.clear_segment(index));
-        }
+        let expected = origin_bytes_of_part(recording, origin, part.number, &[]);
         assert!(
             bytes == expected,
             "{} holds {} bytes that are not the origin's {} media bytes",
@@ -327,10 +339,9 @@ async fn half_a_million_zero_length_segments_are_refused_with_the_limit() {
         TrackEnd::Failed(error) => {
             assert_eq!(error.failure_kind(), FailureKind::LimitReached, "{error}");
             assert!(
-                error.to_string().contains(&format!(
-                    "more segments than the limit of {}",
-                    streambot_hls::playlist::DEFAULT_MAXIMUM_SEGMENTS
-                )),
+                error
+                    .to_string()
+                    .contains("more segments than the limit of 50000"),
                 "{error}"
             );
         }
@@ -377,6 +388,7 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
             window: 8,
             initial: 5,
             total: 40,
+            segment_copies: 4,
         },
         &|config| {
             config.limits.minimum_segment_request_time = Duration::from_secs(2);
@@ -392,10 +404,15 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
         "{:?}",
         run.attacked.outcome.end
     );
+    let first_taken = run
+        .attacked
+        .records
+        .first()
+        .map(|record| record.entry.media_sequence);
     let trickled = gap_records(&run.attacked.records)
         .into_iter()
-        .find(|record| record.entry.media_sequence == 2)
-        .expect("the trickling segment is a gap");
+        .find(|record| Some(record.entry.media_sequence) == first_taken)
+        .expect("the trickling first segment is a gap");
     assert!(
         trickled
             .reason
@@ -418,6 +435,14 @@ async fn a_huge_init_stops_at_its_limit() {
     assert!(ok_records(&run.attacked.records).is_empty());
     assert_gap_reason(&run.attacked, "init segment larger than 16777216 bytes");
     assert!(run.attacked.outcome.parts.is_empty());
+    // Refused once, not downloaded again for every segment.
+    let init_requests = run
+        .origin
+        .requested_paths()
+        .iter()
+        .filter(|path| path.ends_with("/init.mp4"))
+        .count();
+    assert_eq!(init_requests, 1);
     assert_clean_recording_unharmed(&run);
     assert_memory_bounded(&run, MEMORY_BOUND_KIB);
 }
@@ -443,7 +468,7 @@ async fn a_key_per_segment_is_recorded_with_a_bounded_cache() {
         run.attacked.outcome.end
     );
     assert!(gap_records(&run.attacked.records).is_empty());
-    assert!(ok_records(&run.attacked.records).len() >= 25);
+    assert!(ok_records(&run.attacked.records).len() >= 15);
     // Each key fetched once.
     let key_requests = run
         .origin
@@ -495,4 +520,56 @@ async fn a_new_key_behind_the_same_uri_is_fetched_again() {
     assert!(key_requests <= 6, "{key_requests} key requests");
     assert_no_foreign_byte(&run.attacked, &run.origin);
     assert_clean_recording_unharmed(&run);
+}
+
+/// Issue 17: the packager restarts (numbering from 0) and rewrites `init.mp4` behind the same
+/// URI. The new epoch drops the cached init; part 2 starts with the new init, not the stale one.
+#[tokio::test]
+async fn a_restart_with_a_new_init_behind_the_same_uri_uses_the_new_init() {
+    let media = media_fixtures(SegmentKind::Fmp4).expect("fixtures (ffmpeg)");
+    let at_index = 8;
+    let origin = spawn_hostile_origin(
+        Attack::RestartWithNewInit { at_index },
+        HostileTimeline {
+            total: 14,
+            ..HostileTimeline::default()
+        },
+        media,
+    )
+    .await
+    .expect("origin");
+    let recording = record(&origin.media_playlist_url(), &|_| {}).await;
+    assert!(
+        matches!(
+            recording.outcome.end,
+            TrackEnd::Finished(RecordingEndReason::StreamEnded)
+        ),
+        "{:?}",
+        recording.outcome.end
+    );
+    let parts = &recording.outcome.parts;
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let original = origin.original_init().expect("fMP4 has an init");
+    let restarted = streambot_testkit::restarted_init(&original);
+    for (part, init) in parts.iter().zip([&original, &restarted]) {
+        let bytes = std::fs::read(&part.path).expect("part");
+        let expected = origin_bytes_of_part(&recording, &origin, part.number, init);
+        assert!(
+            bytes == expected,
+            "part {} is not its init followed by its fragments",
+            part.number
+        );
+    }
+    assert!(
+        ok_records(&recording.records)
+            .iter()
+            .any(|record| record.entry.epoch == 1)
+    );
+    // Once per epoch, not once per parallel download at the start (issue 17).
+    let init_requests = origin
+        .requested_paths()
+        .iter()
+        .filter(|path| path.ends_with("/init.mp4"))
+        .count();
+    assert_eq!(init_requests, 2, "init.mp4 fetched {init_requests} times");
 }

@@ -99,3 +99,56 @@ fn playlists_served_as_segments_are_not_media() {
         }
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use streambot_hls::media_check::{MediaExpectation, check_media_body};
+
+    const EXPECTATIONS: [MediaExpectation; 4] = [
+        MediaExpectation::SelfContainedSegment,
+        MediaExpectation::FragmentAfterInit,
+        MediaExpectation::Subtitle,
+        MediaExpectation::InitSegment,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, and bytes that start like media (sync bytes, box headers, ID3),
+        /// never panic the check.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            prefix in proptest::sample::select(vec![
+                &b""[..], b"G", b"ID3\x04\x00\x10\x00\x00\x00\x05", b"\xFF\xF1", b"\xFF\xFB\x90",
+                b"\x0B\x77", b"\x00\x00\x00\x01moof", b"\x00\x00\x00\x00mdat", b"WEBVTT",
+                b"\xEF\xBB\xBF#EXTM3U", b"\x00\x00\x00\x08ftyp\x00\x00\x00\x08moov",
+            ]),
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(&body);
+            for expectation in EXPECTATIONS {
+                let _ = check_media_body(&bytes, expectation);
+            }
+        }
+
+        /// Real media cut or flipped anywhere never panics the check either.
+        #[test]
+        fn mutated_real_media_never_panics(
+            pick in 0usize..3,
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        ) {
+            let name = ["cmaf_video_1.m4s", "cmaf_video_init.mp4", "ts_cea608_first_100_packets.ts"][pick];
+            let mut bytes = super::fixture(name);
+            for (position, value) in flips {
+                let at = position.index(bytes.len());
+                bytes[at] = value;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            for expectation in EXPECTATIONS {
+                let _ = check_media_body(&bytes, expectation);
+            }
+        }
+    }
+}

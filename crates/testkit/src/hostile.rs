@@ -48,8 +48,8 @@ pub enum Attack {
     HostileExtinf(String),
     /// One playlist of this many zero-length segments (500,000 in the issue).
     ZeroLengthSegments { count: u64 },
-    /// The first segment a live recording takes trickles one byte every `step`, for ever;
-    /// segments are `segment_bytes` long and published every `segment_seconds`.
+    /// The first segment requested (the first a live recording takes) trickles one byte every
+    /// `step`, for ever.
     TricklingFirstSegment { step: Duration },
     /// The stream is fMP4 and its `EXT-X-MAP` init is an endless body (no Content-Length).
     HugeInit,
@@ -57,6 +57,20 @@ pub enum Attack {
     KeyRotation,
     /// AES-128 whose key changes behind the same URI (`key.bin`) from segment `from_index` on.
     KeyChangeBehindSameUri { from_index: u64 },
+    /// fMP4 (give [`spawn_hostile_origin`] the fMP4 fixture set): at segment `at_index` the
+    /// packager restarts, its numbering starts again from 0 and `init.mp4` is rewritten behind
+    /// the same URI (another encode: see [`restarted_init`]).
+    RestartWithNewInit { at_index: u64 },
+}
+
+/// The init section served after [`Attack::RestartWithNewInit`]'s restart: the fixture's, with
+/// one byte of its last box changed (same boxes, other content).
+pub fn restarted_init(original: &[u8]) -> Bytes {
+    let mut changed = original.to_vec();
+    if let Some(last) = changed.last_mut() {
+        *last ^= 0x01;
+    }
+    Bytes::from(changed)
 }
 
 impl Attack {
@@ -75,6 +89,7 @@ impl Attack {
             Attack::HugeInit => "huge init".to_string(),
             Attack::KeyRotation => "key rotation".to_string(),
             Attack::KeyChangeBehindSameUri { .. } => "new key behind the same URI".to_string(),
+            Attack::RestartWithNewInit { .. } => "restart with a new init".to_string(),
         }
     }
 }
@@ -95,6 +110,9 @@ pub struct HostileTimeline {
     pub window: u64,
     pub initial: u64,
     pub total: u64,
+    /// Each segment is this many fixture segments back to back (still one valid MPEG-TS body),
+    /// for attacks whose damage grows with the segment size.
+    pub segment_copies: usize,
 }
 
 impl Default for HostileTimeline {
@@ -104,6 +122,7 @@ impl Default for HostileTimeline {
             window: 5,
             initial: 5,
             total: 12,
+            segment_copies: 1,
         }
     }
 }
@@ -124,6 +143,8 @@ struct HostileState {
     media: Arc<MediaSet>,
     started: Instant,
     requests: Mutex<Vec<String>>,
+    /// The first segment index requested (the one [`Attack::TricklingFirstSegment`] trickles).
+    first_requested_segment: Mutex<Option<u64>>,
 }
 
 impl HostileState {
@@ -138,7 +159,18 @@ impl HostileState {
             Attack::SequenceJump { skipped } if index >= ATTACKED_SEGMENT_INDEX => {
                 index.saturating_add(skipped)
             }
+            Attack::RestartWithNewInit { at_index } if index >= at_index => index - at_index,
+            Attack::RestartWithNewInit { .. } => index + 1_000,
             _ => index,
+        }
+    }
+
+    /// The first index of a new numbering (a restart or a jump), if any.
+    fn renumbered_from(&self) -> Option<u64> {
+        match self.attack {
+            Attack::SequenceJump { .. } => Some(ATTACKED_SEGMENT_INDEX),
+            Attack::RestartWithNewInit { at_index } => Some(at_index),
+            _ => None,
         }
     }
 
@@ -149,10 +181,14 @@ impl HostileState {
             .clear_segments
             .as_ref()
             .unwrap_or(&self.media.segments);
-        clear
+        let one = clear
             .get(index as usize % count)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.timeline.segment_copies <= 1 {
+            return one;
+        }
+        Bytes::from(one.repeat(self.timeline.segment_copies))
     }
 
     fn key_for(&self, index: u64) -> [u8; 16] {
@@ -202,14 +238,15 @@ impl HostileState {
             "#EXT-X-MEDIA-SEQUENCE:{}\n",
             self.media_sequence_of(first)
         ));
-        if matches!(self.attack, Attack::HugeInit) {
+        let is_fmp4 = matches!(
+            self.attack,
+            Attack::HugeInit | Attack::RestartWithNewInit { .. }
+        );
+        if is_fmp4 {
             text.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
         }
         for index in first..published {
-            if let Attack::SequenceJump { .. } = self.attack
-                && index == ATTACKED_SEGMENT_INDEX
-                && index > first
-            {
+            if self.renumbered_from() == Some(index) && index > first {
                 // A new media sequence for the rest of the window: the origin "restarted"
                 // its numbering forwards. Written as a fresh playlist from here.
                 text = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
@@ -218,6 +255,9 @@ impl HostileState {
                     "#EXT-X-MEDIA-SEQUENCE:{}\n",
                     self.media_sequence_of(index)
                 ));
+                if is_fmp4 {
+                    text.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
+                }
             }
             match &self.attack {
                 Attack::KeyRotation => text.push_str(&format!(
@@ -233,11 +273,7 @@ impl HostileState {
                 Attack::HostileExtinf(value) => value.clone(),
                 _ => format!("{:.3}", self.timeline.segment_seconds),
             };
-            let extension = if matches!(self.attack, Attack::HugeInit) {
-                "m4s"
-            } else {
-                "ts"
-            };
+            let extension = if is_fmp4 { "m4s" } else { "ts" };
             text.push_str(&format!("#EXTINF:{extinf},\nseg-{index}.{extension}\n"));
         }
         if published >= self.timeline.total {
@@ -287,12 +323,25 @@ impl HostileOrigin {
 
     /// The segment index of a media sequence (the inverse of [`HostileOrigin::media_sequence_of`]).
     pub fn index_of_media_sequence(&self, media_sequence: u64) -> u64 {
+        self.index_of(0, media_sequence)
+    }
+
+    /// [`HostileOrigin::index_of_media_sequence`] for a ledger line of `epoch` (the restarts of
+    /// the numbering the recorder saw; 0 before any).
+    pub fn index_of(&self, epoch: u32, media_sequence: u64) -> u64 {
         match self.state.attack {
             Attack::SequenceJump { skipped } if media_sequence >= skipped => {
                 media_sequence - skipped
             }
+            Attack::RestartWithNewInit { at_index } if epoch > 0 => media_sequence + at_index,
+            Attack::RestartWithNewInit { .. } => media_sequence.saturating_sub(1_000),
             _ => media_sequence,
         }
+    }
+
+    /// The init section served before any restart.
+    pub fn original_init(&self) -> Option<Bytes> {
+        self.state.media.init_segment.clone()
     }
 }
 
@@ -310,6 +359,7 @@ pub async fn spawn_hostile_origin(
         media,
         started: Instant::now(),
         requests: Mutex::new(Vec::new()),
+        first_requested_segment: Mutex::new(None),
     });
     let router = Router::new()
         .fallback(serve_hostile)
@@ -356,6 +406,15 @@ async fn serve_hostile(State(state): State<Arc<HostileState>>, uri: Uri) -> Resp
         return (StatusCode::OK, state.clear_segment(0)).into_response();
     }
     if path.ends_with("/init.mp4") {
+        if let Attack::RestartWithNewInit { at_index } = state.attack {
+            let original = state.media.init_segment.clone().unwrap_or_default();
+            let body = if state.published_count() > at_index {
+                restarted_init(&original)
+            } else {
+                original
+            };
+            return ([(header::CONTENT_TYPE, "video/mp4")], body).into_response();
+        }
         return endless_init_body();
     }
     if path.ends_with("/key.bin") {
@@ -372,6 +431,11 @@ async fn serve_hostile(State(state): State<Arc<HostileState>>, uri: Uri) -> Resp
     if index >= state.published_count() {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let first_requested = state
+        .first_requested_segment
+        .lock()
+        .map(|mut first| *first.get_or_insert(index))
+        .unwrap_or(index);
     let foreign =
         |body: &'static str| ([(header::CONTENT_TYPE, "video/mp2t")], body).into_response();
     match &state.attack {
@@ -384,7 +448,7 @@ async fn serve_hostile(State(state): State<Arc<HostileState>>, uri: Uri) -> Resp
         Attack::HtmlBody if index == ATTACKED_SEGMENT_INDEX => {
             return foreign(FOREIGN_HTML_BODY);
         }
-        Attack::TricklingFirstSegment { step } if index == 2 => {
+        Attack::TricklingFirstSegment { step } if index == first_requested => {
             return trickling_body(state.clear_segment(index), *step);
         }
         Attack::HugeInit => {

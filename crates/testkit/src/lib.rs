@@ -30,7 +30,7 @@ pub use fixtures::{
 };
 pub use hostile::{
     ATTACKED_SEGMENT_INDEX, Attack, HostileOrigin, HostileTimeline, process_memory_kib,
-    rotating_key, spawn_hostile_origin,
+    restarted_init, rotating_key, spawn_hostile_origin,
 };
 pub use origin::{
     EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, OriginConfig, OriginError, OriginHandle,
