@@ -400,3 +400,93 @@ async fn finalize_part(
         transcoded,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streambot_hls::ledger::PartStartReason;
+
+    fn ffmpeg_available() -> bool {
+        std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    }
+
+    /// A reservation far too small for the part (the ledger claims 1 s of a 240 s part): ffmpeg
+    /// reports it, the remux is run again with the room it asked for, and the file has its index
+    /// first and the whole duration.
+    #[tokio::test]
+    async fn a_too_small_index_reservation_is_detected_and_retried() {
+        if !ffmpeg_available() {
+            eprintln!("ffmpeg not installed: skipping");
+            return;
+        }
+        let directory = tempfile::tempdir().expect("tempdir");
+        let part_path = directory.path().join("main-0001.ts");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=96x54:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine", "-t", "240"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "50",
+                "-c:a",
+                "aac",
+            ])
+            .args(["-f", "mpegts"])
+            .arg(&part_path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let part = PartSummary {
+            number: 1,
+            path: part_path.clone(),
+            reason: PartStartReason::First,
+            bytes: 0,
+            segments: 1,
+            media_seconds: 1.0,
+        };
+        let runner = FfmpegRunner::default();
+        let output = directory.path().join("recording-0001.mp4");
+        let options = RemuxOptions {
+            audio_is_adts_aac: true,
+            ..RemuxOptions::new(OutputContainer::Mp4)
+        };
+        let too_small = estimated_index_bytes(1.0, true, true);
+        let finished = remux_in_one_pass(&runner, &part, &output, &options, true, true)
+            .await
+            .expect("remuxed");
+        assert!(reserved_index_shortfall(&finished.stderr_tail).is_none());
+        let index = read_mp4_index(&output).expect("index");
+        assert!(index.moov_before_mdat && !index.fragmented);
+        assert!(
+            (index.duration.as_secs_f64() - 240.0).abs() < 1.0,
+            "{:?}",
+            index.duration
+        );
+        let info = finished_streams(&runner, &output, OutputContainer::Mp4)
+            .await
+            .expect("checked in process");
+        assert!(info.has_video() && info.has_audio());
+        // The first attempt really was too small: ffmpeg says so for that reservation.
+        let direct = RemuxOptions {
+            reserved_index_bytes: Some(too_small),
+            ..options
+        };
+        let first = runner
+            .remux(&part_path, &output, &direct, None)
+            .await
+            .expect("ffmpeg exits 0 even so");
+        assert!(reserved_index_shortfall(&first.stderr_tail).is_some());
+        assert!(
+            finished_streams(&runner, &output, OutputContainer::Mp4)
+                .await
+                .is_err()
+        );
+    }
+}
