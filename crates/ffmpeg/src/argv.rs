@@ -22,6 +22,9 @@ use crate::probe::StreamInfo;
 pub const LOCAL_PROTOCOL_WHITELIST: &str = "file";
 /// Protocols allowed when ffmpeg reads our own pipe (its stdin).
 pub const PIPE_PROTOCOL_WHITELIST: &str = "pipe";
+/// How much of the input the thumbnail of a remux reads (its first keyframe is in there for any
+/// HLS segmenting; without one, no thumbnail is written and finalize takes one separately).
+pub const THUMBNAIL_INPUT_SECONDS: &str = "6";
 /// Telegram's limit for a video thumbnail's long side.
 pub const THUMBNAIL_MAX_SIDE_PIXELS: u32 = 320;
 
@@ -88,6 +91,9 @@ pub struct RemuxOptions {
     /// into this much reserved space, in one pass (issue 18). Too small a reservation makes
     /// ffmpeg log `reserved_moov_size is too small` (see [`reserved_index_shortfall`]).
     pub reserved_index_bytes: Option<u64>,
+    /// Also write a JPEG of the first keyframe here, from the same run (a second, short read of
+    /// the input: see [`THUMBNAIL_INPUT_SECONDS`]); video outputs only.
+    pub thumbnail: Option<PathBuf>,
     /// A separately fetched audio rendition: video from the main input, audio from this one.
     pub audio_input: Option<MediaInput>,
     /// `-avoid_negative_ts make_zero`: the file starts at 0, not at the live stream's clock.
@@ -104,6 +110,7 @@ impl RemuxOptions {
             container,
             faststart: true,
             reserved_index_bytes: None,
+            thumbnail: None,
             audio_input: None,
             timestamps_from_zero: true,
             audio_is_adts_aac: false,
@@ -424,8 +431,35 @@ fn push_stream_copy(
 
 /// Remux `input` (and the audio rendition, if any) into `output` without re-encoding.
 pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
-    let mut arguments =
-        arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
+    let mut arguments = common_arguments(true);
+    push_local_input(&mut arguments, input);
+    if let Some(audio_input) = &options.audio_input {
+        push_local_input(&mut arguments, audio_input);
+    }
+    let thumbnail = options
+        .thumbnail
+        .as_deref()
+        .filter(|_| !options.container.is_audio_only());
+    if thumbnail.is_some() {
+        // The same file again, only its first seconds, keyframes only, one decoder thread.
+        push_all(
+            &mut arguments,
+            &[
+                "-threads",
+                "1",
+                "-skip_frame",
+                "nokey",
+                "-t",
+                THUMBNAIL_INPUT_SECONDS,
+            ],
+        );
+        push_local_input(&mut arguments, input);
+    }
+    push_stream_maps(
+        &mut arguments,
+        options.container,
+        options.audio_input.is_some(),
+    );
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
     push_output_with_index(
         &mut arguments,
@@ -435,7 +469,24 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.timestamps_from_zero,
         output,
     );
+    if let Some(thumbnail) = thumbnail {
+        let thumbnail_input = if options.audio_input.is_some() { 2 } else { 1 };
+        push_thumbnail_output(&mut arguments, thumbnail_input, thumbnail);
+    }
     arguments
+}
+
+/// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
+fn push_thumbnail_output(arguments: &mut Vec<OsString>, input_index: usize, output_jpeg: &Path) {
+    arguments.push("-map".into());
+    arguments.push(format!("{input_index}:v:0").into());
+    push_all(arguments, &["-an", "-sn", "-dn", "-frames:v", "1", "-vf"]);
+    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
+    push_all(
+        arguments,
+        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
+    );
+    arguments.push(local_path_argument(output_jpeg));
 }
 
 /// Bytes to reserve for the index of an mp4 of `media_seconds` (`-moov_size`): per second, up to
@@ -537,25 +588,7 @@ pub fn thumbnail_arguments(input: &MediaInput, output_jpeg: &Path) -> Vec<OsStri
     // One decoder thread: the frame threads' start costs more than decoding one keyframe.
     push_all(&mut arguments, &["-threads", "1", "-skip_frame", "nokey"]);
     push_local_input(&mut arguments, input);
-    push_all(
-        &mut arguments,
-        &[
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-frames:v",
-            "1",
-            "-vf",
-        ],
-    );
-    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
-    push_all(
-        &mut arguments,
-        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
-    );
-    arguments.push(local_path_argument(output_jpeg));
+    push_thumbnail_output(&mut arguments, 0, output_jpeg);
     arguments
 }
 
@@ -969,6 +1002,50 @@ mod tests {
             },
         ));
         assert!(!mkv.contains("moov_size"), "{mkv}");
+    }
+
+    #[test]
+    fn a_remux_can_take_its_thumbnail_in_the_same_run() {
+        let options = RemuxOptions {
+            reserved_index_bytes: Some(146_536),
+            thumbnail: Some(PathBuf::from("/r/recording-0001.jpg")),
+            audio_input: Some(media("/r/audio-0001.ts")),
+            audio_is_adts_aac: true,
+            ..RemuxOptions::default()
+        };
+        let arguments = remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/recording-0001.mp4"),
+            &options,
+        );
+        assert_every_local_input_names_its_format(&arguments);
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/audio-0001.ts \
+             -threads 1 -skip_frame nokey -t 6 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -map 0:v -map 1:a -c copy -bsf:a aac_adtstoasc -avoid_negative_ts make_zero \
+             -moov_size 146536 -f mp4 file:/r/recording-0001.mp4 \
+             -map 2:v:0 -an -sn -dn -frames:v 1 \
+             -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
+             -c:v mjpeg -q:v 3 -update 1 -f image2 file:/r/recording-0001.jpg"
+        );
+        // Audio only: no thumbnail.
+        let m4a = joined(&remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/a.m4a"),
+            &RemuxOptions {
+                container: OutputContainer::M4a,
+                audio_input: None,
+                ..options
+            },
+        ));
+        assert!(
+            !m4a.contains("mjpeg") && !m4a.contains("skip_frame"),
+            "{m4a}"
+        );
     }
 
     #[test]

@@ -200,6 +200,14 @@ async fn streams_of(runner: &FfmpegRunner, input: &MediaInput) -> Result<StreamI
     }
 }
 
+/// A JPEG with a picture size in it (the remux's own thumbnail output may have found no frame).
+fn is_valid_thumbnail(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| streambot_ffmpeg::probe::jpeg_dimensions(&bytes))
+        .is_some_and(|(width, height)| width > 0 && height > 0)
+}
+
 /// Reservation attempts before the two-pass `+faststart` is used instead.
 const INDEX_RESERVATION_ATTEMPTS: usize = 2;
 
@@ -214,12 +222,32 @@ async fn remux_in_one_pass(
     has_audio: bool,
 ) -> Result<FinishedOutput, FfmpegError> {
     let mut reserved = estimated_index_bytes(part.media_seconds, has_video, has_audio);
+    let mut options = options.clone();
     for _ in 0..INDEX_RESERVATION_ATTEMPTS {
         let attempt = RemuxOptions {
             reserved_index_bytes: Some(reserved),
             ..options.clone()
         };
-        let finished = runner.remux(&part.path, output, &attempt, None).await?;
+        let finished = match runner.remux(&part.path, output, &attempt, None).await {
+            Ok(finished) => finished,
+            // The thumbnail is not worth failing for: once more without it.
+            Err(error) if options.thumbnail.is_some() => {
+                tracing::info!(%error, "the remux with a thumbnail failed; again without it");
+                options.thumbnail = None;
+                runner
+                    .remux(
+                        &part.path,
+                        output,
+                        &RemuxOptions {
+                            reserved_index_bytes: Some(reserved),
+                            ..options.clone()
+                        },
+                        None,
+                    )
+                    .await?
+            }
+            Err(error) => return Err(error),
+        };
         match reserved_index_shortfall(&finished.stderr_tail) {
             None => return Ok(finished),
             Some(shortfall) => {
@@ -340,6 +368,12 @@ async fn finalize_part(
         let mut options = RemuxOptions::new(container);
         options.audio_input = audio_input;
         options.audio_is_adts_aac = audio_is_adts;
+        if source_info.has_video() {
+            let thumbnail = output.with_extension("jpg");
+            // Never mistake an earlier attempt's picture for this pass's.
+            let _ = std::fs::remove_file(&thumbnail);
+            options.thumbnail = Some(thumbnail);
+        }
         if container.supports_faststart() {
             remux_in_one_pass(
                 runner,
@@ -371,8 +405,13 @@ async fn finalize_part(
         let _ = std::fs::remove_file(&output);
         return Err(error);
     }
-    let thumbnail = if finished_info.has_video() {
-        let thumbnail_path = output.with_extension("jpg");
+    let thumbnail_path = output.with_extension("jpg");
+    let thumbnail = if !finished_info.has_video() {
+        None
+    } else if is_valid_thumbnail(&thumbnail_path) {
+        // Written by the remux pass itself.
+        Some(thumbnail_path)
+    } else {
         match runner.thumbnail(&output, &thumbnail_path).await {
             Ok(thumbnail) => Some(thumbnail.path),
             Err(error) => {
@@ -380,8 +419,6 @@ async fn finalize_part(
                 None
             }
         }
-    } else {
-        None
     };
     let size_bytes = std::fs::metadata(&output)
         .map(|meta| meta.len())
