@@ -22,6 +22,9 @@ use crate::probe::StreamInfo;
 pub const LOCAL_PROTOCOL_WHITELIST: &str = "file";
 /// Protocols allowed when ffmpeg reads our own pipe (its stdin).
 pub const PIPE_PROTOCOL_WHITELIST: &str = "pipe";
+/// How much of the input the thumbnail of a remux reads (its first keyframe is in there for any
+/// HLS segmenting; without one, no thumbnail is written and finalize takes one separately).
+pub const THUMBNAIL_INPUT_SECONDS: &str = "6";
 /// Telegram's limit for a video thumbnail's long side.
 pub const THUMBNAIL_MAX_SIDE_PIXELS: u32 = 320;
 
@@ -82,7 +85,15 @@ impl OutputContainer {
 pub struct RemuxOptions {
     pub container: OutputContainer,
     /// `-movflags +faststart` (mp4/m4a only): the index first, so playback starts before download ends.
+    /// Costs a second pass that rewrites the whole file; see `reserved_index_bytes`.
     pub faststart: bool,
+    /// `-moov_size <bytes>` (mp4/m4a only, instead of `+faststart`): the index is written first
+    /// into this much reserved space, in one pass (issue 18). Too small a reservation makes
+    /// ffmpeg log `reserved_moov_size is too small` (see [`reserved_index_shortfall`]).
+    pub reserved_index_bytes: Option<u64>,
+    /// Also write a JPEG of the first keyframe here, from the same run (a second, short read of
+    /// the input: see [`THUMBNAIL_INPUT_SECONDS`]); video outputs only.
+    pub thumbnail: Option<PathBuf>,
     /// A separately fetched audio rendition: video from the main input, audio from this one.
     pub audio_input: Option<MediaInput>,
     /// `-avoid_negative_ts make_zero`: the file starts at 0, not at the live stream's clock.
@@ -98,6 +109,8 @@ impl RemuxOptions {
         RemuxOptions {
             container,
             faststart: true,
+            reserved_index_bytes: None,
+            thumbnail: None,
             audio_input: None,
             timestamps_from_zero: true,
             audio_is_adts_aac: false,
@@ -354,11 +367,36 @@ fn push_output(
     timestamps_from_zero: bool,
     output: &Path,
 ) {
+    push_output_with_index(
+        arguments,
+        container,
+        faststart,
+        None,
+        timestamps_from_zero,
+        output,
+    );
+}
+
+fn push_output_with_index(
+    arguments: &mut Vec<OsString>,
+    container: OutputContainer,
+    faststart: bool,
+    reserved_index_bytes: Option<u64>,
+    timestamps_from_zero: bool,
+    output: &Path,
+) {
     if timestamps_from_zero {
         push_all(arguments, &["-avoid_negative_ts", "make_zero"]);
     }
-    if faststart && container.supports_faststart() {
-        push_all(arguments, &["-movflags", "+faststart"]);
+    match reserved_index_bytes {
+        Some(bytes) if container.supports_faststart() => {
+            arguments.push("-moov_size".into());
+            arguments.push(bytes.to_string().into());
+        }
+        _ if faststart && container.supports_faststart() => {
+            push_all(arguments, &["-movflags", "+faststart"]);
+        }
+        _ => {}
     }
     push_all(arguments, &["-f", container.muxer()]);
     arguments.push(local_path_argument(output));
@@ -393,17 +431,91 @@ fn push_stream_copy(
 
 /// Remux `input` (and the audio rendition, if any) into `output` without re-encoding.
 pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
-    let mut arguments =
-        arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
+    let mut arguments = common_arguments(true);
+    push_local_input(&mut arguments, input);
+    if let Some(audio_input) = &options.audio_input {
+        push_local_input(&mut arguments, audio_input);
+    }
+    let thumbnail = options
+        .thumbnail
+        .as_deref()
+        .filter(|_| !options.container.is_audio_only());
+    if thumbnail.is_some() {
+        // The same file again, only its first seconds, keyframes only, one decoder thread.
+        push_all(
+            &mut arguments,
+            &[
+                "-threads",
+                "1",
+                "-skip_frame",
+                "nokey",
+                "-t",
+                THUMBNAIL_INPUT_SECONDS,
+            ],
+        );
+        push_local_input(&mut arguments, input);
+    }
+    push_stream_maps(
+        &mut arguments,
+        options.container,
+        options.audio_input.is_some(),
+    );
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
-    push_output(
+    push_output_with_index(
         &mut arguments,
         options.container,
         options.faststart,
+        options.reserved_index_bytes,
         options.timestamps_from_zero,
         output,
     );
+    if let Some(thumbnail) = thumbnail {
+        let thumbnail_input = if options.audio_input.is_some() { 2 } else { 1 };
+        push_thumbnail_output(&mut arguments, thumbnail_input, thumbnail);
+    }
     arguments
+}
+
+/// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
+fn push_thumbnail_output(arguments: &mut Vec<OsString>, input_index: usize, output_jpeg: &Path) {
+    arguments.push("-map".into());
+    arguments.push(format!("{input_index}:v:0").into());
+    push_all(arguments, &["-an", "-sn", "-dn", "-frames:v", "1", "-vf"]);
+    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
+    push_all(
+        arguments,
+        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
+    );
+    arguments.push(local_path_argument(output_jpeg));
+}
+
+/// Bytes to reserve for the index of an mp4 of `media_seconds` (`-moov_size`): per second, up to
+/// 60 video samples of ~20 index bytes (size, composition offset, chunk offset, sync entry) and
+/// ~50 audio samples of ~12; plus 64 KiB. About 6.5 MB for an hour of video with audio, 3x
+/// what ffmpeg needs for 25 fps; the unused part stays in the file as a `free` box.
+pub fn estimated_index_bytes(media_seconds: f64, has_video: bool, has_audio: bool) -> u64 {
+    let seconds = if media_seconds.is_finite() {
+        media_seconds.clamp(1.0, 7.0 * 24.0 * 3600.0)
+    } else {
+        3600.0
+    };
+    let per_second: f64 =
+        if has_video { 60.0 * 20.0 } else { 0.0 } + if has_audio { 50.0 * 12.0 } else { 0.0 };
+    64 * 1024 + (seconds * per_second.max(600.0)) as u64
+}
+
+/// When ffmpeg's stderr says the `-moov_size` reservation was too small (ffmpeg 5.1 still exits
+/// 0, with no usable index), how many more bytes it needed.
+pub fn reserved_index_shortfall(stderr: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("reserved_moov_size is too small"))?;
+    let needed = line
+        .split("needed")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse::<u64>().ok());
+    Some(needed.unwrap_or(1024 * 1024))
 }
 
 /// The `scale` filter that caps the height at `max_height` (never upscales; even width).
@@ -473,27 +585,10 @@ pub fn audio_only_arguments(
 /// upscaled). No `-progress`: run with stdout null.
 pub fn thumbnail_arguments(input: &MediaInput, output_jpeg: &Path) -> Vec<OsString> {
     let mut arguments = common_arguments(false);
-    push_all(&mut arguments, &["-skip_frame", "nokey"]);
+    // One decoder thread: the frame threads' start costs more than decoding one keyframe.
+    push_all(&mut arguments, &["-threads", "1", "-skip_frame", "nokey"]);
     push_local_input(&mut arguments, input);
-    push_all(
-        &mut arguments,
-        &[
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-frames:v",
-            "1",
-            "-vf",
-        ],
-    );
-    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
-    push_all(
-        &mut arguments,
-        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
-    );
-    arguments.push(local_path_argument(output_jpeg));
+    push_thumbnail_output(&mut arguments, 0, output_jpeg);
     arguments
 }
 
@@ -882,6 +977,94 @@ mod tests {
     }
 
     #[test]
+    fn a_reserved_index_replaces_the_faststart_pass() {
+        let options = RemuxOptions {
+            reserved_index_bytes: Some(200_000),
+            ..RemuxOptions::default()
+        };
+        let text = joined(&remux_arguments(
+            &media("a.ts"),
+            Path::new("a.mp4"),
+            &options,
+        ));
+        assert!(
+            text.ends_with("-avoid_negative_ts make_zero -moov_size 200000 -f mp4 file:a.mp4"),
+            "{text}"
+        );
+        assert!(!text.contains("faststart"), "{text}");
+        // Not for containers without an mp4 index.
+        let mkv = joined(&remux_arguments(
+            &media("a.ts"),
+            Path::new("a.mkv"),
+            &RemuxOptions {
+                container: OutputContainer::Mkv,
+                ..options
+            },
+        ));
+        assert!(!mkv.contains("moov_size"), "{mkv}");
+    }
+
+    #[test]
+    fn a_remux_can_take_its_thumbnail_in_the_same_run() {
+        let options = RemuxOptions {
+            reserved_index_bytes: Some(146_536),
+            thumbnail: Some(PathBuf::from("/r/recording-0001.jpg")),
+            audio_input: Some(media("/r/audio-0001.ts")),
+            audio_is_adts_aac: true,
+            ..RemuxOptions::default()
+        };
+        let arguments = remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/recording-0001.mp4"),
+            &options,
+        );
+        assert_every_local_input_names_its_format(&arguments);
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/audio-0001.ts \
+             -threads 1 -skip_frame nokey -t 6 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -map 0:v -map 1:a -c copy -bsf:a aac_adtstoasc -avoid_negative_ts make_zero \
+             -moov_size 146536 -f mp4 file:/r/recording-0001.mp4 \
+             -map 2:v:0 -an -sn -dn -frames:v 1 \
+             -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
+             -c:v mjpeg -q:v 3 -update 1 -f image2 file:/r/recording-0001.jpg"
+        );
+        // Audio only: no thumbnail.
+        let m4a = joined(&remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/a.m4a"),
+            &RemuxOptions {
+                container: OutputContainer::M4a,
+                audio_input: None,
+                ..options
+            },
+        ));
+        assert!(
+            !m4a.contains("mjpeg") && !m4a.contains("skip_frame"),
+            "{m4a}"
+        );
+    }
+
+    #[test]
+    fn index_reservations_grow_with_duration_and_shortfalls_are_read() {
+        let hour = estimated_index_bytes(3600.0, true, true);
+        assert!(hour > 3_000_000 && hour < 8_000_000, "{hour}");
+        assert!(estimated_index_bytes(45.0, true, true) < 200_000);
+        assert!(estimated_index_bytes(f64::NAN, true, false) > 64 * 1024);
+        assert!(estimated_index_bytes(-5.0, false, false) > 64 * 1024);
+        assert_eq!(
+            reserved_index_shortfall(
+                "[mp4 @ 0x55] reserved_moov_size is too small, needed 25781 additional\nError writing trailer"
+            ),
+            Some(25_781)
+        );
+        assert_eq!(reserved_index_shortfall("all fine"), None);
+    }
+
+    #[test]
     fn remux_without_timestamp_shift() {
         let text = joined(&remux_arguments(
             &media("a.ts"),
@@ -1020,7 +1203,7 @@ mod tests {
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y \
-             -skip_frame nokey -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:in.mp4 \
+             -threads 1 -skip_frame nokey -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:in.mp4 \
              -map 0:v:0 -an -sn -dn -frames:v 1 \
              -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
              -c:v mjpeg -q:v 3 -update 1 -f image2 file:thumb.jpg"

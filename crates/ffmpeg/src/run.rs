@@ -91,6 +91,8 @@ pub struct FinishedOutput {
     pub size_bytes: u64,
     /// The last `-progress` block (`ended` is true when ffmpeg reported the end).
     pub last_progress: Option<FfmpegProgress>,
+    /// What ffmpeg said on stderr (warnings of a run that still exited 0).
+    pub stderr_tail: String,
 }
 
 /// A thumbnail written by [`FfmpegRunner::thumbnail`].
@@ -484,6 +486,7 @@ impl FfmpegRunner {
             path: output.to_path_buf(),
             size_bytes,
             last_progress,
+            stderr_tail: finished.stderr_tail,
         })
     }
 }

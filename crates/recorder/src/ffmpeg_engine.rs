@@ -77,6 +77,39 @@ pub struct FeedOutcome {
     pub error: Option<HlsError>,
 }
 
+/// The part of a chunk (starting at `chunk_start` in the body) that is fed to ffmpeg. While paused
+/// the bytes are dropped; with `packet_bytes` (MPEG-TS), the packet under way when the pause
+/// began is completed first and feeding resumes at the next packet boundary, so ffmpeg only ever
+/// sees whole packets. `dropping` carries the state from chunk to chunk.
+pub fn bytes_to_feed(
+    chunk_start: u64,
+    chunk_length: usize,
+    paused: bool,
+    packet_bytes: Option<u64>,
+    dropping: &mut bool,
+) -> std::ops::Range<usize> {
+    let to_boundary = || {
+        packet_bytes.map_or(0, |packet| {
+            let rest = (packet - chunk_start % packet) % packet;
+            usize::try_from(rest)
+                .unwrap_or(usize::MAX)
+                .min(chunk_length)
+        })
+    };
+    match (paused, *dropping) {
+        (true, false) => {
+            *dropping = true;
+            0..to_boundary()
+        }
+        (true, true) => 0..0,
+        (false, true) => {
+            *dropping = false;
+            to_boundary()..chunk_length
+        }
+        (false, false) => 0..chunk_length,
+    }
+}
+
 /// Copy the body into ffmpeg's stdin until the body ends, `stop` is cancelled, or ffmpeg closes
 /// its input (`-t` reached, an error). While `paused` is true the bytes are read and dropped; for
 /// MPEG-TS, feeding resumes at a packet boundary. The pipe is closed on return (end of input).
@@ -93,27 +126,22 @@ async fn feed_pipe(
     // Position in the body, to find packet boundaries.
     let mut body_offset: u64 = 0;
     let mut pending = bytes::Bytes::from(std::mem::take(&mut opened.first_bytes));
+    let mut dropping = false;
     loop {
         if !pending.is_empty() {
             let chunk = std::mem::take(&mut pending);
             let chunk_start = body_offset;
             body_offset += chunk.len() as u64;
-            let to_write = if *paused.borrow() {
-                outcome.bytes_dropped_while_paused += chunk.len() as u64;
-                None
-            } else if outcome.bytes_dropped_while_paused > 0
-                && let Some(packet) = packet_bytes
-            {
-                // Just resumed, or still aligning: start at the next packet boundary.
-                let skip = (packet - chunk_start % packet) % packet;
-                let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
-                Some(chunk.slice(skip..))
-            } else {
-                Some(chunk)
-            };
-            if let Some(bytes) = to_write
-                && !bytes.is_empty()
-            {
+            let kept = bytes_to_feed(
+                chunk_start,
+                chunk.len(),
+                *paused.borrow(),
+                packet_bytes,
+                &mut dropping,
+            );
+            outcome.bytes_dropped_while_paused += (chunk.len() - kept.len()) as u64;
+            let bytes = chunk.slice(kept);
+            if !bytes.is_empty() {
                 let writing = pipe.write_all(&bytes);
                 tokio::select! {
                     written = writing => {
@@ -534,4 +562,43 @@ pub async fn record_with_ffmpeg_engine(
     };
     write_report(&settings.output_directory, &report);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paused_bytes_are_dropped_in_whole_ts_packets() {
+        let packet = Some(TS_PACKET_BYTES);
+        let mut dropping = false;
+        // Recording: everything.
+        assert_eq!(
+            bytes_to_feed(0, 1000, false, packet, &mut dropping),
+            0..1000
+        );
+        // Pause at offset 1000 (packet 5 runs 940..1128): complete it, drop the rest.
+        assert_eq!(
+            bytes_to_feed(1000, 500, true, packet, &mut dropping),
+            0..128
+        );
+        assert_eq!(bytes_to_feed(1500, 500, true, packet, &mut dropping), 0..0);
+        // Resume at offset 2000: from the next boundary, 2068.
+        assert_eq!(
+            bytes_to_feed(2000, 500, false, packet, &mut dropping),
+            68..500
+        );
+        // And then whole chunks again, whatever their alignment.
+        assert_eq!(
+            bytes_to_feed(2500, 333, false, packet, &mut dropping),
+            0..333
+        );
+        // A chunk shorter than the rest of a packet.
+        let mut dropping = true;
+        assert_eq!(bytes_to_feed(1, 10, false, packet, &mut dropping), 10..10);
+        // Other containers: no alignment.
+        let mut dropping = false;
+        assert_eq!(bytes_to_feed(7, 100, true, None, &mut dropping), 0..0);
+        assert_eq!(bytes_to_feed(107, 100, false, None, &mut dropping), 0..100);
+    }
 }
