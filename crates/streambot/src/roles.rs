@@ -178,7 +178,7 @@ impl JobsSettings {
         let retention = match setting("FILE_RETENTION_HOURS") {
             None => Some(Duration::from_secs(72 * 3600)),
             Some(value) => match value.parse::<f64>() {
-                Ok(hours) if hours == 0.0 => None,
+                Ok(0.0) => None,
                 Ok(hours) if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 10.0 => {
                     Some(Duration::from_secs_f64(hours * 3600.0))
                 }
