@@ -340,6 +340,10 @@ impl JobStore for SwitchableBackend {
 }
 
 impl Queue for SwitchableBackend {
+    async fn create_queued_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner.create_queued_job(request).await
+    }
     async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
         self.check()?;
         self.inner.push(job_id, priority).await
