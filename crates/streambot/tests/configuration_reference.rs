@@ -30,6 +30,9 @@ fn is_ignored(name: &str) -> bool {
     const TEST_ONLY: &[&str] = &[
         "STREAMBOT_CORPUS_DIR",
         "STREAMBOT_FIXTURE_CACHE",
+        "STREAMBOT_REQUIRE_ALL",
+        "STREAMBOT_ALLOW_MISSING",
+        "STREAMBOT_ALLOW_MISSING",
         "STREAMBOT_SURELY_UNSET_VARIABLE",
     ];
     // Set by the operating system or the shell, not by the operator for streambot.
@@ -735,7 +738,10 @@ fn an_unreachable_redis_is_a_problem_and_its_password_stays_hidden() {
 #[test]
 fn a_reachable_redis_passes_when_one_is_given() {
     let Ok(url) = std::env::var("REDIS_URL") else {
-        eprintln!("skipped: REDIS_URL is not set (scripts/test.sh starts a private redis-server)");
+        streambot_testkit::requirements::skip_or_fail(
+            "REDIS_URL",
+            "scripts/test.sh starts a private redis-server",
+        );
         return;
     };
     let sandbox = Sandbox::new();

@@ -20,6 +20,7 @@
 pub mod fixtures;
 pub mod origin;
 pub mod redis;
+pub mod requirements;
 pub mod telegram;
 
 pub use fixtures::{
