@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-// By path, so that this file still works when included with `#[path]` elsewhere.
+// By path, so that this file still works when included with `#[path]` elsewhere (in this crate
+// it is also `crate::requirements`; the copy is the same code).
+#[allow(clippy::duplicate_mod)]
 #[path = "requirements.rs"]
 mod requirements;
 
