@@ -91,6 +91,77 @@ pub fn not_understood() -> String {
     )
 }
 
+pub fn nothing_to_read() -> String {
+    format!(
+        "{}\n{}",
+        plain(
+            "I record live streams from links. Send me a link (a .m3u8 playlist or a live video link), for example:"
+        ),
+        code("https://example.com/live.m3u8 2h")
+    )
+}
+
+pub fn did_you_mean(command: &str, with_links: bool) -> String {
+    let mut text = plain(&format!("Did you mean /{command}?"));
+    if with_links {
+        text.push(' ');
+        text.push_str(&plain("Tap the link below to record it."));
+    }
+    text
+}
+
+pub fn which_links(link_count: usize, free_slots: usize) -> String {
+    plain(&format!(
+        "You sent {link_count} links, and {free_slots} more recordings fit in your limit. Tap the ones to record."
+    ))
+}
+
+pub fn record_link_button(url: &str) -> String {
+    let shown = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let shortened: String = shown.chars().take(40).collect();
+    format!("⏺ {shortened}")
+}
+
+pub fn toast_starting() -> String {
+    "Starting…".to_string()
+}
+
+pub fn toast_offer_expired() -> String {
+    "This button has expired; send the link again".to_string()
+}
+
+pub fn language_choice() -> String {
+    plain("Languages: English (/language en), Русский (/language ru).")
+}
+
+pub fn admin_help() -> String {
+    [
+        bold("Admin commands"),
+        format!("{} {}", code("/admin"), plain("– jobs by state.")),
+        format!(
+            "{} {}",
+            code("/admin jobs"),
+            plain("– every user's jobs, with owners.")
+        ),
+        format!(
+            "{} {}",
+            code("/admin stop ID"),
+            plain("– stop anyone's job (the owner is told).")
+        ),
+        format!(
+            "{} {}",
+            code("/admin vip USER_ID"),
+            plain("– more recordings at once for a user.")
+        ),
+        format!(
+            "{} {}",
+            code("/admin unvip USER_ID"),
+            plain("– back to the normal limit.")
+        ),
+    ]
+    .join("\n")
+}
+
 pub fn command_error(error: &CommandError) -> String {
     match error {
         CommandError::RecordWithoutUrl => format!(

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::messages;
 use crate::parser::{
-    AdminCommand, BotCommand, JobTarget, ParsedMessage, RecordRequest, parse_message,
+    AdminCommand, BotCommand, JobTarget, ParsedMessage, RecordRequest, parse_message_with_links,
 };
 use crate::rate_limit::{RateLimitDecision, RateLimitRule, RateLimiter};
 use crate::telegram_api::{OutgoingFile, OutgoingFileKind, TelegramApi, TelegramSendError};
@@ -142,7 +142,36 @@ struct BotContext<B: JobBackend> {
     delivered_jobs: Mutex<HashSet<JobId>>,
     vip_user_ids: Mutex<HashSet<i64>>,
     bot_username: Mutex<Option<String>>,
+    /// Links offered on buttons ("did you mean /record?", more links than free slots), by number.
+    offers: Mutex<OfferBook>,
     tasks: TaskTracker,
+}
+
+/// A link offered on a button, kept until pressed (bounded: the oldest go first).
+#[derive(Debug, Clone)]
+struct Offer {
+    user_id: i64,
+    chat_id: i64,
+    url: String,
+}
+
+#[derive(Debug, Default)]
+struct OfferBook {
+    next_number: u64,
+    offers: std::collections::BTreeMap<u64, Offer>,
+}
+
+const MAXIMUM_OFFERS_KEPT: usize = 2000;
+
+impl OfferBook {
+    fn add(&mut self, offer: Offer) -> u64 {
+        self.next_number += 1;
+        self.offers.insert(self.next_number, offer);
+        while self.offers.len() > MAXIMUM_OFFERS_KEPT {
+            self.offers.pop_first();
+        }
+        self.next_number
+    }
 }
 
 fn load_vips(path: &Path) -> HashSet<i64> {
@@ -228,6 +257,7 @@ pub async fn run_bot<B: JobBackend>(
         delivered_jobs: Mutex::new(HashSet::new()),
         vip_user_ids: Mutex::new(vips),
         bot_username: Mutex::new(None),
+        offers: Mutex::new(OfferBook::default()),
         tasks: TaskTracker::new(),
         settings,
     });
@@ -325,6 +355,32 @@ async fn register_commands(bot: &Bot) {
 }
 
 impl<B: JobBackend> BotContext<B> {
+    /// A keyboard with one "Record <link>" button per link.
+    fn offer_keyboard(&self, user_id: i64, chat_id: i64, urls: &[String]) -> InlineKeyboardMarkup {
+        let rows = match self.offers.lock() {
+            Ok(mut book) => urls
+                .iter()
+                .map(|url| {
+                    let number = book.add(Offer {
+                        user_id,
+                        chat_id,
+                        url: url.clone(),
+                    });
+                    vec![InlineKeyboardButton::callback(
+                        messages::record_link_button(url),
+                        format!("offer:{number}"),
+                    )]
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        InlineKeyboardMarkup::new(rows)
+    }
+
+    fn take_offer(&self, number: u64) -> Option<Offer> {
+        self.offers.lock().ok()?.offers.remove(&number)
+    }
+
     fn is_admin(&self, user_id: i64) -> bool {
         self.settings.admin_user_ids.contains(&user_id)
     }
@@ -466,14 +522,28 @@ async fn handle_message<B: JobBackend>(
     message: Message,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
-    let Some(text) = message.text() else {
-        return Ok(());
-    };
     let Some(user_id) = user_id_of(&message) else {
         return Ok(());
     };
     let chat_id = message.chat.id.0;
     let is_private = message.chat.is_private();
+    // Text, or the caption of a photo, video or document (a forwarded channel post); links hidden
+    // behind words (`text_link`) come from the entities.
+    let linked_urls = linked_urls_of(&message);
+    let Some(text) = message.text().or(message.caption()) else {
+        if is_private && linked_urls.is_empty() {
+            context.reply(chat_id, &messages::nothing_to_read()).await;
+            return Ok(());
+        }
+        if linked_urls.is_empty() {
+            return Ok(());
+        }
+        let parsed = parse_message_with_links("", &linked_urls, None);
+        if let ParsedMessage::Command(command) = parsed {
+            execute_command(&context, command, user_id, chat_id).await;
+        }
+        return Ok(());
+    };
     let username = context
         .bot_username
         .lock()
@@ -492,7 +562,7 @@ async fn handle_message<B: JobBackend>(
         (Some(mention), true) => text.replace(mention.as_str(), " "),
         _ => text.to_string(),
     };
-    let parsed = parse_message(&text_for_parser, username.as_deref());
+    let parsed = parse_message_with_links(&text_for_parser, &linked_urls, username.as_deref());
     if matches!(parsed, ParsedMessage::NotUnderstood) && !is_private {
         // A command for another bot, or something we cannot read: stay quiet in groups.
         return Ok(());
@@ -537,11 +607,51 @@ async fn handle_message<B: JobBackend>(
                 .reply(chat_id, &messages::command_error(&error))
                 .await;
         }
+        ParsedMessage::DidYouMean { command, urls } => {
+            let keyboard =
+                (!urls.is_empty()).then(|| context.offer_keyboard(user_id, chat_id, &urls));
+            if let Err(error) = context
+                .api
+                .send_text(
+                    chat_id,
+                    &messages::did_you_mean(command, !urls.is_empty()),
+                    keyboard,
+                )
+                .await
+            {
+                tracing::warn!(%error, "could not suggest a command");
+            }
+        }
         ParsedMessage::NotUnderstood => {
             context.reply(chat_id, &messages::not_understood()).await;
         }
     }
     Ok(())
+}
+
+/// Links carried by entities: `text_link` (a link behind words) and `url` (what Telegram saw as
+/// a link, with or without a scheme), in the text or the caption.
+fn linked_urls_of(message: &Message) -> Vec<String> {
+    let mut urls = Vec::new();
+    let entities = message
+        .parse_entities()
+        .into_iter()
+        .flatten()
+        .chain(message.parse_caption_entities().into_iter().flatten());
+    for entity in entities {
+        match entity.kind() {
+            teloxide::types::MessageEntityKind::TextLink { url } => {
+                urls.push(url.to_string());
+            }
+            teloxide::types::MessageEntityKind::Url => {
+                if let Some(url) = crate::parser::link_in_token(entity.text()) {
+                    urls.push(url);
+                }
+            }
+            _ => {}
+        }
+    }
+    urls
 }
 
 async fn execute_command<B: JobBackend>(
@@ -603,6 +713,10 @@ async fn execute_command<B: JobBackend>(
             }
             Err(error) => Err(error),
         },
+        BotCommand::Language(_) => {
+            context.reply(chat_id, &messages::language_choice()).await;
+            Ok(())
+        }
         BotCommand::Admin(admin) => {
             if context.is_admin(user_id) {
                 run_admin_command(context, admin, chat_id).await
@@ -618,16 +732,51 @@ async fn execute_command<B: JobBackend>(
     }
 }
 
+/// One job per link within the user's limit; more links than free slots: a button per link.
 async fn start_recording<B: JobBackend>(
     context: &Arc<BotContext<B>>,
     request: RecordRequest,
     user_id: i64,
     chat_id: i64,
 ) -> Result<(), JobsError> {
+    if request.urls.len() > 1 {
+        let live_jobs = context.live_jobs_of(user_id).await?;
+        let free_slots = context
+            .concurrent_job_limit(user_id)
+            .map_or(usize::MAX, |limit| limit.saturating_sub(live_jobs.len()));
+        if request.urls.len() > free_slots {
+            let keyboard = context.offer_keyboard(user_id, chat_id, &request.urls);
+            if let Err(error) = context
+                .api
+                .send_text(
+                    chat_id,
+                    &messages::which_links(request.urls.len(), free_slots),
+                    Some(keyboard),
+                )
+                .await
+            {
+                tracing::warn!(%error, "could not ask which links");
+            }
+            return Ok(());
+        }
+    }
+    for url in &request.urls {
+        start_one_recording(context, &request, url, user_id, chat_id).await?;
+    }
+    Ok(())
+}
+
+async fn start_one_recording<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    request: &RecordRequest,
+    url: &str,
+    user_id: i64,
+    chat_id: i64,
+) -> Result<(), JobsError> {
     let policy = NetworkPolicy {
         allow_private_networks: context.settings.allow_private_networks,
     };
-    if let Err(refusal) = parse_and_check_url(&request.url, policy) {
+    if let Err(refusal) = parse_and_check_url(url, policy) {
         context
             .reply(chat_id, &messages::refused_link(&refusal.to_string()))
             .await;
@@ -667,7 +816,7 @@ async fn start_recording<B: JobBackend>(
         .backend
         .create_job(NewJob {
             owner: JobOwner { user_id, chat_id },
-            url: request.url.clone(),
+            url: url.to_string(),
             options: RecordingOptions {
                 maximum_duration: request.duration,
                 quality: request.quality,
@@ -681,7 +830,7 @@ async fn start_recording<B: JobBackend>(
     context
         .reply(
             chat_id,
-            &messages::recording_queued(job.id, &request.url, request.duration, request.quality),
+            &messages::recording_queued(job.id, url, request.duration, request.quality),
         )
         .await;
     context.send_status_message(&job, chat_id).await;
@@ -899,6 +1048,9 @@ async fn run_admin_command<B: JobBackend>(
     chat_id: i64,
 ) -> Result<(), JobsError> {
     match command {
+        AdminCommand::Help => {
+            context.reply(chat_id, &messages::admin_help()).await;
+        }
         AdminCommand::Overview => {
             let jobs = context.backend.list_jobs(JobFilter::default()).await?;
             let by_state: Vec<(JobState, usize)> = JobState::ALL
@@ -968,6 +1120,32 @@ async fn handle_callback<B: JobBackend>(
         context.api.answer_callback(&query.id.0, None).await;
         return Ok(());
     };
+    if action == "offer" {
+        let offer = id_text
+            .parse::<u64>()
+            .ok()
+            .and_then(|number| context.take_offer(number))
+            .filter(|offer| offer.user_id == user_id);
+        let toast = match offer {
+            Some(offer) => {
+                let request = RecordRequest {
+                    urls: vec![offer.url.clone()],
+                    duration: None,
+                    quality: streambot_core::Quality::Best,
+                    starts_at: None,
+                };
+                if let Err(error) =
+                    start_recording(&context, request, offer.user_id, offer.chat_id).await
+                {
+                    tracing::warn!(%error, "recording an offered link failed");
+                }
+                messages::toast_starting()
+            }
+            None => messages::toast_offer_expired(),
+        };
+        context.api.answer_callback(&query.id.0, Some(toast)).await;
+        return Ok(());
+    }
     let Ok(job_id) = id_text.parse::<JobId>() else {
         context
             .api

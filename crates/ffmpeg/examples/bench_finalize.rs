@@ -255,7 +255,7 @@ async fn main() -> ExitCode {
 
 async fn run(command_line: CommandLine) -> Result<(), String> {
     let CommandLine { input, runs } = command_line;
-    let runner = FfmpegRunner::new(FfmpegBinaries::from_environment())
+    let runner = FfmpegRunner::new(FfmpegBinaries::default())
         .with_timeouts(OperationTimeouts::all(Duration::from_secs(3600)));
     let versions = runner
         .versions()

@@ -15,6 +15,8 @@ use crate::url_safety::{NetworkPolicy, check_url, redirect_policy, resolver_for}
 pub struct FetchLimits {
     pub maximum_playlist_bytes: u64,
     pub maximum_segment_bytes: u64,
+    /// An `EXT-X-MAP` init section (codec headers: kilobytes in practice).
+    pub maximum_init_bytes: u64,
     pub maximum_key_bytes: u64,
     pub maximum_redirects: usize,
     pub connect_timeout: Duration,
@@ -28,7 +30,9 @@ impl Default for FetchLimits {
     fn default() -> Self {
         FetchLimits {
             maximum_playlist_bytes: 8 * 1024 * 1024,
-            maximum_segment_bytes: 512 * 1024 * 1024,
+            // 128 MiB is a 10 s segment at 100 Mbit/s; a track buffers a bounded number of them.
+            maximum_segment_bytes: 128 * 1024 * 1024,
+            maximum_init_bytes: 16 * 1024 * 1024,
             maximum_key_bytes: 1024,
             maximum_redirects: 5,
             connect_timeout: Duration::from_secs(10),
@@ -43,6 +47,8 @@ impl Default for FetchLimits {
 pub enum ResourceKind {
     Playlist,
     Segment,
+    /// An `EXT-X-MAP` init section.
+    Init,
     Key,
 }
 
@@ -51,6 +57,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Playlist => "playlist",
             ResourceKind::Segment => "segment",
+            ResourceKind::Init => "init segment",
             ResourceKind::Key => "key",
         }
     }
@@ -107,8 +114,37 @@ impl HlsHttpClient {
         Ok((fetched.final_url, text))
     }
 
-    /// Fetches a whole resource or a byte range of it.
+    /// Fetches a whole resource or a byte range of it. Playlists and keys have the small-request
+    /// timeout as a whole-request deadline; see [`HlsHttpClient::fetch_until`] for segments.
     pub async fn fetch(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+    ) -> Result<FetchedBody, HlsError> {
+        self.fetch_inner(url, kind, byte_range).await
+    }
+
+    /// [`HlsHttpClient::fetch`] that gives up at `deadline` however the body trickles: a
+    /// between-chunks timeout alone lets a server send one byte every few seconds for ever.
+    pub async fn fetch_until(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+        deadline: tokio::time::Instant,
+    ) -> Result<FetchedBody, HlsError> {
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout_at(deadline, self.fetch_inner(url, kind, byte_range)).await {
+            Ok(result) => result,
+            Err(_) => Err(HlsError::RequestDeadline {
+                url: url.to_string(),
+                seconds: deadline.saturating_duration_since(started).as_secs(),
+            }),
+        }
+    }
+
+    async fn fetch_inner(
         &self,
         url: &Url,
         kind: ResourceKind,
@@ -118,10 +154,11 @@ impl HlsHttpClient {
         let limit = match kind {
             ResourceKind::Playlist => self.limits.maximum_playlist_bytes,
             ResourceKind::Segment => self.limits.maximum_segment_bytes,
+            ResourceKind::Init => self.limits.maximum_init_bytes,
             ResourceKind::Key => self.limits.maximum_key_bytes,
         };
         let mut request = self.client.get(url.clone());
-        if kind != ResourceKind::Segment {
+        if matches!(kind, ResourceKind::Playlist | ResourceKind::Key) {
             request = request.timeout(self.limits.small_request_timeout);
         }
         if let Some(range) = byte_range {

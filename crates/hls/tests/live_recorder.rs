@@ -163,8 +163,13 @@ fn assert_nothing_lost(recorded: &Recorded, kind: SegmentKind) {
     assert!(!ok.is_empty(), "nothing recorded");
     assert!(
         gap_sequences(&recorded.ledger).is_empty(),
-        "gaps: {:?}",
-        gap_sequences(&recorded.ledger)
+        "gaps: {:?} ({:?})",
+        gap_sequences(&recorded.ledger),
+        streambot_hls::ledger::read_ledger_records(&recorded.outcome.ledger_path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|record| record.reason)
+            .collect::<Vec<_>>()
     );
     let first = ok[0];
     let last = *ok.last().expect("non-empty");

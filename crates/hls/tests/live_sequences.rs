@@ -33,15 +33,21 @@ struct ScriptState {
 
 type SharedScript = Arc<Mutex<ScriptState>>;
 
-/// Deterministic bytes for a segment path: what the recording must contain for it.
+/// Deterministic bytes for a segment path: what the recording must contain for it. Ten MPEG-TS
+/// packets (a 0x47 sync byte every 188 bytes, so the body check takes them for media) with
+/// path-dependent payloads.
 fn segment_bytes(path: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(1880);
     let mut value: u32 = path.bytes().fold(2_166_136_261, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(16_777_619)
     });
-    for _ in 0..1880 {
+    for index in 0..1880 {
         value = value.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        bytes.push((value >> 16) as u8);
+        bytes.push(if index % 188 == 0 {
+            0x47
+        } else {
+            (value >> 16) as u8
+        });
     }
     bytes
 }

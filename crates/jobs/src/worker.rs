@@ -268,8 +268,14 @@ impl NativeHlsEngine {
                 message: format!("could not build the HTTP client: {error}"),
             }
         })?;
-        let finalizer = FfmpegRunner::from_environment();
+        let finalizer = FfmpegRunner::default();
         Ok(NativeHlsEngine { client, finalizer })
+    }
+
+    /// Finalize (and the ffmpeg engine) with this runner: the operator's binaries and timeouts.
+    pub fn with_finalizer(mut self, finalizer: FfmpegRunner) -> Self {
+        self.finalizer = finalizer;
+        self
     }
 }
 
@@ -282,6 +288,8 @@ impl RecordingEngine for NativeHlsEngine {
         control: watch::Receiver<DesiredState>,
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> RecordingReport {
+        let mut settings = settings;
+        settings.ffmpeg_binaries = self.finalizer.binaries().clone();
         streambot_recorder::record(
             self.client.clone(),
             &url,

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use streambot_core::{OutputFormat, Quality};
 use streambot_ffmpeg::{
-    AudioOnlyOptions, FfmpegError, FfmpegRunner, OutputContainer, OutputExpectations, RemuxOptions,
-    StreamInfo, TranscodeOptions, TranscodePreset, check_output,
+    AudioOnlyOptions, FfmpegError, FfmpegRunner, MediaInput, OutputContainer, OutputExpectations,
+    RemuxOptions, StreamInfo, TranscodeOptions, TranscodePreset, check_output,
 };
 use streambot_hls::ledger::PartSummary;
 
@@ -201,13 +201,17 @@ async fn finalize_part(
             .await?;
     } else if let Some(preset) = preset {
         let mut options = TranscodeOptions::new(container, preset);
-        options.audio_input = audio_part.map(|audio| audio.path.clone());
+        options.audio_input = audio_part
+            .map(|audio| MediaInput::identify(&audio.path))
+            .transpose()?;
         runner
             .transcode(&part.path, &output, &options, None)
             .await?;
     } else {
         let mut options = RemuxOptions::new(container);
-        options.audio_input = audio_part.map(|audio| audio.path.clone());
+        options.audio_input = audio_part
+            .map(|audio| MediaInput::identify(&audio.path))
+            .transpose()?;
         options.audio_is_adts_aac = audio_is_adts;
         runner.remux(&part.path, &output, &options, None).await?;
     }

@@ -320,7 +320,7 @@ async fn check(arguments: &CheckArguments) -> Report {
         ));
     }
     if matches!(role, "run" | "worker") {
-        let binaries = streambot_ffmpeg::FfmpegBinaries::from_environment();
+        let binaries = crate::ffmpeg_settings::ffmpeg_binaries_from_environment();
         for (variable, program) in [
             ("FFMPEG_PATH", &binaries.ffmpeg),
             ("FFPROBE_PATH", &binaries.ffprobe),

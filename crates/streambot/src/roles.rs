@@ -370,7 +370,7 @@ fn scheduler_config(settings: &JobsSettings) -> Result<SchedulerConfig, ExitCode
 
 async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
     // Without ffmpeg, recordings still complete but stay as TS/fMP4 parts: say so once, up front.
-    let runner = streambot_ffmpeg::FfmpegRunner::from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
     if let Err(error) = runner.versions().await {
         eprintln!(
             "streambot: warning: {} Recordings will be kept as TS parts and not remuxed to mp4.",
@@ -387,7 +387,8 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
     .map_err(|error| {
         eprintln!("streambot: {error}");
         ExitCode::from(2)
-    })?;
+    })?
+    .with_finalizer(runner);
     Ok((backend, engine))
 }
 

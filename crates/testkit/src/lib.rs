@@ -18,6 +18,7 @@
 //! ```
 
 pub mod fixtures;
+pub mod hostile;
 pub mod origin;
 pub mod redis;
 pub mod requirements;
@@ -27,6 +28,10 @@ pub use fixtures::{
     FIXTURE_AES_KEY, FIXTURE_SEGMENT_COUNT, FIXTURE_SEGMENT_DURATION_SECONDS, FixtureError,
     MediaSet, SegmentKind, decrypt_segment, encrypt_segment, fixture_cache_root, fixture_directory,
     media_fixtures,
+};
+pub use hostile::{
+    ATTACKED_SEGMENT_INDEX, Attack, HostileOrigin, HostileTimeline, process_memory_kib,
+    rotating_key, spawn_hostile_origin,
 };
 pub use origin::{
     EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, OriginConfig, OriginError, OriginHandle,
