@@ -173,6 +173,13 @@ pub trait JobStore: Send + Sync {
 
 /// The queues `priority` and `normal`, the leases and the coordination lock.
 pub trait Queue: Send + Sync {
+    /// Creates a job and puts it in its queue in one step (one SQLite transaction, one Redis
+    /// script): a crash cannot leave it created and never queued.
+    fn create_queued_job(
+        &self,
+        request: NewJob,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
+
     /// Puts a queued job in its priority's queue.
     fn push(
         &self,
@@ -214,7 +221,9 @@ pub trait Queue: Send + Sync {
     /// Gives the job back without counting an attempt (worker shutdown): `Queued`, claimable now.
     fn release(&self, lease: &Lease) -> impl Future<Output = Result<(), JobsError>> + Send;
 
-    /// Requeues jobs whose lease lapsed (a worker died), fencing out the old holder.
+    /// Requeues jobs whose lease lapsed (a worker died), fencing out the old holder, and puts
+    /// back in their queue `Queued` jobs that are in none (created, then the creator died before
+    /// its push) once they are [`UNQUEUED_JOB_GRACE`] old.
     fn reap_expired_leases(&self) -> impl Future<Output = Result<Vec<JobId>, JobsError>> + Send;
 
     /// Jobs that failed for good.
@@ -233,12 +242,14 @@ pub trait Queue: Send + Sync {
 pub trait JobBackend: JobStore + Queue + Clone + Send + Sync + 'static {}
 impl<T: JobStore + Queue + Clone + Send + Sync + 'static> JobBackend for T {}
 
-/// Creates a job and puts it in its queue.
+/// Creates a job and puts it in its queue, in one step.
 pub async fn submit_job<B: JobBackend>(backend: &B, request: NewJob) -> Result<Job, JobsError> {
-    let job = backend.create_job(request).await?;
-    backend.push(job.id, job.priority).await?;
-    Ok(job)
+    backend.create_queued_job(request).await
 }
+
+/// How long a `Queued` job may sit in no queue before the reaper pushes it (its creator, e.g.
+/// the bot announcing it first, normally pushes it well within this).
+pub const UNQUEUED_JOB_GRACE: Duration = Duration::from_secs(10);
 
 /// Backoff before retry `attempt` (1, 2, 3): 2 s, 4 s, 8 s.
 pub fn retry_backoff(attempt: u32, base: Duration) -> Duration {

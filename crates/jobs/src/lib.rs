@@ -19,7 +19,7 @@ pub mod worker;
 
 pub use backend::{
     JobBackend, JobFilter, JobStore, Lease, MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement,
-    RetryDecision, retry_backoff, submit_job,
+    RetryDecision, UNQUEUED_JOB_GRACE, retry_backoff, submit_job,
 };
 pub use error::JobsError;
 pub use redis_backend::RedisBackend;

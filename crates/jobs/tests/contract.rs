@@ -697,4 +697,101 @@ contract_tests!(
     the_lock_has_one_holder_until_it_expires,
     a_failure_keeps_its_class,
     user_preferences_are_kept_per_user,
+    create_queued_job_is_claimable_at_once,
 );
+
+/// Issue 13 item 3. The creator died between create and push (the bot announces a job before it
+/// pushes it): the reaper puts the job in its queue once it is older than the grace, and never
+/// before, so the creator's own push keeps its order.
+async fn a_job_created_but_never_pushed_is_queued_by_the_reaper<B: JobBackend>(
+    backend: B,
+    grace: Duration,
+) {
+    let orphan = backend
+        .create_job(request(7, JobPriority::Normal))
+        .await
+        .expect("create, then the creator dies");
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "an unpushed job is not claimable"
+    );
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    let requeued = backend.reap_expired_leases().await.expect("reap");
+    assert_eq!(requeued, vec![orphan.id]);
+    let (claimed, _) = backend
+        .claim("worker", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the orphan, queued again");
+    assert_eq!(claimed.id, orphan.id);
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty(),
+        "requeued once"
+    );
+    // A job whose creator is alive and pushes it is not pushed a second time by the reaper.
+    let announced = backend
+        .create_job(request(8, JobPriority::Normal))
+        .await
+        .expect("create");
+    backend
+        .push(announced.id, announced.priority)
+        .await
+        .expect("push");
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty()
+    );
+}
+
+/// `submit_job` is one step: the job is claimable the moment it exists.
+async fn create_queued_job_is_claimable_at_once<B: JobBackend>(backend: B) {
+    let job = backend
+        .create_queued_job(request(9, JobPriority::Priority))
+        .await
+        .expect("create queued");
+    assert_eq!(job.state, JobState::Queued);
+    let (claimed, _) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("the job");
+    assert_eq!(claimed.id, job.id);
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty(),
+        "nothing was left unqueued"
+    );
+}
+
+const TEST_UNQUEUED_GRACE: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn sqlite_backend_requeues_a_job_never_pushed() {
+    let (backend, _directory) = sqlite_backend_for_test().await;
+    let backend = backend.with_unqueued_job_grace(TEST_UNQUEUED_GRACE);
+    a_job_created_but_never_pushed_is_queued_by_the_reaper(backend, TEST_UNQUEUED_GRACE).await;
+}
+
+#[tokio::test]
+async fn redis_backend_requeues_a_job_never_pushed() {
+    let Some(backend) = redis_backend_for_test().await else {
+        return;
+    };
+    let backend = backend.with_unqueued_job_grace(TEST_UNQUEUED_GRACE);
+    a_job_created_but_never_pushed_is_queued_by_the_reaper(backend, TEST_UNQUEUED_GRACE).await;
+}
