@@ -66,9 +66,9 @@ pub enum CommandError {
     #[error("record needs a link")]
     RecordWithoutUrl,
     #[error("{0}")]
-    BadDuration(String),
-    #[error("{0}")]
-    BadQuality(String),
+    BadDuration(streambot_core::DurationTextError),
+    #[error("{given:?} is not a quality")]
+    BadQuality { given: String },
     #[error("{given:?} is not a job id; job ids are 8 characters like A3F2B1C9")]
     BadJobId { given: String },
     #[error("{given:?} is not a Telegram user id")]
@@ -254,6 +254,9 @@ fn words_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Links read from one message; a post with more is cut there (one button each at most).
+pub const MAXIMUM_LINKS_PER_MESSAGE: usize = 10;
+
 /// Messages longer than this (outside the links) are posts, not requests: bare numbers and loose
 /// quality words in them are not read as options.
 const SHORT_REQUEST_WORDS: usize = 8;
@@ -286,13 +289,15 @@ fn read_quality(words: &[String], short: bool) -> Result<Quality, CommandError> 
         }
         if starts_with_digit && short {
             if word.ends_with('p') {
-                return Err(CommandError::BadQuality(format!(
-                    "{word:?} is not a quality; use best, high, medium, low, worst, audio or a height like 720p"
-                )));
+                return Err(CommandError::BadQuality {
+                    given: word.to_string(),
+                });
             }
-            return Err(CommandError::BadDuration(format!(
-                "{word:?} is not a duration; write it like 2h, 90m, 1h30m or 45s"
-            )));
+            return Err(CommandError::BadDuration(
+                streambot_core::DurationTextError::Unrecognised {
+                    given: word.to_string(),
+                },
+            ));
         }
     }
     Ok(quality)
@@ -313,7 +318,7 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
     }
     let mut unique = Vec::new();
     for url in urls {
-        if !unique.contains(&url) {
+        if !unique.contains(&url) && unique.len() < MAXIMUM_LINKS_PER_MESSAGE {
             unique.push(url);
         }
     }
@@ -348,7 +353,7 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
                 starts_at.get_or_insert(time);
             }
             TimeMeaning::Invalid(error) if duration.is_none() && short => {
-                return ParsedMessage::Invalid(CommandError::BadDuration(error.to_string()));
+                return ParsedMessage::Invalid(CommandError::BadDuration(error));
             }
             TimeMeaning::Invalid(_) => {}
         }
@@ -683,7 +688,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_message("/record https://x/a.m3u8 5p", None),
-            ParsedMessage::Invalid(CommandError::BadQuality(_))
+            ParsedMessage::Invalid(CommandError::BadQuality { .. })
         ));
         assert!(matches!(
             parse_message("/stop A3F2B1", None),
@@ -768,6 +773,13 @@ mod tests {
             ["https://a.example/1.m3u8", "https://b.example/2.m3u8"]
         );
         assert_eq!(two.duration, Some(Duration::from_secs(3600)));
+        let many: Vec<String> = (0..50)
+            .map(|index| format!("https://a.example/{index}.m3u8"))
+            .collect();
+        assert_eq!(
+            record_request(&many.join(" ")).urls.len(),
+            MAXIMUM_LINKS_PER_MESSAGE
+        );
         assert!(link_in_token("1.5").is_none());
         assert!(link_in_token("file.mp4").is_none());
         assert!(link_in_token("me@example.com").is_none());
