@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use streambot_testkit::telegram::FakeTelegram;
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
-use support::{BINARY, ffmpeg_available, files_with_extension, send_signal};
+use support::{BINARY, files_with_extension, send_signal};
 use tokio::process::Command;
 
 fn base_command(data_directory: &Path) -> Command {
@@ -33,8 +33,7 @@ fn base_command(data_directory: &Path) -> Command {
 /// The fake Bot API server and a stream of `total_segments` on the test origin, or `None` (the
 /// test is skipped) without ffmpeg.
 async fn telegram_and_origin(total_segments: u64) -> Option<(FakeTelegram, OriginHandle)> {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return None;
     }
     let telegram = FakeTelegram::start().await.expect("fake telegram");
