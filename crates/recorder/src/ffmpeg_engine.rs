@@ -172,6 +172,37 @@ async fn feed_pipe(
     outcome
 }
 
+/// Resolves once the control channel asks for a stop (or its sender is gone). A pause seen here
+/// is applied when the recording starts.
+async fn stop_requested(control: &mut watch::Receiver<DesiredState>) {
+    loop {
+        if matches!(
+            *control.borrow(),
+            DesiredState::Stop | DesiredState::StopNow
+        ) {
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stopped before anything was recorded (while the link was opened or downloaded).
+fn stopped_before_recording(settings: &RecordingSettings) -> RecordingReport {
+    let report = RecordingReport {
+        outcome: RecordingOutcome::Finished {
+            reason: RecordingEndReason::Stopped,
+        },
+        source: None,
+        main: None,
+        audio: None,
+        output_directory: settings.output_directory.clone(),
+    };
+    write_report(&settings.output_directory, &report);
+    report
+}
+
 fn failed(
     settings: &RecordingSettings,
     message: String,
@@ -245,7 +276,11 @@ pub async fn record_with_ffmpeg_engine(
             return failed(&settings, error.user_message(), false, error.failure_kind());
         }
     };
-    let opened = match open_body(&http, &url, policy).await {
+    let opening = tokio::select! {
+        opened = open_body(&http, &url, policy) => opened,
+        _ = stop_requested(&mut control) => return stopped_before_recording(&settings),
+    };
+    let opened = match opening {
         Ok(opened) => opened,
         Err(error) => {
             return failed(
@@ -287,9 +322,14 @@ pub async fn record_with_ffmpeg_engine(
                 .output_directory
                 .join(PROGRESSIVE_DOWNLOAD_FILE_NAME);
             tracing::info!(%url, "an mp4 with its index at the end: downloading it before the remux");
-            if let Err(error) =
-                download_to_file(opened, &download, settings.maximum_download_bytes).await
-            {
+            let downloading = tokio::select! {
+                downloaded = download_to_file(opened, &download, settings.maximum_download_bytes) => downloaded,
+                _ = stop_requested(&mut control) => {
+                    let _ = std::fs::remove_file(&download);
+                    return stopped_before_recording(&settings);
+                }
+            };
+            if let Err(error) = downloading {
                 return failed(
                     &settings,
                     error.user_message(),
@@ -359,6 +399,16 @@ pub async fn record_with_ffmpeg_engine(
         FeedSource::File(media) => (None, Some(media.path)),
     };
     let pause_by_signal = feeder.is_none();
+    // A pause asked for while the link was being opened.
+    if *control.borrow() == DesiredState::Pause {
+        if pause_by_signal {
+            if let Err(error) = recording.pause() {
+                tracing::warn!(%error, "could not pause ffmpeg");
+            }
+        } else {
+            feeder_paused_sender.send_replace(true);
+        }
+    }
     let mut feed_outcome: Option<FeedOutcome> = None;
     tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();

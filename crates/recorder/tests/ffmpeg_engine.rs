@@ -559,3 +559,41 @@ async fn a_live_piped_recording_pauses_resumes_and_stops_cleanly() {
     assert!(seconds > 3.0 && seconds < 16.0, "{seconds} s recorded");
     assert_no_ffmpeg_client(&[&server]);
 }
+
+#[tokio::test]
+async fn a_stop_while_the_link_trickles_its_first_bytes_ends_at_once() {
+    let server = Server::start().await;
+    let mut trickle = vec![0u8; 188 * 100];
+    for packet in trickle.chunks_mut(188) {
+        packet[0] = 0x47;
+    }
+    // 188 bytes, then 10 s of silence per packet: the format cannot be told for minutes.
+    server.route(
+        "/slow.ts",
+        Answer::ok("video/mp2t", trickle).slowly(100, Duration::from_secs(10)),
+    );
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (control_sender, control) = watch::channel(DesiredState::Record);
+    let url = server.url("/slow.ts");
+    let path = directory.path().to_path_buf();
+    let recording = tokio::spawn(async move {
+        record_link(&url, NetworkPolicy::ALLOW_PRIVATE, &path, control).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    control_sender.send_replace(DesiredState::Stop);
+    let report = tokio::time::timeout(Duration::from_secs(5), recording)
+        .await
+        .expect("the stop is not held up by the slow link")
+        .expect("no panic");
+    assert!(
+        matches!(
+            report.outcome,
+            RecordingOutcome::Finished {
+                reason: RecordingEndReason::Stopped
+            }
+        ),
+        "{:?}",
+        report.outcome
+    );
+    assert!(part_paths(&report).is_empty());
+}

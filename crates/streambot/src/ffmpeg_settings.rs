@@ -12,8 +12,11 @@ pub const DEFAULT_FFMPEG_OPERATION_TIMEOUT: Duration = Duration::from_secs(3600)
 
 /// `FFMPEG_PATH` / `FFPROBE_PATH` when set and not empty, else the names on PATH.
 pub fn ffmpeg_binaries_from_environment() -> FfmpegBinaries {
-    let path = |variable: &str| std::env::var_os(variable).map(PathBuf::from);
-    FfmpegBinaries::from_settings(path("FFMPEG_PATH"), path("FFPROBE_PATH"))
+    let path_from_environment = |variable: &str| std::env::var_os(variable).map(PathBuf::from);
+    FfmpegBinaries::from_settings(
+        path_from_environment("FFMPEG_PATH"),
+        path_from_environment("FFPROBE_PATH"),
+    )
 }
 
 /// Remux/transcode/concat limited to `FFMPEG_DEFAULT_TIMEOUT` seconds; ffprobe keeps its own short
