@@ -43,6 +43,20 @@ pub enum HlsError {
     InvalidKey { url: String, length: usize },
     #[error("decrypting a segment of {url} failed: {detail}")]
     Decryption { url: String, detail: String },
+    /// A segment request went past its whole-request deadline (however slowly it trickled).
+    #[error("{url} did not arrive within its deadline of {seconds} s")]
+    RequestDeadline { url: String, seconds: u64 },
+    /// A body that should be media is something else (a playlist, a page): never written.
+    #[error("{url} is not media: {reason}")]
+    NotMedia { url: String, reason: String },
+    /// A playlist went over one of the resource limits of [`crate::live::TrackLimits`].
+    #[error("{url}: {what} ({value}) is over the limit of {limit}")]
+    OverLimit {
+        url: String,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     #[error("could not write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -60,10 +74,19 @@ impl HlsError {
             HlsError::HttpStatus { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408 || *status == 404
             }
-            HlsError::Network { .. } | HlsError::ShortBody { .. } => true,
+            HlsError::Network { .. }
+            | HlsError::ShortBody { .. }
+            | HlsError::RequestDeadline { .. } => true,
+            HlsError::Playlist {
+                error: crate::playlist::PlaylistParseError::OverLimit { .. },
+                ..
+            } => false,
             // A live origin can serve a half-written playlist for a moment.
             HlsError::Playlist { .. } => true,
             HlsError::Decryption { .. } => true,
+            // A packager may serve a half-written or wrong body once; a gap comes after retries.
+            HlsError::NotMedia { .. } => true,
+            HlsError::OverLimit { .. } => false,
             HlsError::UrlRefused(_)
             | HlsError::TooLarge { .. }
             | HlsError::NoVariants { .. }
@@ -97,8 +120,16 @@ impl HlsError {
                 status: 401 | 403, ..
             } => FailureKind::Forbidden,
             HlsError::HttpStatus { .. } => FailureKind::ServerError,
-            HlsError::Network { .. } | HlsError::ShortBody { .. } => FailureKind::Unreachable,
-            HlsError::TooLarge { .. } => FailureKind::LimitReached,
+            HlsError::Network { .. }
+            | HlsError::ShortBody { .. }
+            | HlsError::RequestDeadline { .. } => FailureKind::Unreachable,
+            HlsError::TooLarge { .. }
+            | HlsError::OverLimit { .. }
+            | HlsError::Playlist {
+                error: PlaylistParseError::OverLimit { .. },
+                ..
+            } => FailureKind::LimitReached,
+            HlsError::NotMedia { .. } => FailureKind::NotMedia,
             HlsError::Playlist { .. }
             | HlsError::NoVariants { .. }
             | HlsError::NoAudio { .. }
@@ -125,6 +156,12 @@ impl HlsError {
                 format!("The stream's server answered with an error (HTTP {status}).")
             }
             HlsError::Network { .. } => "The stream's server could not be reached.".to_string(),
+            HlsError::NotMedia { .. } => {
+                "The stream sent something that is not audio or video where media belongs, so it was not recorded.".to_string()
+            }
+            HlsError::OverLimit { what, limit, .. } => {
+                format!("The stream goes over a safety limit ({what}, at most {limit}), so it cannot be recorded.")
+            }
             HlsError::Playlist { error, .. } => {
                 format!("That link does not give a usable HLS playlist: {error}.")
             }

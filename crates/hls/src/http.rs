@@ -10,11 +10,16 @@ use crate::error::HlsError;
 use crate::playlist::ByteRange;
 use crate::url_safety::{NetworkPolicy, check_url, redirect_policy, resolver_for};
 
+/// Most a body buffer reserves before bytes arrive.
+const INITIAL_BODY_CAPACITY: u64 = 4 * 1024 * 1024;
+
 /// Upper bounds for what a server may send.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
     pub maximum_playlist_bytes: u64,
     pub maximum_segment_bytes: u64,
+    /// An `EXT-X-MAP` init section (codec headers: kilobytes in practice).
+    pub maximum_init_bytes: u64,
     pub maximum_key_bytes: u64,
     pub maximum_redirects: usize,
     pub connect_timeout: Duration,
@@ -28,7 +33,9 @@ impl Default for FetchLimits {
     fn default() -> Self {
         FetchLimits {
             maximum_playlist_bytes: 8 * 1024 * 1024,
-            maximum_segment_bytes: 512 * 1024 * 1024,
+            // 128 MiB is a 10 s segment at 100 Mbit/s; a track buffers a bounded number of them.
+            maximum_segment_bytes: 128 * 1024 * 1024,
+            maximum_init_bytes: 16 * 1024 * 1024,
             maximum_key_bytes: 1024,
             maximum_redirects: 5,
             connect_timeout: Duration::from_secs(10),
@@ -43,6 +50,8 @@ impl Default for FetchLimits {
 pub enum ResourceKind {
     Playlist,
     Segment,
+    /// An `EXT-X-MAP` init section.
+    Init,
     Key,
 }
 
@@ -51,6 +60,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Playlist => "playlist",
             ResourceKind::Segment => "segment",
+            ResourceKind::Init => "init segment",
             ResourceKind::Key => "key",
         }
     }
@@ -107,8 +117,37 @@ impl HlsHttpClient {
         Ok((fetched.final_url, text))
     }
 
-    /// Fetches a whole resource or a byte range of it.
+    /// Fetches a whole resource or a byte range of it. Playlists and keys have the small-request
+    /// timeout as a whole-request deadline; see [`HlsHttpClient::fetch_until`] for segments.
     pub async fn fetch(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+    ) -> Result<FetchedBody, HlsError> {
+        self.fetch_inner(url, kind, byte_range).await
+    }
+
+    /// [`HlsHttpClient::fetch`] that gives up at `deadline` however the body trickles: a
+    /// between-chunks timeout alone lets a server send one byte every few seconds for ever.
+    pub async fn fetch_until(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+        deadline: tokio::time::Instant,
+    ) -> Result<FetchedBody, HlsError> {
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout_at(deadline, self.fetch_inner(url, kind, byte_range)).await {
+            Ok(result) => result,
+            Err(_) => Err(HlsError::RequestDeadline {
+                url: url.to_string(),
+                seconds: deadline.saturating_duration_since(started).as_secs(),
+            }),
+        }
+    }
+
+    async fn fetch_inner(
         &self,
         url: &Url,
         kind: ResourceKind,
@@ -118,15 +157,15 @@ impl HlsHttpClient {
         let limit = match kind {
             ResourceKind::Playlist => self.limits.maximum_playlist_bytes,
             ResourceKind::Segment => self.limits.maximum_segment_bytes,
+            ResourceKind::Init => self.limits.maximum_init_bytes,
             ResourceKind::Key => self.limits.maximum_key_bytes,
         };
         let mut request = self.client.get(url.clone());
-        if kind != ResourceKind::Segment {
+        if matches!(kind, ResourceKind::Playlist | ResourceKind::Key) {
             request = request.timeout(self.limits.small_request_timeout);
         }
         if let Some(range) = byte_range {
-            let last = range.offset + range.length.saturating_sub(1);
-            request = request.header("Range", format!("bytes={}-{}", range.offset, last));
+            request = request.header("Range", range_header_value(range));
         }
         let network_error = |error: reqwest::Error| HlsError::Network {
             url: url.to_string(),
@@ -157,7 +196,8 @@ impl HlsHttpClient {
             });
         }
         let mut body =
-            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit) as usize);
+            // What the server announces is not believed up front: the buffer grows as bytes come.
+            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit).min(INITIAL_BODY_CAPACITY) as usize);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
@@ -221,6 +261,13 @@ impl HlsHttpClient {
     }
 }
 
+/// `bytes=<first>-<last>` of a byte range from a playlist; offsets near `u64::MAX` saturate
+/// instead of overflowing.
+fn range_header_value(range: ByteRange) -> String {
+    let last = range.offset.saturating_add(range.length.saturating_sub(1));
+    format!("bytes={}-{}", range.offset, last)
+}
+
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
@@ -252,4 +299,27 @@ fn find_url_refusal(error: &reqwest::Error) -> Option<crate::url_safety::UrlSafe
         source = cause.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers_never_overflow() {
+        assert_eq!(
+            range_header_value(ByteRange {
+                length: 100,
+                offset: 50
+            }),
+            "bytes=50-149"
+        );
+        assert_eq!(
+            range_header_value(ByteRange {
+                length: u64::MAX,
+                offset: u64::MAX
+            }),
+            format!("bytes={}-{}", u64::MAX, u64::MAX)
+        );
+    }
 }

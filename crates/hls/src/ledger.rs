@@ -49,6 +49,56 @@ pub struct LedgerEntry {
     pub uri: String,
 }
 
+/// One line of `ledger.jsonl` with what older readers do not need: why a segment is missing, the
+/// end of a skipped range, why a part started. These keys are optional in the file, so a line
+/// written before they existed reads back the same, and [`read_ledger`] (entries only) keeps
+/// reading every line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    #[serde(flatten)]
+    pub entry: LedgerEntry,
+    /// For a gap: why the segment was lost ("not media: the body is an HLS playlist",
+    /// "decryption failed", "12 segments skipped", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a gap that stands for a whole range of media sequences (a jump wider than what is
+    /// listed one by one): the last media sequence of the range; `entry.media_sequence` is the
+    /// first. The range holds `last - first + 1` segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_last_media_sequence: Option<u64>,
+    /// On the first segment of a part: why the part was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_start_reason: Option<PartStartReason>,
+}
+
+impl LedgerRecord {
+    pub fn new(entry: LedgerEntry) -> LedgerRecord {
+        LedgerRecord {
+            entry,
+            reason: None,
+            range_last_media_sequence: None,
+            part_start_reason: None,
+        }
+    }
+
+    /// How many media sequences this line stands for (1, or the length of a skipped range).
+    pub fn segment_count(&self) -> u64 {
+        match self.range_last_media_sequence {
+            Some(last) => last
+                .saturating_sub(self.entry.media_sequence)
+                .saturating_add(1),
+            None => 1,
+        }
+    }
+
+    /// The last media sequence this line accounts for.
+    pub fn last_media_sequence(&self) -> u64 {
+        self.range_last_media_sequence
+            .unwrap_or(self.entry.media_sequence)
+            .max(self.entry.media_sequence)
+    }
+}
+
 /// Why a part was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,8 +148,17 @@ pub fn part_file_name(track_prefix: &str, number: u32, container: PartContainer)
     format!("{track_prefix}-{number:04}.{}", container.extension())
 }
 
-/// Reads a ledger back; lines that are cut short by a crash are skipped.
+/// Reads a ledger back; lines that are cut short by a crash are skipped. A skipped range is one
+/// entry (its first media sequence); see [`read_ledger_records`] for the range and the reasons.
 pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>, HlsError> {
+    Ok(read_ledger_records(path)?
+        .into_iter()
+        .map(|record| record.entry)
+        .collect())
+}
+
+/// Reads a ledger back with every line's reason, range and part start reason.
+pub fn read_ledger_records(path: &Path) -> Result<Vec<LedgerRecord>, HlsError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -116,8 +175,8 @@ pub fn read_ledger(path: &Path) -> Result<Vec<LedgerEntry>, HlsError> {
             path: path.to_path_buf(),
             source,
         })?;
-        if let Ok(entry) = serde_json::from_str::<LedgerEntry>(&line) {
-            entries.push(entry);
+        if let Ok(record) = serde_json::from_str::<LedgerRecord>(&line) {
+            entries.push(record);
         }
     }
     Ok(entries)
@@ -295,28 +354,43 @@ impl PartWriter {
         entry.offset_in_part = part.summary.bytes;
         entry.bytes = segment_bytes.len() as u64;
         entry.state = SegmentState::Ok;
+        let mut record = LedgerRecord::new(entry);
+        if part.summary.segments == 0 {
+            record.part_start_reason = Some(part.summary.reason);
+        }
         part.summary.bytes += segment_bytes.len() as u64;
         part.summary.segments += 1;
-        part.summary.media_seconds += entry.duration_seconds;
-        self.write_ledger_line(&entry)?;
+        part.summary.media_seconds += record.entry.duration_seconds;
+        self.write_ledger_line(&record)?;
+        let entry = record.entry;
         self.maybe_fsync()?;
         Ok(entry)
     }
 
     /// Records a gap or a pause (no bytes).
-    pub fn record_missing(&mut self, mut entry: LedgerEntry) -> Result<LedgerEntry, HlsError> {
-        entry.part = self.current_part_number().max(1);
-        entry.bytes = 0;
-        entry.offset_in_part = self
+    pub fn record_missing(&mut self, entry: LedgerEntry) -> Result<LedgerEntry, HlsError> {
+        self.record_missing_with(LedgerRecord::new(entry))
+            .map(|record| record.entry)
+    }
+
+    /// Records a gap or a pause (no bytes) with its reason or range.
+    pub fn record_missing_with(
+        &mut self,
+        mut record: LedgerRecord,
+    ) -> Result<LedgerRecord, HlsError> {
+        record.entry.part = self.current_part_number().max(1);
+        record.entry.bytes = 0;
+        record.entry.offset_in_part = self
             .current_part
             .as_ref()
             .map_or(0, |part| part.summary.bytes);
-        self.write_ledger_line(&entry)?;
-        Ok(entry)
+        record.part_start_reason = None;
+        self.write_ledger_line(&record)?;
+        Ok(record)
     }
 
-    fn write_ledger_line(&mut self, entry: &LedgerEntry) -> Result<(), HlsError> {
-        let mut line = serde_json::to_vec(entry).map_err(|error| HlsError::Io {
+    fn write_ledger_line(&mut self, record: &LedgerRecord) -> Result<(), HlsError> {
+        let mut line = serde_json::to_vec(record).map_err(|error| HlsError::Io {
             path: self.ledger_path.clone(),
             source: std::io::Error::other(error),
         })?;
@@ -394,20 +468,30 @@ pub fn parts_recorded_in(
     track_prefix: &str,
 ) -> Result<Vec<PartSummary>, HlsError> {
     let ledger_path = directory.join(format!("{track_prefix}-ledger.jsonl"));
-    let entries = read_ledger(&ledger_path)?;
+    let records = read_ledger_records(&ledger_path)?;
     let mut parts: std::collections::BTreeMap<u32, PartSummary> = std::collections::BTreeMap::new();
-    for entry in entries
+    let mut previous_ok: Option<&LedgerEntry> = None;
+    for record in records
         .iter()
-        .filter(|entry| entry.state == SegmentState::Ok)
+        .filter(|record| record.entry.state == SegmentState::Ok)
     {
+        let entry = &record.entry;
+        let previous = previous_ok.replace(entry);
         let summary = parts.entry(entry.part).or_insert_with(|| PartSummary {
             number: entry.part,
             path: PathBuf::new(),
-            reason: if entry.part == 1 {
-                PartStartReason::First
-            } else {
-                PartStartReason::Resume
-            },
+            // The reason the writer noted; for a ledger written before it did, a part that
+            // starts on another epoch or discontinuity is a discontinuity split.
+            reason: record.part_start_reason.unwrap_or(match previous {
+                None => PartStartReason::First,
+                Some(previous)
+                    if previous.epoch != entry.epoch
+                        || previous.discontinuity_sequence != entry.discontinuity_sequence =>
+                {
+                    PartStartReason::Discontinuity
+                }
+                Some(_) => PartStartReason::Resume,
+            }),
             bytes: 0,
             segments: 0,
             media_seconds: 0.0,
@@ -459,6 +543,60 @@ mod tests {
             failed_attempts: 0,
             uri: format!("seg-{media_sequence}.ts"),
         }
+    }
+
+    #[test]
+    fn a_part_start_reason_is_read_back_and_old_ledgers_infer_discontinuities() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut old_style = entry(2, 12, SegmentState::Ok, 0, 10);
+        old_style.discontinuity_sequence = 1;
+        let lines: Vec<String> = [
+            LedgerRecord::new(entry(1, 10, SegmentState::Ok, 0, 10)),
+            LedgerRecord::new(entry(1, 11, SegmentState::Ok, 10, 10)),
+            // Written before the part start reason existed: another discontinuity sequence.
+            LedgerRecord::new(old_style),
+            LedgerRecord {
+                part_start_reason: Some(PartStartReason::InitChanged),
+                ..LedgerRecord::new(entry(3, 13, SegmentState::Ok, 0, 10))
+            },
+            LedgerRecord {
+                range_last_media_sequence: Some(1_000_000_000_000),
+                reason: Some("999999999987 segments skipped".to_string()),
+                ..LedgerRecord::new(entry(3, 14, SegmentState::Gap, 10, 0))
+            },
+        ]
+        .iter()
+        .map(|record| serde_json::to_string(record).expect("json"))
+        .collect();
+        std::fs::write(
+            directory.path().join("main-ledger.jsonl"),
+            lines.join("\n") + "\n",
+        )
+        .expect("ledger");
+        for number in 1..=3 {
+            std::fs::write(
+                directory.path().join(format!("main-{number:04}.ts")),
+                [0x47u8; 20],
+            )
+            .expect("part");
+        }
+        let parts = parts_recorded_in(directory.path(), "main").expect("parts");
+        let reasons: Vec<PartStartReason> = parts.iter().map(|part| part.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                PartStartReason::First,
+                PartStartReason::Discontinuity,
+                PartStartReason::InitChanged
+            ]
+        );
+        // Old readers see one entry per line; the range is one line.
+        let entries = read_ledger(&directory.path().join("main-ledger.jsonl")).expect("read");
+        assert_eq!(entries.len(), 5);
+        let records =
+            read_ledger_records(&directory.path().join("main-ledger.jsonl")).expect("read");
+        assert_eq!(records[4].segment_count(), 1_000_000_000_000 - 14 + 1);
+        assert_eq!(records[4].last_media_sequence(), 1_000_000_000_000);
     }
 
     #[test]

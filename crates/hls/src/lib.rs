@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod live;
+pub mod media_check;
 pub mod playlist;
 pub mod url_safety;
 pub mod variant_selection;

@@ -9,7 +9,7 @@
 //! - Media sequences skipped between two playlists (an outage longer than the window, or an origin
 //!   that jumps) are gaps too, counted the moment they are known.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,9 +27,14 @@ use crate::decrypt::{decrypt_aes128_cbc, initialization_vector_from_media_sequen
 use crate::error::HlsError;
 use crate::http::{HlsHttpClient, ResourceKind};
 use crate::ledger::{
-    LedgerEntry, PartContainer, PartStartReason, PartSummary, PartWriter, SegmentState, read_ledger,
+    LedgerEntry, LedgerRecord, PartContainer, PartStartReason, PartSummary, PartWriter,
+    SegmentState, read_ledger_records,
 };
-use crate::playlist::{ByteRange, KeyMethod, MediaPlaylist, Playlist, parse_playlist};
+use crate::media_check::{MediaExpectation, MediaFormat, check_media_body};
+use crate::playlist::{
+    ByteRange, KeyMethod, MediaPlaylist, Playlist, PlaylistLimits, PlaylistParseError,
+    parse_playlist_with_limits,
+};
 
 /// What the owner of a recording wants it to do. Sent through a `watch` channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +65,76 @@ pub struct TrackRecorderConfig {
     pub maximum_part_seconds: Option<f64>,
     /// How long a graceful stop waits for the downloads in flight.
     pub stop_grace: Duration,
+    /// A subtitle track: WebVTT bodies are media too.
+    pub subtitle_track: bool,
+    /// Resource bounds against hostile or broken origins.
+    pub limits: TrackLimits,
+}
+
+/// Every resource a track may use, each a named limit with a default. A hit is a specific error or
+/// ledger reason, never unbounded memory or a panic.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackLimits {
+    /// Bounds of the playlist parser: text after `EXT-X-DEFINE` substitution, variable
+    /// references, segments per playlist. A playlist over them ends the recording with
+    /// [`HlsError::Playlist`] carrying the limit.
+    pub playlist: PlaylistLimits,
+    /// Media sequences skipped between two playlists that are recorded as one gap line each; a
+    /// wider jump is a single range line ("N segments skipped"), in constant memory.
+    pub maximum_listed_gap_segments: u64,
+    /// Each segment counts at least this long toward the recording's duration limit, so that
+    /// zero-length segments cannot make a recording endless.
+    pub minimum_counted_segment_seconds: f64,
+    /// Segments downloaded but not yet committed (waiting for an earlier one): past this, no new
+    /// download starts until the head is committed or given up.
+    pub maximum_buffered_segments: usize,
+    /// Bytes downloaded but not yet committed, same rule.
+    pub maximum_buffered_bytes: u64,
+    /// Shortest whole-request deadline of a segment download (its window deadline is used when
+    /// longer).
+    pub minimum_segment_request_time: Duration,
+    /// Longest whole-request deadline of a segment download, whatever the window.
+    pub maximum_segment_request_time: Duration,
+    /// AES keys kept in memory.
+    pub maximum_cached_keys: usize,
+    /// Init sections kept in memory.
+    pub maximum_cached_inits: usize,
+}
+
+impl Default for TrackLimits {
+    fn default() -> Self {
+        TrackLimits {
+            playlist: PlaylistLimits::default(),
+            maximum_listed_gap_segments: 1_000,
+            minimum_counted_segment_seconds: 0.1,
+            maximum_buffered_segments: 6,
+            maximum_buffered_bytes: 64 * 1024 * 1024,
+            minimum_segment_request_time: Duration::from_secs(5),
+            maximum_segment_request_time: Duration::from_secs(120),
+            maximum_cached_keys: 16,
+            maximum_cached_inits: 4,
+        }
+    }
+}
+
+/// Playlists longer than this are parsed on a blocking thread.
+const PARSE_OFF_THREAD_ABOVE_BYTES: usize = 256 * 1024;
+
+/// Longest span any deadline of this module is set ahead: durations from a playlist never make
+/// an `Instant` overflow.
+const LONGEST_DEADLINE: Duration = Duration::from_secs(86_400 * 7);
+
+/// `base + seconds`, for seconds from outside: not finite or negative is 0, huge is capped.
+fn instant_after_seconds(base: Instant, seconds: f64) -> Instant {
+    let span = Duration::try_from_secs_f64(seconds.max(0.0))
+        .unwrap_or(LONGEST_DEADLINE)
+        .min(LONGEST_DEADLINE);
+    instant_after(base, span)
+}
+
+/// `base + span`, capped so that it never overflows.
+fn instant_after(base: Instant, span: Duration) -> Instant {
+    base.checked_add(span.min(LONGEST_DEADLINE)).unwrap_or(base)
 }
 
 impl TrackRecorderConfig {
@@ -76,6 +151,8 @@ impl TrackRecorderConfig {
             maximum_part_bytes: None,
             maximum_part_seconds: None,
             stop_grace: Duration::from_secs(15),
+            subtitle_track: false,
+            limits: TrackLimits::default(),
         }
     }
 }
@@ -153,10 +230,7 @@ struct InitInfo {
 enum SegmentStatus {
     Waiting,
     InFlight,
-    Done {
-        bytes: Bytes,
-        init_bytes: Option<Bytes>,
-    },
+    Done(DownloadedSegment),
     Gap,
     Paused,
 }
@@ -166,7 +240,6 @@ struct TrackedSegment {
     epoch: u32,
     media_sequence: u64,
     discontinuity_sequence: u64,
-    discontinuity_before: bool,
     url: Url,
     uri_text: String,
     duration_seconds: f64,
@@ -178,17 +251,138 @@ struct TrackedSegment {
     failed_attempts: u32,
     status: SegmentStatus,
     gap_counted: bool,
+    /// Why the last attempt failed (the gap's reason when it comes to that).
+    failure_reason: Option<String>,
+    /// For a gap standing for a skipped range: its last media sequence.
+    range_last_media_sequence: Option<u64>,
+}
+
+impl TrackedSegment {
+    /// Media sequences this entry stands for.
+    fn segment_count(&self) -> u64 {
+        self.range_last_media_sequence.map_or(1, |last| {
+            last.saturating_sub(self.media_sequence).saturating_add(1)
+        })
+    }
+}
+
+/// A checked segment body and the init section it needs.
+#[derive(Debug)]
+struct DownloadedSegment {
+    bytes: Bytes,
+    /// The init section: its identity (URL, byte range and a hash of the bytes, so that an init
+    /// rewritten behind the same URI is a change) and its bytes.
+    init: Option<(String, Bytes)>,
+    format: MediaFormat,
 }
 
 struct DownloadResult {
     key: SegmentKey,
-    result: Result<(Bytes, Option<Bytes>), HlsError>,
+    result: Result<DownloadedSegment, HlsError>,
+    /// The key came from the origin during this attempt, not from the cache.
+    fresh_key: bool,
+    /// The init came from the origin during this attempt, not from the cache.
+    fresh_init: bool,
 }
 
-#[derive(Default)]
+/// A small cache that forgets its oldest entry past `capacity`.
+struct BoundedCache<K, V> {
+    capacity: usize,
+    entries: VecDeque<(K, V)>,
+}
+
+impl<K: PartialEq, V: Clone> BoundedCache<K, V> {
+    fn new(capacity: usize) -> Self {
+        BoundedCache {
+            capacity: capacity.max(1),
+            entries: VecDeque::new(),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.entries
+            .iter()
+            .find(|(entry_key, _)| entry_key == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        self.remove(&key);
+        while self.entries.len() >= self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((key, value));
+    }
+
+    fn remove(&mut self, key: &K) {
+        self.entries.retain(|(entry_key, _)| entry_key != key);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Keys and init sections of one track, bounded; one fetch of each at a time, so parallel
+/// downloads at the start fetch `init.mp4` and `key.bin` once.
 struct SharedCaches {
-    keys: Mutex<HashMap<Url, [u8; 16]>>,
-    inits: Mutex<HashMap<String, Bytes>>,
+    keys: Mutex<BoundedCache<Url, [u8; 16]>>,
+    inits: Mutex<BoundedCache<String, Bytes>>,
+    /// Init sections refused as too large, with the limit (until the next epoch): every later
+    /// segment fails at once instead of downloading the same 16 MiB again.
+    refused_inits: Mutex<BoundedCache<String, u64>>,
+    key_fetch: tokio::sync::Mutex<()>,
+    init_fetch: tokio::sync::Mutex<()>,
+}
+
+impl SharedCaches {
+    fn new(limits: &TrackLimits) -> Self {
+        SharedCaches {
+            keys: Mutex::new(BoundedCache::new(limits.maximum_cached_keys)),
+            inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
+            refused_inits: Mutex::new(BoundedCache::new(limits.maximum_cached_inits)),
+            key_fetch: tokio::sync::Mutex::new(()),
+            init_fetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Forgets every key and init (a new epoch: the packager restarted).
+    fn clear(&self) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.clear();
+        }
+        if let Ok(mut inits) = self.inits.lock() {
+            inits.clear();
+        }
+        if let Ok(mut refused) = self.refused_inits.lock() {
+            refused.clear();
+        }
+    }
+
+    fn forget_key(&self, key_url: &Url) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(key_url);
+        }
+    }
+
+    fn forget_init(&self, identity: &str) {
+        if let Ok(mut inits) = self.inits.lock() {
+            inits.remove(&identity.to_string());
+        }
+    }
+
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        (
+            self.keys.lock().map_or(0, |keys| keys.len()),
+            self.inits.lock().map_or(0, |inits| inits.len()),
+        )
+    }
 }
 
 /// Records one media playlist until it ends, is stopped, stalls or fails.
@@ -217,36 +411,10 @@ pub async fn record_track(
         }
     };
     let ledger_path = writer.ledger_path().to_path_buf();
-    let resume_after = read_ledger(&ledger_path).ok().and_then(|entries| {
-        entries
-            .last()
-            .map(|entry| (entry.epoch, entry.media_sequence))
-    });
-    let mut state = TrackState {
-        config: config.clone(),
-        client,
-        events,
-        caches: Arc::new(SharedCaches::default()),
-        pending: BTreeMap::new(),
-        highest_seen: resume_after,
-        resume_after,
-        current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
-        highest_discontinuity_sequence: 0,
-        started_at: Instant::now(),
-        last_new_segment_at: Instant::now(),
-        end_list_seen: false,
-        taking_new_segments: true,
-        scheduled_media_seconds: 0.0,
-        progress: RecordingProgress::default(),
-        last_committed_discontinuity: None,
-        last_committed_epoch: None,
-        part_break_pending: None,
-        paused: false,
-        first_media_sequence: None,
-        last_media_sequence: None,
-        target_duration_seconds: 2.0,
-        playlist_base_url: config.media_playlist_url.clone(),
-    };
+    let resumed_from = read_ledger_records(&ledger_path)
+        .ok()
+        .and_then(|records| records.last().cloned());
+    let mut state = TrackState::new(config, client, events, resumed_from.as_ref());
     let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
     let end = state.run(&mut writer, &mut control, &mut downloads).await;
     downloads.abort_all();
@@ -276,6 +444,13 @@ struct TrackState {
     scheduled_media_seconds: f64,
     progress: RecordingProgress,
     last_committed_discontinuity: Option<u64>,
+    /// Discontinuities decided by identity: goes up by one for every new segment first seen with
+    /// `EXT-X-DISCONTINUITY` before it (and on a new epoch), never because a tag slid out of the
+    /// window or a packager does not write `EXT-X-DISCONTINUITY-SEQUENCE`. This is the
+    /// `discontinuity_sequence` of the ledger.
+    discontinuity_count: u64,
+    /// When the last playlist was absorbed (bounds the seconds a skipped range can have lost).
+    last_playlist_at: Instant,
     last_committed_epoch: Option<u32>,
     part_break_pending: Option<PartStartReason>,
     paused: bool,
@@ -291,6 +466,46 @@ enum StopMode {
 }
 
 impl TrackState {
+    /// A track's state before its first playlist, continuing after `resumed_from` (the last
+    /// ledger line of an earlier run in the same directory) when there is one.
+    fn new(
+        config: TrackRecorderConfig,
+        client: HlsHttpClient,
+        events: mpsc::UnboundedSender<TrackEvent>,
+        resumed_from: Option<&LedgerRecord>,
+    ) -> TrackState {
+        let resume_after =
+            resumed_from.map(|record| (record.entry.epoch, record.last_media_sequence()));
+        TrackState {
+            caches: Arc::new(SharedCaches::new(&config.limits)),
+            client,
+            events,
+            pending: BTreeMap::new(),
+            highest_seen: resume_after,
+            resume_after,
+            current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
+            highest_discontinuity_sequence: 0,
+            started_at: Instant::now(),
+            last_new_segment_at: Instant::now(),
+            end_list_seen: false,
+            taking_new_segments: true,
+            scheduled_media_seconds: 0.0,
+            progress: RecordingProgress::default(),
+            last_committed_discontinuity: None,
+            discontinuity_count: resumed_from
+                .map_or(0, |record| record.entry.discontinuity_sequence),
+            last_playlist_at: Instant::now(),
+            last_committed_epoch: None,
+            part_break_pending: None,
+            paused: false,
+            first_media_sequence: None,
+            last_media_sequence: None,
+            target_duration_seconds: 2.0,
+            playlist_base_url: config.media_playlist_url.clone(),
+            config,
+        }
+    }
+
     fn outcome(
         &self,
         end: TrackEnd,
@@ -313,7 +528,12 @@ impl TrackState {
     }
 
     fn target_duration(&self) -> Duration {
-        Duration::from_secs_f64(self.target_duration_seconds.clamp(0.1, 60.0))
+        let seconds = if self.target_duration_seconds.is_finite() {
+            self.target_duration_seconds.clamp(0.1, 60.0)
+        } else {
+            2.0
+        };
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
     }
 
     async fn run(
@@ -356,9 +576,8 @@ impl TrackState {
                     let reason = match mode {
                         StopMode::Graceful(reason) | StopMode::Immediate(reason) => reason.clone(),
                     };
-                    if matches!(mode, StopMode::Graceful(_))
-                        && let Err(error) = self.commit_after_stop(writer)
-                    {
+                    // Even at once: every taken sequence gets its ledger line (gaps are cheap).
+                    if let Err(error) = self.commit_after_stop(writer) {
                         return TrackEnd::Failed(error);
                     }
                     return TrackEnd::Finished(reason);
@@ -384,7 +603,8 @@ impl TrackState {
                     continue;
                 }
                 if let Some(maximum) = self.config.maximum_duration
-                    && now.duration_since(self.started_at) >= maximum + self.target_duration() * 2
+                    && now.duration_since(self.started_at)
+                        >= maximum.saturating_add(self.target_duration() * 2)
                 {
                     stop_mode = Some(StopMode::Graceful(RecordingEndReason::DurationReached));
                     stop_deadline = Some(now + self.config.stop_grace);
@@ -448,6 +668,10 @@ impl TrackState {
                             HlsError::UnsupportedEncryption { .. }
                                 | HlsError::NestedMaster { .. }
                                 | HlsError::Io { .. }
+                                | HlsError::Playlist {
+                                    error: PlaylistParseError::OverLimit { .. },
+                                    ..
+                                }
                         ) {
                             return TrackEnd::Failed(error);
                         }
@@ -527,10 +751,16 @@ impl TrackState {
             }
         }
         if !self.paused {
-            wake = wake.min(self.last_new_segment_at + self.config.stall_timeout);
+            wake = wake.min(instant_after(
+                self.last_new_segment_at,
+                self.config.stall_timeout,
+            ));
         }
         if let Some(maximum) = self.config.maximum_duration {
-            wake = wake.min(self.started_at + maximum + self.target_duration() * 2);
+            wake = wake.min(instant_after(
+                self.started_at,
+                maximum.saturating_add(self.target_duration() * 2),
+            ));
         }
         wake
     }
@@ -576,7 +806,20 @@ impl TrackState {
         let (final_url, text) = self.client.fetch_playlist(url).await?;
         // Relative segment URIs resolve against where the playlist really came from.
         self.playlist_base_url = final_url;
-        match parse_playlist(&text) {
+        let limits = self.config.limits.playlist;
+        // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
+        // segments or DEFINE expansion never holds up the other recordings of the process.
+        let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
+            tokio::task::spawn_blocking(move || parse_playlist_with_limits(&text, &[], &limits))
+                .await
+                .map_err(|_| HlsError::Io {
+                    path: self.config.output_directory.clone(),
+                    source: std::io::Error::other("the playlist parser task failed"),
+                })?
+        } else {
+            parse_playlist_with_limits(&text, &[], &limits)
+        };
+        match parsed {
             Ok(Playlist::Media(media)) => Ok(media),
             Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
                 url: url.to_string(),
@@ -594,7 +837,7 @@ impl TrackState {
         playlist: &MediaPlaylist,
         is_first: bool,
     ) -> Result<bool, HlsError> {
-        if playlist.target_duration > 0.0 {
+        if playlist.target_duration > 0.0 && playlist.target_duration.is_finite() {
             self.target_duration_seconds = playlist.target_duration;
         }
         if playlist.end_list {
@@ -602,12 +845,13 @@ impl TrackState {
         }
         let base_url = self.playlist_base_url.clone();
         let now = Instant::now();
-        let segment_count = playlist.segments.len();
-        if segment_count == 0 {
+        let previous_playlist_at = std::mem::replace(&mut self.last_playlist_at, now);
+        let Some(newest) = playlist.segments.last() else {
             return Ok(false);
-        }
-        let newest_media_sequence = playlist.segments[segment_count - 1].media_sequence;
-        let newest_discontinuity = playlist.segments[segment_count - 1].discontinuity_sequence;
+        };
+        let segment_count = playlist.segments.len();
+        let newest_media_sequence = newest.media_sequence;
+        let newest_discontinuity = newest.discontinuity_sequence;
 
         // Sequence reset: the whole window is older than what we had, or the discontinuity
         // sequence moved on while the media sequence went back.
@@ -615,12 +859,16 @@ impl TrackState {
             && seen_epoch == self.current_epoch
             && newest_media_sequence < seen_sequence
         {
-            let far_behind = newest_media_sequence + (segment_count as u64) < seen_sequence;
+            let far_behind =
+                newest_media_sequence.saturating_add(segment_count as u64) < seen_sequence;
             let discontinuity_advanced = newest_discontinuity > self.highest_discontinuity_sequence;
             if far_behind || discontinuity_advanced {
                 tracing::warn!(track = %self.config.track_name, newest_media_sequence, seen_sequence, "media sequence restarted; starting a new epoch");
-                self.current_epoch += 1;
+                self.current_epoch = self.current_epoch.saturating_add(1);
+                self.discontinuity_count = self.discontinuity_count.saturating_add(1);
                 self.part_break_pending = Some(PartStartReason::Discontinuity);
+                // The packager restarted: its init and key may be new behind the same URIs.
+                self.caches.clear();
             } else {
                 // A stale copy of the playlist (a lagging CDN node): nothing new in it.
                 return Ok(false);
@@ -649,11 +897,11 @@ impl TrackState {
         let mut seconds_until_leaving = 0.0;
         let mut listed_anything_new = false;
         let mut previous_key_in_playlist: Option<u64> = None;
+        let target = self.target_duration();
         for (index, segment) in playlist.segments.iter().enumerate() {
-            seconds_until_leaving += segment.duration.max(0.0);
+            seconds_until_leaving += sane_duration(segment.duration);
             let key = (self.current_epoch, segment.media_sequence);
-            let deadline =
-                now + Duration::from_secs_f64(seconds_until_leaving) + self.target_duration();
+            let deadline = instant_after(instant_after_seconds(now, seconds_until_leaving), target);
             if let Some(tracked) = self.pending.get_mut(&key) {
                 // Still listed: it stays retrievable at least this long.
                 tracked.deadline = tracked.deadline.max(deadline);
@@ -668,18 +916,39 @@ impl TrackState {
                 previous_key_in_playlist = Some(segment.media_sequence);
                 continue;
             }
+            // Whether a discontinuity stands before this segment is decided now, once: by the
+            // tag, for a segment after one already seen (not for the first one taken).
+            let is_first_taken = self.highest_seen.is_none();
+            if segment.discontinuity && !is_first_taken {
+                self.discontinuity_count = self.discontinuity_count.saturating_add(1);
+            }
             // Sequences between what we had and this one were never listed to us: gaps.
             let gap_from = match self.highest_seen {
-                Some((epoch, sequence)) if epoch == self.current_epoch => Some(sequence + 1),
+                Some((epoch, sequence)) if epoch == self.current_epoch => {
+                    Some(sequence.saturating_add(1))
+                }
                 _ => None,
             };
             let gap_from = match (gap_from, previous_key_in_playlist) {
-                (Some(from), Some(previous)) => Some(from.max(previous + 1)),
+                (Some(from), Some(previous)) => Some(from.max(previous.saturating_add(1))),
                 (from, _) => from,
             };
-            if let Some(from) = gap_from {
-                for missing_sequence in from..segment.media_sequence {
-                    self.record_unlisted_gap(missing_sequence, segment.discontinuity_sequence);
+            if let Some(from) = gap_from
+                && from < segment.media_sequence
+            {
+                let missing = segment.media_sequence - from;
+                if missing <= self.config.limits.maximum_listed_gap_segments {
+                    for missing_sequence in from..segment.media_sequence {
+                        self.record_unlisted_gap(missing_sequence, missing_sequence, None);
+                    }
+                } else {
+                    // One line for the whole range, whatever its width. Its seconds are what
+                    // could have been lost: the wall time since the previous playlist.
+                    let seconds = (missing as f64 * self.target_duration_seconds).min(
+                        now.duration_since(previous_playlist_at).as_secs_f64()
+                            + self.target_duration_seconds,
+                    );
+                    self.record_unlisted_gap(from, segment.media_sequence - 1, Some(seconds));
                 }
             }
             previous_key_in_playlist = Some(segment.media_sequence);
@@ -696,7 +965,10 @@ impl TrackState {
                 continue;
             }
             let tracked = self.track_segment(segment, &base_url, key, deadline)?;
-            self.scheduled_media_seconds += tracked.duration_seconds;
+            // Zero-length segments still count: they cannot make a recording endless.
+            self.scheduled_media_seconds += tracked
+                .duration_seconds
+                .max(self.config.limits.minimum_counted_segment_seconds);
             if self.first_media_sequence.is_none() {
                 self.first_media_sequence = Some(segment.media_sequence);
             }
@@ -797,11 +1069,10 @@ impl TrackState {
         Ok(TrackedSegment {
             epoch: key.0,
             media_sequence: segment.media_sequence,
-            discontinuity_sequence: segment.discontinuity_sequence,
-            discontinuity_before: segment.discontinuity,
+            discontinuity_sequence: self.discontinuity_count,
             url,
             uri_text: segment.uri.clone(),
-            duration_seconds: segment.duration.max(0.0),
+            duration_seconds: sane_duration(segment.duration),
             byte_range: segment.byte_range,
             key: key_info,
             init,
@@ -814,7 +1085,18 @@ impl TrackState {
                 SegmentStatus::Waiting
             },
             gap_counted: false,
+            failure_reason: None,
+            range_last_media_sequence: None,
         })
+    }
+
+    fn base_record(&self, segment: &TrackedSegment, state: SegmentState) -> LedgerRecord {
+        let mut record = LedgerRecord::new(self.base_entry(segment, state));
+        if state == SegmentState::Gap {
+            record.reason = segment.failure_reason.clone();
+            record.range_last_media_sequence = segment.range_last_media_sequence;
+        }
+        record
     }
 
     fn base_entry(&self, segment: &TrackedSegment, state: SegmentState) -> LedgerEntry {
@@ -834,17 +1116,19 @@ impl TrackState {
         }
     }
 
-    /// A media sequence that was never listed to us: known lost now, committed in order later.
-    fn record_unlisted_gap(&mut self, media_sequence: u64, discontinuity_sequence: u64) {
+    /// Media sequences `first..=last` that were never listed to us: known lost now, committed in
+    /// order later. One entry however wide the range (`seconds` then says what it lost).
+    fn record_unlisted_gap(&mut self, first: u64, last: u64, seconds: Option<f64>) {
         let now = Instant::now();
+        let media_sequence = first;
+        let segment_count = last.saturating_sub(first).saturating_add(1);
         let mut segment = TrackedSegment {
             epoch: self.current_epoch,
             media_sequence,
-            discontinuity_sequence,
-            discontinuity_before: false,
+            discontinuity_sequence: self.discontinuity_count,
             url: self.config.media_playlist_url.clone(),
             uri_text: String::new(),
-            duration_seconds: self.target_duration_seconds,
+            duration_seconds: seconds.unwrap_or(self.target_duration_seconds),
             byte_range: None,
             key: None,
             init: None,
@@ -853,6 +1137,12 @@ impl TrackState {
             failed_attempts: 0,
             status: SegmentStatus::Gap,
             gap_counted: false,
+            failure_reason: Some(if segment_count > 1 {
+                format!("{segment_count} segments skipped")
+            } else {
+                "never listed in a playlist we loaded".to_string()
+            }),
+            range_last_media_sequence: (segment_count > 1).then_some(last),
         };
         if self.paused {
             segment.status = SegmentStatus::Paused;
@@ -869,9 +1159,18 @@ impl TrackState {
             return;
         }
         segment.gap_counted = true;
-        self.progress.gap_segments += 1;
+        self.progress.gap_segments = self
+            .progress
+            .gap_segments
+            .saturating_add(segment.segment_count());
         self.progress.gap_seconds += segment.duration_seconds;
-        tracing::warn!(track = %self.config.track_name, media_sequence = segment.media_sequence, "segment lost: gap");
+        tracing::warn!(
+            track = %self.config.track_name,
+            media_sequence = segment.media_sequence,
+            segments = segment.segment_count(),
+            reason = segment.failure_reason.as_deref().unwrap_or("unknown"),
+            "media lost: gap"
+        );
         let entry = self.base_entry(segment, SegmentState::Gap);
         self.emit(TrackEvent::GapDetected {
             track: self.config.track_name.clone(),
@@ -912,9 +1211,30 @@ impl TrackState {
             return;
         }
         let now = Instant::now();
+        let limits = self.config.limits;
+        // Bytes downloaded but not committed are bounded: while the head of the line is pending,
+        // at most this much waits behind it, then no new download starts.
+        // Segments before the last buffered one are what holds the buffer up: they may always
+        // start (within `parallel_downloads`), or a full buffer would starve its own head.
+        let (mut buffered_segments, mut buffered_bytes) = (0usize, 0u64);
+        let mut last_buffered: Option<SegmentKey> = None;
+        for (key, segment) in &self.pending {
+            if let SegmentStatus::Done(downloaded) = &segment.status {
+                buffered_segments += 1;
+                buffered_bytes = buffered_bytes.saturating_add(downloaded.bytes.len() as u64);
+                last_buffered = Some(*key);
+            }
+        }
         let mut in_flight = downloads.len();
         for (key, segment) in self.pending.iter_mut() {
             if in_flight >= self.config.parallel_downloads {
+                break;
+            }
+            let buffer_full = buffered_segments + in_flight
+                >= limits.maximum_buffered_segments.max(1)
+                || buffered_bytes >= limits.maximum_buffered_bytes;
+            let holds_up_the_buffer = last_buffered.is_some_and(|last| *key < last);
+            if buffer_full && !holds_up_the_buffer {
                 break;
             }
             if !matches!(segment.status, SegmentStatus::Waiting) || segment.next_attempt_at > now {
@@ -924,19 +1244,25 @@ impl TrackState {
             in_flight += 1;
             let client = self.client.clone();
             let caches = Arc::clone(&self.caches);
+            // A whole-request deadline: the moment the segment leaves the window, within bounds.
+            let deadline = segment
+                .deadline
+                .max(instant_after(now, limits.minimum_segment_request_time))
+                .min(instant_after(now, limits.maximum_segment_request_time));
             let request = SegmentRequest {
                 url: segment.url.clone(),
                 byte_range: segment.byte_range,
                 key: segment.key.clone(),
                 init: segment.init.clone(),
+                deadline,
+                expectation: match (&segment.init, self.config.subtitle_track) {
+                    (Some(_), _) => MediaExpectation::FragmentAfterInit,
+                    (None, true) => MediaExpectation::Subtitle,
+                    (None, false) => MediaExpectation::SelfContainedSegment,
+                },
             };
             let key = *key;
-            downloads.spawn(async move {
-                DownloadResult {
-                    key,
-                    result: download_segment(&client, &caches, request).await,
-                }
-            });
+            downloads.spawn(async move { download_segment(&client, &caches, key, request).await });
         }
     }
 
@@ -945,42 +1271,74 @@ impl TrackState {
         let Some(segment) = self.pending.get_mut(&download.key) else {
             return;
         };
-        match download.result {
-            Ok((bytes, init_bytes)) => {
-                segment.status = SegmentStatus::Done { bytes, init_bytes };
+        let error = match download.result {
+            Ok(downloaded) => {
+                segment.status = SegmentStatus::Done(downloaded);
+                return;
             }
-            Err(error) => {
-                segment.failed_attempts += 1;
-                tracing::debug!(media_sequence = segment.media_sequence, %error, attempts = segment.failed_attempts, "segment attempt failed");
-                let permanent = matches!(
-                    error,
-                    HlsError::UrlRefused(_)
-                        | HlsError::TooLarge { .. }
-                        | HlsError::InvalidKey { .. }
-                        | HlsError::UnsupportedEncryption { .. }
-                );
-                if permanent {
-                    tracing::warn!(media_sequence = segment.media_sequence, %error, "segment cannot be fetched");
-                    segment.status = SegmentStatus::Gap;
-                    let mut segment_to_count = match self.pending.remove(&download.key) {
-                        Some(segment) => segment,
-                        None => return,
-                    };
-                    self.count_gap(&mut segment_to_count);
-                    self.pending.insert(download.key, segment_to_count);
-                    return;
-                }
-                let backoff = Duration::from_millis(200)
-                    .saturating_mul(1 << segment.failed_attempts.min(5))
-                    .min((target / 2).max(Duration::from_millis(500)));
-                segment.next_attempt_at = Instant::now() + backoff;
-                segment.status = if self.paused {
-                    SegmentStatus::Paused
-                } else {
-                    SegmentStatus::Waiting
-                };
+            Err(error) => error,
+        };
+        segment.failed_attempts += 1;
+        segment.failure_reason = Some(gap_reason(&error));
+        tracing::warn!(track = %self.config.track_name, media_sequence = segment.media_sequence, %error, attempts = segment.failed_attempts, "segment attempt failed");
+        let mut permanent = matches!(
+            error,
+            HlsError::UrlRefused(_)
+                | HlsError::TooLarge { .. }
+                | HlsError::InvalidKey { .. }
+                | HlsError::UnsupportedEncryption { .. }
+        );
+        let mut retry_at_once = false;
+        // A body that does not decrypt or is not media may come from a stale key or init (the
+        // packager restarted behind the same URIs): fetch them again. With fresh ones it is the
+        // segment itself: a decryption failure is then a gap at once.
+        let suspect = matches!(
+            error,
+            HlsError::Decryption { .. } | HlsError::NotMedia { .. }
+        );
+        if suspect {
+            let mut refreshed = false;
+            if let Some(key_info) = &segment.key
+                && !download.fresh_key
+            {
+                self.caches.forget_key(&key_info.key_url);
+                refreshed = true;
+            }
+            if let Some(init) = &segment.init
+                && !download.fresh_init
+            {
+                self.caches.forget_init(&init.identity);
+                refreshed = true;
+            }
+            if refreshed {
+                retry_at_once = true;
+            } else if matches!(error, HlsError::Decryption { .. }) {
+                segment.failure_reason = Some("decryption failed".to_string());
+                permanent = true;
             }
         }
+        if permanent {
+            segment.status = SegmentStatus::Gap;
+            let Some(mut segment_to_count) = self.pending.remove(&download.key) else {
+                return;
+            };
+            self.count_gap(&mut segment_to_count);
+            self.pending.insert(download.key, segment_to_count);
+            return;
+        }
+        let backoff = if retry_at_once {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+                .saturating_mul(1 << segment.failed_attempts.min(5))
+                .min((target / 2).max(Duration::from_millis(500)))
+        };
+        segment.next_attempt_at = Instant::now() + backoff;
+        segment.status = if self.paused {
+            SegmentStatus::Paused
+        } else {
+            SegmentStatus::Waiting
+        };
     }
 
     /// Commits, in order, every leading segment whose fate is known.
@@ -991,7 +1349,7 @@ impl TrackState {
             };
             let ready = matches!(
                 entry.get().status,
-                SegmentStatus::Done { .. } | SegmentStatus::Gap | SegmentStatus::Paused
+                SegmentStatus::Done(_) | SegmentStatus::Gap | SegmentStatus::Paused
             );
             if !ready {
                 return Ok(());
@@ -1002,34 +1360,25 @@ impl TrackState {
         }
     }
 
-    /// After a graceful stop: commit what was downloaded, in order; what was not is cut off.
+    /// When the recording ends (stop, `--for`, stall): what was downloaded is committed in order;
+    /// every other segment it had taken is a gap line with the reason, so that every sequence
+    /// published inside the recording's span is in the ledger.
     fn commit_after_stop(&mut self, writer: &mut PartWriter) -> Result<(), HlsError> {
-        let last_done = self
-            .pending
-            .iter()
-            .rev()
-            .find(|(_, segment)| matches!(segment.status, SegmentStatus::Done { .. }))
-            .map(|(key, _)| *key);
-        let Some(last_done) = last_done else {
-            self.pending.clear();
-            return Ok(());
-        };
-        let keys: Vec<SegmentKey> = self
-            .pending
-            .range(..=last_done)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in keys {
-            if let Some(mut segment) = self.pending.remove(&key) {
-                let status = std::mem::replace(&mut segment.status, SegmentStatus::Gap);
-                let status = match status {
-                    SegmentStatus::Done { .. } | SegmentStatus::Paused => status,
-                    _ => SegmentStatus::Gap,
-                };
-                self.commit_one(segment, status, writer)?;
-            }
+        let pending = std::mem::take(&mut self.pending);
+        for (_, mut segment) in pending {
+            let status = std::mem::replace(&mut segment.status, SegmentStatus::Gap);
+            let status = match status {
+                SegmentStatus::Done(_) | SegmentStatus::Paused | SegmentStatus::Gap => status,
+                SegmentStatus::Waiting | SegmentStatus::InFlight => {
+                    if segment.failure_reason.is_none() {
+                        segment.failure_reason =
+                            Some("the recording ended before it was downloaded".to_string());
+                    }
+                    SegmentStatus::Gap
+                }
+            };
+            self.commit_one(segment, status, writer)?;
         }
-        self.pending.clear();
         Ok(())
     }
 
@@ -1040,10 +1389,10 @@ impl TrackState {
         writer: &mut PartWriter,
     ) -> Result<(), HlsError> {
         match status {
-            SegmentStatus::Done { bytes, init_bytes } => {
-                self.ensure_part_for(&segment, init_bytes.as_ref(), bytes.len() as u64, writer)?;
+            SegmentStatus::Done(downloaded) => {
+                self.ensure_part_for(&segment, &downloaded, writer)?;
                 let entry = self.base_entry(&segment, SegmentState::Ok);
-                let entry = writer.append_segment(entry, &bytes)?;
+                let entry = writer.append_segment(entry, &downloaded.bytes)?;
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
                 self.last_media_sequence = Some(segment.media_sequence);
@@ -1058,38 +1407,41 @@ impl TrackState {
                 });
             }
             SegmentStatus::Paused => {
-                let entry = self.base_entry(&segment, SegmentState::Pause);
-                writer.record_missing(entry)?;
+                let record = self.base_record(&segment, SegmentState::Pause);
+                writer.record_missing_with(record)?;
             }
             SegmentStatus::Gap | SegmentStatus::Waiting | SegmentStatus::InFlight => {
                 let mut segment = segment;
                 self.count_gap(&mut segment);
-                let entry = self.base_entry(&segment, SegmentState::Gap);
-                writer.record_missing(entry)?;
+                let record = self.base_record(&segment, SegmentState::Gap);
+                writer.record_missing_with(record)?;
             }
         }
         Ok(())
     }
 
+    /// Starts a new part where the media really changes: a discontinuity decided by identity
+    /// (a tag first seen before this segment, or a new epoch), another init section (by content,
+    /// not only by URI), another container; and for the size and duration limits.
     fn ensure_part_for(
         &mut self,
         segment: &TrackedSegment,
-        init_bytes: Option<&Bytes>,
-        segment_length: u64,
+        downloaded: &DownloadedSegment,
         writer: &mut PartWriter,
     ) -> Result<(), HlsError> {
-        let container = match &segment.init {
-            Some(_) => PartContainer::FragmentedMp4,
-            None => {
-                let path = segment.url.path().to_ascii_lowercase();
-                if path.ends_with(".aac") || path.ends_with(".mp3") || path.ends_with(".ac3") {
-                    PartContainer::Raw
-                } else {
-                    PartContainer::MpegTs
-                }
-            }
+        let container = match downloaded.format {
+            MediaFormat::MpegTs => PartContainer::MpegTs,
+            MediaFormat::FragmentedMp4 | MediaFormat::InitSegment => PartContainer::FragmentedMp4,
+            MediaFormat::AdtsAac
+            | MediaFormat::MpegAudio
+            | MediaFormat::Ac3
+            | MediaFormat::WebVtt => PartContainer::Raw,
         };
-        let init_identity = segment.init.as_ref().map(|init| init.identity.as_str());
+        let segment_length = downloaded.bytes.len() as u64;
+        let init_identity = downloaded
+            .init
+            .as_ref()
+            .map(|(identity, _)| identity.as_str());
         let reason =
             if !writer.has_open_part() {
                 Some(
@@ -1105,10 +1457,9 @@ impl TrackState {
                 )
             } else if let Some(pending_reason) = self.part_break_pending.take() {
                 Some(pending_reason)
-            } else if segment.discontinuity_before
-                || self
-                    .last_committed_discontinuity
-                    .is_some_and(|previous| previous != segment.discontinuity_sequence)
+            } else if self
+                .last_committed_discontinuity
+                .is_some_and(|previous| previous != segment.discontinuity_sequence)
                 || self
                     .last_committed_epoch
                     .is_some_and(|previous| previous != segment.epoch)
@@ -1134,10 +1485,10 @@ impl TrackState {
                 None
             };
         if let Some(reason) = reason {
-            let init = match (init_identity, init_bytes) {
-                (Some(identity), Some(bytes)) => Some((identity, bytes.as_ref())),
-                _ => None,
-            };
+            let init = downloaded
+                .init
+                .as_ref()
+                .map(|(identity, bytes)| (identity.as_str(), bytes.as_ref()));
             let summary = writer.start_part(reason, container, init)?.clone();
             tracing::info!(track = %self.config.track_name, part = summary.number, ?reason, "part started");
             self.emit(TrackEvent::PartStarted {
@@ -1149,29 +1500,89 @@ impl TrackState {
     }
 }
 
+/// A duration from a playlist as this module uses it: not finite or negative is 0 (the parser
+/// already refuses what is over a day).
+fn sane_duration(seconds: f64) -> f64 {
+    if seconds.is_finite() && seconds > 0.0 {
+        seconds.min(crate::playlist::MAXIMUM_BELIEVABLE_DURATION_SECONDS)
+    } else {
+        0.0
+    }
+}
+
+/// What the ledger says about a segment lost after this error.
+fn gap_reason(error: &HlsError) -> String {
+    match error {
+        HlsError::NotMedia { reason, .. } => format!("not media: {reason}"),
+        HlsError::Decryption { .. } => "decryption failed".to_string(),
+        HlsError::RequestDeadline { seconds, .. } => {
+            format!("the download took longer than its deadline of {seconds} s")
+        }
+        HlsError::HttpStatus { status, .. } => format!("HTTP {status}"),
+        HlsError::TooLarge {
+            what, limit_bytes, ..
+        } => format!("{what} larger than {limit_bytes} bytes"),
+        HlsError::UrlRefused(refusal) => format!("address refused: {refusal}"),
+        other => other.to_string(),
+    }
+}
+
 struct SegmentRequest {
     url: Url,
     byte_range: Option<ByteRange>,
     key: Option<SegmentKeyInfo>,
     init: Option<InitInfo>,
+    deadline: Instant,
+    expectation: MediaExpectation,
 }
 
 async fn download_segment(
     client: &HlsHttpClient,
     caches: &SharedCaches,
+    key: SegmentKey,
     request: SegmentRequest,
-) -> Result<(Bytes, Option<Bytes>), HlsError> {
-    let init_bytes = match &request.init {
+) -> DownloadResult {
+    let mut fresh_key = false;
+    let mut fresh_init = false;
+    let result =
+        download_segment_body(client, caches, &request, &mut fresh_key, &mut fresh_init).await;
+    DownloadResult {
+        key,
+        result,
+        fresh_key,
+        fresh_init,
+    }
+}
+
+async fn download_segment_body(
+    client: &HlsHttpClient,
+    caches: &SharedCaches,
+    request: &SegmentRequest,
+    fresh_key: &mut bool,
+    fresh_init: &mut bool,
+) -> Result<DownloadedSegment, HlsError> {
+    let init = match &request.init {
         None => None,
-        Some(init) => Some(fetch_init(client, caches, init).await?),
+        Some(init) => {
+            let (bytes, fresh) = fetch_init(client, caches, init, request.deadline).await?;
+            *fresh_init = fresh;
+            let identity = format!("{}#{:016x}", init.identity, content_hash(&bytes));
+            Some((identity, bytes))
+        }
     };
     let fetched = client
-        .fetch(&request.url, ResourceKind::Segment, request.byte_range)
+        .fetch_until(
+            &request.url,
+            ResourceKind::Segment,
+            request.byte_range,
+            request.deadline,
+        )
         .await?;
     let body = match &request.key {
         None => fetched.body,
         Some(key_info) => {
-            let key = fetch_key(client, caches, &key_info.key_url).await?;
+            let (key, fresh) = fetch_key(client, caches, &key_info.key_url).await?;
+            *fresh_key = fresh;
             let plain = decrypt_aes128_cbc(&key, &key_info.initialization_vector, &fetched.body)
                 .map_err(|error| HlsError::Decryption {
                     url: request.url.to_string(),
@@ -1180,37 +1591,100 @@ async fn download_segment(
             Bytes::from(plain)
         }
     };
-    Ok((body, init_bytes))
+    // The first wall: nothing that is not media of the expected kind reaches a part.
+    let format =
+        check_media_body(&body, request.expectation).map_err(|reason| HlsError::NotMedia {
+            url: request.url.to_string(),
+            reason: reason.0,
+        })?;
+    Ok(DownloadedSegment {
+        bytes: body,
+        init,
+        format,
+    })
 }
 
+fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The init section, from the cache or the origin (then checked to be `ftyp`/`moov`). The bool
+/// says it came from the origin.
 async fn fetch_init(
     client: &HlsHttpClient,
     caches: &SharedCaches,
     init: &InitInfo,
-) -> Result<Bytes, HlsError> {
-    if let Ok(cache) = caches.inits.lock()
-        && let Some(bytes) = cache.get(&init.identity)
-    {
-        return Ok(bytes.clone());
+    deadline: Instant,
+) -> Result<(Bytes, bool), HlsError> {
+    let cached = || {
+        caches
+            .inits
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&init.identity))
+    };
+    if let Some(bytes) = cached() {
+        return Ok((bytes, false));
     }
-    let fetched = client
-        .fetch(&init.url, ResourceKind::Segment, init.byte_range)
-        .await?;
+    // One fetch at a time: parallel downloads at the start wait for the first one's result.
+    let _fetching = caches.init_fetch.lock().await;
+    if let Some(bytes) = cached() {
+        return Ok((bytes, false));
+    }
+    let refused = caches
+        .refused_inits
+        .lock()
+        .ok()
+        .and_then(|refused| refused.get(&init.identity));
+    if let Some(limit_bytes) = refused {
+        return Err(HlsError::TooLarge {
+            url: init.url.to_string(),
+            what: "init segment",
+            limit_bytes,
+        });
+    }
+    let fetched = match client
+        .fetch_until(&init.url, ResourceKind::Init, init.byte_range, deadline)
+        .await
+    {
+        Ok(fetched) => fetched,
+        Err(error) => {
+            if let HlsError::TooLarge { limit_bytes, .. } = &error
+                && let Ok(mut refused) = caches.refused_inits.lock()
+            {
+                refused.insert(init.identity.clone(), *limit_bytes);
+            }
+            return Err(error);
+        }
+    };
+    check_media_body(&fetched.body, MediaExpectation::InitSegment).map_err(|reason| {
+        HlsError::NotMedia {
+            url: init.url.to_string(),
+            reason: format!("init segment: {}", reason.0),
+        }
+    })?;
     if let Ok(mut cache) = caches.inits.lock() {
         cache.insert(init.identity.clone(), fetched.body.clone());
     }
-    Ok(fetched.body)
+    Ok((fetched.body, true))
 }
 
+/// The AES key, from the cache or the origin. The bool says it came from the origin.
 async fn fetch_key(
     client: &HlsHttpClient,
     caches: &SharedCaches,
     key_url: &Url,
-) -> Result<[u8; 16], HlsError> {
-    if let Ok(cache) = caches.keys.lock()
-        && let Some(key) = cache.get(key_url)
-    {
-        return Ok(*key);
+) -> Result<([u8; 16], bool), HlsError> {
+    let cached = || caches.keys.lock().ok().and_then(|cache| cache.get(key_url));
+    if let Some(key) = cached() {
+        return Ok((key, false));
+    }
+    let _fetching = caches.key_fetch.lock().await;
+    if let Some(key) = cached() {
+        return Ok((key, false));
     }
     let fetched = client.fetch(key_url, ResourceKind::Key, None).await?;
     let key: [u8; 16] = fetched
@@ -1224,5 +1698,323 @@ async fn fetch_key(
     if let Ok(mut cache) = caches.keys.lock() {
         cache.insert(key_url.clone(), key);
     }
-    Ok(key)
+    Ok((key, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_stay_bounded_under_key_rotation() {
+        let limits = TrackLimits::default();
+        let caches = SharedCaches::new(&limits);
+        for index in 0..10_000u32 {
+            let url = Url::parse(&format!("http://127.0.0.1/key-{index}.bin")).expect("url");
+            if let Ok(mut keys) = caches.keys.lock() {
+                keys.insert(url, [0u8; 16]);
+            }
+            if let Ok(mut inits) = caches.inits.lock() {
+                inits.insert(format!("init-{index}"), Bytes::from_static(b"init"));
+            }
+        }
+        assert_eq!(
+            caches.sizes(),
+            (limits.maximum_cached_keys, limits.maximum_cached_inits)
+        );
+        caches.clear();
+        assert_eq!(caches.sizes(), (0, 0));
+    }
+
+    /// A full buffer of downloaded segments never starves the segment in front of it (its
+    /// retry is what lets the buffer drain).
+    #[tokio::test]
+    async fn a_full_buffer_still_retries_its_head() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let config = TrackRecorderConfig::new(
+            "main",
+            Url::parse("http://127.0.0.1:9/live/media.m3u8").expect("url"),
+            directory.path().to_path_buf(),
+        );
+        let client = HlsHttpClient::new(
+            crate::NetworkPolicy::ALLOW_PRIVATE,
+            crate::FetchLimits::default(),
+        )
+        .expect("client");
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let mut state = TrackState::new(config, client, events, None);
+        let now = Instant::now();
+        let limit = state.config.limits.maximum_buffered_segments as u64;
+        for sequence in 0..=limit {
+            let segment = TrackedSegment {
+                epoch: 0,
+                media_sequence: sequence,
+                discontinuity_sequence: 0,
+                url: Url::parse(&format!("http://127.0.0.1:9/seg-{sequence}.ts")).expect("url"),
+                uri_text: format!("seg-{sequence}.ts"),
+                duration_seconds: 1.0,
+                byte_range: None,
+                key: None,
+                init: None,
+                deadline: now + Duration::from_secs(30),
+                next_attempt_at: now,
+                failed_attempts: u32::from(sequence == 0),
+                status: if sequence == 0 {
+                    SegmentStatus::Waiting
+                } else {
+                    SegmentStatus::Done(DownloadedSegment {
+                        bytes: Bytes::from(vec![0x47u8; 188]),
+                        init: None,
+                        format: MediaFormat::MpegTs,
+                    })
+                },
+                gap_counted: false,
+                failure_reason: None,
+                range_last_media_sequence: None,
+            };
+            state.pending.insert((0, sequence), segment);
+        }
+        let mut downloads = JoinSet::new();
+        state.start_downloads(&mut downloads);
+        assert!(matches!(
+            state.pending.get(&(0, 0)).map(|segment| &segment.status),
+            Some(SegmentStatus::InFlight)
+        ));
+        downloads.abort_all();
+    }
+
+    #[test]
+    fn deadlines_from_hostile_durations_never_overflow() {
+        let now = Instant::now();
+        for seconds in [f64::NAN, f64::INFINITY, -1.0, 1e20, f64::MAX, 0.0] {
+            let deadline = instant_after_seconds(now, seconds);
+            assert!(deadline >= now && deadline <= now + LONGEST_DEADLINE);
+            assert!(sane_duration(seconds) >= 0.0);
+            assert!(sane_duration(seconds) <= crate::playlist::MAXIMUM_BELIEVABLE_DURATION_SECONDS);
+        }
+        assert!(instant_after(now, Duration::MAX) <= now + LONGEST_DEADLINE);
+    }
+}
+
+/// The live state machine driven without a server (issue 11 item 4): random playlist reload
+/// sequences go through `absorb_playlist`, downloads are decided at random (media, a network
+/// failure, a body that is not media), then the commit order and the ledger are checked.
+#[cfg(test)]
+mod state_machine_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Reload {
+        /// How the first media sequence moves from the previous playlist.
+        step: SequenceStep,
+        segments: Vec<(String, bool)>,
+        target_duration: String,
+        end_list: bool,
+        outcomes: Vec<u8>,
+    }
+
+    #[derive(Debug, Clone)]
+    enum SequenceStep {
+        Forward(u64),
+        Back(u64),
+        Jump(u64),
+        Reset,
+    }
+
+    fn reload() -> impl Strategy<Value = Reload> {
+        let duration = proptest::sample::select(vec![
+            "1", "2.5", "0", "-1", "NaN", "inf", "1e20", "86400", "junk",
+        ])
+        .prop_map(str::to_string);
+        let step = prop_oneof![
+            4 => (0u64..4).prop_map(SequenceStep::Forward),
+            1 => (1u64..6).prop_map(SequenceStep::Back),
+            1 => prop_oneof![Just(2_000u64), Just(10_000_000_000_000u64), Just(u64::MAX / 2)]
+                .prop_map(SequenceStep::Jump),
+            1 => Just(SequenceStep::Reset),
+        ];
+        (
+            step,
+            proptest::collection::vec((duration.clone(), proptest::bool::weighted(0.15)), 0..8),
+            duration,
+            proptest::bool::weighted(0.05),
+            proptest::collection::vec(0u8..10, 8),
+        )
+            .prop_map(
+                |(step, segments, target_duration, end_list, outcomes)| Reload {
+                    step,
+                    segments,
+                    target_duration,
+                    end_list,
+                    outcomes,
+                },
+            )
+    }
+
+    fn playlist_text(first_sequence: u64, reload: &Reload) -> String {
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{first_sequence}\n",
+            reload.target_duration
+        );
+        for (offset, (duration, discontinuity)) in reload.segments.iter().enumerate() {
+            if *discontinuity {
+                text.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            text.push_str(&format!(
+                "#EXTINF:{duration},\nseg-{}.ts\n",
+                first_sequence.wrapping_add(offset as u64)
+            ));
+        }
+        if reload.end_list {
+            text.push_str("#EXT-X-ENDLIST\n");
+        }
+        text
+    }
+
+    fn ts_body(sequence: u64) -> Bytes {
+        let mut body = vec![0u8; 188 * 2];
+        body[0] = 0x47;
+        body[188] = 0x47;
+        body[1..9].copy_from_slice(&sequence.to_be_bytes());
+        Bytes::from(body)
+    }
+
+    fn run_reloads(reloads: &[Reload], maximum_duration: Option<Duration>) {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut config = TrackRecorderConfig::new(
+            "main",
+            Url::parse("http://127.0.0.1:9/live/media.m3u8").expect("url"),
+            directory.path().to_path_buf(),
+        );
+        config.maximum_duration = maximum_duration;
+        config.limits.maximum_listed_gap_segments = 100;
+        static CLIENT: std::sync::OnceLock<HlsHttpClient> = std::sync::OnceLock::new();
+        let client = CLIENT
+            .get_or_init(|| {
+                HlsHttpClient::new(
+                    crate::NetworkPolicy::ALLOW_PRIVATE,
+                    crate::FetchLimits::default(),
+                )
+                .expect("client")
+            })
+            .clone();
+        let (events, _receiver) = mpsc::unbounded_channel();
+        let mut writer =
+            PartWriter::open(directory.path(), "main", Duration::from_secs(60)).expect("writer");
+        let mut state = TrackState::new(config, client, events, None);
+        let mut first_sequence: u64 = 1_000;
+        for (index, reload) in reloads.iter().enumerate() {
+            first_sequence = match reload.step {
+                SequenceStep::Forward(by) => first_sequence.saturating_add(by),
+                SequenceStep::Back(by) => first_sequence.saturating_sub(by),
+                SequenceStep::Jump(by) => first_sequence.saturating_add(by),
+                SequenceStep::Reset => 0,
+            };
+            let text = playlist_text(first_sequence, reload);
+            let Ok(Playlist::Media(playlist)) = crate::playlist::parse_playlist(&text) else {
+                continue;
+            };
+            state
+                .absorb_playlist(&playlist, index == 0)
+                .expect("absorb");
+            // Decide the fate of every segment waiting for a download.
+            let waiting: Vec<SegmentKey> = state
+                .pending
+                .iter()
+                .filter(|(_, segment)| matches!(segment.status, SegmentStatus::Waiting))
+                .map(|(key, _)| *key)
+                .collect();
+            for (position, key) in waiting.into_iter().enumerate() {
+                let choice = reload.outcomes.get(position % 8).copied().unwrap_or(0);
+                let result = match choice {
+                    0 => Err(HlsError::Network {
+                        url: "seg".to_string(),
+                        detail: "reset".to_string(),
+                    }),
+                    1 => Err(HlsError::NotMedia {
+                        url: "seg".to_string(),
+                        reason: "the body is an HLS playlist".to_string(),
+                    }),
+                    2 => Err(HlsError::Decryption {
+                        url: "seg".to_string(),
+                        detail: "bad padding".to_string(),
+                    }),
+                    _ => Ok(DownloadedSegment {
+                        bytes: ts_body(key.1),
+                        init: None,
+                        format: MediaFormat::MpegTs,
+                    }),
+                };
+                if let Some(segment) = state.pending.get_mut(&key) {
+                    segment.status = SegmentStatus::InFlight;
+                }
+                state.absorb_download(DownloadResult {
+                    key,
+                    result,
+                    fresh_key: true,
+                    fresh_init: true,
+                });
+            }
+            state.give_up_expired();
+            state.commit_ready(&mut writer).expect("commit");
+        }
+        state
+            .commit_after_stop(&mut writer)
+            .expect("commit after stop");
+        assert!(state.pending.is_empty());
+        let ledger_path = writer.ledger_path().to_path_buf();
+        let parts = writer.finish().expect("finish");
+        let records = read_ledger_records(&ledger_path).expect("ledger");
+
+        // Strictly increasing (epoch, sequence) ranges: nothing twice, nothing out of order.
+        let mut previous_end: Option<(u32, u64)> = None;
+        for record in &records {
+            let start = (record.entry.epoch, record.entry.media_sequence);
+            if let Some(previous) = previous_end {
+                assert!(start > previous, "{start:?} after {previous:?}");
+            }
+            previous_end = Some((record.entry.epoch, record.last_media_sequence()));
+            assert!(record.entry.duration_seconds.is_finite());
+            assert!(record.entry.duration_seconds >= 0.0);
+        }
+        let gap_segments: u64 = records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Gap)
+            .map(LedgerRecord::segment_count)
+            .fold(0, u64::saturating_add);
+        assert_eq!(state.progress.gap_segments, gap_segments);
+        let ok = records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Ok)
+            .count() as u64;
+        assert_eq!(state.progress.segments_written, ok);
+        // The parts hold exactly the committed bodies, in order.
+        let mut expected_bytes: u64 = 0;
+        for record in records
+            .iter()
+            .filter(|record| record.entry.state == SegmentState::Ok)
+        {
+            expected_bytes += ts_body(record.entry.media_sequence).len() as u64;
+        }
+        let written: u64 = parts.iter().map(|part| part.bytes).sum();
+        assert_eq!(written, expected_bytes);
+        // Without a reload sequence with jumps the line count stays small: every line is one
+        // sequence taken or one range.
+        assert!(records.len() <= reloads.len() * (8 + 100) + 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_reload_sequences_keep_the_ledger_true(reloads in proptest::collection::vec(reload(), 1..25)) {
+            run_reloads(&reloads, None);
+        }
+
+        #[test]
+        fn random_reload_sequences_with_a_duration_limit(reloads in proptest::collection::vec(reload(), 1..25)) {
+            run_reloads(&reloads, Some(Duration::from_secs(5)));
+        }
+    }
 }

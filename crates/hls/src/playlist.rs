@@ -24,7 +24,43 @@ pub use types::{
 use lines::{PlaylistLine, playlist_lines};
 use tags::{MASTER_ONLY_TAGS, TAG_EXTINF, TAG_EXTM3U, TAG_STREAM_INF, TAG_TARGET_DURATION};
 
-/// Parses a master or media playlist.
+/// Bounds on what one playlist text may make the parser build. Every hit is a
+/// [`PlaylistParseError::OverLimit`] naming the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaylistLimits {
+    /// Bytes of text after `#EXT-X-DEFINE` substitution (a few definitions referenced on every
+    /// line can multiply a small playlist).
+    pub maximum_substituted_bytes: usize,
+    /// `{$name}` references substituted in one playlist.
+    pub maximum_variable_references: usize,
+    /// Media segments in one media playlist (and variants in a master playlist).
+    pub maximum_segments: usize,
+}
+
+/// Default of [`PlaylistLimits::maximum_substituted_bytes`]: twice the default playlist size
+/// limit of the fetcher.
+pub const DEFAULT_MAXIMUM_SUBSTITUTED_BYTES: usize = 16 * 1024 * 1024;
+/// Default of [`PlaylistLimits::maximum_variable_references`].
+pub const DEFAULT_MAXIMUM_VARIABLE_REFERENCES: usize = 100_000;
+/// Default of [`PlaylistLimits::maximum_segments`]: above the largest real playlist of the peer
+/// corpus (grafov-m3u8's 40,001-segment VOD, 111 h of 10 s segments), far below what 8 MB of
+/// zero-length segments would make (500,000).
+pub const DEFAULT_MAXIMUM_SEGMENTS: usize = 50_000;
+/// `#EXTINF` and `#EXT-X-TARGETDURATION` values above this (one day) are not believed: an EXTINF
+/// is then read as unreadable (the target duration stands in), a target duration as absent.
+pub const MAXIMUM_BELIEVABLE_DURATION_SECONDS: f64 = 86_400.0;
+
+impl Default for PlaylistLimits {
+    fn default() -> Self {
+        PlaylistLimits {
+            maximum_substituted_bytes: DEFAULT_MAXIMUM_SUBSTITUTED_BYTES,
+            maximum_variable_references: DEFAULT_MAXIMUM_VARIABLE_REFERENCES,
+            maximum_segments: DEFAULT_MAXIMUM_SEGMENTS,
+        }
+    }
+}
+
+/// Parses a master or media playlist, within the default [`PlaylistLimits`].
 ///
 /// Classification: any `#EXT-X-STREAM-INF` makes a master playlist (even with a stray
 /// `#EXT-X-TARGETDURATION`); otherwise `#EXTINF` or `#EXT-X-TARGETDURATION` makes a media
@@ -44,14 +80,31 @@ pub fn parse_playlist_with_variables(
     text: &str,
     external_variables: &[(String, String)],
 ) -> Result<Playlist, PlaylistParseError> {
-    let text = variables::substitute_variables(text, external_variables);
+    parse_playlist_with_limits(text, external_variables, &PlaylistLimits::default())
+}
+
+/// [`parse_playlist_with_variables`] within the given limits.
+pub fn parse_playlist_with_limits(
+    text: &str,
+    external_variables: &[(String, String)],
+    limits: &PlaylistLimits,
+) -> Result<Playlist, PlaylistParseError> {
+    let text = variables::substitute_variables(text, external_variables, limits)?;
     let text: &str = &text;
     match classify_playlist(text)? {
-        PlaylistKind::Master => Ok(Playlist::Master(master::parse_master_playlist(
-            playlist_lines(text),
-        )?)),
+        PlaylistKind::Master => {
+            let master_playlist = master::parse_master_playlist(playlist_lines(text))?;
+            if master_playlist.variants.len() > limits.maximum_segments {
+                return Err(PlaylistParseError::OverLimit {
+                    what: "variant streams",
+                    limit: limits.maximum_segments as u64,
+                });
+            }
+            Ok(Playlist::Master(master_playlist))
+        }
         PlaylistKind::Media => Ok(Playlist::Media(media::parse_media_playlist(
             playlist_lines(text),
+            limits,
         )?)),
     }
 }

@@ -163,8 +163,13 @@ fn assert_nothing_lost(recorded: &Recorded, kind: SegmentKind) {
     assert!(!ok.is_empty(), "nothing recorded");
     assert!(
         gap_sequences(&recorded.ledger).is_empty(),
-        "gaps: {:?}",
-        gap_sequences(&recorded.ledger)
+        "gaps: {:?} ({:?})",
+        gap_sequences(&recorded.ledger),
+        streambot_hls::ledger::read_ledger_records(&recorded.outcome.ledger_path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|record| record.reason)
+            .collect::<Vec<_>>()
     );
     let first = ok[0];
     let last = *ok.last().expect("non-empty");
@@ -668,13 +673,13 @@ async fn private_addresses_are_refused_unless_allowed() {
     );
 }
 
-#[tokio::test]
-async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
-    let origin = spawn_origin(live_origin_config(SegmentKind::MpegTs))
-        .await
-        .expect("origin");
-    let directory = tempfile::tempdir().expect("tempdir");
-    let config = track_config(&origin.media_playlist_url(), directory.path());
+/// Starts a recording in a task; the sender controls it.
+fn spawn_recording(
+    config: TrackRecorderConfig,
+) -> (
+    watch::Sender<DesiredState>,
+    tokio::task::JoinHandle<TrackOutcome>,
+) {
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, _events) = mpsc::unbounded_channel();
     let recording = tokio::spawn(record_track(
@@ -683,6 +688,17 @@ async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
         control,
         events_sender,
     ));
+    (control_sender, recording)
+}
+
+#[tokio::test]
+async fn stop_finishes_in_flight_segments_and_pause_records_a_pause() {
+    let origin = spawn_origin(live_origin_config(SegmentKind::MpegTs))
+        .await
+        .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let config = track_config(&origin.media_playlist_url(), directory.path());
+    let (control_sender, recording) = spawn_recording(config);
     tokio::time::sleep(Duration::from_secs(3)).await;
     control_sender.send(DesiredState::Pause).expect("send");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -792,4 +808,78 @@ async fn a_recording_killed_mid_way_resumes_without_loss_or_duplicates() {
         part_bytes == expected_bytes,
         "parts differ from the served segments"
     );
+}
+
+/// Issue 17: every sequence taken inside the recording's span ends in the ledger, including
+/// those still being retried when a stop (or the duration limit) ends the recording: they are
+/// gaps with their reason, counted in the progress, not silently dropped.
+async fn assert_every_taken_sequence_is_in_the_ledger(stop_by_control: bool) {
+    let origin = spawn_origin(live_origin_config(SegmentKind::MpegTs).with_fault(
+        Fault::SegmentHttpStatus {
+            // The live edge's first segments come through; what is published later fails.
+            from: seconds(if stop_by_control { 2.0 } else { 0.5 }),
+            to: seconds(60.0),
+            status: 503,
+        },
+    ))
+    .await
+    .expect("origin");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut config = track_config(&origin.media_playlist_url(), directory.path());
+    if !stop_by_control {
+        config.maximum_duration = Some(Duration::from_secs(4));
+    }
+    let (control_sender, recording) = spawn_recording(config);
+    if stop_by_control {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        control_sender.send(DesiredState::Stop).expect("send");
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(40), recording)
+        .await
+        .expect("ends in time")
+        .expect("no panic");
+    let expected_end = if stop_by_control {
+        RecordingEndReason::Stopped
+    } else {
+        RecordingEndReason::DurationReached
+    };
+    match &outcome.end {
+        TrackEnd::Finished(reason) => assert_eq!(reason, &expected_end),
+        other => panic!("expected {expected_end:?}, got {other:?}"),
+    }
+    let records = streambot_hls::ledger::read_ledger_records(&outcome.ledger_path).expect("ledger");
+    let sequences: Vec<u64> = records
+        .iter()
+        .map(|record| record.entry.media_sequence)
+        .collect();
+    let first = outcome.first_media_sequence.expect("something was taken");
+    let last = *sequences.last().expect("lines");
+    assert_eq!(
+        sequences,
+        (first..=last).collect::<Vec<u64>>(),
+        "every taken sequence once, in order"
+    );
+    let gaps: Vec<_> = records
+        .iter()
+        .filter(|record| record.entry.state == SegmentState::Gap)
+        .collect();
+    assert!(!gaps.is_empty(), "the 503s were still pending at the end");
+    for gap in &gaps {
+        assert!(gap.reason.is_some(), "{gap:?}");
+    }
+    assert_eq!(outcome.progress.gap_segments, gaps.len() as u64);
+    assert_eq!(
+        outcome.progress.segments_written + outcome.progress.gap_segments,
+        records.len() as u64
+    );
+}
+
+#[tokio::test]
+async fn segments_pending_at_a_stop_are_gaps_in_the_ledger() {
+    assert_every_taken_sequence_is_in_the_ledger(true).await;
+}
+
+#[tokio::test]
+async fn segments_pending_at_the_duration_limit_are_gaps_in_the_ledger() {
+    assert_every_taken_sequence_is_in_the_ledger(false).await;
 }

@@ -33,15 +33,21 @@ struct ScriptState {
 
 type SharedScript = Arc<Mutex<ScriptState>>;
 
-/// Deterministic bytes for a segment path: what the recording must contain for it.
+/// Deterministic bytes for a segment path: what the recording must contain for it. Ten MPEG-TS
+/// packets (a 0x47 sync byte every 188 bytes, so the body check takes them for media) with
+/// path-dependent payloads.
 fn segment_bytes(path: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(1880);
     let mut value: u32 = path.bytes().fold(2_166_136_261, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(16_777_619)
     });
-    for _ in 0..1880 {
+    for index in 0..1880 {
         value = value.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        bytes.push((value >> 16) as u8);
+        bytes.push(if index % 188 == 0 {
+            0x47
+        } else {
+            (value >> 16) as u8
+        });
     }
     bytes
 }
@@ -157,10 +163,8 @@ fn scaled(text: &str) -> String {
         .replace("#EXTINF:10.000,", "#EXTINF:1.000,")
 }
 
-fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str]) -> String {
-    let mut text = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}\n"
-    );
+/// One `#EXTINF` + URI per segment, with `#EXT-X-DISCONTINUITY` before those written `!uri`.
+fn push_segment_lines(text: &mut String, segments: &[&str]) {
     for segment in segments {
         if let Some(uri) = segment.strip_prefix('!') {
             text.push_str("#EXT-X-DISCONTINUITY\n");
@@ -169,6 +173,13 @@ fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str])
             text.push_str(&format!("#EXTINF:1.000,\n{segment}\n"));
         }
     }
+}
+
+fn playlist(media_sequence: u64, discontinuity_sequence: u64, segments: &[&str]) -> String {
+    let mut text = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}\n"
+    );
+    push_segment_lines(&mut text, segments);
     text
 }
 
@@ -290,4 +301,87 @@ async fn the_hls_monitor_poll_sequences_record_soundly() {
         total += run.await.expect("no panic");
     }
     eprintln!("hls-monitor sequences: {total} ledger entries, all sound");
+}
+
+/// nginx-rtmp style: `#EXT-X-DISCONTINUITY` before the first fragment of every publish, never an
+/// `EXT-X-DISCONTINUITY-SEQUENCE`, numbering that keeps going across a publish.
+fn nginx_rtmp_playlist(media_sequence: u64, segments: &[&str], end: bool) -> String {
+    let mut text = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n"
+    );
+    push_segment_lines(&mut text, segments);
+    if end {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
+    text
+}
+
+/// Issue 17: the tag before the first fragment of the publish slides out of the window; the
+/// discontinuity sequence computed from the playlist drops from 1 to 0. Nothing splits.
+#[tokio::test]
+async fn a_discontinuity_tag_sliding_out_of_the_window_splits_nothing() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let polls = vec![
+        nginx_rtmp_playlist(0, &["!s0.ts", "s1.ts", "s2.ts", "s3.ts"], false),
+        nginx_rtmp_playlist(1, &["s1.ts", "s2.ts", "s3.ts", "s4.ts"], false),
+        nginx_rtmp_playlist(2, &["s2.ts", "s3.ts", "s4.ts", "s5.ts"], false),
+        nginx_rtmp_playlist(3, &["s3.ts", "s4.ts", "s5.ts", "s6.ts"], true),
+    ];
+    let (outcome, ledger) = record_script(polls, directory.path()).await;
+    assert!(
+        matches!(outcome.end, TrackEnd::Finished(_)),
+        "{:?}",
+        outcome.end
+    );
+    assert_eq!(outcome.parts.len(), 1, "{:?}", outcome.parts);
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|entry| entry.state == SegmentState::Ok)
+            .count(),
+        7
+    );
+    assert_ledger_sound(&outcome, &ledger, "nginx-rtmp slide-out");
+}
+
+/// Issue 17: an encoder restart on nginx-rtmp (a tag first seen before the new publish's first
+/// fragment) is one split, labelled a discontinuity in the outcome and in what the ledger says
+/// about the parts (recording.json); the tag sliding out later splits nothing more.
+#[tokio::test]
+async fn an_nginx_rtmp_restart_is_one_discontinuity_split() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let polls = vec![
+        nginx_rtmp_playlist(0, &["!s0.ts", "s1.ts", "s2.ts"], false),
+        nginx_rtmp_playlist(1, &["s1.ts", "s2.ts", "!r0.ts"], false),
+        nginx_rtmp_playlist(2, &["s2.ts", "!r0.ts", "r1.ts"], false),
+        nginx_rtmp_playlist(3, &["!r0.ts", "r1.ts", "r2.ts"], false),
+        nginx_rtmp_playlist(4, &["r1.ts", "r2.ts", "r3.ts"], false),
+        nginx_rtmp_playlist(5, &["r2.ts", "r3.ts", "r4.ts"], true),
+    ];
+    let (outcome, ledger) = record_script(polls, directory.path()).await;
+    assert!(
+        matches!(outcome.end, TrackEnd::Finished(_)),
+        "{:?}",
+        outcome.end
+    );
+    assert_eq!(outcome.parts.len(), 2, "{:?}", outcome.parts);
+    assert_eq!(
+        outcome.parts[1].reason,
+        streambot_hls::ledger::PartStartReason::Discontinuity
+    );
+    let from_ledger =
+        streambot_hls::ledger::parts_recorded_in(directory.path(), "main").expect("parts");
+    assert_eq!(from_ledger.len(), 2);
+    assert_eq!(
+        from_ledger[1].reason,
+        streambot_hls::ledger::PartStartReason::Discontinuity,
+        "recording.json must say discontinuity, not resume"
+    );
+    let first_part: Vec<&str> = ledger
+        .iter()
+        .filter(|entry| entry.part == outcome.parts[0].number)
+        .map(|entry| entry.uri.as_str())
+        .collect();
+    assert_eq!(first_part, vec!["s0.ts", "s1.ts", "s2.ts"]);
+    assert_ledger_sound(&outcome, &ledger, "nginx-rtmp restart");
 }

@@ -8,14 +8,13 @@ use std::time::Duration;
 use streambot_ffmpeg::{FfmpegBinaries, FfmpegRunner};
 
 /// `FFMPEG_DEFAULT_TIMEOUT` when unset (a bad value is refused by `config check`).
-pub const DEFAULT_FFMPEG_OPERATION_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_FFMPEG_OPERATION_TIMEOUT: Duration = Duration::from_secs(7200);
 
 /// `FFMPEG_PATH` / `FFPROBE_PATH` when set and not empty, else the names on PATH.
 pub fn ffmpeg_binaries_from_environment() -> FfmpegBinaries {
-    let path_from_environment = |variable: &str| std::env::var_os(variable).map(PathBuf::from);
     FfmpegBinaries::from_settings(
-        path_from_environment("FFMPEG_PATH"),
-        path_from_environment("FFPROBE_PATH"),
+        std::env::var_os("FFMPEG_PATH").map(PathBuf::from),
+        std::env::var_os("FFPROBE_PATH").map(PathBuf::from),
     )
 }
 

@@ -18,14 +18,20 @@
 //! ```
 
 pub mod fixtures;
+pub mod hostile;
 pub mod origin;
 pub mod redis;
+pub mod requirements;
 pub mod telegram;
 
 pub use fixtures::{
     FIXTURE_AES_KEY, FIXTURE_SEGMENT_COUNT, FIXTURE_SEGMENT_DURATION_SECONDS, FixtureError,
     MediaSet, SegmentKind, decrypt_segment, encrypt_segment, fixture_cache_root, fixture_directory,
     media_fixtures,
+};
+pub use hostile::{
+    ATTACKED_SEGMENT_INDEX, Attack, HostileOrigin, HostileTimeline, process_memory_kib,
+    restarted_init, rotating_key, spawn_hostile_origin,
 };
 pub use origin::{
     EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, OriginConfig, OriginError, OriginHandle,

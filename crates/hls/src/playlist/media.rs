@@ -17,10 +17,12 @@ use super::types::{
     ByteRange, InitMap, Key, KeyMethod, MediaPlaylist, MediaSegment, PlaylistParseError,
     PlaylistType,
 };
+use super::{MAXIMUM_BELIEVABLE_DURATION_SECONDS, PlaylistLimits};
 
 /// What an `#EXTINF` said, waiting for its URI line.
 struct PendingExtinf {
-    /// `None` when the duration is unreadable or negative: the target duration is used.
+    /// `None` when the duration is unreadable, negative or over a day: the target duration is
+    /// used.
     duration: Option<f64>,
     title: Option<String>,
 }
@@ -54,6 +56,7 @@ struct MediaPlaylistBuilder {
 
 pub(crate) fn parse_media_playlist<'text>(
     lines: impl Iterator<Item = PlaylistLine<'text>>,
+    limits: &PlaylistLimits,
 ) -> Result<MediaPlaylist, PlaylistParseError> {
     let mut builder = MediaPlaylistBuilder::default();
     for line in lines {
@@ -63,7 +66,17 @@ pub(crate) fn parse_media_playlist<'text>(
                 name,
                 value,
             } => builder.apply_tag(line_number, name, value)?,
-            PlaylistLine::Uri { uri, .. } => builder.apply_uri(uri),
+            PlaylistLine::Uri { uri, .. } => {
+                if builder.pending.extinf.is_some()
+                    && builder.playlist.segments.len() >= limits.maximum_segments
+                {
+                    return Err(PlaylistParseError::OverLimit {
+                        what: "segments",
+                        limit: limits.maximum_segments as u64,
+                    });
+                }
+                builder.apply_uri(uri)
+            }
             PlaylistLine::Comment => {}
         }
     }
@@ -76,11 +89,12 @@ fn parse_sequence_number(value: Option<&str>) -> u64 {
     value.and_then(|text| text.trim().parse().ok()).unwrap_or(0)
 }
 
-/// `#EXT-X-TARGETDURATION`: decimal values are accepted; negative or unreadable ones give 0.
+/// `#EXT-X-TARGETDURATION`: decimal values are accepted; negative, unreadable or over a day
+/// give 0.
 fn parse_target_duration(value: Option<&str>) -> f64 {
     value
         .and_then(parse_finite_float)
-        .filter(|duration| *duration >= 0.0)
+        .filter(|duration| (0.0..=MAXIMUM_BELIEVABLE_DURATION_SECONDS).contains(duration))
         .unwrap_or(0.0)
 }
 
@@ -93,7 +107,8 @@ fn parse_extinf(value: Option<&str>) -> PendingExtinf {
         None => (value, None),
     };
     PendingExtinf {
-        duration: parse_finite_float(duration_text).filter(|duration| *duration >= 0.0),
+        duration: parse_finite_float(duration_text)
+            .filter(|duration| (0.0..=MAXIMUM_BELIEVABLE_DURATION_SECONDS).contains(duration)),
         title: title_text
             .filter(|title| !title.is_empty())
             .map(str::to_string),

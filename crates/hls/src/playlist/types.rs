@@ -204,4 +204,7 @@ pub enum PlaylistParseError {
         tag: String,
         reason: String,
     },
+    /// One of the [`PlaylistLimits`](crate::playlist::PlaylistLimits) was hit.
+    #[error("the playlist has more {what} than the limit of {limit}")]
+    OverLimit { what: &'static str, limit: u64 },
 }
