@@ -726,6 +726,10 @@ pub fn engine_record_arguments(
             push_all(
                 &mut arguments,
                 &[
+                    // A live link reconnected by the feeder leaves the packet cut off with the
+                    // old connection incomplete: dropped, not copied into the part damaged.
+                    "-fflags",
+                    "+discardcorrupt",
                     "-protocol_whitelist",
                     PIPE_PROTOCOL_WHITELIST,
                     "-i",
@@ -1273,7 +1277,7 @@ mod tests {
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -f flv -format_whitelist flv -protocol_whitelist pipe -i pipe:0 \
+             -f flv -format_whitelist flv -fflags +discardcorrupt -protocol_whitelist pipe -i pipe:0 \
              -map 0:v? -map 0:a? -c copy \
              -f segment -segment_time 600 -segment_format mpegts -reset_timestamps 1 \
              -segment_start_number 1 file:/r/job/part-%04d.ts"

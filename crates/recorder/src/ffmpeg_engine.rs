@@ -9,8 +9,10 @@
 //! them like the native engine's parts. Stop = the feeder stops and closes ffmpeg's stdin (ffmpeg
 //! finishes the last segment by itself), then SIGTERM, then SIGKILL. Pause = the feeder keeps
 //! reading the connection (so the origin does not drop it) and drops the bytes, whole MPEG-TS
-//! packets at a time; ffmpeg idles on its stdin. For a downloaded file, pause is SIGSTOP. There is
-//! no ledger: ffmpeg cannot say what it missed.
+//! packets at a time; ffmpeg idles on its stdin. For a downloaded file, pause is SIGSTOP. A live
+//! MPEG-TS link whose connection breaks is opened again with backoff while media arrived within
+//! the stall limit, fed from the new connection's first packet boundary (FLV and files are not
+//! reconnected). There is no ledger: ffmpeg cannot say what it missed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,7 +32,8 @@ use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::progressive::{
-    BodyKind, OpenedBody, download_to_file, next_chunk, open_body, progressive_http_client,
+    BodyKind, OpenedBody, TS_PACKET_BYTES, TS_RESYNC_SEARCH_BYTES, download_to_file, next_chunk,
+    open_body, progressive_http_client, reconnect_backoff, ts_packet_boundary,
 };
 use crate::{
     RecorderError, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
@@ -54,8 +57,6 @@ pub fn looks_like_progressive_media(url_text: &str) -> bool {
 
 /// Where an mp4 with its index at the end is downloaded (removed after the recording).
 pub const PROGRESSIVE_DOWNLOAD_FILE_NAME: &str = "download.mp4";
-/// MPEG-TS packet size: bytes dropped while paused are whole packets.
-const TS_PACKET_BYTES: u64 = 188;
 
 /// What ffmpeg reads.
 enum FeedSource {
@@ -73,6 +74,8 @@ enum FeedSource {
 pub struct FeedOutcome {
     pub bytes_fed: u64,
     pub bytes_dropped_while_paused: u64,
+    /// Times a live MPEG-TS link was connected again after its connection broke.
+    pub reconnects: u32,
     /// The network failed before the body ended (a stop or ffmpeg closing its input is no error).
     pub error: Option<HlsError>,
 }
@@ -110,26 +113,157 @@ pub fn bytes_to_feed(
     }
 }
 
+/// How a live MPEG-TS link is opened again after its connection broke.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    pub http: reqwest::Client,
+    /// The link as the user gave it (redirects are followed again).
+    pub url: url::Url,
+    pub policy: streambot_hls::url_safety::NetworkPolicy,
+    /// Reconnecting stops once no media arrived for this long (the recording's stall limit).
+    pub stall_timeout: Duration,
+}
+
+/// Bytes at the start of the first connection compared with a new connection's: the same bytes
+/// mean the link serves a file from its start again, not a live stream, and nothing is fed twice.
+const START_OVER_COMPARED_BYTES: usize = 4096;
+
+/// Attempts after a connection that ended cleanly (the stream may really have ended); after a
+/// failed connection attempts go on until the stall limit.
+const RECONNECT_ATTEMPTS_AFTER_CLEAN_END: u32 = 3;
+
+/// Open the link again with [`reconnect_backoff`] between attempts, while `stop` is not cancelled
+/// and media arrived within the stall limit. Only an MPEG-TS body is taken, and not one that
+/// starts with `first_connection_start` (the link serves a file from its start again).
+async fn reopen_live_ts(
+    reconnect: &Reconnect,
+    last_media_at: Instant,
+    clean_end: bool,
+    first_connection_start: &[u8],
+    stop: &CancellationToken,
+) -> Option<OpenedBody> {
+    for attempt in 1u32.. {
+        if clean_end && attempt > RECONNECT_ATTEMPTS_AFTER_CLEAN_END {
+            return None;
+        }
+        let remaining = reconnect
+            .stall_timeout
+            .checked_sub(last_media_at.elapsed())?;
+        let wait = reconnect_backoff(attempt).min(remaining);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return None,
+        }
+        let remaining = reconnect
+            .stall_timeout
+            .checked_sub(last_media_at.elapsed())?;
+        let opening = tokio::select! {
+            opened = tokio::time::timeout(
+                remaining,
+                open_body(&reconnect.http, &reconnect.url, reconnect.policy),
+            ) => opened,
+            _ = stop.cancelled() => return None,
+        };
+        match opening {
+            Ok(Ok(opened))
+                if !first_connection_start.is_empty()
+                    && opened.first_bytes.starts_with(first_connection_start) =>
+            {
+                tracing::info!(
+                    "the link starts over from the beginning: not live, not reconnected"
+                );
+                return None;
+            }
+            // A live connection starts wherever the stream is, often inside a packet.
+            Ok(Ok(opened))
+                if opened.kind == BodyKind::Streamable(InputFormat::MpegTs)
+                    || (opened.kind != BodyKind::HlsPlaylist
+                        && ts_packet_boundary(&opened.first_bytes).is_some()) =>
+            {
+                tracing::info!(attempt, "the ffmpeg engine's live input is connected again");
+                return Some(opened);
+            }
+            Ok(Ok(opened)) => {
+                tracing::warn!(attempt, kind = ?opened.kind, "the link no longer serves MPEG-TS");
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(attempt, %error, "reconnecting the ffmpeg engine's input failed");
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The body length the response's headers declare (a file, not a live stream).
+fn declared_length(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Copy the body into ffmpeg's stdin until the body ends, `stop` is cancelled, or ffmpeg closes
 /// its input (`-t` reached, an error). While `paused` is true the bytes are read and dropped; for
-/// MPEG-TS, feeding resumes at a packet boundary. The pipe is closed on return (end of input).
+/// MPEG-TS, feeding resumes at a packet boundary. A live MPEG-TS link whose connection breaks is
+/// opened again ([`reopen_live_ts`]); ffmpeg only ever gets whole packets (the partial packet of
+/// a broken connection is dropped and the new one is fed from its first packet boundary). The
+/// pipe is closed on return (end of input).
 async fn feed_pipe(
     mut opened: OpenedBody,
     mut pipe: ChildStdin,
     format: InputFormat,
     paused: watch::Receiver<bool>,
     stop: CancellationToken,
+    reconnect: Option<Reconnect>,
 ) -> FeedOutcome {
     let mut outcome = FeedOutcome::default();
-    let packet_bytes = (format == InputFormat::MpegTs).then_some(TS_PACKET_BYTES);
-    let url = opened.final_url.clone();
-    // Position in the body, to find packet boundaries.
+    let is_ts = format == InputFormat::MpegTs;
+    let packet_bytes = is_ts.then_some(TS_PACKET_BYTES as u64);
+    let mut url = opened.final_url.clone();
+    // Position in what ffmpeg is given (whole packets for MPEG-TS), to find packet boundaries.
     let mut body_offset: u64 = 0;
     let mut pending = bytes::Bytes::from(std::mem::take(&mut opened.first_bytes));
+    let first_connection_start = pending.slice(..pending.len().min(START_OVER_COMPARED_BYTES));
+    // Bytes of this connection's body read so far, to tell a whole file (Content-Length) read.
+    let mut connection_bytes = pending.len() as u64;
+    // MPEG-TS bytes not yet making a whole packet (or, while resyncing, not yet at a boundary).
+    let mut carry = bytes::BytesMut::new();
+    let mut resyncing = is_ts;
     let mut dropping = false;
+    let mut last_media_at = Instant::now();
     loop {
         if !pending.is_empty() {
-            let chunk = std::mem::take(&mut pending);
+            let mut chunk = std::mem::take(&mut pending);
+            if is_ts {
+                carry.extend_from_slice(&chunk);
+                if resyncing {
+                    match ts_packet_boundary(&carry) {
+                        Some(boundary) => {
+                            let _ = carry.split_to(boundary);
+                            resyncing = false;
+                        }
+                        None if carry.len() > TS_RESYNC_SEARCH_BYTES => {
+                            outcome.error = Some(HlsError::Network {
+                                url: url.to_string(),
+                                detail: "the link no longer serves MPEG-TS".to_string(),
+                            });
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                let whole_packets = if resyncing {
+                    0
+                } else {
+                    carry.len() / TS_PACKET_BYTES * TS_PACKET_BYTES
+                };
+                chunk = carry.split_to(whole_packets).freeze();
+            }
             let chunk_start = body_offset;
             body_offset += chunk.len() as u64;
             let kept = bytes_to_feed(
@@ -155,21 +289,87 @@ async fn feed_pipe(
                 }
             }
         }
-        tokio::select! {
+        let broke_off = tokio::select! {
             chunk = next_chunk(&mut opened.response, &url) => match chunk {
-                Ok(Some(chunk)) => pending = chunk,
-                Ok(None) => break,
+                Ok(Some(chunk)) => {
+                    connection_bytes += chunk.len() as u64;
+                    pending = chunk;
+                    last_media_at = Instant::now();
+                    continue;
+                }
+                // A body with a length read to its end is a file that ended: no reconnect.
+                Ok(None) if declared_length(&opened.response) == Some(connection_bytes) => break,
+                Ok(None) => None,
                 Err(error) => {
                     tracing::warn!(%error, "the ffmpeg engine's input broke off");
-                    outcome.error = Some(error);
-                    break;
+                    Some(error)
                 }
             },
             _ = stop.cancelled() => break,
+        };
+        let reopened = match &reconnect {
+            Some(reconnect) => {
+                reopen_live_ts(
+                    reconnect,
+                    last_media_at,
+                    broke_off.is_none(),
+                    &first_connection_start,
+                    &stop,
+                )
+                .await
+            }
+            None => None,
+        };
+        match reopened {
+            Some(mut again) => {
+                outcome.reconnects += 1;
+                url = again.final_url.clone();
+                pending = bytes::Bytes::from(std::mem::take(&mut again.first_bytes));
+                connection_bytes = pending.len() as u64;
+                opened = again;
+                carry.clear();
+                resyncing = true;
+                last_media_at = Instant::now();
+            }
+            None => {
+                outcome.error = broke_off;
+                break;
+            }
         }
     }
     let _ = pipe.shutdown().await;
     outcome
+}
+
+/// Resolves once the control channel asks for a stop (or its sender is gone). A pause seen here
+/// is applied when the recording starts.
+async fn stop_requested(control: &mut watch::Receiver<DesiredState>) {
+    loop {
+        if matches!(
+            *control.borrow(),
+            DesiredState::Stop | DesiredState::StopNow
+        ) {
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stopped before anything was recorded (while the link was opened or downloaded).
+fn stopped_before_recording(settings: &RecordingSettings) -> RecordingReport {
+    let report = RecordingReport {
+        outcome: RecordingOutcome::Finished {
+            reason: RecordingEndReason::Stopped,
+        },
+        source: None,
+        main: None,
+        audio: None,
+        output_directory: settings.output_directory.clone(),
+    };
+    write_report(&settings.output_directory, &report);
+    report
 }
 
 fn failed(
@@ -245,7 +445,11 @@ pub async fn record_with_ffmpeg_engine(
             return failed(&settings, error.user_message(), false, error.failure_kind());
         }
     };
-    let opened = match open_body(&http, &url, policy).await {
+    let opening = tokio::select! {
+        opened = open_body(&http, &url, policy) => opened,
+        _ = stop_requested(&mut control) => return stopped_before_recording(&settings),
+    };
+    let opened = match opening {
         Ok(opened) => opened,
         Err(error) => {
             return failed(
@@ -287,9 +491,14 @@ pub async fn record_with_ffmpeg_engine(
                 .output_directory
                 .join(PROGRESSIVE_DOWNLOAD_FILE_NAME);
             tracing::info!(%url, "an mp4 with its index at the end: downloading it before the remux");
-            if let Err(error) =
-                download_to_file(opened, &download, settings.maximum_download_bytes).await
-            {
+            let downloading = tokio::select! {
+                downloaded = download_to_file(opened, &download, settings.maximum_download_bytes) => downloaded,
+                _ = stop_requested(&mut control) => {
+                    let _ = std::fs::remove_file(&download);
+                    return stopped_before_recording(&settings);
+                }
+            };
+            if let Err(error) = downloading {
                 return failed(
                     &settings,
                     error.user_message(),
@@ -351,6 +560,12 @@ pub async fn record_with_ffmpeg_engine(
                     format,
                     feeder_paused,
                     feeder_stop.clone(),
+                    (format == InputFormat::MpegTs).then(|| Reconnect {
+                        http: http.clone(),
+                        url: url.clone(),
+                        policy,
+                        stall_timeout: options.stall_timeout,
+                    }),
                 ))),
                 None,
             ),
@@ -359,6 +574,16 @@ pub async fn record_with_ffmpeg_engine(
         FeedSource::File(media) => (None, Some(media.path)),
     };
     let pause_by_signal = feeder.is_none();
+    // A pause asked for while the link was being opened.
+    if *control.borrow() == DesiredState::Pause {
+        if pause_by_signal {
+            if let Err(error) = recording.pause() {
+                tracing::warn!(%error, "could not pause ffmpeg");
+            }
+        } else {
+            feeder_paused_sender.send_replace(true);
+        }
+    }
     let mut feed_outcome: Option<FeedOutcome> = None;
     tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
@@ -435,6 +660,7 @@ pub async fn record_with_ffmpeg_engine(
         tracing::info!(
             bytes_fed = outcome.bytes_fed,
             bytes_dropped_while_paused = outcome.bytes_dropped_while_paused,
+            reconnects = outcome.reconnects,
             "the ffmpeg engine's input ended"
         );
         outcome.error
@@ -570,7 +796,7 @@ mod tests {
 
     #[test]
     fn paused_bytes_are_dropped_in_whole_ts_packets() {
-        let packet = Some(TS_PACKET_BYTES);
+        let packet = Some(TS_PACKET_BYTES as u64);
         let mut dropping = false;
         // Recording: everything.
         assert_eq!(

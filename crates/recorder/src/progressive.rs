@@ -250,6 +250,33 @@ pub async fn next_chunk(
         .map_err(|error| network_error(url, &error))
 }
 
+/// MPEG-TS packet size.
+pub const TS_PACKET_BYTES: usize = 188;
+/// Consecutive sync bytes (`0x47`, one packet apart) that mark a packet boundary in a new
+/// connection's bytes.
+const TS_SYNC_PACKETS_REQUIRED: usize = 3;
+/// Bytes of a new connection searched for a packet boundary before it counts as not MPEG-TS.
+pub const TS_RESYNC_SEARCH_BYTES: usize = 64 * 1024;
+
+/// Where the first whole MPEG-TS packet starts in `bytes`: the first `0x47` followed by two more
+/// one packet apart. `None` when there is none yet (more bytes may find one). Pure.
+pub fn ts_packet_boundary(bytes: &[u8]) -> Option<usize> {
+    let span = TS_PACKET_BYTES * (TS_SYNC_PACKETS_REQUIRED - 1);
+    let last_start = bytes.len().checked_sub(span + 1)?;
+    (0..=last_start).find(|&start| {
+        (0..TS_SYNC_PACKETS_REQUIRED)
+            .all(|packet| bytes.get(start + packet * TS_PACKET_BYTES) == Some(&0x47))
+    })
+}
+
+/// The wait before reconnect attempt `attempt` (1-based) to a live link: 0.5 s doubled per
+/// attempt, at most 8 s.
+pub fn reconnect_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500)
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(4))
+        .min(Duration::from_secs(8))
+}
+
 /// Write the whole body (first bytes included) to `path`, at most `maximum_bytes`, within
 /// [`PROGRESSIVE_DOWNLOAD_TIMEOUT`]. A partial file is removed on failure.
 pub async fn download_to_file(
@@ -366,6 +393,35 @@ mod tests {
             classify_body(Some("video/mp4"), &index_at_end),
             BodyKind::Mp4IndexAtEnd
         );
+    }
+
+    #[test]
+    fn a_new_connection_resyncs_at_the_next_whole_ts_packet() {
+        let mut stream = vec![0u8; 188 * 5];
+        for packet in stream.chunks_mut(188) {
+            packet[0] = 0x47;
+            packet[1..].fill(0x11);
+        }
+        // A connection that starts 100 bytes into a packet, with a stray 0x47 in the payload.
+        let mut joined = stream[100..].to_vec();
+        joined[5] = 0x47;
+        assert_eq!(ts_packet_boundary(&joined), Some(88));
+        assert_eq!(ts_packet_boundary(&stream), Some(0));
+        // Too few bytes to be sure: wait for more.
+        assert_eq!(ts_packet_boundary(&stream[100..500]), None);
+        assert_eq!(ts_packet_boundary(&[]), None);
+        assert_eq!(ts_packet_boundary(&[0x47; 10]), None);
+        assert_eq!(ts_packet_boundary(&vec![0x22; 4096]), None);
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_and_is_capped() {
+        assert_eq!(reconnect_backoff(1), Duration::from_millis(500));
+        assert_eq!(reconnect_backoff(2), Duration::from_secs(1));
+        assert_eq!(reconnect_backoff(4), Duration::from_secs(4));
+        assert_eq!(reconnect_backoff(5), Duration::from_secs(8));
+        assert_eq!(reconnect_backoff(u32::MAX), Duration::from_secs(8));
+        assert_eq!(reconnect_backoff(0), Duration::from_millis(500));
     }
 
     #[test]

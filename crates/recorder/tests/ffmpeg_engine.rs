@@ -559,3 +559,256 @@ async fn a_live_piped_recording_pauses_resumes_and_stops_cleanly() {
     assert!(seconds > 3.0 && seconds < 16.0, "{seconds} s recorded");
     assert_no_ffmpeg_client(&[&server]);
 }
+
+#[tokio::test]
+async fn a_stop_while_the_link_trickles_its_first_bytes_ends_at_once() {
+    let server = Server::start().await;
+    let mut trickle = vec![0u8; 188 * 100];
+    for packet in trickle.chunks_mut(188) {
+        packet[0] = 0x47;
+    }
+    // 188 bytes, then 10 s of silence per packet: the format cannot be told for minutes.
+    server.route(
+        "/slow.ts",
+        Answer::ok("video/mp2t", trickle).slowly(100, Duration::from_secs(10)),
+    );
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (control_sender, control) = watch::channel(DesiredState::Record);
+    let url = server.url("/slow.ts");
+    let path = directory.path().to_path_buf();
+    let recording = tokio::spawn(async move {
+        record_link(&url, NetworkPolicy::ALLOW_PRIVATE, &path, control).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    control_sender.send_replace(DesiredState::Stop);
+    let report = tokio::time::timeout(Duration::from_secs(5), recording)
+        .await
+        .expect("the stop is not held up by the slow link")
+        .expect("no panic");
+    assert!(
+        matches!(
+            report.outcome,
+            RecordingOutcome::Finished {
+                reason: RecordingEndReason::Stopped
+            }
+        ),
+        "{:?}",
+        report.outcome
+    );
+    assert!(part_paths(&report).is_empty());
+}
+
+/// A live MPEG-TS origin on 127.0.0.1: the media plays out on a clock (about real time), every
+/// connection gets the bytes from the live position on (not at a packet boundary), with no
+/// length, and the first `drops` connections are cut off after `cut_after` bytes.
+struct LiveTsOrigin {
+    address: std::net::SocketAddr,
+    connections: Arc<Mutex<u32>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LiveTsOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LiveTsOrigin {
+    async fn start(media: Vec<u8>, media_seconds: f64, drops: u32, cut_after: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let connections = Arc::new(Mutex::new(0u32));
+        let counter = Arc::clone(&connections);
+        let media = Arc::new(media);
+        let started = std::time::Instant::now();
+        let bytes_per_second = media.len() as f64 / media_seconds;
+        let task = tokio::spawn(async move {
+            while let Ok((mut connection, _)) = listener.accept().await {
+                let media = Arc::clone(&media);
+                let number = {
+                    let mut count = counter.lock().expect("lock");
+                    *count += 1;
+                    *count
+                };
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = connection.read(&mut request).await;
+                    let head =
+                        "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
+                    if connection.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let live_position = |now: std::time::Instant| {
+                        ((now - started).as_secs_f64() * bytes_per_second) as usize
+                    };
+                    // The first connection starts at the beginning; later ones at the live
+                    // position, wherever it is inside a packet.
+                    let mut sent_up_to = if number == 1 {
+                        0
+                    } else {
+                        live_position(std::time::Instant::now()).min(media.len())
+                    };
+                    let connection_start = sent_up_to;
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let mut until =
+                            (live_position(std::time::Instant::now()) + 16 * 1024).min(media.len());
+                        if number <= drops {
+                            until = until.min(connection_start + cut_after);
+                        }
+                        if until > sent_up_to {
+                            let Some(piece) = media.get(sent_up_to..until) else {
+                                return;
+                            };
+                            if connection.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            sent_up_to = until;
+                        }
+                        if sent_up_to >= media.len()
+                            || (number <= drops && sent_up_to >= connection_start + cut_after)
+                        {
+                            // Cut off (or the media is over): the connection just closes.
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LiveTsOrigin {
+            address,
+            connections,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/live.ts", self.address)
+    }
+}
+
+/// Decode errors of `file` (`ffmpeg -v error -f null -`): the lines ffmpeg printed.
+fn decode_errors(file: &Path) -> Vec<String> {
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_live_ts_link_whose_connection_drops_twice_is_reconnected_and_recorded_to_the_end() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let media = tempfile::tempdir().expect("media");
+    let bytes = make_media(media.path(), "live.ts", 16, "mpegts", &[]);
+    drop(media);
+    // Cut the first two connections after about 2.5 s of media each, 1000 bytes off a packet.
+    let cut_after = bytes.len() / 16 * 5 / 2 / 188 * 188 + 1000;
+    let origin = LiveTsOrigin::start(bytes, 16.0, 2, cut_after).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let options = RecordingOptions {
+        quality: Quality::Best,
+        maximum_duration: Some(Duration::from_secs(8)),
+        stall_timeout: Duration::from_secs(20),
+        ..RecordingOptions::default()
+    };
+    let mut settings = RecordingSettings::new(directory.path().to_path_buf());
+    settings.maximum_part_seconds = Some(600.0);
+    let (events_sender, _events) = mpsc::unbounded_channel();
+    let (_control_sender, control) = watch::channel(DesiredState::Record);
+    let report = tokio::time::timeout(
+        Duration::from_secs(40),
+        record(
+            client(NetworkPolicy::ALLOW_PRIVATE),
+            &origin.url(),
+            options,
+            settings,
+            control,
+            events_sender,
+        ),
+    )
+    .await
+    .expect("ends by itself");
+    assert!(
+        *origin.connections.lock().expect("lock") >= 3,
+        "reconnected twice"
+    );
+    match &report.outcome {
+        RecordingOutcome::Finished {
+            reason: RecordingEndReason::DurationReached,
+        } => {}
+        other => panic!("expected the duration to be reached, got {other:?}"),
+    }
+    let parts = part_paths(&report);
+    assert!(!parts.is_empty());
+    let seconds = probed_seconds(&parts);
+    // 8 s asked; the reconnect gaps are in the timestamps, so about 8 s of timeline.
+    assert!(
+        (6.5..=9.5).contains(&seconds),
+        "{seconds} s recorded in {parts:?}: {:?}",
+        std::fs::read_to_string(directory.path().join("ffmpeg.log")).unwrap_or_default()
+    );
+    for part in &parts {
+        let errors = decode_errors(part);
+        assert!(errors.is_empty(), "{}: {errors:?}", part.display());
+    }
+}
+
+#[tokio::test]
+async fn a_live_ts_link_that_never_comes_back_ends_with_what_was_recorded() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let media = tempfile::tempdir().expect("media");
+    let bytes = make_media(media.path(), "live.ts", 6, "mpegts", &[]);
+    drop(media);
+    let cut_after = bytes.len() / 2;
+    // Every connection is cut; the origin is then gone altogether.
+    let origin = LiveTsOrigin::start(bytes, 6.0, u32::MAX, cut_after).await;
+    let url = origin.url();
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().to_path_buf();
+    let recording = tokio::spawn(async move {
+        let (_control_sender, control) = watch::channel(DesiredState::Record);
+        let options = RecordingOptions {
+            quality: Quality::Best,
+            stall_timeout: Duration::from_secs(4),
+            ..RecordingOptions::default()
+        };
+        let settings = RecordingSettings::new(path);
+        let (events_sender, _events) = mpsc::unbounded_channel();
+        record(
+            client(NetworkPolicy::ALLOW_PRIVATE),
+            &url,
+            options,
+            settings,
+            control,
+            events_sender,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    drop(origin);
+    let report = tokio::time::timeout(Duration::from_secs(40), recording)
+        .await
+        .expect("ends within the stall limit")
+        .expect("no panic");
+    match &report.outcome {
+        RecordingOutcome::Finished {
+            reason: RecordingEndReason::StreamEnded,
+        } => {}
+        other => panic!("expected the stream to end with what was recorded, got {other:?}"),
+    }
+    let parts = part_paths(&report);
+    assert!(!parts.is_empty());
+    assert!(probed_seconds(&parts) > 1.0);
+}
