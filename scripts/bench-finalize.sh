@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Finalize benchmark (issue 3 item 9): the remux that `finalize` does to a 1-hour ~3 Mbps TS part
-# (h264 + AAC) against a plain copy of the same bytes, in the same run.
+# Finalize benchmark (issues 3 and 18): `finalize` of a 1-hour ~3 Mbps TS part (h264 + AAC)
+# against a plain copy + fsync of the same bytes, and its CPU per 45-second part, in the same
+# invocation; the seed's four-process finalize and a fragmented-mp4 pass beside them.
 #
 #   scripts/bench-finalize.sh [--prepare-only]
 #
@@ -9,8 +10,12 @@
 #    ultrafast at 2900k (GOP 50) + AAC 128k, then 60 copies joined with the concat demuxer
 #    (`-c copy`, continuous timestamps) into one TS; checked with ffprobe (duration ≈ 3600 s,
 #    bitrate ≈ 3 Mbps). Encoding an hour of video is never needed.
-# 2. Builds and runs `crates/ffmpeg/examples/bench_finalize.rs` on it (--runs $BENCH_RUNS, default
-#    3): copy+fsync, remux with faststart, remux without faststart, order alternated run by run.
+# 2. Cuts the first 45 s of it (-c copy) into $BENCH_CACHE/part-45s-3mbps.ts.
+# 3. Builds and runs `crates/recorder/examples/bench_finalize.rs`: on the hour (--runs $BENCH_RUNS,
+#    default 3, page cache dropped before each measurement) and on the 45 s part (--runs
+#    $BENCH_SHORT_RUNS, default 15, --warm: a busy worker has ffmpeg's libraries cached). Each:
+#    copy+fsync, seed (probe, remux +faststart, probe, thumbnail), frag (one fragmented pass),
+#    finalize (now), order alternated run by run; medians of wall and CPU seconds.
 #
 # Temp outputs (beside the input) are removed by the example and again here on exit; the cached
 # input is kept (delete $BENCH_CACHE to rebuild it). Needs ~5 GB free where the cache lives.
@@ -55,6 +60,7 @@ fi
 cleanup() {
   rm -f "$cache"/*.bench-copy "$cache"/*.bench-*.mp4 "$cache"/*.bench-*.mp4.partial \
     "$cache"/*.tmp "$list"
+  rm -rf "$cache"/bench-finalize-work-*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -95,12 +101,22 @@ else
   fi
   mv "$input.tmp" "$input"
 fi
+short="$cache/part-45s-3mbps.ts"
+if [ ! -s "$short" ]; then
+  log "cutting the first 45 s into $short"
+  timeout -k 10 300 ffmpeg -nostdin -hide_banner -loglevel error -y -f mpegts -i "$input" \
+    -t 45 -map 0 -c copy -f mpegts "$short.tmp"
+  mv "$short.tmp" "$short"
+fi
 if [ "$prepare_only" = 1 ]; then exit 0; fi
+short_runs="${BENCH_SHORT_RUNS:-15}"
 
 # --- build and run -----------------------------------------------------------------------------
 log "building the bench_finalize example (release)"
-cargo build --release --quiet -p streambot-ffmpeg --example bench_finalize
+cargo build --release --quiet -p streambot-recorder --example bench_finalize
 target_directory="$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 log "running $runs runs on $input"
 "$target_directory/release/examples/bench_finalize" --input "$input" --runs "$runs"
+log "running $short_runs runs on $short (--warm)"
+"$target_directory/release/examples/bench_finalize" --input "$short" --runs "$short_runs" --warm

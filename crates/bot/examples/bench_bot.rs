@@ -107,10 +107,10 @@ fn update_text(index: usize) -> (String, usize) {
     match index % 10 {
         0..=4 => ("/list".to_string(), 1),
         5..=7 => ("/help".to_string(), 1),
-        // The queued reply and the status message.
+        // The status message ("Checking the link…") is the one answer.
         _ => (
             format!("/record http://127.0.0.1:9/live/{index}.m3u8 1h"),
-            2,
+            1,
         ),
     }
 }

@@ -1,12 +1,26 @@
 //! Everything Telegram. Handlers only validate, enqueue and answer; the words users read live in
-//! `messages`, the understanding of what they typed in `parser` (pure), the robustness rules of
-//! talking to Telegram in `telegram_api`, the running bot in `runtime`.
+//! `catalogue` (keyed by message id, English and Russian) and are put together in `messages`, the
+//! understanding of what they typed in `parser` (pure), who sent it in `identity`, the robustness
+//! rules of talking to Telegram in `telegram_api`, start-up in `startup`, the running bot in
+//! `runtime` (settings, context), `handlers` (messages), `callbacks` (buttons), `admin`,
+//! `status_messages`, `keyboards` and `delivery`.
 
+mod admin;
+mod callbacks;
+pub mod catalogue;
+mod delivery;
+mod handlers;
+pub mod identity;
+pub mod keyboards;
 pub mod markdown;
+#[cfg(test)]
+mod markdown_check;
 pub mod messages;
 pub mod parser;
 pub mod rate_limit;
 pub mod runtime;
+pub mod startup;
+mod status_messages;
 pub mod telegram_api;
 
 pub use runtime::{BotError, BotSettings, WebhookSettings, run_bot};

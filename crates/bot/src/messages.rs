@@ -1,14 +1,19 @@
-//! Every sentence the bot says, in one place, as Telegram MarkdownV2. Each piece of text goes
-//! through `plain`, `bold` or `code`, which escape it, so neither our punctuation nor a user's URL
-//! can break a message.
+//! Every sentence the bot says, in the user's language, as Telegram MarkdownV2. The words are in
+//! `catalogue` (one table keyed by message id); this module picks the sentence and fills its
+//! arguments, each through `plain`, `bold` or `code`, which escape it, so neither our punctuation
+//! nor a user's URL can break a message.
 
 use std::time::Duration;
 
+use streambot_core::duration_text::{DurationTextError, format_duration_with_units};
 use streambot_core::job::{Job, JobState};
-use streambot_core::{JobId, Quality, RecordingProgress};
+use streambot_core::{FailureKind, JobId, Quality, RecordingProgress, TimeOfDay};
 
+use crate::catalogue::{Key, Language, PluralForm, plural_form, render, render_plain};
 use crate::markdown::{escape_markdown_v2, escape_markdown_v2_code};
 use crate::parser::CommandError;
+
+pub use crate::catalogue::Language as MessageLanguage;
 
 pub fn plain(text: &str) -> String {
     escape_markdown_v2(text)
@@ -20,18 +25,6 @@ pub fn bold(text: &str) -> String {
 
 pub fn code(text: &str) -> String {
     format!("`{}`", escape_markdown_v2_code(text))
-}
-
-pub fn format_duration(duration: Duration) -> String {
-    let total = duration.as_secs();
-    let hours = total / 3600;
-    let minutes = (total / 60) % 60;
-    let seconds = total % 60;
-    if hours > 0 {
-        format!("{hours}:{minutes:02}:{seconds:02}")
-    } else {
-        format!("{minutes}:{seconds:02}")
-    }
 }
 
 pub fn format_size(bytes: u64) -> String {
@@ -53,155 +46,741 @@ pub fn format_bitrate(bits_per_second: f64) -> String {
     }
 }
 
-pub fn welcome() -> String {
-    [
-        bold("StreamBot records live streams (HLS / .m3u8 links)."),
-        String::new(),
-        plain("Send a link, or for example:"),
-        code("/record https://example.com/live.m3u8 2h high"),
-        code("record https://example.com/live.m3u8 for 90 minutes audio only"),
-        String::new(),
-        plain("Then /list, /status ID, /pause ID, /resume ID, /stop ID. /help for more."),
-    ]
-    .join("\n")
+/// At most `maximum` characters of `text` (a link, an error, something the user typed), with an
+/// ellipsis when cut, so no message passes Telegram's 4096 characters.
+pub fn shortened(text: &str, maximum: usize) -> String {
+    if text.chars().count() <= maximum {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(maximum.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
-pub fn help() -> String {
-    [
-        bold("Commands"),
-        format!("{} {}", code("/record <link> [duration] [quality]"), plain("– start recording. Duration like 2h, 90m, 1h30m; quality best, high, medium, low, worst, 720p or audio.")),
-        format!("{} {}", code("/stop [ID]"), plain("– stop and receive the recording.")),
-        format!("{} {}", code("/pause [ID]"), plain("– pause (the paused time is not recorded).")),
-        format!("{} {}", code("/resume [ID]"), plain("– resume.")),
-        format!("{} {}", code("/status [ID]"), plain("– progress of a recording.")),
-        format!("{} {}", code("/list"), plain("– your recordings.")),
-        format!("{} {}", code("/cancel [ID]"), plain("– cancel a recording that has not started yet.")),
-        format!("{} {}", code("/delete ID"), plain("– delete a finished recording's files.")),
-        String::new(),
-        plain("Plain English works too: \"record <link> for 2 hours high quality\", \"pause it\", \"what's recording?\"."),
-    ]
-    .join("\n")
-}
+/// The longest link shown in a message.
+const SHOWN_LINK_CHARACTERS: usize = 300;
+/// The longest error, reason or user text shown in a message.
+const SHOWN_TEXT_CHARACTERS: usize = 400;
 
-pub fn not_understood() -> String {
-    format!(
-        "{}\n{}",
-        plain("I didn't understand that. To record, send a link, for example:"),
-        code("/record https://example.com/live.m3u8 2h")
-    )
-}
-
-pub fn command_error(error: &CommandError) -> String {
-    match error {
-        CommandError::RecordWithoutUrl => format!(
-            "{}\n{}",
-            plain("Which stream? Send the link with it, for example:"),
-            code("/record https://example.com/live.m3u8 2h high")
-        ),
-        other => plain(&format!("{other}.")),
+fn seconds_of(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value.min(1e12))
+    } else {
+        Duration::ZERO
     }
 }
 
-pub fn recording_queued(
-    job_id: JobId,
-    url: &str,
-    duration: Option<Duration>,
-    quality: Quality,
-) -> String {
-    let duration_text = duration.map_or("until the stream ends".to_string(), |duration| {
-        format!("for {}", format_duration(duration))
-    });
-    format!(
-        "{} {}\n{}\n{}",
-        plain("Recording"),
-        code(job_id.as_str()),
-        plain(&format!("{duration_text}, quality {quality}")),
-        plain(url)
-    )
+/// A control a user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    Stop,
+    Cancel,
+    Pause,
+    Resume,
 }
 
-pub fn refused_link(reason: &str) -> String {
-    plain(&format!("I can't record that link: {reason}"))
+/// Where the bot is with sending a finished job's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryProgress {
+    #[default]
+    NotYet,
+    Sending,
+    Sent,
+    Failed,
 }
 
-pub fn rate_limited(retry_after: Duration, maximum_messages: usize, window: Duration) -> String {
-    plain(&format!(
-        "You're sending messages too fast (limit: {maximum_messages} in {} s). Try again in {} s.",
-        window.as_secs().max(1),
-        retry_after.as_secs_f64().ceil().max(1.0) as u64
-    ))
+/// What the status message shows beside the job itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusView {
+    pub delivery: DeliveryProgress,
+    /// The cap a job without a duration was given: such a job says "up to …".
+    pub default_cap: Option<Duration>,
 }
 
-pub fn too_many_jobs(limit: usize) -> String {
-    plain(&format!(
-        "You already have {limit} recordings running, your limit. Stop one (/list shows them) and try again; a slot frees up as soon as one finishes."
-    ))
+/// The short stream name of a link, for captions and lists: host and path, no query.
+pub fn stream_name(url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let without_query = without_scheme
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(without_scheme);
+    let name: String = without_query.chars().take(60).collect();
+    if without_query.chars().count() > 60 {
+        format!("{name}…")
+    } else {
+        name
+    }
 }
 
-pub fn disk_quota_reached(used_bytes: u64, limit_bytes: u64) -> String {
-    plain(&format!(
-        "Your storage is full: {} of {} used. Delete old recordings or wait until they expire, then try again.",
-        format_size(used_bytes),
-        format_size(limit_bytes)
-    ))
+/// A failure class read from the error text, for jobs whose worker did not record one.
+pub fn failure_from_error_text(error: &str) -> Option<FailureKind> {
+    let lowered = error.to_lowercase();
+    let has = |needle: &str| lowered.contains(needle);
+    if has("404") || has("410") || has("not found") {
+        Some(FailureKind::NotFound)
+    } else if has("403") || has("401") || has("forbidden") {
+        Some(FailureKind::Forbidden)
+    } else if has("html") || has("web page") || has("#extm3u") {
+        Some(FailureKind::WebPage)
+    } else if has("private") || has("local address") {
+        Some(FailureKind::PrivateAddress)
+    } else if has("drm") || has("sample-aes") || has("widevine") || has("fairplay") {
+        Some(FailureKind::Protected)
+    } else if has("dns") || has("connect") || has("unreachable") || has("timed out") {
+        Some(FailureKind::Unreachable)
+    } else if has(" 5") && has("server") {
+        Some(FailureKind::ServerError)
+    } else {
+        None
+    }
 }
 
-pub fn no_such_job(job_id: JobId) -> String {
-    format!(
-        "{} {} {}",
-        plain("No recording"),
-        code(job_id.as_str()),
-        plain("of yours. /list shows your recordings.")
-    )
+/// The words of one language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Words {
+    pub language: Language,
 }
 
-pub fn no_live_jobs() -> String {
-    plain("You have no recording running. Send a link to start one.")
-}
+impl Words {
+    pub fn new(language: Language) -> Words {
+        Words { language }
+    }
 
-pub fn which_job() -> String {
-    plain("Which recording?")
-}
+    fn say(&self, key: Key, arguments: &[(&str, String)]) -> String {
+        render(self.language, key, arguments)
+    }
 
-pub fn control_accepted(job_id: JobId, action: &str) -> String {
-    format!("{} {}", plain(&format!("{action}:")), code(job_id.as_str()))
-}
+    /// A label or toast: plain text.
+    pub fn label(&self, key: Key) -> String {
+        render_plain(self.language, key, &[])
+    }
 
-pub fn control_not_possible(job_id: JobId, state: JobState, action: &str) -> String {
-    format!(
-        "{} {} {}",
-        plain(&format!("Can't {action}")),
-        code(job_id.as_str()),
-        plain(&format!("– it is {}.", state_label(state)))
-    )
-}
+    pub fn duration(&self, duration: Duration) -> String {
+        format_duration_with_units(duration, self.language.duration_units())
+    }
 
-pub fn cancel_only_queued(job_id: JobId) -> String {
-    format!(
-        "{} {} {}",
-        plain("Recording"),
-        code(job_id.as_str()),
-        plain("has already started; /stop keeps what was recorded and sends it to you.")
-    )
-}
+    fn id(job_id: JobId) -> (&'static str, String) {
+        ("id", code(job_id.as_str()))
+    }
 
-pub fn internal_error() -> String {
-    plain(
-        "Something went wrong on my side; nothing you recorded is lost. Please try again in a minute.",
-    )
-}
+    pub fn welcome(&self) -> String {
+        self.say(Key::Welcome, &[])
+    }
 
-pub fn state_label(state: JobState) -> &'static str {
-    match state {
-        JobState::Queued => "waiting for a worker",
-        JobState::Starting => "starting",
-        JobState::Recording => "recording",
-        JobState::Paused => "paused",
-        JobState::Finalizing => "finalizing",
-        JobState::Uploading => "uploading",
-        JobState::Completed => "completed",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
+    pub fn help(&self) -> String {
+        self.say(Key::Help, &[])
+    }
+
+    pub fn not_understood(&self) -> String {
+        self.say(Key::NotUnderstood, &[])
+    }
+
+    pub fn nothing_to_read(&self) -> String {
+        self.say(Key::NothingToRead, &[])
+    }
+
+    pub fn did_you_mean(&self, command: &str, with_links: bool) -> String {
+        let key = if with_links {
+            Key::DidYouMeanWithLinks
+        } else {
+            Key::DidYouMean
+        };
+        self.say(key, &[("command", plain(&format!("/{command}")))])
+    }
+
+    pub fn which_links(&self, link_count: usize, free_slots: usize) -> String {
+        self.say(
+            Key::WhichLinks,
+            &[
+                ("links", plain(&link_count.to_string())),
+                ("free", plain(&free_slots.to_string())),
+            ],
+        )
+    }
+
+    pub fn record_link_button(&self, url: &str) -> String {
+        let shown: String = stream_name(url).chars().take(40).collect();
+        format!("⏺ {shown}")
+    }
+
+    pub fn command_error(&self, error: &CommandError) -> String {
+        let code = |given: &str| code(&shortened(given, 80));
+        match error {
+            CommandError::RecordWithoutUrl => self.say(Key::RecordWithoutUrl, &[]),
+            CommandError::BadDuration(problem) => match problem {
+                DurationTextError::Zero { .. } => self.say(Key::DurationZero, &[]),
+                DurationTextError::TooLong {
+                    given,
+                    maximum_hours,
+                } => self.say(
+                    Key::DurationTooLong,
+                    &[
+                        ("given", code(given)),
+                        ("hours", plain(&maximum_hours.to_string())),
+                    ],
+                ),
+                DurationTextError::Unrecognised { given }
+                | DurationTextError::TimeOfDay { given } => {
+                    self.say(Key::DurationUnrecognised, &[("given", code(given))])
+                }
+            },
+            CommandError::BadQuality { given } => {
+                self.say(Key::BadQuality, &[("given", code(given))])
+            }
+            CommandError::BadJobId { given } => self.say(Key::BadJobId, &[("given", code(given))]),
+            CommandError::BadUserId { given } => {
+                self.say(Key::BadUserId, &[("given", code(given))])
+            }
+            CommandError::UnknownAdminCommand { given } => {
+                self.say(Key::UnknownAdminCommand, &[("given", code(given))])
+            }
+        }
+    }
+
+    pub fn refused_link(&self, reason: &str) -> String {
+        self.say(
+            Key::RefusedLink,
+            &[("reason", plain(&shortened(reason, SHOWN_TEXT_CHARACTERS)))],
+        )
+    }
+
+    pub fn rate_limited(
+        &self,
+        retry_after: Duration,
+        maximum_messages: usize,
+        window: Duration,
+    ) -> String {
+        self.say(
+            Key::RateLimited,
+            &[
+                ("maximum", plain(&maximum_messages.to_string())),
+                ("window", plain(&window.as_secs().max(1).to_string())),
+                (
+                    "retry",
+                    plain(&(retry_after.as_secs_f64().ceil().max(1.0) as u64).to_string()),
+                ),
+            ],
+        )
+    }
+
+    pub fn too_many_jobs(&self, limit: usize) -> String {
+        self.say(Key::TooManyJobs, &[("limit", plain(&limit.to_string()))])
+    }
+
+    pub fn disk_quota_reached(&self, used_bytes: u64, limit_bytes: u64) -> String {
+        self.say(
+            Key::DiskQuotaReached,
+            &[
+                ("used", plain(&format_size(used_bytes))),
+                ("limit", plain(&format_size(limit_bytes))),
+            ],
+        )
+    }
+
+    pub fn no_such_job(&self, job_id: JobId) -> String {
+        self.say(Key::NoSuchJob, &[Self::id(job_id)])
+    }
+
+    pub fn admin_no_such_job(&self, job_id: JobId) -> String {
+        self.say(Key::AdminNoSuchJob, &[Self::id(job_id)])
+    }
+
+    pub fn no_live_jobs(&self) -> String {
+        self.say(Key::NoLiveJobs, &[])
+    }
+
+    pub fn which_job(&self) -> String {
+        self.say(Key::WhichJob, &[])
+    }
+
+    pub fn control_done(&self, action: ControlAction, job_id: JobId) -> String {
+        let key = match action {
+            ControlAction::Stop => Key::Stopping,
+            ControlAction::Cancel => Key::CancelledNothingRecorded,
+            ControlAction::Pause => Key::Paused,
+            ControlAction::Resume => Key::Resumed,
+        };
+        self.say(key, &[Self::id(job_id)])
+    }
+
+    pub fn control_not_possible(
+        &self,
+        action: ControlAction,
+        job_id: JobId,
+        state: JobState,
+    ) -> String {
+        let key = match action {
+            ControlAction::Stop | ControlAction::Cancel => Key::CantStop,
+            ControlAction::Pause => Key::CantPause,
+            ControlAction::Resume => Key::CantResume,
+        };
+        self.say(
+            key,
+            &[Self::id(job_id), ("state", plain(&self.state_label(state)))],
+        )
+    }
+
+    pub fn control_toast(&self, action: ControlAction) -> String {
+        self.label(match action {
+            ControlAction::Stop => Key::ToastStopping,
+            ControlAction::Cancel => Key::ToastCancelling,
+            ControlAction::Pause => Key::ToastPausing,
+            ControlAction::Resume => Key::ToastResuming,
+        })
+    }
+
+    pub fn cancel_only_queued(&self, job_id: JobId) -> String {
+        self.say(Key::CancelOnlyQueued, &[Self::id(job_id)])
+    }
+
+    pub fn internal_error(&self) -> String {
+        self.say(Key::InternalError, &[])
+    }
+
+    /// The state in words (plain text).
+    pub fn state_label(&self, state: JobState) -> String {
+        self.label(match state {
+            JobState::Queued => Key::StateQueued,
+            JobState::Starting => Key::StateStarting,
+            JobState::Recording => Key::StateRecording,
+            JobState::Paused => Key::StatePaused,
+            JobState::Finalizing => Key::StateFinalizing,
+            JobState::Uploading => Key::StateUploading,
+            JobState::Completed => Key::StateCompleted,
+            JobState::Failed => Key::StateFailed,
+            JobState::Cancelled => Key::StateCancelled,
+        })
+    }
+
+    /// The headline of a job: its state, with what the bot knows about delivery.
+    fn headline(&self, job: &Job, view: &StatusView) -> (&'static str, String) {
+        let nothing_recorded =
+            job.progress.segments_written == 0 && job.progress.bytes_written == 0;
+        match (job.state, view.delivery) {
+            (JobState::Completed, DeliveryProgress::NotYet | DeliveryProgress::Sending) => {
+                ("📤", self.label(Key::StateSending))
+            }
+            (JobState::Completed, DeliveryProgress::Sent) => {
+                ("✅", self.label(Key::StateDelivered))
+            }
+            (JobState::Completed, DeliveryProgress::Failed) => {
+                ("⚠️", self.label(Key::StateDeliveryFailed))
+            }
+            (JobState::Cancelled, _) if !nothing_recorded => ("⏹", self.label(Key::StateStopped)),
+            (state, _) => (state_icon(state), self.state_label(state)),
+        }
+    }
+
+    /// What the job will do about its length: "Up to 2 h…", "For 1 h 30 min…".
+    pub fn plan_line(&self, asked: Option<Duration>, cap: Option<Duration>) -> String {
+        match (asked, cap) {
+            (Some(asked), Some(cap)) if asked > cap => self.say(
+                Key::PlanCapped,
+                &[
+                    ("asked", plain(&self.duration(asked))),
+                    ("cap", plain(&self.duration(cap))),
+                ],
+            ),
+            (Some(asked), _) => {
+                self.say(Key::PlanFor, &[("duration", plain(&self.duration(asked)))])
+            }
+            (None, Some(cap)) => self.say(Key::PlanUpTo, &[("cap", plain(&self.duration(cap)))]),
+            (None, None) => String::new(),
+        }
+    }
+
+    pub fn start_time_not_supported(&self, time: TimeOfDay) -> String {
+        let key = if time.tomorrow {
+            Key::StartTimeTomorrowNotSupported
+        } else {
+            Key::StartTimeNotSupported
+        };
+        self.say(key, &[("time", plain(&time.to_string()))])
+    }
+
+    fn progress_lines(&self, progress: &RecordingProgress) -> Vec<String> {
+        let mut lines = vec![self.say(
+            Key::MediaRecorded,
+            &[
+                (
+                    "media",
+                    plain(&self.duration(seconds_of(progress.media_seconds))),
+                ),
+                ("size", plain(&format_size(progress.bytes_written))),
+                (
+                    "bitrate",
+                    plain(&format_bitrate(progress.bitrate_bits_per_second())),
+                ),
+            ],
+        )];
+        if progress.elapsed > Duration::ZERO {
+            lines.push(self.say(
+                Key::TimeSinceStart,
+                &[("elapsed", plain(&self.duration(progress.elapsed)))],
+            ));
+        }
+        if progress.gap_segments > 0 {
+            lines.push(self.say(
+                Key::GapsLost,
+                &[
+                    ("segments", plain(&progress.gap_segments.to_string())),
+                    (
+                        "seconds",
+                        plain(&self.duration(seconds_of(progress.gap_seconds))),
+                    ),
+                ],
+            ));
+        } else if progress.segments_written > 0 {
+            lines.push(self.say(Key::NoGaps, &[]));
+        }
+        if progress.current_part > 1 {
+            lines.push(self.say(
+                Key::PartNumber,
+                &[("part", plain(&progress.current_part.to_string()))],
+            ));
+        }
+        lines
+    }
+
+    /// The sentence for a failed job, with a next step.
+    pub fn failure_sentence(&self, job: &Job) -> String {
+        let kind = job
+            .failure
+            .or_else(|| job.error.as_deref().and_then(failure_from_error_text));
+        let key = match kind {
+            Some(FailureKind::InvalidLink) => Key::FailureInvalidLink,
+            Some(FailureKind::PrivateAddress) => Key::FailurePrivateAddress,
+            Some(FailureKind::NotFound) => Key::FailureNotFound,
+            Some(FailureKind::Forbidden) => Key::FailureForbidden,
+            Some(FailureKind::ServerError) => Key::FailureServerError,
+            Some(FailureKind::Unreachable) => Key::FailureUnreachable,
+            Some(FailureKind::WebPage) => Key::FailureWebPage,
+            Some(FailureKind::NotAPlaylist) => Key::FailureNotAPlaylist,
+            Some(FailureKind::Protected) => Key::FailureProtected,
+            Some(FailureKind::NotMedia) => Key::FailureNotMedia,
+            Some(FailureKind::LimitReached) => Key::FailureLimitReached,
+            Some(FailureKind::Stalled) => Key::FailureStalled,
+            Some(FailureKind::Internal) => Key::FailureInternal,
+            None => Key::FailureUnknown,
+        };
+        let mut text = self.say(key, &[]);
+        if kind.is_none()
+            && let Some(error) = &job.error
+        {
+            text.push('\n');
+            text.push_str(&self.say(
+                Key::FailureReason,
+                &[("error", plain(&shortened(error, SHOWN_TEXT_CHARACTERS)))],
+            ));
+        }
+        text
+    }
+
+    /// The one status message of a job, edited as it goes.
+    pub fn job_status(&self, job: &Job, view: &StatusView) -> String {
+        let (icon, headline) = self.headline(job, view);
+        let mut lines = vec![format!(
+            "{} {} {}",
+            plain(icon),
+            code(job.id.as_str()),
+            bold(&headline)
+        )];
+        lines.push(plain(&shortened(&job.url, SHOWN_LINK_CHARACTERS)));
+        let live = !job.state.is_terminal();
+        if live {
+            let plan = match (job.options.maximum_duration, view.default_cap) {
+                (Some(duration), Some(cap)) if duration == cap => self.plan_line(None, Some(cap)),
+                (asked, _) => self.plan_line(asked, None),
+            };
+            if !plan.is_empty() && matches!(job.state, JobState::Queued | JobState::Starting) {
+                lines.push(plan);
+            }
+            if job.options.quality != Quality::Best {
+                lines.push(self.say(
+                    Key::QualityLine,
+                    &[("quality", plain(&job.options.quality.to_string()))],
+                ));
+            }
+        }
+        if job.desired_state == streambot_core::DesiredJobState::Stop && live {
+            lines.push(self.say(Key::StoppingSoon, &[]));
+        }
+        let checking = matches!(job.state, JobState::Queued | JobState::Starting);
+        let cancelled_empty = job.state == JobState::Cancelled && job.progress.bytes_written == 0;
+        if !checking && !cancelled_empty {
+            lines.extend(self.progress_lines(&job.progress));
+        }
+        if job.state == JobState::Failed {
+            lines.push(self.failure_sentence(job));
+        }
+        lines.join("\n")
+    }
+
+    /// One line per job for /list and /admin jobs; live jobs first.
+    pub fn job_list(&self, jobs: &[Job], with_owners: bool, total: usize) -> String {
+        if jobs.is_empty() {
+            return self.say(Key::JobListEmpty, &[]);
+        }
+        let title = if with_owners {
+            Key::AdminJobListTitle
+        } else {
+            Key::JobListTitle
+        };
+        let mut lines = vec![self.say(title, &[])];
+        for job in jobs {
+            let mut line = format!(
+                "{} {} {} {}",
+                plain(state_icon(job.state)),
+                code(job.id.as_str()),
+                plain(&self.state_label(job.state)),
+                plain(&format!(
+                    "· {} · {} · {}",
+                    self.duration(seconds_of(job.progress.media_seconds)),
+                    format_size(job.progress.bytes_written),
+                    stream_name(&job.url)
+                ))
+            );
+            if with_owners {
+                line.push(' ');
+                line.push_str(&plain("· "));
+                line.push_str(&self.say(
+                    Key::JobOwner,
+                    &[("owner", code(&job.owner.user_id.to_string()))],
+                ));
+            }
+            lines.push(line);
+        }
+        if total > jobs.len() {
+            lines.push(self.say(
+                Key::JobListMore,
+                &[
+                    ("shown", plain(&jobs.len().to_string())),
+                    ("total", plain(&total.to_string())),
+                ],
+            ));
+        }
+        lines.join("\n")
+    }
+
+    pub fn files_sent(&self, count: usize) -> String {
+        let key = match plural_form(self.language, count as u64) {
+            PluralForm::One => Key::FilesSentOne,
+            PluralForm::Few => Key::FilesSentFew,
+            PluralForm::Many => Key::FilesSentMany,
+        };
+        self.say(key, &[("count", plain(&count.to_string()))])
+    }
+
+    /// The final summary after delivery.
+    pub fn final_summary(&self, job: &Job, files_sent: usize, files_kept: &[String]) -> String {
+        let progress = &job.progress;
+        let completeness = if progress.gap_segments == 0 {
+            self.label(Key::CompleteNoGaps)
+        } else {
+            let total = progress.segments_written + progress.gap_segments;
+            render_plain(
+                self.language,
+                Key::CompleteWithGaps,
+                &[
+                    (
+                        "percent",
+                        format!(
+                            "{:.1}",
+                            100.0 * progress.segments_written as f64 / total.max(1) as f64
+                        ),
+                    ),
+                    ("lost", progress.gap_segments.to_string()),
+                    ("total", total.to_string()),
+                    ("seconds", self.duration(seconds_of(progress.gap_seconds))),
+                ],
+            )
+        };
+        let files = if files_sent == 0 && files_kept.is_empty() {
+            self.say(Key::NothingToSend, &[])
+        } else {
+            self.files_sent(files_sent)
+        };
+        let mut lines = vec![self.say(
+            Key::FinalSummary,
+            &[
+                Self::id(job.id),
+                (
+                    "media",
+                    plain(&self.duration(seconds_of(progress.media_seconds))),
+                ),
+                ("size", plain(&format_size(progress.bytes_written))),
+                ("completeness", plain(&completeness)),
+                ("files", files),
+            ],
+        )];
+        for name in files_kept {
+            lines.push(self.say(
+                Key::FileKeptOnServer,
+                &[("name", code(&shortened(name, SHOWN_LINK_CHARACTERS)))],
+            ));
+        }
+        lines.join("\n")
+    }
+
+    pub fn failed_with_recording(&self) -> String {
+        self.say(Key::FailedWithRecording, &[])
+    }
+
+    pub fn delivery_failed(&self, file_name: &str) -> String {
+        self.say(
+            Key::DeliveryFailed,
+            &[("name", code(&shortened(file_name, SHOWN_LINK_CHARACTERS)))],
+        )
+    }
+
+    /// A part's caption (plain text: captions are sent without markup).
+    pub fn part_caption(
+        &self,
+        job: &Job,
+        part: usize,
+        part_count: usize,
+        duration: Duration,
+    ) -> String {
+        let recorded_at = job.started_at.unwrap_or(job.created_at);
+        let mut caption = render_plain(
+            self.language,
+            Key::Caption,
+            &[
+                ("stream", stream_name(&job.url)),
+                ("date", recorded_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+                ("duration", self.duration(duration)),
+                ("part", part.to_string()),
+                ("parts", part_count.to_string()),
+            ],
+        );
+        if job.progress.gap_segments > 0 {
+            caption.push_str(" · ");
+            caption.push_str(&render_plain(
+                self.language,
+                Key::CaptionGaps,
+                &[(
+                    "seconds",
+                    self.duration(seconds_of(job.progress.gap_seconds)),
+                )],
+            ));
+        }
+        caption
+    }
+
+    pub fn part_link(&self, caption: &str, link: &str) -> String {
+        format!(
+            "{}\n{}",
+            plain(caption),
+            plain(&shortened(link, SHOWN_TEXT_CHARACTERS * 4))
+        )
+    }
+
+    pub fn delete_needs_an_id(&self) -> String {
+        self.say(Key::DeleteNeedsId, &[])
+    }
+
+    pub fn delete_while_live(&self, job_id: JobId) -> String {
+        self.say(Key::DeleteWhileLive, &[Self::id(job_id)])
+    }
+
+    pub fn delete_confirm(&self, job_id: JobId) -> String {
+        self.say(Key::DeleteConfirm, &[Self::id(job_id)])
+    }
+
+    pub fn deleted(&self, job_id: JobId, files: usize, bytes: u64) -> String {
+        let files_text = match (self.language, plural_form(self.language, files as u64)) {
+            (Language::English, PluralForm::One) => format!("{files} file"),
+            (Language::English, _) => format!("{files} files"),
+            (Language::Russian, PluralForm::One) => format!("{files} файл"),
+            (Language::Russian, PluralForm::Few) => format!("{files} файла"),
+            (Language::Russian, PluralForm::Many) => format!("{files} файлов"),
+        };
+        self.say(
+            Key::Deleted,
+            &[
+                Self::id(job_id),
+                ("files", plain(&files_text)),
+                ("size", plain(&format_size(bytes))),
+            ],
+        )
+    }
+
+    pub fn delete_failed(&self, job_id: JobId, reason: &str) -> String {
+        self.say(
+            Key::DeleteFailed,
+            &[
+                Self::id(job_id),
+                ("reason", plain(&shortened(reason, SHOWN_TEXT_CHARACTERS))),
+            ],
+        )
+    }
+
+    pub fn delete_kept(&self, job_id: JobId) -> String {
+        self.say(Key::DeleteKept, &[Self::id(job_id)])
+    }
+
+    pub fn admin_only(&self) -> String {
+        self.say(Key::AdminOnly, &[])
+    }
+
+    pub fn admin_help(&self) -> String {
+        self.say(Key::AdminHelp, &[])
+    }
+
+    pub fn admin_overview(&self, by_state: &[(JobState, usize)], total: usize) -> String {
+        let mut lines = vec![self.say(Key::AdminOverview, &[("total", plain(&total.to_string()))])];
+        for (state, count) in by_state {
+            lines.push(plain(&format!("{}: {count}", self.state_label(*state))));
+        }
+        lines.join("\n")
+    }
+
+    pub fn admin_stopped(&self, job_id: JobId, owner_user_id: i64) -> String {
+        self.say(
+            Key::AdminStopped,
+            &[
+                Self::id(job_id),
+                ("owner", code(&owner_user_id.to_string())),
+            ],
+        )
+    }
+
+    pub fn owner_told_stopped(&self, job_id: JobId) -> String {
+        self.say(Key::OwnerToldStopped, &[Self::id(job_id)])
+    }
+
+    pub fn owner_told_deleted(&self, job_id: JobId) -> String {
+        self.say(Key::OwnerToldDeleted, &[Self::id(job_id)])
+    }
+
+    pub fn vip_changed(&self, user_id: i64, added: bool, limit: usize) -> String {
+        if added {
+            self.say(
+                Key::VipAdded,
+                &[
+                    ("user", code(&user_id.to_string())),
+                    ("limit", plain(&limit.to_string())),
+                ],
+            )
+        } else {
+            self.say(Key::VipRemoved, &[("user", code(&user_id.to_string()))])
+        }
+    }
+
+    pub fn language_choice(&self) -> String {
+        self.say(Key::LanguageChoice, &[])
+    }
+
+    pub fn language_set(&self) -> String {
+        self.say(Key::LanguageSet, &[])
+    }
+
+    pub fn language_unknown(&self) -> String {
+        self.say(Key::LanguageUnknown, &[])
+    }
+
+    pub fn sender_refused(&self) -> String {
+        self.say(Key::SenderRefused, &[])
     }
 }
 
@@ -217,244 +796,38 @@ fn state_icon(state: JobState) -> &'static str {
     }
 }
 
-fn progress_lines(progress: &RecordingProgress) -> Vec<String> {
-    let mut lines = vec![plain(&format!(
-        "Recorded {} · {} · {}",
-        format_duration(Duration::from_secs_f64(progress.media_seconds.max(0.0))),
-        format_size(progress.bytes_written),
-        format_bitrate(progress.bitrate_bits_per_second())
-    ))];
-    if progress.elapsed > Duration::ZERO {
-        lines.push(plain(&format!(
-            "Running for {}",
-            format_duration(progress.elapsed)
-        )));
-    }
-    if progress.gap_segments > 0 {
-        lines.push(plain(&format!(
-            "⚠ {} segments lost ({:.0} s) when the stream could not be reached",
-            progress.gap_segments, progress.gap_seconds
-        )));
-    } else if progress.segments_written > 0 {
-        lines.push(plain("No gaps"));
-    }
-    if progress.current_part > 1 {
-        lines.push(plain(&format!("Part {}", progress.current_part)));
-    }
-    lines
-}
-
-/// The one status message of a job, edited as it goes.
-pub fn job_status(job: &Job) -> String {
-    let mut lines = vec![format!(
-        "{} {} {}",
-        plain(state_icon(job.state)),
-        code(job.id.as_str()),
-        bold(state_label(job.state))
-    )];
-    lines.push(plain(&job.url));
-    lines.extend(progress_lines(&job.progress));
-    if let Some(error) = &job.error
-        && matches!(job.state, JobState::Failed)
-    {
-        lines.push(plain(&format!("Reason: {error}")));
-    }
-    lines.join("\n")
-}
-
-/// One line per job for /list.
-pub fn job_list(jobs: &[Job]) -> String {
-    if jobs.is_empty() {
-        return plain("You have no recordings yet. Send a link to start one.");
-    }
-    let mut lines = vec![bold("Your recordings")];
-    for job in jobs {
-        lines.push(format!(
-            "{} {} {} {}",
-            plain(state_icon(job.state)),
-            code(job.id.as_str()),
-            plain(state_label(job.state)),
-            plain(&format!(
-                "· {} · {}",
-                format_duration(Duration::from_secs_f64(job.progress.media_seconds.max(0.0))),
-                format_size(job.progress.bytes_written)
-            ))
-        ));
-    }
-    lines.join("\n")
-}
-
-/// The final summary after delivery.
-pub fn final_summary(job: &Job, files_sent: usize, files_too_large: &[String]) -> String {
-    let progress = &job.progress;
-    let completeness = if progress.gap_segments == 0 {
-        "complete, no gaps".to_string()
+/// The name a part is sent under: `<host>-<yyyy-mm-dd>-<hhmm>-part1.mp4`.
+pub fn part_file_name(job: &Job, part: usize, extension: &str) -> String {
+    let host = job
+        .url
+        .split_once("://")
+        .map_or(job.url.as_str(), |(_, rest)| rest)
+        .split(['/', '?', '#', ':'])
+        .next()
+        .unwrap_or("");
+    let safe_host: String = host
+        .chars()
+        .filter(|character| character.is_ascii_alphanumeric() || matches!(character, '.' | '-'))
+        .take(63)
+        .collect();
+    let safe_host = if safe_host.is_empty() {
+        "stream".to_string()
     } else {
-        let total = progress.segments_written + progress.gap_segments;
-        format!(
-            "{:.1} % complete: {} of {} segments lost ({:.0} s)",
-            100.0 * progress.segments_written as f64 / total.max(1) as f64,
-            progress.gap_segments,
-            total,
-            progress.gap_seconds
-        )
+        safe_host.to_ascii_lowercase()
     };
-    let mut lines = vec![
-        format!(
-            "{} {} {}",
-            plain("Recording"),
-            code(job.id.as_str()),
-            bold("finished")
-        ),
-        plain(&format!(
-            "{} · {} · {}",
-            format_duration(Duration::from_secs_f64(progress.media_seconds.max(0.0))),
-            format_size(progress.bytes_written),
-            completeness
-        )),
-        plain(&format!("{files_sent} file(s) sent.")),
-    ];
-    for name in files_too_large {
-        lines.push(plain(&format!(
-            "{name} could not be sent here (too large, or not stored on this machine); it is kept on the server."
-        )));
-    }
-    lines.join("\n")
-}
-
-pub fn job_failed(job: &Job) -> String {
+    let recorded_at = job.started_at.unwrap_or(job.created_at);
+    let safe_extension: String = extension
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
     format!(
-        "{} {} {}\n{}",
-        plain("Recording"),
-        code(job.id.as_str()),
-        bold("failed"),
-        plain(job.error.as_deref().unwrap_or("for an unknown reason"))
-    )
-}
-
-pub fn part_link(caption: &str, link: &str) -> String {
-    format!("{}\n{}", plain(caption), plain(link))
-}
-
-pub fn upload_failed(file_name: &str) -> String {
-    plain(&format!(
-        "I couldn't send {file_name}; it is kept on the server. Ask the operator for it."
-    ))
-}
-
-pub fn part_caption(job_id: JobId, part: usize, part_count: usize, duration: Duration) -> String {
-    format!(
-        "{job_id} · part {part}/{part_count} · {}",
-        format_duration(duration)
-    )
-}
-
-pub fn delete_needs_an_id() -> String {
-    format!(
-        "{}\n{}",
-        plain("Which recording? Deleting needs its id, for example:"),
-        code("/delete A3F2B1C9")
-    )
-}
-
-pub fn delete_while_live(job_id: JobId) -> String {
-    format!(
-        "{} {} {}",
-        plain("Recording"),
-        code(job_id.as_str()),
-        plain("is still running; /stop it first.")
-    )
-}
-
-pub fn deleted(job_id: JobId, files: usize, bytes: u64) -> String {
-    format!(
-        "{} {} {}",
-        plain("Deleted recording"),
-        code(job_id.as_str()),
-        plain(&format!("({files} file(s), {}).", format_size(bytes)))
-    )
-}
-
-pub fn delete_failed(job_id: JobId, reason: &str) -> String {
-    format!(
-        "{} {} {}",
-        plain("Could not delete"),
-        code(job_id.as_str()),
-        plain(&format!("completely: {reason}"))
-    )
-}
-
-pub fn admin_only() -> String {
-    plain("That command is for admins.")
-}
-
-pub fn admin_overview(by_state: &[(JobState, usize)], total: usize) -> String {
-    let mut lines = vec![bold(&format!("{total} jobs"))];
-    for (state, count) in by_state {
-        lines.push(plain(&format!("{}: {count}", state_label(*state))));
-    }
-    lines.join("\n")
-}
-
-pub fn vip_changed(user_id: i64, added: bool) -> String {
-    plain(&if added {
-        format!("User {user_id} is now VIP (6 recordings at once).")
-    } else {
-        format!("User {user_id} is no longer VIP.")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every message must be valid MarkdownV2: no reserved character unescaped outside markup.
-    fn assert_valid_markdown_v2(text: &str) {
-        let reserved = [
-            '_', '[', ']', '(', ')', '~', '>', '#', '+', '-', '=', '|', '{', '}', '.', '!',
-        ];
-        let mut characters = text.chars().peekable();
-        let mut in_code = false;
-        while let Some(character) = characters.next() {
-            if character == '\\' {
-                characters.next();
-                continue;
-            }
-            if character == '`' {
-                in_code = !in_code;
-                continue;
-            }
-            if !in_code {
-                assert!(
-                    !reserved.contains(&character),
-                    "unescaped {character:?} in {text:?}"
-                );
-            }
+        "{safe_host}-{}-part{part}.{}",
+        recorded_at.format("%Y-%m-%d-%H%M"),
+        if safe_extension.is_empty() {
+            "bin"
+        } else {
+            &safe_extension
         }
-        assert!(!in_code, "unclosed code span in {text:?}");
-    }
-
-    #[test]
-    fn fixed_messages_are_valid_markdown() {
-        for text in [
-            welcome(),
-            help(),
-            not_understood(),
-            command_error(&CommandError::RecordWithoutUrl),
-            rate_limited(Duration::from_secs(12), 20, Duration::from_secs(60)),
-            too_many_jobs(3),
-            disk_quota_reached(5 << 30, 4 << 30),
-            no_live_jobs(),
-            internal_error(),
-            recording_queued(
-                JobId::from_u32(0xA3F2_B1C9),
-                "https://x.example/a_b(1).m3u8?x=[y]",
-                Some(Duration::from_secs(7200)),
-                Quality::Height(720),
-            ),
-            refused_link("only http and https links can be recorded; \"ftp://x\" uses \"ftp\""),
-        ] {
-            assert_valid_markdown_v2(&text);
-        }
-    }
+    )
 }

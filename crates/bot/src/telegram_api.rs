@@ -37,10 +37,28 @@ impl TelegramSendError {
     }
 }
 
+/// `text` with every occurrence of `secret` (the bot token, which reqwest errors carry inside the
+/// request URL) replaced, so it can be logged or shown.
+pub fn redact_secret(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let mut redacted = text.replace(secret, "<TELEGRAM_BOT_TOKEN>");
+    // The numeric bot id alone is not secret; the part after the colon is.
+    if let Some((_, key)) = secret.split_once(':')
+        && key.len() >= 8
+    {
+        redacted = redacted.replace(key, "<redacted>");
+    }
+    redacted
+}
+
 /// A finished file to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingFile<'a> {
     pub path: &'a Path,
+    /// The name the user sees (`<host>-<date>-<time>-part1.mp4`).
+    pub file_name: String,
     pub kind: OutgoingFileKind,
     pub caption: String,
     pub thumbnail: Option<&'a Path>,
@@ -81,6 +99,11 @@ impl TelegramApi {
             .unwrap_or(false)
     }
 
+    /// An error's text with the token taken out.
+    fn describe(&self, error: &RequestError) -> String {
+        redact_secret(&error.to_string(), self.bot.token())
+    }
+
     fn mark_blocked(&self, chat_id: i64) {
         tracing::info!(
             chat_id,
@@ -111,7 +134,7 @@ impl TelegramApi {
                 RequestError::RetryAfter(seconds) => {
                     let wait = seconds.duration();
                     if wait > LONGEST_RETRY_AFTER || attempt >= MAXIMUM_ATTEMPTS {
-                        return Err(TelegramSendError::Refused(error.to_string()));
+                        return Err(TelegramSendError::Refused(self.describe(&error)));
                     }
                     tracing::info!(
                         chat_id,
@@ -135,7 +158,7 @@ impl TelegramApi {
                 }
                 RequestError::Network(_) | RequestError::Io(_) => {
                     if attempt >= MAXIMUM_ATTEMPTS {
-                        return Err(TelegramSendError::Unreachable(error.to_string()));
+                        return Err(TelegramSendError::Unreachable(self.describe(&error)));
                     }
                     tokio::time::sleep(Duration::from_millis(500) * attempt).await;
                 }
@@ -151,7 +174,7 @@ impl TelegramApi {
                         tokio::time::sleep(Duration::from_millis(500) * attempt).await;
                         continue;
                     }
-                    return Err(TelegramSendError::Refused(error.to_string()));
+                    return Err(TelegramSendError::Refused(self.describe(&error)));
                 }
             }
         }
@@ -204,6 +227,13 @@ impl TelegramApi {
         .await
     }
 
+    /// Removes a message's buttons, keeping its text (editing without a keyboard drops it).
+    pub async fn remove_keyboard(&self, chat_id: i64, message_id: MessageId, text: &str) {
+        if let Err(error) = self.edit_text(chat_id, message_id, text, None).await {
+            tracing::debug!(chat_id, %error, "could not remove a keyboard");
+        }
+    }
+
     /// Always answers a button press, so the user's spinner stops.
     pub async fn answer_callback(&self, callback_id: &str, text: Option<String>) {
         let result = self
@@ -250,7 +280,10 @@ impl TelegramApi {
         self.run(chat_id, || {
             let mut request = self
                 .bot
-                .send_video(ChatId(chat_id), InputFile::file(file.path))
+                .send_video(
+                    ChatId(chat_id),
+                    InputFile::file(file.path).file_name(file.file_name.clone()),
+                )
                 .caption(file.caption.clone())
                 .supports_streaming(true);
             if let Some(thumbnail) = file.thumbnail {
@@ -278,7 +311,10 @@ impl TelegramApi {
         self.run(chat_id, || {
             let mut request = self
                 .bot
-                .send_audio(ChatId(chat_id), InputFile::file(file.path))
+                .send_audio(
+                    ChatId(chat_id),
+                    InputFile::file(file.path).file_name(file.file_name.clone()),
+                )
                 .caption(file.caption.clone());
             if let Some(duration) = file.duration_seconds {
                 request = request.duration(duration);
@@ -296,7 +332,10 @@ impl TelegramApi {
         self.run(chat_id, || {
             let mut request = self
                 .bot
-                .send_document(ChatId(chat_id), InputFile::file(file.path))
+                .send_document(
+                    ChatId(chat_id),
+                    InputFile::file(file.path).file_name(file.file_name.clone()),
+                )
                 .caption(file.caption.clone());
             if let Some(thumbnail) = file.thumbnail {
                 request = request.thumbnail(InputFile::file(thumbnail));

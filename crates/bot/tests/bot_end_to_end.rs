@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use streambot_bot::{BotSettings, run_bot};
 use streambot_hls::NetworkPolicy;
-use streambot_jobs::{NativeHlsEngine, SqliteBackend, WorkerConfig, run_worker};
+use streambot_jobs::{JobStore, NativeHlsEngine, SqliteBackend, WorkerConfig, run_worker};
 use streambot_testkit::telegram::{FakeTelegram, InjectedFailure, RecordedCall};
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Harness {
     telegram: FakeTelegram,
+    backend: SqliteBackend,
     origin: OriginHandle,
     recordings_directory: PathBuf,
     shutdown: CancellationToken,
@@ -65,11 +66,13 @@ impl Harness {
         settings.admin_user_ids = HashSet::from([9_999]);
         adjust(&mut settings);
         let bot_shutdown = shutdown.clone();
+        let bot_backend = backend.clone();
         let bot_task = tokio::spawn(async move {
-            let _ = run_bot(settings, backend, bot_shutdown).await;
+            let _ = run_bot(settings, bot_backend, bot_shutdown).await;
         });
         Harness {
             telegram,
+            backend,
             origin,
             recordings_directory,
             shutdown,
@@ -111,7 +114,7 @@ fn ffmpeg_available() -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-/// The job id in a "Recording `ID`" reply.
+/// The job id in a status message ("⏳ `ID` *checking the link…*").
 fn job_id_in(text: &str) -> String {
     text.split('`').nth(1).unwrap_or_default().to_string()
 }
@@ -158,7 +161,7 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
         owner,
         &format!("/record {} high", harness.origin.media_playlist_url()),
     );
-    let queued = harness.expect_text(owner, "Recording").await;
+    let queued = harness.expect_text(owner, "checking the link").await;
     let job_id = job_id_in(queued.text().unwrap_or_default());
     assert_eq!(job_id.len(), 8, "{queued:?}");
     // The status message goes live with a keyboard.
@@ -210,14 +213,14 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
         video.files.iter().any(|file| file.field == "thumbnail"),
         "a thumbnail is attached"
     );
-    harness.expect_text(owner, "finished").await;
+    harness.expect_text(owner, "*done*").await;
     // The stranger never got anything about this job.
     assert!(
         telegram
             .calls()
             .iter()
             .filter(|call| call.chat_id() == Some(stranger))
-            .all(|call| !call.text().unwrap_or_default().contains("finished"))
+            .all(|call| !call.text().unwrap_or_default().contains("done"))
     );
     harness.stop().await;
 }
@@ -233,7 +236,7 @@ async fn limits_refuse_politely_and_say_which() {
     let user = 3003;
     let url = harness.origin.media_playlist_url();
     telegram.send_text_from_user(user, &format!("/record {url}"));
-    harness.expect_text(user, "Recording").await;
+    harness.expect_text(user, "checking the link").await;
     telegram.send_text_from_user(user, &format!("record {url} 1h"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     telegram.send_text_from_user(user, &format!("/record {url} audio"));
@@ -422,7 +425,7 @@ async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
     let user = 8118;
     // A single MPEG-TS resource over HTTP (as IPTV streams are): not HLS, so ffmpeg records it.
     telegram.send_text_from_user(user, &harness.origin.segment_url(1003));
-    harness.expect_text(user, "Recording").await;
+    harness.expect_text(user, "checking the link").await;
     let video = telegram
         .wait_for_call(Duration::from_secs(60), |call| {
             call.method == "sendVideo" && call.chat_id() == Some(user)
@@ -435,7 +438,7 @@ async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
         .find(|file| file.field == "video")
         .expect("video bytes");
     assert!(uploaded.bytes.len() > 1000);
-    harness.expect_text(user, "finished").await;
+    harness.expect_text(user, "*done*").await;
     let summary = std::fs::read_to_string(
         find_file(&harness.recordings_directory, "json")
             .map(|path| path.with_file_name("recording.json"))
@@ -446,5 +449,408 @@ async fn a_link_to_a_plain_media_stream_is_recorded_by_ffmpeg_and_delivered() {
         summary.contains("ffmpeg engine") || summary.contains("no ledger"),
         "{summary}"
     );
+    harness.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What people send → what job is created and what is said, one row per case (issue 15 item 9).
+// The shapes of the raw updates follow the corpus (`/work/shared/corpus/telegram/`:
+// message_photo_caption_entities.json and message_forwarded_video.json from teloxide's tests,
+// MIT; the placeholder sender ids are Telegram's: GroupAnonymousBot 1087968824, Channel_Bot
+// 136817688, the "Telegram" service account 777000).
+
+/// How a case's message reaches the bot.
+enum Sent {
+    /// A private text from the user.
+    Text(String),
+    /// A private text from a user whose Telegram language is `language`.
+    TextInLanguage(String, &'static str),
+    /// A raw `message` (the update id is filled in).
+    Message(Value),
+    /// A raw `channel_post`.
+    ChannelPost(Value),
+}
+
+/// What the created job must look like (`None`: no job).
+struct ExpectedJob {
+    owner: i64,
+    url_starts_with: String,
+    maximum_duration_seconds: Option<u64>,
+    count: usize,
+}
+
+struct Case {
+    name: &'static str,
+    sent: Sent,
+    /// Where the answer goes and a fragment of it.
+    answer_chat: i64,
+    says: &'static str,
+    job: Option<ExpectedJob>,
+}
+
+fn private_message(user_id: i64, language: &str, fields: Value) -> Value {
+    let mut message = serde_json::json!({
+        "message_id": 10_000 + user_id,
+        "from": {"id": user_id, "is_bot": false, "first_name": "Андрей", "language_code": language},
+        "chat": {"id": user_id, "type": "private", "first_name": "Андрей"},
+        "date": 1_700_000_000,
+    });
+    if let (Some(target), Some(extra)) = (message.as_object_mut(), fields.as_object()) {
+        for (key, value) in extra {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    message
+}
+
+fn utf16_length(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
+    let cap = Some(7200);
+    let job = |owner: i64, url: &str, seconds: Option<u64>| {
+        Some(ExpectedJob {
+            owner,
+            url_starts_with: url.to_string(),
+            maximum_duration_seconds: seconds,
+            count: 1,
+        })
+    };
+    let host_and_path = url.trim_start_matches("http://").to_string();
+    let photo_caption = format!("Tonight live: {url} starts at 20:00!");
+    let hidden_link_text = "watch the match here";
+    vec![
+        Case {
+            name: "hours and minutes in words",
+            sent: Sent::Text(format!("record {url} for 1 hour 30 minutes")),
+            answer_chat: 20_001,
+            says: "For 1 h 30 min",
+            job: job(20_001, url, Some(5400)),
+        },
+        Case {
+            name: "compact duration",
+            sent: Sent::Text(format!("/record {url} 1h15m high")),
+            answer_chat: 20_002,
+            says: "For 1 h 15 min",
+            job: job(20_002, url, Some(4500)),
+        },
+        Case {
+            name: "Russian duration, Russian answer",
+            sent: Sent::TextInLanguage(format!("запиши {url} на 10 секунд"), "ru"),
+            answer_chat: 20_003,
+            says: "проверяю ссылку",
+            job: job(20_003, url, Some(10)),
+        },
+        Case {
+            name: "no duration: the cap is said",
+            sent: Sent::Text(url.to_string()),
+            answer_chat: 20_004,
+            says: "Up to 2 h",
+            job: job(20_004, url, cap),
+        },
+        Case {
+            name: "a time of day is not a duration",
+            sent: Sent::Text(format!("Tonight live: {url} starts at 20:00!")),
+            answer_chat: 20_005,
+            says: "looks like a start time",
+            job: job(20_005, url, cap),
+        },
+        Case {
+            name: "the caption of a photo",
+            sent: Sent::Message(private_message(
+                20_006,
+                "en",
+                serde_json::json!({
+                    "photo": [{"file_id": "AgAC", "file_unique_id": "AQAD", "file_size": 2077, "width": 90, "height": 90}],
+                    "caption": photo_caption,
+                    "caption_entities": [{"type": "url", "offset": utf16_length("Tonight live: "), "length": utf16_length(url)}],
+                }),
+            )),
+            answer_chat: 20_006,
+            says: "checking the link",
+            job: job(20_006, url, cap),
+        },
+        Case {
+            name: "a link behind words (text_link), forwarded",
+            sent: Sent::Message(private_message(
+                20_007,
+                "en",
+                serde_json::json!({
+                    "forward_origin": {"type": "hidden_user", "sender_user_name": "Channel admin", "date": 1_699_999_000},
+                    "text": hidden_link_text,
+                    "entities": [{"type": "text_link", "offset": 10, "length": 5, "url": url}],
+                }),
+            )),
+            answer_chat: 20_007,
+            says: "checking the link",
+            job: job(20_007, url, cap),
+        },
+        Case {
+            name: "two links: one job each",
+            sent: Sent::Text(format!("{url} and {url}?second=1 30 min")),
+            answer_chat: 20_008,
+            says: "For 30 min",
+            job: Some(ExpectedJob {
+                owner: 20_008,
+                url_starts_with: url.to_string(),
+                maximum_duration_seconds: Some(1800),
+                count: 2,
+            }),
+        },
+        Case {
+            name: "a link without a scheme",
+            sent: Sent::Text(format!("{host_and_path} 5 min")),
+            answer_chat: 20_009,
+            says: "For 5 min",
+            job: job(20_009, &format!("https://{host_and_path}"), Some(300)),
+        },
+        Case {
+            name: "a near-miss command",
+            sent: Sent::Text(format!("/recrod {url}")),
+            answer_chat: 20_010,
+            says: "Did you mean /record?",
+            job: None,
+        },
+        Case {
+            name: "a sticker",
+            sent: Sent::Message(private_message(
+                20_011,
+                "en",
+                serde_json::json!({"sticker": {"file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}}),
+            )),
+            answer_chat: 20_011,
+            says: "I record live streams from links",
+            job: None,
+        },
+        Case {
+            name: "a sticker, in Russian",
+            sent: Sent::Message(private_message(
+                20_012,
+                "ru",
+                serde_json::json!({"sticker": {"file_id": "CAAC", "file_unique_id": "AgAD", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}}),
+            )),
+            answer_chat: 20_012,
+            says: "Я записываю трансляции",
+            job: None,
+        },
+        Case {
+            name: "an anonymous group admin: the group owns the job",
+            sent: Sent::Message(serde_json::json!({
+                "message_id": 501,
+                "from": {"id": 1_087_968_824_i64, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+                "sender_chat": {"id": -100_200_300_i64, "type": "supergroup", "title": "Fans"},
+                "chat": {"id": -100_200_300_i64, "type": "supergroup", "title": "Fans"},
+                "date": 1_700_000_000,
+                "text": format!("/record {url} 1h"),
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            })),
+            answer_chat: -100_200_300,
+            says: "For 1 h",
+            job: job(-100_200_300, url, Some(3600)),
+        },
+        Case {
+            name: "a channel post: the channel owns the job",
+            sent: Sent::ChannelPost(serde_json::json!({
+                "message_id": 77,
+                "sender_chat": {"id": -100_400_500_i64, "type": "channel", "title": "Live"},
+                "chat": {"id": -100_400_500_i64, "type": "channel", "title": "Live"},
+                "date": 1_700_000_000,
+                "text": format!("/record {url} 45 min"),
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            })),
+            answer_chat: -100_400_500,
+            says: "For 45 min",
+            job: job(-100_400_500, url, Some(2700)),
+        },
+        Case {
+            name: "an automatic forward from a linked channel is refused",
+            sent: Sent::Message(serde_json::json!({
+                "message_id": 502,
+                "from": {"id": 777_000, "is_bot": false, "first_name": "Telegram"},
+                "sender_chat": {"id": -100_600_700_i64, "type": "channel", "title": "Linked"},
+                "chat": {"id": -100_600_800_i64, "type": "supergroup", "title": "Discussion"},
+                "is_automatic_forward": true,
+                "date": 1_700_000_000,
+                "text": format!("/record {url}"),
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            })),
+            answer_chat: -100_600_800,
+            says: "I can't tell who sent this",
+            job: None,
+        },
+        Case {
+            name: "admin help",
+            sent: Sent::Text("/admin help".to_string()),
+            answer_chat: admin,
+            says: "Admin commands",
+            job: None,
+        },
+        Case {
+            name: "a duration that is too long for a user is capped and said",
+            sent: Sent::Text(format!("/record {url} 5h")),
+            answer_chat: 20_013,
+            says: "You asked for 5 h",
+            job: job(20_013, url, cap),
+        },
+        Case {
+            name: "a bad duration is named",
+            sent: Sent::Text(format!("/record {url} 0h")),
+            answer_chat: 20_014,
+            says: "more than zero",
+            job: None,
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_people_send_becomes_the_right_job_and_the_right_words() {
+    let admin = 9_999;
+    let harness = Harness::start(|settings| {
+        settings.maximum_concurrent_jobs_per_user = 5;
+    })
+    .await;
+    let telegram = &harness.telegram;
+    let url = harness.origin.media_playlist_url();
+    let cases = conversation_cases(&url, admin);
+    for case in &cases {
+        match &case.sent {
+            Sent::Text(text) => {
+                telegram.send_text_from_user(case.answer_chat, text);
+            }
+            Sent::TextInLanguage(text, language) => {
+                telegram.push_raw_update(serde_json::json!({
+                    "message": private_message(case.answer_chat, language, serde_json::json!({"text": text})),
+                }));
+            }
+            Sent::Message(message) => {
+                telegram.push_raw_update(serde_json::json!({"message": message}));
+            }
+            Sent::ChannelPost(post) => {
+                telegram.push_raw_update(serde_json::json!({"channel_post": post}));
+            }
+        }
+    }
+    for case in &cases {
+        let said = telegram
+            .wait_for_text(case.answer_chat, case.says, WAIT)
+            .await;
+        assert!(
+            said.is_some(),
+            "{}: nothing containing {:?} was said to {}; said: {:#?}",
+            case.name,
+            case.says,
+            case.answer_chat,
+            telegram
+                .calls()
+                .iter()
+                .filter(|call| call.chat_id() == Some(case.answer_chat))
+                .filter_map(|call| call.text().map(str::to_string))
+                .collect::<Vec<_>>()
+        );
+        // Jobs are created one after another: wait (bounded) for all of them.
+        let wanted = case.job.as_ref().map_or(0, |expected| expected.count);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let jobs = loop {
+            let jobs = harness
+                .backend
+                .list_jobs_for_user(case.answer_chat, 10)
+                .await
+                .expect("jobs");
+            if jobs.len() >= wanted || tokio::time::Instant::now() > deadline {
+                break jobs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match &case.job {
+            None => assert!(
+                jobs.is_empty(),
+                "{}: no job expected, got {jobs:?}",
+                case.name
+            ),
+            Some(expected) => {
+                assert_eq!(jobs.len(), expected.count, "{}: {jobs:?}", case.name);
+                for job in &jobs {
+                    assert_eq!(job.owner.user_id, expected.owner, "{}", case.name);
+                    assert!(
+                        job.url.starts_with(&expected.url_starts_with),
+                        "{}: {}",
+                        case.name,
+                        job.url
+                    );
+                    assert_eq!(
+                        job.options
+                            .maximum_duration
+                            .map(|duration| duration.as_secs()),
+                        expected.maximum_duration_seconds,
+                        "{}",
+                        case.name
+                    );
+                }
+            }
+        }
+    }
+    // No job was ever owned by a placeholder account.
+    for placeholder in [1_087_968_824, 136_817_688, 777_000] {
+        assert!(
+            harness
+                .backend
+                .list_jobs_for_user(placeholder, 10)
+                .await
+                .expect("jobs")
+                .is_empty()
+        );
+    }
+    // The near-miss's button records the link.
+    let offer = (1..10_000)
+        .find(|message_id| {
+            telegram
+                .message_keyboard(*message_id)
+                .is_some_and(|keyboard| keyboard.to_string().contains("offer:"))
+        })
+        .expect("the link is offered on a button");
+    let data = telegram
+        .message_keyboard(offer)
+        .and_then(|keyboard| {
+            keyboard["inline_keyboard"][0][0]["callback_data"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .expect("callback data");
+    telegram.press_button(20_010, 20_010, offer, &data);
+    harness.expect_text(20_010, "checking the link").await;
+    assert_eq!(
+        harness
+            .backend
+            .list_jobs_for_user(20_010, 10)
+            .await
+            .expect("jobs")
+            .len(),
+        1
+    );
+    harness.stop().await;
+}
+
+/// A 404 link: "Checking the link…", then (after the worker's retries) the same message says why
+/// with a next step. (That it is never shown as "recording" meanwhile needs the worker to stay in
+/// Starting until the playlist was read: the jobs side of issue 15 item 3.) `/language ru` switches the words, and `/status` replaces the status message (the
+/// old one loses its buttons).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_stream_is_checked_before_it_is_claimed_and_explained() {
+    let harness = Harness::start(|_| {}).await;
+    let telegram = &harness.telegram;
+    let user = 30_001;
+    telegram.send_text_from_user(user, &harness.origin.url("/no-such-stream.m3u8"));
+    let checking = harness.expect_text(user, "checking the link").await;
+    let job_id = job_id_in(checking.text().unwrap_or_default());
+    telegram
+        .wait_for_text(user, "\\(404\\)", Duration::from_secs(120))
+        .await
+        .expect("the failure names the 404 with a next step");
+    // Russian from now on.
+    telegram.send_text_from_user(user, "/language ru");
+    harness.expect_text(user, "Теперь я говорю").await;
+    telegram.send_text_from_user(user, &format!("/status {job_id}"));
+    harness.expect_text(user, "Сервер отвечает").await;
     harness.stop().await;
 }

@@ -9,7 +9,10 @@ pub mod options;
 pub mod progress;
 pub mod user;
 
-pub use duration_text::{DurationTextError, parse_duration_text};
+pub use duration_text::{
+    DurationTextError, DurationUnits, TimeMeaning, TimeOfDay, TimePhrase, find_time_phrases,
+    format_duration_with_units, parse_duration_text,
+};
 pub use failure::FailureKind;
 pub use job::{
     DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner, JobPriority, JobState,

@@ -37,6 +37,8 @@ pub enum DashboardError {
     StoreUnavailable { detail: String },
     #[error("too many requests; slow down")]
     RateLimited,
+    #[error("too many failed logins from this address; try again in {retry_after_seconds} s")]
+    LoginLockedOut { retry_after_seconds: u64 },
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("no such route")]
@@ -55,7 +57,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `unauthorized`, `invalid_job_id`, `invalid_parameter`,
     /// `job_not_found`, `not_applicable`, `conflict`, `store_unavailable`, `rate_limited`,
-    /// `payload_too_large`, `route_not_found`, `internal`.
+    /// `payload_too_large`, `route_not_found`, `too_many_failed_logins`, `internal`.
     pub code: String,
     pub message: String,
 }
@@ -72,6 +74,7 @@ impl DashboardError {
             DashboardError::Conflict => "conflict",
             DashboardError::StoreUnavailable { .. } => "store_unavailable",
             DashboardError::RateLimited => "rate_limited",
+            DashboardError::LoginLockedOut { .. } => "too_many_failed_logins",
             DashboardError::PayloadTooLarge { .. } => "payload_too_large",
             DashboardError::RouteNotFound => "route_not_found",
             DashboardError::Io(_) => "internal",
@@ -89,7 +92,9 @@ impl DashboardError {
             }
             DashboardError::NotApplicable { .. } | DashboardError::Conflict => StatusCode::CONFLICT,
             DashboardError::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            DashboardError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            DashboardError::RateLimited | DashboardError::LoginLockedOut { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             DashboardError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             DashboardError::InvalidSetting { .. } | DashboardError::Io(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -145,6 +150,13 @@ impl IntoResponse for DashboardError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let DashboardError::LoginLockedOut {
+            retry_after_seconds,
+        } = &self
+            && let Ok(value) = header::HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -12,6 +12,7 @@
 //! and the history sampler until the token is cancelled.
 
 pub mod api;
+pub mod client_limits;
 pub mod error;
 pub mod job_files;
 pub mod metrics_text;
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,43 +40,10 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use error::DashboardError;
 pub use settings::{DashboardSecret, DashboardSettings};
 
+use crate::client_limits::{Admission, ClientLimits};
 use crate::observe::{
     EventCounters, HistorySample, StatsHistory, StoreSnapshot, SystemSampler, run_event_counter,
 };
-
-/// A token bucket over all clients.
-struct TokenBucket {
-    per_second: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl TokenBucket {
-    fn new(per_second: u32, burst: u32) -> TokenBucket {
-        let burst = f64::from(burst.max(1));
-        TokenBucket {
-            per_second: f64::from(per_second.max(1)),
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
-    }
-
-    fn try_take(&self) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let refilled = state.0 + now.duration_since(state.1).as_secs_f64() * self.per_second;
-        state.0 = refilled.min(self.burst);
-        state.1 = now;
-        if state.0 >= 1.0 {
-            state.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 pub(crate) struct SharedState<B> {
     pub(crate) backend: B,
@@ -83,7 +51,7 @@ pub(crate) struct SharedState<B> {
     pub(crate) counters: Arc<EventCounters>,
     pub(crate) system: SystemSampler,
     pub(crate) history: Mutex<StatsHistory>,
-    rate_limiter: TokenBucket,
+    client_limits: ClientLimits,
 }
 
 /// Everything the handlers share.
@@ -105,9 +73,10 @@ impl<B: JobBackend> DashboardState<B> {
             shared: Arc::new(SharedState {
                 system: SystemSampler::new(settings.recordings_directory.clone()),
                 history: Mutex::new(StatsHistory::for_one_hour(settings.history_sample_interval)),
-                rate_limiter: TokenBucket::new(
+                client_limits: ClientLimits::new(
                     settings.rate_limit_per_second,
                     settings.rate_limit_burst,
+                    settings.free_failed_logins,
                 ),
                 counters: Arc::new(EventCounters::default()),
                 backend,
@@ -209,12 +178,32 @@ async fn route_not_found() -> DashboardError {
     DashboardError::RouteNotFound
 }
 
+/// The address the request came from (the TCP peer); `0.0.0.0` when the router is driven
+/// without a connection (in-process tests).
+fn client_address(request: &Request) -> std::net::IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
 /// Bearer auth: `Authorization: Bearer <secret>`, compared in constant time. 401 without detail.
+/// Failed attempts are counted per address; past the free ones the address is locked out for a
+/// doubling window (429 with `Retry-After`), during which even the right secret is refused.
 async fn require_bearer<B: JobBackend>(
     State(state): State<DashboardState<B>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let address = client_address(&request);
+    let limits = &state.shared.client_limits;
+    if let Admission::LockedOut { retry_after } = limits.admit_login(address, Instant::now()) {
+        return DashboardError::LoginLockedOut {
+            retry_after_seconds: retry_after.as_secs().max(1),
+        }
+        .into_response();
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -227,14 +216,25 @@ async fn require_bearer<B: JobBackend>(
         .map(str::trim);
     match presented {
         Some(token) if state.shared.settings.secret.matches(token.as_bytes()) => {
+            limits.record_successful_login(address, Instant::now());
             next.run(request).await
         }
-        _ => DashboardError::Unauthorized.into_response(),
+        _ => {
+            if let Some(lockout) = limits.record_failed_login(address, Instant::now()) {
+                tracing::warn!(
+                    target: "streambot_dashboard::access",
+                    %address,
+                    lockout_seconds = lockout.as_secs_f64(),
+                    "repeated failed dashboard logins: address locked out"
+                );
+            }
+            DashboardError::Unauthorized.into_response()
+        }
     }
 }
 
 /// Refuses bodies over the limit (by `Content-Length`; extractors enforce it on the rest) and
-/// requests over the rate limit (`/health` excepted).
+/// requests over their address's rate limit (`/health` excepted).
 async fn limit_requests<B: JobBackend>(
     State(state): State<DashboardState<B>>,
     request: Request,
@@ -249,7 +249,13 @@ async fn limit_requests<B: JobBackend>(
     if declared_length.is_some_and(|length| length > limit_bytes as u64) {
         return DashboardError::PayloadTooLarge { limit_bytes }.into_response();
     }
-    if request.uri().path() != "/health" && !state.shared.rate_limiter.try_take() {
+    if request.uri().path() != "/health"
+        && state
+            .shared
+            .client_limits
+            .admit_request(client_address(&request), Instant::now())
+            == Admission::RateLimited
+    {
         return DashboardError::RateLimited.into_response();
     }
     next.run(request).await
@@ -366,25 +372,14 @@ pub async fn serve_dashboard<B: JobBackend>(
         tracing::info!(%address, "dashboard listening");
     }
     let application = dashboard_router(state);
-    let served = axum::serve(listener, application)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = axum::serve(
+        listener,
+        application.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
     background.cancel();
     let _ = counter.await;
     let _ = sampler.await;
     served.map_err(DashboardError::Io)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_allows_its_burst_then_refuses() {
-        let bucket = TokenBucket::new(1, 3);
-        assert!(bucket.try_take());
-        assert!(bucket.try_take());
-        assert!(bucket.try_take());
-        assert!(!bucket.try_take());
-    }
 }

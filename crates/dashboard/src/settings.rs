@@ -1,6 +1,7 @@
-//! The dashboard's settings: `DASHBOARD_SECRET` (at least 16 characters, or the dashboard refuses
-//! to start), `DASHBOARD_BIND` (default 127.0.0.1:8080), `DASHBOARD_RATE_LIMIT` (requests per
-//! second, default 50, with a burst of twice that).
+//! The dashboard's settings: `DASHBOARD_SECRET` (at least 16 characters, at least 8 of them
+//! different, or the dashboard refuses to start), `DASHBOARD_BIND` (default 127.0.0.1:8080),
+//! `DASHBOARD_RATE_LIMIT` (requests per second and client address, default 50, with a burst of
+//! twice that).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,6 +14,9 @@ use crate::error::DashboardError;
 
 /// The shortest secret the dashboard accepts.
 pub const MINIMUM_SECRET_CHARACTERS: usize = 16;
+/// Different characters a secret must have (`aaaaaaaaaaaaaaaa` and `abababababababab` are not
+/// secrets).
+pub const MINIMUM_DISTINCT_SECRET_CHARACTERS: usize = 8;
 pub const DEFAULT_BIND_ADDRESS: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 
@@ -21,14 +25,36 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 pub struct DashboardSecret(String);
 
 impl DashboardSecret {
-    /// Refuses secrets shorter than [`MINIMUM_SECRET_CHARACTERS`] (after trimming).
+    /// Refuses secrets shorter than [`MINIMUM_SECRET_CHARACTERS`] (after trimming), one
+    /// character repeated, and fewer than [`MINIMUM_DISTINCT_SECRET_CHARACTERS`] different ones;
+    /// the error says which, never the secret.
     pub fn new(secret: &str) -> Result<DashboardSecret, DashboardError> {
         let trimmed = secret.trim();
-        if trimmed.chars().count() < MINIMUM_SECRET_CHARACTERS {
+        let length = trimmed.chars().count();
+        let distinct = trimmed
+            .chars()
+            .collect::<std::collections::HashSet<char>>()
+            .len();
+        let refusal = if length < MINIMUM_SECRET_CHARACTERS {
+            Some(
+                "a secret of at least 16 characters (the dashboard does not start without one; e.g. openssl rand -hex 24)",
+            )
+        } else if distinct == 1 {
+            Some(
+                "a random secret, not one character repeated (the dashboard does not start with one; e.g. openssl rand -hex 24)",
+            )
+        } else if distinct < MINIMUM_DISTINCT_SECRET_CHARACTERS {
+            Some(
+                "a random secret with at least 8 different characters (the dashboard does not start with a guessable one; e.g. openssl rand -hex 24)",
+            )
+        } else {
+            None
+        };
+        if let Some(allowed) = refusal {
             return Err(DashboardError::InvalidSetting {
                 variable: "DASHBOARD_SECRET",
-                shown_value: format!("<{} characters>", trimmed.chars().count()),
-                allowed: "a secret of at least 16 characters (the dashboard does not start without one)",
+                shown_value: format!("<{length} characters, {distinct} different>"),
+                allowed,
             });
         }
         Ok(DashboardSecret(trimmed.to_string()))
@@ -52,10 +78,12 @@ pub struct DashboardSettings {
     pub bind_address: SocketAddr,
     /// `LOCAL_STORAGE_PATH`: where the jobs' directories are.
     pub recordings_directory: PathBuf,
-    /// Sustained requests per second over all clients (`/health` is not limited).
+    /// Sustained requests per second of one client address (`/health` is not limited).
     pub rate_limit_per_second: u32,
     /// Requests allowed at once above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Failed logins one address may make before it is locked out for a doubling window.
+    pub free_failed_logins: u32,
     /// Largest request body accepted.
     pub body_limit_bytes: usize,
     /// How often `/stats/history` takes a sample (kept for an hour).
@@ -86,6 +114,7 @@ impl DashboardSettings {
             recordings_directory,
             rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
             rate_limit_burst: DEFAULT_RATE_LIMIT_PER_SECOND * 2,
+            free_failed_logins: crate::client_limits::FREE_FAILED_LOGINS,
             body_limit_bytes: 16 * 1024,
             history_sample_interval: Duration::from_secs(15),
             health_timeout: Duration::from_secs(2),
@@ -150,6 +179,19 @@ mod tests {
         assert!(!line.contains("short-secret"), "{line}");
         assert!(!line.contains('\n'));
         assert!(DashboardSettings::from_lookup(|_| None, PathBuf::from("r")).is_err());
+    }
+
+    #[test]
+    fn low_entropy_secrets_are_refused_with_the_reason() {
+        let repeated = DashboardSecret::new("aaaaaaaaaaaaaaaa").expect_err("one character");
+        let line = repeated.to_string();
+        assert!(line.contains("not one character repeated"), "{line}");
+        assert!(!line.contains("aaaa"), "{line}");
+        let few = DashboardSecret::new("abcabcabcabcabcabc").expect_err("three different");
+        assert!(few.to_string().contains("at least 8 different"), "{few}");
+        assert!(few.to_string().contains("3 different"), "{few}");
+        assert!(DashboardSecret::new("abcdefgh-abcdefgh").is_ok());
+        assert!(DashboardSecret::new("3f9a1c7e5b2d8a4f6c0e9b1d").is_ok());
     }
 
     #[test]

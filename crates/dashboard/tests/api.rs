@@ -10,7 +10,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use streambot_dashboard::{DashboardError, DashboardSettings};
 use streambot_jobs::{JobFilter, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend};
@@ -311,9 +312,38 @@ impl JobStore for SwitchableBackend {
         self.check()?;
         self.inner.publish_event(event).await
     }
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        self.check()?;
+        self.inner.get_user_preferences(user_id).await
+    }
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        self.check()?;
+        self.inner.set_user_preferences(user_id, preferences).await
+    }
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner
+            .fail_job(job_id, expected, fence, message, failure)
+            .await
+    }
 }
 
 impl Queue for SwitchableBackend {
+    async fn create_queued_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner.create_queued_job(request).await
+    }
     async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
         self.check()?;
         self.inner.push(job_id, priority).await
@@ -342,10 +372,11 @@ impl Queue for SwitchableBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
         self.check()?;
-        self.inner.retry(lease, error, backoff).await
+        self.inner.retry(lease, error, failure, backoff).await
     }
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
         self.check()?;
@@ -448,4 +479,120 @@ async fn progress_events_feed_the_counters() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the counters never reached the progress:\n{last_text}");
+}
+
+/// A client whose connections come from `source` (127.0.0.1 and 127.0.0.2 are both loopback).
+fn client_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// Issue 11 item 8: an unauthenticated flood from one address is refused without making the
+/// admin's own requests from another address 429.
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_limit_another() {
+    let (backend, directory) = sqlite_backend_for_test().await;
+    let mut settings = settings_for_test(directory.path().join("r"));
+    settings.rate_limit_per_second = 1;
+    settings.rate_limit_burst = 5;
+    let dashboard = TestDashboard::start(backend, settings).await;
+    let attacker = client_from([127, 0, 0, 2]);
+    let admin = client_from([127, 0, 0, 1]);
+    let mut flood = Vec::new();
+    for _ in 0..30 {
+        let response = attacker
+            .get(dashboard.url("/stats"))
+            .send()
+            .await
+            .expect("request");
+        flood.push(response.status());
+    }
+    assert!(
+        flood.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the flood was limited: {flood:?}"
+    );
+    for _ in 0..5 {
+        let response = admin
+            .get(dashboard.url("/jobs"))
+            .bearer_auth(TEST_SECRET)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the admin's address has its own bucket"
+        );
+    }
+    dashboard.stop().await;
+}
+
+/// Failed logins are counted per address: after the free ones the address is locked out (429
+/// `too_many_failed_logins`, `Retry-After`), even with the right secret, and no other address is.
+#[tokio::test]
+async fn failed_logins_lock_out_their_address_only() {
+    let (backend, directory) = sqlite_backend_for_test().await;
+    let mut settings = settings_for_test(directory.path().join("r"));
+    settings.free_failed_logins = streambot_dashboard::client_limits::FREE_FAILED_LOGINS;
+    let dashboard = TestDashboard::start(backend, settings).await;
+    let guesser = client_from([127, 0, 0, 2]);
+    let admin = client_from([127, 0, 0, 1]);
+    let mut statuses = Vec::new();
+    for attempt in 0..(streambot_dashboard::client_limits::FREE_FAILED_LOGINS + 2) {
+        let response = guesser
+            .get(dashboard.url("/jobs"))
+            .bearer_auth(format!("guess-number-{attempt:04}"))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status());
+    }
+    let free = streambot_dashboard::client_limits::FREE_FAILED_LOGINS as usize;
+    assert!(
+        statuses[..free]
+            .iter()
+            .all(|status| *status == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let locked = guesser
+        .get(dashboard.url("/jobs"))
+        .bearer_auth(TEST_SECRET)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.headers().get("retry-after").is_some());
+    let body: Value = locked.json().await.expect("json");
+    assert_eq!(error_code(&body), "too_many_failed_logins");
+    let other = admin
+        .get(dashboard.url("/jobs"))
+        .bearer_auth(TEST_SECRET)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(other.status(), StatusCode::OK);
+    dashboard.stop().await;
+}
+
+#[test]
+fn a_low_entropy_secret_stops_start_up_with_the_reason() {
+    for (secret, reason) in [
+        ("aaaaaaaaaaaaaaaa", "not one character repeated"),
+        ("abababababababababab", "at least 8 different"),
+    ] {
+        let error =
+            DashboardSettings::new(secret, std::path::PathBuf::from("r")).expect_err("refused");
+        let line = error.to_string();
+        assert!(line.starts_with("DASHBOARD_SECRET="), "{line}");
+        assert!(line.contains(reason), "{line}");
+        assert!(!line.contains(secret), "{line}");
+    }
 }

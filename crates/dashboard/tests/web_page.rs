@@ -4,6 +4,10 @@
 
 mod common;
 
+// By path: the dashboard's tests do not depend on streambot-testkit.
+#[path = "../../testkit/src/requirements.rs"]
+mod requirements;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -103,7 +107,7 @@ async fn wait_for_devtools_port(user_data_directory: &Path) -> u16 {
 #[tokio::test]
 async fn the_page_logs_in_shows_a_running_job_and_stops_it() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("skipped: {CHROMIUM} is not installed (apt-get install -y chromium)");
+        requirements::skip_or_fail(CHROMIUM, "apt-get install -y chromium");
         return;
     }
     let (backend, directory) = sqlite_backend_for_test().await;

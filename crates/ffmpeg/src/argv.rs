@@ -1,7 +1,10 @@
 //! Pure argv builders for every ffmpeg/ffprobe invocation of the project.
 //!
 //! Rules kept by every builder that reads local files:
-//! - `-protocol_whitelist file,pipe` before each `-i`: ffmpeg never touches the network here;
+//! - before each `-i`: the input format named (`-f mpegts`, `-f mov`, ...), `-format_whitelist` of
+//!   exactly that demuxer (`concat` and the one inner demuxer for a concat list), and
+//!   `-protocol_whitelist file`: whatever a part's bytes say, ffmpeg opens no other file and never
+//!   the network (see [`crate::input`]);
 //! - local paths are passed as `file:<path>`, so a name with a `:` or a leading `-` means nothing else;
 //! - no `-nostdin`: stdin is how [`crate::process::FfmpegProcess::graceful_stop`] sends `q`;
 //! - `-y`, `-hide_banner`, `-nostats`, `-loglevel warning`, and `-progress pipe:1` when stdout is read;
@@ -12,12 +15,16 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::input::{InputFormat, MediaInput};
 use crate::probe::StreamInfo;
 
 /// Protocols allowed when ffmpeg reads local files.
-pub const LOCAL_PROTOCOL_WHITELIST: &str = "file,pipe";
-/// Protocols allowed when ffmpeg reads a URL itself (the ffmpeg engine).
-pub const NETWORK_PROTOCOL_WHITELIST: &str = "http,https,tcp,tls,crypto";
+pub const LOCAL_PROTOCOL_WHITELIST: &str = "file";
+/// Protocols allowed when ffmpeg reads our own pipe (its stdin).
+pub const PIPE_PROTOCOL_WHITELIST: &str = "pipe";
+/// How much of the input the thumbnail of a remux reads (its first keyframe is in there for any
+/// HLS segmenting; without one, no thumbnail is written and finalize takes one separately).
+pub const THUMBNAIL_INPUT_SECONDS: &str = "6";
 /// Telegram's limit for a video thumbnail's long side.
 pub const THUMBNAIL_MAX_SIDE_PIXELS: u32 = 320;
 
@@ -78,9 +85,17 @@ impl OutputContainer {
 pub struct RemuxOptions {
     pub container: OutputContainer,
     /// `-movflags +faststart` (mp4/m4a only): the index first, so playback starts before download ends.
+    /// Costs a second pass that rewrites the whole file; see `reserved_index_bytes`.
     pub faststart: bool,
+    /// `-moov_size <bytes>` (mp4/m4a only, instead of `+faststart`): the index is written first
+    /// into this much reserved space, in one pass (issue 18). Too small a reservation makes
+    /// ffmpeg log `reserved_moov_size is too small` (see [`reserved_index_shortfall`]).
+    pub reserved_index_bytes: Option<u64>,
+    /// Also write a JPEG of the first keyframe here, from the same run (a second, short read of
+    /// the input: see [`THUMBNAIL_INPUT_SECONDS`]); video outputs only.
+    pub thumbnail: Option<PathBuf>,
     /// A separately fetched audio rendition: video from the main input, audio from this one.
-    pub audio_input: Option<PathBuf>,
+    pub audio_input: Option<MediaInput>,
     /// `-avoid_negative_ts make_zero`: the file starts at 0, not at the live stream's clock.
     pub timestamps_from_zero: bool,
     /// The audio that ends up in the output is AAC in ADTS framing (AAC from MPEG-TS or a raw `.aac`
@@ -94,6 +109,8 @@ impl RemuxOptions {
         RemuxOptions {
             container,
             faststart: true,
+            reserved_index_bytes: None,
+            thumbnail: None,
             audio_input: None,
             timestamps_from_zero: true,
             audio_is_adts_aac: false,
@@ -165,7 +182,7 @@ impl TranscodePreset {
 pub struct TranscodeOptions {
     pub container: OutputContainer,
     pub faststart: bool,
-    pub audio_input: Option<PathBuf>,
+    pub audio_input: Option<MediaInput>,
     pub timestamps_from_zero: bool,
     pub preset: TranscodePreset,
 }
@@ -240,15 +257,10 @@ impl ConcatOptions {
 /// Options of the ffmpeg engine ([`engine_record_arguments`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// `-rw_timeout`: a read or write that blocks this long fails (and, for non-HLS, reconnects).
-    pub rw_timeout: Duration,
     /// Length of each output segment (cut at the next keyframe after it).
     pub segment_seconds: u32,
-    /// `-reconnect_delay_max` (non-HLS inputs only).
-    pub reconnect_delay_max: Duration,
     /// `-t`: stop after this much media time.
     pub max_duration: Option<Duration>,
-    pub user_agent: Option<String>,
     /// Number of the first segment file (`part-0001.ts` for 1); a restart continues the numbering.
     pub first_segment_number: u32,
 }
@@ -256,12 +268,29 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            rw_timeout: Duration::from_secs(15),
             segment_seconds: 600,
-            reconnect_delay_max: Duration::from_secs(30),
             max_duration: None,
-            user_agent: None,
             first_segment_number: 1,
+        }
+    }
+}
+
+/// What the ffmpeg engine reads: never a URL (issue 11). streambot's own HTTP client fetches the
+/// link and writes the bytes into ffmpeg's stdin, or downloads a file first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineInput {
+    /// ffmpeg's stdin (`pipe:0`, `-protocol_whitelist pipe`), in this container.
+    Pipe(InputFormat),
+    /// A local file (`-protocol_whitelist file`).
+    File(MediaInput),
+}
+
+impl EngineInput {
+    /// For messages and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            EngineInput::Pipe(format) => format!("{} on stdin", format.demuxer()),
+            EngineInput::File(input) => input.path.display().to_string(),
         }
     }
 }
@@ -294,12 +323,25 @@ fn common_arguments(with_progress: bool) -> Vec<OsString> {
     arguments
 }
 
-fn push_local_input(arguments: &mut Vec<OsString>, input: &Path) {
+/// `-f <demuxer> -format_whitelist <allowed>` (and `-enable_drefs 0` for mov: an MP4 may name
+/// other files as its media, never followed).
+fn push_input_format(arguments: &mut Vec<OsString>, format: InputFormat, allowed: &str) {
+    push_all(
+        arguments,
+        &["-f", format.demuxer(), "-format_whitelist", allowed],
+    );
+    if format == InputFormat::Mp4 {
+        push_all(arguments, &["-enable_drefs", "0"]);
+    }
+}
+
+fn push_local_input(arguments: &mut Vec<OsString>, input: &MediaInput) {
+    push_input_format(arguments, input.format, input.format.demuxer());
     push_all(
         arguments,
         &["-protocol_whitelist", LOCAL_PROTOCOL_WHITELIST, "-i"],
     );
-    arguments.push(local_path_argument(input));
+    arguments.push(local_path_argument(&input.path));
 }
 
 /// Maps for one main input and an optional second input that carries the audio.
@@ -325,11 +367,36 @@ fn push_output(
     timestamps_from_zero: bool,
     output: &Path,
 ) {
+    push_output_with_index(
+        arguments,
+        container,
+        faststart,
+        None,
+        timestamps_from_zero,
+        output,
+    );
+}
+
+fn push_output_with_index(
+    arguments: &mut Vec<OsString>,
+    container: OutputContainer,
+    faststart: bool,
+    reserved_index_bytes: Option<u64>,
+    timestamps_from_zero: bool,
+    output: &Path,
+) {
     if timestamps_from_zero {
         push_all(arguments, &["-avoid_negative_ts", "make_zero"]);
     }
-    if faststart && container.supports_faststart() {
-        push_all(arguments, &["-movflags", "+faststart"]);
+    match reserved_index_bytes {
+        Some(bytes) if container.supports_faststart() => {
+            arguments.push("-moov_size".into());
+            arguments.push(bytes.to_string().into());
+        }
+        _ if faststart && container.supports_faststart() => {
+            push_all(arguments, &["-movflags", "+faststart"]);
+        }
+        _ => {}
     }
     push_all(arguments, &["-f", container.muxer()]);
     arguments.push(local_path_argument(output));
@@ -337,8 +404,8 @@ fn push_output(
 
 /// Common options, the main input, the audio rendition (if any), and the stream maps.
 fn arguments_up_to_maps(
-    input: &Path,
-    audio_input: Option<&Path>,
+    input: &MediaInput,
+    audio_input: Option<&MediaInput>,
     container: OutputContainer,
 ) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
@@ -363,18 +430,92 @@ fn push_stream_copy(
 }
 
 /// Remux `input` (and the audio rendition, if any) into `output` without re-encoding.
-pub fn remux_arguments(input: &Path, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
-    let mut arguments =
-        arguments_up_to_maps(input, options.audio_input.as_deref(), options.container);
+pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
+    let mut arguments = common_arguments(true);
+    push_local_input(&mut arguments, input);
+    if let Some(audio_input) = &options.audio_input {
+        push_local_input(&mut arguments, audio_input);
+    }
+    let thumbnail = options
+        .thumbnail
+        .as_deref()
+        .filter(|_| !options.container.is_audio_only());
+    if thumbnail.is_some() {
+        // The same file again, only its first seconds, keyframes only, one decoder thread.
+        push_all(
+            &mut arguments,
+            &[
+                "-threads",
+                "1",
+                "-skip_frame",
+                "nokey",
+                "-t",
+                THUMBNAIL_INPUT_SECONDS,
+            ],
+        );
+        push_local_input(&mut arguments, input);
+    }
+    push_stream_maps(
+        &mut arguments,
+        options.container,
+        options.audio_input.is_some(),
+    );
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
-    push_output(
+    push_output_with_index(
         &mut arguments,
         options.container,
         options.faststart,
+        options.reserved_index_bytes,
         options.timestamps_from_zero,
         output,
     );
+    if let Some(thumbnail) = thumbnail {
+        let thumbnail_input = if options.audio_input.is_some() { 2 } else { 1 };
+        push_thumbnail_output(&mut arguments, thumbnail_input, thumbnail);
+    }
     arguments
+}
+
+/// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
+fn push_thumbnail_output(arguments: &mut Vec<OsString>, input_index: usize, output_jpeg: &Path) {
+    arguments.push("-map".into());
+    arguments.push(format!("{input_index}:v:0").into());
+    push_all(arguments, &["-an", "-sn", "-dn", "-frames:v", "1", "-vf"]);
+    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
+    push_all(
+        arguments,
+        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
+    );
+    arguments.push(local_path_argument(output_jpeg));
+}
+
+/// Bytes to reserve for the index of an mp4 of `media_seconds` (`-moov_size`): per second, up to
+/// 60 video samples of ~20 index bytes (size, composition offset, chunk offset, sync entry) and
+/// ~50 audio samples of ~12; plus 64 KiB. About 6.5 MB for an hour of video with audio, 3x
+/// what ffmpeg needs for 25 fps; the unused part stays in the file as a `free` box.
+pub fn estimated_index_bytes(media_seconds: f64, has_video: bool, has_audio: bool) -> u64 {
+    let seconds = if media_seconds.is_finite() {
+        media_seconds.clamp(1.0, 7.0 * 24.0 * 3600.0)
+    } else {
+        3600.0
+    };
+    let per_second: f64 =
+        if has_video { 60.0 * 20.0 } else { 0.0 } + if has_audio { 50.0 * 12.0 } else { 0.0 };
+    64 * 1024 + (seconds * per_second.max(600.0)) as u64
+}
+
+/// When ffmpeg's stderr says the `-moov_size` reservation was too small (ffmpeg 5.1 still exits
+/// 0, with no usable index), how many more bytes it needed.
+pub fn reserved_index_shortfall(stderr: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("reserved_moov_size is too small"))?;
+    let needed = line
+        .split("needed")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse::<u64>().ok());
+    Some(needed.unwrap_or(1024 * 1024))
 }
 
 /// The `scale` filter that caps the height at `max_height` (never upscales; even width).
@@ -384,13 +525,13 @@ pub fn scale_filter_for_max_height(max_height: u32) -> String {
 
 /// Re-encode `input` (and the audio rendition, if any): libx264 CRF with the height capped, AAC.
 pub fn transcode_arguments(
-    input: &Path,
+    input: &MediaInput,
     output: &Path,
     options: &TranscodeOptions,
 ) -> Vec<OsString> {
     let preset = &options.preset;
     let mut arguments =
-        arguments_up_to_maps(input, options.audio_input.as_deref(), options.container);
+        arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
     if !options.container.is_audio_only() {
         arguments.push("-vf".into());
         arguments.push(scale_filter_for_max_height(preset.max_height).into());
@@ -414,7 +555,7 @@ pub fn transcode_arguments(
 
 /// Audio only, to an m4a: the first audio stream, copied when it is AAC, otherwise encoded to AAC.
 pub fn audio_only_arguments(
-    input: &Path,
+    input: &MediaInput,
     output: &Path,
     options: &AudioOnlyOptions,
 ) -> Vec<OsString> {
@@ -442,38 +583,12 @@ pub fn audio_only_arguments(
 
 /// A JPEG of the first keyframe, at most [`THUMBNAIL_MAX_SIDE_PIXELS`] on the long side (never
 /// upscaled). No `-progress`: run with stdout null.
-pub fn thumbnail_arguments(input: &Path, output_jpeg: &Path) -> Vec<OsString> {
+pub fn thumbnail_arguments(input: &MediaInput, output_jpeg: &Path) -> Vec<OsString> {
     let mut arguments = common_arguments(false);
-    push_all(
-        &mut arguments,
-        &[
-            "-protocol_whitelist",
-            LOCAL_PROTOCOL_WHITELIST,
-            "-skip_frame",
-            "nokey",
-            "-i",
-        ],
-    );
-    arguments.push(local_path_argument(input));
-    push_all(
-        &mut arguments,
-        &[
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-frames:v",
-            "1",
-            "-vf",
-        ],
-    );
-    arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
-    push_all(
-        &mut arguments,
-        &["-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2"],
-    );
-    arguments.push(local_path_argument(output_jpeg));
+    // One decoder thread: the frame threads' start costs more than decoding one keyframe.
+    push_all(&mut arguments, &["-threads", "1", "-skip_frame", "nokey"]);
+    push_local_input(&mut arguments, input);
+    push_thumbnail_output(&mut arguments, 0, output_jpeg);
     arguments
 }
 
@@ -496,20 +611,26 @@ pub fn concat_list_contents(inputs: &[PathBuf]) -> String {
     contents
 }
 
-/// Join the files named in `list_file` (see [`concat_list_contents`]) without re-encoding.
-pub fn concat_arguments(list_file: &Path, output: &Path, options: &ConcatOptions) -> Vec<OsString> {
+/// Join the files named in `list_file` (see [`concat_list_contents`]), all in `inputs_format`,
+/// without re-encoding. The concat demuxer passes its whitelists to each file it opens, so each
+/// listed file may only be read with `inputs_format`'s demuxer (mov keeps external references
+/// off by default; the option cannot be passed through concat).
+pub fn concat_arguments(
+    list_file: &Path,
+    inputs_format: InputFormat,
+    output: &Path,
+    options: &ConcatOptions,
+) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
+    let allowed = format!("concat,{}", inputs_format.demuxer());
     push_all(
         &mut arguments,
-        &[
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-protocol_whitelist",
-            LOCAL_PROTOCOL_WHITELIST,
-            "-i",
-        ],
+        &["-f", "concat", "-safe", "0", "-format_whitelist"],
+    );
+    arguments.push(allowed.into());
+    push_all(
+        &mut arguments,
+        &["-protocol_whitelist", LOCAL_PROTOCOL_WHITELIST, "-i"],
     );
     arguments.push(local_path_argument(list_file));
     push_stream_maps(&mut arguments, options.container, false);
@@ -527,7 +648,7 @@ pub fn concat_arguments(list_file: &Path, output: &Path, options: &ConcatOptions
 /// Split a finished file into pieces of about `piece_seconds` each (segment muxer, cut on
 /// keyframes, each piece starting at timestamp zero), named by `output_pattern` (numbered from 1).
 pub fn split_arguments(
-    input: &Path,
+    input: &MediaInput,
     output_pattern: &Path,
     options: &SplitOptions,
 ) -> Vec<OsString> {
@@ -554,8 +675,8 @@ pub fn split_arguments(
 }
 
 /// ffprobe of a local file as JSON (format and streams).
-pub fn probe_arguments(input: &Path) -> Vec<OsString> {
-    let mut arguments = Vec::with_capacity(12);
+pub fn probe_arguments(input: &MediaInput) -> Vec<OsString> {
+    let mut arguments = Vec::with_capacity(20);
     push_all(
         &mut arguments,
         &[
@@ -566,11 +687,14 @@ pub fn probe_arguments(input: &Path) -> Vec<OsString> {
             "json",
             "-show_format",
             "-show_streams",
-            "-protocol_whitelist",
-            LOCAL_PROTOCOL_WHITELIST,
         ],
     );
-    arguments.push(local_path_argument(input));
+    push_input_format(&mut arguments, input.format, input.format.demuxer());
+    push_all(
+        &mut arguments,
+        &["-protocol_whitelist", LOCAL_PROTOCOL_WHITELIST, "-i"],
+    );
+    arguments.push(local_path_argument(&input.path));
     arguments
 }
 
@@ -588,57 +712,29 @@ pub fn is_probably_hls(url: &str) -> bool {
         || query.contains("m3u8")
 }
 
-fn is_http_url(url: &str) -> bool {
-    let lowercase = url.trim_start().to_ascii_lowercase();
-    lowercase.starts_with("http://") || lowercase.starts_with("https://")
-}
-
-/// The ffmpeg engine: ffmpeg reads `url` itself and writes MPEG-TS segments to `output_pattern`
-/// (see [`engine_output_pattern`]). Reconnect flags only for non-HLS HTTP inputs; never
-/// `-reconnect_at_eof` (on HLS it loops on the playlist forever).
+/// The ffmpeg engine: ffmpeg reads `input` (its stdin or a downloaded file, with the demuxer
+/// named) and writes MPEG-TS segments to `output_pattern` (see [`engine_output_pattern`]).
 pub fn engine_record_arguments(
-    url: &str,
+    input: &EngineInput,
     output_pattern: &Path,
     options: &EngineOptions,
 ) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
-    push_all(
-        &mut arguments,
-        &[
-            "-protocol_whitelist",
-            NETWORK_PROTOCOL_WHITELIST,
-            "-rw_timeout",
-        ],
-    );
-    arguments.push(options.rw_timeout.as_micros().max(1).to_string().into());
-    if is_http_url(url) && !is_probably_hls(url) {
-        push_all(
-            &mut arguments,
-            &[
-                "-reconnect",
-                "1",
-                "-reconnect_streamed",
-                "1",
-                "-reconnect_on_network_error",
-                "1",
-                "-reconnect_delay_max",
-            ],
-        );
-        arguments.push(
-            options
-                .reconnect_delay_max
-                .as_secs()
-                .max(1)
-                .to_string()
-                .into(),
-        );
+    match input {
+        EngineInput::Pipe(format) => {
+            push_input_format(&mut arguments, *format, format.demuxer());
+            push_all(
+                &mut arguments,
+                &[
+                    "-protocol_whitelist",
+                    PIPE_PROTOCOL_WHITELIST,
+                    "-i",
+                    "pipe:0",
+                ],
+            );
+        }
+        EngineInput::File(input) => push_local_input(&mut arguments, input),
     }
-    if let Some(user_agent) = &options.user_agent {
-        arguments.push("-user_agent".into());
-        arguments.push(user_agent.into());
-    }
-    arguments.push("-i".into());
-    arguments.push(url.into());
     if let Some(max_duration) = options.max_duration {
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", max_duration.as_secs_f64()).into());
@@ -677,6 +773,15 @@ pub fn engine_record_arguments(
 mod tests {
     use super::*;
 
+    /// A local input in the format its extension names (MPEG-TS when it names none).
+    fn media(path: &str) -> MediaInput {
+        let path = Path::new(path);
+        MediaInput::new(
+            path,
+            InputFormat::from_extension(path).unwrap_or(InputFormat::MpegTs),
+        )
+    }
+
     fn strings(arguments: &[OsString]) -> Vec<String> {
         arguments
             .iter()
@@ -712,21 +817,106 @@ mod tests {
         }
     }
 
+    /// Every `-i` of a local input is preceded, since the previous `-i`, by `-f`, a
+    /// `-format_whitelist` and `-protocol_whitelist file`.
+    fn assert_every_local_input_names_its_format(arguments: &[OsString]) {
+        let arguments = strings(arguments);
+        let mut since_last_input: Vec<&str> = Vec::new();
+        for argument in &arguments {
+            if argument == "-i" {
+                let option_value = |name: &str| {
+                    since_last_input
+                        .iter()
+                        .position(|item| *item == name)
+                        .and_then(|position| since_last_input.get(position + 1))
+                        .copied()
+                };
+                assert!(option_value("-f").is_some(), "-i without -f: {arguments:?}");
+                let allowed = option_value("-format_whitelist")
+                    .unwrap_or_else(|| panic!("-i without -format_whitelist: {arguments:?}"));
+                assert!(
+                    !allowed.contains("hls") && !allowed.contains("dash"),
+                    "{allowed}"
+                );
+                assert_eq!(
+                    option_value("-protocol_whitelist"),
+                    Some(LOCAL_PROTOCOL_WHITELIST),
+                    "{arguments:?}"
+                );
+                since_last_input.clear();
+            } else {
+                since_last_input.push(argument);
+            }
+        }
+    }
+
+    #[test]
+    fn every_local_builder_names_the_input_format_and_allows_only_files() {
+        let with_audio = RemuxOptions {
+            audio_input: Some(media("/r/audio-0001.ts")),
+            ..RemuxOptions::default()
+        };
+        let all = [
+            remux_arguments(
+                &media("/r/main-0001.ts"),
+                Path::new("/r/o.mp4"),
+                &with_audio,
+            ),
+            remux_arguments(
+                &media("/r/main-0001.mp4"),
+                Path::new("/r/o.mkv"),
+                &RemuxOptions::new(OutputContainer::Mkv),
+            ),
+            transcode_arguments(
+                &media("/r/main-0001.ts"),
+                Path::new("/r/o.mp4"),
+                &TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low()),
+            ),
+            audio_only_arguments(
+                &MediaInput::new("/r/audio-0001.bin", InputFormat::Adts),
+                Path::new("/r/o.m4a"),
+                &AudioOnlyOptions::default(),
+            ),
+            thumbnail_arguments(&media("/r/o.mp4"), Path::new("/r/o.jpg")),
+            concat_arguments(
+                Path::new("/r/list.txt"),
+                InputFormat::Mp4,
+                Path::new("/r/all.mp4"),
+                &ConcatOptions::new(OutputContainer::Mp4),
+            ),
+            split_arguments(
+                &media("/r/all.mp4"),
+                Path::new("/r/p%03d.mp4"),
+                &SplitOptions {
+                    container: OutputContainer::Mp4,
+                    piece_seconds: 60,
+                    audio_is_adts_aac: false,
+                },
+            ),
+            probe_arguments(&media("/r/main-0001.ts")),
+        ];
+        for arguments in &all {
+            assert_every_local_input_names_its_format(arguments);
+            let text = joined(arguments);
+            assert!(
+                !text.contains("http") && !text.contains("pipe,") && !text.contains(",pipe"),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn remux_ts_to_mp4_with_adts_aac() {
         let options = RemuxOptions {
             audio_is_adts_aac: true,
             ..RemuxOptions::new(OutputContainer::Mp4)
         };
-        let arguments = remux_arguments(
-            Path::new("/r/part-0001.ts"),
-            Path::new("/r/out.mp4"),
-            &options,
-        );
+        let arguments =
+            remux_arguments(&media("/r/part-0001.ts"), Path::new("/r/out.mp4"), &options);
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -protocol_whitelist file,pipe -i file:/r/part-0001.ts \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/part-0001.ts \
              -map 0:v? -map 0:a? -c copy -bsf:a aac_adtstoasc \
              -avoid_negative_ts make_zero -movflags +faststart -f mp4 file:/r/out.mp4"
         );
@@ -736,7 +926,7 @@ mod tests {
     #[test]
     fn remux_without_adts_has_no_bitstream_filter_and_ts_has_no_faststart() {
         let arguments = remux_arguments(
-            Path::new("a.ts"),
+            &media("a.ts"),
             Path::new("b.ts"),
             &RemuxOptions {
                 audio_is_adts_aac: true,
@@ -749,7 +939,7 @@ mod tests {
         assert!(text.ends_with("-f mpegts file:b.ts"), "{text}");
 
         let mp4 = joined(&remux_arguments(
-            Path::new("a.mp4"),
+            &media("a.mp4"),
             Path::new("b.mp4"),
             &RemuxOptions::default(),
         ));
@@ -759,14 +949,13 @@ mod tests {
     #[test]
     fn remux_with_separate_audio_maps_video_from_first_and_audio_from_second() {
         let options = RemuxOptions {
-            audio_input: Some(PathBuf::from("/r/audio.mp4")),
+            audio_input: Some(media("/r/audio.mp4")),
             ..RemuxOptions::new(OutputContainer::Mkv)
         };
-        let arguments =
-            remux_arguments(Path::new("/r/video.mp4"), Path::new("/r/out.mkv"), &options);
+        let arguments = remux_arguments(&media("/r/video.mp4"), Path::new("/r/out.mkv"), &options);
         let text = joined(&arguments);
         assert!(
-            text.contains("-i file:/r/video.mp4 -protocol_whitelist file,pipe -i file:/r/audio.mp4 -map 0:v -map 1:a -c copy"),
+            text.contains("-i file:/r/video.mp4 -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:/r/audio.mp4 -map 0:v -map 1:a -c copy"),
             "{text}"
         );
         assert!(text.ends_with("-f matroska file:/r/out.mkv"), "{text}");
@@ -776,7 +965,7 @@ mod tests {
     #[test]
     fn remux_to_m4a_keeps_only_audio() {
         let text = joined(&remux_arguments(
-            Path::new("a.ts"),
+            &media("a.ts"),
             Path::new("a.m4a"),
             &RemuxOptions::new(OutputContainer::M4a),
         ));
@@ -788,9 +977,97 @@ mod tests {
     }
 
     #[test]
+    fn a_reserved_index_replaces_the_faststart_pass() {
+        let options = RemuxOptions {
+            reserved_index_bytes: Some(200_000),
+            ..RemuxOptions::default()
+        };
+        let text = joined(&remux_arguments(
+            &media("a.ts"),
+            Path::new("a.mp4"),
+            &options,
+        ));
+        assert!(
+            text.ends_with("-avoid_negative_ts make_zero -moov_size 200000 -f mp4 file:a.mp4"),
+            "{text}"
+        );
+        assert!(!text.contains("faststart"), "{text}");
+        // Not for containers without an mp4 index.
+        let mkv = joined(&remux_arguments(
+            &media("a.ts"),
+            Path::new("a.mkv"),
+            &RemuxOptions {
+                container: OutputContainer::Mkv,
+                ..options
+            },
+        ));
+        assert!(!mkv.contains("moov_size"), "{mkv}");
+    }
+
+    #[test]
+    fn a_remux_can_take_its_thumbnail_in_the_same_run() {
+        let options = RemuxOptions {
+            reserved_index_bytes: Some(146_536),
+            thumbnail: Some(PathBuf::from("/r/recording-0001.jpg")),
+            audio_input: Some(media("/r/audio-0001.ts")),
+            audio_is_adts_aac: true,
+            ..RemuxOptions::default()
+        };
+        let arguments = remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/recording-0001.mp4"),
+            &options,
+        );
+        assert_every_local_input_names_its_format(&arguments);
+        assert_eq!(
+            joined(&arguments),
+            "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/audio-0001.ts \
+             -threads 1 -skip_frame nokey -t 6 \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/main-0001.ts \
+             -map 0:v -map 1:a -c copy -bsf:a aac_adtstoasc -avoid_negative_ts make_zero \
+             -moov_size 146536 -f mp4 file:/r/recording-0001.mp4 \
+             -map 2:v:0 -an -sn -dn -frames:v 1 \
+             -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
+             -c:v mjpeg -q:v 3 -update 1 -f image2 file:/r/recording-0001.jpg"
+        );
+        // Audio only: no thumbnail.
+        let m4a = joined(&remux_arguments(
+            &media("/r/main-0001.ts"),
+            Path::new("/r/a.m4a"),
+            &RemuxOptions {
+                container: OutputContainer::M4a,
+                audio_input: None,
+                ..options
+            },
+        ));
+        assert!(
+            !m4a.contains("mjpeg") && !m4a.contains("skip_frame"),
+            "{m4a}"
+        );
+    }
+
+    #[test]
+    fn index_reservations_grow_with_duration_and_shortfalls_are_read() {
+        let hour = estimated_index_bytes(3600.0, true, true);
+        assert!(hour > 3_000_000 && hour < 8_000_000, "{hour}");
+        assert!(estimated_index_bytes(45.0, true, true) < 200_000);
+        assert!(estimated_index_bytes(f64::NAN, true, false) > 64 * 1024);
+        assert!(estimated_index_bytes(-5.0, false, false) > 64 * 1024);
+        assert_eq!(
+            reserved_index_shortfall(
+                "[mp4 @ 0x55] reserved_moov_size is too small, needed 25781 additional\nError writing trailer"
+            ),
+            Some(25_781)
+        );
+        assert_eq!(reserved_index_shortfall("all fine"), None);
+    }
+
+    #[test]
     fn remux_without_timestamp_shift() {
         let text = joined(&remux_arguments(
-            Path::new("a.ts"),
+            &media("a.ts"),
             Path::new("a.mp4"),
             &RemuxOptions {
                 timestamps_from_zero: false,
@@ -805,7 +1082,7 @@ mod tests {
     #[test]
     fn local_paths_cannot_pass_for_options_or_protocols() {
         let text = joined(&remux_arguments(
-            Path::new("-rf http:evil.ts"),
+            &media("-rf http:evil.ts"),
             Path::new("out.mp4"),
             &RemuxOptions::default(),
         ));
@@ -815,11 +1092,11 @@ mod tests {
     #[test]
     fn transcode_scales_encodes_and_whitelists() {
         let options = TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::medium());
-        let arguments = transcode_arguments(Path::new("in.ts"), Path::new("out.mp4"), &options);
+        let arguments = transcode_arguments(&media("in.ts"), Path::new("out.mp4"), &options);
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -protocol_whitelist file,pipe -i file:in.ts -map 0:v? -map 0:a? \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:in.ts -map 0:v? -map 0:a? \
              -vf scale=-2:min(ih\\,480) -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p \
              -c:a aac -b:a 96k -avoid_negative_ts make_zero -movflags +faststart -f mp4 file:out.mp4"
         );
@@ -829,7 +1106,7 @@ mod tests {
     fn transcode_to_m4a_encodes_no_video() {
         let options = TranscodeOptions::new(OutputContainer::M4a, TranscodePreset::low());
         let text = joined(&transcode_arguments(
-            Path::new("in.ts"),
+            &media("in.ts"),
             Path::new("out.m4a"),
             &options,
         ));
@@ -847,9 +1124,9 @@ mod tests {
         let pattern = split_output_pattern(Path::new("/r"), "rec", OutputContainer::Mp4);
         assert_eq!(pattern, PathBuf::from("/r/rec-part%03d.mp4"));
         assert_eq!(
-            joined(&split_arguments(Path::new("/r/rec.ts"), &pattern, &options)),
+            joined(&split_arguments(&media("/r/rec.ts"), &pattern, &options)),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -protocol_whitelist file,pipe -i file:/r/rec.ts -map 0:v? -map 0:a? -c copy -bsf:a aac_adtstoasc \
+             -f mpegts -format_whitelist mpegts -protocol_whitelist file -i file:/r/rec.ts -map 0:v? -map 0:a? -c copy -bsf:a aac_adtstoasc \
              -f segment -segment_time 1800 -segment_format mp4 -segment_format_options movflags=+faststart \
              -reset_timestamps 1 -segment_start_number 1 file:/r/rec-part%03d.mp4"
         );
@@ -895,7 +1172,7 @@ mod tests {
     #[test]
     fn audio_only_copies_aac_and_encodes_anything_else() {
         let copied = joined(&audio_only_arguments(
-            Path::new("in.ts"),
+            &media("in.ts"),
             Path::new("out.m4a"),
             &AudioOnlyOptions {
                 source_audio_is_adts: true,
@@ -908,7 +1185,7 @@ mod tests {
         );
         assert!(copied.ends_with("-f ipod file:out.m4a"), "{copied}");
         let encoded = joined(&audio_only_arguments(
-            Path::new("in.ts"),
+            &media("in.ts"),
             Path::new("out.m4a"),
             &AudioOnlyOptions {
                 source_audio_is_aac: false,
@@ -922,11 +1199,11 @@ mod tests {
 
     #[test]
     fn thumbnail_takes_the_first_keyframe_at_most_320_pixels() {
-        let arguments = thumbnail_arguments(Path::new("in.mp4"), Path::new("thumb.jpg"));
+        let arguments = thumbnail_arguments(&media("in.mp4"), Path::new("thumb.jpg"));
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y \
-             -protocol_whitelist file,pipe -skip_frame nokey -i file:in.mp4 \
+             -threads 1 -skip_frame nokey -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:in.mp4 \
              -map 0:v:0 -an -sn -dn -frames:v 1 \
              -vf scale=w=min(320\\,iw):h=min(320\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2 \
              -c:v mjpeg -q:v 3 -update 1 -f image2 file:thumb.jpg"
@@ -949,13 +1226,14 @@ mod tests {
     fn concat_uses_the_demuxer_with_a_local_whitelist() {
         let arguments = concat_arguments(
             Path::new("/r/list.txt"),
+            InputFormat::MpegTs,
             Path::new("/r/all.ts"),
             &ConcatOptions::new(OutputContainer::Ts),
         );
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -f concat -safe 0 -protocol_whitelist file,pipe -i file:/r/list.txt \
+             -f concat -safe 0 -format_whitelist concat,mpegts -protocol_whitelist file -i file:/r/list.txt \
              -map 0:v? -map 0:a? -c copy -avoid_negative_ts make_zero -f mpegts file:/r/all.ts"
         );
     }
@@ -963,8 +1241,9 @@ mod tests {
     #[test]
     fn probe_is_json_of_format_and_streams_on_local_files_only() {
         assert_eq!(
-            joined(&probe_arguments(Path::new("x.mp4"))),
-            "-hide_banner -v error -print_format json -show_format -show_streams -protocol_whitelist file,pipe file:x.mp4"
+            joined(&probe_arguments(&media("x.mp4"))),
+            "-hide_banner -v error -print_format json -show_format -show_streams \
+             -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:x.mp4"
         );
     }
 
@@ -985,47 +1264,48 @@ mod tests {
     }
 
     #[test]
-    fn engine_on_hls_never_reconnects_at_eof_or_at_all() {
+    fn engine_reads_only_its_stdin_with_the_demuxer_named() {
         let arguments = engine_record_arguments(
-            "https://example.com/live.m3u8",
+            &EngineInput::Pipe(InputFormat::Flv),
             &engine_output_pattern(Path::new("/r/job")),
             &EngineOptions::default(),
         );
         assert_eq!(
             joined(&arguments),
             "-hide_banner -nostats -loglevel warning -y -progress pipe:1 \
-             -protocol_whitelist http,https,tcp,tls,crypto -rw_timeout 15000000 \
-             -i https://example.com/live.m3u8 -map 0:v? -map 0:a? -c copy \
+             -f flv -format_whitelist flv -protocol_whitelist pipe -i pipe:0 \
+             -map 0:v? -map 0:a? -c copy \
              -f segment -segment_time 600 -segment_format mpegts -reset_timestamps 1 \
              -segment_start_number 1 file:/r/job/part-%04d.ts"
         );
-        assert_every_input_whitelisted(&arguments, NETWORK_PROTOCOL_WHITELIST);
+        assert_every_input_whitelisted(&arguments, PIPE_PROTOCOL_WHITELIST);
+        let text = joined(&arguments);
+        for network in ["http", "tcp", "tls", "crypto", "reconnect", "user_agent"] {
+            assert!(!text.contains(network), "{text}");
+        }
     }
 
     #[test]
-    fn engine_on_plain_http_reconnects_but_not_at_eof() {
+    fn engine_on_a_downloaded_file_limits_duration_and_numbering() {
         let options = EngineOptions {
-            rw_timeout: Duration::from_secs(5),
             segment_seconds: 60,
-            reconnect_delay_max: Duration::from_secs(10),
             max_duration: Some(Duration::from_millis(7_200_500)),
-            user_agent: Some("streambot/0.1".to_owned()),
             first_segment_number: 4,
         };
         let arguments = engine_record_arguments(
-            "http://example.com/live.flv",
+            &EngineInput::File(media("/r/download.mp4")),
             Path::new("/r/p-%04d.ts"),
             &options,
         );
+        assert_every_local_input_names_its_format(&arguments);
         let text = joined(&arguments);
         assert!(
             text.contains(
-                "-rw_timeout 5000000 -reconnect 1 -reconnect_streamed 1 -reconnect_on_network_error 1 -reconnect_delay_max 10 -user_agent streambot/0.1 -i http://example.com/live.flv -t 7200.500"
+                "-f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file -i file:/r/download.mp4 -t 7200.500"
             ),
             "{text}"
         );
         assert!(text.contains("-segment_time 60 "), "{text}");
         assert!(text.contains("-segment_start_number 4 "), "{text}");
-        assert!(!text.contains("reconnect_at_eof"), "{text}");
     }
 }

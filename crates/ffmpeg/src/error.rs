@@ -51,6 +51,11 @@ pub enum FfmpegError {
         stderr_tail: String,
     },
 
+    /// A local input's bytes are not media (a playlist, a manifest, a web page, ...) or not the
+    /// format its name promises; ffmpeg is never run on it.
+    #[error("{input} is not media: it looks like {looks_like}")]
+    NotMedia { input: String, looks_like: String },
+
     /// A local input file does not exist.
     #[error("input not found: {}", path.display())]
     InputNotFound { path: PathBuf },
@@ -123,6 +128,7 @@ impl FfmpegError {
             ),
             FfmpegError::BinaryNotFound { .. }
             | FfmpegError::InvalidInput { .. }
+            | FfmpegError::NotMedia { .. }
             | FfmpegError::InputNotFound { .. }
             | FfmpegError::DiskFull { .. }
             | FfmpegError::ProbeParse { .. }
@@ -153,6 +159,9 @@ impl FfmpegError {
             FfmpegError::TimedOut { .. } => "Processing took too long and was stopped.".to_owned(),
             FfmpegError::InvalidInput { .. } => {
                 "The input is not valid media (corrupt or unsupported data).".to_owned()
+            }
+            FfmpegError::NotMedia { .. } => {
+                "The stream sent something that is not audio or video; it was not used.".to_owned()
             }
             FfmpegError::InputNotFound { .. } => "The recorded file is missing.".to_owned(),
             FfmpegError::NetworkFailure {
@@ -210,6 +219,8 @@ const INVALID_INPUT_MARKERS: &[&str] = &[
     "matches no streams",
     "Header missing",
     "error reading header",
+    // A local input with an explicit demuxer that finds nothing it can read before the end.
+    ": End of file",
 ];
 
 const DISK_FULL_MARKERS: &[&str] = &["No space left on device"];

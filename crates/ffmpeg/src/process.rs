@@ -49,26 +49,24 @@ impl FfmpegBinaries {
         }
     }
 
-    /// `FFMPEG_PATH` / `FFPROBE_PATH` when set and not empty, otherwise the bare names, found on `PATH`
-    /// when started.
-    pub fn from_environment() -> Self {
+    /// The configured paths, each falling back to its bare name (found on `PATH` when started)
+    /// when absent or empty. The binary crate passes `FFMPEG_PATH` / `FFPROBE_PATH` here.
+    pub fn from_settings(ffmpeg: Option<PathBuf>, ffprobe: Option<PathBuf>) -> Self {
+        let or_name = |configured: Option<PathBuf>, name: &str| match configured {
+            Some(path) if !path.as_os_str().is_empty() => path,
+            _ => PathBuf::from(name),
+        };
         FfmpegBinaries {
-            ffmpeg: binary_from_environment("FFMPEG_PATH", "ffmpeg"),
-            ffprobe: binary_from_environment("FFPROBE_PATH", "ffprobe"),
+            ffmpeg: or_name(ffmpeg, "ffmpeg"),
+            ffprobe: or_name(ffprobe, "ffprobe"),
         }
     }
 }
 
 impl Default for FfmpegBinaries {
+    /// `ffmpeg` and `ffprobe`, found on `PATH` when started.
     fn default() -> Self {
-        FfmpegBinaries::from_environment()
-    }
-}
-
-fn binary_from_environment(variable: &str, default_name: &str) -> PathBuf {
-    match std::env::var_os(variable) {
-        Some(value) if !value.is_empty() => PathBuf::from(value),
-        _ => PathBuf::from(default_name),
+        FfmpegBinaries::from_settings(None, None)
     }
 }
 
@@ -275,6 +273,12 @@ impl FfmpegProcess {
     /// Stdout, when started with [`StdoutMode::Piped`]; must be read until end-of-file.
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.stdout.take()
+    }
+
+    /// Stdin, for a run that reads its input from it ([`crate::argv::EngineInput::Pipe`]); once
+    /// taken, [`Self::graceful_stop`] cannot send `q`: closing it (end of input) is the clean stop.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
     }
 
     /// The last lines of stderr seen so far.
@@ -586,13 +590,14 @@ mod tests {
     }
 
     #[test]
-    fn binaries_come_from_the_environment_or_path() {
+    fn binaries_come_from_settings_or_path() {
         let binaries = FfmpegBinaries::new("/opt/ffmpeg", "/opt/ffprobe");
         assert_eq!(binaries.ffmpeg, PathBuf::from("/opt/ffmpeg"));
-        assert_eq!(
-            binary_from_environment("STREAMBOT_SURELY_UNSET_VARIABLE", "ffmpeg"),
-            PathBuf::from("ffmpeg")
-        );
+        let configured =
+            FfmpegBinaries::from_settings(Some(PathBuf::from("/opt/ff")), Some(PathBuf::new()));
+        assert_eq!(configured.ffmpeg, PathBuf::from("/opt/ff"));
+        assert_eq!(configured.ffprobe, PathBuf::from("ffprobe"));
+        assert_eq!(FfmpegBinaries::default().ffmpeg, PathBuf::from("ffmpeg"));
     }
 
     #[tokio::test]

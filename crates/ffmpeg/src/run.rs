@@ -16,18 +16,25 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::argv::{
-    AudioOnlyOptions, ConcatOptions, EngineOptions, RemuxOptions, SplitOptions, TranscodeOptions,
-    audio_only_arguments, concat_arguments, concat_list_contents, engine_output_pattern,
-    engine_record_arguments, probe_arguments, remux_arguments, split_arguments,
-    split_output_pattern, thumbnail_arguments, transcode_arguments,
+    AudioOnlyOptions, ConcatOptions, EngineInput, EngineOptions, RemuxOptions, SplitOptions,
+    TranscodeOptions, audio_only_arguments, concat_arguments, concat_list_contents,
+    engine_output_pattern, engine_record_arguments, probe_arguments, remux_arguments,
+    split_arguments, split_output_pattern, thumbnail_arguments, transcode_arguments,
 };
 use crate::error::{FfmpegError, FfmpegResult, classify_failure};
+use crate::input::MediaInput;
 use crate::probe::{StreamInfo, jpeg_dimensions, parse_ffprobe_json};
 use crate::process::{FfmpegBinaries, FfmpegProcess, FinishedProcess, StdoutMode, StopOutcome};
 use crate::progress::{FfmpegProgress, ProgressParser};
 
 /// ffprobe's JSON is small; more than this is not ffprobe talking.
 const PROBE_OUTPUT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// ffprobe's own limit: a probe reads a few headers, so it is short whatever the longest remux or
+/// recording may take (issue 11 item 7).
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A thumbnail decodes one keyframe.
+pub const DEFAULT_THUMBNAIL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Time limits of each operation; a run that exceeds its limit is killed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,17 +49,17 @@ pub struct OperationTimeouts {
 impl Default for OperationTimeouts {
     fn default() -> Self {
         OperationTimeouts {
-            probe: Duration::from_secs(30),
+            probe: DEFAULT_PROBE_TIMEOUT,
             remux: Duration::from_secs(30 * 60),
             transcode: Duration::from_secs(6 * 60 * 60),
-            thumbnail: Duration::from_secs(60),
+            thumbnail: DEFAULT_THUMBNAIL_TIMEOUT,
             concat: Duration::from_secs(30 * 60),
         }
     }
 }
 
 impl OperationTimeouts {
-    /// Every operation limited to `timeout` (e.g. from `FFMPEG_DEFAULT_TIMEOUT`).
+    /// Every operation limited to `timeout` (tests that want everything to time out).
     pub fn all(timeout: Duration) -> Self {
         OperationTimeouts {
             probe: timeout,
@@ -60,6 +67,19 @@ impl OperationTimeouts {
             transcode: timeout,
             thumbnail: timeout,
             concat: timeout,
+        }
+    }
+
+    /// Remux, transcode and concat limited to `operation_timeout` (the operator's
+    /// `FFMPEG_DEFAULT_TIMEOUT`); probe and thumbnail keep their own short limits, never longer
+    /// than that.
+    pub fn for_operations(operation_timeout: Duration) -> Self {
+        OperationTimeouts {
+            probe: DEFAULT_PROBE_TIMEOUT.min(operation_timeout),
+            remux: operation_timeout,
+            transcode: operation_timeout,
+            thumbnail: DEFAULT_THUMBNAIL_TIMEOUT.min(operation_timeout),
+            concat: operation_timeout,
         }
     }
 }
@@ -71,6 +91,8 @@ pub struct FinishedOutput {
     pub size_bytes: u64,
     /// The last `-progress` block (`ended` is true when ffmpeg reported the end).
     pub last_progress: Option<FfmpegProgress>,
+    /// What ffmpeg said on stderr (warnings of a run that still exited 0).
+    pub stderr_tail: String,
 }
 
 /// A thumbnail written by [`FfmpegRunner::thumbnail`].
@@ -104,17 +126,12 @@ impl FfmpegRunner {
         }
     }
 
-    /// The binaries from `FFMPEG_PATH`/`FFPROBE_PATH` (else PATH) and every operation limited to
-    /// `FFMPEG_DEFAULT_TIMEOUT` seconds (3600 when unset; the binary refuses a bad value at
-    /// start-up).
-    pub fn from_environment() -> Self {
-        let timeout_seconds = std::env::var("FFMPEG_DEFAULT_TIMEOUT")
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .filter(|seconds| *seconds > 0)
-            .unwrap_or(3600);
-        FfmpegRunner::new(FfmpegBinaries::from_environment())
-            .with_timeouts(OperationTimeouts::all(Duration::from_secs(timeout_seconds)))
+    /// `binaries`, remux/transcode/concat limited to `operation_timeout`, probe and thumbnail
+    /// to their own short limits (see [`OperationTimeouts::for_operations`]). The binary crate
+    /// reads these from its settings; this crate never reads the environment.
+    pub fn with_operation_timeout(binaries: FfmpegBinaries, operation_timeout: Duration) -> Self {
+        FfmpegRunner::new(binaries)
+            .with_timeouts(OperationTimeouts::for_operations(operation_timeout))
     }
 
     pub fn with_timeouts(mut self, timeouts: OperationTimeouts) -> Self {
@@ -161,7 +178,8 @@ impl FfmpegRunner {
     /// ffprobe a local file.
     pub async fn probe(&self, input: &Path) -> FfmpegResult<StreamInfo> {
         ensure_input_exists(input).await?;
-        let arguments = probe_arguments(input);
+        let media = identify(input).await?;
+        let arguments = probe_arguments(&media);
         let (finished, stdout) = run_collecting_stdout(
             &self.binaries.ffprobe,
             &arguments,
@@ -193,12 +211,13 @@ impl FfmpegRunner {
         let run = OutputRun {
             operation: "remux",
             input,
-            audio_input: options.audio_input.as_deref(),
+            audio_input: options.audio_input.as_ref(),
             output,
             timeout: self.timeouts.remux,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            remux_arguments(input, partial, options)
+            remux_arguments(&media, partial, options)
         })
         .await
     }
@@ -214,12 +233,13 @@ impl FfmpegRunner {
         let run = OutputRun {
             operation: "transcode",
             input,
-            audio_input: options.audio_input.as_deref(),
+            audio_input: options.audio_input.as_ref(),
             output,
             timeout: self.timeouts.transcode,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            transcode_arguments(input, partial, options)
+            transcode_arguments(&media, partial, options)
         })
         .await
     }
@@ -239,8 +259,9 @@ impl FfmpegRunner {
             output,
             timeout: self.timeouts.remux,
         };
+        let media = identify(input).await?;
         self.run_to_output(run, progress, |partial| {
-            audio_only_arguments(input, partial, options)
+            audio_only_arguments(&media, partial, options)
         })
         .await
     }
@@ -270,8 +291,9 @@ impl FfmpegRunner {
             }
             remove_file_if_present(&stale_piece).await;
         }
+        let media = identify(input).await?;
         let pattern = split_output_pattern(output_directory, stem, options.container);
-        let arguments = split_arguments(input, &pattern, options);
+        let arguments = split_arguments(&media, &pattern, options);
         let (finished, _) = run_ffmpeg(
             &self.binaries.ffmpeg,
             &arguments,
@@ -316,8 +338,20 @@ impl FfmpegRunner {
             ));
         };
         let mut absolute_inputs = Vec::with_capacity(inputs.len());
+        let inputs_format = identify(first_input).await?.format;
         for input in inputs {
             ensure_input_exists(input).await?;
+            let media = identify(input).await?;
+            if media.format != inputs_format {
+                return Err(FfmpegError::NotMedia {
+                    input: input.to_string_lossy().into_owned(),
+                    looks_like: format!(
+                        "{} data among {} files to join",
+                        media.format.demuxer(),
+                        inputs_format.demuxer()
+                    ),
+                });
+            }
             absolute_inputs.push(std::path::absolute(input).map_err(|source| {
                 FfmpegError::io(format!("resolving {}", input.display()), source)
             })?);
@@ -337,7 +371,7 @@ impl FfmpegRunner {
         };
         let result = self
             .run_to_output(run, progress, |partial| {
-                concat_arguments(&list_file, partial, options)
+                concat_arguments(&list_file, inputs_format, partial, options)
             })
             .await;
         remove_file_if_present(&list_file).await;
@@ -353,8 +387,9 @@ impl FfmpegRunner {
             output: output_jpeg,
             timeout: self.timeouts.thumbnail,
         };
+        let media = identify(input).await?;
         let finished = self
-            .run_to_output(run, None, |partial| thumbnail_arguments(input, partial))
+            .run_to_output(run, None, |partial| thumbnail_arguments(&media, partial))
             .await?;
         let bytes = tokio::fs::read(&finished.path).await.map_err(|source| {
             FfmpegError::io(format!("reading {}", finished.path.display()), source)
@@ -389,7 +424,18 @@ impl FfmpegRunner {
         } = run;
         ensure_input_exists(input).await?;
         if let Some(audio_input) = audio_input {
-            ensure_input_exists(audio_input).await?;
+            ensure_input_exists(&audio_input.path).await?;
+            let identified = identify(&audio_input.path).await?;
+            if identified.format != audio_input.format {
+                return Err(FfmpegError::NotMedia {
+                    input: audio_input.path.to_string_lossy().into_owned(),
+                    looks_like: format!(
+                        "{} data, not {}",
+                        identified.format.demuxer(),
+                        audio_input.format.demuxer()
+                    ),
+                });
+            }
         }
         let partial_output = partial_path(output);
         let partial = partial_output.as_path();
@@ -440,6 +486,7 @@ impl FfmpegRunner {
             path: output.to_path_buf(),
             size_bytes,
             last_progress,
+            stderr_tail: finished.stderr_tail,
         })
     }
 }
@@ -448,7 +495,7 @@ impl FfmpegRunner {
 struct OutputRun<'a> {
     operation: &'a str,
     input: &'a Path,
-    audio_input: Option<&'a Path>,
+    audio_input: Option<&'a MediaInput>,
     output: &'a Path,
     timeout: Duration,
 }
@@ -535,6 +582,14 @@ async fn run_collecting_stdout(
     Ok((finished?, collected))
 }
 
+/// [`MediaInput::identify`] off the async threads.
+async fn identify(input: &Path) -> FfmpegResult<MediaInput> {
+    let path = input.to_path_buf();
+    tokio::task::spawn_blocking(move || MediaInput::identify(&path))
+        .await
+        .map_err(|error| FfmpegError::io("identifying an input", io::Error::other(error)))?
+}
+
 async fn ensure_input_exists(input: &Path) -> FfmpegResult<()> {
     match tokio::fs::metadata(input).await {
         Ok(metadata) if metadata.is_file() => Ok(()),
@@ -574,13 +629,14 @@ async fn remove_file_if_present(path: &Path) {
     }
 }
 
-/// The ffmpeg engine: ffmpeg reads a URL itself and writes MPEG-TS segments (`part-0001.ts`, ...)
-/// into a directory. Progress in a watch channel; pause/resume by SIGSTOP/SIGCONT; stop by
-/// `q` → SIGTERM → SIGKILL.
+/// The ffmpeg engine: ffmpeg reads its stdin (fed by the caller, see
+/// [`EngineRecording::take_input_pipe`]) or a local file, never the network, and writes MPEG-TS
+/// segments (`part-0001.ts`, ...) into a directory. Progress in a watch channel; pause/resume by
+/// SIGSTOP/SIGCONT; stop by closing the input pipe (or `q`), then SIGTERM, then SIGKILL.
 #[derive(Debug)]
 pub struct EngineRecording {
     process: FfmpegProcess,
-    url: String,
+    input_description: String,
     output_directory: PathBuf,
     progress_receiver: watch::Receiver<FfmpegProgress>,
     progress_task: Option<JoinHandle<()>>,
@@ -598,11 +654,10 @@ pub struct EngineRecordingOutcome {
 }
 
 impl EngineRecording {
-    /// Create `output_directory` and start ffmpeg on `url`. The URL must already have passed the
-    /// project's URL safety check.
+    /// Create `output_directory` and start ffmpeg on `input`.
     pub async fn start(
         binaries: &FfmpegBinaries,
-        url: &str,
+        input: &EngineInput,
         output_directory: &Path,
         options: &EngineOptions,
     ) -> FfmpegResult<EngineRecording> {
@@ -612,7 +667,7 @@ impl EngineRecording {
                 FfmpegError::io(format!("creating {}", output_directory.display()), source)
             })?;
         let arguments =
-            engine_record_arguments(url, &engine_output_pattern(output_directory), options);
+            engine_record_arguments(input, &engine_output_pattern(output_directory), options);
         let mut process = FfmpegProcess::spawn(&binaries.ffmpeg, &arguments, StdoutMode::Piped)?;
         let (progress_receiver, progress_task) = match process.take_stdout() {
             Some(stdout) => {
@@ -623,11 +678,17 @@ impl EngineRecording {
         };
         Ok(EngineRecording {
             process,
-            url: url.to_owned(),
+            input_description: input.describe(),
             output_directory: output_directory.to_path_buf(),
             progress_receiver,
             progress_task,
         })
+    }
+
+    /// ffmpeg's stdin, for an [`EngineInput::Pipe`] recording: write the media into it and drop it
+    /// at the end (ffmpeg then finishes the last segment and exits by itself).
+    pub fn take_input_pipe(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.process.take_stdin()
     }
 
     /// Progress updates (one per `-progress` block, about every 0.5 s).
@@ -683,7 +744,7 @@ impl EngineRecording {
                 "ffmpeg",
                 finished.exit_status,
                 &finished.stderr_tail,
-                &self.url,
+                &self.input_description,
                 Some(&self.output_directory),
             ));
         }
@@ -751,6 +812,22 @@ pub fn engine_segment_files(output_directory: &Path) -> io::Result<Vec<PathBuf>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_keep_a_short_timeout_whatever_the_operation_timeout() {
+        let timeouts = OperationTimeouts::for_operations(Duration::from_secs(7200));
+        assert_eq!(timeouts.probe, DEFAULT_PROBE_TIMEOUT);
+        assert_eq!(timeouts.thumbnail, DEFAULT_THUMBNAIL_TIMEOUT);
+        assert_eq!(timeouts.remux, Duration::from_secs(7200));
+        assert_eq!(timeouts.concat, Duration::from_secs(7200));
+        let short = OperationTimeouts::for_operations(Duration::from_secs(5));
+        assert_eq!(short.probe, Duration::from_secs(5));
+        let runner = FfmpegRunner::with_operation_timeout(
+            FfmpegBinaries::default(),
+            Duration::from_secs(7200),
+        );
+        assert_eq!(runner.timeouts().probe, DEFAULT_PROBE_TIMEOUT);
+    }
 
     #[test]
     fn partial_path_is_beside_the_output() {

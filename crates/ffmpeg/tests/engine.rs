@@ -1,4 +1,5 @@
-//! The ffmpeg engine with the real ffmpeg, reading from a local HTTP server.
+//! The ffmpeg engine with the real ffmpeg, reading its stdin (the recorder's HTTP client feeds it
+//! in production; here the test writes a file into it, whole or slowly as a live source would).
 
 mod common;
 
@@ -8,107 +9,55 @@ use std::time::Duration;
 use common::{
     assert_no_progress_for_a_second, binaries, make_test_media, probe_all, wait_for_out_time,
 };
-use streambot_ffmpeg::{EngineOptions, EngineRecording, FfmpegError, StoppedBy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use streambot_ffmpeg::{
+    EngineInput, EngineOptions, EngineRecording, FfmpegError, InputFormat, StoppedBy,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
-/// What the test server answers.
-#[derive(Clone)]
-enum Answer {
-    /// 200 with `body`, written in `chunks` pieces `interval` apart.
-    Body {
-        body: Vec<u8>,
-        chunks: usize,
-        interval: Duration,
-    },
-    NotFound,
-}
-
-/// Serve `answer` to every request on 127.0.0.1; returns the URL of `/live.ts`.
-async fn serve(answer: Answer) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((connection, _)) = listener.accept().await {
-            tokio::spawn(answer_request(connection, answer.clone()));
-        }
-    });
-    format!("http://{address}/live.ts")
-}
-
-async fn answer_request(mut connection: TcpStream, answer: Answer) {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !request.windows(4).any(|window| window == b"\r\n\r\n") && request.len() < 8192 {
-        match connection.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => request.extend_from_slice(&buffer[..read]),
-        }
-    }
-    match answer {
-        Answer::NotFound => {
-            let _ = connection
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-        }
-        Answer::Body {
-            body,
-            chunks,
-            interval,
-        } => {
-            let header = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if connection.write_all(header.as_bytes()).await.is_err() {
-                return;
-            }
-            for chunk in body.chunks(body.len().div_ceil(chunks.max(1)).max(1)) {
-                if connection.write_all(chunk).await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(interval).await;
-            }
-        }
-    }
-}
-
-/// Serve `seconds` of test media (in `chunks` pieces `interval` apart) and start the engine on it
-/// with 2-second segments.
-async fn record_served_media(
+/// Start the engine with 2-second segments on a pipe and feed it `seconds` of test media in
+/// `chunks` pieces `interval` apart; the feeder closes the pipe at the end.
+async fn record_piped_media(
     directory: &Path,
     seconds: u32,
     chunks: usize,
     interval: Duration,
-) -> EngineRecording {
+) -> (EngineRecording, JoinHandle<()>) {
     let source = make_test_media(directory, "source.ts", seconds, "160x90").await;
     let body = std::fs::read(&source).expect("read source");
-    let url = serve(Answer::Body {
-        body,
-        chunks,
-        interval,
-    })
-    .await;
     let options = EngineOptions {
         segment_seconds: 2,
-        rw_timeout: Duration::from_secs(5),
         ..EngineOptions::default()
     };
-    EngineRecording::start(&binaries(), &url, &directory.join("recording"), &options)
-        .await
-        .expect("start")
+    let mut recording = EngineRecording::start(
+        &binaries(),
+        &EngineInput::Pipe(InputFormat::MpegTs),
+        &directory.join("recording"),
+        &options,
+    )
+    .await
+    .expect("start");
+    let mut pipe = recording.take_input_pipe().expect("stdin");
+    let feeder = tokio::spawn(async move {
+        for chunk in body.chunks(body.len().div_ceil(chunks.max(1)).max(1)) {
+            if pipe.write_all(chunk).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    (recording, feeder)
 }
 
 #[tokio::test]
-async fn engine_records_a_plain_http_stream_into_playable_segments() {
+async fn engine_records_a_piped_stream_into_playable_segments() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let mut recording = record_served_media(directory.path(), 8, 1, Duration::ZERO).await;
+    let (mut recording, feeder) = record_piped_media(directory.path(), 8, 1, Duration::ZERO).await;
+    feeder.await.expect("fed");
     let outcome = recording
         .wait(Duration::from_secs(20))
         .await
-        .expect("ends with the stream");
+        .expect("ends with the input");
     assert!(outcome.last_progress.ended, "{:?}", outcome.last_progress);
     assert!(
         outcome.segment_files.len() >= 3,
@@ -122,11 +71,11 @@ async fn engine_records_a_plain_http_stream_into_playable_segments() {
 }
 
 #[tokio::test]
-async fn engine_pause_resume_and_graceful_stop() {
+async fn engine_pause_resume_and_stop_by_closing_the_pipe() {
     let directory = tempfile::tempdir().expect("tempdir");
     // 20 s of media over about 10 s: a "live" source.
-    let mut recording =
-        record_served_media(directory.path(), 20, 100, Duration::from_millis(100)).await;
+    let (mut recording, feeder) =
+        record_piped_media(directory.path(), 20, 100, Duration::from_millis(100)).await;
     let mut progress = recording.progress();
     wait_for_out_time(&mut progress, Duration::from_secs(1)).await;
 
@@ -137,6 +86,9 @@ async fn engine_pause_resume_and_graceful_stop() {
     recording.resume().expect("resume");
     wait_for_out_time(&mut progress, paused_at + Duration::from_millis(500)).await;
 
+    // The clean stop of a piped recording: end of input.
+    feeder.abort();
+    let _ = feeder.await;
     let outcome = recording.stop(Duration::from_secs(5)).await.expect("stop");
     let stop = outcome.stop.as_ref().expect("stop outcome");
     assert!(stop.clean, "{stop:?}");
@@ -146,60 +98,31 @@ async fn engine_pause_resume_and_graceful_stop() {
 }
 
 #[tokio::test]
-async fn engine_failures_are_classified() {
+async fn engine_input_in_the_wrong_container_is_invalid_input() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let options = EngineOptions {
-        rw_timeout: Duration::from_secs(3),
-        reconnect_delay_max: Duration::from_secs(1),
-        ..EngineOptions::default()
-    };
-
-    let not_found = serve(Answer::NotFound).await;
+    let source = make_test_media(directory.path(), "source.ts", 2, "160x90").await;
+    let body = std::fs::read(&source).expect("read source");
     let mut recording = EngineRecording::start(
         &binaries(),
-        &not_found,
-        &directory.path().join("a"),
-        &options,
+        &EngineInput::Pipe(InputFormat::Flv),
+        &directory.path().join("recording"),
+        &EngineOptions::default(),
     )
     .await
     .expect("start");
+    let mut pipe = recording.take_input_pipe().expect("stdin");
+    let _ = pipe.write_all(&body).await;
+    drop(pipe);
     let error = recording
         .wait(Duration::from_secs(15))
         .await
-        .expect_err("404");
+        .expect_err("MPEG-TS is not FLV");
     assert!(
         matches!(
             error,
-            FfmpegError::NetworkFailure {
-                permanent: true,
-                ..
-            }
+            FfmpegError::InvalidInput { .. } | FfmpegError::NonZeroExit { .. }
         ),
         "{error:?}"
     );
     assert!(!error.is_retryable());
-
-    // A port nobody listens on.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let closed = format!("http://{}/live.ts", listener.local_addr().expect("address"));
-    drop(listener);
-    let mut recording =
-        EngineRecording::start(&binaries(), &closed, &directory.path().join("b"), &options)
-            .await
-            .expect("start");
-    let error = recording
-        .wait(Duration::from_secs(15))
-        .await
-        .expect_err("refused");
-    assert!(
-        matches!(
-            error,
-            FfmpegError::NetworkFailure {
-                permanent: false,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert!(error.is_retryable());
 }

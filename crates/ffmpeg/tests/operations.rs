@@ -2,17 +2,19 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_close, assert_duration_about, binaries, corpus_directory, make_test_media, make_test_ts,
+    arguments, assert_close, assert_duration_about, binaries, corpus_directory, make_test_media,
+    make_test_ts,
 };
 use streambot_ffmpeg::argv::remux_arguments;
+use streambot_ffmpeg::run::run_ffmpeg;
 use streambot_ffmpeg::{
     AudioOnlyOptions, ConcatOptions, FfmpegBinaries, FfmpegError, FfmpegProcess, FfmpegRunner,
-    OperationTimeouts, OutputContainer, OutputExpectations, RemuxOptions, SplitOptions, StdoutMode,
-    TranscodeOptions, TranscodePreset, check_output, moov_before_mdat,
+    InputFormat, MediaInput, OperationTimeouts, OutputContainer, OutputExpectations, RemuxOptions,
+    SplitOptions, StdoutMode, TranscodeOptions, TranscodePreset, check_output, moov_before_mdat,
 };
 use tokio::sync::watch;
 
@@ -241,6 +243,20 @@ async fn corrupt_input_is_a_clear_error_and_the_source_is_kept() {
         .remux(&input, &output, &RemuxOptions::default(), None)
         .await
         .expect_err("noise is not media");
+    // Refused before ffmpeg runs: its first bytes are no known format.
+    assert!(matches!(error, FfmpegError::NotMedia { .. }), "{error:?}");
+    assert!(!error.is_retryable());
+    // Garbage behind MPEG-TS sync bytes gets past the first look; ffmpeg then says why.
+    let disguised = directory.path().join("part-0002.ts");
+    let mut disguised_noise = noise.clone();
+    for packet in disguised_noise.chunks_mut(188) {
+        packet[0] = 0x47;
+    }
+    std::fs::write(&disguised, &disguised_noise).expect("write disguised noise");
+    let error = runner
+        .remux(&disguised, &output, &RemuxOptions::default(), None)
+        .await
+        .expect_err("noise is not media");
     assert!(
         matches!(error, FfmpegError::InvalidInput { .. }),
         "{error:?}"
@@ -257,6 +273,14 @@ async fn corrupt_input_is_a_clear_error_and_the_source_is_kept() {
     assert!(!directory.path().join("part-0001.mp4.partial").exists());
 
     let probe_error = runner.probe(&input).await.expect_err("noise is not media");
+    assert!(
+        matches!(probe_error, FfmpegError::NotMedia { .. }),
+        "{probe_error:?}"
+    );
+    let probe_error = runner
+        .probe(&disguised)
+        .await
+        .expect_err("noise is not media");
     assert!(
         matches!(probe_error, FfmpegError::InvalidInput { .. }),
         "{probe_error:?}"
@@ -285,7 +309,9 @@ async fn missing_input_is_input_not_found() {
 async fn missing_binary_is_binary_not_found() {
     let directory = tempfile::tempdir().expect("tempdir");
     let input = directory.path().join("in.ts");
-    std::fs::write(&input, b"x").expect("write");
+    let mut one_packet = vec![0u8; 188];
+    one_packet[0] = 0x47;
+    std::fs::write(&input, one_packet).expect("write");
     let runner = FfmpegRunner::new(FfmpegBinaries::new(
         "/nonexistent/ffmpeg",
         "/nonexistent/ffprobe",
@@ -324,7 +350,11 @@ async fn killed_remux_leaves_the_input_untouched() {
     let input = make_test_ts(directory.path(), "part-0001.ts").await;
     let before = std::fs::read(&input).expect("read input");
     let output = directory.path().join("part-0001.mp4");
-    let arguments = remux_arguments(&input, &output, &RemuxOptions::default());
+    let arguments = remux_arguments(
+        &MediaInput::new(&input, InputFormat::MpegTs),
+        &output,
+        &RemuxOptions::default(),
+    );
     let mut process =
         FfmpegProcess::spawn(&binaries().ffmpeg, &arguments, StdoutMode::Null).expect("spawn");
     // Stop it where it stands, then SIGKILL the group: whatever it was doing, it does no more.
@@ -467,7 +497,7 @@ async fn cmaf_video_and_separate_audio_rendition_mux_into_one_mp4() {
 
     let output = directory.path().join("muxed.mp4");
     let options = RemuxOptions {
-        audio_input: Some(audio.clone()),
+        audio_input: Some(MediaInput::new(&audio, InputFormat::Mp4)),
         audio_is_adts_aac: audio_info.audio_is_adts_aac(),
         ..RemuxOptions::new(OutputContainer::Mp4)
     };
@@ -495,4 +525,115 @@ async fn cmaf_video_and_separate_audio_rendition_mux_into_one_mp4() {
     );
     assert!(moov_before_mdat(&output).expect("box walk"));
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// `-f framemd5` of the decoded first video stream of `file`: one hash per frame.
+async fn frame_hashes(file: &Path, format_arguments: &[&str]) -> Vec<String> {
+    let mut argv = arguments(&["-hide_banner", "-loglevel", "error"]);
+    argv.extend(arguments(format_arguments));
+    argv.extend(arguments(&["-i"]));
+    argv.push(file.as_os_str().to_os_string());
+    argv.extend(arguments(&["-map", "0:v:0", "-f", "framemd5", "pipe:1"]));
+    let mut process =
+        FfmpegProcess::spawn(&binaries().ffmpeg, &argv, StdoutMode::Piped).expect("spawn");
+    let mut stdout = process.take_stdout().expect("stdout");
+    let mut text = String::new();
+    let (_, finished) = tokio::join!(
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text),
+        process.wait_with_timeout(Duration::from_secs(30), "framemd5")
+    );
+    let _ = finished.expect("framemd5 runs");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit(',').next().map(|hash| hash.trim().to_owned()))
+        .collect()
+}
+
+/// Issue 11: the attack itself, against the argv builders with the part's check bypassed. The
+/// seed's argv (no input format) reads the other file through an HLS playlist; ours refuses.
+#[tokio::test]
+async fn a_playlist_part_cannot_pull_another_file_into_the_output() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let other_directory = directory.path().join("other");
+    let job_directory = directory.path().join("job");
+    std::fs::create_dir_all(&other_directory).expect("other");
+    std::fs::create_dir_all(&job_directory).expect("job");
+    let other = make_test_ts(&other_directory, "x.ts").await;
+    let other_hashes = frame_hashes(&other, &[]).await;
+    assert!(!other_hashes.is_empty());
+    let part = job_directory.join("main-0001.ts");
+    for body in [
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nfile://{}\n#EXT-X-ENDLIST\n",
+            other.display()
+        ),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n../other/x.ts\n#EXT-X-ENDLIST\n".to_owned(),
+    ] {
+        std::fs::write(&part, &body).expect("hostile part");
+        // Control: the seed's arguments (no -f) do read the other file.
+        let seed_output = job_directory.join("seed.mp4");
+        let seed_arguments = arguments(&[
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-protocol_whitelist",
+            "file,pipe",
+            "-i",
+        ])
+        .into_iter()
+        .chain([format!("file:{}", part.display()).into()])
+        .chain(arguments(&["-c", "copy", "-f", "mp4"]))
+        .chain([seed_output.clone().into_os_string()])
+        .collect::<Vec<_>>();
+        let (_, _) = run_ffmpeg(
+            &binaries().ffmpeg,
+            &seed_arguments,
+            "seed",
+            Duration::from_secs(30),
+            None,
+        )
+        .await
+        .expect("runs");
+        if seed_output.exists() {
+            let stolen = frame_hashes(&seed_output, &[]).await;
+            assert!(
+                stolen.iter().any(|hash| other_hashes.contains(hash)),
+                "the control should show the attack"
+            );
+            std::fs::remove_file(&seed_output).expect("remove");
+        }
+
+        // Ours: the part named as MPEG-TS, only the mpegts demuxer, only files.
+        let output = job_directory.join("recording-0001.mp4");
+        let ours = remux_arguments(
+            &MediaInput::new(&part, InputFormat::MpegTs),
+            &output,
+            &RemuxOptions::default(),
+        );
+        let (finished, _) = run_ffmpeg(
+            &binaries().ffmpeg,
+            &ours,
+            "remux",
+            Duration::from_secs(30),
+            None,
+        )
+        .await
+        .expect("runs");
+        assert!(!finished.success(), "{body}");
+        if output.exists() {
+            let hashes = frame_hashes(&output, &["-f", "mov"]).await;
+            assert!(hashes.iter().all(|hash| !other_hashes.contains(hash)));
+        }
+        // And the runner refuses it before ffmpeg runs, with the reason.
+        let runner = FfmpegRunner::new(binaries());
+        let error = runner
+            .remux(&part, &output, &RemuxOptions::default(), None)
+            .await
+            .expect_err("not media");
+        assert!(matches!(error, FfmpegError::NotMedia { .. }), "{error:?}");
+        let error = runner.probe(&part).await.expect_err("not media");
+        assert!(error.to_string().contains("HLS playlist"), "{error}");
+        assert_eq!(std::fs::read_to_string(&part).expect("kept"), body);
+    }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobLease, JobPriority, JobState, NewJob,
-    RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobLease, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::broadcast;
 
@@ -148,29 +148,38 @@ pub trait JobStore: Send + Sync {
     fn publish_event(&self, event: JobEvent) -> impl Future<Output = Result<(), JobsError>> + Send;
 
     /// A user's saved preferences (language, time zone, VIP); the defaults when none were saved.
-    // Placeholder until both backends persist them (then this default body goes).
     fn get_user_preferences(
         &self,
         user_id: i64,
-    ) -> impl Future<Output = Result<streambot_core::UserPreferences, JobsError>> + Send {
-        let _ = user_id;
-        async { Ok(streambot_core::UserPreferences::default()) }
-    }
+    ) -> impl Future<Output = Result<UserPreferences, JobsError>> + Send;
 
     /// Saves a user's preferences, replacing what was saved.
-    // Placeholder until both backends persist them (then this default body goes).
     fn set_user_preferences(
         &self,
         user_id: i64,
-        preferences: streambot_core::UserPreferences,
-    ) -> impl Future<Output = Result<(), JobsError>> + Send {
-        let _ = (user_id, preferences);
-        async { Ok(()) }
-    }
+        preferences: UserPreferences,
+    ) -> impl Future<Output = Result<(), JobsError>> + Send;
+
+    /// `expected → Failed` with the error text and its class (fenced when `fence` is given).
+    fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
 }
 
 /// The queues `priority` and `normal`, the leases and the coordination lock.
 pub trait Queue: Send + Sync {
+    /// Creates a job and puts it in its queue in one step (one SQLite transaction, one Redis
+    /// script): a crash cannot leave it created and never queued.
+    fn create_queued_job(
+        &self,
+        request: NewJob,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
+
     /// Puts a queued job in its priority's queue.
     fn push(
         &self,
@@ -200,17 +209,21 @@ pub trait Queue: Send + Sync {
     fn complete(&self, lease: &Lease) -> impl Future<Output = Result<(), JobsError>> + Send;
 
     /// A transient failure: back in the queue after `backoff`, or dead-lettered after the third.
+    /// `failure` is the class of `error`, kept in the record with it.
     fn retry(
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> impl Future<Output = Result<RetryDecision, JobsError>> + Send;
 
     /// Gives the job back without counting an attempt (worker shutdown): `Queued`, claimable now.
     fn release(&self, lease: &Lease) -> impl Future<Output = Result<(), JobsError>> + Send;
 
-    /// Requeues jobs whose lease lapsed (a worker died), fencing out the old holder.
+    /// Requeues jobs whose lease lapsed (a worker died), fencing out the old holder, and puts
+    /// back in their queue `Queued` jobs that are in none (created, then the creator died before
+    /// its push) once they are [`UNQUEUED_JOB_GRACE`] old.
     fn reap_expired_leases(&self) -> impl Future<Output = Result<Vec<JobId>, JobsError>> + Send;
 
     /// Jobs that failed for good.
@@ -229,12 +242,14 @@ pub trait Queue: Send + Sync {
 pub trait JobBackend: JobStore + Queue + Clone + Send + Sync + 'static {}
 impl<T: JobStore + Queue + Clone + Send + Sync + 'static> JobBackend for T {}
 
-/// Creates a job and puts it in its queue.
+/// Creates a job and puts it in its queue, in one step.
 pub async fn submit_job<B: JobBackend>(backend: &B, request: NewJob) -> Result<Job, JobsError> {
-    let job = backend.create_job(request).await?;
-    backend.push(job.id, job.priority).await?;
-    Ok(job)
+    backend.create_queued_job(request).await
 }
+
+/// How long a `Queued` job may sit in no queue before the reaper pushes it (its creator, e.g.
+/// the bot announcing it first, normally pushes it well within this).
+pub const UNQUEUED_JOB_GRACE: Duration = Duration::from_secs(10);
 
 /// Backoff before retry `attempt` (1, 2, 3): 2 s, 4 s, 8 s.
 pub fn retry_backoff(attempt: u32, base: Duration) -> Duration {
@@ -318,6 +333,20 @@ pub mod mutation {
             JobState::Cancelled if expected == JobState::Queued => QueuePlacement::Dequeue,
             _ => QueuePlacement::Unchanged,
         })
+    }
+
+    /// `expected → Failed`, keeping why (text and class).
+    pub fn fail(
+        job: &mut Job,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        let placement = transition(job, expected, JobState::Failed, fence, Some(message), now)?;
+        job.failure = Some(failure);
+        Ok(placement)
     }
 
     pub fn set_desired(
@@ -409,6 +438,7 @@ pub mod mutation {
         if !job.state.is_terminal() {
             job.apply_transition(JobState::Failed, now)?;
             job.error = Some("the worker completed the job before it finished".to_string());
+            job.failure = Some(FailureKind::Internal);
         }
         job.lease = None;
         Ok(QueuePlacement::Dequeue)
@@ -418,12 +448,14 @@ pub mod mutation {
         job: &mut Job,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
         now: DateTime<Utc>,
     ) -> Result<(QueuePlacement, RetryDecision), JobsError> {
         check_fence(job, lease)?;
         job.attempt += 1;
         job.error = Some(error);
+        job.failure = Some(failure);
         if job.attempt >= MAXIMUM_FAILED_ATTEMPTS || !job.state.can_transition_to(JobState::Queued)
         {
             job.apply_transition(JobState::Failed, now)?;
@@ -488,6 +520,7 @@ pub mod mutation {
             Ok(QueuePlacement::Enqueue { available_at: now })
         } else {
             job.error = Some("the worker was lost while finishing the recording".to_string());
+            job.failure = Some(FailureKind::Internal);
             job.apply_transition(JobState::Failed, now)?;
             job.lease = None;
             Ok(QueuePlacement::DeadLetter)
@@ -530,6 +563,27 @@ pub mod shared_operations {
                 to,
                 fence,
                 error.clone(),
+                Utc::now(),
+            ))
+        });
+        Ok(update.await?.0)
+    }
+
+    pub async fn fail_job<R: VersionedJobRecords>(
+        records: &R,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(job_id, |job| {
+            unchanged_queue(mutation::fail(
+                job,
+                expected,
+                fence,
+                message.clone(),
+                failure,
                 Utc::now(),
             ))
         });
@@ -589,10 +643,11 @@ pub mod shared_operations {
         records: &R,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
         let update = records.update_job(lease.job_id, |job| {
-            mutation::retry(job, lease, error.clone(), backoff, Utc::now())
+            mutation::retry(job, lease, error.clone(), failure, backoff, Utc::now())
         });
         Ok(update.await?.1)
     }

@@ -19,10 +19,13 @@ pub mod worker;
 
 pub use backend::{
     JobBackend, JobFilter, JobStore, Lease, MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement,
-    RetryDecision, retry_backoff, submit_job,
+    RetryDecision, UNQUEUED_JOB_GRACE, retry_backoff, submit_job,
 };
 pub use error::JobsError;
 pub use redis_backend::RedisBackend;
 pub use scheduler::{SchedulerConfig, SchedulerPassReport, run_scheduler, run_scheduler_pass};
 pub use sqlite::SqliteBackend;
-pub use worker::{NativeHlsEngine, RecordingEngine, WorkerConfig, job_directory, run_worker};
+pub use worker::{
+    DEFAULT_MAXIMUM_RECORDING_DURATION, NativeHlsEngine, RecordingEngine, WorkerConfig,
+    disk_refuses_claims, effective_recording_options, job_directory, run_worker,
+};

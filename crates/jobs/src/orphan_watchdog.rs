@@ -559,8 +559,7 @@ mod process_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_scheduler_pass_kills_stray_ffmpegs_and_spares_running_jobs() {
-        if Command::new("ffmpeg").arg("-version").output().is_err() {
-            eprintln!("skipped: no ffmpeg on PATH");
+        if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
             return;
         }
         let data = tempfile::tempdir().expect("tempdir");

@@ -9,7 +9,10 @@
 //!   job leaves the worker; lease renewal re-claims it (`XCLAIM … JUSTID`) so its idle time only
 //!   grows when the worker is gone, and the reaper finds it with `XAUTOCLAIM`.
 //! - `delayed`: retries waiting for their backoff (a sorted set by due time).
+//! - `unqueued`: jobs created but not pushed yet (a sorted set by creation time); the reaper
+//!   pushes those older than the grace, so a creator that died between the two loses nothing.
 //! - `dead`: jobs failed for good. `lock:{NAME}`: locks with expiry. Channel `events`: pub/sub.
+//! - `user_preferences`: a hash, user id → the JSON of `UserPreferences`.
 //!
 //! Blocking reads use a dedicated connection without a response timeout (redis-rs's default of
 //! 500 ms would cut every `BLOCK`); everything else goes through a `ConnectionManager`, which
@@ -24,7 +27,8 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -49,11 +53,19 @@ redis.call('HSET', KEYS[1], 'version', ARGV[2], 'record', ARGV[3], 'state', ARGV
 return 1
 "#;
 
+/// Creates the record and its indexes; then either queues it (ARGV[5] = '1': XADD to the stream
+/// KEYS[4]) or notes it in `unqueued` (KEYS[5]) until its creator pushes it: all in one script,
+/// so a crash cannot leave a job created and in neither.
 const CREATE_SCRIPT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', '1', 'record', ARGV[1], 'state', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+if ARGV[5] == '1' then
+  redis.call('XADD', KEYS[4], '*', 'job', ARGV[4])
+else
+  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[4])
+end
 return 1
 "#;
 
@@ -88,6 +100,7 @@ pub struct RedisBackend {
     blocking: Arc<Mutex<Option<MultiplexedConnection>>>,
     prefix: String,
     events: broadcast::Sender<JobEvent>,
+    unqueued_job_grace: Duration,
     _subscriber_guard: Arc<DropGuard>,
 }
 
@@ -116,6 +129,7 @@ impl RedisBackend {
             blocking: Arc::new(Mutex::new(None)),
             prefix: key_prefix.to_string(),
             events: events.clone(),
+            unqueued_job_grace: crate::backend::UNQUEUED_JOB_GRACE,
             _subscriber_guard: Arc::new(stop_subscriber.clone().drop_guard()),
         };
         backend.ensure_consumer_groups().await?;
@@ -253,14 +267,100 @@ impl RedisBackend {
 
     async fn add_entry(&self, queue: JobPriority, job_id: JobId) -> Result<(), JobsError> {
         let mut connection = self.commands.clone();
-        let _: String = redis::cmd("XADD")
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("XADD")
             .arg(self.stream_key(queue))
             .arg("*")
             .arg("job")
             .arg(job_id.as_str())
+            .ignore()
+            .cmd("ZREM")
+            .arg(self.key("unqueued"))
+            .arg(job_id.as_str())
+            .ignore();
+        let () = transaction.query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    /// Creates a job; queued at once when `enqueue`, else noted in `unqueued`.
+    async fn insert_job(&self, request: NewJob, enqueue: bool) -> Result<Job, JobsError> {
+        let now = Utc::now();
+        loop {
+            let job = Job::new(random_job_id(), request.clone(), now);
+            let mut connection = self.commands.clone();
+            let created: i64 = Script::new(CREATE_SCRIPT)
+                .key(self.job_key(job.id))
+                .key(self.key("jobs"))
+                .key(self.key(&format!("user:{}:jobs", job.owner.user_id)))
+                .key(self.stream_key(job.priority))
+                .key(self.key("unqueued"))
+                .arg(encode_record(&job)?)
+                .arg(job.state.as_str())
+                .arg(now.timestamp_millis())
+                .arg(job.id.as_str())
+                .arg(if enqueue { "1" } else { "0" })
+                .invoke_async(&mut connection)
+                .await?;
+            if created == 1 {
+                self.publish(&JobEvent::Created {
+                    job: Box::new(job.clone()),
+                })
+                .await;
+                return Ok(job);
+            }
+        }
+    }
+
+    /// Pushes the jobs in `unqueued` older than the grace that are still `Queued`; forgets the
+    /// others.
+    async fn requeue_unqueued_jobs(&self) -> Result<Vec<JobId>, JobsError> {
+        let cutoff = Utc::now() - crate::backend::chrono_duration(self.unqueued_job_grace);
+        let mut connection = self.commands.clone();
+        let identifiers: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("unqueued"))
+            .arg("-inf")
+            .arg(cutoff.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
             .query_async(&mut connection)
             .await?;
-        Ok(())
+        let mut requeued = Vec::new();
+        for identifier in identifiers {
+            let queued = match identifier.parse::<JobId>() {
+                Ok(job_id) => self
+                    .load(job_id)
+                    .await?
+                    .filter(|(job, _)| job.state == JobState::Queued && job.lease.is_none())
+                    .map(|(job, _)| job),
+                Err(_) => None,
+            };
+            match queued {
+                Some(job) => {
+                    self.add_entry(job.priority, job.id).await?;
+                    requeued.push(job.id);
+                }
+                None => {
+                    let _: i64 = redis::cmd("ZREM")
+                        .arg(self.key("unqueued"))
+                        .arg(&identifier)
+                        .query_async(&mut connection)
+                        .await?;
+                }
+            }
+        }
+        if !requeued.is_empty() {
+            tracing::warn!(jobs = ?requeued, "queued jobs that were in no queue are queued again");
+        }
+        Ok(requeued)
+    }
+
+    /// A `Queued` job in no queue is pushed by the reaper once this old.
+    pub fn with_unqueued_job_grace(mut self, grace: Duration) -> Self {
+        self.unqueued_job_grace = grace;
+        self
     }
 
     async fn apply_placement(
@@ -549,28 +649,7 @@ async fn forward_events(
 
 impl JobStore for RedisBackend {
     async fn create_job(&self, request: NewJob) -> Result<Job, JobsError> {
-        let now = Utc::now();
-        loop {
-            let job = Job::new(random_job_id(), request.clone(), now);
-            let mut connection = self.commands.clone();
-            let created: i64 = Script::new(CREATE_SCRIPT)
-                .key(self.job_key(job.id))
-                .key(self.key("jobs"))
-                .key(self.key(&format!("user:{}:jobs", job.owner.user_id)))
-                .arg(encode_record(&job)?)
-                .arg(job.state.as_str())
-                .arg(now.timestamp_millis())
-                .arg(job.id.as_str())
-                .invoke_async(&mut connection)
-                .await?;
-            if created == 1 {
-                self.publish(&JobEvent::Created {
-                    job: Box::new(job.clone()),
-                })
-                .await;
-                return Ok(job);
-            }
-        }
+        self.insert_job(request, false).await
     }
 
     async fn get_job(&self, job_id: JobId) -> Result<Option<Job>, JobsError> {
@@ -649,9 +728,52 @@ impl JobStore for RedisBackend {
         self.publish(&event).await;
         Ok(())
     }
+
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        let mut connection = self.commands.clone();
+        let text: Option<String> = redis::cmd("HGET")
+            .arg(self.key("user_preferences"))
+            .arg(user_id)
+            .query_async(&mut connection)
+            .await?;
+        match text {
+            None => Ok(UserPreferences::default()),
+            Some(text) => crate::sqlite::decode_preferences(&text),
+        }
+    }
+
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.key("user_preferences"))
+            .arg(user_id)
+            .arg(crate::sqlite::encode_preferences(&preferences)?)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
+    }
 }
 
 impl Queue for RedisBackend {
+    async fn create_queued_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        self.insert_job(request, true).await
+    }
+
     async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
         self.add_entry(priority, job_id).await
     }
@@ -749,9 +871,10 @@ impl Queue for RedisBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
-        shared_operations::retry(self, lease, error, backoff).await
+        shared_operations::retry(self, lease, error, failure, backoff).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
@@ -763,6 +886,7 @@ impl Queue for RedisBackend {
         for queue in [JobPriority::Priority, JobPriority::Normal] {
             reaped.extend(self.reap_stream(queue).await?);
         }
+        reaped.extend(self.requeue_unqueued_jobs().await?);
         Ok(reaped)
     }
 

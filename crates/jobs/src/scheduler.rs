@@ -1,21 +1,27 @@
 //! The scheduler: retention, disk guard, lease reaper, orphan-ffmpeg watchdog. In Redis mode many
 //! may run; only the holder of the `scheduler` lock (with expiry) acts in a pass.
 //!
-//! - Retention: the directory of a job that finished more than `FILE_RETENTION_HOURS` ago is
-//!   deleted.
+//! - Retention: the working directory of a job that finished more than `FILE_RETENTION_HOURS`
+//!   ago is deleted, and so are the finished files storage filed under `user_<id>/<job_id>/`
+//!   once they are that old (their remote copies too with `FILE_RETENTION_DELETE_REMOTE`), by
+//!   storage's `retention_sweep`.
 //! - Disk guard: at 80 % of `MAX_DISK_USAGE_GB` a warning event; at 95 % the oldest finished
-//!   recordings are deleted until usage is under 90 %. A job that is not terminal is never touched.
+//!   recordings (working directories and users' finished files alike, oldest first) are deleted
+//!   until usage is under 90 %. A job that is not terminal is never touched.
 //! - Lease reaper: requeues jobs whose worker's lease lapsed (workers reap too).
 //! - Orphan-ffmpeg watchdog ([`crate::orphan_watchdog`]): an ffmpeg of our user writing into
 //!   `recordings_directory/<JOB ID>` whose job no worker holds (queued, finished or unknown) gets
 //!   SIGTERM, then SIGKILL after `orphan_grace`. It is local to the host, so it runs on every tick,
 //!   with or without the lock.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use streambot_core::{DiskUsageLevel, Job, JobEvent, JobId};
+use streambot_core::{DiskUsageLevel, JobEvent, JobId};
+use streambot_storage::retention::{Deletion, StoredCopy, scan_candidates};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{JobBackend, JobFilter, chrono_duration};
@@ -40,6 +46,11 @@ pub struct SchedulerConfig {
     pub lock_time_to_live: Duration,
     /// How long an orphan ffmpeg has between SIGTERM and SIGKILL.
     pub orphan_grace: Duration,
+    /// Where finished files were filed (`user_<id>/<job_id>/` under its root) and the backend
+    /// their remote copies are deleted through; `None`: the files under `recordings_directory`.
+    pub storage: Option<Arc<streambot_storage::Storage>>,
+    /// `FILE_RETENTION_DELETE_REMOTE`: retention deletes the remote copies too.
+    pub retention_deletes_remote_copies: bool,
 }
 
 impl SchedulerConfig {
@@ -52,6 +63,16 @@ impl SchedulerConfig {
             interval: Duration::from_secs(30),
             lock_time_to_live: Duration::from_secs(90),
             orphan_grace: Duration::from_secs(5),
+            storage: None,
+            retention_deletes_remote_copies: false,
+        }
+    }
+
+    /// The root of `user_<id>/<job_id>/`: storage's, or the recordings directory.
+    fn user_files_root(&self) -> PathBuf {
+        match &self.storage {
+            Some(storage) => storage.local.root().to_path_buf(),
+            None => self.recordings_directory.clone(),
         }
     }
 }
@@ -60,7 +81,10 @@ impl SchedulerConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchedulerPassReport {
     pub reaped: Vec<JobId>,
+    /// Jobs whose working directory retention deleted.
     pub deleted_for_retention: Vec<JobId>,
+    /// Finished files (local and remote copies) retention deleted.
+    pub files_deleted_for_retention: Vec<Deletion>,
     pub deleted_for_disk: Vec<JobId>,
     pub used_bytes: u64,
     pub disk_level: Option<DiskUsageLevel>,
@@ -122,40 +146,61 @@ pub async fn run_scheduler_pass<B: JobBackend>(
         Err(error) => tracing::warn!(%error, "orphan-ffmpeg watchdog failed"),
     }
 
-    let finished = backend
-        .list_jobs(JobFilter {
-            states: vec![
-                streambot_core::JobState::Completed,
-                streambot_core::JobState::Failed,
-                streambot_core::JobState::Cancelled,
-            ],
-            ..JobFilter::default()
-        })
-        .await?;
-    let mut finished_on_disk: Vec<Job> = finished
-        .into_iter()
+    let all_jobs = backend.list_jobs(JobFilter::default()).await?;
+    // Never touched: every job that is not terminal (queued for a retry included).
+    let live_job_ids: HashSet<JobId> = all_jobs
+        .iter()
+        .filter(|job| !job.state.is_terminal())
+        .map(|job| job.id)
+        .collect();
+    let finished_at_by_job: HashMap<JobId, SystemTime> = all_jobs
+        .iter()
+        .filter_map(|job| Some((job.id, SystemTime::from(job.finished_at?))))
+        .collect();
+    let mut finished_on_disk: Vec<(JobId, Option<SystemTime>)> = all_jobs
+        .iter()
+        .filter(|job| job.state.is_terminal())
         .filter(|job| job_directory(&config.recordings_directory, job.id).exists())
+        .map(|job| (job.id, job.finished_at.map(SystemTime::from)))
         .collect();
 
     if let Some(retention) = config.retention {
-        let cutoff = Utc::now() - chrono_duration(retention);
+        let cutoff = SystemTime::from(Utc::now() - chrono_duration(retention));
         let mut kept = Vec::new();
-        for job in finished_on_disk {
-            if job
-                .finished_at
-                .is_some_and(|finished_at| finished_at <= cutoff)
-            {
-                delete_recording(backend, config, job.id, "retention period over").await?;
-                report.deleted_for_retention.push(job.id);
+        for (job_id, finished_at) in finished_on_disk {
+            let expired = finished_at.is_some_and(|finished_at| finished_at <= cutoff);
+            if expired {
+                delete_recording(backend, config, job_id, "retention period over").await?;
+                report.deleted_for_retention.push(job_id);
             } else {
-                kept.push(job);
+                kept.push((job_id, finished_at));
             }
         }
         finished_on_disk = kept;
+        report.files_deleted_for_retention =
+            sweep_user_files(config, retention, &live_job_ids).await;
+        let mut announced = HashSet::new();
+        for deletion in &report.files_deleted_for_retention {
+            if announced.insert(deletion.job_id) {
+                backend
+                    .publish_event(JobEvent::RecordingDeleted {
+                        job_id: deletion.job_id,
+                        reason: "retention period over".to_string(),
+                        at: Utc::now(),
+                    })
+                    .await?;
+            }
+        }
     }
 
     let directory = config.recordings_directory.clone();
     report.used_bytes = directory_size_blocking(directory).await;
+    let user_files_root = config.user_files_root();
+    if user_files_root != config.recordings_directory
+        && !user_files_root.starts_with(&config.recordings_directory)
+    {
+        report.used_bytes += directory_size_blocking(user_files_root.clone()).await;
+    }
     if let Some(limit) = config.maximum_disk_bytes.filter(|limit| *limit > 0) {
         let fraction = report.used_bytes as f64 / limit as f64;
         if fraction >= DISK_EMERGENCY_FRACTION {
@@ -175,21 +220,140 @@ pub async fn run_scheduler_pass<B: JobBackend>(
                 .await?;
         }
         if report.disk_level == Some(DiskUsageLevel::Emergency) {
-            finished_on_disk.sort_by_key(|job| job.finished_at);
             let target = (limit as f64 * DISK_CLEANUP_TARGET_FRACTION) as u64;
-            for job in finished_on_disk {
+            let candidates = emergency_candidates(
+                config,
+                &finished_on_disk,
+                &live_job_ids,
+                &finished_at_by_job,
+            )
+            .await;
+            for candidate in candidates {
                 if report.used_bytes < target {
                     break;
                 }
-                let path = job_directory(&config.recordings_directory, job.id);
-                let size = directory_size_blocking(path).await;
-                delete_recording(backend, config, job.id, "disk almost full").await?;
-                report.used_bytes = report.used_bytes.saturating_sub(size);
-                report.deleted_for_disk.push(job.id);
+                let mut freed = 0;
+                for path in &candidate.directories {
+                    freed += directory_size_blocking(path.clone()).await;
+                    remove_directory(path).await?;
+                }
+                tracing::info!(job_id = %candidate.job_id, freed_bytes = freed, "disk almost full: recording deleted");
+                backend
+                    .publish_event(JobEvent::RecordingDeleted {
+                        job_id: candidate.job_id,
+                        reason: "disk almost full".to_string(),
+                        at: Utc::now(),
+                    })
+                    .await?;
+                report.used_bytes = report.used_bytes.saturating_sub(freed);
+                report.deleted_for_disk.push(candidate.job_id);
             }
         }
     }
     Ok(report)
+}
+
+/// Storage's retention over `user_<id>/<job_id>/` (never a live job's files).
+async fn sweep_user_files(
+    config: &SchedulerConfig,
+    retention: Duration,
+    live_job_ids: &HashSet<JobId>,
+) -> Vec<Deletion> {
+    let now = SystemTime::now();
+    match &config.storage {
+        Some(storage) => {
+            storage
+                .retention_sweep(
+                    retention,
+                    now,
+                    live_job_ids,
+                    config.retention_deletes_remote_copies,
+                )
+                .await
+        }
+        None => {
+            let root = config.recordings_directory.clone();
+            let live = live_job_ids.clone();
+            tokio::task::spawn_blocking(move || {
+                streambot_storage::retention_sweep(&root, retention, now, &live)
+            })
+            .await
+            .unwrap_or_default()
+        }
+    }
+}
+
+/// What the disk guard may delete for one finished job: its working directory and the directory
+/// of its finished files, with the time it finished (the newest file when the store has none).
+#[derive(Debug)]
+struct EmergencyCandidate {
+    job_id: JobId,
+    finished_at: SystemTime,
+    directories: Vec<PathBuf>,
+}
+
+/// Every finished job's directories on disk, oldest first. A job in `live_job_ids` is never a
+/// candidate; files of a job the store no longer knows are (by their newest file's time).
+async fn emergency_candidates(
+    config: &SchedulerConfig,
+    finished_on_disk: &[(JobId, Option<SystemTime>)],
+    live_job_ids: &HashSet<JobId>,
+    finished_at_by_job: &HashMap<JobId, SystemTime>,
+) -> Vec<EmergencyCandidate> {
+    let mut by_job: BTreeMap<JobId, EmergencyCandidate> = BTreeMap::new();
+    for (job_id, finished_at) in finished_on_disk {
+        by_job.insert(
+            *job_id,
+            EmergencyCandidate {
+                job_id: *job_id,
+                finished_at: finished_at.unwrap_or(SystemTime::UNIX_EPOCH),
+                directories: vec![job_directory(&config.recordings_directory, *job_id)],
+            },
+        );
+    }
+    let root = config.user_files_root();
+    let local_files = tokio::task::spawn_blocking(move || scan_candidates(&root))
+        .await
+        .unwrap_or_default();
+    for file in local_files {
+        if live_job_ids.contains(&file.job_id) {
+            continue;
+        }
+        let StoredCopy::Local { path } = &file.copy else {
+            continue;
+        };
+        let Some(directory) = path.parent().map(Path::to_path_buf) else {
+            continue;
+        };
+        let recorded_finish = finished_at_by_job.get(&file.job_id).copied();
+        let entry = by_job
+            .entry(file.job_id)
+            .or_insert_with(|| EmergencyCandidate {
+                job_id: file.job_id,
+                finished_at: recorded_finish.unwrap_or(file.stored_at),
+                directories: Vec::new(),
+            });
+        if recorded_finish.is_none() {
+            entry.finished_at = entry.finished_at.max(file.stored_at);
+        }
+        if !entry.directories.contains(&directory) {
+            entry.directories.push(directory);
+        }
+    }
+    let mut candidates: Vec<EmergencyCandidate> = by_job.into_values().collect();
+    candidates.sort_by_key(|candidate| candidate.finished_at);
+    candidates
+}
+
+async fn remove_directory(path: &Path) -> Result<(), JobsError> {
+    match tokio::fs::remove_dir_all(path).await {
+        Ok(()) => Ok(()),
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(JobsError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 async fn delete_recording<B: JobBackend>(
@@ -198,15 +362,7 @@ async fn delete_recording<B: JobBackend>(
     job_id: JobId,
     reason: &str,
 ) -> Result<(), JobsError> {
-    let path = job_directory(&config.recordings_directory, job_id);
-    if let Err(source) = tokio::fs::remove_dir_all(&path).await
-        && source.kind() != std::io::ErrorKind::NotFound
-    {
-        return Err(JobsError::Io {
-            path: path.display().to_string(),
-            source,
-        });
-    }
+    remove_directory(&job_directory(&config.recordings_directory, job_id)).await?;
     tracing::info!(%job_id, reason, "recording deleted");
     backend
         .publish_event(JobEvent::RecordingDeleted {

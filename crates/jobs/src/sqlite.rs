@@ -11,7 +11,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, NewJob, RecordingProgress,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, UserPreferences,
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -34,6 +35,7 @@ pub struct SqliteBackend {
     wake_claimers: Arc<Notify>,
     events: broadcast::Sender<JobEvent>,
     lease_reap_grace: Duration,
+    unqueued_job_grace: Duration,
 }
 
 fn milliseconds(time: DateTime<Utc>) -> i64 {
@@ -46,6 +48,14 @@ fn decode_record(text: &str) -> Result<Job, JobsError> {
 
 fn encode_record(job: &Job) -> Result<String, JobsError> {
     serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+pub(crate) fn decode_preferences(text: &str) -> Result<UserPreferences, JobsError> {
+    serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
+}
+
+pub(crate) fn encode_preferences(preferences: &UserPreferences) -> Result<String, JobsError> {
+    serde_json::to_string(preferences).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 
 impl SqliteBackend {
@@ -76,6 +86,7 @@ impl SqliteBackend {
             wake_claimers: Arc::new(Notify::new()),
             events,
             lease_reap_grace: Duration::ZERO,
+            unqueued_job_grace: crate::backend::UNQUEUED_JOB_GRACE,
         })
     }
 
@@ -87,6 +98,87 @@ impl SqliteBackend {
     pub fn with_lease_reap_grace(mut self, grace: Duration) -> Self {
         self.lease_reap_grace = grace;
         self
+    }
+
+    /// A `Queued` job in no queue is pushed by the reaper once this old.
+    pub fn with_unqueued_job_grace(mut self, grace: Duration) -> Self {
+        self.unqueued_job_grace = grace;
+        self
+    }
+
+    /// Inserts a fresh job (a new id on the rare collision); queued at once when `enqueue`.
+    async fn insert_job(&self, request: NewJob, enqueue: bool) -> Result<Job, JobsError> {
+        let now = Utc::now();
+        loop {
+            let job = Job::new(random_job_id(), request.clone(), now);
+            let queue_name = enqueue.then(|| job.priority.queue_name());
+            let available_at = enqueue.then(|| milliseconds(now));
+            // One statement: the record and its queue place are written together or not at all.
+            let result = sqlx::query(
+                "INSERT OR IGNORE INTO jobs (id, owner_user_id, state, version, created_at_ms,
+                     record_json, queue_name, available_at_ms, enqueue_sequence)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7,
+                     CASE WHEN ?6 IS NULL THEN NULL
+                          ELSE (SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 FROM jobs) END)",
+            )
+            .bind(job.id.as_str())
+            .bind(job.owner.user_id)
+            .bind(job.state.as_str())
+            .bind(milliseconds(now))
+            .bind(encode_record(&job)?)
+            .bind(queue_name)
+            .bind(available_at)
+            .execute(&self.pool)
+            .await?;
+            if result.rows_affected() == 1 {
+                let _ = self.events.send(JobEvent::Created {
+                    job: Box::new(job.clone()),
+                });
+                if enqueue {
+                    self.wake_claimers.notify_waiters();
+                }
+                return Ok(job);
+            }
+        }
+    }
+
+    /// Pushes `Queued` jobs that are in no queue and older than the grace (their creator died
+    /// between create and push).
+    async fn requeue_unqueued_jobs(&self) -> Result<Vec<JobId>, JobsError> {
+        let rows = sqlx::query(
+            "SELECT record_json FROM jobs WHERE state = 'queued' AND queue_name IS NULL LIMIT 100",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let cutoff = Utc::now() - crate::backend::chrono_duration(self.unqueued_job_grace);
+        let mut requeued = Vec::new();
+        for row in rows {
+            let text: String = row.try_get("record_json")?;
+            let Ok(job) = decode_record(&text) else {
+                continue;
+            };
+            if job.updated_at > cutoff {
+                continue;
+            }
+            let result = sqlx::query(
+                "UPDATE jobs SET queue_name = ?2, available_at_ms = ?3,
+                     enqueue_sequence = (SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 FROM jobs)
+                 WHERE id = ?1 AND state = 'queued' AND queue_name IS NULL",
+            )
+            .bind(job.id.as_str())
+            .bind(job.priority.queue_name())
+            .bind(milliseconds(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+            if result.rows_affected() == 1 {
+                requeued.push(job.id);
+            }
+        }
+        if !requeued.is_empty() {
+            tracing::warn!(jobs = ?requeued, "queued jobs that were in no queue are queued again");
+            self.wake_claimers.notify_waiters();
+        }
+        Ok(requeued)
     }
 
     async fn load(&self, job_id: JobId) -> Result<Option<(Job, i64)>, JobsError> {
@@ -242,27 +334,7 @@ impl SqliteBackend {
 
 impl JobStore for SqliteBackend {
     async fn create_job(&self, request: NewJob) -> Result<Job, JobsError> {
-        let now = Utc::now();
-        loop {
-            let job = Job::new(random_job_id(), request.clone(), now);
-            let result = sqlx::query(
-                "INSERT OR IGNORE INTO jobs (id, owner_user_id, state, version, created_at_ms, record_json)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5)",
-            )
-            .bind(job.id.as_str())
-            .bind(job.owner.user_id)
-            .bind(job.state.as_str())
-            .bind(milliseconds(now))
-            .bind(encode_record(&job)?)
-            .execute(&self.pool)
-            .await?;
-            if result.rows_affected() == 1 {
-                let _ = self.events.send(JobEvent::Created {
-                    job: Box::new(job.clone()),
-                });
-                return Ok(job);
-            }
-        }
+        self.insert_job(request, false).await
     }
 
     async fn get_job(&self, job_id: JobId) -> Result<Option<Job>, JobsError> {
@@ -351,9 +423,57 @@ impl JobStore for SqliteBackend {
         let _ = self.events.send(event);
         Ok(())
     }
+
+    async fn get_user_preferences(&self, user_id: i64) -> Result<UserPreferences, JobsError> {
+        let row = sqlx::query("SELECT preferences_json FROM user_preferences WHERE user_id = ?1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(UserPreferences::default()),
+            Some(row) => {
+                let text: String = row.try_get("preferences_json")?;
+                decode_preferences(&text)
+            }
+        }
+    }
+
+    async fn set_user_preferences(
+        &self,
+        user_id: i64,
+        preferences: UserPreferences,
+    ) -> Result<(), JobsError> {
+        sqlx::query(
+            "INSERT INTO user_preferences (user_id, preferences_json, updated_at_ms)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET preferences_json = excluded.preferences_json,
+                 updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(user_id)
+        .bind(encode_preferences(&preferences)?)
+        .bind(milliseconds(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: JobId,
+        expected: JobState,
+        fence: Option<&Lease>,
+        message: String,
+        failure: FailureKind,
+    ) -> Result<Job, JobsError> {
+        shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
+    }
 }
 
 impl Queue for SqliteBackend {
+    async fn create_queued_job(&self, request: NewJob) -> Result<Job, JobsError> {
+        self.insert_job(request, true).await
+    }
+
     async fn push(&self, job_id: JobId, priority: JobPriority) -> Result<(), JobsError> {
         let result = sqlx::query(
             "UPDATE jobs SET queue_name = ?2, available_at_ms = ?3,
@@ -430,9 +550,10 @@ impl Queue for SqliteBackend {
         &self,
         lease: &Lease,
         error: String,
+        failure: FailureKind,
         backoff: Duration,
     ) -> Result<RetryDecision, JobsError> {
-        shared_operations::retry(self, lease, error, backoff).await
+        shared_operations::retry(self, lease, error, failure, backoff).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
@@ -469,6 +590,7 @@ impl Queue for SqliteBackend {
                 Err(error) => return Err(error),
             }
         }
+        reaped.extend(self.requeue_unqueued_jobs().await?);
         Ok(reaped)
     }
 

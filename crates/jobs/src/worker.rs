@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streambot_core::{
-    DesiredJobState, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
+    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, RecordingEndReason,
     RecordingOptions, RecordingProgress,
 };
 use streambot_ffmpeg::FfmpegRunner;
@@ -60,6 +60,23 @@ pub struct WorkerConfig {
     /// Where finished files go (local disk, Google Drive, a Telegram channel); `None` leaves them
     /// in the job's working directory.
     pub storage: Option<std::sync::Arc<streambot_storage::Storage>>,
+    /// The longest a job with no duration of its own records (`FFMPEG_DEFAULT_TIMEOUT`, the
+    /// maximum recording duration): the safety net for a stream that never ends.
+    pub default_maximum_duration: Option<Duration>,
+    /// `USER_DISK_QUOTA_GB`: checked while recording, every `quota_check_interval`; a job whose
+    /// owner's files (stored and being recorded) reach it stops, is finalized and delivered, and
+    /// fails with `FailureKind::LimitReached`.
+    pub user_disk_quota_bytes: Option<u64>,
+    /// Users the quota does not apply to (`TELEGRAM_ADMIN_IDS`).
+    pub quota_exempt_user_ids: std::collections::HashSet<i64>,
+    pub quota_check_interval: Duration,
+    /// `MAX_DISK_USAGE_GB`: no new claim while the recordings directory holds
+    /// [`DISK_EMERGENCY_FRACTION`](crate::scheduler::DISK_EMERGENCY_FRACTION) of it.
+    pub maximum_disk_bytes: Option<u64>,
+    /// No new claim while the file system has less than this free.
+    pub minimum_free_disk_bytes: u64,
+    /// How often the disk is measured for the claim check.
+    pub disk_check_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -79,7 +96,134 @@ impl WorkerConfig {
             shutdown_deadline: Duration::from_millis(9500),
             maximum_part_bytes: None,
             storage: None,
+            default_maximum_duration: Some(DEFAULT_MAXIMUM_RECORDING_DURATION),
+            user_disk_quota_bytes: None,
+            quota_exempt_user_ids: std::collections::HashSet::new(),
+            quota_check_interval: Duration::from_secs(10),
+            maximum_disk_bytes: None,
+            minimum_free_disk_bytes: DEFAULT_MINIMUM_FREE_DISK_BYTES,
+            disk_check_interval: Duration::from_secs(10),
         }
+    }
+}
+
+/// A job with no duration stops after this (the seed's `FFMPEG_DEFAULT_TIMEOUT`, 2 h).
+pub const DEFAULT_MAXIMUM_RECORDING_DURATION: Duration = Duration::from_secs(7200);
+/// A worker claims no new job while its file system has less than this free (1 GiB).
+pub const DEFAULT_MINIMUM_FREE_DISK_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The options a job records with: its own, with the worker's maximum duration when it has none.
+pub fn effective_recording_options(
+    options: &RecordingOptions,
+    default_maximum_duration: Option<Duration>,
+) -> RecordingOptions {
+    let mut effective = options.clone();
+    if effective.maximum_duration.is_none() {
+        effective.maximum_duration = default_maximum_duration;
+    }
+    effective
+}
+
+/// Why a worker takes no new job now, or `None` when it may.
+pub fn disk_refuses_claims(
+    used_bytes: u64,
+    maximum_disk_bytes: Option<u64>,
+    free_bytes: Option<u64>,
+    minimum_free_bytes: u64,
+) -> Option<String> {
+    if let Some(maximum) = maximum_disk_bytes
+        && used_bytes as f64 >= maximum as f64 * crate::scheduler::DISK_EMERGENCY_FRACTION
+    {
+        return Some(format!(
+            "the recordings use {used_bytes} of the {maximum} bytes of MAX_DISK_USAGE_GB"
+        ));
+    }
+    if let Some(free) = free_bytes
+        && free < minimum_free_bytes
+    {
+        return Some(format!(
+            "the disk has {free} bytes free, less than the {minimum_free_bytes} a recording needs"
+        ));
+    }
+    None
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `path`.
+pub fn free_disk_bytes(path: &Path) -> Option<u64> {
+    let stats = nix::sys::statvfs::statvfs(path).ok()?;
+    Some((stats.blocks_available() as u64).saturating_mul(stats.fragment_size() as u64))
+}
+
+/// What a user's recordings take on this machine: the finished files storage filed under
+/// `user_<id>/`, plus the working directory of each of their jobs.
+async fn user_disk_usage_bytes<B: JobBackend>(
+    backend: &B,
+    config: &WorkerConfig,
+    user_id: i64,
+) -> Result<u64, JobsError> {
+    let jobs = backend.list_jobs_for_user(user_id, 10_000).await?;
+    let directories: Vec<PathBuf> = jobs
+        .iter()
+        .map(|job| job_directory(&config.recordings_directory, job.id))
+        .collect();
+    let working_bytes = tokio::task::spawn_blocking(move || {
+        directories
+            .iter()
+            .map(|directory| crate::scheduler::directory_size(directory))
+            .sum::<u64>()
+    })
+    .await
+    .unwrap_or(0);
+    let stored_bytes = match &config.storage {
+        Some(storage) => storage.local.bytes_used_by_user(user_id).await.unwrap_or(0),
+        None => 0,
+    };
+    Ok(working_bytes + stored_bytes)
+}
+
+/// The claim check of [`disk_refuses_claims`], measured at most every `disk_check_interval`.
+struct DiskGuard {
+    checked_at: Option<Instant>,
+    refusal: Option<String>,
+}
+
+impl DiskGuard {
+    async fn refusal(&mut self, config: &WorkerConfig) -> Option<String> {
+        let due = self
+            .checked_at
+            .is_none_or(|checked| checked.elapsed() >= config.disk_check_interval);
+        if due {
+            self.checked_at = Some(Instant::now());
+            let directory = config.recordings_directory.clone();
+            let measure_usage = config.maximum_disk_bytes.is_some();
+            let (used, free) = tokio::task::spawn_blocking(move || {
+                let used = if measure_usage {
+                    crate::scheduler::directory_size(&directory)
+                } else {
+                    0
+                };
+                (used, free_disk_bytes(&directory))
+            })
+            .await
+            .unwrap_or((0, None));
+            let refusal = disk_refuses_claims(
+                used,
+                config.maximum_disk_bytes,
+                free,
+                config.minimum_free_disk_bytes,
+            );
+            match (&self.refusal, &refusal) {
+                (None, Some(reason)) => {
+                    tracing::warn!(worker_id = %config.worker_id, %reason, "disk nearly full: taking no new job")
+                }
+                (Some(_), None) => {
+                    tracing::info!(worker_id = %config.worker_id, "disk has room again: taking jobs")
+                }
+                _ => {}
+            }
+            self.refusal = refusal;
+        }
+        self.refusal.clone()
     }
 }
 
@@ -124,8 +268,14 @@ impl NativeHlsEngine {
                 message: format!("could not build the HTTP client: {error}"),
             }
         })?;
-        let finalizer = FfmpegRunner::from_environment();
+        let finalizer = FfmpegRunner::default();
         Ok(NativeHlsEngine { client, finalizer })
+    }
+
+    /// Finalize (and the ffmpeg engine) with this runner: the operator's binaries and timeouts.
+    pub fn with_finalizer(mut self, finalizer: FfmpegRunner) -> Self {
+        self.finalizer = finalizer;
+        self
     }
 }
 
@@ -138,6 +288,8 @@ impl RecordingEngine for NativeHlsEngine {
         control: watch::Receiver<DesiredState>,
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> RecordingReport {
+        let mut settings = settings;
+        settings.ffmpeg_binaries = self.finalizer.binaries().clone();
         streambot_recorder::record(
             self.client.clone(),
             &url,
@@ -191,6 +343,10 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
         shutdown.clone(),
     ));
 
+    let mut disk_guard = DiskGuard {
+        checked_at: None,
+        refusal: None,
+    };
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -201,6 +357,14 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
         };
         if shutdown.is_cancelled() {
             break;
+        }
+        if disk_guard.refusal(&config).await.is_some() {
+            drop(permit);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(config.disk_check_interval.min(Duration::from_secs(2))) => {}
+            }
+            continue;
         }
         // The claim is never abandoned half-way (a delivered entry would wait for the reaper);
         // its wait is short, so shutdown is not held up.
@@ -347,11 +511,11 @@ async fn supervise_job<B: JobBackend, E: RecordingEngine>(
             "the recording task was cancelled"
         };
         tracing::error!(%job_id, %join_error, "job task ended abnormally");
-        fail_job(&backend, &lease, message).await;
+        fail_job(&backend, &lease, message, FailureKind::Internal).await;
     }
 }
 
-async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str) {
+async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str, failure: FailureKind) {
     let current = match backend.get_job(lease.job_id).await {
         Ok(Some(job)) => job,
         Ok(None) => return,
@@ -362,12 +526,12 @@ async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str) {
     };
     if !current.state.is_terminal()
         && let Err(error) = backend
-            .transition_job(
+            .fail_job(
                 lease.job_id,
                 current.state,
-                JobState::Failed,
                 Some(lease),
-                Some(message.to_string()),
+                message.to_string(),
+                failure,
             )
             .await
     {
@@ -396,16 +560,26 @@ impl<B: JobBackend> RunningJob<B> {
         Ok(())
     }
 
-    /// Brings the recording to what the owner wants.
+    /// Brings the recording to what the owner wants. Until the link resolved the job stays
+    /// `Starting`: the recorder is told (pause, resume, stop) and the state follows once it
+    /// reports the link resolved; a stop before that cancels the job.
     async fn reconcile(&mut self, desired: DesiredJobState) {
         let outcome = match desired {
             DesiredJobState::Record if self.state == JobState::Paused => {
                 let _ = self.control.send(DesiredState::Record);
                 self.move_to(JobState::Recording, None).await
             }
+            DesiredJobState::Record if self.state == JobState::Starting => {
+                let _ = self.control.send(DesiredState::Record);
+                Ok(())
+            }
             DesiredJobState::Pause if self.state == JobState::Recording => {
                 let _ = self.control.send(DesiredState::Pause);
                 self.move_to(JobState::Paused, None).await
+            }
+            DesiredJobState::Pause if self.state == JobState::Starting => {
+                let _ = self.control.send(DesiredState::Pause);
+                Ok(())
             }
             DesiredJobState::Stop if !self.stop_requested => {
                 self.stop_requested = true;
@@ -417,6 +591,19 @@ impl<B: JobBackend> RunningJob<B> {
         if let Err(error) = outcome {
             tracing::warn!(job_id = %self.lease.job_id, %error, "could not apply the desired state");
         }
+    }
+
+    /// The recorder reported the link resolved: `Starting → Recording`, then whatever the owner
+    /// asked for meanwhile (a pause).
+    async fn link_resolved(&mut self, desired: DesiredJobState) {
+        if self.state != JobState::Starting {
+            return;
+        }
+        if let Err(error) = self.move_to(JobState::Recording, None).await {
+            tracing::warn!(job_id = %self.lease.job_id, %error, "could not mark the job recording");
+            return;
+        }
+        self.reconcile(desired).await;
     }
 }
 
@@ -454,13 +641,8 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         state: JobState::Starting,
         stop_requested: false,
     };
-    if let Err(error) = running.move_to(JobState::Recording, None).await {
-        tracing::warn!(%job_id, %error, "could not start the job");
-        if !matches!(error, JobsError::LeaseLost { .. }) {
-            fail_job(&backend, &lease, &error.user_message()).await;
-        }
-        return;
-    }
+    // The job stays `Starting` ("Checking the link…") until the recorder reports the link
+    // resolved; a failure before that fails it from `Starting`.
     let initial_desired = *desired.borrow_and_update();
     running.reconcile(initial_desired).await;
 
@@ -469,9 +651,16 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     settings.stop_grace = config.stop_grace;
     settings.maximum_part_bytes = config.maximum_part_bytes;
     let (events_sender, mut events) = mpsc::unbounded_channel();
+    let recording_options =
+        effective_recording_options(&job.options, config.default_maximum_duration);
+    let quota_bytes = config
+        .user_disk_quota_bytes
+        .filter(|_| !config.quota_exempt_user_ids.contains(&job.owner.user_id));
+    let mut last_quota_check = Instant::now();
+    let mut quota_reached: Option<(u64, u64)> = None;
     let recording = engine.record(
         job.url.clone(),
-        job.options.clone(),
+        recording_options,
         settings,
         control_receiver,
         events_sender,
@@ -516,8 +705,27 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 }
             }
             Some(event) = events.recv() => {
+                if matches!(event, RecorderEvent::Resolved { .. }) && !lease_lost {
+                    let wanted = *desired.borrow();
+                    running.link_resolved(wanted).await;
+                }
                 if let Some(progress) = main_track_progress(&event) {
                     pending_progress = Some(progress.clone());
+                }
+            }
+            _ = tokio::time::sleep_until(last_quota_check + config.quota_check_interval),
+                if quota_bytes.is_some() && quota_reached.is_none() && !shutting_down && !lease_lost => {
+                last_quota_check = Instant::now();
+                let quota = quota_bytes.unwrap_or(u64::MAX);
+                match user_disk_usage_bytes(&backend, &config, job.owner.user_id).await {
+                    Ok(used) if used >= quota => {
+                        tracing::warn!(%job_id, user_id = job.owner.user_id, used, quota, "the user's disk quota is full: stopping the recording");
+                        quota_reached = Some((used, quota));
+                        running.stop_requested = true;
+                        let _ = running.control.send(DesiredState::Stop);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%job_id, %error, "could not measure the user's disk usage"),
                 }
             }
             _ = shutdown.cancelled(), if !shutting_down => {
@@ -570,12 +778,49 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         job: &job,
         report: &report,
     };
+    if let Some((used_bytes, quota_bytes)) = quota_reached {
+        // What was recorded is finished and delivered; the failure says why it stopped.
+        let finished = FinishingJob {
+            backend: &backend,
+            lease: &lease,
+            config: &config,
+            job: &job,
+            report: &report,
+        };
+        let finalized = finished.finalize(engine.as_ref()).await;
+        finished.store(&finalized).await;
+        let message = format!(
+            "The recording stopped because your disk quota is full ({} used of {}); what was recorded is delivered. Delete old recordings to make room.",
+            streambot_storage::metadata::format_bytes(used_bytes),
+            streambot_storage::metadata::format_bytes(quota_bytes)
+        );
+        fail_job(&backend, &lease, &message, FailureKind::LimitReached).await;
+        return;
+    }
+    // A stop asked before the link resolved: nothing was recorded, the job is cancelled.
+    if running.state == JobState::Starting
+        && running.stop_requested
+        && matches!(report.outcome, RecordingOutcome::Finished { .. })
+    {
+        match running.move_to(JobState::Cancelled, None).await {
+            Ok(()) => tracing::info!(%job_id, "stopped before the link resolved: cancelled"),
+            Err(error) => tracing::warn!(%job_id, %error, "could not cancel the job"),
+        }
+        if let Err(error) = backend.complete(&lease).await {
+            tracing::warn!(%job_id, %error, "could not complete a cancelled job");
+        }
+        return;
+    }
     match &report.outcome {
         RecordingOutcome::Finished { reason } => {
             tracing::info!(%job_id, reason = %reason.describe(), "recording finished");
             // Finalize and upload belong to the recorder's finalize step and the storage crate;
             // here the job walks the states so the bot and the dashboard see them.
             let walked = async {
+                if running.state == JobState::Starting {
+                    // An engine that ended without reporting the link resolved.
+                    running.move_to(JobState::Recording, None).await?;
+                }
                 running.move_to(JobState::Finalizing, None).await?;
                 // Finalize and upload can take minutes: the lease is renewed beside them, or the
                 // reaper would take the job back from a worker that is still busy with it.
@@ -596,10 +841,15 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             }
         }
         RecordingOutcome::Failed {
-            message, retryable, ..
+            message,
+            retryable,
+            failure,
         } if *retryable => {
             let backoff = retry_backoff(job.attempt + 1, config.retry_backoff_base);
-            match backend.retry(&lease, message.clone(), backoff).await {
+            match backend
+                .retry(&lease, message.clone(), *failure, backoff)
+                .await
+            {
                 Ok(RetryDecision::Retried { attempt, .. }) => {
                     tracing::warn!(%job_id, attempt, %message, ?backoff, "transient failure; retrying as a new part")
                 }
@@ -609,7 +859,9 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 Err(error) => tracing::warn!(%job_id, %error, "could not schedule the retry"),
             }
         }
-        RecordingOutcome::Failed { message, .. } => {
+        RecordingOutcome::Failed {
+            message, failure, ..
+        } => {
             tracing::error!(%job_id, %message, "recording failed");
             // What was recorded before the failure is still finished and stored, so the user
             // gets it with the failure message instead of losing it.
@@ -621,7 +873,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 let finalized = finished.finalize(engine.as_ref()).await;
                 finished.store(&finalized).await;
             }
-            fail_job(&backend, &lease, message).await;
+            fail_job(&backend, &lease, message, *failure).await;
         }
     }
 }
@@ -704,5 +956,53 @@ impl<B: JobBackend> FinishingJob<'_, B> {
             )
             .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_stop_at_the_emergency_fraction_or_without_free_space() {
+        assert_eq!(disk_refuses_claims(94, Some(100), Some(u64::MAX), 10), None);
+        assert!(
+            disk_refuses_claims(95, Some(100), Some(u64::MAX), 10)
+                .is_some_and(|reason| reason.contains("MAX_DISK_USAGE_GB"))
+        );
+        assert_eq!(disk_refuses_claims(u64::MAX, None, Some(10), 10), None);
+        assert!(
+            disk_refuses_claims(0, None, Some(9), 10).is_some_and(|reason| reason.contains("free"))
+        );
+        // Free space unknown (statvfs failed): only the usage limit applies.
+        assert_eq!(disk_refuses_claims(0, None, None, 10), None);
+    }
+
+    #[test]
+    fn only_a_job_without_a_duration_gets_the_cap() {
+        let cap = Some(Duration::from_secs(7200));
+        let none = RecordingOptions::default();
+        assert_eq!(
+            effective_recording_options(&none, cap).maximum_duration,
+            cap
+        );
+        let own = RecordingOptions {
+            maximum_duration: Some(Duration::from_secs(60)),
+            ..RecordingOptions::default()
+        };
+        assert_eq!(
+            effective_recording_options(&own, cap).maximum_duration,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            effective_recording_options(&none, None).maximum_duration,
+            None
+        );
+    }
+
+    #[test]
+    fn the_recordings_file_system_reports_free_space() {
+        let directory = std::env::temp_dir();
+        assert!(free_disk_bytes(&directory).is_some_and(|free| free > 0));
     }
 }

@@ -8,9 +8,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{redis_backend_for_test, sqlite_backend_for_test};
-use streambot_core::{DesiredJobState, JobEvent, JobOwner, JobPriority, JobState, NewJob};
+use streambot_core::{
+    DesiredJobState, FailureKind, JobEvent, JobOwner, JobPriority, JobState, NewJob,
+    UserPreferences,
+};
 use streambot_jobs::{
-    JobBackend, JobFilter, JobsError, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
+    JobBackend, JobFilter, JobsError, Lease, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -360,6 +363,7 @@ async fn retries_then_dead_letters<B: JobBackend>(backend: B) {
             .retry(
                 &lease,
                 format!("failure {attempt}"),
+                FailureKind::ServerError,
                 Duration::from_millis(100),
             )
             .await
@@ -379,6 +383,7 @@ async fn retries_then_dead_letters<B: JobBackend>(backend: B) {
     let failed = backend.get_job(job.id).await.expect("get").expect("exists");
     assert_eq!(failed.state, JobState::Failed);
     assert_eq!(failed.error.as_deref(), Some("failure 3"));
+    assert_eq!(failed.failure, Some(FailureKind::ServerError));
     assert_eq!(
         backend.dead_letters().await.expect("dead letters"),
         vec![job.id]
@@ -402,7 +407,12 @@ async fn a_retry_waits_for_its_backoff<B: JobBackend>(backend: B) {
         .expect("claim")
         .expect("a job");
     backend
-        .retry(&lease, "transient".to_string(), Duration::from_millis(1500))
+        .retry(
+            &lease,
+            "transient".to_string(),
+            FailureKind::Unreachable,
+            Duration::from_millis(1500),
+        )
         .await
         .expect("retry");
     assert!(
@@ -547,6 +557,105 @@ async fn the_lock_has_one_holder_until_it_expires<B: JobBackend>(backend: B) {
     );
 }
 
+async fn a_failure_keeps_its_class<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(1, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let fenced_out = Lease {
+        fencing_epoch: lease.fencing_epoch + 7,
+        ..lease.clone()
+    };
+    assert!(matches!(
+        backend
+            .fail_job(
+                job.id,
+                JobState::Starting,
+                Some(&fenced_out),
+                "stale".to_string(),
+                FailureKind::Internal
+            )
+            .await,
+        Err(JobsError::LeaseLost { .. })
+    ));
+    // A failure before the link resolved fails from `Starting`.
+    let failed = backend
+        .fail_job(
+            job.id,
+            JobState::Starting,
+            Some(&lease),
+            "The link returned 404.".to_string(),
+            FailureKind::NotFound,
+        )
+        .await
+        .expect("fail");
+    assert_eq!(failed.state, JobState::Failed);
+    let stored = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(stored.failure, Some(FailureKind::NotFound));
+    assert_eq!(stored.error.as_deref(), Some("The link returned 404."));
+    let listed = backend
+        .list_jobs(JobFilter {
+            states: vec![JobState::Failed],
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed[0].failure, Some(FailureKind::NotFound));
+    let fresh = backend
+        .create_job(request(2, JobPriority::Normal))
+        .await
+        .expect("create");
+    assert_eq!(fresh.failure, None);
+}
+
+async fn user_preferences_are_kept_per_user<B: JobBackend>(backend: B) {
+    assert_eq!(
+        backend.get_user_preferences(41).await.expect("get"),
+        UserPreferences::default(),
+        "someone who never set any gets the defaults"
+    );
+    let russian_vip = UserPreferences {
+        language: Some("ru".to_string()),
+        time_zone: Some("Europe/Moscow".to_string()),
+        vip: true,
+    };
+    backend
+        .set_user_preferences(41, russian_vip.clone())
+        .await
+        .expect("set");
+    assert_eq!(
+        backend.get_user_preferences(41).await.expect("get"),
+        russian_vip
+    );
+    assert_eq!(
+        backend.get_user_preferences(42).await.expect("get"),
+        UserPreferences::default(),
+        "one user's preferences are not another's"
+    );
+    let english = UserPreferences {
+        language: Some("en".to_string()),
+        ..UserPreferences::default()
+    };
+    backend
+        .set_user_preferences(41, english.clone())
+        .await
+        .expect("replace");
+    assert_eq!(
+        backend.get_user_preferences(41).await.expect("get"),
+        english
+    );
+    // A second handle on the same store (another bot process) sees the same.
+    let other_process = backend.clone();
+    assert_eq!(
+        other_process.get_user_preferences(41).await.expect("get"),
+        english
+    );
+}
+
 macro_rules! contract_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -586,4 +695,103 @@ contract_tests!(
     release_and_complete,
     concurrent_claimers_take_each_job_once,
     the_lock_has_one_holder_until_it_expires,
+    a_failure_keeps_its_class,
+    user_preferences_are_kept_per_user,
+    create_queued_job_is_claimable_at_once,
 );
+
+/// Issue 13 item 3. The creator died between create and push (the bot announces a job before it
+/// pushes it): the reaper puts the job in its queue once it is older than the grace, and never
+/// before, so the creator's own push keeps its order.
+async fn a_job_created_but_never_pushed_is_queued_by_the_reaper<B: JobBackend>(
+    backend: B,
+    grace: Duration,
+) {
+    let orphan = backend
+        .create_job(request(7, JobPriority::Normal))
+        .await
+        .expect("create, then the creator dies");
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "an unpushed job is not claimable"
+    );
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    let requeued = backend.reap_expired_leases().await.expect("reap");
+    assert_eq!(requeued, vec![orphan.id]);
+    let (claimed, _) = backend
+        .claim("worker", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the orphan, queued again");
+    assert_eq!(claimed.id, orphan.id);
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty(),
+        "requeued once"
+    );
+    // A job whose creator is alive and pushes it is not pushed a second time by the reaper.
+    let announced = backend
+        .create_job(request(8, JobPriority::Normal))
+        .await
+        .expect("create");
+    backend
+        .push(announced.id, announced.priority)
+        .await
+        .expect("push");
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty()
+    );
+}
+
+/// `submit_job` is one step: the job is claimable the moment it exists.
+async fn create_queued_job_is_claimable_at_once<B: JobBackend>(backend: B) {
+    let job = backend
+        .create_queued_job(request(9, JobPriority::Priority))
+        .await
+        .expect("create queued");
+    assert_eq!(job.state, JobState::Queued);
+    let (claimed, _) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("the job");
+    assert_eq!(claimed.id, job.id);
+    assert!(
+        backend
+            .reap_expired_leases()
+            .await
+            .expect("reap")
+            .is_empty(),
+        "nothing was left unqueued"
+    );
+}
+
+const TEST_UNQUEUED_GRACE: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn sqlite_backend_requeues_a_job_never_pushed() {
+    let (backend, _directory) = sqlite_backend_for_test().await;
+    let backend = backend.with_unqueued_job_grace(TEST_UNQUEUED_GRACE);
+    a_job_created_but_never_pushed_is_queued_by_the_reaper(backend, TEST_UNQUEUED_GRACE).await;
+}
+
+#[tokio::test]
+async fn redis_backend_requeues_a_job_never_pushed() {
+    let Some(backend) = redis_backend_for_test().await else {
+        return;
+    };
+    let backend = backend.with_unqueued_job_grace(TEST_UNQUEUED_GRACE);
+    a_job_created_but_never_pushed_is_queued_by_the_reaper(backend, TEST_UNQUEUED_GRACE).await;
+}

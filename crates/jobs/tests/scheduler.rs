@@ -101,3 +101,111 @@ async fn the_disk_guard_warns_then_deletes_the_oldest_finished_never_a_live_one(
         vec![DiskUsageLevel::Warning, DiskUsageLevel::Emergency]
     );
 }
+
+/// A finished part as storage files it: `user_<id>/<job_id>/part-0001.mp4`.
+fn write_user_file(
+    recordings: &std::path::Path,
+    user_id: i64,
+    job_id: streambot_core::JobId,
+    bytes: usize,
+) -> std::path::PathBuf {
+    let directory = streambot_storage::layout::job_directory(recordings, user_id, job_id);
+    std::fs::create_dir_all(&directory).expect("mkdir");
+    let path = directory.join(streambot_storage::layout::part_file_name(1, Some("mp4")));
+    std::fs::write(&path, vec![0u8; bytes]).expect("write");
+    path
+}
+
+fn local_storage(root: &std::path::Path) -> std::sync::Arc<streambot_storage::Storage> {
+    std::sync::Arc::new(streambot_storage::Storage::new(
+        streambot_storage::LocalStore::new(root, None),
+        streambot_storage::StorageBackend::Local,
+        true,
+    ))
+}
+
+/// Issue 13 item 4: `FILE_RETENTION_HOURS` deletes the finished files users keep (under
+/// `user_<id>/<job_id>/`), through a real scheduler ticking, never those of a live job.
+#[tokio::test]
+async fn a_scheduler_tick_deletes_expired_user_files_but_not_a_live_jobs() {
+    let (backend, data) = sqlite_backend_for_test().await;
+    let recordings = data.path().join("recordings");
+    let finished = submit_job(&backend, request()).await.expect("submit");
+    backend
+        .set_desired_state(finished.id, DesiredJobState::Stop)
+        .await
+        .expect("cancel");
+    // A job back in its queue for a retry still has files from its first attempt: live.
+    let live = submit_job(&backend, request()).await.expect("submit");
+    let expired_file = write_user_file(&recordings, 1, finished.id, 1000);
+    let live_file = write_user_file(&recordings, 1, live.id, 1000);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let mut config = SchedulerConfig::new("scheduler-a", recordings.clone());
+    config.retention = Some(Duration::from_millis(20));
+    config.interval = Duration::from_millis(100);
+    config.storage = Some(local_storage(&recordings));
+    let mut events = backend.subscribe_events();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(streambot_jobs::run_scheduler(
+        backend.clone(),
+        config,
+        shutdown.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while expired_file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention never deleted {}",
+            expired_file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    scheduler.await.expect("join").expect("scheduler");
+    assert!(live_file.exists(), "a live job's file was deleted");
+    assert!(
+        !streambot_storage::layout::job_directory(&recordings, 1, finished.id).exists(),
+        "the emptied job directory goes too"
+    );
+    let mut announced = false;
+    while let Ok(event) = events.try_recv() {
+        if let JobEvent::RecordingDeleted { job_id, .. } = event {
+            announced |= job_id == finished.id;
+        }
+    }
+    assert!(announced, "the deletion is published for the bot");
+}
+
+/// The disk guard counts the users' finished files and frees them, oldest first, together with
+/// working directories; never a live job's.
+#[tokio::test]
+async fn the_disk_guard_frees_user_files_oldest_first() {
+    let (backend, data) = sqlite_backend_for_test().await;
+    let recordings = data.path().join("recordings");
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        let job = submit_job(&backend, request()).await.expect("submit");
+        backend
+            .set_desired_state(job.id, DesiredJobState::Stop)
+            .await
+            .expect("cancel");
+        write_user_file(&recordings, 1, job.id, 400);
+        finished.push(job.id);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live = submit_job(&backend, request()).await.expect("submit");
+    let live_file = write_user_file(&recordings, 1, live.id, 400);
+
+    let mut config = SchedulerConfig::new("scheduler-a", recordings.clone());
+    config.retention = None;
+    config.storage = Some(local_storage(&recordings));
+    // 1200 bytes of 1000: the oldest finished job's files go, then 800 is under 90 %.
+    config.maximum_disk_bytes = Some(1000);
+    let report = run_scheduler_pass(&backend, &config).await.expect("pass");
+    assert_eq!(report.used_bytes, 800);
+    assert_eq!(report.deleted_for_disk, vec![finished[0]]);
+    assert!(!streambot_storage::layout::job_directory(&recordings, 1, finished[0]).exists());
+    assert!(streambot_storage::layout::job_directory(&recordings, 1, finished[1]).exists());
+    assert!(live_file.exists());
+}

@@ -30,6 +30,10 @@ enum Behaviour {
     FailTransiently,
     /// Follows the control channel until told to stop.
     FollowControl,
+    /// The link does not resolve (404): fails before reporting it resolved.
+    FailBeforeResolving,
+    /// Writes this many bytes into the job's directory, then follows the control channel.
+    WriteThenFollowControl(usize),
 }
 
 #[derive(Clone)]
@@ -37,9 +41,15 @@ struct StandInEngine {
     behaviour: Behaviour,
     /// How long finalize takes (remux and checks of a long recording).
     finalize_takes: Duration,
+    /// How long reading the link takes before the engine reports it resolved (a stop meanwhile
+    /// ends the recording with nothing recorded).
+    resolve_takes: Duration,
     running_now: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
+    finalize_calls: Arc<AtomicUsize>,
+    /// The options of every recording started.
+    seen_options: Arc<std::sync::Mutex<Vec<RecordingOptions>>>,
 }
 
 impl StandInEngine {
@@ -47,9 +57,12 @@ impl StandInEngine {
         StandInEngine {
             behaviour,
             finalize_takes: Duration::ZERO,
+            resolve_takes: Duration::ZERO,
             running_now: Arc::default(),
             most_at_once: Arc::default(),
             calls: Arc::default(),
+            finalize_calls: Arc::default(),
+            seen_options: Arc::default(),
         }
     }
 }
@@ -68,12 +81,54 @@ impl RecordingEngine for StandInEngine {
     async fn record(
         &self,
         url: String,
-        _options: RecordingOptions,
+        options: RecordingOptions,
         settings: RecordingSettings,
         mut control: watch::Receiver<DesiredState>,
-        _events: mpsc::UnboundedSender<RecorderEvent>,
+        events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> RecordingReport {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen_options
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(options);
+        if let Behaviour::FailBeforeResolving = self.behaviour {
+            return report(
+                &settings,
+                RecordingOutcome::Failed {
+                    message: "The link returned 404 Not Found.".to_string(),
+                    retryable: false,
+                    failure: streambot_core::FailureKind::NotFound,
+                },
+            );
+        }
+        let resolving = tokio::time::sleep(self.resolve_takes);
+        tokio::pin!(resolving);
+        loop {
+            if matches!(
+                *control.borrow_and_update(),
+                DesiredState::Stop | DesiredState::StopNow
+            ) {
+                return report(
+                    &settings,
+                    RecordingOutcome::Finished {
+                        reason: RecordingEndReason::Stopped,
+                    },
+                );
+            }
+            tokio::select! {
+                _ = &mut resolving => break,
+                _ = control.changed() => {}
+            }
+        }
+        let _ = events.send(RecorderEvent::Resolved {
+            source: streambot_recorder::ResolvedSource {
+                requested_url: url.clone(),
+                main_media_playlist_url: url.clone(),
+                audio_media_playlist_url: None,
+                choice: None,
+                audio_only: false,
+            },
+        });
         let now = self.running_now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
         let outcome = match self.behaviour {
@@ -97,6 +152,25 @@ impl RecordingEngine for StandInEngine {
                 retryable: true,
                 failure: streambot_core::FailureKind::ServerError,
             },
+            Behaviour::FailBeforeResolving => unreachable!("returned above"),
+            Behaviour::WriteThenFollowControl(bytes) => {
+                std::fs::create_dir_all(&settings.output_directory).expect("job directory");
+                std::fs::write(
+                    settings.output_directory.join("main-0001.ts"),
+                    vec![0x47u8; bytes],
+                )
+                .expect("write a part");
+                loop {
+                    let state = *control.borrow_and_update();
+                    if matches!(state, DesiredState::Stop | DesiredState::StopNow)
+                        || control.changed().await.is_err()
+                    {
+                        break RecordingOutcome::Finished {
+                            reason: RecordingEndReason::Stopped,
+                        };
+                    }
+                }
+            }
             Behaviour::FollowControl => loop {
                 let state = *control.borrow_and_update();
                 if matches!(state, DesiredState::Stop | DesiredState::StopNow) {
@@ -120,6 +194,7 @@ impl RecordingEngine for StandInEngine {
         _report: &RecordingReport,
         _options: &RecordingOptions,
     ) -> streambot_recorder::finalize::FinalizeReport {
+        self.finalize_calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.finalize_takes).await;
         streambot_recorder::finalize::FinalizeReport::default()
     }
@@ -260,6 +335,7 @@ async fn a_panic_fails_only_its_job<B: JobBackend>(backend: B) {
         .expect("get")
         .expect("exists");
     assert!(failed.error.as_deref().unwrap_or("").contains("crashed"));
+    assert_eq!(failed.failure, Some(streambot_core::FailureKind::Internal));
     let fine = submit_job(&backend, request("https://example.com/fine.m3u8"))
         .await
         .expect("submit");
@@ -283,6 +359,11 @@ async fn transient_failures_are_retried_then_dead_lettered<B: JobBackend>(backen
     assert_eq!(engine.calls.load(Ordering::SeqCst), 3, "three attempts");
     let failed = backend.get_job(job.id).await.expect("get").expect("exists");
     assert_eq!(failed.attempt, 3);
+    assert_eq!(
+        failed.failure,
+        Some(streambot_core::FailureKind::ServerError),
+        "the recorder's class of the failure is kept"
+    );
     assert_eq!(backend.dead_letters().await.expect("dead"), vec![job.id]);
     worker.stop().await;
 }
@@ -425,6 +506,225 @@ async fn a_slow_finalize_keeps_its_lease<B: JobBackend>(backend: B) {
     worker.stop().await;
 }
 
+/// The job stays `Starting` ("Checking the link…") until the recorder reports the link
+/// resolved; a pause asked meanwhile applies once it is.
+async fn a_job_is_starting_until_the_link_resolves<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FollowControl);
+    engine.resolve_takes = Duration::from_millis(1500);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request("https://example.com/slow-link.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Starting, Duration::from_secs(5)).await;
+    backend
+        .set_desired_state(job.id, DesiredJobState::Pause)
+        .await
+        .expect("pause while starting");
+    // Two heartbeats later the link is still being read: still `Starting`.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let checking = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(checking.state, JobState::Starting);
+    wait_for_state(&backend, job.id, JobState::Paused, Duration::from_secs(5)).await;
+    let mut walked = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        if let streambot_core::JobEvent::StateChanged {
+            job_id, from, to, ..
+        } = event
+            && job_id == job.id
+        {
+            walked.push((from, to));
+        }
+    }
+    assert_eq!(
+        walked,
+        vec![
+            (JobState::Queued, JobState::Starting),
+            (JobState::Starting, JobState::Recording),
+            (JobState::Recording, JobState::Paused),
+        ]
+    );
+    worker.stop().await;
+}
+
+async fn a_link_that_does_not_resolve_fails_from_starting<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FailBeforeResolving);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request("https://example.com/missing.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Failed, Duration::from_secs(10)).await;
+    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.failure, Some(streambot_core::FailureKind::NotFound));
+    assert!(failed.lease.is_none());
+    let mut went_through_recording = false;
+    let mut failed_from = None;
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        if let streambot_core::JobEvent::StateChanged {
+            job_id, from, to, ..
+        } = event
+            && job_id == job.id
+        {
+            went_through_recording |= to == JobState::Recording;
+            if to == JobState::Failed {
+                failed_from = Some(from);
+            }
+        }
+    }
+    assert!(!went_through_recording);
+    assert_eq!(failed_from, Some(JobState::Starting));
+    worker.stop().await;
+}
+
+/// Stop before the link resolved: nothing was recorded, so the job is cancelled.
+async fn stopping_a_starting_job_cancels_it<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FollowControl);
+    engine.resolve_takes = Duration::from_secs(30);
+    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let job = submit_job(&backend, request("https://example.com/never.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Starting, Duration::from_secs(5)).await;
+    backend
+        .set_desired_state(job.id, DesiredJobState::Stop)
+        .await
+        .expect("stop while starting");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Cancelled,
+        Duration::from_secs(5),
+    )
+    .await;
+    let cancelled = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert!(cancelled.lease.is_none(), "the delivery was completed");
+    worker.stop().await;
+}
+
+/// Issue 11 item 7: no duration means the maximum recording duration, never "forever".
+async fn a_job_without_a_duration_gets_the_maximum<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(50)));
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |config| {
+        config.default_maximum_duration = Some(Duration::from_secs(7200));
+    });
+    let endless = submit_job(&backend, request("https://example.com/endless.m3u8"))
+        .await
+        .expect("submit");
+    let mut short = request("https://example.com/short.m3u8");
+    short.options.maximum_duration = Some(Duration::from_secs(90));
+    let short = submit_job(&backend, short).await.expect("submit");
+    for job_id in [endless.id, short.id] {
+        wait_for_state(
+            &backend,
+            job_id,
+            JobState::Completed,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    let mut durations: Vec<Option<Duration>> = engine
+        .seen_options
+        .lock()
+        .expect("options")
+        .iter()
+        .map(|options| options.maximum_duration)
+        .collect();
+    durations.sort();
+    assert_eq!(
+        durations,
+        vec![
+            Some(Duration::from_secs(90)),
+            Some(Duration::from_secs(7200))
+        ],
+        "a job's own duration is kept; none becomes the cap"
+    );
+    worker.stop().await;
+}
+
+/// The per-user disk quota is enforced while recording: the job stops, what it has is finalized
+/// (and stored), and it fails with `LimitReached` and a message that says why.
+async fn the_disk_quota_stops_a_recording_and_keeps_what_it_has<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::WriteThenFollowControl(200_000));
+    let worker = RunningWorker::start(backend.clone(), engine.clone(), |config| {
+        config.user_disk_quota_bytes = Some(100_000);
+        config.quota_check_interval = Duration::from_millis(200);
+    });
+    let job = submit_job(&backend, request("https://example.com/big.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(&backend, job.id, JobState::Failed, Duration::from_secs(10)).await;
+    let stopped = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(
+        stopped.failure,
+        Some(streambot_core::FailureKind::LimitReached)
+    );
+    let message = stopped.error.unwrap_or_default();
+    assert!(message.contains("disk quota"), "{message}");
+    assert_eq!(
+        engine.finalize_calls.load(Ordering::SeqCst),
+        1,
+        "what was recorded is finalized for delivery"
+    );
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 1, "not retried");
+    worker.stop().await;
+}
+
+/// An admin has no quota: the same recording goes on until stopped.
+async fn the_disk_quota_spares_exempt_users<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::WriteThenFollowControl(200_000));
+    let worker = RunningWorker::start(backend.clone(), engine, |config| {
+        config.user_disk_quota_bytes = Some(100_000);
+        config.quota_check_interval = Duration::from_millis(100);
+        config.quota_exempt_user_ids.insert(1);
+    });
+    let job = submit_job(&backend, request("https://example.com/admin.m3u8"))
+        .await
+        .expect("submit");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Recording,
+        Duration::from_secs(5),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let still = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(still.state, JobState::Recording);
+    worker.stop().await;
+}
+
+/// A worker whose disk is nearly full takes no new job, and takes it once there is room.
+async fn a_full_disk_refuses_new_claims<B: JobBackend>(backend: B) {
+    let engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(50)));
+    let recordings = tempfile::tempdir().expect("tempdir");
+    let filler = recordings.path().join("filler.bin");
+    std::fs::write(&filler, vec![0u8; 100_000]).expect("filler");
+    let directory = recordings.path().to_path_buf();
+    let worker = RunningWorker::start(backend.clone(), engine, move |config| {
+        config.recordings_directory = directory;
+        config.maximum_disk_bytes = Some(100_000);
+        config.disk_check_interval = Duration::from_millis(200);
+    });
+    let job = submit_job(&backend, request("https://example.com/waits.m3u8"))
+        .await
+        .expect("submit");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let waiting = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(waiting.state, JobState::Queued, "claimed with a full disk");
+    std::fs::remove_file(&filler).expect("free the disk");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Completed,
+        Duration::from_secs(10),
+    )
+    .await;
+    worker.stop().await;
+}
+
 macro_rules! worker_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -467,6 +767,13 @@ macro_rules! worker_tests {
 }
 
 worker_tests!(
+    a_job_without_a_duration_gets_the_maximum,
+    the_disk_quota_stops_a_recording_and_keeps_what_it_has,
+    the_disk_quota_spares_exempt_users,
+    a_full_disk_refuses_new_claims,
+    a_job_is_starting_until_the_link_resolves,
+    a_link_that_does_not_resolve_fails_from_starting,
+    stopping_a_starting_job_cancels_it,
     a_slow_finalize_keeps_its_lease,
     the_slot_quota_is_respected,
     a_panic_fails_only_its_job,

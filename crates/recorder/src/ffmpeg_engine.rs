@@ -1,23 +1,40 @@
 //! The ffmpeg engine inside a recording: for links that are not HLS (a live MPEG-TS or FLV over
-//! HTTP, an mp4 file), ffmpeg reads the link itself and writes `part-NNNN.ts` segment files. The
-//! same control applies (pause = SIGSTOP, stop = `q` → SIGTERM → SIGKILL), progress is reported,
-//! and the report lists the segment files as parts so finalize treats them like the native
-//! engine's parts. There is no ledger: ffmpeg cannot say what it missed.
+//! HTTP, an mp4 file), streambot's own HTTP client fetches the link ([`crate::progressive`]: every
+//! address and redirect checked, sizes and times bounded) and writes the bytes into ffmpeg's
+//! stdin with the container named; ffmpeg never opens a connection (issue 11). An mp4 whose index
+//! is at the end is downloaded to a file first and remuxed from there; a body that turns out to be
+//! an HLS playlist goes to the native HLS engine; anything else is refused with the reason.
+//!
+//! ffmpeg writes `part-NNNN.ts` segment files; the report lists them as parts so finalize treats
+//! them like the native engine's parts. Stop = the feeder stops and closes ffmpeg's stdin (ffmpeg
+//! finishes the last segment by itself), then SIGTERM, then SIGKILL. Pause = the feeder keeps
+//! reading the connection (so the origin does not drop it) and drops the bytes, whole MPEG-TS
+//! packets at a time; ffmpeg idles on its stdin. For a downloaded file, pause is SIGSTOP. There is
+//! no ledger: ffmpeg cannot say what it missed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio_util::sync::CancellationToken;
+
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_ffmpeg::run::engine_segment_files;
-use streambot_ffmpeg::{EngineOptions, EngineRecording, FfmpegBinaries, FfmpegRunner};
+use streambot_ffmpeg::{
+    EngineInput, EngineOptions, EngineRecording, FfmpegRunner, InputFormat, MediaInput,
+};
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_check_url};
 use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
+use crate::progressive::{
+    BodyKind, OpenedBody, download_to_file, next_chunk, open_body, progressive_http_client,
+};
 use crate::{
-    RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, ResolvedSource,
-    TrackReport, write_report,
+    RecorderError, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
+    ResolvedSource, TrackReport, write_report,
 };
 
 const PROGRESSIVE_MEDIA_EXTENSIONS: [&str; 9] = [
@@ -33,6 +50,126 @@ pub fn looks_like_progressive_media(url_text: &str) -> bool {
     PROGRESSIVE_MEDIA_EXTENSIONS
         .iter()
         .any(|extension| path.ends_with(extension))
+}
+
+/// Where an mp4 with its index at the end is downloaded (removed after the recording).
+pub const PROGRESSIVE_DOWNLOAD_FILE_NAME: &str = "download.mp4";
+/// MPEG-TS packet size: bytes dropped while paused are whole packets.
+const TS_PACKET_BYTES: u64 = 188;
+
+/// What ffmpeg reads.
+enum FeedSource {
+    /// The body, fed into ffmpeg's stdin.
+    Pipe {
+        format: InputFormat,
+        opened: Box<OpenedBody>,
+    },
+    /// A downloaded file.
+    File(MediaInput),
+}
+
+/// How the feeding of ffmpeg's stdin ended.
+#[derive(Debug, Default)]
+pub struct FeedOutcome {
+    pub bytes_fed: u64,
+    pub bytes_dropped_while_paused: u64,
+    /// The network failed before the body ended (a stop or ffmpeg closing its input is no error).
+    pub error: Option<HlsError>,
+}
+
+/// The part of a chunk (starting at `chunk_start` in the body) that is fed to ffmpeg. While paused
+/// the bytes are dropped; with `packet_bytes` (MPEG-TS), the packet under way when the pause
+/// began is completed first and feeding resumes at the next packet boundary, so ffmpeg only ever
+/// sees whole packets. `dropping` carries the state from chunk to chunk.
+pub fn bytes_to_feed(
+    chunk_start: u64,
+    chunk_length: usize,
+    paused: bool,
+    packet_bytes: Option<u64>,
+    dropping: &mut bool,
+) -> std::ops::Range<usize> {
+    let to_boundary = || {
+        packet_bytes.map_or(0, |packet| {
+            let rest = (packet - chunk_start % packet) % packet;
+            usize::try_from(rest)
+                .unwrap_or(usize::MAX)
+                .min(chunk_length)
+        })
+    };
+    match (paused, *dropping) {
+        (true, false) => {
+            *dropping = true;
+            0..to_boundary()
+        }
+        (true, true) => 0..0,
+        (false, true) => {
+            *dropping = false;
+            to_boundary()..chunk_length
+        }
+        (false, false) => 0..chunk_length,
+    }
+}
+
+/// Copy the body into ffmpeg's stdin until the body ends, `stop` is cancelled, or ffmpeg closes
+/// its input (`-t` reached, an error). While `paused` is true the bytes are read and dropped; for
+/// MPEG-TS, feeding resumes at a packet boundary. The pipe is closed on return (end of input).
+async fn feed_pipe(
+    mut opened: OpenedBody,
+    mut pipe: ChildStdin,
+    format: InputFormat,
+    paused: watch::Receiver<bool>,
+    stop: CancellationToken,
+) -> FeedOutcome {
+    let mut outcome = FeedOutcome::default();
+    let packet_bytes = (format == InputFormat::MpegTs).then_some(TS_PACKET_BYTES);
+    let url = opened.final_url.clone();
+    // Position in the body, to find packet boundaries.
+    let mut body_offset: u64 = 0;
+    let mut pending = bytes::Bytes::from(std::mem::take(&mut opened.first_bytes));
+    let mut dropping = false;
+    loop {
+        if !pending.is_empty() {
+            let chunk = std::mem::take(&mut pending);
+            let chunk_start = body_offset;
+            body_offset += chunk.len() as u64;
+            let kept = bytes_to_feed(
+                chunk_start,
+                chunk.len(),
+                *paused.borrow(),
+                packet_bytes,
+                &mut dropping,
+            );
+            outcome.bytes_dropped_while_paused += (chunk.len() - kept.len()) as u64;
+            let bytes = chunk.slice(kept);
+            if !bytes.is_empty() {
+                let writing = pipe.write_all(&bytes);
+                tokio::select! {
+                    written = writing => {
+                        if written.is_err() {
+                            // ffmpeg closed its input: it is done (duration reached, or failed).
+                            break;
+                        }
+                        outcome.bytes_fed += bytes.len() as u64;
+                    }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+        tokio::select! {
+            chunk = next_chunk(&mut opened.response, &url) => match chunk {
+                Ok(Some(chunk)) => pending = chunk,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "the ffmpeg engine's input broke off");
+                    outcome.error = Some(error);
+                    break;
+                }
+            },
+            _ = stop.cancelled() => break,
+        }
+    }
+    let _ = pipe.shutdown().await;
+    outcome
 }
 
 fn failed(
@@ -102,6 +239,67 @@ pub async fn record_with_ffmpeg_engine(
             streambot_core::FailureKind::Internal,
         );
     }
+    let http = match progressive_http_client(policy, &client.limits()) {
+        Ok(http) => http,
+        Err(error) => {
+            return failed(&settings, error.user_message(), false, error.failure_kind());
+        }
+    };
+    let opened = match open_body(&http, &url, policy).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            return failed(
+                &settings,
+                error.user_message(),
+                error.is_retryable(),
+                error.failure_kind(),
+            );
+        }
+    };
+    let engine_input = match opened.kind {
+        BodyKind::HlsPlaylist => {
+            tracing::info!(%url, final_url = %opened.final_url, "the link is an HLS playlist: recording it with the native engine");
+            let final_url = opened.final_url.to_string();
+            drop(opened);
+            return crate::record_with_native_engine(
+                client.clone(),
+                &final_url,
+                options,
+                settings,
+                control,
+                events,
+            )
+            .await;
+        }
+        BodyKind::Refused(what) => {
+            let error = RecorderError::NotAStream {
+                url: url.to_string(),
+                looks_like: what,
+            };
+            return failed(&settings, error.user_message(), false, error.failure_kind());
+        }
+        BodyKind::Streamable(format) => FeedSource::Pipe {
+            format,
+            opened: Box::new(opened),
+        },
+        BodyKind::Mp4IndexAtEnd => {
+            let download = settings
+                .output_directory
+                .join(PROGRESSIVE_DOWNLOAD_FILE_NAME);
+            tracing::info!(%url, "an mp4 with its index at the end: downloading it before the remux");
+            if let Err(error) =
+                download_to_file(opened, &download, settings.maximum_download_bytes).await
+            {
+                return failed(
+                    &settings,
+                    error.user_message(),
+                    error.is_retryable(),
+                    error.failure_kind(),
+                );
+            }
+            FeedSource::File(MediaInput::new(download, InputFormat::Mp4))
+        }
+    };
     let source = ResolvedSource {
         requested_url: url.to_string(),
         main_media_playlist_url: url.to_string(),
@@ -112,18 +310,21 @@ pub async fn record_with_ffmpeg_engine(
     let _ = events.send(RecorderEvent::Resolved {
         source: source.clone(),
     });
-    let binaries = FfmpegBinaries::from_environment();
+    let binaries = settings.ffmpeg_binaries.clone();
     let engine_options = EngineOptions {
         max_duration: options.maximum_duration,
         segment_seconds: settings
             .maximum_part_seconds
             .map_or(600, |seconds| seconds.clamp(1.0, 86_400.0) as u32),
         first_segment_number: next_segment_number(&settings.output_directory),
-        ..EngineOptions::default()
+    };
+    let input = match &engine_input {
+        FeedSource::Pipe { format, .. } => EngineInput::Pipe(*format),
+        FeedSource::File(media) => EngineInput::File(media.clone()),
     };
     let mut recording = match EngineRecording::start(
         &binaries,
-        url.as_str(),
+        &input,
         &settings.output_directory,
         &engine_options,
     )
@@ -139,6 +340,26 @@ pub async fn record_with_ffmpeg_engine(
             );
         }
     };
+    let (feeder_paused_sender, feeder_paused) = watch::channel(false);
+    let feeder_stop = CancellationToken::new();
+    let (mut feeder, downloaded_file) = match engine_input {
+        FeedSource::Pipe { format, opened } => match recording.take_input_pipe() {
+            Some(pipe) => (
+                Some(tokio::spawn(feed_pipe(
+                    *opened,
+                    pipe,
+                    format,
+                    feeder_paused,
+                    feeder_stop.clone(),
+                ))),
+                None,
+            ),
+            None => (None, None),
+        },
+        FeedSource::File(media) => (None, Some(media.path)),
+    };
+    let pause_by_signal = feeder.is_none();
+    let mut feed_outcome: Option<FeedOutcome> = None;
     tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
     let mut progress_updates = recording.progress();
@@ -151,15 +372,18 @@ pub async fn record_with_ffmpeg_engine(
             changed = control.changed() => {
                 let desired = if changed.is_ok() { *control.borrow_and_update() } else { DesiredState::Stop };
                 match desired {
-                    DesiredState::Pause => {
+                    DesiredState::Pause if pause_by_signal => {
                         if let Err(error) = recording.pause() {
                             tracing::warn!(%error, "could not pause ffmpeg");
                         }
                     }
-                    DesiredState::Record => {
+                    DesiredState::Record if pause_by_signal => {
                         if let Err(error) = recording.resume() {
                             tracing::warn!(%error, "could not resume ffmpeg");
                         }
+                    }
+                    DesiredState::Pause | DesiredState::Record => {
+                        feeder_paused_sender.send_replace(desired == DesiredState::Pause);
                     }
                     DesiredState::Stop | DesiredState::StopNow => {
                         stop_requested = true;
@@ -168,6 +392,14 @@ pub async fn record_with_ffmpeg_engine(
                         } else {
                             settings.stop_grace.min(Duration::from_secs(10))
                         };
+                        // End of input first: ffmpeg finishes the last segment by itself.
+                        feeder_stop.cancel();
+                        if let Some(feeding) = feeder.take() {
+                            feed_outcome = tokio::time::timeout(grace, feeding)
+                                .await
+                                .ok()
+                                .and_then(Result::ok);
+                        }
                         break recording.stop(grace).await;
                     }
                 }
@@ -192,6 +424,24 @@ pub async fn record_with_ffmpeg_engine(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     };
+    feeder_stop.cancel();
+    if let Some(feeding) = feeder.take() {
+        feed_outcome = tokio::time::timeout(Duration::from_secs(5), feeding)
+            .await
+            .ok()
+            .and_then(Result::ok);
+    }
+    let feed_error = feed_outcome.and_then(|outcome| {
+        tracing::info!(
+            bytes_fed = outcome.bytes_fed,
+            bytes_dropped_while_paused = outcome.bytes_dropped_while_paused,
+            "the ffmpeg engine's input ended"
+        );
+        outcome.error
+    });
+    if let Some(download) = &downloaded_file {
+        let _ = std::fs::remove_file(download);
+    }
     // The segment files are the parts, whatever the way it ended.
     let runner = FfmpegRunner::new(binaries);
     let mut parts = Vec::new();
@@ -236,6 +486,25 @@ pub async fn record_with_ffmpeg_engine(
         });
     }
     let (outcome, ended_text, error) = match &ended {
+        Ok(_) if feed_error.is_some() && !stop_requested => match &feed_error {
+            Some(error) if parts.is_empty() => (
+                RecordingOutcome::Failed {
+                    message: error.user_message(),
+                    retryable: error.is_retryable(),
+                    failure: error.failure_kind(),
+                },
+                "failed".to_string(),
+                Some(error.user_message()),
+            ),
+            // The connection broke after something was recorded: deliver it, say why.
+            _ => (
+                RecordingOutcome::Finished {
+                    reason: RecordingEndReason::StreamEnded,
+                },
+                RecordingEndReason::StreamEnded.describe(),
+                feed_error.as_ref().map(HlsError::user_message),
+            ),
+        },
         Ok(_) if stop_requested => (
             RecordingOutcome::Finished {
                 reason: RecordingEndReason::Stopped,
@@ -293,4 +562,43 @@ pub async fn record_with_ffmpeg_engine(
     };
     write_report(&settings.output_directory, &report);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paused_bytes_are_dropped_in_whole_ts_packets() {
+        let packet = Some(TS_PACKET_BYTES);
+        let mut dropping = false;
+        // Recording: everything.
+        assert_eq!(
+            bytes_to_feed(0, 1000, false, packet, &mut dropping),
+            0..1000
+        );
+        // Pause at offset 1000 (packet 5 runs 940..1128): complete it, drop the rest.
+        assert_eq!(
+            bytes_to_feed(1000, 500, true, packet, &mut dropping),
+            0..128
+        );
+        assert_eq!(bytes_to_feed(1500, 500, true, packet, &mut dropping), 0..0);
+        // Resume at offset 2000: from the next boundary, 2068.
+        assert_eq!(
+            bytes_to_feed(2000, 500, false, packet, &mut dropping),
+            68..500
+        );
+        // And then whole chunks again, whatever their alignment.
+        assert_eq!(
+            bytes_to_feed(2500, 333, false, packet, &mut dropping),
+            0..333
+        );
+        // A chunk shorter than the rest of a packet.
+        let mut dropping = true;
+        assert_eq!(bytes_to_feed(1, 10, false, packet, &mut dropping), 10..10);
+        // Other containers: no alignment.
+        let mut dropping = false;
+        assert_eq!(bytes_to_feed(7, 100, true, None, &mut dropping), 0..0);
+        assert_eq!(bytes_to_feed(107, 100, false, None, &mut dropping), 0..100);
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod ffmpeg_engine;
 pub mod finalize;
+pub mod progressive;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,13 +32,19 @@ pub enum RecorderError {
     Hls(#[from] HlsError),
     #[error("the master playlist {url} lists no variant streams")]
     NoVariants { url: String },
+    /// A link for the ffmpeg engine whose body is not media (a DASH manifest, a web page, ...).
+    #[error("{url} is not a stream: it looks like {}", looks_like.describe())]
+    NotAStream {
+        url: String,
+        looks_like: streambot_ffmpeg::NotMedia,
+    },
 }
 
 impl RecorderError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RecorderError::Hls(error) => error.is_retryable(),
-            RecorderError::NoVariants { .. } => false,
+            RecorderError::NoVariants { .. } | RecorderError::NotAStream { .. } => false,
         }
     }
 
@@ -45,6 +52,11 @@ impl RecorderError {
         match self {
             RecorderError::Hls(error) => error.failure_kind(),
             RecorderError::NoVariants { .. } => streambot_core::FailureKind::NotAPlaylist,
+            RecorderError::NotAStream {
+                looks_like: streambot_ffmpeg::NotMedia::WebPage,
+                ..
+            } => streambot_core::FailureKind::WebPage,
+            RecorderError::NotAStream { .. } => streambot_core::FailureKind::NotMedia,
         }
     }
 
@@ -53,6 +65,15 @@ impl RecorderError {
             RecorderError::Hls(error) => error.user_message(),
             RecorderError::NoVariants { .. } => {
                 "That playlist lists no streams to record.".to_string()
+            }
+            RecorderError::NotAStream {
+                looks_like: streambot_ffmpeg::NotMedia::XmlDocument,
+                ..
+            } => "That link is a DASH manifest or another XML document; only HLS playlists and \
+                  direct media streams can be recorded."
+                .to_string(),
+            RecorderError::NotAStream { .. } => {
+                "That link does not lead to a stream or a media file.".to_string()
             }
         }
     }
@@ -136,6 +157,11 @@ pub struct RecordingSettings {
     pub maximum_part_seconds: Option<f64>,
     pub fsync_interval: Duration,
     pub stop_grace: Duration,
+    /// Largest file the ffmpeg engine downloads before remuxing (an mp4 with its index at the
+    /// end); default [`progressive::MAXIMUM_PROGRESSIVE_DOWNLOAD_BYTES`].
+    pub maximum_download_bytes: u64,
+    /// The ffmpeg the ffmpeg engine runs (from the operator's settings; default: `ffmpeg` on PATH).
+    pub ffmpeg_binaries: streambot_ffmpeg::FfmpegBinaries,
 }
 
 impl RecordingSettings {
@@ -148,6 +174,8 @@ impl RecordingSettings {
             maximum_part_seconds: None,
             fsync_interval: Duration::from_secs(2),
             stop_grace: Duration::from_secs(15),
+            maximum_download_bytes: progressive::MAXIMUM_PROGRESSIVE_DOWNLOAD_BYTES,
+            ffmpeg_binaries: streambot_ffmpeg::FfmpegBinaries::default(),
         }
     }
 }
@@ -260,6 +288,18 @@ pub async fn record(
         )
         .await;
     }
+    record_with_native_engine(client, url_text, options, settings, control, events).await
+}
+
+/// The native HLS engine: resolve the playlist, record the main track and the audio rendition.
+pub(crate) async fn record_with_native_engine(
+    client: HlsHttpClient,
+    url_text: &str,
+    options: RecordingOptions,
+    settings: RecordingSettings,
+    control: watch::Receiver<DesiredState>,
+    events: mpsc::UnboundedSender<RecorderEvent>,
+) -> RecordingReport {
     let source = match resolve_source(&client, url_text, &options).await {
         Ok(source) => source,
         Err(error) => {

@@ -56,7 +56,7 @@ async fn record_origin(
 }
 
 fn runner() -> FfmpegRunner {
-    FfmpegRunner::new(FfmpegBinaries::from_environment())
+    FfmpegRunner::new(FfmpegBinaries::default())
 }
 
 #[tokio::test]
@@ -210,4 +210,79 @@ async fn a_corrupt_part_keeps_the_part_and_says_why() {
     assert!(part.path.exists(), "the part must be kept");
     assert_eq!(std::fs::read(&part.path).expect("part"), garbage);
     assert!(!finalized.failures[0].message.is_empty());
+}
+
+/// Issue 11: a "segment" whose bytes are a playlist or a manifest naming another job's file. The
+/// part is refused before ffmpeg runs (its bytes are not the part's container), it is kept, the
+/// failure says why, and no finished file is written.
+#[tokio::test]
+async fn a_part_that_is_a_playlist_or_manifest_never_reads_another_file() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let config = OriginConfig::new(SegmentKind::MpegTs)
+        .with_window_segments(10)
+        .with_total_segments(12);
+    let (report, directory) =
+        record_origin(config, "/live/media.m3u8", Quality::Best, |_| {}).await;
+    let part = report.main.as_ref().expect("main").parts[0].clone();
+    // Another user's recording, beside this job's directory (both are in the temporary directory).
+    let other_directory = tempfile::tempdir().expect("other job");
+    let other_file = other_directory.path().join("main-0001.ts");
+    std::fs::copy(&part.path, &other_file).expect("other user's part");
+    let relative = format!(
+        "../{}/main-0001.ts",
+        other_directory
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+    );
+    let bodies = [
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfile://{}\n#EXT-X-ENDLIST\n",
+            other_file.display()
+        ),
+        format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{relative}\n#EXT-X-ENDLIST\n"),
+        format!(
+            "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" \
+             mediaPresentationDuration=\"PT2S\"><Period><AdaptationSet><Representation id=\"1\" \
+             bandwidth=\"1\"><BaseURL>file://{}</BaseURL></Representation></AdaptationSet></Period></MPD>\n",
+            other_file.display()
+        ),
+    ];
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    for body in bodies {
+        std::fs::write(&part.path, &body).expect("hostile part");
+        let finalized = finalize_recording(&runner(), &report, &settings).await;
+        assert!(finalized.files.is_empty(), "{:?}", finalized.files);
+        assert_eq!(finalized.failures.len(), 1);
+        let failure = &finalized.failures[0];
+        assert!(failure.detail.contains("not media"), "{failure:?}");
+        assert!(
+            failure.message.contains("not audio or video"),
+            "{failure:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&part.path).expect("kept"), body);
+        let finished: Vec<_> = std::fs::read_dir(directory.path())
+            .expect("listing")
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("recording-")
+            })
+            .collect();
+        assert!(finished.is_empty(), "no finished file: {finished:?}");
+        let probe_error = runner()
+            .probe(&part.path)
+            .await
+            .expect_err("a playlist is not probed");
+        assert!(
+            probe_error.to_string().contains("not media"),
+            "{probe_error}"
+        );
+    }
 }

@@ -176,18 +176,91 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn network(backend: &'static str, error: &reqwest::Error) -> Self {
+    pub(crate) fn network(backend: &'static str, error: reqwest::Error) -> Self {
         StorageError::Network {
             backend,
             detail: describe_reqwest_error(error),
         }
     }
+
+    /// The same error with every occurrence of each secret (a bot token, a client secret, a
+    /// refresh token, a private key) replaced by `[redacted]`, in every text it carries.
+    pub fn redact_secrets(self, secrets: &[&str]) -> Self {
+        let clean = |text: String| redact_secrets_in_text(&text, secrets);
+        match self {
+            StorageError::NotFound { what } => StorageError::NotFound { what: clean(what) },
+            StorageError::Network { backend, detail } => StorageError::Network {
+                backend,
+                detail: clean(detail),
+            },
+            StorageError::HttpStatus {
+                backend,
+                status,
+                detail,
+            } => StorageError::HttpStatus {
+                backend,
+                status,
+                detail: clean(detail),
+            },
+            StorageError::Authentication { backend, detail } => StorageError::Authentication {
+                backend,
+                detail: clean(detail),
+            },
+            StorageError::InvalidResponse { backend, detail } => StorageError::InvalidResponse {
+                backend,
+                detail: clean(detail),
+            },
+            StorageError::Credentials { backend, detail } => StorageError::Credentials {
+                backend,
+                detail: clean(detail),
+            },
+            StorageError::UploadFailed {
+                backend,
+                attempts,
+                local_path,
+                last_error,
+            } => StorageError::UploadFailed {
+                backend,
+                attempts,
+                local_path,
+                last_error: Box::new(last_error.redact_secrets(secrets)),
+            },
+            other @ (StorageError::QuotaExceeded { .. }
+            | StorageError::TooLarge { .. }
+            | StorageError::Forbidden { .. }
+            | StorageError::Io { .. }
+            | StorageError::RateLimited { .. }) => other,
+        }
+    }
 }
 
-/// The error and its sources in one line (reqwest's own Display hides the cause).
-pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
+/// Shortest secret that is replaced: anything shorter would turn ordinary words into
+/// `[redacted]` and is no real credential anyway.
+const MINIMUM_REDACTED_SECRET_LENGTH: usize = 6;
+
+/// `text` with each secret (and its URL-encoded form) replaced by `[redacted]`.
+pub fn redact_secrets_in_text(text: &str, secrets: &[&str]) -> String {
+    let mut redacted = text.to_string();
+    for secret in secrets {
+        let secret = secret.trim();
+        if secret.len() < MINIMUM_REDACTED_SECRET_LENGTH {
+            continue;
+        }
+        redacted = redacted.replace(secret, "[redacted]");
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != secret {
+            redacted = redacted.replace(&encoded, "[redacted]");
+        }
+    }
+    redacted
+}
+
+/// The error and its sources in one line (reqwest's own Display hides the cause), without the
+/// request's URL: a Bot API URL carries the token, a Drive session URL grants the upload.
+pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     let mut depth = 0;
     while let Some(cause) = source {
         if depth >= 5 {

@@ -13,7 +13,7 @@ pub mod settings;
 pub mod store;
 pub mod telegram;
 
-pub use error::StorageError;
+pub use error::{StorageError, redact_secrets_in_text};
 pub use gdrive::{GoogleDriveConfig, GoogleDriveCredentials, GoogleDriveStore, ServiceAccountKey};
 pub use local::LocalStore;
 pub use metadata::{

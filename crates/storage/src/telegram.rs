@@ -157,6 +157,11 @@ impl TelegramChannelStore {
         self.config.upload_limit_bytes()
     }
 
+    /// The secret every error of this backend is cleaned of.
+    fn redacted(&self, error: StorageError) -> StorageError {
+        error.redact_secrets(&[&self.config.bot_token])
+    }
+
     /// One upload attempt: `sendVideo` for mp4 parts, `sendDocument` for the rest and when
     /// Telegram refuses the file as a video.
     pub async fn upload_part(
@@ -215,6 +220,16 @@ impl TelegramChannelStore {
 
     /// Deletes a posted part; a message that is already gone counts as deleted.
     pub async fn delete_message(&self, chat_id: &str, message_id: i64) -> Result<(), StorageError> {
+        self.delete_message_unredacted(chat_id, message_id)
+            .await
+            .map_err(|error| self.redacted(error))
+    }
+
+    async fn delete_message_unredacted(
+        &self,
+        chat_id: &str,
+        message_id: i64,
+    ) -> Result<(), StorageError> {
         let url = self.method_url("deleteMessage");
         let response = self
             .upload_client
@@ -225,7 +240,7 @@ impl TelegramChannelStore {
             ])
             .send()
             .await
-            .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+            .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
         match parse_bot_api_response(response).await {
             Ok(_) => Ok(()),
             Err(StorageError::HttpStatus {
@@ -246,6 +261,18 @@ impl TelegramChannelStore {
     }
 
     async fn send_file(
+        &self,
+        method: SendMethod,
+        local_path: &Path,
+        local_file_name: &str,
+        metadata: &PartMetadata,
+    ) -> Result<SentMessage, StorageError> {
+        self.send_file_unredacted(method, local_path, local_file_name, metadata)
+            .await
+            .map_err(|error| self.redacted(error))
+    }
+
+    async fn send_file_unredacted(
         &self,
         method: SendMethod,
         local_path: &Path,
@@ -295,7 +322,7 @@ impl TelegramChannelStore {
             .multipart(form)
             .send()
             .await
-            .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+            .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
         let result = match parse_bot_api_response(response).await {
             Err(StorageError::HttpStatus { status: 413, .. }) => {
                 let size_bytes = metadata.size_bytes;
@@ -345,7 +372,7 @@ async fn parse_bot_api_response(
     let body = response
         .bytes()
         .await
-        .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+        .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
     let parsed: Option<BotApiResponse> = serde_json::from_slice(&body).ok();
     match parsed {
         Some(BotApiResponse {

@@ -5,7 +5,8 @@
 //! `MAX_CONCURRENT_JOBS_PER_USER` (3), `MAX_CONCURRENT_JOBS_PER_VIP` (6), `USER_DISK_QUOTA_GB`
 //! (unset: none), `RATE_LIMIT_PER_MINUTE` (20), `STALL_TIMEOUT` (2m), `TELEGRAM_WEBHOOK_URL`
 //! (webhook mode instead of long polling), `TELEGRAM_WEBHOOK_BIND` (0.0.0.0:8443),
-//! `TELEGRAM_WEBHOOK_SECRET` (random when unset).
+//! `TELEGRAM_WEBHOOK_SECRET` (random when unset), `FFMPEG_DEFAULT_TIMEOUT` (seconds, 7200: the
+//! longest recording; a job without a duration stops there, only admins may ask for longer).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -132,6 +133,14 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
                 ));
             }
         }
+    }
+    // The seed's "max recording duration": the cap of every job without a duration. A bad value
+    // is refused once, at role start-up (`roles::load_settings`) and by `config check`.
+    if let Some(seconds) = setting("FFMPEG_DEFAULT_TIMEOUT")
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|seconds| *seconds > 0)
+    {
+        settings.default_maximum_duration = Some(Duration::from_secs(seconds));
     }
     if let Some(value) = setting("STALL_TIMEOUT") {
         match streambot_core::parse_duration_text(&value) {

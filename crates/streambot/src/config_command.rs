@@ -33,7 +33,6 @@ const SETTING_PREFIXES: &[&str] = &[
     "LOG_",
 ];
 
-const MINIMUM_DASHBOARD_SECRET_LENGTH: usize = 16;
 const REDIS_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
@@ -248,10 +247,12 @@ async fn check(arguments: &CheckArguments) -> Report {
     };
 
     // Jobs, queue and workers: every role reads these.
+    let mut jobs_problem_variable = None;
     let jobs = match JobsSettings::from_environment() {
         Ok(jobs) => Some(jobs),
         Err(error) => {
             report.problems.push(setting_problem(&error));
+            jobs_problem_variable = Some(error.variable);
             None
         }
     };
@@ -267,6 +268,7 @@ async fn check(arguments: &CheckArguments) -> Report {
         maximum_disk_bytes: None,
         retention: None,
         allow_private_networks: false,
+        maximum_recording_duration: streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
     };
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
 
@@ -307,17 +309,18 @@ async fn check(arguments: &CheckArguments) -> Report {
         )),
     }
 
-    // ffmpeg: the worker's finalize and the ffmpeg engine; FFMPEG_DEFAULT_TIMEOUT is read
-    // leniently by the worker (a bad value falls back to 3600), so it is checked here.
-    if let Some(value) = environment_value("FFMPEG_DEFAULT_TIMEOUT")
+    // FFMPEG_DEFAULT_TIMEOUT (the maximum recording duration) is a jobs setting, whose parse
+    // stops at its first problem: checked here too, so every problem is reported in one run.
+    if jobs_problem_variable != Some("FFMPEG_DEFAULT_TIMEOUT")
+        && let Some(value) = environment_value("FFMPEG_DEFAULT_TIMEOUT")
         && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
     {
         report.problems.push(format!(
-            "FFMPEG_DEFAULT_TIMEOUT={value:?} is not allowed: a whole number of seconds greater than 0, e.g. 3600"
+            "FFMPEG_DEFAULT_TIMEOUT={value:?} is not allowed: a whole number of seconds greater than 0, e.g. 7200"
         ));
     }
     if matches!(role, "run" | "worker") {
-        let binaries = streambot_ffmpeg::FfmpegBinaries::from_environment();
+        let binaries = crate::ffmpeg_settings::ffmpeg_binaries_from_environment();
         for (variable, program) in [
             ("FFMPEG_PATH", &binaries.ffmpeg),
             ("FFPROBE_PATH", &binaries.ffprobe),
@@ -343,12 +346,11 @@ async fn check(arguments: &CheckArguments) -> Report {
         }
     };
     if (dashboard_enabled && role == "run") || role == "dashboard" {
+        // The dashboard's own validator (length, one repeated character, too few different
+        // ones): the reason it gives is the one start-up gives; it never shows the secret.
         let secret = environment_value("DASHBOARD_SECRET").unwrap_or_default();
-        if secret.chars().count() < MINIMUM_DASHBOARD_SECRET_LENGTH {
-            report.problems.push(format!(
-                "DASHBOARD_SECRET={:?} is not allowed: at least {MINIMUM_DASHBOARD_SECRET_LENGTH} characters when the dashboard is enabled (e.g. openssl rand -hex 24)",
-                masked_value("DASHBOARD_SECRET", &secret)
-            ));
+        if let Err(error) = streambot_dashboard::DashboardSecret::new(&secret) {
+            report.problems.push(error.to_string());
         }
         if let Some(rate) = environment_value("DASHBOARD_RATE_LIMIT")
             && !rate

@@ -135,7 +135,12 @@ async fn run_action<B: streambot_jobs::JobBackend>(
                 },
                 url: url.to_string(),
                 options: RecordingOptions {
-                    maximum_duration: arguments.maximum_duration,
+                    // No duration: the maximum recording duration (FFMPEG_DEFAULT_TIMEOUT).
+                    maximum_duration: Some(
+                        arguments
+                            .maximum_duration
+                            .unwrap_or(settings.maximum_recording_duration),
+                    ),
                     quality: arguments.quality,
                     format: arguments.format,
                     ..RecordingOptions::default()

@@ -4,6 +4,7 @@ mod bot_role;
 mod config_command;
 mod dashboard_role;
 mod engine_command;
+mod ffmpeg_settings;
 mod jobs_command;
 mod logging;
 mod probe_command;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
-use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
 use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
 use streambot_recorder::{
@@ -61,6 +60,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     settings.maximum_part_seconds = arguments
         .maximum_part_duration
         .map(|duration| duration.as_secs_f64());
+    settings.ffmpeg_binaries = crate::ffmpeg_settings::ffmpeg_binaries_from_environment();
 
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
@@ -223,7 +223,7 @@ async fn finalize_and_report(
     arguments: &RecordArguments,
     json: bool,
 ) -> ExitCode {
-    let runner = FfmpegRunner::from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
     let mut settings = FinalizeSettings::new(arguments.format, arguments.quality);
     settings.keep_intermediate_parts = arguments.keep_parts;
     if !json {

@@ -5,7 +5,8 @@
 //! Settings (environment or `.env`): `REDIS_URL`, `REDIS_KEY_PREFIX` (default `streambot:`),
 //! `DATA_DIR` (default `./data`), `LOCAL_STORAGE_PATH` (default `DATA_DIR/recordings`),
 //! `WORKER_CONCURRENCY` (default 2), `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
-//! (unset: no disk guard), `FILE_RETENTION_HOURS` (default 72; 0 keeps recordings forever),
+//! (unset: no disk guard), `FILE_RETENTION_HOURS` (default 72, fractions allowed; 0 keeps
+//! recordings forever), `FFMPEG_DEFAULT_TIMEOUT` (the maximum recording duration, 7200 s),
 //! `ALLOW_PRIVATE_NETWORKS`. A bad one stops start-up with one line naming the variable, the value
 //! and what is allowed.
 
@@ -56,6 +57,8 @@ pub struct JobsSettings {
     pub maximum_disk_bytes: Option<u64>,
     pub retention: Option<Duration>,
     pub allow_private_networks: bool,
+    /// `FFMPEG_DEFAULT_TIMEOUT`: the longest a job with no duration records (default 7200 s).
+    pub maximum_recording_duration: Duration,
 }
 
 pub(crate) fn setting(variable: &'static str) -> Option<String> {
@@ -171,16 +174,19 @@ impl JobsSettings {
                 }
             },
         };
+        // Hours, fractions allowed (0.5 = 30 minutes), as the storage settings read it.
         let retention = match setting("FILE_RETENTION_HOURS") {
             None => Some(Duration::from_secs(72 * 3600)),
-            Some(value) => match value.parse::<u64>() {
-                Ok(0) => None,
-                Ok(hours) if hours <= 24 * 365 * 10 => Some(Duration::from_secs(hours * 3600)),
+            Some(value) => match value.parse::<f64>() {
+                Ok(0.0) => None,
+                Ok(hours) if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 10.0 => {
+                    Some(Duration::from_secs_f64(hours * 3600.0))
+                }
                 _ => {
                     return Err(invalid(
                         "FILE_RETENTION_HOURS",
                         &value,
-                        "a whole number of hours (0 keeps recordings forever)",
+                        "a number of hours, like 72 or 0.5 (0 keeps recordings forever)",
                     ));
                 }
             },
@@ -195,6 +201,19 @@ impl JobsSettings {
             maximum_disk_bytes,
             retention,
             allow_private_networks: parse_boolean_setting("ALLOW_PRIVATE_NETWORKS")?,
+            maximum_recording_duration: match setting("FFMPEG_DEFAULT_TIMEOUT") {
+                None => streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
+                Some(value) => match value.parse::<u64>() {
+                    Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+                    _ => {
+                        return Err(invalid(
+                            "FFMPEG_DEFAULT_TIMEOUT",
+                            &value,
+                            "a whole number of seconds greater than 0, e.g. 7200",
+                        ));
+                    }
+                },
+            },
         })
     }
 }
@@ -280,22 +299,23 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
         eprintln!("streambot: {error}");
         ExitCode::from(2)
     })?;
-    // Read where it is used (the worker's finalize); checked here so a bad value stops start-up
-    // instead of silently falling back (`config check` reports it on its own).
-    if let Some(value) = setting("FFMPEG_DEFAULT_TIMEOUT")
-        && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
-    {
-        eprintln!(
-            "streambot: {}",
-            invalid(
-                "FFMPEG_DEFAULT_TIMEOUT",
-                &value,
-                "a whole number of seconds greater than 0, e.g. 3600",
-            )
-        );
-        return Err(ExitCode::from(2));
-    }
     Ok(settings)
+}
+
+/// The storage settings (`STORAGE_BACKEND` and its settings), rooted at the recordings
+/// directory.
+fn storage_settings_from_environment(
+    settings: &JobsSettings,
+) -> Result<streambot_storage::StorageSettings, ExitCode> {
+    let mut values: std::collections::HashMap<String, String> = std::env::vars().collect();
+    values.insert(
+        "LOCAL_STORAGE_PATH".to_string(),
+        settings.recordings_directory.to_string_lossy().into_owned(),
+    );
+    streambot_storage::StorageSettings::from_env_map(&values).map_err(|error| {
+        eprintln!("streambot: {error}");
+        ExitCode::from(2)
+    })
 }
 
 /// The storage finished files go to (`STORAGE_BACKEND` and its settings), rooted at the
@@ -303,16 +323,7 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
 pub(crate) fn storage_from_environment(
     settings: &JobsSettings,
 ) -> Result<std::sync::Arc<streambot_storage::Storage>, ExitCode> {
-    let mut values: std::collections::HashMap<String, String> = std::env::vars().collect();
-    values.insert(
-        "LOCAL_STORAGE_PATH".to_string(),
-        settings.recordings_directory.to_string_lossy().into_owned(),
-    );
-    let storage_settings =
-        streambot_storage::StorageSettings::from_env_map(&values).map_err(|error| {
-            eprintln!("streambot: {error}");
-            ExitCode::from(2)
-        })?;
+    let storage_settings = storage_settings_from_environment(settings)?;
     let storage = storage_settings.build_storage().map_err(|error| {
         eprintln!("streambot: storage: {error}");
         ExitCode::from(2)
@@ -330,21 +341,36 @@ fn worker_config(
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
     config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes_from_environment());
-    config.storage = Some(storage_from_environment(settings)?);
+    let storage = storage_from_environment(settings)?;
+    config.user_disk_quota_bytes = storage.local.user_quota_bytes();
+    config.storage = Some(storage);
+    config.default_maximum_duration = Some(settings.maximum_recording_duration);
+    config.maximum_disk_bytes = settings.maximum_disk_bytes;
+    // Admins have no quota (as when the bot accepts their link); the bot role validates the list.
+    config.quota_exempt_user_ids = setting("TELEGRAM_ADMIN_IDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|item| item.trim().parse::<i64>().ok())
+        .collect();
     Ok(config)
 }
 
-fn scheduler_config(settings: &JobsSettings) -> SchedulerConfig {
+/// Retention and the disk guard work on the working directories and on the finished files
+/// storage filed (`FILE_RETENTION_DELETE_REMOTE`: their remote copies too).
+fn scheduler_config(settings: &JobsSettings) -> Result<SchedulerConfig, ExitCode> {
     let mut config =
         SchedulerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
     config.retention = settings.retention;
     config.maximum_disk_bytes = settings.maximum_disk_bytes;
-    config
+    config.retention_deletes_remote_copies =
+        storage_settings_from_environment(settings)?.retention_deletes_remote_copies;
+    config.storage = Some(storage_from_environment(settings)?);
+    Ok(config)
 }
 
 async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
     // Without ffmpeg, recordings still complete but stay as TS/fMP4 parts: say so once, up front.
-    let runner = streambot_ffmpeg::FfmpegRunner::from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
     if let Err(error) = runner.versions().await {
         eprintln!(
             "streambot: warning: {} Recordings will be kept as TS parts and not remuxed to mp4.",
@@ -361,7 +387,8 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
     .map_err(|error| {
         eprintln!("streambot: {error}");
         ExitCode::from(2)
-    })?;
+    })?
+    .with_finalizer(runner);
     Ok((backend, engine))
 }
 
@@ -414,7 +441,10 @@ pub async fn run_scheduler_role() -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let config = scheduler_config(&settings);
+    let config = match scheduler_config(&settings) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let result = with_backend!(backend, backend => run_scheduler(backend, config, shutdown).await);
     exit_code(result, "scheduler")
 }
@@ -451,7 +481,10 @@ pub async fn run_all_in_one() -> ExitCode {
             Ok(config) => config,
             Err(code) => return code,
         };
-    let scheduler_config = scheduler_config(&settings);
+    let scheduler_config = match scheduler_config(&settings) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let dashboard = match crate::dashboard_role::prepare_dashboard_if_enabled(&settings).await {
         Ok(dashboard) => dashboard,
         Err(code) => return code,

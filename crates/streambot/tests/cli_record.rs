@@ -72,8 +72,7 @@ fn files_named(directory: &Path, suffix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn record_until_the_stream_ends_gives_a_finished_mp4_and_exit_zero() {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return;
     }
     let origin = ending_origin(15).await;
@@ -128,8 +127,7 @@ fn send_interrupt(process_id: u32) {
 
 #[tokio::test]
 async fn ctrl_c_stops_gracefully_and_keeps_a_playable_recording() {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return;
     }
     let origin = ending_origin(200).await;
@@ -307,8 +305,7 @@ async fn probe_shows_variants_and_quality_picks() {
 
 #[tokio::test]
 async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return;
     }
     let origin = ending_origin(200).await;
@@ -340,8 +337,7 @@ async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
 
 #[tokio::test]
 async fn a_link_to_a_single_media_file_is_recorded_by_the_ffmpeg_engine() {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return;
     }
     let origin = ending_origin(30).await;

@@ -30,6 +30,9 @@ fn is_ignored(name: &str) -> bool {
     const TEST_ONLY: &[&str] = &[
         "STREAMBOT_CORPUS_DIR",
         "STREAMBOT_FIXTURE_CACHE",
+        "STREAMBOT_REQUIRE_ALL",
+        "STREAMBOT_ALLOW_MISSING",
+        "STREAMBOT_ALLOW_MISSING",
         "STREAMBOT_SURELY_UNSET_VARIABLE",
     ];
     // Set by the operating system or the shell, not by the operator for streambot.
@@ -613,10 +616,13 @@ fn a_valid_configuration_passes_and_the_token_is_masked() {
             ("DASHBOARD_ENABLED", "true"),
             ("DASHBOARD_SECRET", "0123456789abcdef-dashboard"),
             ("REDIS_URL", "redis://:hunter2pw@redis.internal:6379/0"),
+            ("GDRIVE_CLIENT_SECRET", "GOCSPX-leakcheckvalue"),
+            ("GDRIVE_REFRESH_TOKEN", "1//0leakcheckrefresh"),
         ],
     );
     let all = everything(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(!all.contains("leakcheck"), "a Drive secret leaked: {all}");
     let stdout = text(&output.stdout);
     assert!(stdout.contains("123456:****"), "{stdout}");
     assert!(!all.contains("SECRETPART"), "the token leaked: {all}");
@@ -671,6 +677,30 @@ fn bad_values_exit_2_with_one_line_per_problem_naming_the_variable() {
     assert!(!everything(&output).contains("SECRETPART"));
 }
 
+/// Issue 11 item 8: `config check` refuses what start-up refuses, with the same reason.
+#[test]
+fn a_low_entropy_dashboard_secret_is_a_problem_with_its_reason() {
+    let sandbox = Sandbox::new();
+    for (secret, reason) in [
+        ("aaaaaaaaaaaaaaaaaaaa", "not one character repeated"),
+        ("abcabcabcabcabcabcabc", "at least 8 different characters"),
+    ] {
+        let output = sandbox.check(
+            &["--offline", "--role", "dashboard"],
+            &[("DASHBOARD_SECRET", secret)],
+        );
+        let all = everything(&output);
+        assert_eq!(output.status.code(), Some(2), "{all}");
+        let line = text(&output.stderr)
+            .lines()
+            .find(|line| line.starts_with("streambot config: DASHBOARD_SECRET"))
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(line.contains(reason), "{all}");
+        assert!(!all.contains(secret), "the secret was shown: {all}");
+    }
+}
+
 #[test]
 fn a_missing_or_malformed_token_is_named_for_run_but_not_needed_by_a_worker() {
     let sandbox = Sandbox::new();
@@ -708,7 +738,10 @@ fn an_unreachable_redis_is_a_problem_and_its_password_stays_hidden() {
 #[test]
 fn a_reachable_redis_passes_when_one_is_given() {
     let Ok(url) = std::env::var("REDIS_URL") else {
-        eprintln!("skipped: REDIS_URL is not set (scripts/test.sh starts a private redis-server)");
+        streambot_testkit::requirements::skip_or_fail(
+            "REDIS_URL",
+            "scripts/test.sh starts a private redis-server",
+        );
         return;
     };
     let sandbox = Sandbox::new();

@@ -193,7 +193,10 @@ async fn pause_resume_stop_reach_a_worker_process_embedded_store() {
 async fn pause_resume_stop_reach_a_worker_process_redis() {
     let redis_directory = tempfile::tempdir().expect("tempdir");
     let Some(redis) = RedisServer::start(redis_directory.path(), &[]) else {
-        eprintln!("skipped: redis-server is not installed");
+        streambot_testkit::requirements::skip_or_fail(
+            "redis-server",
+            "apt-get install -y redis-server",
+        );
         return;
     };
     let backend = RedisBackend::connect(&redis.url(), "streambot:")

@@ -216,12 +216,13 @@ fn the_dockerfile_builds_in_one_stage_and_runs_as_a_user_in_another() {
 
 #[test]
 fn docker_compose_accepts_the_file_when_docker_compose_is_installed() {
-    let available = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !available {
-        eprintln!("skipped: `docker compose version` does not work here (no compose plugin)");
+    // The compose plugin: the file uses Compose v2 syntax (a top-level `name`), which the old
+    // standalone docker-compose 1.x refuses.
+    if !streambot_testkit::requirements::program_runs("docker", &["compose", "version"]) {
+        streambot_testkit::requirements::skip_or_fail(
+            "docker compose",
+            "the docker-compose-plugin package from Docker's apt repository",
+        );
         return;
     }
     // A copy with a `.env` beside it (made from .env.example), as an operator would have.
@@ -273,7 +274,10 @@ fn shellcheck(script: &str) -> Option<String> {
 #[test]
 fn setup_sh_passes_shellcheck() {
     match shellcheck("scripts/setup.sh") {
-        None => eprintln!("skipped: shellcheck is not installed (apt-get install -y shellcheck)"),
+        None => streambot_testkit::requirements::skip_or_fail(
+            "shellcheck",
+            "apt-get install -y shellcheck",
+        ),
         Some(findings) => assert!(
             findings.is_empty(),
             "shellcheck scripts/setup.sh:\n{findings}"
@@ -299,7 +303,10 @@ fn the_other_scripts_pass_shellcheck_or_are_reported() {
     for script in scripts {
         match shellcheck(&script) {
             None => {
-                eprintln!("skipped: shellcheck is not installed (apt-get install -y shellcheck)");
+                streambot_testkit::requirements::skip_or_fail(
+                    "shellcheck",
+                    "apt-get install -y shellcheck",
+                );
                 return;
             }
             Some(findings) if !findings.is_empty() => {

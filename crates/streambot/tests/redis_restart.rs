@@ -38,7 +38,10 @@ async fn workers_ride_out_a_redis_restart_and_the_job_runs_once() {
         redis_directory.path(),
         &["--appendonly", "yes", "--appendfsync", "always"],
     ) else {
-        eprintln!("skipped: redis-server is not installed");
+        streambot_testkit::requirements::skip_or_fail(
+            "redis-server",
+            "apt-get install -y redis-server",
+        );
         return;
     };
     let environment = WorkerEnvironment::redis(&redis.url(), "streambot:");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use streambot_testkit::telegram::FakeTelegram;
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
-use support::{BINARY, ffmpeg_available, files_with_extension, send_signal};
+use support::{BINARY, files_with_extension, send_signal};
 use tokio::process::Command;
 
 fn base_command(data_directory: &Path) -> Command {
@@ -33,8 +33,7 @@ fn base_command(data_directory: &Path) -> Command {
 /// The fake Bot API server and a stream of `total_segments` on the test origin, or `None` (the
 /// test is skipped) without ffmpeg.
 async fn telegram_and_origin(total_segments: u64) -> Option<(FakeTelegram, OriginHandle)> {
-    if !ffmpeg_available() {
-        eprintln!("ffmpeg not installed: skipping");
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return None;
     }
     let telegram = FakeTelegram::start().await.expect("fake telegram");
@@ -66,7 +65,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         &format!("record {} for 1 hour", origin.media_playlist_url()),
     );
     let queued = telegram
-        .wait_for_text(user, "Recording", Duration::from_secs(30))
+        .wait_for_text(user, "checking the link", Duration::from_secs(30))
         .await
         .expect("the bot answers the request");
     let job_id = queued
@@ -96,7 +95,7 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         std::fs::read(&on_disk[0]).expect("file").as_slice()
     );
     telegram
-        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .wait_for_text(user, "*done*", Duration::from_secs(30))
         .await
         .expect("a final summary");
     // Another user cannot delete it; the owner can, and every file of it goes.
@@ -107,6 +106,19 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .expect("a stranger is refused");
     assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
     telegram.send_text_from_user(user, &format!("/delete {job_id}"));
+    telegram
+        .wait_for_text(user, "cannot be undone", Duration::from_secs(30))
+        .await
+        .expect("the owner is asked to confirm");
+    assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
+    let confirmation = (1..10_000)
+        .find(|message_id| {
+            telegram
+                .message_keyboard(*message_id)
+                .is_some_and(|keyboard| keyboard.to_string().contains(&format!("delete:{job_id}")))
+        })
+        .expect("a confirmation with buttons");
+    telegram.press_button(user, user, confirmation, &format!("delete:{job_id}"));
     telegram
         .wait_for_text(user, "Deleted recording", Duration::from_secs(30))
         .await
@@ -221,7 +233,7 @@ async fn with_the_telegram_channel_backend_parts_go_to_the_channel_and_the_user_
         .expect("the user gets the channel link");
     assert!(link.text().unwrap_or_default().contains("1234567890"));
     telegram
-        .wait_for_text(user, "finished", Duration::from_secs(30))
+        .wait_for_text(user, "*done*", Duration::from_secs(30))
         .await
         .expect("a final summary");
     // The local copy is gone once the upload was confirmed (TELEGRAM_KEEP_LOCAL_COPY=false).
@@ -312,7 +324,7 @@ async fn the_disk_quota_counts_finished_recordings_in_storage() {
     let user = 5555;
     telegram.send_text_from_user(user, &origin.media_playlist_url());
     telegram
-        .wait_for_text(user, "finished", Duration::from_secs(60))
+        .wait_for_text(user, "*done*", Duration::from_secs(60))
         .await
         .expect("the first recording finishes");
     assert_eq!(files_with_extension(directory.path(), "mp4").len(), 1);
@@ -321,4 +333,114 @@ async fn the_disk_quota_counts_finished_recordings_in_storage() {
         .wait_for_text(user, "storage is full", Duration::from_secs(30))
         .await
         .expect("the second is refused by the quota");
+}
+
+/// A token Telegram rejects (401 on getMe): `streambot run` exits non-zero at once with one clear
+/// line, no panic, no half-alive process, and the token appears nowhere in its output, even at
+/// debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_telegram_rejects_exits_with_one_clear_line_and_never_shows_the_token() {
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let wrong_token = "987654:WRONG-secret-token-Zq9";
+    let directory = tempfile::tempdir().expect("tempdir");
+    for role in ["run", "bot"] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            Command::new(BINARY)
+                .arg(role)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("DATA_DIR", directory.path())
+                .env("LOG_LEVEL", "debug")
+                .env("TELEGRAM_BOT_TOKEN", wrong_token)
+                .env("TELEGRAM_API_URL", &telegram.api_url)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("exits instead of staying half alive")
+        .expect("runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{role}: {stderr}");
+        assert!(
+            stderr.contains("Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized)"),
+            "{role}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{role}: {stderr}");
+        for secret in [wrong_token, "WRONG-secret-token-Zq9"] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{role}: the token leaked: {stdout}{stderr}"
+            );
+        }
+    }
+    assert!(
+        telegram
+            .calls_of("getMe")
+            .iter()
+            .all(|call| call.http_status == 401),
+        "getMe was refused"
+    );
+}
+
+/// Telegram unreachable at start: the bot retries with backoff and says so in the log (without
+/// the token), the process stays up, and SIGTERM ends it promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_telegram_is_retried_and_logged_without_the_token() {
+    let closed_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let token = "123456:UNREACHABLE-secret-Kw7";
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut child = base_command(directory.path())
+        .env("LOG_LEVEL", "warn")
+        .env("TELEGRAM_BOT_TOKEN", token)
+        .env(
+            "TELEGRAM_API_URL",
+            format!("http://127.0.0.1:{closed_port}"),
+        )
+        .spawn()
+        .expect("streambot run starts");
+    // Read the log as it comes until two retries were announced (bounded).
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut collected = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stderr_pipe.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(count) => collected.extend_from_slice(&buffer[..count]),
+            }
+        }
+        String::from_utf8_lossy(&collected).into_owned()
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Backoff 0.5 s, 1 s, 2 s…: two attempts have failed well within a few seconds of start-up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(tokio::time::Instant::now() < deadline);
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the process stays up while retrying"
+    );
+    let process_id = child.id().expect("pid");
+    assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within 15 s of SIGTERM")
+        .expect("status");
+    let stderr = reader.await.unwrap_or_default();
+    assert!(status.code().is_some(), "{stderr}");
+    assert!(
+        stderr.contains("Telegram cannot be reached to check TELEGRAM_BOT_TOKEN; retrying"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains("UNREACHABLE-secret-Kw7"),
+        "the token leaked: {stderr}"
+    );
 }

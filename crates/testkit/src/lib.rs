@@ -21,6 +21,7 @@ pub mod fixtures;
 pub mod hostile;
 pub mod origin;
 pub mod redis;
+pub mod requirements;
 pub mod telegram;
 
 pub use fixtures::{

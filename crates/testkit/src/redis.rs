@@ -9,11 +9,18 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+// By path, so that this file still works when included with `#[path]` elsewhere (in this crate
+// it is also `crate::requirements`; the copy is the same code).
+#[allow(clippy::duplicate_mod)]
+#[path = "requirements.rs"]
+mod requirements;
+
 /// Where a Redis is looked for when `REDIS_URL` is not set.
 const LOCAL_REDIS: ([u8; 4], u16) = ([127, 0, 0, 1], 6379);
 
 /// `REDIS_URL`, else redis://127.0.0.1:6379 if it answers `PING` (a short TCP connect, then up to
-/// half a second for the reply), else `None` after saying on stderr that the test is skipped.
+/// half a second for the reply), else `None` after saying on stderr that the test is skipped (a
+/// failure with `STREAMBOT_REQUIRE_ALL=1`).
 pub fn redis_url_for_test() -> Option<String> {
     if let Ok(url) = std::env::var("REDIS_URL")
         && !url.trim().is_empty()
@@ -23,7 +30,10 @@ pub fn redis_url_for_test() -> Option<String> {
     if redis_answers_ping(SocketAddr::from(LOCAL_REDIS)) {
         Some("redis://127.0.0.1:6379/".to_string())
     } else {
-        eprintln!("skipped: REDIS_URL is not set and no Redis answers on 127.0.0.1:6379");
+        requirements::skip_or_fail(
+            "a Redis (REDIS_URL is not set and none answers on 127.0.0.1:6379)",
+            "scripts/test.sh starts a private redis-server",
+        );
         None
     }
 }

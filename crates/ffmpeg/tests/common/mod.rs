@@ -11,7 +11,7 @@ use streambot_ffmpeg::run::run_ffmpeg;
 use streambot_ffmpeg::{FfmpegBinaries, FfmpegProgress, FfmpegRunner, StreamInfo};
 
 pub fn binaries() -> FfmpegBinaries {
-    FfmpegBinaries::from_environment()
+    FfmpegBinaries::default()
 }
 
 pub fn arguments(items: &[&str]) -> Vec<OsString> {

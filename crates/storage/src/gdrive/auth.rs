@@ -44,6 +44,20 @@ impl std::fmt::Debug for GoogleDriveCredentials {
     }
 }
 
+impl GoogleDriveCredentials {
+    /// The texts no error or log line may show.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            GoogleDriveCredentials::OAuthRefreshToken {
+                client_secret,
+                refresh_token,
+                ..
+            } => vec![client_secret.as_str(), refresh_token.as_str()],
+            GoogleDriveCredentials::ServiceAccount(key) => vec![key.private_key.as_str()],
+        }
+    }
+}
+
 /// The fields of a service account's JSON key file that are used.
 #[derive(Clone, Deserialize)]
 pub struct ServiceAccountKey {
@@ -234,7 +248,7 @@ impl AccessTokenSource {
             .await
             .map_err(|error| StorageError::Network {
                 backend: BACKEND_NAME,
-                detail: format!("token endpoint: {}", describe_reqwest_error(&error)),
+                detail: format!("token endpoint: {}", describe_reqwest_error(error)),
             })?;
         let status = response.status();
         let body = response
@@ -242,7 +256,7 @@ impl AccessTokenSource {
             .await
             .map_err(|error| StorageError::Network {
                 backend: BACKEND_NAME,
-                detail: format!("token endpoint: {}", describe_reqwest_error(&error)),
+                detail: format!("token endpoint: {}", describe_reqwest_error(error)),
             })?;
         if !status.is_success() {
             let detail = serde_json::from_slice::<TokenErrorResponse>(&body)

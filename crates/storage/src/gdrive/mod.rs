@@ -114,9 +114,25 @@ impl GoogleDriveStore {
         DRIVE_FILE_SIZE_LIMIT_BYTES
     }
 
+    /// Every error of this backend leaves without the credentials' secrets.
+    fn redacted(&self, error: StorageError) -> StorageError {
+        error.redact_secrets(&self.config.credentials.secrets())
+    }
+
     /// One upload attempt of a local part: find or create the user's folder, open a resumable
     /// session, send the chunks, resume after interruptions.
     pub async fn upload_part(
+        &self,
+        local_path: &Path,
+        local_file_name: &str,
+        metadata: &PartMetadata,
+    ) -> Result<RemoteLocation, StorageError> {
+        self.upload_part_unredacted(local_path, local_file_name, metadata)
+            .await
+            .map_err(|error| self.redacted(error))
+    }
+
+    async fn upload_part_unredacted(
         &self,
         local_path: &Path,
         local_file_name: &str,
@@ -225,6 +241,12 @@ impl GoogleDriveStore {
 
     /// Deletes a file; one that is already gone counts as deleted.
     pub async fn delete_file(&self, file_id: &str) -> Result<(), StorageError> {
+        self.delete_file_unredacted(file_id)
+            .await
+            .map_err(|error| self.redacted(error))
+    }
+
+    async fn delete_file_unredacted(&self, file_id: &str) -> Result<(), StorageError> {
         let url = format!(
             "{}/drive/v3/files/{}",
             self.config.api_base_url.trim_end_matches('/'),
@@ -388,7 +410,7 @@ impl GoogleDriveStore {
             .body(body)
             .send()
             .await
-            .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+            .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
         upload_status_from_response(response).await
     }
 
@@ -440,7 +462,7 @@ impl GoogleDriveStore {
                 .bearer_auth(&token)
                 .send()
                 .await
-                .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+                .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
             if response.status().as_u16() == 401 && attempt == 0 {
                 self.tokens.invalidate().await;
                 continue;
@@ -521,7 +543,7 @@ async fn parse_json_response<T: serde::de::DeserializeOwned>(
     let body = response
         .bytes()
         .await
-        .map_err(|error| StorageError::network(BACKEND_NAME, &error))?;
+        .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
     serde_json::from_slice(&body).map_err(|error| StorageError::InvalidResponse {
         backend: BACKEND_NAME,
         detail: format!(
@@ -541,7 +563,7 @@ async fn error_from_response(response: reqwest::Response) -> StorageError {
             .chars()
             .take(300)
             .collect::<String>(),
-        Err(error) => describe_reqwest_error(&error),
+        Err(error) => describe_reqwest_error(error),
     };
     match status {
         401 | 403

@@ -1,0 +1,292 @@
+//! Button presses. Every press is answered with a short toast ("Stopping…", "Already
+//! finished"); the chat gets a message only for a result. A status message's buttons refresh that
+//! message; pickers and confirmations are replaced by their outcome (their buttons go).
+
+use std::sync::Arc;
+
+use streambot_core::JobId;
+use streambot_core::job::Job;
+use streambot_jobs::JobBackend;
+use teloxide::types::{CallbackQuery, MessageId};
+
+use crate::catalogue::Key;
+use crate::handlers::{
+    action_from_name, control_owned_job, job_list_page, live_first, start_recording, strip_markdown,
+};
+use crate::messages::{DeliveryProgress, Words, plain};
+use crate::parser::RecordRequest;
+use crate::runtime::BotContext;
+
+/// Who may press a job's buttons: its owner, an admin, or, for a job a chat owns (a group's
+/// anonymous admin, a channel), anyone pressing inside that chat. Returns the identity to act as.
+fn acting_identity<B: JobBackend>(
+    context: &BotContext<B>,
+    job: &Job,
+    user_id: i64,
+    chat_id: i64,
+) -> Option<i64> {
+    if job.owner.user_id == user_id || context.is_admin(user_id) {
+        Some(user_id)
+    } else if job.owner.user_id < 0 && job.owner.chat_id == chat_id {
+        Some(job.owner.user_id)
+    } else {
+        None
+    }
+}
+
+pub(crate) async fn handle_callback<B: JobBackend>(
+    query: CallbackQuery,
+    context: Arc<BotContext<B>>,
+) -> Result<(), std::convert::Infallible> {
+    let user_id = query.from.id.0 as i64;
+    context.remember_language_code(user_id, query.from.language_code.as_deref());
+    let words = context.words_for(user_id).await;
+    let data = query.data.clone().unwrap_or_default();
+    let message = query
+        .message
+        .as_ref()
+        .map(|message| (message.chat().id.0, message.id()));
+    let chat_id = message.map_or(user_id, |(chat_id, _)| chat_id);
+    let toast = answer(&context, &words, &data, user_id, chat_id, message).await;
+    context.api.answer_callback(&query.id.0, toast).await;
+    Ok(())
+}
+
+async fn answer<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    words: &Words,
+    data: &str,
+    user_id: i64,
+    chat_id: i64,
+    message: Option<(i64, MessageId)>,
+) -> Option<String> {
+    let (action, argument) = data.split_once(':')?;
+    match action {
+        "offer" => Some(press_offer(context, words, argument, user_id, chat_id).await),
+        "list" | "admin-list" => {
+            let page = argument.parse::<usize>().unwrap_or(0);
+            let with_owners = action == "admin-list" && context.is_admin(user_id);
+            let jobs = if with_owners {
+                context
+                    .backend
+                    .list_jobs(streambot_jobs::JobFilter {
+                        limit: Some(500),
+                        ..streambot_jobs::JobFilter::default()
+                    })
+                    .await
+            } else {
+                context.backend.list_jobs_for_user(user_id, 200).await
+            };
+            let Ok(jobs) = jobs else {
+                return Some(words.label(Key::ToastTryAgain));
+            };
+            let (text, keyboard) = job_list_page(words, &live_first(jobs), page, with_owners);
+            if let Some((chat_id, message_id)) = message
+                && let Err(error) = context
+                    .api
+                    .edit_text(chat_id, message_id, &text, keyboard)
+                    .await
+            {
+                tracing::debug!(%error, "could not show a list page");
+            }
+            None
+        }
+        _ => {
+            let job_id = argument.parse::<JobId>().ok();
+            let Some(job_id) = job_id else {
+                return Some(words.label(Key::ToastExpired));
+            };
+            Some(press_job_button(context, words, action, job_id, user_id, chat_id, message).await)
+        }
+    }
+}
+
+async fn press_offer<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    words: &Words,
+    argument: &str,
+    user_id: i64,
+    chat_id: i64,
+) -> String {
+    let offer = argument
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| context.take_offer(number));
+    let Some(offer) = offer else {
+        return words.label(Key::ToastExpired);
+    };
+    let allowed = offer.owner_id == user_id || (offer.owner_id < 0 && offer.chat_id == chat_id);
+    if !allowed {
+        return words.label(Key::ToastNotYours);
+    }
+    let request = RecordRequest {
+        urls: vec![offer.url.clone()],
+        duration: None,
+        quality: streambot_core::Quality::Best,
+        starts_at: None,
+    };
+    match start_recording(context, request, offer.owner_id, offer.chat_id).await {
+        Ok(()) => words.label(Key::ToastStarting),
+        Err(error) => {
+            tracing::warn!(%error, "recording an offered link failed");
+            words.label(Key::ToastTryAgain)
+        }
+    }
+}
+
+async fn press_job_button<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    words: &Words,
+    action: &str,
+    job_id: JobId,
+    user_id: i64,
+    chat_id: i64,
+    message: Option<(i64, MessageId)>,
+) -> String {
+    let job = match context.backend.get_job(job_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return words.label(Key::ToastNotYours),
+        Err(error) => {
+            tracing::warn!(%error, "button: could not read the job");
+            return words.label(Key::ToastTryAgain);
+        }
+    };
+    let Some(actor_id) = acting_identity(context, &job, user_id, chat_id) else {
+        return words.label(Key::ToastNotYours);
+    };
+    // A picker ("Which recording?"): act, then replace the picker by the outcome.
+    if let Some(picked_action) = action.strip_prefix("pick-") {
+        let text = match action_from_name(picked_action) {
+            Some(control) => {
+                match control_owned_job(context, words, job, actor_id, control).await {
+                    Ok(outcome) => outcome.text,
+                    Err(error) => {
+                        tracing::warn!(%error, "picker action failed");
+                        return words.label(Key::ToastTryAgain);
+                    }
+                }
+            }
+            None => {
+                context.send_status_message(&job, chat_id).await;
+                plain(&format!("{job_id}"))
+            }
+        };
+        if let Some((chat_id, message_id)) = message
+            && let Err(error) = context
+                .api
+                .edit_text(chat_id, message_id, &text, None)
+                .await
+        {
+            tracing::debug!(%error, "could not replace a picker");
+        }
+        return strip_markdown(&text);
+    }
+    match action {
+        "stop" | "pause" | "resume" => {
+            let Some(control) = action_from_name(action) else {
+                return words.label(Key::ToastTryAgain);
+            };
+            adopt_pressed_message(context, &job, message).await;
+            match control_owned_job(context, words, job.clone(), actor_id, control).await {
+                Ok(outcome) => {
+                    if !outcome.applied {
+                        // Show the job as it is now, without stale buttons.
+                        context.refresh_status_message(&job, true).await;
+                    }
+                    outcome.toast
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "button action failed");
+                    words.label(Key::ToastTryAgain)
+                }
+            }
+        }
+        "status" => {
+            adopt_pressed_message(context, &job, message).await;
+            context.refresh_status_message(&job, true).await;
+            if job.state.is_terminal() && context.delivery_of(job_id) != DeliveryProgress::Failed {
+                words.label(Key::ToastAlreadyFinished)
+            } else {
+                words.state_label(job.state)
+            }
+        }
+        "resend" => {
+            if context.delivery_of(job_id) == DeliveryProgress::Sending {
+                return words.label(Key::ToastSending);
+            }
+            context.set_delivery(job_id, DeliveryProgress::Sending);
+            if let Some((chat_id, message_id)) = message {
+                context
+                    .api
+                    .edit_text(
+                        chat_id,
+                        message_id,
+                        &plain(&words.label(Key::ToastSending)),
+                        None,
+                    )
+                    .await
+                    .ok();
+            }
+            let task_context = Arc::clone(context);
+            context.tasks.spawn(async move {
+                crate::delivery::deliver_recording(&task_context, &job).await;
+            });
+            words.label(Key::ToastSending)
+        }
+        "delete" => {
+            let text = match crate::admin::delete_recording(context, job_id, actor_id).await {
+                Ok(text) => text,
+                Err(error) => {
+                    tracing::warn!(%error, "delete failed");
+                    words.internal_error()
+                }
+            };
+            if let Some((chat_id, message_id)) = message {
+                context
+                    .api
+                    .edit_text(chat_id, message_id, &text, None)
+                    .await
+                    .ok();
+            }
+            words.label(Key::ToastDeleting)
+        }
+        "keep" => {
+            if let Some((chat_id, message_id)) = message {
+                context
+                    .api
+                    .edit_text(chat_id, message_id, &words.delete_kept(job_id), None)
+                    .await
+                    .ok();
+            }
+            words.label(Key::ToastKept)
+        }
+        _ => words.label(Key::ToastExpired),
+    }
+}
+
+/// A button was pressed on a message that is not the job's current status message (an old one):
+/// that message becomes the status message, and the other one loses its buttons.
+async fn adopt_pressed_message<B: JobBackend>(
+    context: &Arc<BotContext<B>>,
+    job: &Job,
+    message: Option<(i64, MessageId)>,
+) {
+    let Some((chat_id, message_id)) = message else {
+        return;
+    };
+    if context.is_status_message(job.id, chat_id, message_id) {
+        return;
+    }
+    let previous = context
+        .status_messages
+        .lock()
+        .ok()
+        .and_then(|status_messages| status_messages.get(&job.id).cloned());
+    context.adopt_status_message(job.id, chat_id, message_id, "");
+    if let Some(previous) = previous {
+        context
+            .api
+            .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text)
+            .await;
+    }
+}

@@ -1,0 +1,344 @@
+//! What a recorded part holds, read in process from its own first bytes, so finalize needs no
+//! ffprobe of what the recorder wrote (issue 18): the MPEG-TS program map (stream types), an fMP4
+//! part's init segment (`moov`: handlers, codecs, size), or the raw audio format.
+//!
+//! The answer is a [`StreamInfo`] like ffprobe's, with what the bytes cannot tell left empty
+//! (a TS part's picture size is in the H.264 SPS, not read here: `width`/`height` are 0). `None`
+//! when the bytes do not say (no PMT in the first bytes, an unknown stream type): then a probe is
+//! still needed.
+
+use std::path::Path;
+
+use crate::input::{InputFormat, MediaInput, read_media_header};
+use crate::mp4_index::{Mp4Index, parse_mp4_index};
+use crate::probe::{AudioStreamInfo, StreamInfo, VideoStreamInfo};
+
+const TS_PACKET_BYTES: usize = 188;
+
+/// One elementary stream of a TS program map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TsStream {
+    pub stream_type: u8,
+    pub pid: u16,
+}
+
+/// The codec an MPEG-TS `stream_type` carries, with its kind; `None` for types finalize does not
+/// map (data, subtitles, private streams).
+pub fn ts_stream_codec(stream_type: u8) -> Option<(&'static str, bool)> {
+    // (ffprobe's codec name, is video)
+    match stream_type {
+        0x1B => Some(("h264", true)),
+        0x24 => Some(("hevc", true)),
+        0x02 => Some(("mpeg2video", true)),
+        0x0F => Some(("aac", false)),
+        0x11 => Some(("aac_latm", false)),
+        0x03 | 0x04 => Some(("mp3", false)),
+        0x81 => Some(("ac3", false)),
+        0x87 => Some(("eac3", false)),
+        _ => None,
+    }
+}
+
+/// The payload of a TS packet (after its header and adaptation field), if it has one.
+fn packet_payload(packet: &[u8]) -> Option<&[u8]> {
+    if packet.len() < TS_PACKET_BYTES || packet[0] != 0x47 {
+        return None;
+    }
+    let adaptation_control = (packet[3] >> 4) & 0x03;
+    match adaptation_control {
+        0x01 => packet.get(4..TS_PACKET_BYTES),
+        0x03 => {
+            let adaptation_length = usize::from(*packet.get(4)?);
+            packet.get(5 + adaptation_length..TS_PACKET_BYTES)
+        }
+        _ => None,
+    }
+}
+
+fn packet_pid(packet: &[u8]) -> Option<u16> {
+    Some((u16::from(*packet.get(1)? & 0x1F) << 8) | u16::from(*packet.get(2)?))
+}
+
+fn payload_unit_start(packet: &[u8]) -> bool {
+    packet.get(1).is_some_and(|byte| byte & 0x40 != 0)
+}
+
+/// The section starting in a payload-unit-start packet: after the pointer field, bounded by its
+/// section length (only sections that fit in one packet; PAT and PMT almost always do).
+fn section(payload: &[u8]) -> Option<&[u8]> {
+    let pointer = usize::from(*payload.first()?);
+    let start = payload.get(1 + pointer..)?;
+    let section_length =
+        usize::from(u16::from(*start.get(1)? & 0x0F) << 8 | u16::from(*start.get(2)?));
+    start.get(..3 + section_length)
+}
+
+/// The streams of the first program of a TS, from its PAT and PMT in `bytes` (the start of the
+/// file). Leading ID3 tags are not skipped here: TS parts start with a packet.
+pub fn ts_program_streams(bytes: &[u8]) -> Option<Vec<TsStream>> {
+    let packets = || bytes.chunks_exact(TS_PACKET_BYTES);
+    let pmt_pid = packets().find_map(|packet| {
+        if packet_pid(packet)? != 0 || !payload_unit_start(packet) {
+            return None;
+        }
+        let pat = section(packet_payload(packet)?)?;
+        if *pat.first()? != 0x00 {
+            return None;
+        }
+        // After the 8-byte header: 4-byte entries until the 4-byte CRC.
+        let entries = pat.get(8..pat.len().checked_sub(4)?)?;
+        entries.chunks_exact(4).find_map(|entry| {
+            let program_number = u16::from_be_bytes([entry[0], entry[1]]);
+            (program_number != 0).then(|| (u16::from(entry[2] & 0x1F) << 8) | u16::from(entry[3]))
+        })
+    })?;
+    packets().find_map(|packet| {
+        if packet_pid(packet)? != pmt_pid || !payload_unit_start(packet) {
+            return None;
+        }
+        let pmt = section(packet_payload(packet)?)?;
+        if *pmt.first()? != 0x02 {
+            return None;
+        }
+        let program_info_length =
+            usize::from(u16::from(*pmt.get(10)? & 0x0F) << 8 | u16::from(*pmt.get(11)?));
+        let end = pmt.len().checked_sub(4)?;
+        let mut offset = 12 + program_info_length;
+        let mut streams = Vec::new();
+        while offset + 5 <= end {
+            let stream_type = pmt[offset];
+            let pid = (u16::from(pmt[offset + 1] & 0x1F) << 8) | u16::from(pmt[offset + 2]);
+            let info_length =
+                usize::from(u16::from(pmt[offset + 3] & 0x0F) << 8 | u16::from(pmt[offset + 4]));
+            streams.push(TsStream { stream_type, pid });
+            offset += 5 + info_length;
+        }
+        Some(streams)
+    })
+}
+
+fn stream_info(
+    container: &str,
+    video: Option<VideoStreamInfo>,
+    audio: Option<AudioStreamInfo>,
+    stream_count: usize,
+) -> StreamInfo {
+    StreamInfo {
+        container: container.to_owned(),
+        duration: None,
+        size_bytes: None,
+        bit_rate: None,
+        video,
+        audio,
+        stream_count,
+    }
+}
+
+fn video(codec: &str, width: u32, height: u32) -> VideoStreamInfo {
+    VideoStreamInfo {
+        codec: codec.to_owned(),
+        width,
+        height,
+        frame_rate: None,
+        bit_rate: None,
+    }
+}
+
+fn audio(codec: &str) -> AudioStreamInfo {
+    AudioStreamInfo {
+        codec: codec.to_owned(),
+        channels: None,
+        sample_rate: None,
+        bit_rate: None,
+    }
+}
+
+/// The streams of a part from its first bytes (see the module doc).
+pub fn known_streams_from_header(format: InputFormat, header: &[u8]) -> Option<StreamInfo> {
+    match format {
+        InputFormat::MpegTs => {
+            let streams = ts_program_streams(header)?;
+            let mut video_stream = None;
+            let mut audio_stream = None;
+            for stream in &streams {
+                match ts_stream_codec(stream.stream_type) {
+                    Some((codec, true)) if video_stream.is_none() => {
+                        video_stream = Some(video(codec, 0, 0));
+                    }
+                    Some((codec, false)) if audio_stream.is_none() => {
+                        audio_stream = Some(audio(codec));
+                    }
+                    _ => {}
+                }
+            }
+            if video_stream.is_none() && audio_stream.is_none() {
+                return None;
+            }
+            Some(stream_info(
+                "mpegts",
+                video_stream,
+                audio_stream,
+                streams.len(),
+            ))
+        }
+        InputFormat::Mp4 => {
+            let index = parse_mp4_index(header).ok()?;
+            let info = stream_info_from_index(&index);
+            (info.has_video() || info.has_audio()).then_some(info)
+        }
+        InputFormat::Adts => Some(stream_info("aac", None, Some(audio("aac")), 1)),
+        InputFormat::Mp3 => Some(stream_info("mp3", None, Some(audio("mp3")), 1)),
+        InputFormat::Ac3 => Some(stream_info("ac3", None, Some(audio("ac3")), 1)),
+        InputFormat::Eac3 => Some(stream_info("eac3", None, Some(audio("eac3")), 1)),
+        InputFormat::Matroska | InputFormat::Flv => None,
+    }
+}
+
+/// ffprobe's codec name for an MP4 sample entry type.
+fn codec_name(fourcc: &str) -> String {
+    match fourcc {
+        "avc1" | "avc3" => "h264",
+        "hvc1" | "hev1" => "hevc",
+        "mp4a" => "aac",
+        "ac-3" => "ac3",
+        "ec-3" => "eac3",
+        "Opus" => "opus",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// An MP4 index as a [`StreamInfo`] (duration from `mvhd`, or the longest track).
+pub fn stream_info_from_index(index: &Mp4Index) -> StreamInfo {
+    let video_stream = index
+        .video()
+        .map(|track| video(&codec_name(&track.codec), track.width, track.height));
+    let audio_stream = index.audio().map(|track| audio(&codec_name(&track.codec)));
+    let duration = if index.duration.is_zero() {
+        index.tracks.iter().map(|track| track.duration).max()
+    } else {
+        Some(index.duration)
+    };
+    let mut info = stream_info(
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        video_stream,
+        audio_stream,
+        index.tracks.len(),
+    );
+    info.duration = duration.filter(|duration| !duration.is_zero());
+    info
+}
+
+/// [`known_streams_from_header`] of a local part (reads its first bytes).
+pub fn known_streams(input: &MediaInput) -> Option<StreamInfo> {
+    let header = read_media_header(Path::new(&input.path)).ok()?;
+    known_streams_from_header(input.format, &header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TS packet with `payload` after a 4-byte header (no adaptation field), stuffed with 0xFF.
+    fn packet(pid: u16, start: bool, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![
+            0x47,
+            ((pid >> 8) as u8 & 0x1F) | if start { 0x40 } else { 0 },
+            pid as u8,
+            0x10,
+        ];
+        bytes.extend_from_slice(payload);
+        bytes.resize(TS_PACKET_BYTES, 0xFF);
+        bytes
+    }
+
+    fn pat(pmt_pid: u16) -> Vec<u8> {
+        // pointer, table 0, length 13, ts id, version, section numbers, program 1 → pmt_pid, CRC.
+        let mut section = vec![0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00];
+        section.extend_from_slice(&[0x00, 0x01, 0xE0 | (pmt_pid >> 8) as u8, pmt_pid as u8]);
+        section.extend_from_slice(&[0, 0, 0, 0]);
+        section
+    }
+
+    fn pmt(streams: &[(u8, u16)]) -> Vec<u8> {
+        let length = 9 + streams.len() * 5 + 4;
+        let mut section = vec![0x00, 0x02, 0xB0 | (length >> 8) as u8, length as u8];
+        section.extend_from_slice(&[0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00, 0xF0, 0x00]);
+        for (stream_type, pid) in streams {
+            section.extend_from_slice(&[
+                *stream_type,
+                0xE0 | (pid >> 8) as u8,
+                *pid as u8,
+                0xF0,
+                0x00,
+            ]);
+        }
+        section.extend_from_slice(&[0, 0, 0, 0]);
+        section
+    }
+
+    #[test]
+    fn the_program_map_names_the_codecs() {
+        let bytes = [
+            packet(0, true, &pat(0x1000)),
+            packet(
+                0x1000,
+                true,
+                &pmt(&[(0x15, 0x102), (0x1B, 0x100), (0x0F, 0x101)]),
+            ),
+        ]
+        .concat();
+        let streams = ts_program_streams(&bytes).expect("streams");
+        assert_eq!(streams.len(), 3);
+        let info = known_streams_from_header(InputFormat::MpegTs, &bytes).expect("info");
+        assert_eq!(
+            info.video.as_ref().map(|video| video.codec.as_str()),
+            Some("h264")
+        );
+        assert!(info.audio_is_adts_aac(), "{info:?}");
+        assert_eq!(info.stream_count, 3);
+
+        let audio_only = [
+            packet(0, true, &pat(0x20)),
+            packet(0x20, true, &pmt(&[(0x0F, 0x101)])),
+        ]
+        .concat();
+        let info = known_streams_from_header(InputFormat::MpegTs, &audio_only).expect("info");
+        assert!(!info.has_video() && info.has_audio());
+    }
+
+    #[test]
+    fn no_program_map_means_ask_ffprobe() {
+        assert!(
+            known_streams_from_header(InputFormat::MpegTs, &packet(0x100, true, &[0u8; 10]))
+                .is_none()
+        );
+        let only_data = [
+            packet(0, true, &pat(0x20)),
+            packet(0x20, true, &pmt(&[(0x15, 0x101)])),
+        ]
+        .concat();
+        assert!(known_streams_from_header(InputFormat::MpegTs, &only_data).is_none());
+        // Hostile lengths do not panic.
+        for garbage in [
+            packet(0, true, &[0xFF, 0x00]),
+            packet(0, true, &[0x00, 0x00, 0xBF, 0xFF]),
+            [
+                packet(0, true, &pat(0x20)),
+                packet(
+                    0x20,
+                    true,
+                    &[0x00, 0x02, 0xBF, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF],
+                ),
+            ]
+            .concat(),
+        ] {
+            let _ = known_streams_from_header(InputFormat::MpegTs, &garbage);
+        }
+        assert!(known_streams_from_header(InputFormat::Flv, b"FLV\x01").is_none());
+        assert!(
+            known_streams_from_header(InputFormat::Adts, b"")
+                .is_some_and(|info| info.audio_is_adts_aac())
+        );
+    }
+}
