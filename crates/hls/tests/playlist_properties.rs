@@ -227,3 +227,26 @@ fn regression_skip_near_u64_max_does_not_overflow() {
     let text = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXT-X-SKIP:SKIPPED-SEGMENTS=18446744073709551615\n#EXTINF:1,\na.ts\n#EXTINF:1,\nb.ts\n";
     check_invariants(text, &PlaylistLimits::default());
 }
+
+/// Found by `hls_shaped_text_never_panics_and_stays_in_limits`: a sequence tag after the first
+/// segment renumbered the rest of the playlist backwards.
+#[test]
+fn regression_a_sequence_tag_after_segments_cannot_make_sequences_go_back() {
+    let text = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:100\n#EXTINF:1,\na.ts\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1,\nb.ts\n#EXT-X-SKIP:SKIPPED-SEGMENTS=5\n#EXTINF:1,\nc.ts\n#EXT-X-DISCONTINUITY-SEQUENCE:9\n#EXTINF:1,\nd.ts\n";
+    let Ok(Playlist::Media(media)) = parse_playlist(text) else {
+        panic!("a media playlist");
+    };
+    let sequences: Vec<u64> = media
+        .segments
+        .iter()
+        .map(|segment| segment.media_sequence)
+        .collect();
+    assert_eq!(sequences, vec![100, 101, 102, 103]);
+    assert!(
+        media
+            .segments
+            .iter()
+            .all(|segment| segment.discontinuity_sequence == 0)
+    );
+    check_invariants(text, &PlaylistLimits::default());
+}

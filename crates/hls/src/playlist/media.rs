@@ -129,8 +129,12 @@ impl MediaPlaylistBuilder {
             }
             TAG_VERSION => self.playlist.version = parse_version(value),
             TAG_TARGET_DURATION => self.playlist.target_duration = parse_target_duration(value),
-            TAG_MEDIA_SEQUENCE => self.playlist.media_sequence = parse_sequence_number(value),
-            TAG_DISCONTINUITY_SEQUENCE => {
+            // RFC 8216 4.3.3.2/4.3.3.3: before the first segment. One after it would renumber
+            // the segments already read and make the sequence go back: it is ignored.
+            TAG_MEDIA_SEQUENCE if self.playlist.segments.is_empty() => {
+                self.playlist.media_sequence = parse_sequence_number(value)
+            }
+            TAG_DISCONTINUITY_SEQUENCE if self.playlist.segments.is_empty() => {
                 self.playlist.discontinuity_sequence = parse_sequence_number(value)
             }
             TAG_DISCONTINUITY => self.pending.discontinuity = true,
@@ -162,7 +166,7 @@ impl MediaPlaylistBuilder {
                     value.filter(|text| !text.is_empty()).map(str::to_string)
             }
             TAG_GAP => self.pending.gap = true,
-            TAG_SKIP => {
+            TAG_SKIP if self.playlist.segments.is_empty() => {
                 self.playlist.skipped_segments = Attributes::parse(value)
                     .decimal_integer("SKIPPED-SEGMENTS")
                     .unwrap_or(0)
