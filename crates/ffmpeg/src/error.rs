@@ -179,7 +179,7 @@ impl FfmpegError {
                 format!("The finished file has no {missing}.")
             }
             FfmpegError::DurationMismatch { .. } => {
-                "The finished file is shorter or longer than what was recorded.".to_owned()
+                "The finished file is shorter than what was recorded: media was lost while processing it.".to_owned()
             }
             FfmpegError::Io { .. } => "A file operation on the server failed.".to_owned(),
         }

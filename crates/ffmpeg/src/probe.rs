@@ -205,7 +205,12 @@ pub struct OutputExpectations {
     pub duration_tolerance: Duration,
 }
 
-/// Check a probed finished file against `expectations`: streams present, duration close enough.
+/// Share of the expected duration a finished file may fall short by (EXTINF values are rounded by
+/// packagers) when that is more than the tolerance.
+pub const SHORTFALL_ALLOWANCE_FRACTION: f64 = 0.1;
+
+/// Check a probed finished file against `expectations`: streams present, no media lost (the file
+/// is not shorter than the ledger's media by more than the allowance; longer is fine).
 pub fn check_output(
     path: &Path,
     info: &StreamInfo,
@@ -228,8 +233,13 @@ pub fn check_output(
     }
     if let Some(expected) = expectations.expected_duration {
         let actual = info.duration.unwrap_or(Duration::ZERO);
-        let difference = actual.abs_diff(expected);
-        if difference > expectations.duration_tolerance {
+        // Only a file that lost media is refused. A longer one is right: a gap inside a part (an
+        // outage, a segment that was not media) keeps the stream's own timestamps, so the file
+        // spans the gap. And packagers round EXTINF, so the allowance grows with the length.
+        let allowance = expectations
+            .duration_tolerance
+            .max(expected.mul_f64(SHORTFALL_ALLOWANCE_FRACTION));
+        if expected.saturating_sub(actual) > allowance {
             return Err(FfmpegError::DurationMismatch {
                 path: path.to_path_buf(),
                 expected,
@@ -435,6 +445,16 @@ mod tests {
             },
         );
         assert!(close_enough.is_ok());
+        let spans_a_gap = check_output(
+            path,
+            &info,
+            &OutputExpectations {
+                expected_duration: Some(Duration::from_millis(500)),
+                duration_tolerance: Duration::from_millis(100),
+                ..OutputExpectations::default()
+            },
+        );
+        assert!(spans_a_gap.is_ok(), "a file longer than its media spans a gap");
     }
 
     fn mp4_box(box_type: &[u8; 4], payload_length: usize) -> Vec<u8> {

@@ -186,8 +186,16 @@ fn check_transport_stream(body: &[u8]) -> Result<MediaFormat, String> {
             body.len()
         ));
     }
+    let trailing = body.len() % TS_PACKET_LENGTH;
+    if trailing != 0 {
+        // A partial packet at the end would carry foreign bytes into the part and misalign the
+        // segment after it.
+        return Err(format!(
+            "an MPEG-TS body that does not end on a packet boundary ({trailing} bytes after the last whole packet)"
+        ));
+    }
     for (index, packet) in body.chunks(TS_PACKET_LENGTH).enumerate() {
-        if packet.len() == TS_PACKET_LENGTH && packet[0] != TS_SYNC_BYTE {
+        if packet[0] != TS_SYNC_BYTE {
             return Err(format!(
                 "MPEG-TS sync byte missing at packet {index} (offset {})",
                 index * TS_PACKET_LENGTH

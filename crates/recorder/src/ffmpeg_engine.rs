@@ -113,6 +113,17 @@ pub fn bytes_to_feed(
     }
 }
 
+/// Slack of the wall-clock limit over the duration asked for: ffmpeg's `-t` counts media time, so a
+/// link that sends bytes without media (null packets, an mdat that never ends) would never reach
+/// it. The recording is stopped once wall time (paused time left out) passes the duration plus
+/// this, or plus a tenth of it when that is more.
+pub const WALL_CLOCK_SLACK: Duration = Duration::from_secs(15);
+
+/// The wall-clock limit of a recording asked to last `maximum_duration`.
+pub fn wall_clock_limit(maximum_duration: Option<Duration>) -> Option<Duration> {
+    maximum_duration.map(|duration| duration.saturating_add(WALL_CLOCK_SLACK.max(duration / 10)))
+}
+
 /// How a live MPEG-TS link is opened again after its connection broke.
 #[derive(Debug, Clone)]
 pub struct Reconnect {
@@ -497,6 +508,15 @@ pub async fn record_with_ffmpeg_engine(
                     let _ = std::fs::remove_file(&download);
                     return stopped_before_recording(&settings);
                 }
+                _ = sleep_or_forever(wall_clock_limit(options.maximum_duration)) => {
+                    let _ = std::fs::remove_file(&download);
+                    let error = HlsError::TooLarge {
+                        url: url.to_string(),
+                        what: "progressive mp4 (its index is at the end, so all of it is needed) within the duration asked for",
+                        limit_bytes: settings.maximum_download_bytes,
+                    };
+                    return failed(&settings, error.user_message(), false, error.failure_kind());
+                }
             };
             if let Err(error) = downloading {
                 return failed(
@@ -587,15 +607,48 @@ pub async fn record_with_ffmpeg_engine(
     let mut feed_outcome: Option<FeedOutcome> = None;
     tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
+    let wall_limit = wall_clock_limit(options.maximum_duration);
+    let mut paused_since: Option<Instant> =
+        (*control.borrow() == DesiredState::Pause).then(Instant::now);
+    let mut paused_total = Duration::ZERO;
     let mut progress_updates = recording.progress();
     let mut stop_requested = false;
     let ended = loop {
         if recording.has_exited() {
             break recording.wait(Duration::from_secs(5)).await;
         }
+        let recording_wall_time = started
+            .elapsed()
+            .saturating_sub(paused_total)
+            .saturating_sub(paused_since.map_or(Duration::ZERO, |since| since.elapsed()));
+        if let Some(limit) = wall_limit
+            && recording_wall_time > limit
+        {
+            tracing::warn!(
+                ?limit,
+                "the link sent no media for the duration asked; stopping by the wall clock"
+            );
+            let grace = settings.stop_grace.min(Duration::from_secs(10));
+            feeder_stop.cancel();
+            if let Some(feeding) = feeder.take() {
+                feed_outcome = tokio::time::timeout(grace, feeding)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            }
+            break recording.stop(grace).await;
+        }
         tokio::select! {
             changed = control.changed() => {
                 let desired = if changed.is_ok() { *control.borrow_and_update() } else { DesiredState::Stop };
+                match (desired, paused_since) {
+                    (DesiredState::Pause, None) => paused_since = Some(Instant::now()),
+                    (DesiredState::Record, Some(since)) => {
+                        paused_total += since.elapsed();
+                        paused_since = None;
+                    }
+                    _ => {}
+                }
                 match desired {
                     DesiredState::Pause if pause_by_signal => {
                         if let Err(error) = recording.pause() {
@@ -826,5 +879,13 @@ mod tests {
         let mut dropping = false;
         assert_eq!(bytes_to_feed(7, 100, true, None, &mut dropping), 0..0);
         assert_eq!(bytes_to_feed(107, 100, false, None, &mut dropping), 0..100);
+    }
+}
+
+/// Sleeps for `limit`, or for ever when there is none.
+async fn sleep_or_forever(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending::<()>().await,
     }
 }
