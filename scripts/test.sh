@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine or in CI.
 # - installs every tool the suite needs when missing (ffmpeg, redis-server, chromium, the shell
-#   linter; apt-get when root); `docker compose` (the plugin, not in Debian's archive) must be
-#   there in CI, and outside CI its one test may skip (STREAMBOT_ALLOW_MISSING, with a warning),
+#   linter; apt-get when root),
 # - sets STREAMBOT_REQUIRE_ALL=1: a test that would skip because a tool is missing fails instead
 #   (STREAMBOT_REQUIRE_ALL=0 bash scripts/test.sh lets them skip on a workstation),
 # - starts a private redis-server on a free port unless REDIS_URL is given (stopped at exit),
@@ -21,14 +20,6 @@ command -v ffprobe >/dev/null 2>&1 || need_packages+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || need_packages+=(shellcheck)
-if ! docker compose version >/dev/null 2>&1; then
-  if [ -n "${CI:-}" ]; then
-    log "docker compose is missing: install the docker-compose-plugin package (Docker's apt repository); CI runs every test"
-    exit 1
-  fi
-  log "warning: docker compose is missing; its test skips (STREAMBOT_ALLOW_MISSING)"
-  export STREAMBOT_ALLOW_MISSING="${STREAMBOT_ALLOW_MISSING:+$STREAMBOT_ALLOW_MISSING,}docker compose"
-fi
 # Headless Chromium drives the dashboard's page test (STREAMBOT_SKIP_BROWSER=1: not installed,
 # and the page test may skip).
 if [ -z "${STREAMBOT_SKIP_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -182,13 +182,7 @@ pub async fn run_scheduler_pass<B: JobBackend>(
         let mut announced = HashSet::new();
         for deletion in &report.files_deleted_for_retention {
             if announced.insert(deletion.job_id) {
-                backend
-                    .publish_event(JobEvent::RecordingDeleted {
-                        job_id: deletion.job_id,
-                        reason: "retention period over".to_string(),
-                        at: Utc::now(),
-                    })
-                    .await?;
+                announce_deletion(backend, deletion.job_id, "retention period over").await?;
             }
         }
     }
@@ -238,13 +232,7 @@ pub async fn run_scheduler_pass<B: JobBackend>(
                     remove_directory(path).await?;
                 }
                 tracing::info!(job_id = %candidate.job_id, freed_bytes = freed, "disk almost full: recording deleted");
-                backend
-                    .publish_event(JobEvent::RecordingDeleted {
-                        job_id: candidate.job_id,
-                        reason: "disk almost full".to_string(),
-                        at: Utc::now(),
-                    })
-                    .await?;
+                announce_deletion(backend, candidate.job_id, "disk almost full").await?;
                 report.used_bytes = report.used_bytes.saturating_sub(freed);
                 report.deleted_for_disk.push(candidate.job_id);
             }
@@ -364,6 +352,15 @@ async fn delete_recording<B: JobBackend>(
 ) -> Result<(), JobsError> {
     remove_directory(&job_directory(&config.recordings_directory, job_id)).await?;
     tracing::info!(%job_id, reason, "recording deleted");
+    announce_deletion(backend, job_id, reason).await
+}
+
+/// Tells the bot and the dashboard that a recording's files are gone, and why.
+async fn announce_deletion<B: JobBackend>(
+    backend: &B,
+    job_id: JobId,
+    reason: &str,
+) -> Result<(), JobsError> {
     backend
         .publish_event(JobEvent::RecordingDeleted {
             job_id,

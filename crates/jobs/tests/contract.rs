@@ -728,14 +728,7 @@ async fn a_job_created_but_never_pushed_is_queued_by_the_reaper<B: JobBackend>(
         .expect("claim")
         .expect("the orphan, queued again");
     assert_eq!(claimed.id, orphan.id);
-    assert!(
-        backend
-            .reap_expired_leases()
-            .await
-            .expect("reap")
-            .is_empty(),
-        "requeued once"
-    );
+    assert_nothing_to_reap(&backend, "requeued once").await;
     // A job whose creator is alive and pushes it is not pushed a second time by the reaper.
     let announced = backend
         .create_job(request(8, JobPriority::Normal))
@@ -746,13 +739,12 @@ async fn a_job_created_but_never_pushed_is_queued_by_the_reaper<B: JobBackend>(
         .await
         .expect("push");
     tokio::time::sleep(grace + Duration::from_millis(50)).await;
-    assert!(
-        backend
-            .reap_expired_leases()
-            .await
-            .expect("reap")
-            .is_empty()
-    );
+    assert_nothing_to_reap(&backend, "a pushed job is not pushed again").await;
+}
+
+async fn assert_nothing_to_reap<B: JobBackend>(backend: &B, why: &str) {
+    let reaped = backend.reap_expired_leases().await.expect("reap");
+    assert!(reaped.is_empty(), "{why}: {reaped:?}");
 }
 
 /// `submit_job` is one step: the job is claimable the moment it exists.
@@ -768,14 +760,7 @@ async fn create_queued_job_is_claimable_at_once<B: JobBackend>(backend: B) {
         .expect("claim")
         .expect("the job");
     assert_eq!(claimed.id, job.id);
-    assert!(
-        backend
-            .reap_expired_leases()
-            .await
-            .expect("reap")
-            .is_empty(),
-        "nothing was left unqueued"
-    );
+    assert_nothing_to_reap(&backend, "nothing was left unqueued").await;
 }
 
 const TEST_UNQUEUED_GRACE: Duration = Duration::from_millis(300);
