@@ -454,7 +454,10 @@ mod tests {
                 ..OutputExpectations::default()
             },
         );
-        assert!(spans_a_gap.is_ok(), "a file longer than its media spans a gap");
+        assert!(
+            spans_a_gap.is_ok(),
+            "a file longer than its media spans a gap"
+        );
     }
 
     fn mp4_box(box_type: &[u8; 4], payload_length: usize) -> Vec<u8> {

@@ -843,6 +843,14 @@ pub async fn record_with_ffmpeg_engine(
     report
 }
 
+/// Sleeps for `limit`, or for ever when there is none.
+async fn sleep_or_forever(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -879,13 +887,5 @@ mod tests {
         let mut dropping = false;
         assert_eq!(bytes_to_feed(7, 100, true, None, &mut dropping), 0..0);
         assert_eq!(bytes_to_feed(107, 100, false, None, &mut dropping), 0..100);
-    }
-}
-
-/// Sleeps for `limit`, or for ever when there is none.
-async fn sleep_or_forever(limit: Option<Duration>) {
-    match limit {
-        Some(limit) => tokio::time::sleep(limit).await,
-        None => std::future::pending::<()>().await,
     }
 }
