@@ -903,8 +903,12 @@ impl TrackState {
             let key = (self.current_epoch, segment.media_sequence);
             let deadline = instant_after(instant_after_seconds(now, seconds_until_leaving), target);
             if let Some(tracked) = self.pending.get_mut(&key) {
-                // Still listed: it stays retrievable at least this long.
-                tracked.deadline = tracked.deadline.max(deadline);
+                // Still listed: it stays retrievable at least this long. Not in a finished
+                // playlist (ENDLIST): nothing slides out of it, so every reload would push a
+                // segment that always fails out again, for ever.
+                if !playlist.end_list {
+                    tracked.deadline = tracked.deadline.max(deadline);
+                }
                 previous_key_in_playlist = Some(segment.media_sequence);
                 continue;
             }
