@@ -173,6 +173,17 @@ fn assert_memory_bounded(run: &AttackRun, bound_kib: u64) {
     );
 }
 
+fn assert_stream_ended(recording: &Recording) {
+    assert!(
+        matches!(
+            recording.outcome.end,
+            TrackEnd::Finished(RecordingEndReason::StreamEnded)
+        ),
+        "{:?}",
+        recording.outcome.end
+    );
+}
+
 fn assert_not_panicked(outcome: &TrackOutcome) {
     if let TrackEnd::Failed(error) = &outcome.end {
         assert!(!error.to_string().contains("panicked"), "{error}");
@@ -260,14 +271,7 @@ async fn a_sequence_jump_to_ten_trillion_is_one_range_gap() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     let gaps = gap_records(&run.attacked.records);
     assert_eq!(gaps.len(), 1, "one line for the whole jump: {gaps:?}");
     assert_eq!(gaps[0].segment_count(), skipped);
@@ -396,14 +400,7 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
         },
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     let first_taken = run
         .attacked
         .records
@@ -453,14 +450,7 @@ async fn three_huge_slow_segments_stay_within_the_track_byte_budget() {
         },
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     let gaps = gap_records(&run.attacked.records);
     assert_eq!(gaps.len(), 3, "{:?}", run.attacked.records);
     for gap in &gaps {
@@ -512,14 +502,7 @@ async fn a_key_per_segment_is_recorded_with_a_bounded_cache() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     assert!(gap_records(&run.attacked.records).is_empty());
     assert!(ok_records(&run.attacked.records).len() >= 15);
     // Each key fetched once.
@@ -549,14 +532,7 @@ async fn a_new_key_behind_the_same_uri_is_fetched_again() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     for gap in gap_records(&run.attacked.records) {
         assert_eq!(gap.reason.as_deref(), Some("decryption failed"), "{gap:?}");
         assert!(gap.entry.failed_attempts <= 3, "{gap:?}");
