@@ -45,10 +45,11 @@ async fn record(
         return ("bad url".to_string(), 0, 0);
     };
     let mut config = TrackRecorderConfig::new("main", url, directory.path().to_path_buf());
-    config.stall_timeout = Duration::from_secs(20);
+    // Long enough for the slowest row's downloads (the huge slow segments take tens of seconds).
+    config.stall_timeout = Duration::from_secs_f64(20.0f64.max(timeline_seconds * 2.0));
     config.stop_grace = Duration::from_secs(3);
     if unbounded_buffer {
-        // The comparison row: what the trickling head costs without the buffer bound.
+        // The comparison rows: what the attack costs without the buffer bound and byte budget.
         config.limits.maximum_buffered_segments = usize::MAX;
         config.limits.maximum_buffered_bytes = u64::MAX;
     }
@@ -98,8 +99,21 @@ fn trickle_timeline() -> HostileTimeline {
     }
 }
 
-/// Row index of the comparison: the trickling head with the buffer bound switched off.
-const UNBOUNDED_TRICKLE_ROW: usize = 11;
+/// Three endless segments at 8 MiB/s each, all listed at once (each grows to the 128 MiB
+/// segment limit).
+fn huge_slow_timeline() -> HostileTimeline {
+    HostileTimeline {
+        segment_seconds: 10.0,
+        window: 3,
+        initial: 3,
+        total: 3,
+        segment_copies: 1,
+    }
+}
+
+/// Row indices of the comparisons: the trickling head and the huge slow segments with the
+/// buffer bound (and the track's byte budget) switched off.
+const UNBOUNDED_ROWS: [usize; 2] = [11, 17];
 
 fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
     let default_timeline = HostileTimeline::default();
@@ -171,6 +185,20 @@ fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
             default_timeline,
             SegmentKind::Fmp4,
         ),
+        (
+            Attack::HugeSlowSegments {
+                bytes_per_second: 8 * 1024 * 1024,
+            },
+            huge_slow_timeline(),
+            ts,
+        ),
+        (
+            Attack::HugeSlowSegments {
+                bytes_per_second: 8 * 1024 * 1024,
+            },
+            huge_slow_timeline(),
+            ts,
+        ),
     ]
 }
 
@@ -184,7 +212,7 @@ async fn run_row(index: usize) {
         eprintln!("fixtures (ffmpeg) missing");
         return;
     };
-    let unbounded = index == UNBOUNDED_TRICKLE_ROW;
+    let unbounded = UNBOUNDED_ROWS.contains(&index);
     let name = if unbounded {
         format!("{} (buffer bound off, for comparison)", attack.name())
     } else {

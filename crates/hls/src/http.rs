@@ -1,9 +1,11 @@
 //! The HTTP side of the fetcher: one shared client with the URL-safety resolver and redirect
 //! policy, bounded body sizes, and short bodies treated as failures.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use url::Url;
 
 use crate::error::HlsError;
@@ -66,6 +68,112 @@ impl ResourceKind {
     }
 }
 
+/// One track's budget of bytes held in memory (segment bodies downloading and downloaded but not
+/// yet committed): every chunk of a body is charged to it before it is kept, and given back when
+/// the body is committed or dropped. The download at the head of the commit order is never
+/// charged, so it can never be starved by the ones behind it (which wait for room instead).
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    semaphore: Arc<Semaphore>,
+    /// Most bytes one chunk asks for at once (a chunk larger than the whole budget would
+    /// otherwise wait for ever).
+    largest_charge: u32,
+}
+
+impl ByteBudget {
+    pub fn new(maximum_bytes: u64) -> Self {
+        let permits = usize::try_from(maximum_bytes)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        ByteBudget {
+            semaphore: Arc::new(Semaphore::new(permits)),
+            largest_charge: u32::try_from(permits).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Bytes of the budget not charged right now.
+    pub fn available_bytes(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+}
+
+/// What one download charges to its track's [`ByteBudget`]: `own_key` is its place in the commit
+/// order, `head` the key at the head of that order now (it is not charged while they match).
+#[derive(Debug)]
+pub struct BudgetedDownload<K> {
+    pub budget: ByteBudget,
+    pub head: watch::Receiver<Option<K>>,
+    pub own_key: K,
+    charged: Option<OwnedSemaphorePermit>,
+}
+
+impl<K: PartialEq + Copy> BudgetedDownload<K> {
+    pub fn new(budget: ByteBudget, head: watch::Receiver<Option<K>>, own_key: K) -> Self {
+        BudgetedDownload {
+            budget,
+            head,
+            own_key,
+            charged: None,
+        }
+    }
+
+    /// Waits until `bytes` more fit in the budget, or until this download is the head.
+    async fn charge(&mut self, bytes: usize) {
+        let wanted = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .min(self.budget.largest_charge);
+        if wanted == 0 {
+            return;
+        }
+        loop {
+            if *self.head.borrow_and_update() == Some(self.own_key) {
+                return;
+            }
+            let acquire = Arc::clone(&self.budget.semaphore).acquire_many_owned(wanted);
+            let permit = tokio::select! {
+                permit = acquire => permit,
+                changed = self.head.changed() => {
+                    if changed.is_err() {
+                        // The track is gone: nobody will say this download is the head.
+                        Arc::clone(&self.budget.semaphore).acquire_many_owned(wanted).await
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            // The semaphore is never closed; a closed one charges nothing.
+            if let Ok(permit) = permit {
+                match &mut self.charged {
+                    Some(charged) => charged.merge(permit),
+                    None => self.charged = Some(permit),
+                }
+            }
+            return;
+        }
+    }
+
+    /// The bytes charged so far (this download then holds none); dropping it gives them back.
+    pub fn take_charge(&mut self) -> BudgetCharge {
+        BudgetCharge {
+            permit: self.charged.take(),
+        }
+    }
+}
+
+/// Bytes charged to a [`ByteBudget`] by one body, given back when this is dropped.
+#[derive(Debug, Default)]
+pub struct BudgetCharge {
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl BudgetCharge {
+    pub fn bytes(&self) -> usize {
+        self.permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
 /// A cheap-to-clone HTTP client shared by every recording of a process.
 #[derive(Debug, Clone)]
 pub struct HlsHttpClient {
@@ -125,7 +233,7 @@ impl HlsHttpClient {
         kind: ResourceKind,
         byte_range: Option<ByteRange>,
     ) -> Result<FetchedBody, HlsError> {
-        self.fetch_inner(url, kind, byte_range).await
+        self.fetch_inner::<()>(url, kind, byte_range, None).await
     }
 
     /// [`HlsHttpClient::fetch`] that gives up at `deadline` however the body trickles: a
@@ -137,8 +245,24 @@ impl HlsHttpClient {
         byte_range: Option<ByteRange>,
         deadline: tokio::time::Instant,
     ) -> Result<FetchedBody, HlsError> {
+        self.fetch_budgeted_until::<()>(url, kind, byte_range, deadline, None)
+            .await
+    }
+
+    /// [`HlsHttpClient::fetch_until`] that charges every chunk to `budget` before keeping it
+    /// (waiting for room while the budget is full); the charge is left in `budget`.
+    pub async fn fetch_budgeted_until<K: PartialEq + Copy>(
+        &self,
+        url: &Url,
+        kind: ResourceKind,
+        byte_range: Option<ByteRange>,
+        deadline: tokio::time::Instant,
+        budget: Option<&mut BudgetedDownload<K>>,
+    ) -> Result<FetchedBody, HlsError> {
         let started = tokio::time::Instant::now();
-        match tokio::time::timeout_at(deadline, self.fetch_inner(url, kind, byte_range)).await {
+        match tokio::time::timeout_at(deadline, self.fetch_inner(url, kind, byte_range, budget))
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(HlsError::RequestDeadline {
                 url: url.to_string(),
@@ -147,11 +271,12 @@ impl HlsHttpClient {
         }
     }
 
-    async fn fetch_inner(
+    async fn fetch_inner<K: PartialEq + Copy>(
         &self,
         url: &Url,
         kind: ResourceKind,
         byte_range: Option<ByteRange>,
+        mut budget: Option<&mut BudgetedDownload<K>>,
     ) -> Result<FetchedBody, HlsError> {
         check_url(url, self.policy)?;
         let limit = match kind {
@@ -219,6 +344,9 @@ impl HlsHttpClient {
                     what: kind.describe(),
                     limit_bytes: limit,
                 });
+            }
+            if let Some(budget) = budget.as_deref_mut() {
+                budget.charge(chunk.len()).await;
             }
             body.extend_from_slice(&chunk);
         }
@@ -304,6 +432,40 @@ fn find_url_refusal(error: &reqwest::Error) -> Option<crate::url_safety::UrlSafe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_budget_waits_until_the_download_is_the_head_and_bytes_come_back_on_drop() {
+        let budget = ByteBudget::new(10);
+        let (head, head_receiver) = watch::channel(Some(1u64));
+        let mut behind = BudgetedDownload::new(budget.clone(), head_receiver.clone(), 2u64);
+        behind.charge(8).await;
+        assert_eq!(budget.available_bytes(), 2);
+        // 8 more do not fit: it waits.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), behind.charge(8)).await;
+        assert!(waiting.is_err());
+        drop(behind);
+        assert_eq!(budget.available_bytes(), 10);
+
+        let mut second = BudgetedDownload::new(budget.clone(), head_receiver, 2u64);
+        second.charge(8).await;
+        let charge_of_the_body = second.take_charge();
+        assert_eq!(charge_of_the_body.bytes(), 8);
+        // At the head it is never charged, however full the budget is.
+        head.send_replace(Some(2));
+        tokio::time::timeout(Duration::from_secs(5), second.charge(1_000))
+            .await
+            .expect("the head is never charged");
+        assert_eq!(budget.available_bytes(), 2);
+        drop(charge_of_the_body);
+        assert_eq!(budget.available_bytes(), 10);
+        // Behind the head again: a chunk larger than the whole budget asks for all of it, not
+        // for ever.
+        head.send_replace(Some(1));
+        tokio::time::timeout(Duration::from_secs(5), second.charge(1_000))
+            .await
+            .expect("charged at most the whole budget");
+        assert_eq!(second.take_charge().bytes(), 10);
+    }
 
     #[test]
     fn range_headers_never_overflow() {

@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::decrypt::{decrypt_aes128_cbc, initialization_vector_from_media_sequence};
 use crate::error::HlsError;
-use crate::http::{HlsHttpClient, ResourceKind};
+use crate::http::{BudgetCharge, BudgetedDownload, ByteBudget, HlsHttpClient, ResourceKind};
 use crate::ledger::{
     LedgerEntry, LedgerRecord, PartContainer, PartStartReason, PartSummary, PartWriter,
     SegmentState, read_ledger_records,
@@ -88,7 +88,10 @@ pub struct TrackLimits {
     /// Segments downloaded but not yet committed (waiting for an earlier one): past this, no new
     /// download starts until the head is committed or given up.
     pub maximum_buffered_segments: usize,
-    /// Bytes downloaded but not yet committed, same rule.
+    /// Bytes of segment bodies a track holds in memory, downloading and downloaded but not yet
+    /// committed: every chunk is charged to this budget before it is kept (a download waits for
+    /// room), except the download at the head of the commit order, so a track holds at most this
+    /// plus one segment (`maximum_segment_bytes`) and its head is never starved.
     pub maximum_buffered_bytes: u64,
     /// Shortest whole-request deadline of a segment download (its window deadline is used when
     /// longer).
@@ -274,6 +277,8 @@ struct DownloadedSegment {
     /// rewritten behind the same URI is a change) and its bytes.
     init: Option<(String, Bytes)>,
     format: MediaFormat,
+    /// The bytes this body holds of the track's budget, given back when it is committed or dropped.
+    _budget_charge: BudgetCharge,
 }
 
 struct DownloadResult {
@@ -458,6 +463,10 @@ struct TrackState {
     last_media_sequence: Option<u64>,
     target_duration_seconds: f64,
     playlist_base_url: Url,
+    /// Bytes of bodies in memory (see [`TrackLimits::maximum_buffered_bytes`]).
+    byte_budget: ByteBudget,
+    /// The key at the head of the commit order, for the downloads: the head is not charged.
+    head_of_commit_order: watch::Sender<Option<SegmentKey>>,
 }
 
 enum StopMode {
@@ -502,8 +511,20 @@ impl TrackState {
             last_media_sequence: None,
             target_duration_seconds: 2.0,
             playlist_base_url: config.media_playlist_url.clone(),
+            byte_budget: ByteBudget::new(config.limits.maximum_buffered_bytes),
+            head_of_commit_order: watch::Sender::new(None),
             config,
         }
+    }
+
+    /// Tells the downloads which segment is at the head of the commit order now.
+    fn publish_head_of_commit_order(&self) {
+        let head = self.pending.first_key_value().map(|(key, _)| *key);
+        self.head_of_commit_order.send_if_modified(|published| {
+            let changed = *published != head;
+            *published = head;
+            changed
+        });
     }
 
     fn outcome(
@@ -567,6 +588,7 @@ impl TrackState {
             if let Err(error) = self.commit_ready(writer) {
                 return TrackEnd::Failed(error);
             }
+            self.publish_head_of_commit_order();
 
             // End conditions.
             if let Some(mode) = &stop_mode {
@@ -1229,9 +1251,14 @@ impl TrackState {
                 last_buffered = Some(*key);
             }
         }
+        self.publish_head_of_commit_order();
+        let head_of_commit_order = self.pending.first_key_value().map(|(key, _)| *key);
         let mut in_flight = downloads.len();
         for (key, segment) in self.pending.iter_mut() {
-            if in_flight >= self.config.parallel_downloads {
+            // The head may always start, even past `parallel_downloads`: the downloads in flight
+            // behind it may be waiting for budget that only its commit gives back.
+            let is_head = head_of_commit_order == Some(*key);
+            if in_flight >= self.config.parallel_downloads && !is_head {
                 break;
             }
             let buffer_full = buffered_segments + in_flight
@@ -1266,7 +1293,14 @@ impl TrackState {
                 },
             };
             let key = *key;
-            downloads.spawn(async move { download_segment(&client, &caches, key, request).await });
+            let budget = BudgetedDownload::new(
+                self.byte_budget.clone(),
+                self.head_of_commit_order.subscribe(),
+                key,
+            );
+            downloads.spawn(async move {
+                download_segment(&client, &caches, key, request, budget).await
+            });
         }
     }
 
@@ -1545,11 +1579,19 @@ async fn download_segment(
     caches: &SharedCaches,
     key: SegmentKey,
     request: SegmentRequest,
+    mut budget: BudgetedDownload<SegmentKey>,
 ) -> DownloadResult {
     let mut fresh_key = false;
     let mut fresh_init = false;
-    let result =
-        download_segment_body(client, caches, &request, &mut fresh_key, &mut fresh_init).await;
+    let result = download_segment_body(
+        client,
+        caches,
+        &request,
+        &mut budget,
+        &mut fresh_key,
+        &mut fresh_init,
+    )
+    .await;
     DownloadResult {
         key,
         result,
@@ -1562,6 +1604,7 @@ async fn download_segment_body(
     client: &HlsHttpClient,
     caches: &SharedCaches,
     request: &SegmentRequest,
+    budget: &mut BudgetedDownload<SegmentKey>,
     fresh_key: &mut bool,
     fresh_init: &mut bool,
 ) -> Result<DownloadedSegment, HlsError> {
@@ -1575,11 +1618,12 @@ async fn download_segment_body(
         }
     };
     let fetched = client
-        .fetch_until(
+        .fetch_budgeted_until(
             &request.url,
             ResourceKind::Segment,
             request.byte_range,
             request.deadline,
+            Some(&mut *budget),
         )
         .await?;
     let body = match &request.key {
@@ -1605,6 +1649,7 @@ async fn download_segment_body(
         bytes: body,
         init,
         format,
+        _budget_charge: budget.take_charge(),
     })
 }
 
@@ -1770,6 +1815,7 @@ mod tests {
                         bytes: Bytes::from(vec![0x47u8; 188]),
                         init: None,
                         format: MediaFormat::MpegTs,
+                        _budget_charge: BudgetCharge::default(),
                     })
                 },
                 gap_counted: false,
@@ -1948,6 +1994,7 @@ mod state_machine_properties {
                         bytes: ts_body(key.1),
                         init: None,
                         format: MediaFormat::MpegTs,
+                        _budget_charge: BudgetCharge::default(),
                     }),
                 };
                 if let Some(segment) = state.pending.get_mut(&key) {

@@ -173,6 +173,17 @@ fn assert_memory_bounded(run: &AttackRun, bound_kib: u64) {
     );
 }
 
+fn assert_stream_ended(recording: &Recording) {
+    assert!(
+        matches!(
+            recording.outcome.end,
+            TrackEnd::Finished(RecordingEndReason::StreamEnded)
+        ),
+        "{:?}",
+        recording.outcome.end
+    );
+}
+
 fn assert_not_panicked(outcome: &TrackOutcome) {
     if let TrackEnd::Failed(error) = &outcome.end {
         assert!(!error.to_string().contains("panicked"), "{error}");
@@ -260,14 +271,7 @@ async fn a_sequence_jump_to_ten_trillion_is_one_range_gap() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     let gaps = gap_records(&run.attacked.records);
     assert_eq!(gaps.len(), 1, "one line for the whole jump: {gaps:?}");
     assert_eq!(gaps[0].segment_count(), skipped);
@@ -396,14 +400,7 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
         },
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     let first_taken = run
         .attacked
         .records
@@ -426,6 +423,52 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
     assert_no_foreign_byte(&run.attacked, &run.origin);
     assert_clean_recording_unharmed(&run);
     assert_memory_bounded(&run, MEMORY_BOUND_KIB);
+}
+
+/// Three endless segments at once, 16 MiB/s each: every one grows to the 128 MiB segment limit.
+/// Without a byte budget the three downloads hold 3 x 128 MiB together; with one of 16 MiB the
+/// track holds at most the head (128 MiB, never charged) plus 16 MiB behind it.
+#[tokio::test]
+async fn three_huge_slow_segments_stay_within_the_track_byte_budget() {
+    const BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+    let segment_limit_kib = FetchLimits::default().maximum_segment_bytes / 1024;
+    let run = run_attack(
+        Attack::HugeSlowSegments {
+            bytes_per_second: 16 * 1024 * 1024,
+        },
+        HostileTimeline {
+            segment_seconds: 10.0,
+            window: 3,
+            initial: 3,
+            total: 3,
+            segment_copies: 1,
+        },
+        &|config| {
+            config.limits.maximum_buffered_bytes = BUDGET_BYTES;
+            config.limits.minimum_segment_request_time = Duration::from_secs(60);
+            config.stall_timeout = Duration::from_secs(80);
+        },
+    )
+    .await;
+    assert_stream_ended(&run.attacked);
+    let gaps = gap_records(&run.attacked.records);
+    assert_eq!(gaps.len(), 3, "{:?}", run.attacked.records);
+    for gap in &gaps {
+        assert!(
+            gap.reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("segment larger than")),
+            "{:?}",
+            gap.reason
+        );
+    }
+    assert!(ok_records(&run.attacked.records).is_empty());
+    assert_clean_recording_unharmed(&run);
+    // The head (one segment limit) plus the budget, plus 64 MiB for the clean recording, the
+    // runtime and the allocator (a growing body buffer is reallocated); the three downloads
+    // without the budget hold 3 x 128 MiB, far over it (measured: 189 MiB with the budget, 377 MiB
+    // with it switched off).
+    assert_memory_bounded(&run, segment_limit_kib + BUDGET_BYTES / 1024 + 64 * 1024);
 }
 
 #[tokio::test]
@@ -459,14 +502,7 @@ async fn a_key_per_segment_is_recorded_with_a_bounded_cache() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     assert!(gap_records(&run.attacked.records).is_empty());
     assert!(ok_records(&run.attacked.records).len() >= 15);
     // Each key fetched once.
@@ -496,14 +532,7 @@ async fn a_new_key_behind_the_same_uri_is_fetched_again() {
         &|_| {},
     )
     .await;
-    assert!(
-        matches!(
-            run.attacked.outcome.end,
-            TrackEnd::Finished(RecordingEndReason::StreamEnded)
-        ),
-        "{:?}",
-        run.attacked.outcome.end
-    );
+    assert_stream_ended(&run.attacked);
     for gap in gap_records(&run.attacked.records) {
         assert_eq!(gap.reason.as_deref(), Some("decryption failed"), "{gap:?}");
         assert!(gap.entry.failed_attempts <= 3, "{gap:?}");

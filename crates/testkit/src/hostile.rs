@@ -51,6 +51,9 @@ pub enum Attack {
     /// The first segment requested (the first a live recording takes) trickles one byte every
     /// `step`, for ever.
     TricklingFirstSegment { step: Duration },
+    /// Every segment is an endless MPEG-TS body (no Content-Length) sent at `bytes_per_second`:
+    /// each one grows until the client's segment size limit, several of them at once.
+    HugeSlowSegments { bytes_per_second: u64 },
     /// The stream is fMP4 and its `EXT-X-MAP` init is an endless body (no Content-Length).
     HugeInit,
     /// AES-128 with a new key URI on every segment.
@@ -86,6 +89,7 @@ impl Attack {
             Attack::HostileExtinf(value) => format!("EXTINF {value}"),
             Attack::ZeroLengthSegments { count } => format!("{count} zero-length segments"),
             Attack::TricklingFirstSegment { .. } => "trickling first segment".to_string(),
+            Attack::HugeSlowSegments { .. } => "huge slow segments".to_string(),
             Attack::HugeInit => "huge init".to_string(),
             Attack::KeyRotation => "key rotation".to_string(),
             Attack::KeyChangeBehindSameUri { .. } => "new key behind the same URI".to_string(),
@@ -451,6 +455,9 @@ async fn serve_hostile(State(state): State<Arc<HostileState>>, uri: Uri) -> Resp
         Attack::TricklingFirstSegment { step } if index == first_requested => {
             return trickling_body(state.clear_segment(index), *step);
         }
+        Attack::HugeSlowSegments { bytes_per_second } => {
+            return endless_slow_segment_body(state.clear_segment(index), *bytes_per_second);
+        }
         Attack::HugeInit => {
             // Fragments are never reached: the init fails first.
             return StatusCode::NOT_FOUND.into_response();
@@ -487,6 +494,35 @@ fn trickling_body(bytes: Bytes, step: Duration) -> Response {
                 Ok::<Bytes, Infallible>(Bytes::copy_from_slice(&[byte])),
                 position + 1,
             ))
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "video/mp2t")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// MPEG-TS packets of `segment` over and over, 64 KiB every `64 KiB / bytes_per_second`, for
+/// ever (chunked, no Content-Length).
+fn endless_slow_segment_body(segment: Bytes, bytes_per_second: u64) -> Response {
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let packets = if segment.len() >= 188 {
+        segment.slice(..segment.len() - segment.len() % 188)
+    } else {
+        Bytes::from(vec![0x47u8; 188])
+    };
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES + packets.len());
+    while chunk.len() < CHUNK_BYTES {
+        chunk.extend_from_slice(&packets);
+    }
+    let chunk = Bytes::from(chunk);
+    let pause = Duration::from_secs_f64(chunk.len() as f64 / bytes_per_second.max(1) as f64);
+    let stream = futures_util::stream::unfold((), move |()| {
+        let chunk = chunk.clone();
+        async move {
+            tokio::time::sleep(pause).await;
+            Some((Ok::<Bytes, Infallible>(chunk), ()))
         }
     });
     Response::builder()
