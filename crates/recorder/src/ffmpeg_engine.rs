@@ -703,8 +703,11 @@ pub async fn record_with_ffmpeg_engine(
             path,
             reason: if index == 0 {
                 PartStartReason::First
-            } else {
+            } else if settings.maximum_part_seconds.is_some() {
                 PartStartReason::DurationLimit
+            } else {
+                // ffmpeg's own file rotation, no limit asked for: finalize joins them.
+                PartStartReason::Restart
             },
             bytes,
             segments: 1,
@@ -782,6 +785,7 @@ pub async fn record_with_ffmpeg_engine(
             ledger_path: settings.output_directory.join("(no ledger: ffmpeg engine)"),
             first_media_sequence: None,
             last_media_sequence: None,
+            maximum_part_bytes: settings.maximum_part_bytes,
         }),
         audio: None,
         output_directory: settings.output_directory.clone(),
