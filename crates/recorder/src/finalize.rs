@@ -18,6 +18,10 @@
 //! one part ([`FinishedFile::joined_part_numbers`] says which); a split for the size or duration
 //! limit, or a change of codec or picture size, starts a new file. When the join or its check
 //! fails, each part is finalized on its own.
+//!
+//! Every finished file is then decoded (`ffmpeg -v error -f null -`; the first, a middle and the
+//! last 10 s of a file longer than a minute): one that prints errors is delivered but reported
+//! as damaged with the error count ([`FinishedFile::damaged`], [`FinalizeReport::all_ok`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,9 +30,9 @@ use serde::{Deserialize, Serialize};
 use streambot_core::{OutputFormat, Quality};
 use streambot_ffmpeg::argv::{estimated_index_bytes, reserved_index_shortfall};
 use streambot_ffmpeg::{
-    AudioOnlyOptions, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput, OutputContainer,
-    OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions, TranscodePreset, check_output,
-    known_streams, read_mp4_index, stream_info_from_index,
+    AudioOnlyOptions, DecodeCheck, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput,
+    OutputContainer, OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions,
+    TranscodePreset, check_output, known_streams, read_mp4_index, stream_info_from_index,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 
@@ -46,6 +50,8 @@ pub struct FinalizeSettings {
     /// Parts with the same streams are joined into one file up to this many bytes of parts (the
     /// destination's size limit); `None`: the limit the recording split parts at, if any.
     pub maximum_joined_bytes: Option<u64>,
+    /// Decode every finished file (sampled when long) and report errors as damage (issue 17).
+    pub check_decoding: bool,
 }
 
 impl FinalizeSettings {
@@ -56,6 +62,7 @@ impl FinalizeSettings {
             keep_intermediate_parts: false,
             duration_tolerance: Duration::from_secs(3),
             maximum_joined_bytes: None,
+            check_decoding: true,
         }
     }
 }
@@ -100,6 +107,12 @@ pub struct FinishedFile {
     /// picture size: a pause, an encoder restart or a reconnect in between).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joined_part_numbers: Vec<u32>,
+    /// How the file decoded (`None`: not checked).
+    #[serde(default)]
+    pub decode_check: Option<DecodeCheck>,
+    /// The file did not decode cleanly: delivered, but not ok (say so to the user).
+    #[serde(default)]
+    pub damaged: bool,
 }
 
 /// A part that could not be finalized; its intermediate file is kept.
@@ -115,6 +128,18 @@ pub struct FinalizeFailure {
 pub struct FinalizeReport {
     pub files: Vec<FinishedFile>,
     pub failures: Vec<FinalizeFailure>,
+}
+
+impl FinalizeReport {
+    /// Finished files that did not decode cleanly (delivered, but not ok).
+    pub fn damaged_files(&self) -> impl Iterator<Item = &FinishedFile> {
+        self.files.iter().filter(|file| file.damaged)
+    }
+
+    /// Every part became a file that decodes cleanly.
+    pub fn all_ok(&self) -> bool {
+        self.failures.is_empty() && self.damaged_files().next().is_none()
+    }
 }
 
 /// Which audio part goes with main part `index` of `main_count`.
@@ -578,6 +603,31 @@ async fn finalize_part(
         let _ = std::fs::remove_file(&output);
         return Err(error);
     }
+    let decode_check = if settings.check_decoding {
+        let duration_seconds = finished_info
+            .duration
+            .map_or(part.media_seconds, |duration| duration.as_secs_f64());
+        match runner.decode_check(&output, duration_seconds).await {
+            Ok(check) => {
+                if !check.is_clean() {
+                    tracing::warn!(
+                        file = %output.display(),
+                        errors = check.error_count,
+                        sampled = check.sampled,
+                        first = ?check.first_errors.first(),
+                        "the finished file does not decode cleanly: reported as damaged"
+                    );
+                }
+                Some(check)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the decode check could not run");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let thumbnail_path = output.with_extension("jpg");
     let thumbnail = if !finished_info.has_video() {
         None
@@ -609,6 +659,8 @@ async fn finalize_part(
         thumbnail,
         transcoded,
         joined_part_numbers: Vec::new(),
+        damaged: decode_check.as_ref().is_some_and(|check| !check.is_clean()),
+        decode_check,
     })
 }
 

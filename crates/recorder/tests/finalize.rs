@@ -399,6 +399,11 @@ async fn parts_with_the_same_streams_around_a_pause_end_as_one_file() {
     );
     assert!(moov_before_mdat(&file.path).expect("mp4"));
     assert_eq!(decode_error_lines(&file.path), 0);
+    assert!(
+        !file.damaged && finalized.all_ok(),
+        "{:?}",
+        file.decode_check
+    );
     for part in &parts {
         assert!(
             !part.path.exists(),
@@ -447,4 +452,45 @@ async fn a_resolution_change_or_the_size_limit_splits_the_file() {
             (4, Some(180), vec![]),
         ]
     );
+}
+
+/// Issue 17 item 4: a part whose video payload is damaged still remuxes (stream copy), but the
+/// finished file does not decode cleanly: it is delivered and reported as damaged, with the count.
+#[tokio::test]
+async fn a_finished_file_that_does_not_decode_cleanly_is_reported_as_damaged() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let clean = ts_part(directory.path(), 1, "160x90", 0, PartStartReason::First);
+    let damaged = ts_part(directory.path(), 2, "320x180", 0, PartStartReason::Restart);
+    let mut bytes = std::fs::read(&damaged.path).expect("part");
+    let packets = bytes.len() / 188;
+    // Scramble the payload (not the packet headers) of every other packet in the middle third.
+    for packet in (packets / 3..packets * 2 / 3).step_by(2) {
+        for offset in packet * 188 + 12..packet * 188 + 188 {
+            bytes[offset] = bytes[offset].wrapping_mul(31).wrapping_add(7);
+        }
+    }
+    std::fs::write(&damaged.path, &bytes).expect("write");
+    let report = report_of_parts(directory.path(), vec![clean, damaged]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), 2);
+    let first = &finalized.files[0];
+    assert!(!first.damaged, "{:?}", first.decode_check);
+    assert_eq!(
+        first.decode_check.as_ref().map(|check| check.error_count),
+        Some(0)
+    );
+    let second = &finalized.files[1];
+    assert!(second.damaged);
+    let check = second.decode_check.as_ref().expect("checked");
+    assert!(check.error_count > 0 && !check.sampled, "{check:?}");
+    assert!(!check.first_errors.is_empty());
+    assert!(!finalized.all_ok());
+    assert_eq!(finalized.damaged_files().count(), 1);
 }
