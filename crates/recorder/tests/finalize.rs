@@ -470,8 +470,8 @@ async fn a_finished_file_that_does_not_decode_cleanly_is_reported_as_damaged() {
     let packets = bytes.len() / 188;
     // Scramble the payload (not the packet headers) of every other packet in the middle third.
     for packet in (packets / 3..packets * 2 / 3).step_by(2) {
-        for offset in packet * 188 + 12..packet * 188 + 188 {
-            bytes[offset] = bytes[offset].wrapping_mul(31).wrapping_add(7);
+        for byte in &mut bytes[packet * 188 + 12..packet * 188 + 188] {
+            *byte = byte.wrapping_mul(31).wrapping_add(7);
         }
     }
     std::fs::write(&damaged.path, &bytes).expect("write");
