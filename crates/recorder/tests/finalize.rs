@@ -2,6 +2,8 @@
 //! rendition muxed in, thumbnails Telegram accepts, split parts that add up to the whole, and
 //! failures that keep the recorded part.
 
+mod common;
+
 use std::time::Duration;
 
 use streambot_core::{OutputFormat, Quality, RecordingOptions};
@@ -359,16 +361,6 @@ fn ts_part(
     }
 }
 
-fn decode_error_lines(file: &std::path::Path) -> usize {
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    String::from_utf8_lossy(&output.stderr).lines().count()
-}
-
 #[tokio::test]
 async fn parts_with_the_same_streams_around_a_pause_end_as_one_file() {
     use streambot_hls::ledger::PartStartReason;
@@ -398,7 +390,7 @@ async fn parts_with_the_same_streams_around_a_pause_end_as_one_file() {
         file.duration_seconds
     );
     assert!(moov_before_mdat(&file.path).expect("mp4"));
-    assert_eq!(decode_error_lines(&file.path), 0);
+    assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
     assert!(
         !file.damaged && finalized.all_ok(),
         "{:?}",
