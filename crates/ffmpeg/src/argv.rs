@@ -645,6 +645,55 @@ pub fn concat_arguments(
     arguments
 }
 
+/// Files up to this long are decode-checked whole; longer ones in [`decode_check_slices`].
+pub const DECODE_CHECK_WHOLE_FILE_SECONDS: f64 = 60.0;
+/// Length of each sampled slice of a long file.
+pub const DECODE_CHECK_SLICE_SECONDS: f64 = 10.0;
+
+/// What of a file of `duration_seconds` is decoded to check it (pure): the whole file when short,
+/// else `(start, length)` slices: the first, a middle and the last [`DECODE_CHECK_SLICE_SECONDS`].
+pub fn decode_check_slices(duration_seconds: f64) -> Vec<Option<(f64, f64)>> {
+    if !duration_seconds.is_finite() || duration_seconds <= DECODE_CHECK_WHOLE_FILE_SECONDS {
+        return vec![None];
+    }
+    let slice = DECODE_CHECK_SLICE_SECONDS;
+    vec![
+        Some((0.0, slice)),
+        Some(((duration_seconds - slice) / 2.0, slice)),
+        Some((duration_seconds - slice, slice)),
+    ]
+}
+
+/// Decode `input` (or the slice `(start, length)` of it) and discard the frames, printing only
+/// errors (`-v error -f null -`): each stderr line is a decode error. One decoder thread.
+pub fn decode_check_arguments(input: &MediaInput, slice: Option<(f64, f64)>) -> Vec<OsString> {
+    let mut arguments = Vec::with_capacity(24);
+    push_all(
+        &mut arguments,
+        &[
+            "-hide_banner",
+            "-nostats",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-threads",
+            "1",
+        ],
+    );
+    if let Some((start, length)) = slice {
+        arguments.push("-ss".into());
+        arguments.push(format!("{:.3}", start.max(0.0)).into());
+        arguments.push("-t".into());
+        arguments.push(format!("{:.3}", length.max(0.0)).into());
+    }
+    push_local_input(&mut arguments, input);
+    push_all(
+        &mut arguments,
+        &["-map", "0:v?", "-map", "0:a?", "-f", "null", "-"],
+    );
+    arguments
+}
+
 /// Split a finished file into pieces of about `piece_seconds` each (segment muxer, cut on
 /// keyframes, each piece starting at timestamp zero), named by `output_pattern` (numbered from 1).
 pub fn split_arguments(
@@ -1265,6 +1314,27 @@ mod tests {
         assert!(!is_probably_hls("https://example.com/live/stream.ts"));
         assert!(!is_probably_hls("https://example.com/radio.mp3?q=1"));
         assert!(!is_probably_hls("https://example.com/m3u/stream.flv"));
+    }
+
+    #[test]
+    fn decode_checks_sample_long_files_and_read_only_the_named_file() {
+        assert_eq!(decode_check_slices(45.0), vec![None]);
+        assert_eq!(decode_check_slices(f64::NAN), vec![None]);
+        assert_eq!(
+            decode_check_slices(600.0),
+            vec![Some((0.0, 10.0)), Some((295.0, 10.0)), Some((590.0, 10.0))]
+        );
+        let input = MediaInput::new("/r/recording-0001.mp4", InputFormat::Mp4);
+        assert_eq!(
+            joined(&decode_check_arguments(&input, Some((295.0, 10.0)))),
+            "-hide_banner -nostats -nostdin -loglevel error -threads 1 -ss 295.000 -t 10.000 \
+             -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
+             -i file:/r/recording-0001.mp4 -map 0:v? -map 0:a? -f null -"
+        );
+        assert_every_input_whitelisted(
+            &decode_check_arguments(&input, None),
+            LOCAL_PROTOCOL_WHITELIST,
+        );
     }
 
     #[test]

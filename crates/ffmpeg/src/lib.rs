@@ -40,6 +40,6 @@ pub use process::{
 };
 pub use progress::{FfmpegProgress, ProgressParser};
 pub use run::{
-    BinaryVersions, EngineRecording, EngineRecordingOutcome, FfmpegRunner, FinishedOutput,
-    OperationTimeouts, Thumbnail,
+    BinaryVersions, DecodeCheck, EngineRecording, EngineRecordingOutcome, FfmpegRunner,
+    FinishedOutput, OperationTimeouts, Thumbnail,
 };

@@ -162,6 +162,7 @@ impl Bench {
                 ledger_path: self.work.join("none"),
                 first_media_sequence: None,
                 last_media_sequence: None,
+                maximum_part_bytes: None,
             }),
             audio: None,
             output_directory: self.work.clone(),

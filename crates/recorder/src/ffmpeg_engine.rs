@@ -32,8 +32,9 @@ use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::progressive::{
-    BodyKind, OpenedBody, TS_PACKET_BYTES, TS_RESYNC_SEARCH_BYTES, download_to_file, next_chunk,
-    open_body, progressive_http_client, reconnect_backoff, ts_packet_boundary,
+    BodyKind, KEYFRAME_WAIT_MAXIMUM_BYTES, OpenedBody, TS_PACKET_BYTES, TS_RESYNC_SEARCH_BYTES,
+    download_to_file, next_chunk, open_body, progressive_http_client, reconnect_backoff,
+    ts_packet_boundary, ts_packet_starts_keyframe, ts_video_pid,
 };
 use crate::{
     RecorderError, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
@@ -245,6 +246,11 @@ async fn feed_pipe(
     // MPEG-TS bytes not yet making a whole packet (or, while resyncing, not yet at a boundary).
     let mut carry = bytes::BytesMut::new();
     let mut resyncing = is_ts;
+    // After a reconnect, packets are dropped until a video keyframe starts (the frames between
+    // would refer to pictures lost in the gap and not decode).
+    let video_pid = if is_ts { ts_video_pid(&pending) } else { None };
+    let mut waiting_for_keyframe = false;
+    let mut dropped_waiting_for_keyframe = 0usize;
     let mut dropping = false;
     let mut last_media_at = Instant::now();
     loop {
@@ -274,6 +280,19 @@ async fn feed_pipe(
                     carry.len() / TS_PACKET_BYTES * TS_PACKET_BYTES
                 };
                 chunk = carry.split_to(whole_packets).freeze();
+                if waiting_for_keyframe && let Some(video_pid) = video_pid {
+                    let keyframe = chunk
+                        .chunks(TS_PACKET_BYTES)
+                        .position(|packet| ts_packet_starts_keyframe(packet, video_pid));
+                    let dropped = keyframe.map_or(chunk.len(), |index| index * TS_PACKET_BYTES);
+                    dropped_waiting_for_keyframe += dropped;
+                    if keyframe.is_some()
+                        || dropped_waiting_for_keyframe > KEYFRAME_WAIT_MAXIMUM_BYTES
+                    {
+                        waiting_for_keyframe = false;
+                    }
+                    chunk = chunk.slice(dropped..);
+                }
             }
             let chunk_start = body_offset;
             body_offset += chunk.len() as u64;
@@ -340,6 +359,8 @@ async fn feed_pipe(
                 opened = again;
                 carry.clear();
                 resyncing = true;
+                waiting_for_keyframe = video_pid.is_some();
+                dropped_waiting_for_keyframe = 0;
                 last_media_at = Instant::now();
             }
             None => {
@@ -756,8 +777,11 @@ pub async fn record_with_ffmpeg_engine(
             path,
             reason: if index == 0 {
                 PartStartReason::First
-            } else {
+            } else if settings.maximum_part_seconds.is_some() {
                 PartStartReason::DurationLimit
+            } else {
+                // ffmpeg's own file rotation, no limit asked for: finalize joins them.
+                PartStartReason::Restart
             },
             bytes,
             segments: 1,
@@ -835,6 +859,7 @@ pub async fn record_with_ffmpeg_engine(
             ledger_path: settings.output_directory.join("(no ledger: ffmpeg engine)"),
             first_media_sequence: None,
             last_media_sequence: None,
+            maximum_part_bytes: settings.maximum_part_bytes,
         }),
         audio: None,
         output_directory: settings.output_directory.clone(),

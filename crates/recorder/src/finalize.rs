@@ -11,6 +11,17 @@
 //! the ledger), then a thumbnail is taken from its first keyframe. The intermediate part is
 //! removed only after the check passes; when anything fails, the part stays and the error says
 //! why.
+//!
+//! One file per recording (issue 17 item 2): consecutive MPEG-TS parts whose streams match
+//! (codecs from [`known_streams`], picture size probed) — a pause, an encoder restart, a reconnect
+//! in between — are joined with the concat demuxer (timestamps made continuous) and finalized as
+//! one part ([`FinishedFile::joined_part_numbers`] says which); a split for the size or duration
+//! limit, or a change of codec or picture size, starts a new file. When the join or its check
+//! fails, each part is finalized on its own.
+//!
+//! Every finished file is then decoded (`ffmpeg -v error -f null -`; the first, a middle and the
+//! last 10 s of a file longer than a minute): one that prints errors is delivered but reported
+//! as damaged with the error count ([`FinishedFile::damaged`], [`FinalizeReport::all_ok`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,11 +30,11 @@ use serde::{Deserialize, Serialize};
 use streambot_core::{OutputFormat, Quality};
 use streambot_ffmpeg::argv::{estimated_index_bytes, reserved_index_shortfall};
 use streambot_ffmpeg::{
-    AudioOnlyOptions, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput, OutputContainer,
-    OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions, TranscodePreset, check_output,
-    known_streams, read_mp4_index, stream_info_from_index,
+    AudioOnlyOptions, DecodeCheck, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput,
+    OutputContainer, OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions,
+    TranscodePreset, check_output, known_streams, read_mp4_index, stream_info_from_index,
 };
-use streambot_hls::ledger::PartSummary;
+use streambot_hls::ledger::{PartStartReason, PartSummary};
 
 use crate::RecordingReport;
 
@@ -36,6 +47,11 @@ pub struct FinalizeSettings {
     pub keep_intermediate_parts: bool,
     /// How far a finished file's duration may be from the ledger's (about one segment).
     pub duration_tolerance: Duration,
+    /// Parts with the same streams are joined into one file up to this many bytes of parts (the
+    /// destination's size limit); `None`: the limit the recording split parts at, if any.
+    pub maximum_joined_bytes: Option<u64>,
+    /// Decode every finished file (sampled when long) and report errors as damage (issue 17).
+    pub check_decoding: bool,
 }
 
 impl FinalizeSettings {
@@ -45,6 +61,8 @@ impl FinalizeSettings {
             quality,
             keep_intermediate_parts: false,
             duration_tolerance: Duration::from_secs(3),
+            maximum_joined_bytes: None,
+            check_decoding: true,
         }
     }
 }
@@ -85,6 +103,16 @@ pub struct FinishedFile {
     pub has_audio: bool,
     pub thumbnail: Option<PathBuf>,
     pub transcoded: bool,
+    /// The parts joined into this file, in order, when there were more than one (same codecs and
+    /// picture size: a pause, an encoder restart or a reconnect in between).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_part_numbers: Vec<u32>,
+    /// How the file decoded (`None`: not checked).
+    #[serde(default)]
+    pub decode_check: Option<DecodeCheck>,
+    /// The file did not decode cleanly: delivered, but not ok (say so to the user).
+    #[serde(default)]
+    pub damaged: bool,
 }
 
 /// A part that could not be finalized; its intermediate file is kept.
@@ -100,6 +128,18 @@ pub struct FinalizeFailure {
 pub struct FinalizeReport {
     pub files: Vec<FinishedFile>,
     pub failures: Vec<FinalizeFailure>,
+}
+
+impl FinalizeReport {
+    /// Finished files that did not decode cleanly (delivered, but not ok).
+    pub fn damaged_files(&self) -> impl Iterator<Item = &FinishedFile> {
+        self.files.iter().filter(|file| file.damaged)
+    }
+
+    /// Every part became a file that decodes cleanly.
+    pub fn all_ok(&self) -> bool {
+        self.failures.is_empty() && self.damaged_files().next().is_none()
+    }
 }
 
 /// Which audio part goes with main part `index` of `main_count`.
@@ -137,7 +177,35 @@ pub async fn finalize_recording(
         .as_ref()
         .map_or(&[], |audio| audio.parts.as_slice());
     let main_count = main.parts.len();
+    // Parts that can be one file (no separate audio rendition to keep in step with).
+    let mut joined_parts: Vec<bool> = vec![false; main_count];
+    if audio_parts.is_empty() && main_count > 1 && !audio_only {
+        let maximum_bytes = settings.maximum_joined_bytes.or(main.maximum_part_bytes);
+        let groups = joinable_groups(runner, &main.parts, maximum_bytes).await;
+        for group in groups.iter().filter(|group| group.len() > 1) {
+            let members: Vec<&PartSummary> = group
+                .iter()
+                .filter_map(|&index| main.parts.get(index))
+                .collect();
+            match finalize_joined(runner, &members, settings).await {
+                Ok(file) => {
+                    for &index in group {
+                        if let Some(joined) = joined_parts.get_mut(index) {
+                            *joined = true;
+                        }
+                    }
+                    finalize_report.files.push(file);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "joining the parts failed; each is finalized on its own");
+                }
+            }
+        }
+    }
     for (index, part) in main.parts.iter().enumerate() {
+        if joined_parts.get(index).copied().unwrap_or(false) {
+            continue;
+        }
         let audio_part = if audio_only {
             None
         } else {
@@ -166,7 +234,137 @@ pub async fn finalize_recording(
             }
         }
     }
+    finalize_report.files.sort_by_key(|file| file.part_number);
     finalize_report
+}
+
+/// What must match for two parts to be one file: container, codecs, picture size, audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinKey {
+    pub format: streambot_ffmpeg::InputFormat,
+    pub video: Option<(String, u32, u32)>,
+    pub audio_codec: Option<String>,
+}
+
+/// Consecutive runs of parts (indices) that can be joined (pure): same [`JoinKey`], no split for
+/// a configured limit in between ([`PartStartReason::SizeLimit`], `DurationLimit`), at most
+/// `maximum_bytes` in all. A part whose streams are unknown (`None`) is on its own.
+pub fn group_joinable_parts(
+    parts: &[PartSummary],
+    keys: &[Option<JoinKey>],
+    maximum_bytes: Option<u64>,
+) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_bytes = 0u64;
+    for (index, part) in parts.iter().enumerate() {
+        let key = keys.get(index).and_then(Option::as_ref);
+        let joins_previous = index > 0
+            && key.is_some()
+            && key == keys.get(index - 1).and_then(Option::as_ref)
+            && !matches!(
+                part.reason,
+                PartStartReason::SizeLimit | PartStartReason::DurationLimit
+            )
+            && maximum_bytes
+                .is_none_or(|maximum| group_bytes.saturating_add(part.bytes) <= maximum);
+        match groups.last_mut() {
+            Some(group) if joins_previous => {
+                group.push(index);
+                group_bytes = group_bytes.saturating_add(part.bytes);
+            }
+            _ => {
+                groups.push(vec![index]);
+                group_bytes = part.bytes;
+            }
+        }
+    }
+    groups
+}
+
+/// A part's [`JoinKey`]: codecs from its own bytes ([`known_streams`]); the picture size, which a
+/// TS program map does not carry, probed.
+async fn join_key(runner: &FfmpegRunner, part: &PartSummary) -> Option<JoinKey> {
+    let input = identify(&part.path).await.ok()?;
+    let mut info = streams_of(runner, &input).await.ok()?;
+    if info.video.as_ref().is_some_and(|video| video.height == 0) {
+        info = runner.probe(&part.path).await.ok()?;
+    }
+    Some(JoinKey {
+        format: input.format,
+        video: info
+            .video
+            .map(|video| (video.codec, video.width, video.height)),
+        audio_codec: info.audio.map(|audio| audio.codec),
+    })
+}
+
+async fn joinable_groups(
+    runner: &FfmpegRunner,
+    parts: &[PartSummary],
+    maximum_bytes: Option<u64>,
+) -> Vec<Vec<usize>> {
+    let mut keys = Vec::with_capacity(parts.len());
+    for part in parts {
+        // Only MPEG-TS parts are joined (fMP4 parts each carry their own init).
+        let key = join_key(runner, part)
+            .await
+            .filter(|key| key.format == streambot_ffmpeg::InputFormat::MpegTs);
+        keys.push(key);
+    }
+    group_joinable_parts(parts, &keys, maximum_bytes)
+}
+
+/// File name of the intermediate that joins parts from `first_number` on.
+fn joined_part_file_name(first_number: u32) -> String {
+    format!("joined-{first_number:04}.ts")
+}
+
+/// Join `parts` (in order, same streams) with the concat demuxer into one MPEG-TS intermediate
+/// (timestamps made continuous), finalize that as one part, and only when the finished file passed
+/// its checks remove the joined intermediate and (unless kept) the parts.
+async fn finalize_joined(
+    runner: &FfmpegRunner,
+    parts: &[&PartSummary],
+    settings: &FinalizeSettings,
+) -> Result<FinishedFile, FfmpegError> {
+    let Some(first) = parts.first() else {
+        return Err(FfmpegError::InvalidInput {
+            input: String::new(),
+            detail: "no parts to join".to_owned(),
+            stderr_tail: String::new(),
+        });
+    };
+    let directory = first.path.parent().unwrap_or_else(|| Path::new("."));
+    let joined_path = directory.join(joined_part_file_name(first.number));
+    let inputs: Vec<PathBuf> = parts.iter().map(|part| part.path.clone()).collect();
+    let options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+    if let Err(error) = runner.concat(&inputs, &joined_path, &options, None).await {
+        let _ = std::fs::remove_file(&joined_path);
+        return Err(error);
+    }
+    let joined = PartSummary {
+        number: first.number,
+        path: joined_path.clone(),
+        reason: first.reason,
+        bytes: parts.iter().map(|part| part.bytes).sum(),
+        segments: parts.iter().map(|part| part.segments).sum(),
+        media_seconds: parts.iter().map(|part| part.media_seconds).sum(),
+    };
+    let finished = finalize_part(runner, &joined, None, false, settings).await;
+    let _ = std::fs::remove_file(&joined_path);
+    let mut file = finished?;
+    if !settings.keep_intermediate_parts {
+        for part in parts {
+            let _ = std::fs::remove_file(&part.path);
+        }
+    }
+    file.joined_part_numbers = parts.iter().map(|part| part.number).collect();
+    tracing::info!(
+        parts = ?file.joined_part_numbers,
+        file = %file.path.display(),
+        "parts with the same streams joined into one file"
+    );
+    Ok(file)
 }
 
 /// File name of the finished file of part `number`.
@@ -405,6 +603,31 @@ async fn finalize_part(
         let _ = std::fs::remove_file(&output);
         return Err(error);
     }
+    let decode_check = if settings.check_decoding {
+        let duration_seconds = finished_info
+            .duration
+            .map_or(part.media_seconds, |duration| duration.as_secs_f64());
+        match runner.decode_check(&output, duration_seconds).await {
+            Ok(check) => {
+                if !check.is_clean() {
+                    tracing::warn!(
+                        file = %output.display(),
+                        errors = check.error_count,
+                        sampled = check.sampled,
+                        first = ?check.first_errors.first(),
+                        "the finished file does not decode cleanly: reported as damaged"
+                    );
+                }
+                Some(check)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the decode check could not run");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let thumbnail_path = output.with_extension("jpg");
     let thumbnail = if !finished_info.has_video() {
         None
@@ -435,6 +658,9 @@ async fn finalize_part(
         has_audio: finished_info.has_audio(),
         thumbnail,
         transcoded,
+        joined_part_numbers: Vec::new(),
+        damaged: decode_check.as_ref().is_some_and(|check| !check.is_clean()),
+        decode_check,
     })
 }
 

@@ -201,6 +201,9 @@ pub struct TrackReport {
     pub ledger_path: PathBuf,
     pub first_media_sequence: Option<u64>,
     pub last_media_sequence: Option<u64>,
+    /// The size limit parts were split at (the destination's): finalize joins parts only up to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_part_bytes: Option<u64>,
 }
 
 /// How the whole recording ended.
@@ -252,7 +255,7 @@ fn all_parts_of_track(directory: &Path, outcome: &TrackOutcome) -> Vec<PartSumma
     }
 }
 
-fn track_report(outcome: &TrackOutcome) -> TrackReport {
+fn track_report(outcome: &TrackOutcome, maximum_part_bytes: Option<u64>) -> TrackReport {
     let (ended, error) = match &outcome.end {
         TrackEnd::Finished(reason) => (reason.describe(), None),
         TrackEnd::Failed(error) => ("failed".to_string(), Some(error.to_string())),
@@ -266,6 +269,7 @@ fn track_report(outcome: &TrackOutcome) -> TrackReport {
         ledger_path: outcome.ledger_path.clone(),
         first_media_sequence: outcome.first_media_sequence,
         last_media_sequence: outcome.last_media_sequence,
+        maximum_part_bytes,
     }
 }
 
@@ -398,10 +402,10 @@ pub(crate) async fn record_with_native_engine(
             failure: error.failure_kind(),
         },
     };
-    let mut main_report = track_report(&main_outcome);
+    let mut main_report = track_report(&main_outcome, settings.maximum_part_bytes);
     main_report.parts = all_parts_of_track(&settings.output_directory, &main_outcome);
     let audio_report = audio_outcome.as_ref().map(|audio| {
-        let mut report = track_report(audio);
+        let mut report = track_report(audio, settings.maximum_part_bytes);
         report.parts = all_parts_of_track(&settings.output_directory, audio);
         report
     });

@@ -269,6 +269,39 @@ pub fn ts_packet_boundary(bytes: &[u8]) -> Option<usize> {
     })
 }
 
+/// The video stream's PID from the program map in `bytes` (the first bytes of a TS link).
+pub fn ts_video_pid(bytes: &[u8]) -> Option<u16> {
+    streambot_ffmpeg::known_streams::ts_program_streams(bytes)?
+        .into_iter()
+        .find(|stream| {
+            streambot_ffmpeg::known_streams::ts_stream_codec(stream.stream_type)
+                .is_some_and(|(_, is_video)| is_video)
+        })
+        .map(|stream| stream.pid)
+}
+
+/// Whether the TS packet `packet` starts a video keyframe on `video_pid`: the payload starts a
+/// PES (`payload_unit_start`) and the adaptation field sets `random_access_indicator`. Pure.
+pub fn ts_packet_starts_keyframe(packet: &[u8], video_pid: u16) -> bool {
+    let (Some(&sync), Some(&flags_and_pid), Some(&pid_low), Some(&control)) =
+        (packet.first(), packet.get(1), packet.get(2), packet.get(3))
+    else {
+        return false;
+    };
+    let pid = (u16::from(flags_and_pid & 0x1F) << 8) | u16::from(pid_low);
+    let payload_unit_start = flags_and_pid & 0x40 != 0;
+    let has_adaptation_field = (control >> 4) & 0x2 != 0;
+    sync == 0x47
+        && pid == video_pid
+        && payload_unit_start
+        && has_adaptation_field
+        && packet.get(4).is_some_and(|&length| length > 0)
+        && packet.get(5).is_some_and(|&flags| flags & 0x40 != 0)
+}
+
+/// Packets dropped after a reconnect while waiting for a video keyframe before feeding anyway.
+pub const KEYFRAME_WAIT_MAXIMUM_BYTES: usize = 8 * 1024 * 1024;
+
 /// The wait before reconnect attempt `attempt` (1-based) to a live link: 0.5 s doubled per
 /// attempt, at most 8 s.
 pub fn reconnect_backoff(attempt: u32) -> Duration {
@@ -412,6 +445,26 @@ mod tests {
         assert_eq!(ts_packet_boundary(&[]), None);
         assert_eq!(ts_packet_boundary(&[0x47; 10]), None);
         assert_eq!(ts_packet_boundary(&vec![0x22; 4096]), None);
+    }
+
+    #[test]
+    fn keyframe_starts_are_told_from_the_packet_header() {
+        let mut packet = [0xFFu8; 188];
+        packet[..6].copy_from_slice(&[0x47, 0x41, 0x00, 0x30, 0x07, 0x50]);
+        assert!(ts_packet_starts_keyframe(&packet, 0x100));
+        assert!(!ts_packet_starts_keyframe(&packet, 0x101));
+        // No random access indicator, no payload start, no adaptation field, too short.
+        let mut other = packet;
+        other[5] = 0x10;
+        assert!(!ts_packet_starts_keyframe(&other, 0x100));
+        let mut other = packet;
+        other[1] = 0x01;
+        assert!(!ts_packet_starts_keyframe(&other, 0x100));
+        let mut other = packet;
+        other[3] = 0x10;
+        assert!(!ts_packet_starts_keyframe(&other, 0x100));
+        assert!(!ts_packet_starts_keyframe(&packet[..5], 0x100));
+        assert!(!ts_packet_starts_keyframe(&[], 0x100));
     }
 
     #[test]

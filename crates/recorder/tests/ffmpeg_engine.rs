@@ -4,6 +4,8 @@
 //! ffmpeg reads only its stdin (or a downloaded file). No request from ffmpeg's own client
 //! (User-Agent `Lavf/…`) may reach any server.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -687,20 +689,6 @@ impl LiveTsOrigin {
     }
 }
 
-/// Decode errors of `file` (`ffmpeg -v error -f null -`): the lines ffmpeg printed.
-fn decode_errors(file: &Path) -> Vec<String> {
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_live_ts_link_whose_connection_drops_twice_is_reconnected_and_recorded_to_the_end() {
     if !ffmpeg_available() {
@@ -757,7 +745,7 @@ async fn a_live_ts_link_whose_connection_drops_twice_is_reconnected_and_recorded
         std::fs::read_to_string(directory.path().join("ffmpeg.log")).unwrap_or_default()
     );
     for part in &parts {
-        let errors = decode_errors(part);
+        let errors = common::decode_errors(part);
         assert!(errors.is_empty(), "{}: {errors:?}", part.display());
     }
 }

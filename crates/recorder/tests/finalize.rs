@@ -2,6 +2,8 @@
 //! rendition muxed in, thumbnails Telegram accepts, split parts that add up to the whole, and
 //! failures that keep the recorded part.
 
+mod common;
+
 use std::time::Duration;
 
 use streambot_core::{OutputFormat, Quality, RecordingOptions};
@@ -285,4 +287,202 @@ async fn a_part_that_is_a_playlist_or_manifest_never_reads_another_file() {
             "{probe_error}"
         );
     }
+}
+
+/// Issue 17 item 2: a TS part of `seconds` of 25 fps test media at `size`, its timestamps starting
+/// at `start_seconds` (as a part recorded after a pause or an encoder restart would).
+fn make_ts_part(path: &std::path::Path, seconds: u32, size: &str, start_seconds: u32) -> u64 {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args([
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            &start_seconds.to_string(),
+        ])
+        .args(["-f", "mpegts"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    std::fs::metadata(path).expect("part").len()
+}
+
+fn report_of_parts(
+    directory: &std::path::Path,
+    parts: Vec<streambot_hls::ledger::PartSummary>,
+) -> RecordingReport {
+    RecordingReport {
+        outcome: streambot_recorder::RecordingOutcome::Finished {
+            reason: streambot_core::RecordingEndReason::Stopped,
+        },
+        source: None,
+        main: Some(streambot_recorder::TrackReport {
+            track_name: "main".to_owned(),
+            ended: "stopped".to_owned(),
+            error: None,
+            parts,
+            progress: streambot_core::RecordingProgress::default(),
+            ledger_path: directory.join("ledger.jsonl"),
+            first_media_sequence: None,
+            last_media_sequence: None,
+            maximum_part_bytes: None,
+        }),
+        audio: None,
+        output_directory: directory.to_path_buf(),
+    }
+}
+
+fn ts_part(
+    directory: &std::path::Path,
+    number: u32,
+    size: &str,
+    start_seconds: u32,
+    reason: streambot_hls::ledger::PartStartReason,
+) -> streambot_hls::ledger::PartSummary {
+    let path = directory.join(format!("part-{number:04}.ts"));
+    let bytes = make_ts_part(&path, 4, size, start_seconds);
+    streambot_hls::ledger::PartSummary {
+        number,
+        path,
+        reason,
+        bytes,
+        segments: 2,
+        media_seconds: 4.0,
+    }
+}
+
+#[tokio::test]
+async fn parts_with_the_same_streams_around_a_pause_end_as_one_file() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    // Two 4 s parts, the second 30 s later on the stream's clock (a pause), then a third after
+    // an encoder restart (timestamps from zero again).
+    let parts = vec![
+        ts_part(directory.path(), 1, "160x90", 10, PartStartReason::First),
+        ts_part(directory.path(), 2, "160x90", 44, PartStartReason::Resume),
+        ts_part(directory.path(), 3, "160x90", 0, PartStartReason::Restart),
+    ];
+    let report = report_of_parts(directory.path(), parts.clone());
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), 1, "{:?}", finalized.files);
+    let file = &finalized.files[0];
+    assert_eq!(file.joined_part_numbers, vec![1, 2, 3]);
+    // Timestamps continuous: 12 s of media, not the 30 s pause or a restart's jump back.
+    assert!(
+        (file.duration_seconds - 12.0).abs() < 0.6,
+        "{} s",
+        file.duration_seconds
+    );
+    assert!(moov_before_mdat(&file.path).expect("mp4"));
+    assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
+    assert!(
+        !file.damaged && finalized.all_ok(),
+        "{:?}",
+        file.decode_check
+    );
+    for part in &parts {
+        assert!(
+            !part.path.exists(),
+            "the joined parts are removed once checked"
+        );
+    }
+    assert!(!directory.path().join("joined-0001.ts").exists());
+}
+
+#[tokio::test]
+async fn a_resolution_change_or_the_size_limit_splits_the_file() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let parts = vec![
+        ts_part(directory.path(), 1, "160x90", 0, PartStartReason::First),
+        ts_part(directory.path(), 2, "320x180", 0, PartStartReason::Restart),
+        ts_part(directory.path(), 3, "320x180", 4, PartStartReason::Resume),
+        ts_part(directory.path(), 4, "320x180", 8, PartStartReason::Resume),
+    ];
+    let report = report_of_parts(directory.path(), parts.clone());
+    let mut settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    // Room for two of the larger parts in one file, not three.
+    settings.maximum_joined_bytes = Some(parts[2].bytes + parts[3].bytes + 1024);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    let shapes: Vec<(u32, Option<u32>, Vec<u32>)> = finalized
+        .files
+        .iter()
+        .map(|file| {
+            (
+                file.part_number,
+                file.height,
+                file.joined_part_numbers.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            (1, Some(90), vec![]),
+            (2, Some(180), vec![2, 3]),
+            (4, Some(180), vec![]),
+        ]
+    );
+}
+
+/// Issue 17 item 4: a part whose video payload is damaged still remuxes (stream copy), but the
+/// finished file does not decode cleanly: it is delivered and reported as damaged, with the count.
+#[tokio::test]
+async fn a_finished_file_that_does_not_decode_cleanly_is_reported_as_damaged() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let clean = ts_part(directory.path(), 1, "160x90", 0, PartStartReason::First);
+    let damaged = ts_part(directory.path(), 2, "320x180", 0, PartStartReason::Restart);
+    let mut bytes = std::fs::read(&damaged.path).expect("part");
+    let packets = bytes.len() / 188;
+    // Scramble the payload (not the packet headers) of every other packet in the middle third.
+    for packet in (packets / 3..packets * 2 / 3).step_by(2) {
+        for byte in &mut bytes[packet * 188 + 12..packet * 188 + 188] {
+            *byte = byte.wrapping_mul(31).wrapping_add(7);
+        }
+    }
+    std::fs::write(&damaged.path, &bytes).expect("write");
+    let report = report_of_parts(directory.path(), vec![clean, damaged]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), 2);
+    let first = &finalized.files[0];
+    assert!(!first.damaged, "{:?}", first.decode_check);
+    assert_eq!(
+        first.decode_check.as_ref().map(|check| check.error_count),
+        Some(0)
+    );
+    let second = &finalized.files[1];
+    assert!(second.damaged);
+    let check = second.decode_check.as_ref().expect("checked");
+    assert!(check.error_count > 0 && !check.sampled, "{check:?}");
+    assert!(!check.first_errors.is_empty());
+    assert!(!finalized.all_ok());
+    assert_eq!(finalized.damaged_files().count(), 1);
 }
