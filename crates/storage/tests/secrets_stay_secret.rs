@@ -215,7 +215,12 @@ async fn an_answer_quoting_the_url_shows_no_token() {
         .expect_err("502 every time");
     server.abort();
     let shown = format!("{error} {error:?}");
-    assert!(shown.contains("[redacted]"), "{shown}");
+    // The server answers before reading the upload, so the client sees either its answer (which
+    // quotes the URL: redacted) or a broken connection (no answer to quote).
+    assert!(
+        shown.contains("[redacted]") || shown.contains("Network"),
+        "{shown}"
+    );
     assert_clean("the error", &shown, &[BOT_TOKEN]);
     assert_clean("the log", &logs.text(), &[BOT_TOKEN]);
 }
