@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use streambot_bot::{BotSettings, run_bot};
-use streambot_jobs::{JobFilter, JobStore, SqliteBackend};
+use streambot_store::{JobFilter, JobStore, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, RecordedCall};
 use teloxide::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use streambot_core::JobId;
 use streambot_core::job::JobState;
-use streambot_jobs::{JobBackend, JobFilter, JobsError, job_directory};
+use streambot_core::job_directory;
+use streambot_store::{JobBackend, JobFilter, JobsError};
 
 use crate::handlers::{directory_size, job_list_page, live_first};
 use crate::keyboards::delete_confirmation;

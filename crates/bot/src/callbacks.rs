@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use streambot_core::JobId;
 use streambot_core::job::Job;
-use streambot_jobs::JobBackend;
+use streambot_store::JobBackend;
 use teloxide::types::{CallbackQuery, MessageId};
 
 use crate::catalogue::Key;
@@ -69,9 +69,9 @@ async fn answer<B: JobBackend>(
             let jobs = if with_owners {
                 context
                     .backend
-                    .list_jobs(streambot_jobs::JobFilter {
+                    .list_jobs(streambot_store::JobFilter {
                         limit: Some(500),
-                        ..streambot_jobs::JobFilter::default()
+                        ..streambot_store::JobFilter::default()
                     })
                     .await
             } else {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streambot_core::job::{Job, JobState};
-use streambot_jobs::delivery::{DeliveredPart, read_delivered_parts};
-use streambot_jobs::{JobBackend, job_directory};
-use streambot_recorder::finalize::FinalizeReport;
+use streambot_core::job_directory;
+use streambot_core::job_files::{
+    DELIVERED_PARTS_FILE_NAME, DeliveredPart, DeliveredParts, FINALIZED_FILE_NAME, FinalizedRecord,
+};
+use streambot_store::JobBackend;
 
 use crate::keyboards::send_again;
 use crate::messages::{DeliveryProgress, part_file_name};
@@ -20,13 +22,16 @@ use crate::telegram_api::{OutgoingFile, OutgoingFileKind, TelegramSendError};
 /// The finished parts of a job: where the worker stored them (`stored.json`), or, before storage
 /// ran, what finalize wrote (`finalized.json`).
 fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
-    if let Some(delivered) = read_delivered_parts(directory) {
+    if let Some(delivered) = std::fs::read(directory.join(DELIVERED_PARTS_FILE_NAME))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<DeliveredParts>(&bytes).ok())
+    {
         return delivered.parts;
     }
-    let Ok(bytes) = std::fs::read(directory.join("finalized.json")) else {
+    let Ok(bytes) = std::fs::read(directory.join(FINALIZED_FILE_NAME)) else {
         return Vec::new();
     };
-    let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes) else {
+    let Ok(report) = serde_json::from_slice::<FinalizedRecord>(&bytes) else {
         return Vec::new();
     };
     let part_count = report.files.len() as u32;
@@ -34,7 +39,7 @@ fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
         .files
         .iter()
         .enumerate()
-        .map(|(index, file)| DeliveredPart::from_finished_file(file, index as u32 + 1, part_count))
+        .map(|(index, file)| DeliveredPart::from_finalized_file(file, index as u32 + 1, part_count))
         .collect()
 }
 

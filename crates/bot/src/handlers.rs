@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use streambot_core::job::{DesiredJobState, Job, JobOwner, JobPriority, JobState, NewJob};
+use streambot_core::job_directory;
 use streambot_core::{JobId, OutputFormat, RecordingOptions};
 use streambot_hls::NetworkPolicy;
 use streambot_hls::url_safety::parse_and_check_url;
-use streambot_jobs::{JobBackend, JobsError, job_directory};
+use streambot_store::{JobBackend, JobsError};
 use teloxide::types::Message;
 
 use crate::identity::{Sender, sender_of};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use streambot_core::JobId;
 use streambot_core::UserPreferences;
 use streambot_core::job::Job;
-use streambot_jobs::{JobBackend, JobsError};
+use streambot_store::{JobBackend, JobsError};
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
 use teloxide::dptree;
 use teloxide::prelude::*;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use streambot_core::JobId;
 use streambot_core::job::{Job, JobEvent, JobState};
-use streambot_jobs::JobBackend;
+use streambot_store::JobBackend;
 use teloxide::types::MessageId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use streambot_bot::{BotSettings, run_bot};
 use streambot_hls::NetworkPolicy;
-use streambot_jobs::{JobStore, NativeHlsEngine, SqliteBackend, WorkerConfig, run_worker};
+use streambot_store::{JobStore, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, InjectedFailure, RecordedCall};
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
+use streambot_worker::{NativeHlsEngine, WorkerConfig, run_worker};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -190,7 +190,7 @@ async fn the_bot_refuses_a_user_whose_window_another_process_filled() {
         .await
         .expect("fake telegram");
     let directory = tempfile::tempdir().expect("tempdir");
-    let backend = streambot_jobs::SqliteBackend::open_in_data_directory(directory.path())
+    let backend = streambot_store::SqliteBackend::open_in_data_directory(directory.path())
         .await
         .expect("sqlite");
     let mut settings = streambot_bot::BotSettings::new(

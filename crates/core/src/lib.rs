@@ -4,6 +4,7 @@
 pub mod duration_text;
 pub mod failure;
 pub mod job;
+pub mod job_files;
 pub mod job_id;
 pub mod options;
 pub mod progress;
@@ -18,6 +19,7 @@ pub use job::{
     DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner, JobPriority, JobState,
     JobStateParseError, JobTransitionError, NewJob, check_transition,
 };
+pub use job_files::job_directory;
 pub use job_id::{JobId, JobIdError};
 pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
 pub use progress::{RecordingEndReason, RecordingProgress};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use streambot_core::{JobOwner, JobPriority, NewJob};
 use streambot_dashboard::{DashboardSettings, DashboardState, serve_dashboard};
-use streambot_jobs::{JobBackend, RedisBackend, SqliteBackend};
+use streambot_store::{JobBackend, RedisBackend, SqliteBackend};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "benchmark-secret-0123456789";

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use streambot_core::{DesiredJobState, Job, JobId, JobState};
-use streambot_jobs::{JobBackend, JobFilter};
+use streambot_store::{JobBackend, JobFilter};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::DashboardState;
@@ -281,7 +281,7 @@ pub async fn get_job<B: JobBackend>(
                 job_id: job_id.to_string(),
             })?;
     let directory =
-        streambot_jobs::job_directory(&state.shared.settings.recordings_directory, job_id);
+        streambot_core::job_directory(&state.shared.settings.recordings_directory, job_id);
     let files = tokio::task::spawn_blocking(move || read_job_files(&directory))
         .await
         .unwrap_or_default();

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use streambot_jobs::JobsError;
+use streambot_store::JobsError;
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use streambot_hls::ledger::{LedgerEntry, SegmentState, read_ledger};
-use streambot_recorder::finalize::FinalizeReport;
+use streambot_core::job_files::{
+    FINALIZED_FILE_NAME, FinalizedRecord, LEDGER_FILE_SUFFIX, LedgerEntry, SegmentState,
+    ledger_file_name,
+};
 use utoipa::ToSchema;
 
 /// A file in the job's directory.
@@ -141,6 +143,20 @@ pub fn summarize_ledger(track: &str, entries: &[LedgerEntry]) -> (LedgerSummary,
     (summary, gaps)
 }
 
+/// Reads a track's ledger: one entry per line; a line cut short by a crash (or not a ledger line)
+/// is skipped, a missing file is an empty ledger.
+fn read_ledger(path: &Path) -> std::io::Result<Vec<LedgerEntry>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<LedgerEntry>(line).ok())
+        .collect())
+}
+
 /// Reads `directory` (the job's directory). Missing directory: an empty answer.
 pub fn read_job_files(directory: &Path) -> JobFiles {
     let mut files = JobFiles::default();
@@ -157,7 +173,7 @@ pub fn read_job_files(directory: &Path) -> JobFiles {
         files.total_bytes = files.total_bytes.saturating_add(size_bytes);
         if is_part_file_name(&name) {
             files.parts.push(JobFile { name, size_bytes });
-        } else if let Some(track) = name.strip_suffix("-ledger.jsonl") {
+        } else if let Some(track) = name.strip_suffix(LEDGER_FILE_SUFFIX) {
             ledger_tracks.push(track.to_string());
         }
     }
@@ -166,7 +182,7 @@ pub fn read_job_files(directory: &Path) -> JobFiles {
         .sort_by(|left, right| left.name.cmp(&right.name));
     ledger_tracks.sort();
     for track in ledger_tracks {
-        let path = directory.join(format!("{track}-ledger.jsonl"));
+        let path = directory.join(ledger_file_name(&track));
         match read_ledger(&path) {
             Ok(entries) => {
                 let (summary, gaps) = summarize_ledger(&track, &entries);
@@ -178,8 +194,8 @@ pub fn read_job_files(directory: &Path) -> JobFiles {
                 .push(format!("the {track} ledger could not be read: {error}")),
         }
     }
-    match std::fs::read(directory.join("finalized.json")) {
-        Ok(bytes) => match serde_json::from_slice::<FinalizeReport>(&bytes) {
+    match std::fs::read(directory.join(FINALIZED_FILE_NAME)) {
+        Ok(bytes) => match serde_json::from_slice::<FinalizedRecord>(&bytes) {
             Ok(report) => {
                 for file in report.files {
                     files.finished_files.push(FinishedFileView {

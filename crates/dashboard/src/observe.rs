@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use streambot_core::{Job, JobEvent, JobId, JobState, RecordingProgress};
-use streambot_jobs::JobBackend;
+use streambot_store::JobBackend;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;

@@ -99,9 +99,7 @@ impl DashboardSettings {
         secret: &str,
         recordings_directory: PathBuf,
     ) -> Result<DashboardSettings, DashboardError> {
-        let worker_lease_duration =
-            streambot_jobs::WorkerConfig::new("dashboard", recordings_directory.clone())
-                .lease_duration;
+        let worker_lease_duration = streambot_store::DEFAULT_LEASE_DURATION;
         Ok(DashboardSettings {
             secret: DashboardSecret::new(secret)?,
             bind_address: DEFAULT_BIND_ADDRESS.parse().map_err(|_| {

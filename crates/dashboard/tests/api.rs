@@ -14,7 +14,7 @@ use streambot_core::{
     RecordingProgress, UserPreferences,
 };
 use streambot_dashboard::{DashboardError, DashboardSettings};
-use streambot_jobs::{JobFilter, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend};
+use streambot_store::{JobFilter, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend};
 use tokio::sync::broadcast;
 
 use common::*;
@@ -57,7 +57,7 @@ async fn a_job_shows_its_parts_ledger_gaps_and_finished_files() {
     let (backend, directory) = sqlite_backend_for_test().await;
     let recordings = directory.path().join("recordings");
     let (job, _lease) = recording_job(&backend, 7, "worker-b").await;
-    let job_directory = streambot_jobs::job_directory(&recordings, job.id);
+    let job_directory = streambot_core::job_directory(&recordings, job.id);
     std::fs::create_dir_all(&job_directory).expect("job directory");
     std::fs::write(job_directory.join("main-0001.ts"), vec![0u8; 376]).expect("part 1");
     std::fs::write(job_directory.join("main-0002.ts"), vec![0u8; 188]).expect("part 2");

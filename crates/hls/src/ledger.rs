@@ -9,45 +9,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HlsError;
 
-/// What became of one segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SegmentState {
-    /// Written to the part.
-    Ok,
-    /// Could not be had before it left the playlist window: lost.
-    Gap,
-    /// Published while the recording was paused: absent by the user's choice.
-    Pause,
-}
-
-/// One line of `ledger.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// Which track: "main" or "audio".
-    pub track: String,
-    /// Part number, from 1. Gaps and pauses carry the part that was current.
-    pub part: u32,
-    /// Increments when the origin's sequence numbering restarts.
-    pub epoch: u32,
-    pub discontinuity_sequence: u64,
-    pub media_sequence: u64,
-    pub duration_seconds: f64,
-    /// Bytes written to the part (after decryption); 0 for gaps and pauses.
-    pub bytes: u64,
-    /// Offset of the segment's first byte in the part.
-    pub offset_in_part: u64,
-    pub state: SegmentState,
-    pub wall_time: DateTime<Utc>,
-    /// Failed attempts before success (or before giving up, for a gap).
-    pub failed_attempts: u32,
-    pub uri: String,
-}
+// The ledger line is a plain record in `core::job_files` so readers (the dashboard) need not
+// depend on this crate; the names stay available here.
+pub use streambot_core::job_files::{LedgerEntry, SegmentState};
 
 /// One line of `ledger.jsonl` with what older readers do not need: why a segment is missing, the
 /// end of a skipped range, why a part started. These keys are optional in the file, so a line
@@ -539,7 +507,7 @@ mod tests {
             bytes,
             offset_in_part: offset,
             state,
-            wall_time: Utc::now(),
+            wall_time: chrono::Utc::now(),
             failed_attempts: 0,
             uri: format!("seg-{media_sequence}.ts"),
         }

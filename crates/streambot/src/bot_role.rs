@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use streambot_bot::runtime::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
 use streambot_bot::{BotSettings, run_bot};
-use streambot_jobs::JobBackend;
+use streambot_store::JobBackend;
 use tokio_util::sync::CancellationToken;
 
 use crate::roles::{JobsSettings, SettingError, invalid, setting};

@@ -268,7 +268,7 @@ async fn check(arguments: &CheckArguments) -> Report {
         maximum_disk_bytes: None,
         retention: None,
         allow_private_networks: false,
-        maximum_recording_duration: streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
+        maximum_recording_duration: streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION,
     };
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
 
@@ -388,7 +388,7 @@ async fn check(arguments: &CheckArguments) -> Report {
                 if !arguments.offline {
                     let connected = tokio::time::timeout(
                         REDIS_CHECK_TIMEOUT,
-                        streambot_jobs::RedisBackend::connect(url, &jobs.redis_key_prefix),
+                        streambot_store::RedisBackend::connect(url, &jobs.redis_key_prefix),
                     )
                     .await;
                     match connected {

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use streambot_dashboard::{DashboardSettings, DashboardState, serve_dashboard};
-use streambot_jobs::JobBackend;
+use streambot_store::JobBackend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,7 @@ use streambot_core::{
     DesiredJobState, Job, JobId, JobOwner, JobPriority, JobState, NewJob, OutputFormat, Quality,
     RecordingOptions,
 };
-use streambot_jobs::{JobFilter, submit_job};
+use streambot_store::{JobFilter, submit_job};
 
 use crate::roles::{JobsSettings, open_backend};
 use crate::with_backend;
@@ -118,7 +118,7 @@ pub async fn run_jobs_command(arguments: JobsArguments) -> ExitCode {
     }
 }
 
-async fn run_action<B: streambot_jobs::JobBackend>(
+async fn run_action<B: streambot_store::JobBackend>(
     backend: &B,
     settings: &JobsSettings,
     action: JobsAction,
@@ -203,7 +203,7 @@ async fn run_action<B: streambot_jobs::JobBackend>(
     Ok(())
 }
 
-async fn set_desired<B: streambot_jobs::JobBackend>(
+async fn set_desired<B: streambot_store::JobBackend>(
     backend: &B,
     argument: JobArgument,
     desired: DesiredJobState,
@@ -270,7 +270,7 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
         format!(
             "{} failed of {}",
             job.attempt,
-            streambot_jobs::MAXIMUM_FAILED_ATTEMPTS
+            streambot_store::MAXIMUM_FAILED_ATTEMPTS
         ),
     );
     line(
@@ -308,7 +308,7 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
     }
     line(
         "directory",
-        streambot_jobs::job_directory(&settings.recordings_directory, job.id)
+        streambot_core::job_directory(&settings.recordings_directory, job.id)
             .display()
             .to_string(),
     );

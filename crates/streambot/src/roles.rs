@@ -16,10 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use streambot_core::JobPriority;
-use streambot_jobs::{
-    NativeHlsEngine, RedisBackend, SchedulerConfig, SqliteBackend, WorkerConfig, run_scheduler,
-    run_worker,
-};
+use streambot_store::{RedisBackend, SqliteBackend};
+use streambot_worker::{NativeHlsEngine, SchedulerConfig, WorkerConfig, run_scheduler, run_worker};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -202,7 +200,7 @@ impl JobsSettings {
             retention,
             allow_private_networks: parse_boolean_setting("ALLOW_PRIVATE_NETWORKS")?,
             maximum_recording_duration: match setting("FFMPEG_DEFAULT_TIMEOUT") {
-                None => streambot_jobs::DEFAULT_MAXIMUM_RECORDING_DURATION,
+                None => streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION,
                 Some(value) => match value.parse::<u64>() {
                     Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
                     _ => {
@@ -392,7 +390,7 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
     Ok((backend, engine))
 }
 
-fn exit_code(result: Result<(), streambot_jobs::JobsError>, role: &str) -> ExitCode {
+fn exit_code(result: Result<(), streambot_store::JobsError>, role: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

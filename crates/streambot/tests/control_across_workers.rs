@@ -12,9 +12,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use streambot_core::job_directory;
 use streambot_core::{Job, JobId, JobState};
 use streambot_hls::ledger::{LedgerEntry, SegmentState, read_ledger};
-use streambot_jobs::{JobStore, RedisBackend, SqliteBackend, job_directory};
+use streambot_store::{JobStore, RedisBackend, SqliteBackend};
 use support::{
     RedisServer, WorkerEnvironment, ffmpeg_available, ledger_path, ledger_so_far, live_origin,
     media_sequences_once, wait_for_job, wait_until,

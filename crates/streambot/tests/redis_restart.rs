@@ -12,9 +12,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use streambot_core::job_directory;
 use streambot_core::{JobId, JobState};
 use streambot_hls::ledger::{SegmentState, read_ledger};
-use streambot_jobs::{RedisBackend, job_directory};
+use streambot_store::RedisBackend;
 use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
 use support::{
     RedisServer, WINDOW, WorkerEnvironment, ledger_path, ledger_so_far, live_origin,

@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use streambot_core::JobState;
+use streambot_core::job_directory;
 use streambot_hls::ledger::{SegmentState, read_ledger};
-use streambot_jobs::{JobBackend, RedisBackend, SqliteBackend, job_directory};
+use streambot_store::{JobBackend, RedisBackend, SqliteBackend};
 use streambot_testkit::{random_key_prefix, redis_url_for_test};
 use support::{
     WINDOW, WorkerEnvironment, files_under, ledger_path, ledger_so_far, live_origin,

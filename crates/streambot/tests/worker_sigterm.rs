@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use streambot_core::job_directory;
 use streambot_core::{DesiredJobState, JobState};
 use streambot_hls::ledger::{LedgerEntry, SegmentState, read_ledger};
-use streambot_jobs::{JobStore, SqliteBackend, job_directory};
+use streambot_store::{JobStore, SqliteBackend};
 use support::{
     WINDOW, WorkerEnvironment, ffprobe_duration, ledger_path, ledger_so_far, live_origin,
     media_sequences_once, wait_for_completion, wait_for_job, wait_until,

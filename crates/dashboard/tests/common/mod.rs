@@ -10,12 +10,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use streambot_core::{DesiredJobState, Job, JobOwner, JobPriority, JobState, NewJob};
 use streambot_dashboard::{DashboardSettings, DashboardState, serve_dashboard};
-use streambot_jobs::{JobBackend, Lease, submit_job};
+use streambot_store::{JobBackend, Lease, submit_job};
 use tokio_util::sync::CancellationToken;
 
 pub const TEST_SECRET: &str = "test-secret-0123456789";
 
-#[path = "../../../jobs/tests/common/mod.rs"]
+#[path = "../../../store/tests/common/mod.rs"]
 mod jobs_test_backends;
 #[allow(unused_imports)]
 pub use jobs_test_backends::{redis_backend_for_test, sqlite_backend_for_test};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use streambot_core::{Job, JobId, JobState};
 use streambot_hls::ledger::{LedgerEntry, read_ledger};
-use streambot_jobs::JobStore;
+use streambot_store::JobStore;
 use streambot_testkit::redis::redis_answers_ping;
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
 

@@ -1,6 +1,7 @@
 //! The scheduler's duties on a real SQLite store and real directories: retention, the disk guard
 //! (never a recording in progress), and one scheduler at a time.
 
+#[path = "../../store/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
@@ -9,7 +10,8 @@ use common::sqlite_backend_for_test;
 use streambot_core::{
     DesiredJobState, DiskUsageLevel, JobEvent, JobOwner, JobPriority, JobState, NewJob,
 };
-use streambot_jobs::{JobStore, SchedulerConfig, job_directory, run_scheduler_pass, submit_job};
+use streambot_store::{JobStore, submit_job};
+use streambot_worker::{SchedulerConfig, job_directory, run_scheduler_pass};
 
 fn request() -> NewJob {
     NewJob {
@@ -147,7 +149,7 @@ async fn a_scheduler_tick_deletes_expired_user_files_but_not_a_live_jobs() {
     config.storage = Some(local_storage(&recordings));
     let mut events = backend.subscribe_events();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let scheduler = tokio::spawn(streambot_jobs::run_scheduler(
+    let scheduler = tokio::spawn(streambot_worker::run_scheduler(
         backend.clone(),
         config,
         shutdown.clone(),

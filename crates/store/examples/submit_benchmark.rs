@@ -3,13 +3,13 @@
 //! two round trips, and a crash between them loses the job) next to `create_queued_job` (one
 //! statement / one script), in the same run.
 //!
-//! cargo run --release -p streambot-jobs --example submit_benchmark
+//! cargo run --release -p streambot-store --example submit_benchmark
 //! (Redis at REDIS_URL or redis://127.0.0.1:6379/; a random key prefix, deleted afterwards.)
 
 use std::time::{Duration, Instant};
 
 use streambot_core::{JobOwner, JobPriority, NewJob, RecordingOptions};
-use streambot_jobs::{JobBackend, RedisBackend, SqliteBackend};
+use streambot_store::{JobBackend, RedisBackend, SqliteBackend};
 
 const ROUNDS: usize = 400;
 

@@ -24,8 +24,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use streambot_core::JobId;
 
-use crate::backend::JobBackend;
-use crate::error::JobsError;
+use streambot_store::JobsError;
+use streambot_store::backend::JobBackend;
 
 /// One process as `/proc` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -479,10 +479,10 @@ mod process_tests {
 
     use streambot_core::{JobOwner, JobPriority, NewJob};
 
-    use crate::backend::{JobStore, Queue, submit_job};
     use crate::scheduler::{SchedulerConfig, run_scheduler_pass};
-    use crate::sqlite::SqliteBackend;
     use crate::worker::job_directory;
+    use streambot_store::SqliteBackend;
+    use streambot_store::backend::{JobStore, Queue, submit_job};
 
     use super::*;
 

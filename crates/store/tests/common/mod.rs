@@ -1,7 +1,7 @@
 //! Backends for tests: a fresh SQLite file, or Redis under a random key prefix.
 #![allow(dead_code)]
 
-use streambot_jobs::{RedisBackend, SqliteBackend};
+use streambot_store::{RedisBackend, SqliteBackend};
 
 pub async fn sqlite_backend_for_test() -> (SqliteBackend, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("tempdir");
@@ -12,7 +12,8 @@ pub async fn sqlite_backend_for_test() -> (SqliteBackend, tempfile::TempDir) {
 }
 
 // The Redis helpers are streambot-testkit's, included by path rather than used from the crate:
-// the dashboard's tests include this file too, and they do not depend on streambot-testkit.
+// the dashboard's and the worker's tests include this file too; the store and the dashboard do
+// not depend on streambot-testkit.
 #[path = "../../../testkit/src/redis.rs"]
 mod testkit_redis;
 

@@ -5,71 +5,33 @@
 //! failed stays on local disk and its entry says so; nothing is deleted before an upload is
 //! confirmed (the storage crate's rule).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use streambot_core::job::Job;
-use streambot_recorder::finalize::FinalizeReport;
+pub use streambot_core::job_files::{DELIVERED_PARTS_FILE_NAME, DeliveredPart, DeliveredParts};
+use streambot_recorder::finalize::{FinalizeReport, FinishedFile};
 use streambot_storage::{PartMetadata, RemoteLocation, Storage, Store};
 
-/// Where one finished part is now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeliveredPart {
-    pub part_number: u32,
-    pub part_count: u32,
-    /// The file on this machine, when it is still here.
-    pub local_path: Option<PathBuf>,
-    pub size_bytes: u64,
-    pub duration_seconds: f64,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub has_audio: bool,
-    pub thumbnail: Option<PathBuf>,
-    /// A link a user can open (Google Drive, a channel message).
-    pub link: Option<String>,
-    /// A Telegram `file_id` the bot can send again without uploading.
-    pub telegram_file_id: Option<String>,
-    /// Why storing or uploading failed; the local file is kept.
-    pub storage_error: Option<String>,
-}
-
-impl DeliveredPart {
-    /// A finished file still where finalize left it (before, or without, storage).
-    pub fn from_finished_file(
-        file: &streambot_recorder::finalize::FinishedFile,
-        part_number: u32,
-        part_count: u32,
-    ) -> DeliveredPart {
-        DeliveredPart {
-            part_number,
-            part_count,
-            local_path: Some(file.path.clone()),
-            size_bytes: file.size_bytes,
-            duration_seconds: file.duration_seconds,
-            width: file.width,
-            height: file.height,
-            has_audio: file.has_audio,
-            thumbnail: file.thumbnail.clone(),
-            link: None,
-            telegram_file_id: None,
-            storage_error: None,
-        }
+/// A finished file still where finalize left it (before, or without, storage).
+fn delivered_part_from_finished_file(
+    file: &FinishedFile,
+    part_number: u32,
+    part_count: u32,
+) -> DeliveredPart {
+    DeliveredPart {
+        part_number,
+        part_count,
+        local_path: Some(file.path.clone()),
+        size_bytes: file.size_bytes,
+        duration_seconds: file.duration_seconds,
+        width: file.width,
+        height: file.height,
+        has_audio: file.has_audio,
+        thumbnail: file.thumbnail.clone(),
+        link: None,
+        telegram_file_id: None,
+        storage_error: None,
     }
-}
-
-/// `stored.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeliveredParts {
-    pub backend: String,
-    pub parts: Vec<DeliveredPart>,
-}
-
-pub const DELIVERED_PARTS_FILE_NAME: &str = "stored.json";
-
-/// Reads `stored.json` of a job's working directory, if the worker wrote one.
-pub fn read_delivered_parts(job_directory: &Path) -> Option<DeliveredParts> {
-    let bytes = std::fs::read(job_directory.join(DELIVERED_PARTS_FILE_NAME)).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 fn write_delivered_parts(job_directory: &Path, delivered: &DeliveredParts) {
@@ -107,7 +69,7 @@ pub async fn store_finished_files(
             width: file.width,
             height: file.height,
         };
-        let mut part = DeliveredPart::from_finished_file(file, part_number, part_count);
+        let mut part = delivered_part_from_finished_file(file, part_number, part_count);
         match storage.put_part(&file.path, &metadata).await {
             Ok(stored) => {
                 part.local_path = stored.local_path.clone();

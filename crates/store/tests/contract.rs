@@ -12,7 +12,7 @@ use streambot_core::{
     DesiredJobState, FailureKind, JobEvent, JobOwner, JobPriority, JobState, NewJob,
     UserPreferences,
 };
-use streambot_jobs::{
+use streambot_store::{
     JobBackend, JobFilter, JobsError, Lease, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
 };
 

@@ -251,6 +251,10 @@ pub async fn submit_job<B: JobBackend>(backend: &B, request: NewJob) -> Result<J
 /// the bot announcing it first, normally pushes it well within this).
 pub const UNQUEUED_JOB_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a worker's lease on a job lasts unless renewed (the worker's default; the dashboard
+/// turns a lease's expiry into a heartbeat age with it).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(10);
+
 /// Backoff before retry `attempt` (1, 2, 3): 2 s, 4 s, 8 s.
 pub fn retry_backoff(attempt: u32, base: Duration) -> Duration {
     base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10))

@@ -1,8 +1,9 @@
 //! The worker runtime against both backends, with stand-in recording engines: slots, the panic
 //! boundary, retries and dead-lettering, control (pause/resume/stop from another connection) and
-//! graceful shutdown. The real recorder is exercised in crates/jobs/tests/worker_recording.rs and
+//! graceful shutdown. The real recorder is exercised in crates/worker/tests/worker_recording.rs and
 //! the two-process crash test in crates/streambot/tests/.
 
+#[path = "../../store/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use streambot_core::{
     RecordingOptions,
 };
 use streambot_hls::DesiredState;
-use streambot_jobs::{JobBackend, RecordingEngine, WorkerConfig, run_worker, submit_job};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
+use streambot_store::{JobBackend, submit_job};
+use streambot_worker::{RecordingEngine, WorkerConfig, run_worker};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -739,7 +741,7 @@ macro_rules! worker_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn pause_resume_and_stop_reach_the_worker() {
                 let (backend, directory) = sqlite_backend_for_test().await;
-                let second = streambot_jobs::SqliteBackend::open_in_data_directory(directory.path())
+                let second = streambot_store::SqliteBackend::open_in_data_directory(directory.path())
                     .await
                     .expect("second connection");
                 super::pause_resume_and_stop_reach_the_worker(backend, second).await;
@@ -758,8 +760,8 @@ macro_rules! worker_tests {
             async fn pause_resume_and_stop_reach_the_worker() {
                 let Some(url) = common::redis_url_for_test() else { return };
                 let prefix = common::random_prefix();
-                let backend = streambot_jobs::RedisBackend::connect(&url, &prefix).await.expect("connect");
-                let second = streambot_jobs::RedisBackend::connect(&url, &prefix).await.expect("connect");
+                let backend = streambot_store::RedisBackend::connect(&url, &prefix).await.expect("connect");
+                let second = streambot_store::RedisBackend::connect(&url, &prefix).await.expect("connect");
                 super::pause_resume_and_stop_reach_the_worker(backend, second).await;
             }
         }

@@ -24,10 +24,10 @@ use streambot_core::{DiskUsageLevel, JobEvent, JobId};
 use streambot_storage::retention::{Deletion, StoredCopy, scan_candidates};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{JobBackend, JobFilter, chrono_duration};
-use crate::error::JobsError;
 use crate::orphan_watchdog::{OrphanProcess, run_orphan_watchdog};
 use crate::worker::job_directory;
+use streambot_store::JobsError;
+use streambot_store::backend::{JobBackend, JobFilter, chrono_duration};
 
 pub const DISK_WARNING_FRACTION: f64 = 0.80;
 pub const DISK_EMERGENCY_FRACTION: f64 = 0.95;

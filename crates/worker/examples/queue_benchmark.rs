@@ -2,7 +2,7 @@
 //! backends, a plain LPUSH/BRPOP loop on the same Redis as the floor, and a worker's RSS after 50
 //! and after 500 short jobs.
 //!
-//! cargo run --release -p streambot-jobs --example queue_benchmark
+//! cargo run --release -p streambot-worker --example queue_benchmark
 //! (Redis at REDIS_URL or redis://127.0.0.1:6379/; a random key prefix, deleted afterwards.)
 
 use std::time::{Duration, Instant};
@@ -11,11 +11,9 @@ use streambot_core::{
     JobOwner, JobPriority, JobState, NewJob, RecordingEndReason, RecordingOptions,
 };
 use streambot_hls::DesiredState;
-use streambot_jobs::{
-    JobBackend, JobStore, RecordingEngine, RedisBackend, SqliteBackend, WorkerConfig, run_worker,
-    submit_job,
-};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
+use streambot_store::{JobBackend, JobStore, RedisBackend, SqliteBackend, submit_job};
+use streambot_worker::{RecordingEngine, WorkerConfig, run_worker};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 

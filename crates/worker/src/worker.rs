@@ -30,8 +30,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{JobBackend, Lease, RetryDecision, retry_backoff};
-use crate::error::JobsError;
+use streambot_store::JobsError;
+use streambot_store::backend::{JobBackend, Lease, RetryDecision, retry_backoff};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ impl WorkerConfig {
             concurrency: 2,
             queues: vec![JobPriority::Priority, JobPriority::Normal],
             recordings_directory,
-            lease_duration: Duration::from_secs(10),
+            lease_duration: streambot_store::DEFAULT_LEASE_DURATION,
             heartbeat_interval: Duration::from_secs(2),
             claim_wait: Duration::from_secs(1),
             reap_interval: Duration::from_secs(3),
@@ -228,9 +228,7 @@ impl DiskGuard {
 }
 
 /// Where a job's parts and ledger live: built from the id only, never from user text.
-pub fn job_directory(recordings_directory: &Path, job_id: JobId) -> PathBuf {
-    recordings_directory.join(job_id.as_str())
-}
+pub use streambot_core::job_files::job_directory;
 
 /// What records a job: the native HLS recorder in production, stand-ins in tests.
 pub trait RecordingEngine: Send + Sync + 'static {
@@ -885,7 +883,10 @@ fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
     };
     let temporary = directory.join("finalized.json.tmp");
     if std::fs::write(&temporary, text).is_ok() {
-        let _ = std::fs::rename(&temporary, directory.join("finalized.json"));
+        let _ = std::fs::rename(
+            &temporary,
+            directory.join(streambot_core::job_files::FINALIZED_FILE_NAME),
+        );
     }
 }
 
