@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine or in CI.
 # - installs every tool the suite needs when missing (ffmpeg, redis-server, chromium, the shell
-#   linter; apt-get when root),
+#   linter, nginx with the RTMP module, GStreamer; apt-get when root),
 # - sets STREAMBOT_REQUIRE_ALL=1: a test that would skip because a tool is missing fails instead
 #   (STREAMBOT_REQUIRE_ALL=0 bash scripts/test.sh lets them skip on a workstation),
 # - starts a private redis-server on a free port unless REDIS_URL is given (stopped at exit),
@@ -20,6 +20,15 @@ command -v ffprobe >/dev/null 2>&1 || need_packages+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || need_packages+=(shellcheck)
+# Real packagers (crates/streambot/tests/real_packagers.rs): nginx with its RTMP module, GStreamer's
+# hlssink2 with the encoders its pipeline names.
+command -v nginx >/dev/null 2>&1 || need_packages+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need_packages+=(libnginx-mod-rtmp)
+if ! command -v gst-launch-1.0 >/dev/null 2>&1 || ! gst-inspect-1.0 hlssink2 >/dev/null 2>&1 \
+  || ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 avenc_aac >/dev/null 2>&1; then
+  need_packages+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+fi
 # Headless Chromium drives the dashboard's page test (STREAMBOT_SKIP_BROWSER=1: not installed,
 # and the page test may skip).
 if [ -z "${STREAMBOT_SKIP_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -53,13 +53,14 @@ pub fn program_runs(program: &str, arguments: &[&str]) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// `true` when `program` answers `program -version`/`--version`; otherwise [`skip_or_fail`] and
-/// `false`. For ffmpeg, ffprobe, redis-server, chromium, shellcheck.
+/// `true` when `program` answers `program -version`/`--version` (`nginx -v`); otherwise
+/// [`skip_or_fail`] and `false`. For ffmpeg, ffprobe, redis-server, chromium, shellcheck, nginx,
+/// gst-launch-1.0.
 pub fn require_or_skip(program: &str) -> bool {
-    let version_flag = if matches!(program, "ffmpeg" | "ffprobe") {
-        "-version"
-    } else {
-        "--version"
+    let version_flag = match program {
+        "ffmpeg" | "ffprobe" => "-version",
+        "nginx" => "-v",
+        _ => "--version",
     };
     if program_runs(program, &[version_flag]) {
         return true;
@@ -85,6 +86,7 @@ fn package_of(program: &str) -> &str {
     match program {
         "ffprobe" => "ffmpeg",
         "redis-server" | "redis-cli" => "redis-server",
+        "gst-launch-1.0" => "gstreamer1.0-tools",
         other => other,
     }
 }
