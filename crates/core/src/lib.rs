@@ -19,6 +19,9 @@ pub use job::{
     JobStateParseError, JobTransitionError, NewJob, check_transition,
 };
 pub use job_id::{JobId, JobIdError};
-pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
+pub use options::{
+    OutputFormat, Quality, QualityParseError, RecordingOptions, SubtitleChoice,
+    SubtitleChoiceParseError, parse_language_tag,
+};
 pub use progress::{RecordingEndReason, RecordingProgress};
 pub use user::UserPreferences;

@@ -5,6 +5,7 @@
 //! The recorder knows nothing of Telegram, job stores or queues: it is given a directory, a
 //! control channel and an event channel.
 
+pub mod clip;
 pub mod ffmpeg_engine;
 pub mod finalize;
 pub mod progressive;

@@ -51,6 +51,9 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         quality: arguments.quality,
         format: arguments.format,
         stall_timeout: arguments.stall_timeout,
+        subtitles: arguments.subtitles.clone(),
+        audio_language: arguments.audio_language.clone(),
+        all_audio: arguments.all_audio,
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
