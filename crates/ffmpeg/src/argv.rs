@@ -1030,6 +1030,73 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn extra_audio_and_subtitle_tracks_are_mapped_labelled_and_the_thumbnail_reads_the_last_input()
+    {
+        let mut options = RemuxOptions::new(OutputContainer::Mp4);
+        options.audio_input = Some(MediaInput::new("/job/audio-0001.ts", InputFormat::MpegTs));
+        options.first_audio_track = TrackLabel {
+            language: Some("en".to_string()),
+            title: Some("English\n".to_string()),
+        };
+        options.extra_audio_inputs.push(AudioTrackInput {
+            input: MediaInput::new("/job/audio2-0001.ts", InputFormat::MpegTs),
+            label: TrackLabel {
+                language: Some("de-DE".to_string()),
+                title: None,
+            },
+        });
+        options.subtitle_inputs.push(SubtitleInput {
+            path: PathBuf::from("/job/subtitles1-for-0001.vtt"),
+            label: TrackLabel {
+                language: Some("xx-unknown".to_string()),
+                title: None,
+            },
+        });
+        options.thumbnail = Some(PathBuf::from("/job/recording-0001.jpg"));
+        let input = MediaInput::new("/job/main-0001.ts", InputFormat::MpegTs);
+        let text = strings(&remux_arguments(
+            &input,
+            Path::new("/job/out.mp4"),
+            &options,
+        ))
+        .join(" ");
+        assert!(text.contains("-f webvtt -format_whitelist webvtt -protocol_whitelist file -i file:/job/subtitles1-for-0001.vtt"), "{text}");
+        assert!(
+            text.contains("-map 0:v -map 1:a -map 2:a:0 -map 3:s:0"),
+            "{text}"
+        );
+        assert!(text.contains("-c:s mov_text"), "{text}");
+        assert!(text.contains("-metadata:s:a:0 language=eng -metadata:s:a:0 title=English -disposition:a:0 default"), "{text}");
+        assert!(
+            text.contains("-metadata:s:a:1 language=deu -disposition:a:1 0"),
+            "{text}"
+        );
+        assert!(!text.contains("language=xx"), "{text}");
+        assert!(
+            text.contains("-map 4:v:0"),
+            "the thumbnail reads input 4: {text}"
+        );
+        // Neither ts nor m4a take subtitles.
+        options.container = OutputContainer::Ts;
+        options.thumbnail = None;
+        let text = strings(&remux_arguments(&input, Path::new("/job/out.ts"), &options)).join(" ");
+        assert!(
+            !text.contains("webvtt") && !text.contains("3:s:0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn language_tags_become_iso_639_2_codes() {
+        assert_eq!(iso639_2_code("en").as_deref(), Some("eng"));
+        assert_eq!(iso639_2_code("de-DE").as_deref(), Some("deu"));
+        assert_eq!(iso639_2_code("pt_BR").as_deref(), Some("por"));
+        assert_eq!(iso639_2_code("FIL").as_deref(), Some("fil"));
+        assert_eq!(iso639_2_code("x"), None);
+        assert_eq!(iso639_2_code("e1"), None);
+    }
+
     fn joined(arguments: &[OsString]) -> String {
         strings(arguments).join(" ")
     }

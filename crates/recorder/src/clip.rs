@@ -412,6 +412,16 @@ pub async fn clip_last(
     {
         notes.push("the clip starts where the stream changed format".to_string());
     }
+    if !crate::tracks::read_track_plan(directory)
+        .extra_tracks
+        .is_empty()
+    {
+        notes.push(
+            "the clip has the first audio track only: other languages and subtitles are in the \
+             finished recording"
+                .to_string(),
+        );
+    }
     let mut made: Vec<PathBuf> = Vec::new();
     let result = make_clip(runner, directory, &plan, output, &mut notes, &mut made).await;
     for path in made {

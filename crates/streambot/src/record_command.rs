@@ -149,6 +149,21 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                 if let Some(audio) = &source.audio_media_playlist_url {
                     say(&bar, format!("audio rendition {audio}"));
                 }
+                // The --subs/--audio-lang/--all-audio outcome (written before this event).
+                let plan = streambot_recorder::tracks::read_track_plan(&output_directory);
+                for track in &plan.extra_tracks {
+                    let language = track.language.as_deref().unwrap_or("-");
+                    say(
+                        &bar,
+                        format!(
+                            "{:?} track {language}: {}",
+                            track.kind, track.media_playlist_url
+                        ),
+                    );
+                }
+                for note in &plan.notes {
+                    say(&bar, format!("note: {note}"));
+                }
             }
             RecorderEvent::Track { event } => match event {
                 TrackEvent::SegmentCommitted {
