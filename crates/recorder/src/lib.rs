@@ -383,10 +383,11 @@ pub(crate) async fn record_with_native_engine(
         }
     });
     let extra_configs = tracks::extra_track_configs(track_plan.as_ref(), track_config);
+    let (extra_control, extra_tracks_stop) = tracks::follow_control(control.clone());
     let extra_tracks = tracks::record_extra_tracks(
         client.clone(),
         extra_configs,
-        control.clone(),
+        extra_control,
         track_events_sender.clone(),
     );
     let main_future = record_track(
@@ -396,7 +397,7 @@ pub(crate) async fn record_with_native_engine(
         track_events_sender.clone(),
     );
     let main_and_audio = async {
-        match audio_config {
+        let outcomes = match audio_config {
             Some(audio_config) => {
                 let audio_future = record_track(
                     client.clone(),
@@ -408,7 +409,9 @@ pub(crate) async fn record_with_native_engine(
                 (main, Some(audio))
             }
             None => (main_future.await, None),
-        }
+        };
+        extra_tracks_stop.stop();
+        outcomes
     };
     let ((main_outcome, audio_outcome), _extra_outcomes) =
         tokio::join!(main_and_audio, extra_tracks);

@@ -299,3 +299,42 @@ pub fn extra_track_part_files(directory: &Path) -> Vec<std::path::PathBuf> {
         .map(|part| part.path)
         .collect()
 }
+
+/// Stops the extra tracks when the main track has ended (a subtitle playlist that never ends
+/// must not hold the recording open until its stall timeout).
+pub struct ExtraTracksStop {
+    sender: tokio::sync::watch::Sender<streambot_hls::DesiredState>,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl ExtraTracksStop {
+    /// The main track ended: the extra tracks finish what is in flight and end.
+    pub fn stop(self) {
+        self.forwarder.abort();
+        let current = *self.sender.borrow();
+        if current != streambot_hls::DesiredState::StopNow {
+            let _ = self.sender.send(streambot_hls::DesiredState::Stop);
+        }
+    }
+}
+
+/// A control for the extra tracks that follows the recording's own (pause, resume, stop) until
+/// [`ExtraTracksStop::stop`].
+pub fn follow_control(
+    mut control: tokio::sync::watch::Receiver<streambot_hls::DesiredState>,
+) -> (
+    tokio::sync::watch::Receiver<streambot_hls::DesiredState>,
+    ExtraTracksStop,
+) {
+    let (sender, receiver) = tokio::sync::watch::channel(*control.borrow_and_update());
+    let forwarding = sender.clone();
+    let forwarder = tokio::spawn(async move {
+        while control.changed().await.is_ok() {
+            let state = *control.borrow_and_update();
+            if forwarding.send(state).is_err() {
+                return;
+            }
+        }
+    });
+    (receiver, ExtraTracksStop { sender, forwarder })
+}

@@ -13,11 +13,16 @@ use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy};
 use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
 use streambot_recorder::{RecordingSettings, record};
-use streambot_testkit::tracks_origin::{FIRST_CUE_SECONDS, spawn_tracks_origin};
+use streambot_testkit::tracks_origin::{
+    FIRST_CUE_SECONDS, SubtitleBehaviour, spawn_tracks_origin_with,
+};
 use tokio::sync::{mpsc, watch};
 
-async fn record_and_finalize(options: RecordingOptions) -> (tempfile::TempDir, std::path::PathBuf) {
-    let origin = spawn_tracks_origin().await.expect("origin");
+async fn record_and_finalize(
+    options: RecordingOptions,
+    subtitles: SubtitleBehaviour,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let origin = spawn_tracks_origin_with(subtitles).await.expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
     let settings = RecordingSettings::new(directory.path().to_path_buf());
     let (_control_sender, control) = watch::channel(DesiredState::Record);
@@ -70,12 +75,15 @@ async fn every_audio_language_and_english_subtitles_reach_the_mp4() {
     if !streambot_testkit::requirements::require_or_skip("ffprobe") {
         return;
     }
-    let (_directory, file) = record_and_finalize(RecordingOptions {
-        all_audio: true,
-        subtitles: SubtitleChoice::Language("en".to_string()),
-        stall_timeout: Duration::from_secs(20),
-        ..RecordingOptions::default()
-    })
+    let (_directory, file) = record_and_finalize(
+        RecordingOptions {
+            all_audio: true,
+            subtitles: SubtitleChoice::Language("en".to_string()),
+            stall_timeout: Duration::from_secs(20),
+            ..RecordingOptions::default()
+        },
+        SubtitleBehaviour::Vod,
+    )
     .await;
     let streams = streams(&file);
     let of = |kind: &str| -> Vec<(String, String)> {
@@ -128,13 +136,16 @@ async fn an_audio_language_picks_one_track_and_mkv_keeps_webvtt() {
     if !streambot_testkit::requirements::require_or_skip("ffprobe") {
         return;
     }
-    let (directory, file) = record_and_finalize(RecordingOptions {
-        audio_language: Some("de".to_string()),
-        subtitles: SubtitleChoice::All,
-        format: OutputFormat::Mkv,
-        stall_timeout: Duration::from_secs(20),
-        ..RecordingOptions::default()
-    })
+    let (directory, file) = record_and_finalize(
+        RecordingOptions {
+            audio_language: Some("de".to_string()),
+            subtitles: SubtitleChoice::All,
+            format: OutputFormat::Mkv,
+            stall_timeout: Duration::from_secs(20),
+            ..RecordingOptions::default()
+        },
+        SubtitleBehaviour::Vod,
+    )
     .await;
     let streams = streams(&file);
     let audio: Vec<&(String, String, String)> = streams
@@ -157,4 +168,37 @@ async fn an_audio_language_picks_one_track_and_mkv_keeps_webvtt() {
         .filter(|name| name.ends_with(".vtt") || name.starts_with("subtitles1-0"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A subtitle rendition that never ends does not hold the recording open (the extra tracks stop
+/// with the main track, long before the stall timeout), and one whose segments are not WebVTT
+/// leaves the subtitles out without failing anything.
+#[tokio::test]
+async fn a_subtitle_rendition_that_never_ends_or_is_not_webvtt_does_not_hurt_the_recording() {
+    if !streambot_testkit::requirements::require_or_skip("ffprobe") {
+        return;
+    }
+    for behaviour in [SubtitleBehaviour::NeverEnding, SubtitleBehaviour::NotWebVtt] {
+        let (_directory, file) = record_and_finalize(
+            RecordingOptions {
+                subtitles: SubtitleChoice::All,
+                // Far longer than the 60 s the recording is given to end.
+                stall_timeout: Duration::from_secs(600),
+                ..RecordingOptions::default()
+            },
+            behaviour,
+        )
+        .await;
+        let streams = streams(&file);
+        let subtitles = streams
+            .iter()
+            .filter(|stream| stream.0 == "subtitle")
+            .count();
+        let expected = usize::from(behaviour == SubtitleBehaviour::NeverEnding);
+        assert_eq!(subtitles, expected, "{behaviour:?}: {streams:?}");
+        assert!(
+            streams.iter().any(|stream| stream.0 == "video"),
+            "{streams:?}"
+        );
+    }
 }

@@ -24,9 +24,22 @@ const FIXTURE_START_TICKS: u64 = 126_000;
 /// The LOCAL time the subtitle segments' map pairs with [`FIXTURE_START_TICKS`].
 const LOCAL_START_SECONDS: f64 = 1000.0;
 
+/// How the subtitle rendition behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubtitleBehaviour {
+    /// A VOD rendition like the others.
+    #[default]
+    Vod,
+    /// The subtitle playlist never ends (no ENDLIST) while video and audio do.
+    NeverEnding,
+    /// Every subtitle segment is a web page, not WebVTT.
+    NotWebVtt,
+}
+
 struct TracksOrigin {
     video: Arc<MediaSet>,
     audio: Arc<MediaSet>,
+    subtitles: SubtitleBehaviour,
 }
 
 /// A running origin; stops when dropped.
@@ -76,6 +89,10 @@ pub fn subtitle_segment(index: usize) -> String {
 }
 
 fn media_playlist(durations: &[f64], extension: &str) -> String {
+    media_playlist_ending(durations, extension, true)
+}
+
+fn media_playlist_ending(durations: &[f64], extension: &str, ends: bool) -> String {
     let mut text = String::from(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n",
     );
@@ -84,7 +101,9 @@ fn media_playlist(durations: &[f64], extension: &str) -> String {
             "#EXTINF:{duration:.3},\nseg-{index}.{extension}\n"
         ));
     }
-    text.push_str("#EXT-X-ENDLIST\n");
+    if ends {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
     text
 }
 
@@ -138,9 +157,16 @@ impl TracksOrigin {
             ["audio", "en" | "de", name] => segments(&self.audio, name),
             ["subs", "en", "media.m3u8"] => reply(
                 playlist,
-                media_playlist(&self.video.segment_durations_seconds, "vtt"),
+                media_playlist_ending(
+                    &self.video.segment_durations_seconds,
+                    "vtt",
+                    self.subtitles != SubtitleBehaviour::NeverEnding,
+                ),
             ),
             ["subs", "en", name] => match segment_index(name, ".vtt") {
+                Some(_) if self.subtitles == SubtitleBehaviour::NotWebVtt => {
+                    reply("text/html", "<!DOCTYPE html><html><body>nope</body></html>")
+                }
                 Some(index) => reply("text/vtt", subtitle_segment(index)),
                 None => StatusCode::NOT_FOUND.into_response(),
             },
@@ -151,6 +177,13 @@ impl TracksOrigin {
 
 /// Loads the fixtures and serves the origin on 127.0.0.1 in a background task.
 pub async fn spawn_tracks_origin() -> Result<TracksOriginHandle, OriginError> {
+    spawn_tracks_origin_with(SubtitleBehaviour::Vod).await
+}
+
+/// [`spawn_tracks_origin`] with the subtitle rendition behaving as `subtitles` says.
+pub async fn spawn_tracks_origin_with(
+    subtitles: SubtitleBehaviour,
+) -> Result<TracksOriginHandle, OriginError> {
     let (video, audio) = tokio::task::spawn_blocking(|| {
         Ok::<_, crate::fixtures::FixtureError>((
             media_fixtures(SegmentKind::MpegTs)?,
@@ -159,7 +192,11 @@ pub async fn spawn_tracks_origin() -> Result<TracksOriginHandle, OriginError> {
     })
     .await
     .map_err(|error| OriginError::Join(error.to_string()))??;
-    let origin = Arc::new(TracksOrigin { video, audio });
+    let origin = Arc::new(TracksOrigin {
+        video,
+        audio,
+        subtitles,
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
