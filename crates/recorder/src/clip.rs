@@ -48,6 +48,10 @@ pub enum ClipError {
     },
     #[error("the clip length must be more than zero")]
     EmptyLength,
+    /// An output inside the recording's directory whose name does not start with `clip`: it
+    /// could be a part, a ledger or a summary of the recording.
+    #[error("{} would be written among the recording's own files", output.display())]
+    OutputAmongRecordingFiles { output: PathBuf },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -69,7 +73,8 @@ impl ClipError {
             | ClipError::UnreadableLedger { .. }
             | ClipError::PartMissing { .. }
             | ClipError::PartTruncated { .. }
-            | ClipError::EmptyLength => false,
+            | ClipError::EmptyLength
+            | ClipError::OutputAmongRecordingFiles { .. } => false,
         }
     }
 
@@ -86,6 +91,10 @@ impl ClipError {
                     .to_string()
             }
             ClipError::EmptyLength => "A clip must be longer than zero.".to_string(),
+            ClipError::OutputAmongRecordingFiles { .. } => {
+                "A clip inside the recording's directory must have a name starting with \"clip\"."
+                    .to_string()
+            }
             ClipError::Io { .. } => "The clip could not be written.".to_string(),
             ClipError::Ffmpeg(error) => error.user_message(),
         }
@@ -379,6 +388,27 @@ fn container_for(output: &Path) -> OutputContainer {
     }
 }
 
+/// False when `output` is in the recording's directory under a name that is not a clip's (it
+/// could overwrite the live part or the ledger).
+fn output_is_safe(directory: &Path, output: &Path) -> bool {
+    let output_directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let same_directory = match (
+        std::fs::canonicalize(directory),
+        std::fs::canonicalize(output_directory),
+    ) {
+        (Ok(directory), Ok(output_directory)) => directory == output_directory,
+        _ => false,
+    };
+    !same_directory
+        || output
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("clip") && !name.ends_with(".jsonl"))
+}
+
 /// Makes `output` from the last `last` of the recording in `directory` (which may still be
 /// recording). See the module documentation.
 pub async fn clip_last(
@@ -389,6 +419,11 @@ pub async fn clip_last(
 ) -> Result<ClippedFile, ClipError> {
     if last.is_zero() {
         return Err(ClipError::EmptyLength);
+    }
+    if !output_is_safe(directory, output) {
+        return Err(ClipError::OutputAmongRecordingFiles {
+            output: output.to_path_buf(),
+        });
     }
     let requested_seconds = last.as_secs_f64();
     let records = read_track_ledger(directory, MAIN_TRACK)?;

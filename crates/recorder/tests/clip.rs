@@ -197,6 +197,15 @@ async fn hostile_directories_give_clear_errors() {
         .expect("part")
         .set_len(length / 2)
         .expect("truncate");
+    // An output that would overwrite the recording's own files is refused before anything.
+    let error = clip_last(&runner, directory.path(), Duration::from_secs(2), &part)
+        .await
+        .expect_err("the part itself");
+    assert!(
+        matches!(error, ClipError::OutputAmongRecordingFiles { .. }),
+        "{error}"
+    );
+    assert_eq!(std::fs::metadata(&part).expect("part").len(), length / 2);
     let error = clip_last(&runner, directory.path(), Duration::from_secs(2), &output)
         .await
         .expect_err("truncated");
