@@ -21,6 +21,9 @@ pub use job::{
 };
 pub use job_files::job_directory;
 pub use job_id::{JobId, JobIdError};
-pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
+pub use options::{
+    OutputFormat, Quality, QualityParseError, RecordingOptions, SubtitleChoice,
+    SubtitleChoiceParseError, parse_language_tag,
+};
 pub use progress::{RecordingEndReason, RecordingProgress};
 pub use user::UserPreferences;

@@ -109,6 +109,68 @@ impl fmt::Display for OutputFormat {
     }
 }
 
+/// Which subtitle renditions to record (`--subs en|all|none`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubtitleChoice {
+    /// No subtitles (the default).
+    #[default]
+    None,
+    /// Every subtitle rendition the chosen variant offers.
+    All,
+    /// The renditions in this language (a BCP 47 tag or its prefix: `de` matches `de-DE`).
+    Language(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{given:?} is not a subtitle choice; use none, all or a language like en or de-DE")]
+pub struct SubtitleChoiceParseError {
+    pub given: String,
+}
+
+impl FromStr for SubtitleChoice {
+    type Err = SubtitleChoiceParseError;
+
+    fn from_str(given: &str) -> Result<Self, Self::Err> {
+        let text = given.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "none" | "no" | "off" => Ok(SubtitleChoice::None),
+            "all" => Ok(SubtitleChoice::All),
+            _ => parse_language_tag(text)
+                .map(SubtitleChoice::Language)
+                .ok_or_else(|| SubtitleChoiceParseError {
+                    given: given.to_string(),
+                }),
+        }
+    }
+}
+
+impl fmt::Display for SubtitleChoice {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubtitleChoice::None => formatter.write_str("none"),
+            SubtitleChoice::All => formatter.write_str("all"),
+            SubtitleChoice::Language(language) => formatter.write_str(language),
+        }
+    }
+}
+
+/// A language tag as a user types it (`de`, `de-DE`, `pt_BR`): letters and digits in subtags of
+/// 1 to 8 joined by `-` (an `_` is read as `-`), at most 35 characters. `None` for anything else.
+pub fn parse_language_tag(given: &str) -> Option<String> {
+    let text = given.trim().replace('_', "-");
+    let valid = !text.is_empty()
+        && text.len() <= 35
+        && text.split('-').all(|subtag| {
+            (1..=8).contains(&subtag.len()) && subtag.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        && text
+            .split('-')
+            .next()
+            .is_some_and(|primary| primary.chars().all(|c| c.is_ascii_alphabetic()));
+    valid.then_some(text)
+}
+
 /// Default time without a new segment after which a live recording ends as stalled.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -121,6 +183,15 @@ pub struct RecordingOptions {
     pub format: OutputFormat,
     /// End the recording when no new segment appeared for this long.
     pub stall_timeout: Duration,
+    /// Subtitle renditions to record beside the video (absent in older records: none).
+    #[serde(default)]
+    pub subtitles: SubtitleChoice,
+    /// Preferred audio language (`de` matches `de-DE`); `None`: the playlist's default.
+    #[serde(default)]
+    pub audio_language: Option<String>,
+    /// Record every audio rendition of the chosen variant, each as its own track.
+    #[serde(default)]
+    pub all_audio: bool,
 }
 
 impl Default for RecordingOptions {
@@ -130,6 +201,9 @@ impl Default for RecordingOptions {
             quality: Quality::Best,
             format: OutputFormat::Mp4,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            subtitles: SubtitleChoice::None,
+            audio_language: None,
+            all_audio: false,
         }
     }
 }
@@ -158,6 +232,35 @@ mod tests {
         ] {
             assert_eq!(quality.to_string().parse(), Ok(quality));
         }
+    }
+
+    #[test]
+    fn subtitle_choices_parse() {
+        assert_eq!("none".parse(), Ok(SubtitleChoice::None));
+        assert_eq!("ALL".parse(), Ok(SubtitleChoice::All));
+        assert_eq!(
+            "de_DE".parse(),
+            Ok(SubtitleChoice::Language("de-DE".to_string()))
+        );
+        assert!("../etc".parse::<SubtitleChoice>().is_err());
+        assert!("".parse::<SubtitleChoice>().is_err());
+        assert!("en us".parse::<SubtitleChoice>().is_err());
+        for choice in [
+            SubtitleChoice::None,
+            SubtitleChoice::All,
+            SubtitleChoice::Language("pt-BR".to_string()),
+        ] {
+            assert_eq!(choice.to_string().parse(), Ok(choice));
+        }
+    }
+
+    #[test]
+    fn options_written_before_tracks_existed_still_parse() {
+        let old = r#"{"maximum_duration":null,"quality":"best","format":"mp4","stall_timeout":{"secs":120,"nanos":0}}"#;
+        let options: RecordingOptions = serde_json::from_str(old).expect("old record parses");
+        assert_eq!(options.subtitles, SubtitleChoice::None);
+        assert_eq!(options.audio_language, None);
+        assert!(!options.all_audio);
     }
 
     #[test]

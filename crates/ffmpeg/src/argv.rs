@@ -101,6 +101,106 @@ pub struct RemuxOptions {
     /// The audio that ends up in the output is AAC in ADTS framing (AAC from MPEG-TS or a raw `.aac`
     /// file): adds `-bsf:a aac_adtstoasc` for mp4/m4a/mkv. See [`crate::probe::StreamInfo::audio_is_adts_aac`].
     pub audio_is_adts_aac: bool,
+    /// More audio renditions, each its own audio track after the first (`audio_input`, or the
+    /// main input's audio); see [`AudioTrackInput`].
+    pub extra_audio_inputs: Vec<AudioTrackInput>,
+    /// Language and title of the first audio track (the main input's or `audio_input`'s).
+    pub first_audio_track: TrackLabel,
+    /// WebVTT subtitle files, each its own subtitle track (`mov_text` in mp4, WebVTT in mkv;
+    /// left out of ts and m4a). See [`SubtitleInput`].
+    pub subtitle_inputs: Vec<SubtitleInput>,
+}
+
+/// A track's language (any BCP 47 tag; written as its ISO 639-2 code, see [`iso639_2_code`])
+/// and title.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrackLabel {
+    pub language: Option<String>,
+    pub title: Option<String>,
+}
+
+/// An audio rendition recorded as its own file, muxed as one more audio track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrackInput {
+    pub input: MediaInput,
+    pub label: TrackLabel,
+}
+
+/// A WebVTT file whose cue times are already the output's times (seconds from its start). ffmpeg
+/// keeps a subtitle-only input's cue times as written (it does not move it to start at zero as
+/// it does audio and video inputs; `crates/recorder/tests/tracks.rs` checks the first cue's time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleInput {
+    pub path: PathBuf,
+    pub label: TrackLabel,
+}
+
+/// The ISO 639-2 code for a language tag's primary language (`de-DE` → `deu`), as mp4 and mkv
+/// want it; a three-letter tag is taken as it is; `None` for what is not known.
+pub fn iso639_2_code(tag: &str) -> Option<String> {
+    const CODES: [(&str, &str); 48] = [
+        ("ar", "ara"),
+        ("bg", "bul"),
+        ("bn", "ben"),
+        ("ca", "cat"),
+        ("cs", "ces"),
+        ("da", "dan"),
+        ("de", "deu"),
+        ("el", "ell"),
+        ("en", "eng"),
+        ("es", "spa"),
+        ("et", "est"),
+        ("fa", "fas"),
+        ("fi", "fin"),
+        ("fr", "fra"),
+        ("he", "heb"),
+        ("hi", "hin"),
+        ("hr", "hrv"),
+        ("hu", "hun"),
+        ("id", "ind"),
+        ("it", "ita"),
+        ("ja", "jpn"),
+        ("ka", "kat"),
+        ("kk", "kaz"),
+        ("ko", "kor"),
+        ("lt", "lit"),
+        ("lv", "lav"),
+        ("ms", "msa"),
+        ("nb", "nob"),
+        ("nl", "nld"),
+        ("nn", "nno"),
+        ("no", "nor"),
+        ("pl", "pol"),
+        ("pt", "por"),
+        ("ro", "ron"),
+        ("ru", "rus"),
+        ("sk", "slk"),
+        ("sl", "slv"),
+        ("sr", "srp"),
+        ("sv", "swe"),
+        ("ta", "tam"),
+        ("th", "tha"),
+        ("tr", "tur"),
+        ("uk", "ukr"),
+        ("ur", "urd"),
+        ("uz", "uzb"),
+        ("vi", "vie"),
+        ("zh", "zho"),
+        ("be", "bel"),
+    ];
+    let primary = tag
+        .trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if primary.len() == 3 && primary.chars().all(|c| c.is_ascii_lowercase()) {
+        return Some(primary);
+    }
+    CODES
+        .iter()
+        .find(|(two, _)| *two == primary)
+        .map(|(_, three)| (*three).to_string())
 }
 
 impl RemuxOptions {
@@ -114,6 +214,9 @@ impl RemuxOptions {
             audio_input: None,
             timestamps_from_zero: true,
             audio_is_adts_aac: false,
+            extra_audio_inputs: Vec::new(),
+            first_audio_track: TrackLabel::default(),
+            subtitle_inputs: Vec::new(),
         }
     }
 }
@@ -433,8 +536,29 @@ fn push_stream_copy(
 pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
     push_local_input(&mut arguments, input);
+    let mut input_count = 1;
     if let Some(audio_input) = &options.audio_input {
         push_local_input(&mut arguments, audio_input);
+        input_count += 1;
+    }
+    let extra_audio: &[AudioTrackInput] = if options.container.is_audio_only() {
+        &[]
+    } else {
+        &options.extra_audio_inputs
+    };
+    let first_extra_audio_input = input_count;
+    for extra in extra_audio {
+        push_local_input(&mut arguments, &extra.input);
+        input_count += 1;
+    }
+    let subtitles: &[SubtitleInput] = match options.container {
+        OutputContainer::Mp4 | OutputContainer::Mkv => &options.subtitle_inputs,
+        _ => &[],
+    };
+    let first_subtitle_input = input_count;
+    for subtitle in subtitles {
+        push_subtitle_input(&mut arguments, subtitle);
+        input_count += 1;
     }
     let thumbnail = options
         .thumbnail
@@ -460,7 +584,16 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.container,
         options.audio_input.is_some(),
     );
+    for index in 0..extra_audio.len() {
+        arguments.push("-map".into());
+        arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
+    }
+    for index in 0..subtitles.len() {
+        arguments.push("-map".into());
+        arguments.push(format!("{}:s:0", first_subtitle_input + index).into());
+    }
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
+    push_track_labels(&mut arguments, options, extra_audio, subtitles);
     push_output_with_index(
         &mut arguments,
         options.container,
@@ -470,10 +603,65 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         output,
     );
     if let Some(thumbnail) = thumbnail {
-        let thumbnail_input = if options.audio_input.is_some() { 2 } else { 1 };
-        push_thumbnail_output(&mut arguments, thumbnail_input, thumbnail);
+        push_thumbnail_output(&mut arguments, input_count, thumbnail);
     }
     arguments
+}
+
+/// A WebVTT file as an input: the `webvtt` demuxer only, local files only.
+fn push_subtitle_input(arguments: &mut Vec<OsString>, subtitle: &SubtitleInput) {
+    push_all(arguments, &["-f", "webvtt", "-format_whitelist", "webvtt"]);
+    push_all(
+        arguments,
+        &["-protocol_whitelist", LOCAL_PROTOCOL_WHITELIST, "-i"],
+    );
+    arguments.push(local_path_argument(&subtitle.path));
+}
+
+/// `-metadata:s:a:N language=…`/`title=…` and dispositions of the audio and subtitle tracks, and
+/// the subtitle codec of the container. Added only when there is more than the plain streams.
+fn push_track_labels(
+    arguments: &mut Vec<OsString>,
+    options: &RemuxOptions,
+    extra_audio: &[AudioTrackInput],
+    subtitles: &[SubtitleInput],
+) {
+    let push_label = |arguments: &mut Vec<OsString>, specifier: &str, label: &TrackLabel| {
+        if let Some(code) = label.language.as_deref().and_then(iso639_2_code) {
+            arguments.push(format!("-metadata:s:{specifier}").into());
+            arguments.push(format!("language={code}").into());
+        }
+        if let Some(title) = &label.title {
+            arguments.push(format!("-metadata:s:{specifier}").into());
+            // Titles come from playlists: no control characters reach the file.
+            let clean: String = title.chars().filter(|c| !c.is_control()).take(64).collect();
+            arguments.push(format!("title={clean}").into());
+        }
+    };
+    if !extra_audio.is_empty() || options.first_audio_track != TrackLabel::default() {
+        push_label(arguments, "a:0", &options.first_audio_track);
+        push_all(arguments, &["-disposition:a:0", "default"]);
+        for (index, extra) in extra_audio.iter().enumerate() {
+            let specifier = format!("a:{}", index + 1);
+            push_label(arguments, &specifier, &extra.label);
+            arguments.push(format!("-disposition:{specifier}").into());
+            arguments.push("0".into());
+        }
+    }
+    if subtitles.is_empty() {
+        return;
+    }
+    let codec = match options.container {
+        OutputContainer::Mkv => "webvtt",
+        _ => "mov_text",
+    };
+    push_all(arguments, &["-c:s", codec]);
+    for (index, subtitle) in subtitles.iter().enumerate() {
+        let specifier = format!("s:{index}");
+        push_label(arguments, &specifier, &subtitle.label);
+        arguments.push(format!("-disposition:{specifier}").into());
+        arguments.push("0".into());
+    }
 }
 
 /// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
@@ -840,6 +1028,73 @@ mod tests {
             .iter()
             .map(|argument| argument.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn extra_audio_and_subtitle_tracks_are_mapped_labelled_and_the_thumbnail_reads_the_last_input()
+    {
+        let mut options = RemuxOptions::new(OutputContainer::Mp4);
+        options.audio_input = Some(MediaInput::new("/job/audio-0001.ts", InputFormat::MpegTs));
+        options.first_audio_track = TrackLabel {
+            language: Some("en".to_string()),
+            title: Some("English\n".to_string()),
+        };
+        options.extra_audio_inputs.push(AudioTrackInput {
+            input: MediaInput::new("/job/audio2-0001.ts", InputFormat::MpegTs),
+            label: TrackLabel {
+                language: Some("de-DE".to_string()),
+                title: None,
+            },
+        });
+        options.subtitle_inputs.push(SubtitleInput {
+            path: PathBuf::from("/job/subtitles1-for-0001.vtt"),
+            label: TrackLabel {
+                language: Some("xx-unknown".to_string()),
+                title: None,
+            },
+        });
+        options.thumbnail = Some(PathBuf::from("/job/recording-0001.jpg"));
+        let input = MediaInput::new("/job/main-0001.ts", InputFormat::MpegTs);
+        let text = strings(&remux_arguments(
+            &input,
+            Path::new("/job/out.mp4"),
+            &options,
+        ))
+        .join(" ");
+        assert!(text.contains("-f webvtt -format_whitelist webvtt -protocol_whitelist file -i file:/job/subtitles1-for-0001.vtt"), "{text}");
+        assert!(
+            text.contains("-map 0:v -map 1:a -map 2:a:0 -map 3:s:0"),
+            "{text}"
+        );
+        assert!(text.contains("-c:s mov_text"), "{text}");
+        assert!(text.contains("-metadata:s:a:0 language=eng -metadata:s:a:0 title=English -disposition:a:0 default"), "{text}");
+        assert!(
+            text.contains("-metadata:s:a:1 language=deu -disposition:a:1 0"),
+            "{text}"
+        );
+        assert!(!text.contains("language=xx"), "{text}");
+        assert!(
+            text.contains("-map 4:v:0"),
+            "the thumbnail reads input 4: {text}"
+        );
+        // Neither ts nor m4a take subtitles.
+        options.container = OutputContainer::Ts;
+        options.thumbnail = None;
+        let text = strings(&remux_arguments(&input, Path::new("/job/out.ts"), &options)).join(" ");
+        assert!(
+            !text.contains("webvtt") && !text.contains("3:s:0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn language_tags_become_iso_639_2_codes() {
+        assert_eq!(iso639_2_code("en").as_deref(), Some("eng"));
+        assert_eq!(iso639_2_code("de-DE").as_deref(), Some("deu"));
+        assert_eq!(iso639_2_code("pt_BR").as_deref(), Some("por"));
+        assert_eq!(iso639_2_code("FIL").as_deref(), Some("fil"));
+        assert_eq!(iso639_2_code("x"), None);
+        assert_eq!(iso639_2_code("e1"), None);
     }
 
     fn joined(arguments: &[OsString]) -> String {

@@ -178,6 +178,13 @@ impl FfmpegRunner {
 
     /// ffprobe a local file.
     pub async fn probe(&self, input: &Path) -> FfmpegResult<StreamInfo> {
+        let stdout = self.probe_json(input).await?;
+        let json = String::from_utf8_lossy(&stdout);
+        parse_ffprobe_json(&json)
+    }
+
+    /// ffprobe's JSON (format and streams) of a local file.
+    async fn probe_json(&self, input: &Path) -> FfmpegResult<Vec<u8>> {
         ensure_input_exists(input).await?;
         let media = identify(input).await?;
         let arguments = probe_arguments(&media);
@@ -197,8 +204,23 @@ impl FfmpegRunner {
                 None,
             ));
         }
-        let json = String::from_utf8_lossy(&stdout);
-        parse_ffprobe_json(&json)
+        Ok(stdout)
+    }
+
+    /// The start time of a local file in seconds (ffprobe's `format.start_time`: the stream's own
+    /// clock, e.g. an MPEG-TS part's first PTS / 90 kHz); `None` when ffprobe does not say.
+    pub async fn probe_start_seconds(&self, input: &Path) -> FfmpegResult<Option<f64>> {
+        let stdout = self.probe_json(input).await?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&stdout).map_err(|error| FfmpegError::ProbeParse {
+                detail: error.to_string(),
+            })?;
+        Ok(json
+            .get("format")
+            .and_then(|format| format.get("start_time"))
+            .and_then(|start| start.as_str())
+            .and_then(|start| start.parse::<f64>().ok())
+            .filter(|start| start.is_finite()))
     }
 
     /// Remux without re-encoding (see [`remux_arguments`]).

@@ -1,7 +1,8 @@
-//! Which variant (and audio rendition) of a master playlist a `Quality` picks. Pure.
+//! Which variant (and audio rendition) of a master playlist a `Quality` picks, and which audio
+//! and subtitle renditions go beside it ([`choose_tracks`]). Pure.
 
 use serde::Serialize;
-use streambot_core::Quality;
+use streambot_core::{Quality, SubtitleChoice};
 
 use crate::playlist::{MasterPlaylist, Rendition, RenditionType, Variant};
 
@@ -153,4 +154,353 @@ pub fn choose_variant(
         audio_rendition: audio_rendition_for(master, chosen),
         audio_only: is_audio_only_variant(chosen),
     })
+}
+
+/// The audio and subtitle renditions a user asked for (from `RecordingOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackRequest {
+    pub subtitles: SubtitleChoice,
+    pub audio_language: Option<String>,
+    pub all_audio: bool,
+}
+
+impl TrackRequest {
+    pub fn from_options(options: &streambot_core::RecordingOptions) -> TrackRequest {
+        TrackRequest {
+            subtitles: options.subtitles.clone(),
+            audio_language: options.audio_language.clone(),
+            all_audio: options.all_audio,
+        }
+    }
+}
+
+/// The renditions to record beside the main track.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TrackSelection {
+    /// Audio renditions, each its own track, the preferred one first (the one finalize marks as
+    /// default). Empty when the audio is in the main track.
+    pub audio: Vec<Rendition>,
+    /// WebVTT subtitle renditions, each its own track.
+    pub subtitles: Vec<Rendition>,
+    /// What the user should know: a language that was not offered, what was used instead.
+    pub notes: Vec<String>,
+}
+
+/// How well a rendition's language matches a wanted tag: 2 exact (case-insensitive), 1 the same
+/// primary language (`de` and `de-DE`, `de-AT` and `de-DE`), 0 not at all.
+pub fn language_match(wanted: &str, offered: Option<&str>) -> u8 {
+    let Some(offered) = offered else {
+        return 0;
+    };
+    let normalize = |tag: &str| tag.trim().replace('_', "-").to_ascii_lowercase();
+    let (wanted, offered) = (normalize(wanted), normalize(offered));
+    if wanted.is_empty() || offered.is_empty() {
+        return 0;
+    }
+    if wanted == offered {
+        return 2;
+    }
+    let primary = |tag: &str| tag.split('-').next().unwrap_or_default().to_string();
+    u8::from(primary(&wanted) == primary(&offered))
+}
+
+fn describe_languages(renditions: &[&Rendition]) -> String {
+    let mut languages: Vec<String> = renditions
+        .iter()
+        .map(|rendition| {
+            rendition
+                .language
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", rendition.name))
+        })
+        .collect();
+    languages.dedup();
+    if languages.is_empty() {
+        "none".to_string()
+    } else {
+        languages.join(", ")
+    }
+}
+
+/// Renditions of `media_type` in `group` (every one of that type when the variant names no
+/// group), with a URI, each URI once, in playlist order.
+fn renditions_in_group<'master>(
+    master: &'master MasterPlaylist,
+    media_type: &RenditionType,
+    group: Option<&String>,
+) -> Vec<&'master Rendition> {
+    let mut seen_uris: Vec<&str> = Vec::new();
+    master
+        .renditions
+        .iter()
+        .filter(|rendition| &rendition.media_type == media_type)
+        .filter(|rendition| group.is_none_or(|group| &rendition.group_id == group))
+        .filter(|rendition| match rendition.uri.as_deref() {
+            Some(uri) if !seen_uris.contains(&uri) => {
+                seen_uris.push(uri);
+                true
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// Which audio and subtitle renditions to record beside `choice` (its variant's groups):
+/// `all_audio` takes every audio rendition (the default one first); `audio_language` the best
+/// language match, or the default rendition with a note when none matches; otherwise the
+/// rendition [`choose_variant`] picked. Subtitles: none, all, or those matching the language
+/// (no fallback to another language: a note says what is offered).
+pub fn choose_tracks(
+    master: &MasterPlaylist,
+    choice: &VariantChoice,
+    request: &TrackRequest,
+) -> TrackSelection {
+    let mut selection = TrackSelection::default();
+    let variant = choice.variant.as_ref();
+    let audio_group = variant.and_then(|variant| variant.audio_group.as_ref());
+    let audio_offered: Vec<&Rendition> = match audio_group {
+        Some(group) if !choice.audio_only => {
+            renditions_in_group(master, &RenditionType::Audio, Some(group))
+        }
+        _ => Vec::new(),
+    };
+    if choice.audio_only && (request.audio_language.is_some() || request.all_audio) {
+        selection
+            .notes
+            .push("audio only: the audio language options do not apply".to_string());
+    }
+    if request.all_audio && !audio_offered.is_empty() {
+        let mut all: Vec<Rendition> = audio_offered.iter().map(|r| (*r).clone()).collect();
+        // The default rendition first (stable: the others keep playlist order).
+        all.sort_by_key(|rendition| !rendition.default);
+        if let Some(wanted) = &request.audio_language {
+            all.sort_by_key(|rendition| {
+                std::cmp::Reverse(language_match(wanted, rendition.language.as_deref()))
+            });
+        }
+        selection.audio = all;
+    } else if let Some(wanted) = request
+        .audio_language
+        .as_ref()
+        .filter(|_| !choice.audio_only)
+    {
+        let best = audio_offered
+            .iter()
+            .copied()
+            .map(|rendition| {
+                (
+                    language_match(wanted, rendition.language.as_deref()),
+                    rendition,
+                )
+            })
+            .filter(|(score, _)| *score > 0)
+            .max_by_key(|(score, rendition)| (*score, rendition.default, rendition.autoselect));
+        match best {
+            Some((_, rendition)) => selection.audio.push(rendition.clone()),
+            None => {
+                let fallback = choice.audio_rendition.clone();
+                selection.notes.push(match &fallback {
+                    Some(rendition) => format!(
+                        "no audio in {wanted:?} (offered: {}); recording {} instead",
+                        describe_languages(&audio_offered),
+                        rendition
+                            .language
+                            .clone()
+                            .unwrap_or_else(|| format!("{:?}", rendition.name))
+                    ),
+                    None => {
+                        format!("no separate audio in {wanted:?}; the stream's own audio is kept")
+                    }
+                });
+                selection.audio.extend(fallback);
+            }
+        }
+    } else {
+        selection.audio.extend(choice.audio_rendition.clone());
+    }
+
+    let subtitle_group = variant.and_then(|variant| variant.subtitles_group.as_ref());
+    let subtitles_offered = renditions_in_group(master, &RenditionType::Subtitles, subtitle_group);
+    match &request.subtitles {
+        SubtitleChoice::None => {}
+        SubtitleChoice::All => {
+            selection.subtitles = subtitles_offered.iter().map(|r| (*r).clone()).collect();
+            if selection.subtitles.is_empty() {
+                selection
+                    .notes
+                    .push("the stream offers no subtitles".to_string());
+            }
+        }
+        SubtitleChoice::Language(wanted) => {
+            let best_score = subtitles_offered
+                .iter()
+                .map(|rendition| language_match(wanted, rendition.language.as_deref()))
+                .max()
+                .unwrap_or(0);
+            if best_score == 0 {
+                selection.notes.push(format!(
+                    "no subtitles in {wanted:?} (offered: {})",
+                    describe_languages(&subtitles_offered)
+                ));
+            } else {
+                selection.subtitles = subtitles_offered
+                    .iter()
+                    .filter(|rendition| {
+                        language_match(wanted, rendition.language.as_deref()) == best_score
+                    })
+                    .map(|rendition| (*rendition).clone())
+                    .collect();
+            }
+        }
+    }
+    selection
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playlist::{Playlist, parse_playlist};
+
+    const MASTER: &str = "#EXTM3U
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio/en.m3u8\"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Deutsch\",LANGUAGE=\"de-DE\",AUTOSELECT=YES,URI=\"audio/de.m3u8\"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English\",LANGUAGE=\"en-US\",DEFAULT=YES,URI=\"subs/en.m3u8\"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Francais\",LANGUAGE=\"fr\",URI=\"subs/fr.m3u8\"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"other\",NAME=\"Espanol\",LANGUAGE=\"es\",URI=\"subs/es.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,AUDIO=\"aud\",SUBTITLES=\"subs\"
+v0/media.m3u8
+";
+
+    fn master() -> MasterPlaylist {
+        match parse_playlist(MASTER) {
+            Ok(Playlist::Master(master)) => master,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn select(request: TrackRequest) -> TrackSelection {
+        let master = master();
+        let choice = choose_variant(&master, Quality::Best).expect("variant");
+        choose_tracks(&master, &choice, &request)
+    }
+
+    fn uris(renditions: &[Rendition]) -> Vec<&str> {
+        renditions
+            .iter()
+            .filter_map(|rendition| rendition.uri.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn languages_match_by_tag_and_prefix() {
+        assert_eq!(language_match("de", Some("de-DE")), 1);
+        assert_eq!(language_match("DE-de", Some("de-DE")), 2);
+        assert_eq!(language_match("de_AT", Some("de-DE")), 1);
+        assert_eq!(language_match("de", Some("dan")), 0);
+        assert_eq!(language_match("de", None), 0);
+        assert_eq!(language_match("", Some("")), 0);
+    }
+
+    #[test]
+    fn by_default_one_audio_and_no_subtitles() {
+        let selection = select(TrackRequest::default());
+        assert_eq!(uris(&selection.audio), vec!["audio/en.m3u8"]);
+        assert!(selection.subtitles.is_empty() && selection.notes.is_empty());
+    }
+
+    #[test]
+    fn an_audio_language_picks_its_rendition_by_prefix() {
+        let selection = select(TrackRequest {
+            audio_language: Some("de".to_string()),
+            ..TrackRequest::default()
+        });
+        assert_eq!(uris(&selection.audio), vec!["audio/de.m3u8"]);
+        assert!(selection.notes.is_empty());
+    }
+
+    #[test]
+    fn a_language_not_offered_falls_back_to_the_default_with_a_note() {
+        let selection = select(TrackRequest {
+            audio_language: Some("ja".to_string()),
+            ..TrackRequest::default()
+        });
+        assert_eq!(uris(&selection.audio), vec!["audio/en.m3u8"]);
+        assert_eq!(selection.notes.len(), 1);
+        assert!(
+            selection.notes[0].contains("en, de-DE"),
+            "{:?}",
+            selection.notes
+        );
+    }
+
+    #[test]
+    fn all_audio_takes_every_rendition_preferred_first() {
+        let selection = select(TrackRequest {
+            all_audio: true,
+            ..TrackRequest::default()
+        });
+        assert_eq!(
+            uris(&selection.audio),
+            vec!["audio/en.m3u8", "audio/de.m3u8"]
+        );
+        let selection = select(TrackRequest {
+            all_audio: true,
+            audio_language: Some("de".to_string()),
+            ..TrackRequest::default()
+        });
+        assert_eq!(
+            uris(&selection.audio),
+            vec!["audio/de.m3u8", "audio/en.m3u8"]
+        );
+    }
+
+    #[test]
+    fn subtitles_follow_the_variant_group() {
+        let all = select(TrackRequest {
+            subtitles: SubtitleChoice::All,
+            ..TrackRequest::default()
+        });
+        assert_eq!(uris(&all.subtitles), vec!["subs/en.m3u8", "subs/fr.m3u8"]);
+        let english = select(TrackRequest {
+            subtitles: SubtitleChoice::Language("en".to_string()),
+            ..TrackRequest::default()
+        });
+        assert_eq!(uris(&english.subtitles), vec!["subs/en.m3u8"]);
+        let spanish = select(TrackRequest {
+            subtitles: SubtitleChoice::Language("es".to_string()),
+            ..TrackRequest::default()
+        });
+        assert!(spanish.subtitles.is_empty());
+        assert!(
+            spanish.notes[0].contains("en-US, fr"),
+            "{:?}",
+            spanish.notes
+        );
+    }
+
+    #[test]
+    fn renditions_without_a_uri_or_listed_twice_are_not_tracks() {
+        let text = MASTER.replace(
+            "#EXT-X-STREAM-INF",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Muxed\",LANGUAGE=\"it\"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Again\",LANGUAGE=\"en\",URI=\"audio/en.m3u8\"
+#EXT-X-STREAM-INF",
+        );
+        let Ok(Playlist::Master(master)) = parse_playlist(&text) else {
+            panic!("master");
+        };
+        let choice = choose_variant(&master, Quality::Best).expect("variant");
+        let selection = choose_tracks(
+            &master,
+            &choice,
+            &TrackRequest {
+                all_audio: true,
+                ..TrackRequest::default()
+            },
+        );
+        assert_eq!(
+            uris(&selection.audio),
+            vec!["audio/en.m3u8", "audio/de.m3u8"]
+        );
+    }
 }

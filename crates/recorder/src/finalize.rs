@@ -143,7 +143,7 @@ impl FinalizeReport {
 }
 
 /// Which audio part goes with main part `index` of `main_count`.
-fn audio_part_for(
+pub(crate) fn audio_part_for(
     main_index: usize,
     main_count: usize,
     audio_parts: &[PartSummary],
@@ -179,7 +179,10 @@ pub async fn finalize_recording(
     let main_count = main.parts.len();
     // Parts that can be one file (no separate audio rendition to keep in step with).
     let mut joined_parts: Vec<bool> = vec![false; main_count];
-    if audio_parts.is_empty() && main_count > 1 && !audio_only {
+    let has_extra_tracks = !crate::tracks::read_track_plan(&report.output_directory)
+        .extra_tracks
+        .is_empty();
+    if audio_parts.is_empty() && main_count > 1 && !audio_only && !has_extra_tracks {
         let maximum_bytes = settings.maximum_joined_bytes.or(main.maximum_part_bytes);
         let groups = joinable_groups(runner, &main.parts, maximum_bytes).await;
         for group in groups.iter().filter(|group| group.len() > 1) {
@@ -211,7 +214,17 @@ pub async fn finalize_recording(
         } else {
             audio_part_for(index, main_count, audio_parts)
         };
-        match finalize_part(runner, part, audio_part, audio_only, settings).await {
+        let extras = if audio_only {
+            crate::tracks::PartExtras::default()
+        } else {
+            let directory = report.output_directory.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::tracks::part_extras(&directory, index, main_count)
+            })
+            .await
+            .unwrap_or_default()
+        };
+        match finalize_part(runner, part, audio_part, audio_only, settings, &extras).await {
             Ok(file) => {
                 if !settings.keep_intermediate_parts {
                     let _ = std::fs::remove_file(&part.path);
@@ -235,6 +248,12 @@ pub async fn finalize_recording(
         }
     }
     finalize_report.files.sort_by_key(|file| file.part_number);
+    if has_extra_tracks && finalize_report.failures.is_empty() && !settings.keep_intermediate_parts
+    {
+        for path in crate::tracks::extra_track_part_files(&report.output_directory) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     finalize_report
 }
 
@@ -350,7 +369,15 @@ async fn finalize_joined(
         segments: parts.iter().map(|part| part.segments).sum(),
         media_seconds: parts.iter().map(|part| part.media_seconds).sum(),
     };
-    let finished = finalize_part(runner, &joined, None, false, settings).await;
+    let finished = finalize_part(
+        runner,
+        &joined,
+        None,
+        false,
+        settings,
+        &crate::tracks::PartExtras::default(),
+    )
+    .await;
     let _ = std::fs::remove_file(&joined_path);
     let mut file = finished?;
     if !settings.keep_intermediate_parts {
@@ -396,6 +423,72 @@ async fn streams_of(runner: &FfmpegRunner, input: &MediaInput) -> Result<StreamI
         Some(info) => Ok(info),
         None => runner.probe(&input.path).await,
     }
+}
+
+/// Removes its files when dropped (the WebVTT files made for one remux).
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Adds the extra audio tracks and the subtitle tracks to a remux of `part`: the subtitle
+/// segments are merged onto the part's timeline ([`crate::webvtt::merge_segments`], from the
+/// part's first timestamp) into WebVTT files beside it; returns those files.
+async fn add_extra_tracks(
+    runner: &FfmpegRunner,
+    part: &PartSummary,
+    extras: &crate::tracks::PartExtras,
+    options: &mut RemuxOptions,
+) -> Result<Vec<PathBuf>, FfmpegError> {
+    options.first_audio_track = extras.first_audio.clone();
+    for (audio_part, label) in &extras.audio {
+        options
+            .extra_audio_inputs
+            .push(streambot_ffmpeg::AudioTrackInput {
+                input: identify(&audio_part.path).await?,
+                label: label.clone(),
+            });
+    }
+    let mut files = Vec::new();
+    if extras.subtitles.is_empty() {
+        return Ok(files);
+    }
+    let video_start = match runner.probe_start_seconds(&part.path).await {
+        Ok(Some(start)) => start,
+        Ok(None) | Err(_) => {
+            tracing::warn!(part = %part.path.display(), "the part's start time is unknown: subtitles timed from zero");
+            0.0
+        }
+    };
+    let directory = part.path.parent().unwrap_or_else(|| Path::new("."));
+    for (index, (bodies, label)) in extras.subtitles.iter().enumerate() {
+        let mut merged =
+            crate::webvtt::merge_segments(bodies.iter().map(Vec::as_slice), video_start);
+        // Cues of this part only (a later part has its own).
+        let part_end = part.media_seconds.max(0.0) + 1.0;
+        merged.cues.retain(|cue| cue.start_seconds <= part_end);
+        if merged.cues.is_empty() {
+            continue;
+        }
+        let path = directory.join(format!("subtitles{}-for-{:04}.vtt", index + 1, part.number));
+        if let Err(source) = std::fs::write(&path, merged.to_webvtt()) {
+            tracing::warn!(%source, "writing the subtitle file failed: left out");
+            continue;
+        }
+        files.push(path.clone());
+        options
+            .subtitle_inputs
+            .push(streambot_ffmpeg::SubtitleInput {
+                path,
+                label: label.clone(),
+            });
+    }
+    Ok(files)
 }
 
 /// A JPEG with a picture size in it (the remux's own thumbnail output may have found no frame).
@@ -511,6 +604,7 @@ async fn finalize_part(
     audio_part: Option<&PartSummary>,
     audio_only: bool,
     settings: &FinalizeSettings,
+    extras: &crate::tracks::PartExtras,
 ) -> Result<FinishedFile, FfmpegError> {
     let directory = part.path.parent().unwrap_or_else(|| Path::new("."));
     let container = output_container(settings.format, audio_only);
@@ -566,6 +660,8 @@ async fn finalize_part(
         let mut options = RemuxOptions::new(container);
         options.audio_input = audio_input;
         options.audio_is_adts_aac = audio_is_adts;
+        let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
+        let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
         if source_info.has_video() {
             let thumbnail = output.with_extension("jpg");
             // Never mistake an earlier attempt's picture for this pass's.

@@ -5,9 +5,12 @@
 //! The recorder knows nothing of Telegram, job stores or queues: it is given a directory, a
 //! control channel and an event channel.
 
+pub mod clip;
 pub mod ffmpeg_engine;
 pub mod finalize;
 pub mod progressive;
+pub mod tracks;
+pub mod webvtt;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -304,7 +307,7 @@ pub(crate) async fn record_with_native_engine(
     control: watch::Receiver<DesiredState>,
     events: mpsc::UnboundedSender<RecorderEvent>,
 ) -> RecordingReport {
-    let source = match resolve_source(&client, url_text, &options).await {
+    let mut source = match resolve_source(&client, url_text, &options).await {
         Ok(source) => source,
         Err(error) => {
             let report = RecordingReport {
@@ -322,6 +325,15 @@ pub(crate) async fn record_with_native_engine(
             return report;
         }
     };
+    // Tracks beside the main one (tracks.rs: another audio language, every audio, subtitles).
+    let track_plan = tracks::plan_tracks(&client, url_text, &options)
+        .await
+        .ok()
+        .flatten();
+    if let Some(plan) = &track_plan {
+        tracks::apply_to_source(&mut source, plan);
+        tracks::write_track_plan(&settings.output_directory, plan);
+    }
     let _ = events.send(RecorderEvent::Resolved {
         source: source.clone(),
     });
@@ -370,25 +382,39 @@ pub(crate) async fn record_with_native_engine(
             let _ = forwarder_events.send(RecorderEvent::Track { event });
         }
     });
+    let extra_configs = tracks::extra_track_configs(track_plan.as_ref(), track_config);
+    let (extra_control, extra_tracks_stop) = tracks::follow_control(control.clone());
+    let extra_tracks = tracks::record_extra_tracks(
+        client.clone(),
+        extra_configs,
+        extra_control,
+        track_events_sender.clone(),
+    );
     let main_future = record_track(
         client.clone(),
         main_config,
         control.clone(),
         track_events_sender.clone(),
     );
-    let (main_outcome, audio_outcome) = match audio_config {
-        Some(audio_config) => {
-            let audio_future = record_track(
-                client.clone(),
-                audio_config,
-                control.clone(),
-                track_events_sender.clone(),
-            );
-            let (main, audio) = tokio::join!(main_future, audio_future);
-            (main, Some(audio))
-        }
-        None => (main_future.await, None),
+    let main_and_audio = async {
+        let outcomes = match audio_config {
+            Some(audio_config) => {
+                let audio_future = record_track(
+                    client.clone(),
+                    audio_config,
+                    control.clone(),
+                    track_events_sender.clone(),
+                );
+                let (main, audio) = tokio::join!(main_future, audio_future);
+                (main, Some(audio))
+            }
+            None => (main_future.await, None),
+        };
+        extra_tracks_stop.stop();
+        outcomes
     };
+    let ((main_outcome, audio_outcome), _extra_outcomes) =
+        tokio::join!(main_and_audio, extra_tracks);
     drop(track_events_sender);
     let _ = forwarder.await;
 

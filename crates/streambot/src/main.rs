@@ -1,6 +1,7 @@
 //! The streambot binary: command line, settings, logging, and the wiring of roles.
 
 mod bot_role;
+mod clip_command;
 mod config_command;
 mod dashboard_role;
 mod engine_command;
@@ -39,6 +40,8 @@ enum Command {
     Record(RecordArguments),
     /// Show what a link offers: variants, renditions, live or VOD, and each quality's pick.
     Probe(probe_command::ProbeArguments),
+    /// Make a playable file of the last minutes of a recording directory, even while it records.
+    Clip(clip_command::ClipArguments),
     /// Add, list, show, stop, pause and resume jobs (REDIS_URL, else the store under DATA_DIR).
     Jobs(jobs_command::JobsArguments),
     /// Run a worker: claims jobs from the queues and records them, until SIGTERM.
@@ -95,6 +98,25 @@ pub struct RecordArguments {
     /// Keep the intermediate TS/fMP4 parts after finalizing.
     #[arg(long)]
     pub keep_parts: bool,
+    /// Subtitles to record beside the video: none, all, or a language such as en or de-DE.
+    #[arg(long = "subs", default_value = "none", value_parser = parse_subtitles_argument)]
+    pub subtitles: streambot_core::SubtitleChoice,
+    /// Preferred audio language (de matches de-DE); the stream's default when it has none.
+    #[arg(long = "audio-lang", value_name = "LANGUAGE", value_parser = parse_language_argument)]
+    pub audio_language: Option<String>,
+    /// Record every audio rendition, each as its own track with its language.
+    #[arg(long)]
+    pub all_audio: bool,
+}
+
+fn parse_subtitles_argument(text: &str) -> Result<streambot_core::SubtitleChoice, String> {
+    text.parse()
+        .map_err(|error: streambot_core::SubtitleChoiceParseError| error.to_string())
+}
+
+fn parse_language_argument(text: &str) -> Result<String, String> {
+    streambot_core::parse_language_tag(text)
+        .ok_or_else(|| format!("{text:?} is not a language; use a tag like de or pt-BR"))
 }
 
 fn parse_duration_argument(text: &str) -> Result<Duration, String> {
@@ -146,6 +168,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Probe(arguments) => probe_command::run_probe_command(arguments).await,
+            Command::Clip(arguments) => clip_command::run_clip_command(arguments).await,
             Command::Jobs(arguments) => jobs_command::run_jobs_command(arguments).await,
             Command::Worker(arguments) => roles::run_worker_role(arguments).await,
             Command::Scheduler => roles::run_scheduler_role().await,

@@ -5,11 +5,14 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use streambot_core::Quality;
+use streambot_hls::playlist::RenditionType;
 use streambot_hls::playlist::{
     KeyMethod, MediaPlaylist, Playlist, Rendition, Variant, parse_playlist,
 };
 use streambot_hls::url_safety::parse_and_check_url;
-use streambot_hls::variant_selection::choose_variant;
+use streambot_hls::variant_selection::{
+    TrackRequest, TrackSelection, choose_tracks, choose_variant,
+};
 use streambot_hls::{FetchLimits, HlsError, HlsHttpClient, NetworkPolicy};
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +22,15 @@ pub struct ProbeArguments {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show which subtitle renditions `record --subs` would take: none, all, or a language.
+    #[arg(long = "subs", default_value = "none", value_parser = crate::parse_subtitles_argument)]
+    pub subtitles: streambot_core::SubtitleChoice,
+    /// Show which audio rendition `record --audio-lang` would take.
+    #[arg(long = "audio-lang", value_name = "LANGUAGE", value_parser = crate::parse_language_argument)]
+    pub audio_language: Option<String>,
+    /// Show the audio tracks `record --all-audio` would take.
+    #[arg(long)]
+    pub all_audio: bool,
     /// Allow links to loopback, private and link-local addresses (refused by default).
     #[arg(long, env = "ALLOW_PRIVATE_NETWORKS", default_value_t = false)]
     pub allow_private_networks: bool,
@@ -51,7 +63,37 @@ struct ProbeReport {
     variants: Vec<Variant>,
     renditions: Vec<Rendition>,
     picks: Vec<QualityPick>,
+    /// Audio renditions (language, name, default), in playlist order.
+    audio_renditions: Vec<RenditionLine>,
+    /// Subtitle renditions (language, name, default), in playlist order.
+    subtitle_renditions: Vec<RenditionLine>,
+    /// The audio and subtitle tracks `record` would take for the best variant with the flags given.
+    tracks: Option<TrackSelection>,
     media: Option<MediaSummary>,
+}
+
+/// One audio or subtitle rendition as `probe` lists it.
+#[derive(Debug, Serialize)]
+struct RenditionLine {
+    group: String,
+    language: Option<String>,
+    name: String,
+    default: bool,
+    uri: Option<String>,
+}
+
+fn rendition_lines(renditions: &[Rendition], media_type: &RenditionType) -> Vec<RenditionLine> {
+    renditions
+        .iter()
+        .filter(|rendition| &rendition.media_type == media_type)
+        .map(|rendition| RenditionLine {
+            group: rendition.group_id.clone(),
+            language: rendition.language.clone(),
+            name: rendition.name.clone(),
+            default: rendition.default,
+            uri: rendition.uri.clone(),
+        })
+        .collect()
 }
 
 fn summarize_media(url: &str, media: &MediaPlaylist) -> MediaSummary {
@@ -84,7 +126,11 @@ fn summarize_media(url: &str, media: &MediaPlaylist) -> MediaSummary {
     }
 }
 
-async fn probe(client: &HlsHttpClient, url_text: &str) -> Result<ProbeReport, HlsError> {
+async fn probe(
+    client: &HlsHttpClient,
+    url_text: &str,
+    request: &TrackRequest,
+) -> Result<ProbeReport, HlsError> {
     let url = parse_and_check_url(url_text, client.policy())?;
     let (final_url, text) = client.fetch_playlist(&url).await?;
     let playlist = parse_playlist(&text).map_err(|error| HlsError::Playlist {
@@ -98,6 +144,9 @@ async fn probe(client: &HlsHttpClient, url_text: &str) -> Result<ProbeReport, Hl
             variants: Vec::new(),
             renditions: Vec::new(),
             picks: Vec::new(),
+            audio_renditions: Vec::new(),
+            subtitle_renditions: Vec::new(),
+            tracks: None,
             media: Some(summarize_media(final_url.as_str(), &media)),
         }),
         Playlist::Master(master) => {
@@ -140,9 +189,15 @@ async fn probe(client: &HlsHttpClient, url_text: &str) -> Result<ProbeReport, Hl
                 },
                 None => None,
             };
+            let tracks = choose_variant(&master, Quality::Best)
+                .ok()
+                .map(|choice| choose_tracks(&master, &choice, request));
             Ok(ProbeReport {
                 url: url.to_string(),
                 kind: "master",
+                audio_renditions: rendition_lines(&master.renditions, &RenditionType::Audio),
+                subtitle_renditions: rendition_lines(&master.renditions, &RenditionType::Subtitles),
+                tracks,
                 variants: master.variants,
                 renditions: master.renditions,
                 picks,
@@ -177,10 +232,20 @@ fn print_table(report: &ProbeReport) {
             );
         }
     }
-    if !report.renditions.is_empty() {
+    let other_renditions: Vec<&Rendition> = report
+        .renditions
+        .iter()
+        .filter(|rendition| {
+            !matches!(
+                rendition.media_type,
+                RenditionType::Audio | RenditionType::Subtitles
+            )
+        })
+        .collect();
+    if !other_renditions.is_empty() {
         println!();
-        println!("renditions:");
-        for rendition in &report.renditions {
+        println!("other renditions:");
+        for rendition in other_renditions {
             println!(
                 "  {:?} group={} name={} language={} default={} uri={}",
                 rendition.media_type,
@@ -190,6 +255,52 @@ fn print_table(report: &ProbeReport) {
                 rendition.default,
                 rendition.uri.as_deref().unwrap_or("(in the variant)")
             );
+        }
+    }
+    for (title, lines) in [
+        ("audio", &report.audio_renditions),
+        ("subtitles", &report.subtitle_renditions),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        println!();
+        println!("{title}:");
+        for line in lines {
+            println!(
+                "  {:<10} {:<24} group={}{}",
+                line.language.as_deref().unwrap_or("-"),
+                line.name,
+                line.group,
+                if line.default { "  (default)" } else { "" }
+            );
+        }
+    }
+    if let Some(tracks) = &report.tracks {
+        let describe = |renditions: &[Rendition]| -> String {
+            let names: Vec<String> = renditions
+                .iter()
+                .map(|rendition| {
+                    rendition
+                        .language
+                        .clone()
+                        .unwrap_or_else(|| rendition.name.clone())
+                })
+                .collect();
+            if names.is_empty() {
+                "-".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        println!();
+        println!(
+            "tracks recorded (best): audio {}; subtitles {}",
+            describe(&tracks.audio),
+            describe(&tracks.subtitles)
+        );
+        for note in &tracks.notes {
+            println!("  note: {note}");
         }
     }
     if !report.picks.is_empty() {
@@ -228,7 +339,12 @@ pub async fn run_probe_command(arguments: ProbeArguments) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match probe(&client, &arguments.url).await {
+    let request = TrackRequest {
+        subtitles: arguments.subtitles.clone(),
+        audio_language: arguments.audio_language.clone(),
+        all_audio: arguments.all_audio,
+    };
+    match probe(&client, &arguments.url, &request).await {
         Ok(report) => {
             if arguments.json {
                 match serde_json::to_string_pretty(&report) {

@@ -51,6 +51,9 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         quality: arguments.quality,
         format: arguments.format,
         stall_timeout: arguments.stall_timeout,
+        subtitles: arguments.subtitles.clone(),
+        audio_language: arguments.audio_language.clone(),
+        all_audio: arguments.all_audio,
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
@@ -145,6 +148,21 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                 );
                 if let Some(audio) = &source.audio_media_playlist_url {
                     say(&bar, format!("audio rendition {audio}"));
+                }
+                // The --subs/--audio-lang/--all-audio outcome (written before this event).
+                let plan = streambot_recorder::tracks::read_track_plan(&output_directory);
+                for track in &plan.extra_tracks {
+                    let language = track.language.as_deref().unwrap_or("-");
+                    say(
+                        &bar,
+                        format!(
+                            "{:?} track {language}: {}",
+                            track.kind, track.media_playlist_url
+                        ),
+                    );
+                }
+                for note in &plan.notes {
+                    say(&bar, format!("note: {note}"));
                 }
             }
             RecorderEvent::Track { event } => match event {

@@ -23,6 +23,7 @@ pub mod origin;
 pub mod redis;
 pub mod requirements;
 pub mod telegram;
+pub mod tracks_origin;
 
 pub use fixtures::{
     FIXTURE_AES_KEY, FIXTURE_SEGMENT_COUNT, FIXTURE_SEGMENT_DURATION_SECONDS, FixtureError,
