@@ -338,27 +338,47 @@ impl PartWriter {
     /// Appends a segment's bytes to the current part and its line to the ledger.
     pub fn append_segment(
         &mut self,
-        mut entry: LedgerEntry,
+        entry: LedgerEntry,
         segment_bytes: &[u8],
+    ) -> Result<LedgerEntry, HlsError> {
+        self.append_segment_from(entry, &mut &segment_bytes[..], segment_bytes.len() as u64)
+    }
+
+    /// [`PartWriter::append_segment`] for a body read from `segment` (`length` bytes: a segment
+    /// spilled to a file is copied into the part, never read whole into memory).
+    pub fn append_segment_from(
+        &mut self,
+        mut entry: LedgerEntry,
+        segment: &mut dyn std::io::Read,
+        length: u64,
     ) -> Result<LedgerEntry, HlsError> {
         let Some(part) = self.current_part.as_mut() else {
             return unreachable_part(&self.directory);
         };
-        part.file
-            .write_all(segment_bytes)
+        let copied = std::io::copy(&mut std::io::Read::take(segment, length), &mut part.file)
             .map_err(|source| HlsError::Io {
                 path: part.summary.path.clone(),
                 source,
             })?;
+        if copied != length {
+            return Err(HlsError::Io {
+                path: part.summary.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the segment body gave {copied} of {length} bytes"),
+                ),
+            });
+        }
+        let segment_bytes_length = length;
         entry.part = part.summary.number;
         entry.offset_in_part = part.summary.bytes;
-        entry.bytes = segment_bytes.len() as u64;
+        entry.bytes = segment_bytes_length;
         entry.state = SegmentState::Ok;
         let mut record = LedgerRecord::new(entry);
         if part.summary.segments == 0 {
             record.part_start_reason = Some(part.summary.reason);
         }
-        part.summary.bytes += segment_bytes.len() as u64;
+        part.summary.bytes += segment_bytes_length;
         part.summary.segments += 1;
         part.summary.media_seconds += record.entry.duration_seconds;
         self.write_ledger_line(&record)?;

@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod live;
 pub mod media_check;
 pub mod playlist;
+pub mod segment_body;
 pub mod url_safety;
 pub mod variant_selection;
 

@@ -23,18 +23,25 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::decrypt::{decrypt_aes128_cbc, initialization_vector_from_media_sequence};
+use crate::decrypt::{
+    StreamDecryptionError, decrypt_aes128_cbc, decrypt_aes128_cbc_stream,
+    initialization_vector_from_media_sequence,
+};
 use crate::error::HlsError;
 use crate::http::{BudgetCharge, BudgetedDownload, ByteBudget, HlsHttpClient, ResourceKind};
 use crate::ledger::{
     LedgerEntry, LedgerRecord, PartContainer, PartStartReason, PartSummary, PartWriter,
     SegmentState, read_ledger_records,
 };
-use crate::media_check::{MediaExpectation, MediaFormat, check_media_body};
+use crate::media_check::{
+    MediaExpectation, MediaFormat, NotMediaReason, check_media_body, check_media_file,
+};
 use crate::playlist::{
     ByteRange, KeyMethod, MediaPlaylist, Playlist, PlaylistLimits, PlaylistParseError,
     parse_playlist_with_limits,
 };
+use crate::segment_body::{BodyAccumulator, SegmentBody, SpillTarget, remove_leftover_spill_files};
+use crate::url_safety::{redact_url, redact_url_text};
 
 /// What the owner of a recording wants it to do. Sent through a `watch` channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +100,10 @@ pub struct TrackLimits {
     /// room), except the download at the head of the commit order, so a track holds at most this
     /// plus one segment (`maximum_segment_bytes`) and its head is never starved.
     pub maximum_buffered_bytes: u64,
+    /// Most bytes of one segment body held in memory: a body that grows past it moves to a
+    /// temporary file in the track's output directory (removed on commit or drop), so a track's
+    /// memory is a few MiB per download whatever the segment size.
+    pub maximum_in_memory_segment_bytes: u64,
     /// Shortest whole-request deadline of a segment download (its window deadline is used when
     /// longer).
     pub minimum_segment_request_time: Duration,
@@ -112,6 +123,7 @@ impl Default for TrackLimits {
             minimum_counted_segment_seconds: 0.1,
             maximum_buffered_segments: 6,
             maximum_buffered_bytes: 64 * 1024 * 1024,
+            maximum_in_memory_segment_bytes: 4 * 1024 * 1024,
             minimum_segment_request_time: Duration::from_secs(5),
             maximum_segment_request_time: Duration::from_secs(120),
             maximum_cached_keys: 16,
@@ -272,7 +284,7 @@ impl TrackedSegment {
 /// A checked segment body and the init section it needs.
 #[derive(Debug)]
 struct DownloadedSegment {
-    bytes: Bytes,
+    bytes: SegmentBody,
     /// The init section: its identity (URL, byte range and a hash of the bytes, so that an init
     /// rewritten behind the same URI is a change) and its bytes.
     init: Option<(String, Bytes)>,
@@ -416,6 +428,8 @@ pub async fn record_track(
         }
     };
     let ledger_path = writer.ledger_path().to_path_buf();
+    // Spill files a killed run left behind.
+    remove_leftover_spill_files(&config.output_directory, &config.track_name);
     let resumed_from = read_ledger_records(&ledger_path)
         .ok()
         .and_then(|records| records.last().cloned());
@@ -844,10 +858,10 @@ impl TrackState {
         match parsed {
             Ok(Playlist::Media(media)) => Ok(media),
             Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
-                url: url.to_string(),
+                url: redact_url(url),
             }),
             Err(error) => Err(HlsError::Playlist {
-                url: url.to_string(),
+                url: redact_url(url),
                 error,
             }),
         }
@@ -1013,11 +1027,11 @@ impl TrackState {
         let url = base_url
             .join(&segment.uri)
             .map_err(|error| HlsError::Playlist {
-                url: base_url.to_string(),
+                url: redact_url(base_url),
                 error: crate::playlist::PlaylistParseError::InvalidTag {
                     line: 0,
                     tag: "segment URI".to_string(),
-                    reason: format!("{:?}: {error}", segment.uri),
+                    reason: format!("{:?}: {error}", redact_url_text(&segment.uri)),
                 },
             })?;
         let key_info = match &segment.key {
@@ -1041,7 +1055,10 @@ impl TrackState {
                         base_url
                             .join(uri)
                             .map_err(|_| HlsError::UnsupportedEncryption {
-                                method: format!("AES-128 with an unusable key URI {uri:?}"),
+                                method: format!(
+                                    "AES-128 with an unusable key URI {:?}",
+                                    redact_url_text(uri)
+                                ),
                             })?;
                     Some(SegmentKeyInfo {
                         key_url,
@@ -1073,11 +1090,11 @@ impl TrackState {
                 let init_url = base_url
                     .join(&map.uri)
                     .map_err(|error| HlsError::Playlist {
-                        url: base_url.to_string(),
+                        url: redact_url(base_url),
                         error: crate::playlist::PlaylistParseError::InvalidTag {
                             line: 0,
                             tag: "EXT-X-MAP".to_string(),
-                            reason: format!("{:?}: {error}", map.uri),
+                            reason: format!("{:?}: {error}", redact_url_text(&map.uri)),
                         },
                     })?;
                 let identity = match &map.byte_range {
@@ -1097,7 +1114,7 @@ impl TrackState {
             media_sequence: segment.media_sequence,
             discontinuity_sequence: self.discontinuity_count,
             url,
-            uri_text: segment.uri.clone(),
+            uri_text: redact_url_text(&segment.uri),
             duration_seconds: sane_duration(segment.duration),
             byte_range: segment.byte_range,
             key: key_info,
@@ -1247,7 +1264,7 @@ impl TrackState {
         for (key, segment) in &self.pending {
             if let SegmentStatus::Done(downloaded) = &segment.status {
                 buffered_segments += 1;
-                buffered_bytes = buffered_bytes.saturating_add(downloaded.bytes.len() as u64);
+                buffered_bytes = buffered_bytes.saturating_add(downloaded.bytes.memory_bytes());
                 last_buffered = Some(*key);
             }
         }
@@ -1286,6 +1303,11 @@ impl TrackState {
                 key: segment.key.clone(),
                 init: segment.init.clone(),
                 deadline,
+                spill: SpillTarget {
+                    directory: self.config.output_directory.clone(),
+                    file_prefix: self.config.track_name.clone(),
+                    in_memory_limit: limits.maximum_in_memory_segment_bytes,
+                },
                 expectation: match (&segment.init, self.config.subtitle_track) {
                     (Some(_), _) => MediaExpectation::FragmentAfterInit,
                     (None, true) => MediaExpectation::Subtitle,
@@ -1427,10 +1449,15 @@ impl TrackState {
         writer: &mut PartWriter,
     ) -> Result<(), HlsError> {
         match status {
-            SegmentStatus::Done(downloaded) => {
+            SegmentStatus::Done(mut downloaded) => {
                 self.ensure_part_for(&segment, &downloaded, writer)?;
                 let entry = self.base_entry(&segment, SegmentState::Ok);
-                let entry = writer.append_segment(entry, &downloaded.bytes)?;
+                let length = downloaded.bytes.len();
+                let mut reader = downloaded.bytes.reader().map_err(|source| HlsError::Io {
+                    path: self.config.output_directory.clone(),
+                    source,
+                })?;
+                let entry = writer.append_segment_from(entry, &mut reader, length)?;
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
                 self.last_media_sequence = Some(segment.media_sequence);
@@ -1475,7 +1502,7 @@ impl TrackState {
             | MediaFormat::Ac3
             | MediaFormat::WebVtt => PartContainer::Raw,
         };
-        let segment_length = downloaded.bytes.len() as u64;
+        let segment_length = downloaded.bytes.len();
         let init_identity = downloaded
             .init
             .as_ref()
@@ -1571,6 +1598,7 @@ struct SegmentRequest {
     key: Option<SegmentKeyInfo>,
     init: Option<InitInfo>,
     deadline: Instant,
+    spill: SpillTarget,
     expectation: MediaExpectation,
 }
 
@@ -1624,33 +1652,94 @@ async fn download_segment_body(
             request.byte_range,
             request.deadline,
             Some(&mut *budget),
+            Some(&request.spill),
         )
         .await?;
-    let body = match &request.key {
+    let mut body = match &request.key {
         None => fetched.body,
         Some(key_info) => {
             let (key, fresh) = fetch_key(client, caches, &key_info.key_url).await?;
             *fresh_key = fresh;
-            let plain = decrypt_aes128_cbc(&key, &key_info.initialization_vector, &fetched.body)
-                .map_err(|error| HlsError::Decryption {
-                    url: request.url.to_string(),
-                    detail: error.to_string(),
-                })?;
-            Bytes::from(plain)
+            decrypt_body(&key, key_info, fetched.body, request)?
         }
     };
     // The first wall: nothing that is not media of the expected kind reaches a part.
-    let format =
-        check_media_body(&body, request.expectation).map_err(|reason| HlsError::NotMedia {
-            url: request.url.to_string(),
-            reason: reason.0,
-        })?;
+    let checked = match &mut body {
+        SegmentBody::Memory(bytes) => check_media_body(bytes, request.expectation),
+        spilled => match spilled.spilled_file() {
+            Some(Ok(file)) => check_media_file(file, request.expectation),
+            Some(Err(error)) => Err(NotMediaReason(format!(
+                "the spilled body could not be read: {error}"
+            ))),
+            None => Err(NotMediaReason("the body is missing".to_string())),
+        },
+    };
+    let format = checked.map_err(|reason| HlsError::NotMedia {
+        url: redact_url(&request.url),
+        reason: reason.0,
+    })?;
     Ok(DownloadedSegment {
         bytes: body,
         init,
         format,
         _budget_charge: budget.take_charge(),
     })
+}
+
+/// Decrypts a segment body: in memory as it is, a spilled one from its file into another one.
+fn decrypt_body(
+    key: &[u8; 16],
+    key_info: &SegmentKeyInfo,
+    body: SegmentBody,
+    request: &SegmentRequest,
+) -> Result<SegmentBody, HlsError> {
+    let decryption_error = |detail: String| HlsError::Decryption {
+        url: redact_url(&request.url),
+        detail,
+    };
+    match body {
+        SegmentBody::Memory(encrypted) => {
+            decrypt_aes128_cbc(key, &key_info.initialization_vector, &encrypted)
+                .map(|plain| SegmentBody::Memory(Bytes::from(plain)))
+                .map_err(|error| decryption_error(error.to_string()))
+        }
+        mut spilled => {
+            let length = spilled.len();
+            let io_error = |source: std::io::Error| HlsError::Io {
+                path: request.spill.directory.clone(),
+                source,
+            };
+            let mut plain = BodyAccumulator::new(Some(request.spill.clone()));
+            let mut encrypted = spilled.reader().map_err(io_error)?;
+            let mut sink = AccumulatorWriter(&mut plain);
+            decrypt_aes128_cbc_stream(
+                key,
+                &key_info.initialization_vector,
+                &mut encrypted,
+                length,
+                &mut sink,
+            )
+            .map_err(|error| match error {
+                StreamDecryptionError::Io(source) => io_error(source),
+                StreamDecryptionError::Decryption(error) => decryption_error(error.to_string()),
+            })?;
+            plain.finish().map_err(io_error)
+        }
+    }
+}
+
+/// Writes into a [`BodyAccumulator`] (spilling past its threshold).
+struct AccumulatorWriter<'a>(&'a mut BodyAccumulator);
+
+impl std::io::Write for AccumulatorWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.push(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {
@@ -1690,7 +1779,7 @@ async fn fetch_init(
         .and_then(|refused| refused.get(&init.identity));
     if let Some(limit_bytes) = refused {
         return Err(HlsError::TooLarge {
-            url: init.url.to_string(),
+            url: redact_url(&init.url),
             what: "init segment",
             limit_bytes,
         });
@@ -1711,7 +1800,7 @@ async fn fetch_init(
     };
     check_media_body(&fetched.body, MediaExpectation::InitSegment).map_err(|reason| {
         HlsError::NotMedia {
-            url: init.url.to_string(),
+            url: redact_url(&init.url),
             reason: format!("init segment: {}", reason.0),
         }
     })?;
@@ -1741,7 +1830,7 @@ async fn fetch_key(
         .as_ref()
         .try_into()
         .map_err(|_| HlsError::InvalidKey {
-            url: key_url.to_string(),
+            url: redact_url(key_url),
             length: fetched.body.len(),
         })?;
     if let Ok(mut cache) = caches.keys.lock() {
@@ -1812,7 +1901,7 @@ mod tests {
                     SegmentStatus::Waiting
                 } else {
                     SegmentStatus::Done(DownloadedSegment {
-                        bytes: Bytes::from(vec![0x47u8; 188]),
+                        bytes: SegmentBody::Memory(Bytes::from(vec![0x47u8; 188])),
                         init: None,
                         format: MediaFormat::MpegTs,
                         _budget_charge: BudgetCharge::default(),
@@ -1991,7 +2080,7 @@ mod state_machine_properties {
                         detail: "bad padding".to_string(),
                     }),
                     _ => Ok(DownloadedSegment {
-                        bytes: ts_body(key.1),
+                        bytes: SegmentBody::Memory(ts_body(key.1)),
                         init: None,
                         format: MediaFormat::MpegTs,
                         _budget_charge: BudgetCharge::default(),
