@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod live;
+mod live_core;
 pub mod media_check;
 pub mod playlist;
 pub mod segment_body;
