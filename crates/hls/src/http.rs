@@ -630,13 +630,9 @@ mod tests {
             };
             response.unwrap_or_default()
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let address = streambot_testkit::hostile::serve_on_loopback(router)
             .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+            .expect("origin");
         format!("127.0.0.1:{}", address.port())
     }
 

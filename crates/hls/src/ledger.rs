@@ -69,6 +69,11 @@ pub struct LedgerRecord {
     /// On the first segment of a part: why the part was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_start_reason: Option<PartStartReason>,
+    /// On the segment that was the newest listed (the live edge) when a recording that started
+    /// from the window's start (`StartFrom::WindowStart`) began: what comes before it was
+    /// already published then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_edge_at_start: Option<bool>,
 }
 
 impl LedgerRecord {
@@ -78,6 +83,7 @@ impl LedgerRecord {
             reason: None,
             range_last_media_sequence: None,
             part_start_reason: None,
+            live_edge_at_start: None,
         }
     }
 
@@ -348,10 +354,22 @@ impl PartWriter {
     /// spilled to a file is copied into the part, never read whole into memory).
     pub fn append_segment_from(
         &mut self,
-        mut entry: LedgerEntry,
+        entry: LedgerEntry,
         segment: &mut dyn std::io::Read,
         length: u64,
     ) -> Result<LedgerEntry, HlsError> {
+        self.append_segment_record(LedgerRecord::new(entry), segment, length)
+    }
+
+    /// [`PartWriter::append_segment_from`] with the optional fields of `record` (its entry's part,
+    /// offset, bytes and state are set here).
+    pub fn append_segment_record(
+        &mut self,
+        mut record: LedgerRecord,
+        segment: &mut dyn std::io::Read,
+        length: u64,
+    ) -> Result<LedgerEntry, HlsError> {
+        let entry = &mut record.entry;
         let Some(part) = self.current_part.as_mut() else {
             return unreachable_part(&self.directory);
         };
@@ -374,7 +392,7 @@ impl PartWriter {
         entry.offset_in_part = part.summary.bytes;
         entry.bytes = segment_bytes_length;
         entry.state = SegmentState::Ok;
-        let mut record = LedgerRecord::new(entry);
+
         if part.summary.segments == 0 {
             record.part_start_reason = Some(part.summary.reason);
         }

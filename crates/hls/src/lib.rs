@@ -16,6 +16,6 @@ pub mod variant_selection;
 pub use error::HlsError;
 pub use http::{FetchLimits, HlsHttpClient};
 pub use live::{
-    DesiredState, TrackEnd, TrackEvent, TrackOutcome, TrackRecorderConfig, record_track,
+    DesiredState, StartFrom, TrackEnd, TrackEvent, TrackOutcome, TrackRecorderConfig, record_track,
 };
 pub use url_safety::NetworkPolicy;

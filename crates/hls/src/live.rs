@@ -56,6 +56,18 @@ pub enum DesiredState {
     StopNow,
 }
 
+/// Where a live recording starts in the first playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    /// `live_edge_segments` back from the newest segment (the default).
+    #[default]
+    LiveEdge,
+    /// The whole window the playlist still offers (an EVENT playlist, a long DVR window), then
+    /// on live; the ledger marks the segment that was the live edge (`live_edge_at_start`).
+    WindowStart,
+}
+
 /// Settings of one track recording.
 #[derive(Debug, Clone)]
 pub struct TrackRecorderConfig {
@@ -68,6 +80,8 @@ pub struct TrackRecorderConfig {
     pub parallel_downloads: usize,
     /// How many segments back from the live edge a live recording starts.
     pub live_edge_segments: usize,
+    /// From the live edge or from the window's start (`--from-start`).
+    pub start_from: StartFrom,
     pub fsync_interval: Duration,
     pub maximum_part_bytes: Option<u64>,
     pub maximum_part_seconds: Option<f64>,
@@ -146,6 +160,7 @@ impl TrackRecorderConfig {
             maximum_duration: None,
             parallel_downloads: 3,
             live_edge_segments: 3,
+            start_from: StartFrom::LiveEdge,
             fsync_interval: Duration::from_secs(2),
             maximum_part_bytes: None,
             maximum_part_seconds: None,
@@ -417,6 +432,7 @@ impl TrackState {
         let settings = CoreSettings {
             playlist_url: config.media_playlist_url.clone(),
             live_edge_segments: config.live_edge_segments,
+            start_from: config.start_from,
             maximum_duration: config.maximum_duration,
             parallel_downloads: config.parallel_downloads,
             stall_timeout: config.stall_timeout,
@@ -771,6 +787,7 @@ impl TrackState {
         state: SegmentState,
     ) -> LedgerRecord {
         let mut record = LedgerRecord::new(self.base_entry(segment, state));
+        record.live_edge_at_start = segment.live_edge_at_start.then_some(true);
         if state == SegmentState::Gap {
             record.reason = segment.failure_reason.clone();
             record.range_last_media_sequence = segment.range_last_media_sequence;
@@ -928,7 +945,9 @@ impl TrackState {
                     path: self.config.output_directory.clone(),
                     source,
                 })?;
-                let entry = writer.append_segment_from(entry, &mut reader, length)?;
+                let mut record = LedgerRecord::new(entry);
+                record.live_edge_at_start = segment.live_edge_at_start.then_some(true);
+                let entry = writer.append_segment_record(record, &mut reader, length)?;
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
                 self.last_media_sequence = Some(segment.media_sequence);
@@ -1356,6 +1375,7 @@ mod tests {
                 gap_counted: false,
                 failure_reason: None,
                 range_last_media_sequence: None,
+                live_edge_at_start: false,
             };
             state.core.pending.insert((0, sequence), segment);
         }

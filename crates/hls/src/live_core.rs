@@ -20,7 +20,7 @@ use url::Url;
 use crate::decrypt::initialization_vector_from_media_sequence;
 use crate::error::HlsError;
 use crate::ledger::{LedgerRecord, PartStartReason};
-use crate::live::TrackLimits;
+use crate::live::{StartFrom, TrackLimits};
 use crate::playlist::{ByteRange, KeyMethod, MediaPlaylist, MediaSegment};
 use crate::url_safety::redact_url_text;
 
@@ -96,6 +96,8 @@ pub(crate) struct TrackedSegment<B> {
     pub(crate) failure_reason: Option<String>,
     /// For a gap standing for a skipped range: its last media sequence.
     pub(crate) range_last_media_sequence: Option<u64>,
+    /// The newest segment listed when a recording from the window's start began.
+    pub(crate) live_edge_at_start: bool,
 }
 
 impl<B> TrackedSegment<B> {
@@ -123,6 +125,7 @@ impl HeldBody for () {
 pub(crate) struct CoreSettings {
     pub(crate) playlist_url: Url,
     pub(crate) live_edge_segments: usize,
+    pub(crate) start_from: StartFrom,
     pub(crate) maximum_duration: Option<Duration>,
     pub(crate) parallel_downloads: usize,
     pub(crate) stall_timeout: Duration,
@@ -322,11 +325,18 @@ impl<B> LiveCore<B> {
                     .position(|segment| segment.media_sequence > sequence)
                     .unwrap_or(segment_count),
                 _ if playlist.end_list => 0,
+                _ if self.settings.start_from == StartFrom::WindowStart => 0,
                 _ => segment_count.saturating_sub(self.settings.live_edge_segments.max(1)),
             }
         } else {
             0
         };
+        // From the window's start: the newest segment listed now is where "live" began.
+        let live_edge_index = (is_first
+            && self.settings.start_from == StartFrom::WindowStart
+            && self.resume_after.is_none()
+            && !playlist.end_list)
+            .then(|| segment_count.saturating_sub(1));
 
         // Remaining time in the window of each listed segment: the sum of durations up to it.
         let mut seconds_until_leaving = 0.0;
@@ -403,7 +413,8 @@ impl<B> LiveCore<B> {
                 self.taking_new_segments = false;
                 continue;
             }
-            let tracked = self.track_segment(segment, base_url, key, deadline, now)?;
+            let mut tracked = self.track_segment(segment, base_url, key, deadline, now)?;
+            tracked.live_edge_at_start = live_edge_index == Some(index);
             // Zero-length segments still count: they cannot make a recording endless.
             self.scheduled_media_seconds += tracked
                 .duration_seconds
@@ -529,6 +540,7 @@ impl<B> LiveCore<B> {
             gap_counted: false,
             failure_reason: None,
             range_last_media_sequence: None,
+            live_edge_at_start: false,
         })
     }
 
@@ -558,6 +570,7 @@ impl<B> LiveCore<B> {
                 "never listed in a playlist we loaded".to_string()
             }),
             range_last_media_sequence: (segment_count > 1).then_some(last),
+            live_edge_at_start: false,
         };
         if self.paused {
             segment.status = SegmentStatus::Paused;
@@ -927,6 +940,7 @@ mod tests {
         CoreSettings {
             playlist_url: Url::parse("http://127.0.0.1:9/live/level_0.m3u8").expect("url"),
             live_edge_segments: 3,
+            start_from: StartFrom::LiveEdge,
             maximum_duration: None,
             parallel_downloads: 3,
             stall_timeout: Duration::from_secs(60),
@@ -1240,5 +1254,68 @@ mod tests {
         assert!(core.resume(start + Duration::from_secs(3)));
         assert_eq!(core.part_break_pending, Some(PartStartReason::Resume));
         assert!(!core.resume(start + Duration::from_secs(4)), "once");
+    }
+
+    /// From the window's start: an EVENT playlist is taken whole, the newest segment of the
+    /// first poll is marked as the live edge, and the recording goes on with what comes next.
+    /// From the live edge (the default) the same poll starts three back.
+    #[test]
+    fn window_start_takes_the_whole_event_window_and_marks_the_live_edge() {
+        let poll = |last: u64| {
+            let mut text = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:2\n\
+                            #EXT-X-MEDIA-SEQUENCE:0\n"
+                .to_string();
+            for sequence in 0..=last {
+                text.push_str(&format!("#EXTINF:2,\nseg-{sequence}.ts\n"));
+            }
+            text
+        };
+        let polls = [poll(9), poll(10), poll(11)];
+        let polls: Vec<&str> = polls.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let mut from_start = CoreSettings {
+            start_from: StartFrom::WindowStart,
+            ..settings()
+        };
+        from_start.live_edge_segments = 3;
+        let mut core = LiveCore::new(from_start, None, start);
+        let base = core.settings.playlist_url.clone();
+        let mut marked = Vec::new();
+        let mut committed = Vec::new();
+        for (index, text) in polls.iter().enumerate() {
+            let now = start + Duration::from_secs(2) * index as u32;
+            core.absorb_playlist(&media_playlist(text), &base, index == 0, now)
+                .expect("absorbed");
+            for (key, _) in core.downloads_to_start(now, 0) {
+                core.download_succeeded(key, ());
+            }
+            // Three downloads at a time: drain the window over a few rounds.
+            for _ in 0..10 {
+                for (key, _) in core.downloads_to_start(now, 0) {
+                    core.download_succeeded(key, ());
+                }
+                for (segment, _) in core.take_ready() {
+                    if segment.live_edge_at_start {
+                        marked.push(segment.media_sequence);
+                    }
+                    committed.push(segment.media_sequence);
+                }
+            }
+        }
+        assert_eq!(committed, (0..=11).collect::<Vec<u64>>());
+        assert_eq!(marked, vec![9]);
+
+        let mut live_edge = LiveCore::<()>::new(settings(), None, start);
+        live_edge
+            .absorb_playlist(&media_playlist(polls[0]), &base, true, start)
+            .expect("absorbed");
+        let first_taken = live_edge.head().map(|(_, sequence)| sequence);
+        assert_eq!(first_taken, Some(7));
+        assert!(
+            live_edge
+                .pending
+                .values()
+                .all(|segment| !segment.live_edge_at_start)
+        );
     }
 }
