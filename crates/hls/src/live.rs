@@ -379,7 +379,8 @@ pub async fn record_track(
     let mut state = TrackState::new(config, client, events, resumed_from.as_ref());
     let mut downloads: JoinSet<DownloadResult> = JoinSet::new();
     let end = state.run(&mut writer, &mut control, &mut downloads).await;
-    downloads.abort_all();
+    // Aborted and waited for: a download's spill file is gone when the track returns.
+    downloads.shutdown().await;
     let parts = match writer.finish() {
         Ok(parts) => parts,
         Err(error) => {
