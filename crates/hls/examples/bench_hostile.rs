@@ -36,6 +36,7 @@ async fn record(
     url: &str,
     timeline_seconds: f64,
     unbounded_buffer: bool,
+    spill_off: bool,
 ) -> (String, usize, usize) {
     let directory = match tempfile::tempdir() {
         Ok(directory) => directory,
@@ -52,6 +53,10 @@ async fn record(
         // The comparison rows: what the attack costs without the buffer bound and byte budget.
         config.limits.maximum_buffered_segments = usize::MAX;
         config.limits.maximum_buffered_bytes = u64::MAX;
+    }
+    if unbounded_buffer || spill_off {
+        // The comparison rows: bodies stay in memory whatever their size (before the spill).
+        config.limits.maximum_in_memory_segment_bytes = u64::MAX;
     }
     let Ok(client) = HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, FetchLimits::default())
     else {
@@ -114,6 +119,10 @@ fn huge_slow_timeline() -> HostileTimeline {
 /// Row indices of the comparisons: the trickling head and the huge slow segments with the
 /// buffer bound (and the track's byte budget) switched off.
 const UNBOUNDED_ROWS: [usize; 2] = [11, 17];
+
+/// Row index of the huge slow segments with the spill to disk switched off (the byte budget on):
+/// how a track held them before bodies spilled.
+const SPILL_OFF_ROWS: [usize; 1] = [18];
 
 fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
     let default_timeline = HostileTimeline::default();
@@ -199,6 +208,13 @@ fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
             huge_slow_timeline(),
             ts,
         ),
+        (
+            Attack::HugeSlowSegments {
+                bytes_per_second: 8 * 1024 * 1024,
+            },
+            huge_slow_timeline(),
+            ts,
+        ),
     ]
 }
 
@@ -213,8 +229,11 @@ async fn run_row(index: usize) {
         return;
     };
     let unbounded = UNBOUNDED_ROWS.contains(&index);
+    let spill_off = SPILL_OFF_ROWS.contains(&index);
     let name = if unbounded {
         format!("{} (buffer bound off, for comparison)", attack.name())
+    } else if spill_off {
+        format!("{} (spill to disk off, for comparison)", attack.name())
     } else {
         attack.name()
     };
@@ -231,8 +250,8 @@ async fn run_row(index: usize) {
     let (_, rss_before) = process_memory_kib().unwrap_or((0, 0));
     let started = Instant::now();
     let ((attacked, _, _), (_, clean_ok, clean_gaps)) = tokio::join!(
-        record(&attacked_url, timeline_seconds, unbounded),
-        record(&clean_url, 12.0, false)
+        record(&attacked_url, timeline_seconds, unbounded, spill_off),
+        record(&clean_url, 12.0, false, false)
     );
     let (peak, _) = process_memory_kib().unwrap_or((0, 0));
     let row = Row {

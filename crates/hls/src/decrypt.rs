@@ -36,6 +36,72 @@ pub fn decrypt_aes128_cbc(
         .map_err(|_| DecryptionError::BadPadding)
 }
 
+/// [`decrypt_aes128_cbc`] for a body read from `encrypted` (`length` bytes) and written to
+/// `plain` as it goes, one window at a time: a spilled segment is never whole in memory.
+/// Returns the plain length.
+pub fn decrypt_aes128_cbc_stream(
+    key: &[u8; 16],
+    initialization_vector: &[u8; 16],
+    encrypted: &mut dyn std::io::Read,
+    length: u64,
+    plain: &mut dyn std::io::Write,
+) -> Result<u64, StreamDecryptionError> {
+    use aes::cipher::generic_array::GenericArray;
+    if !length.is_multiple_of(16) || length == 0 {
+        return Err(StreamDecryptionError::Decryption(
+            DecryptionError::NotBlockAligned {
+                length: usize::try_from(length).unwrap_or(usize::MAX),
+            },
+        ));
+    }
+    let mut decryptor = Aes128CbcDecryptor::new(key.into(), initialization_vector.into());
+    let mut remaining = length;
+    let mut window = vec![0u8; 256 * 1024];
+    let mut written: u64 = 0;
+    while remaining > 0 {
+        let take = usize::try_from(remaining.min(window.len() as u64)).unwrap_or(window.len());
+        let chunk = window
+            .get_mut(..take)
+            .ok_or(StreamDecryptionError::Decryption(
+                DecryptionError::BadPadding,
+            ))?;
+        encrypted.read_exact(chunk)?;
+        for block in chunk.chunks_exact_mut(16) {
+            decryptor.decrypt_block_mut(GenericArray::from_mut_slice(block));
+        }
+        remaining -= take as u64;
+        let keep = if remaining == 0 {
+            // PKCS#7: the last byte says how many bytes of padding end the body.
+            let padding = usize::from(*chunk.last().unwrap_or(&0));
+            let padding_is_valid = (1..=16).contains(&padding)
+                && chunk.len() >= padding
+                && chunk[chunk.len() - padding..]
+                    .iter()
+                    .all(|byte| usize::from(*byte) == padding);
+            if !padding_is_valid {
+                return Err(StreamDecryptionError::Decryption(
+                    DecryptionError::BadPadding,
+                ));
+            }
+            chunk.len() - padding
+        } else {
+            chunk.len()
+        };
+        plain.write_all(&chunk[..keep])?;
+        written += keep as u64;
+    }
+    Ok(written)
+}
+
+/// Why [`decrypt_aes128_cbc_stream`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamDecryptionError {
+    #[error(transparent)]
+    Decryption(#[from] DecryptionError),
+    #[error("reading or writing the body failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +124,39 @@ mod tests {
             decrypt_aes128_cbc(&key, &vector, &encrypted[..15]),
             Err(DecryptionError::NotBlockAligned { length: 15 })
         );
+    }
+
+    #[test]
+    fn streaming_decryption_matches_the_whole_body_one() {
+        let key = [3u8; 16];
+        let vector = initialization_vector_from_media_sequence(77);
+        for plain_length in [0usize, 15, 16, 300_000, 262_144] {
+            let plain: Vec<u8> = (0..plain_length).map(|index| (index % 251) as u8).collect();
+            let encrypted = Aes128CbcEncryptor::new((&key).into(), (&vector).into())
+                .encrypt_padded_vec_mut::<Pkcs7>(&plain);
+            let mut output = Vec::new();
+            let length = decrypt_aes128_cbc_stream(
+                &key,
+                &vector,
+                &mut encrypted.as_slice(),
+                encrypted.len() as u64,
+                &mut output,
+            )
+            .expect("decrypts");
+            assert_eq!(length, plain_length as u64);
+            assert_eq!(output, plain);
+            let mut ignored = Vec::new();
+            assert!(
+                decrypt_aes128_cbc_stream(
+                    &[4u8; 16],
+                    &vector,
+                    &mut encrypted.as_slice(),
+                    encrypted.len() as u64,
+                    &mut ignored,
+                )
+                .is_err()
+                    || plain_length == 0
+            );
+        }
     }
 }

@@ -4,13 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use url::Url;
 
 use crate::error::HlsError;
 use crate::playlist::ByteRange;
-use crate::url_safety::{NetworkPolicy, check_url, redirect_policy, resolver_for};
+use crate::segment_body::{BodyAccumulator, SegmentBody, SpillTarget};
+use crate::url_safety::{
+    NetworkPolicy, UrlSafetyError, check_url, redact_url, redact_url_text, redirect_policy,
+    resolver_for,
+};
 
 /// Most a body buffer reserves before bytes arrive.
 const INITIAL_BODY_CAPACITY: u64 = 4 * 1024 * 1024;
@@ -189,6 +193,29 @@ pub struct FetchedBody {
     pub body: Bytes,
 }
 
+/// A fetched body that may have spilled to a file, and the URL it finally came from.
+#[derive(Debug)]
+pub struct FetchedSegment {
+    pub final_url: Url,
+    pub body: SegmentBody,
+}
+
+impl FetchedSegment {
+    /// The body of a fetch made without a spill target (always in memory).
+    fn into_memory(self) -> Result<FetchedBody, HlsError> {
+        match self.body {
+            SegmentBody::Memory(body) => Ok(FetchedBody {
+                final_url: self.final_url,
+                body,
+            }),
+            SegmentBody::Spilled(_) => Err(HlsError::Io {
+                path: std::path::PathBuf::new(),
+                source: std::io::Error::other("a body spilled without a spill target"),
+            }),
+        }
+    }
+}
+
 impl HlsHttpClient {
     pub fn new(policy: NetworkPolicy, limits: FetchLimits) -> Result<Self, HlsError> {
         let client = reqwest::Client::builder()
@@ -233,7 +260,9 @@ impl HlsHttpClient {
         kind: ResourceKind,
         byte_range: Option<ByteRange>,
     ) -> Result<FetchedBody, HlsError> {
-        self.fetch_inner::<()>(url, kind, byte_range, None).await
+        self.fetch_inner::<()>(url, kind, byte_range, None, None)
+            .await
+            .and_then(FetchedSegment::into_memory)
     }
 
     /// [`HlsHttpClient::fetch`] that gives up at `deadline` however the body trickles: a
@@ -245,12 +274,14 @@ impl HlsHttpClient {
         byte_range: Option<ByteRange>,
         deadline: tokio::time::Instant,
     ) -> Result<FetchedBody, HlsError> {
-        self.fetch_budgeted_until::<()>(url, kind, byte_range, deadline, None)
+        self.fetch_budgeted_until::<()>(url, kind, byte_range, deadline, None, None)
             .await
+            .and_then(FetchedSegment::into_memory)
     }
 
-    /// [`HlsHttpClient::fetch_until`] that charges every chunk to `budget` before keeping it
-    /// (waiting for room while the budget is full); the charge is left in `budget`.
+    /// [`HlsHttpClient::fetch_until`] that charges every chunk kept in memory to `budget` before
+    /// keeping it (waiting for room while the budget is full; the charge is left in `budget`),
+    /// and moves a body that grows past `spill`'s threshold to a file.
     pub async fn fetch_budgeted_until<K: PartialEq + Copy>(
         &self,
         url: &Url,
@@ -258,14 +289,18 @@ impl HlsHttpClient {
         byte_range: Option<ByteRange>,
         deadline: tokio::time::Instant,
         budget: Option<&mut BudgetedDownload<K>>,
-    ) -> Result<FetchedBody, HlsError> {
+        spill: Option<&SpillTarget>,
+    ) -> Result<FetchedSegment, HlsError> {
         let started = tokio::time::Instant::now();
-        match tokio::time::timeout_at(deadline, self.fetch_inner(url, kind, byte_range, budget))
-            .await
+        match tokio::time::timeout_at(
+            deadline,
+            self.fetch_inner(url, kind, byte_range, budget, spill),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(HlsError::RequestDeadline {
-                url: url.to_string(),
+                url: redact_url(url),
                 seconds: deadline.saturating_duration_since(started).as_secs(),
             }),
         }
@@ -277,7 +312,8 @@ impl HlsHttpClient {
         kind: ResourceKind,
         byte_range: Option<ByteRange>,
         mut budget: Option<&mut BudgetedDownload<K>>,
-    ) -> Result<FetchedBody, HlsError> {
+        spill: Option<&SpillTarget>,
+    ) -> Result<FetchedSegment, HlsError> {
         check_url(url, self.policy)?;
         let limit = match kind {
             ResourceKind::Playlist => self.limits.maximum_playlist_bytes,
@@ -292,9 +328,14 @@ impl HlsHttpClient {
         if let Some(range) = byte_range {
             request = request.header("Range", range_header_value(range));
         }
-        let network_error = |error: reqwest::Error| HlsError::Network {
-            url: url.to_string(),
-            detail: describe_reqwest_error(&error),
+        let network_error = |error: reqwest::Error| {
+            if error.is_timeout() {
+                return self.timeout_error(url, kind);
+            }
+            HlsError::Network {
+                url: redact_url(url),
+                detail: describe_reqwest_error(&error),
+            }
         };
         let mut response = request.send().await.map_err(|error| {
             if let Some(refusal) = find_url_refusal(&error) {
@@ -303,9 +344,14 @@ impl HlsHttpClient {
             network_error(error)
         })?;
         let status = response.status();
+        if status.is_redirection() {
+            // A redirect the client did not follow: its Location is not an http(s) URL (a
+            // `file:` one, say), which is a refusal, not a server error to retry.
+            return Err(refused_redirect(url, &response, self.policy));
+        }
         if !status.is_success() {
             return Err(HlsError::HttpStatus {
-                url: url.to_string(),
+                url: redact_url(url),
                 status: status.as_u16(),
             });
         }
@@ -315,78 +361,146 @@ impl HlsHttpClient {
             && expected > limit
         {
             return Err(HlsError::TooLarge {
-                url: url.to_string(),
+                url: redact_url(url),
                 what: kind.describe(),
                 limit_bytes: limit,
             });
         }
-        let mut body =
-            // What the server announces is not believed up front: the buffer grows as bytes come.
-            BytesMut::with_capacity(expected_length.unwrap_or(64 * 1024).min(limit).min(INITIAL_BODY_CAPACITY) as usize);
+        let spill_io_error = |source: std::io::Error| HlsError::Io {
+            path: spill
+                .map(|target| target.directory.clone())
+                .unwrap_or_default(),
+            source,
+        };
+        // What the server announces is not believed up front: the buffer grows as bytes come.
+        let mut body = BodyAccumulator::with_capacity(
+            spill.cloned(),
+            expected_length
+                .unwrap_or(64 * 1024)
+                .min(limit)
+                .min(INITIAL_BODY_CAPACITY) as usize,
+        );
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(error) => {
-                    if let Some(expected) = expected_length {
+                    // Our own deadline is not the server's short body.
+                    if let Some(expected) = expected_length
+                        && !error.is_timeout()
+                    {
                         return Err(HlsError::ShortBody {
-                            url: url.to_string(),
+                            url: redact_url(url),
                             expected,
-                            received: body.len() as u64,
+                            received: body.len(),
                         });
                     }
                     return Err(network_error(error));
                 }
             };
-            if body.len() as u64 + chunk.len() as u64 > limit {
+            if body.len() + chunk.len() as u64 > limit {
                 return Err(HlsError::TooLarge {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     what: kind.describe(),
                     limit_bytes: limit,
                 });
             }
-            if let Some(budget) = budget.as_deref_mut() {
+            if let Some(budget) = budget.as_deref_mut()
+                && body.keeps_in_memory(chunk.len())
+            {
                 budget.charge(chunk.len()).await;
             }
-            body.extend_from_slice(&chunk);
+            body.push(&chunk).map_err(spill_io_error)?;
         }
         if let Some(expected) = expected_length
-            && (body.len() as u64) < expected
+            && body.len() < expected
         {
             return Err(HlsError::ShortBody {
-                url: url.to_string(),
+                url: redact_url(url),
                 expected,
-                received: body.len() as u64,
+                received: body.len(),
             });
         }
-        let mut body = body.freeze();
+        let mut body = body.finish().map_err(spill_io_error)?;
         // A server that ignores Range sends the whole resource: cut the range out of it.
         if let Some(range) = byte_range
             && status == reqwest::StatusCode::OK
-            && body.len() as u64 > range.length
+            && body.len() > range.length
         {
-            let start = range.offset as usize;
-            let end = start.saturating_add(range.length as usize);
+            let start = range.offset;
+            let end = start.saturating_add(range.length);
             if end > body.len() {
                 return Err(HlsError::ShortBody {
-                    url: url.to_string(),
-                    expected: end as u64,
-                    received: body.len() as u64,
+                    url: redact_url(url),
+                    expected: end,
+                    received: body.len(),
                 });
             }
-            body = body.slice(start..end);
+            let spill_target = spill.cloned().unwrap_or_else(|| SpillTarget {
+                directory: std::env::temp_dir(),
+                file_prefix: "unused".to_string(),
+                in_memory_limit: u64::MAX,
+            });
+            body = body
+                .slice(start, end, &spill_target)
+                .map_err(spill_io_error)?;
         }
         if let Some(range) = byte_range
-            && (body.len() as u64) < range.length
+            && body.len() < range.length
         {
             return Err(HlsError::ShortBody {
-                url: url.to_string(),
+                url: redact_url(url),
                 expected: range.length,
-                received: body.len() as u64,
+                received: body.len(),
             });
         }
-        Ok(FetchedBody { final_url, body })
+        Ok(FetchedSegment { final_url, body })
     }
+}
+
+impl HlsHttpClient {
+    /// Our own time limit ran out: a whole-request deadline for playlists and keys, the pause
+    /// between two chunks for the others.
+    fn timeout_error(&self, url: &Url, kind: ResourceKind) -> HlsError {
+        match kind {
+            ResourceKind::Playlist | ResourceKind::Key => HlsError::RequestDeadline {
+                url: redact_url(url),
+                seconds: self.limits.small_request_timeout.as_secs(),
+            },
+            ResourceKind::Segment | ResourceKind::Init => HlsError::Network {
+                url: redact_url(url),
+                detail: format!(
+                    "no bytes arrived for {} s",
+                    self.limits.read_timeout.as_secs()
+                ),
+            },
+        }
+    }
+}
+
+/// Why a redirect that was not followed is refused: where it points and what is wrong with it.
+fn refused_redirect(url: &Url, response: &reqwest::Response, policy: NetworkPolicy) -> HlsError {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let reason = if location.is_empty() {
+        "the redirect has no Location".to_string()
+    } else {
+        match url.join(&location) {
+            Err(error) => format!("not a URL ({error})"),
+            Ok(target) => match check_url(&target, policy) {
+                Err(refusal) => refusal.to_string(),
+                Ok(()) => "the redirect could not be followed".to_string(),
+            },
+        }
+    };
+    HlsError::UrlRefused(UrlSafetyError::RedirectRefused {
+        url: redact_url(url),
+        location: redact_url_text(&location),
+        reason,
+    })
 }
 
 /// `bytes=<first>-<last>` of a byte range from a playlist; offsets near `u64::MAX` saturate
@@ -483,5 +597,114 @@ mod tests {
             }),
             format!("bytes={}-{}", u64::MAX, u64::MAX)
         );
+    }
+
+    /// One origin for the message tests: a playlist that stalls after a few bytes, redirects to
+    /// `file:` and `ftp:`, and a plain playlist.
+    async fn message_test_origin() -> String {
+        use axum::body::Body;
+        use axum::http::{StatusCode, Uri, header};
+        use futures_util::StreamExt;
+        let router = axum::Router::new().fallback(|uri: Uri| async move {
+            let response = match uri.path() {
+                "/stalls.m3u8" => {
+                    let first = futures_util::stream::once(async {
+                        Ok::<_, std::convert::Infallible>(Bytes::from_static(b"#EXTM3U\n"))
+                    });
+                    axum::response::Response::builder()
+                        .header(header::CONTENT_LENGTH, "1000")
+                        .body(Body::from_stream(
+                            first.chain(futures_util::stream::pending()),
+                        ))
+                }
+                "/to-file.m3u8" => axum::response::Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(header::LOCATION, "file:///etc/passwd")
+                    .body(Body::empty()),
+                "/to-ftp.m3u8" => axum::response::Response::builder()
+                    .status(StatusCode::MOVED_PERMANENTLY)
+                    .header(header::LOCATION, "ftp://127.0.0.1/live.m3u8")
+                    .body(Body::empty()),
+                _ => axum::response::Response::builder()
+                    .body(Body::from("#EXTM3U\n#EXT-X-TARGETDURATION:1\n")),
+            };
+            response.unwrap_or_default()
+        });
+        let address = streambot_testkit::hostile::serve_on_loopback(router)
+            .await
+            .expect("origin");
+        format!("127.0.0.1:{}", address.port())
+    }
+
+    fn message_test_client() -> HlsHttpClient {
+        let limits = FetchLimits {
+            small_request_timeout: Duration::from_millis(300),
+            ..FetchLimits::default()
+        };
+        HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, limits).expect("client")
+    }
+
+    #[tokio::test]
+    async fn our_own_playlist_timeout_is_not_a_short_body() {
+        let host = message_test_origin().await;
+        let url = Url::parse(&format!("http://{host}/stalls.m3u8")).expect("url");
+        let error = message_test_client()
+            .fetch_playlist(&url)
+            .await
+            .expect_err("the playlist never completes");
+        assert!(
+            matches!(error, HlsError::RequestDeadline { seconds: 0, .. }),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("did not arrive within its deadline"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("bytes before the connection ended"),
+            "{text}"
+        );
+        assert!(error.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_refused_scheme_is_a_specific_refusal_not_http_302() {
+        let host = message_test_origin().await;
+        let client = message_test_client();
+        for (path, location) in [
+            ("to-file.m3u8", "file:///etc/passwd"),
+            ("to-ftp.m3u8", "ftp://127.0.0.1/live.m3u8"),
+        ] {
+            let url = Url::parse(&format!("http://{host}/{path}")).expect("url");
+            let error = client
+                .fetch_playlist(&url)
+                .await
+                .expect_err("the redirect is refused");
+            assert!(
+                matches!(
+                    error,
+                    HlsError::UrlRefused(UrlSafetyError::RedirectRefused { .. })
+                ),
+                "{path}: {error:?}"
+            );
+            let text = error.user_message();
+            assert!(text.contains("redirects to a refused address"), "{text}");
+            assert!(text.contains(location), "{text}");
+            assert!(!text.contains("HTTP 30"), "{text}");
+            assert!(!error.is_retryable(), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_capitalised_scheme_is_fetched_as_http() {
+        let host = message_test_origin().await;
+        let url = Url::parse(&format!("HTTP://{host}/live.m3u8")).expect("url");
+        let (final_url, text) = message_test_client()
+            .fetch_playlist(&url)
+            .await
+            .expect("fetched");
+        assert_eq!(final_url.scheme(), "http");
+        assert!(text.starts_with("#EXTM3U"));
     }
 }

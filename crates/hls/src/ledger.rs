@@ -37,6 +37,11 @@ pub struct LedgerRecord {
     /// On the first segment of a part: why the part was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_start_reason: Option<PartStartReason>,
+    /// On the segment that was the newest listed (the live edge) when a recording that started
+    /// from the window's start (`StartFrom::WindowStart`) began: what comes before it was
+    /// already published then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_edge_at_start: Option<bool>,
 }
 
 impl LedgerRecord {
@@ -46,6 +51,7 @@ impl LedgerRecord {
             reason: None,
             range_last_media_sequence: None,
             part_start_reason: None,
+            live_edge_at_start: None,
         }
     }
 
@@ -306,27 +312,59 @@ impl PartWriter {
     /// Appends a segment's bytes to the current part and its line to the ledger.
     pub fn append_segment(
         &mut self,
-        mut entry: LedgerEntry,
+        entry: LedgerEntry,
         segment_bytes: &[u8],
     ) -> Result<LedgerEntry, HlsError> {
+        self.append_segment_from(entry, &mut &segment_bytes[..], segment_bytes.len() as u64)
+    }
+
+    /// [`PartWriter::append_segment`] for a body read from `segment` (`length` bytes: a segment
+    /// spilled to a file is copied into the part, never read whole into memory).
+    pub fn append_segment_from(
+        &mut self,
+        entry: LedgerEntry,
+        segment: &mut dyn std::io::Read,
+        length: u64,
+    ) -> Result<LedgerEntry, HlsError> {
+        self.append_segment_record(LedgerRecord::new(entry), segment, length)
+    }
+
+    /// [`PartWriter::append_segment_from`] with the optional fields of `record` (its entry's part,
+    /// offset, bytes and state are set here).
+    pub fn append_segment_record(
+        &mut self,
+        mut record: LedgerRecord,
+        segment: &mut dyn std::io::Read,
+        length: u64,
+    ) -> Result<LedgerEntry, HlsError> {
+        let entry = &mut record.entry;
         let Some(part) = self.current_part.as_mut() else {
             return unreachable_part(&self.directory);
         };
-        part.file
-            .write_all(segment_bytes)
+        let copied = std::io::copy(&mut std::io::Read::take(segment, length), &mut part.file)
             .map_err(|source| HlsError::Io {
                 path: part.summary.path.clone(),
                 source,
             })?;
+        if copied != length {
+            return Err(HlsError::Io {
+                path: part.summary.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the segment body gave {copied} of {length} bytes"),
+                ),
+            });
+        }
+        let segment_bytes_length = length;
         entry.part = part.summary.number;
         entry.offset_in_part = part.summary.bytes;
-        entry.bytes = segment_bytes.len() as u64;
+        entry.bytes = segment_bytes_length;
         entry.state = SegmentState::Ok;
-        let mut record = LedgerRecord::new(entry);
+
         if part.summary.segments == 0 {
             record.part_start_reason = Some(part.summary.reason);
         }
-        part.summary.bytes += segment_bytes.len() as u64;
+        part.summary.bytes += segment_bytes_length;
         part.summary.segments += 1;
         part.summary.media_seconds += record.entry.duration_seconds;
         self.write_ledger_line(&record)?;

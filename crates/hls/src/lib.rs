@@ -6,14 +6,16 @@ pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod live;
+mod live_core;
 pub mod media_check;
 pub mod playlist;
+pub mod segment_body;
 pub mod url_safety;
 pub mod variant_selection;
 
 pub use error::HlsError;
 pub use http::{FetchLimits, HlsHttpClient};
 pub use live::{
-    DesiredState, TrackEnd, TrackEvent, TrackOutcome, TrackRecorderConfig, record_track,
+    DesiredState, StartFrom, TrackEnd, TrackEvent, TrackOutcome, TrackRecorderConfig, record_track,
 };
 pub use url_safety::NetworkPolicy;

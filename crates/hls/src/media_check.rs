@@ -63,17 +63,109 @@ pub fn check_media_body(
     body: &[u8],
     expectation: MediaExpectation,
 ) -> Result<MediaFormat, NotMediaReason> {
-    if body.is_empty() {
+    let mut source = body;
+    check_media_source(&mut source, expectation)
+}
+
+/// [`check_media_body`] for a body spilled to a file (a large segment): read through a window
+/// of [`FILE_WINDOW_BYTES`], never whole.
+pub fn check_media_file(
+    file: &mut std::fs::File,
+    expectation: MediaExpectation,
+) -> Result<MediaFormat, NotMediaReason> {
+    let length = file
+        .metadata()
+        .map_err(|error| NotMediaReason(format!("the spilled body could not be read: {error}")))?
+        .len();
+    let mut source = FileWindow {
+        file,
+        length: usize::try_from(length).unwrap_or(usize::MAX),
+        window_start: 0,
+        window: Vec::new(),
+    };
+    check_media_source(&mut source, expectation)
+}
+
+/// Bytes of a file read at once by [`check_media_file`].
+pub const FILE_WINDOW_BYTES: usize = 1024 * 1024;
+
+/// A body to check: in memory or in a file.
+trait BodySource {
+    fn length(&self) -> usize;
+    /// Up to `wanted` bytes from `offset` (fewer at the end; empty past it). A read error is an
+    /// empty answer: the check then refuses the body.
+    fn bytes_at(&mut self, offset: usize, wanted: usize) -> &[u8];
+}
+
+impl BodySource for &[u8] {
+    fn length(&self) -> usize {
+        self.len()
+    }
+
+    fn bytes_at(&mut self, offset: usize, wanted: usize) -> &[u8] {
+        let start = offset.min(self.len());
+        let end = offset.saturating_add(wanted).min(self.len());
+        &self[start..end]
+    }
+}
+
+struct FileWindow<'a> {
+    file: &'a mut std::fs::File,
+    length: usize,
+    window_start: usize,
+    window: Vec<u8>,
+}
+
+impl BodySource for FileWindow<'_> {
+    fn length(&self) -> usize {
+        self.length
+    }
+
+    fn bytes_at(&mut self, offset: usize, wanted: usize) -> &[u8] {
+        use std::io::{Read, Seek, SeekFrom};
+        let end = offset.saturating_add(wanted).min(self.length);
+        let window_end = self.window_start + self.window.len();
+        if offset < self.window_start || end > window_end {
+            self.window.clear();
+            self.window_start = offset;
+            let read_length = FILE_WINDOW_BYTES
+                .max(wanted)
+                .min(self.length.saturating_sub(offset));
+            if self.file.seek(SeekFrom::Start(offset as u64)).is_err() {
+                return &[];
+            }
+            let mut reader = (&mut *self.file).take(read_length as u64);
+            if reader.read_to_end(&mut self.window).is_err() {
+                self.window.clear();
+                return &[];
+            }
+        }
+        let start = offset
+            .saturating_sub(self.window_start)
+            .min(self.window.len());
+        let stop = end
+            .saturating_sub(self.window_start)
+            .min(self.window.len())
+            .max(start);
+        &self.window[start..stop]
+    }
+}
+
+fn check_media_source(
+    body: &mut dyn BodySource,
+    expectation: MediaExpectation,
+) -> Result<MediaFormat, NotMediaReason> {
+    if body.length() == 0 {
         return Err(NotMediaReason("the body is empty".to_string()));
     }
     match expectation {
         MediaExpectation::InitSegment => check_init_segment(body),
         MediaExpectation::FragmentAfterInit => {
-            check_mp4_boxes(body, FRAGMENT_BOXES).map_err(|reason| describe(body, reason))
+            check_mp4_boxes(body, 0, FRAGMENT_BOXES).map_err(|reason| describe(body, reason))
         }
         MediaExpectation::SelfContainedSegment => check_self_contained(body),
         MediaExpectation::Subtitle => {
-            if is_webvtt(body) {
+            if is_webvtt(body.bytes_at(0, 16)) {
                 Ok(MediaFormat::WebVtt)
             } else {
                 check_self_contained(body)
@@ -82,30 +174,31 @@ pub fn check_media_body(
     }
 }
 
-fn check_self_contained(body: &[u8]) -> Result<MediaFormat, NotMediaReason> {
-    let after_id3 = skip_id3_tags(body);
-    if after_id3.is_empty() {
+fn check_self_contained(body: &mut dyn BodySource) -> Result<MediaFormat, NotMediaReason> {
+    let start = id3_tags_length(body, 0);
+    let head = body.bytes_at(start, 8).to_vec();
+    if head.is_empty() {
         // An ID3 tag alone carries no media.
         return Err(NotMediaReason(
             "only an ID3 tag, no media after it".to_string(),
         ));
     }
-    if after_id3[0] == TS_SYNC_BYTE {
-        return check_transport_stream(after_id3).map_err(|reason| describe(body, reason));
+    if head[0] == TS_SYNC_BYTE {
+        return check_transport_stream(body, start).map_err(|reason| describe(body, reason));
     }
-    if is_adts_header(after_id3) {
-        return check_adts(after_id3).map_err(|reason| describe(body, reason));
+    if is_adts_header(&head) {
+        return check_adts(body, start).map_err(|reason| describe(body, reason));
     }
-    if is_mpeg_audio_header(after_id3) {
+    if is_mpeg_audio_header(&head) {
         return Ok(MediaFormat::MpegAudio);
     }
-    if after_id3.len() >= 5 && after_id3[0] == 0x0B && after_id3[1] == 0x77 {
+    if head.len() >= 5 && head[0] == 0x0B && head[1] == 0x77 {
         return Ok(MediaFormat::Ac3);
     }
-    if after_id3.len() >= 8 {
+    if head.len() >= 8 {
         let mut allowed: Vec<&[u8; 4]> = FRAGMENT_BOXES.to_vec();
         allowed.extend_from_slice(SELF_CONTAINED_EXTRA_BOXES);
-        if let Ok(format) = check_mp4_boxes(after_id3, &allowed) {
+        if let Ok(format) = check_mp4_boxes(body, start, &allowed) {
             return Ok(format);
         }
     }
@@ -116,8 +209,8 @@ fn check_self_contained(body: &[u8]) -> Result<MediaFormat, NotMediaReason> {
 }
 
 /// A short description of what a refused body looks like, for the ledger and the logs.
-fn describe(body: &[u8], reason: String) -> NotMediaReason {
-    let start = skip_utf8_bom(body);
+fn describe(body: &mut dyn BodySource, reason: String) -> NotMediaReason {
+    let start = skip_utf8_bom(body.bytes_at(0, 67));
     let text_start: String = start
         .iter()
         .take(64)
@@ -155,38 +248,41 @@ fn is_webvtt(body: &[u8]) -> bool {
     }
 }
 
-/// Skips leading ID3v2 tags (`ID3`, version, flags, 28-bit syncsafe size, optional footer).
-fn skip_id3_tags(body: &[u8]) -> &[u8] {
-    let mut rest = body;
+/// Bytes taken by the ID3v2 tags (`ID3`, version, flags, 28-bit syncsafe size, optional footer)
+/// at `offset`: up to the end of the body when a tag claims more than there is.
+fn id3_tags_length(body: &mut dyn BodySource, offset: usize) -> usize {
+    let mut position = offset;
     for _ in 0..MAXIMUM_LEADING_ID3_TAGS {
-        if rest.len() < 10 || &rest[0..3] != b"ID3" {
+        let header = body.bytes_at(position, 10);
+        if header.len() < 10 || &header[0..3] != b"ID3" {
             break;
         }
-        let size_bytes = &rest[6..10];
+        let size_bytes = &header[6..10];
         if size_bytes.iter().any(|byte| byte & 0x80 != 0) {
             break;
         }
         let size = size_bytes
             .iter()
             .fold(0usize, |size, byte| (size << 7) | usize::from(*byte));
-        let footer = if rest[5] & 0x10 != 0 { 10 } else { 0 };
+        let footer = if header[5] & 0x10 != 0 { 10 } else { 0 };
         let total = 10usize.saturating_add(size).saturating_add(footer);
-        if total > rest.len() {
-            return &rest[rest.len()..];
+        let remaining = body.length().saturating_sub(position);
+        if total > remaining {
+            return body.length().saturating_sub(offset);
         }
-        rest = &rest[total..];
+        position += total;
     }
-    rest
+    position - offset
 }
 
-fn check_transport_stream(body: &[u8]) -> Result<MediaFormat, String> {
-    if body.len() < TS_PACKET_LENGTH {
+fn check_transport_stream(body: &mut dyn BodySource, start: usize) -> Result<MediaFormat, String> {
+    let length = body.length().saturating_sub(start);
+    if length < TS_PACKET_LENGTH {
         return Err(format!(
-            "an MPEG-TS body shorter than one packet ({} bytes)",
-            body.len()
+            "an MPEG-TS body shorter than one packet ({length} bytes)"
         ));
     }
-    let trailing = body.len() % TS_PACKET_LENGTH;
+    let trailing = length % TS_PACKET_LENGTH;
     if trailing != 0 {
         // A partial packet at the end would carry foreign bytes into the part and misalign the
         // segment after it.
@@ -194,11 +290,11 @@ fn check_transport_stream(body: &[u8]) -> Result<MediaFormat, String> {
             "an MPEG-TS body that does not end on a packet boundary ({trailing} bytes after the last whole packet)"
         ));
     }
-    for (index, packet) in body.chunks(TS_PACKET_LENGTH).enumerate() {
-        if packet[0] != TS_SYNC_BYTE {
+    for index in 0..length / TS_PACKET_LENGTH {
+        let offset = index * TS_PACKET_LENGTH;
+        if body.bytes_at(start + offset, 1).first() != Some(&TS_SYNC_BYTE) {
             return Err(format!(
-                "MPEG-TS sync byte missing at packet {index} (offset {})",
-                index * TS_PACKET_LENGTH
+                "MPEG-TS sync byte missing at packet {index} (offset {offset})"
             ));
         }
     }
@@ -210,20 +306,21 @@ fn is_adts_header(bytes: &[u8]) -> bool {
     bytes.len() >= 7 && bytes[0] == 0xFF && bytes[1] & 0xF6 == 0xF0
 }
 
-fn check_adts(body: &[u8]) -> Result<MediaFormat, String> {
+fn check_adts(body: &mut dyn BodySource, start: usize) -> Result<MediaFormat, String> {
     let mut offset = 0usize;
     let mut frames = 0usize;
-    while offset < body.len() {
-        let rest = &body[offset..];
+    let length = body.length().saturating_sub(start);
+    while offset < length {
+        let rest = body.bytes_at(start + offset, 7);
         if rest.len() < 7 {
             // A partial trailing header: tolerated like a partial TS packet.
             break;
         }
         if !is_adts_header(rest) {
             // Timed ID3 metadata may sit between frames.
-            let after_id3 = skip_id3_tags(rest);
-            if after_id3.len() < rest.len() {
-                offset += rest.len() - after_id3.len();
+            let tags = id3_tags_length(body, start + offset);
+            if tags > 0 {
+                offset += tags;
                 continue;
             }
             return Err(format!("ADTS sync lost at offset {offset}"));
@@ -256,9 +353,13 @@ fn is_mpeg_audio_header(bytes: &[u8]) -> bool {
     version != 0x01 && layer != 0x00 && bitrate_index != 0x0F && sample_rate_index != 0x03
 }
 
-/// Walks top-level MP4 boxes: they must be known and cover the body exactly.
-fn check_mp4_boxes(body: &[u8], allowed: &[&[u8; 4]]) -> Result<MediaFormat, String> {
-    let types = mp4_box_types(body, allowed)?;
+/// Walks top-level MP4 boxes from `start`: they must be known and cover the body exactly.
+fn check_mp4_boxes(
+    body: &mut dyn BodySource,
+    start: usize,
+    allowed: &[&[u8; 4]],
+) -> Result<MediaFormat, String> {
+    let types = mp4_box_types(body, start, allowed)?;
     if types.iter().any(|box_type| box_type == b"moof") {
         Ok(MediaFormat::FragmentedMp4)
     } else if types.iter().any(|box_type| box_type == b"moov")
@@ -271,11 +372,17 @@ fn check_mp4_boxes(body: &[u8], allowed: &[&[u8; 4]]) -> Result<MediaFormat, Str
     }
 }
 
-fn mp4_box_types(body: &[u8], allowed: &[&[u8; 4]]) -> Result<Vec<[u8; 4]>, String> {
+fn mp4_box_types(
+    body: &mut dyn BodySource,
+    start: usize,
+    allowed: &[&[u8; 4]],
+) -> Result<Vec<[u8; 4]>, String> {
     let mut offset = 0usize;
     let mut types = Vec::new();
-    while offset < body.len() {
-        let rest = &body[offset..];
+    let length = body.length().saturating_sub(start);
+    while offset < length {
+        let remaining = (length - offset) as u64;
+        let rest = body.bytes_at(start + offset, 16);
         if rest.len() < 8 {
             return Err(format!("a cut MP4 box header at offset {offset}"));
         }
@@ -287,8 +394,8 @@ fn mp4_box_types(body: &[u8], allowed: &[&[u8; 4]]) -> Result<Vec<[u8; 4]>, Stri
                 String::from_utf8_lossy(&box_type)
             ));
         }
-        let length = match declared {
-            0 => rest.len() as u64,
+        let box_length = match declared {
+            0 => remaining,
             1 => {
                 if rest.len() < 16 {
                     return Err(format!("a cut MP4 box header at offset {offset}"));
@@ -300,22 +407,23 @@ fn mp4_box_types(body: &[u8], allowed: &[&[u8; 4]]) -> Result<Vec<[u8; 4]>, Stri
             other => other,
         };
         let header_length = if declared == 1 { 16 } else { 8 };
-        if length < header_length || length > rest.len() as u64 {
+        if box_length < header_length || box_length > remaining {
             return Err(format!(
-                "MP4 box {:?} at offset {offset} declares {length} bytes, {} remain",
+                "MP4 box {:?} at offset {offset} declares {box_length} bytes, {remaining} remain",
                 String::from_utf8_lossy(&box_type),
-                rest.len()
             ));
         }
         types.push(box_type);
-        offset += length as usize;
+        offset += box_length as usize;
     }
     Ok(types)
 }
 
-fn check_init_segment(body: &[u8]) -> Result<MediaFormat, NotMediaReason> {
-    let types = mp4_box_types(body, INIT_BOXES)
-        .map_err(|reason| describe(body, format!("init segment: {reason}")))?;
+fn check_init_segment(body: &mut dyn BodySource) -> Result<MediaFormat, NotMediaReason> {
+    let types = match mp4_box_types(body, 0, INIT_BOXES) {
+        Ok(types) => types,
+        Err(reason) => return Err(describe(body, format!("init segment: {reason}"))),
+    };
     let has = |wanted: &[u8; 4]| types.iter().any(|box_type| box_type == wanted);
     if has(b"ftyp") && has(b"moov") {
         Ok(MediaFormat::InitSegment)
@@ -494,5 +602,48 @@ mod tests {
         assert!(check_media_body(webvtt, MediaExpectation::SelfContainedSegment).is_err());
         assert!(check_media_body(&id3_tag(10), MediaExpectation::SelfContainedSegment).is_err());
         assert!(check_media_body(b"", MediaExpectation::SelfContainedSegment).is_err());
+    }
+
+    /// A spilled body is checked through a window, with the same verdicts as in memory.
+    #[test]
+    fn files_get_the_same_verdicts_as_memory() {
+        use std::io::Write;
+        let mut large_ts = id3_tag(40);
+        large_ts.extend(ts_packets(3 * FILE_WINDOW_BYTES / TS_PACKET_LENGTH + 7));
+        let mut broken_late = large_ts.clone();
+        let last_packet = broken_late.len() - TS_PACKET_LENGTH;
+        broken_late[last_packet] = 0x00;
+        let mut fragment = mp4_box(b"moof", 100);
+        fragment.extend(mp4_box(b"mdat", 2 * FILE_WINDOW_BYTES + 5));
+        let mut adts = Vec::new();
+        while adts.len() < FILE_WINDOW_BYTES + 4096 {
+            adts.extend(adts_frame(300));
+            if adts.len() % 7 == 0 {
+                adts.extend(id3_tag(20));
+            }
+        }
+        for (body, expectation) in [
+            (large_ts, MediaExpectation::SelfContainedSegment),
+            (broken_late, MediaExpectation::SelfContainedSegment),
+            (fragment.clone(), MediaExpectation::FragmentAfterInit),
+            (
+                fragment[..fragment.len() - 1].to_vec(),
+                MediaExpectation::FragmentAfterInit,
+            ),
+            (adts, MediaExpectation::SelfContainedSegment),
+            (
+                b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n".to_vec(),
+                MediaExpectation::SelfContainedSegment,
+            ),
+        ] {
+            let mut file = tempfile::tempfile().expect("tempfile");
+            file.write_all(&body).expect("write");
+            assert_eq!(
+                check_media_file(&mut file, expectation),
+                check_media_body(&body, expectation),
+                "{expectation:?}, {} bytes",
+                body.len()
+            );
+        }
     }
 }

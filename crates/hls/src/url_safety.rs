@@ -19,6 +19,94 @@ pub enum UrlSafetyError {
     PrivateAddress { url: String, address: IpAddr },
     #[error("{host:?} resolves only to private or local addresses; this is refused for safety")]
     HostResolvesOnlyToPrivateAddresses { host: String },
+    /// A redirect (3xx) whose `Location` is refused: another scheme (`file:`), a private
+    /// address, or not a URL at all. Never retried as "HTTP 302".
+    #[error("{url:?} redirects to a refused address {location:?}: {reason}")]
+    RedirectRefused {
+        url: String,
+        location: String,
+        reason: String,
+    },
+}
+
+/// Query parameters whose names contain one of these (lower case) carry secrets: their values
+/// are replaced by [`REDACTED`] wherever a URL is written or logged.
+const SECRET_QUERY_NAME_PARTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "key",
+    "sig",
+    "credential",
+    "session",
+];
+
+/// What stands in for a removed secret.
+pub const REDACTED: &str = "REDACTED";
+
+/// A URL as it may be written to the ledger, an event, a log or an error text: the userinfo
+/// (`user:password@`) is removed and secret-looking query values are replaced; scheme, host,
+/// port and path stay.
+pub fn redact_url(url: &Url) -> String {
+    redact_url_text(url.as_str())
+}
+
+/// [`redact_url`] for text that may not parse as a URL (a playlist's URI, a user's message):
+/// every `scheme://user:password@host` or `//user@host` loses its userinfo, and every query's
+/// secret-looking values are replaced.
+pub fn redact_url_text(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    // Userinfo: between "//" and the end of the authority.
+    while let Some(slashes) = rest.find("//") {
+        let (before, after) = rest.split_at(slashes + 2);
+        result.push_str(before);
+        let authority_end = after
+            .find(|character: char| {
+                matches!(character, '/' | '?' | '#' | '\\') || character.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => result.push_str(&authority[at + 1..]),
+            None => result.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    result.push_str(rest);
+    redact_query_secrets(&result)
+}
+
+fn redact_query_secrets(text: &str) -> String {
+    let Some(query_start) = text.find('?') else {
+        return text.to_string();
+    };
+    let (before, after) = text.split_at(query_start + 1);
+    let query_end = after
+        .find(|character: char| character == '#' || character.is_whitespace())
+        .unwrap_or(after.len());
+    let (query, tail) = after.split_at(query_end);
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_query_name(name) => format!("{name}={REDACTED}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!(
+        "{before}{}{}",
+        redacted.join("&"),
+        redact_query_secrets(tail)
+    )
+}
+
+fn is_secret_query_name(name: &str) -> bool {
+    let lowered = name.to_ascii_lowercase();
+    SECRET_QUERY_NAME_PARTS
+        .iter()
+        .any(|part| lowered.contains(part))
 }
 
 /// Whether private networks may be reached (`ALLOW_PRIVATE_NETWORKS=true`, tests).
@@ -89,14 +177,14 @@ pub fn check_url(url: &Url, policy: NetworkPolicy) -> Result<(), UrlSafetyError>
         "http" | "https" => {}
         other => {
             return Err(UrlSafetyError::SchemeNotAllowed {
-                url: url.to_string(),
+                url: redact_url(url),
                 scheme: other.to_string(),
             });
         }
     }
     match url.host() {
         None => Err(UrlSafetyError::Malformed {
-            url: url.to_string(),
+            url: redact_url(url),
             reason: "it has no host".to_string(),
         }),
         Some(url::Host::Ipv4(v4)) => check_address(url, IpAddr::V4(v4), policy),
@@ -107,7 +195,7 @@ pub fn check_url(url: &Url, policy: NetworkPolicy) -> Result<(), UrlSafetyError>
                 && (lowered == "localhost" || lowered.ends_with(".localhost"))
             {
                 return Err(UrlSafetyError::PrivateAddress {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     address: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 });
             }
@@ -121,7 +209,7 @@ fn check_address(url: &Url, address: IpAddr, policy: NetworkPolicy) -> Result<()
         Ok(())
     } else {
         Err(UrlSafetyError::PrivateAddress {
-            url: url.to_string(),
+            url: redact_url(url),
             address,
         })
     }
@@ -130,7 +218,7 @@ fn check_address(url: &Url, address: IpAddr, policy: NetworkPolicy) -> Result<()
 /// Parses a user's text as a URL and checks it.
 pub fn parse_and_check_url(text: &str, policy: NetworkPolicy) -> Result<Url, UrlSafetyError> {
     let url = Url::parse(text.trim()).map_err(|error| UrlSafetyError::Malformed {
-        url: text.to_string(),
+        url: redact_url_text(text),
         reason: error.to_string(),
     })?;
     check_url(&url, policy)?;
@@ -164,7 +252,7 @@ pub async fn check_url_and_resolved_addresses(
     .unwrap_or_default();
     if addresses.is_empty() {
         return Err(UrlSafetyError::Malformed {
-            url: url.to_string(),
+            url: redact_url(url),
             reason: format!("the host {host:?} could not be resolved"),
         });
     }
@@ -173,7 +261,7 @@ pub async fn check_url_and_resolved_addresses(
         .find(|address| !policy.permits_address(address.ip()))
     {
         return Err(UrlSafetyError::PrivateAddress {
-            url: url.to_string(),
+            url: redact_url(url),
             address: refused.ip(),
         });
     }
@@ -229,7 +317,19 @@ pub fn redirect_policy(
         }
         match check_url(attempt.url(), policy) {
             Ok(()) => attempt.follow(),
-            Err(error) => attempt.error(error),
+            Err(error) => {
+                let from = attempt
+                    .previous()
+                    .last()
+                    .map(redact_url)
+                    .unwrap_or_default();
+                let refusal = UrlSafetyError::RedirectRefused {
+                    url: from,
+                    location: redact_url(attempt.url()),
+                    reason: error.to_string(),
+                };
+                attempt.error(refusal)
+            }
         }
     })
 }
@@ -306,5 +406,56 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn redaction_removes_userinfo_and_query_secrets_and_keeps_host_and_path() {
+        let url = Url::parse("https://user:hunter2@cdn.example:8443/live/seg-1.ts?token=abc&q=hd")
+            .expect("url");
+        assert_eq!(
+            redact_url(&url),
+            "https://cdn.example:8443/live/seg-1.ts?token=REDACTED&q=hd"
+        );
+        for (text, expected) in [
+            ("//u:p@host/x.ts", "//host/x.ts"),
+            (
+                "seg.ts?Signature=s1&Key-Pair-Id=k&x=1",
+                "seg.ts?Signature=REDACTED&Key-Pair-Id=REDACTED&x=1",
+            ),
+            ("http://only-user@host/a", "http://host/a"),
+            ("plain/relative.ts", "plain/relative.ts"),
+            (
+                "could not reach http://a:b@h/p?password=z then https://c:d@i/q",
+                "could not reach http://h/p?password=REDACTED then https://i/q",
+            ),
+        ] {
+            assert_eq!(redact_url_text(text), expected, "{text}");
+        }
+        // Errors about a URL never carry its password.
+        let refused =
+            parse_and_check_url("file://u:hunter2@x/etc/passwd", NetworkPolicy::PUBLIC_ONLY)
+                .expect_err("file is refused");
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
+        let malformed = parse_and_check_url("http://u:hunter2@[bad", NetworkPolicy::PUBLIC_ONLY)
+            .expect_err("malformed");
+        assert!(!malformed.to_string().contains("hunter2"), "{malformed}");
+    }
+
+    #[test]
+    fn a_capitalised_scheme_is_http() {
+        let policy = NetworkPolicy::ALLOW_PRIVATE;
+        for text in [
+            "Http://127.0.0.1/live.m3u8",
+            "HTTPS://example.com/live.m3u8",
+            "hTtP://example.com/live.m3u8",
+        ] {
+            let url = parse_and_check_url(text, policy).expect("accepted");
+            assert!(matches!(url.scheme(), "http" | "https"), "{text}");
+        }
+        let base = Url::parse("https://example.com/live/media.m3u8").expect("url");
+        let joined = base
+            .join("HTTPS://cdn.example.com/seg.ts")
+            .expect("absolute URI");
+        assert!(check_url(&joined, policy).is_ok());
     }
 }

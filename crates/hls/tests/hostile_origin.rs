@@ -426,8 +426,8 @@ async fn a_trickling_first_segment_is_cut_at_its_deadline_and_nothing_piles_up()
 }
 
 /// Three endless segments at once, 16 MiB/s each: every one grows to the 128 MiB segment limit.
-/// Without a byte budget the three downloads hold 3 x 128 MiB together; with one of 16 MiB the
-/// track holds at most the head (128 MiB, never charged) plus 16 MiB behind it.
+/// In memory without a byte budget the three downloads would hold 3 x 128 MiB together; each body
+/// past 4 MiB spills to a file, so the track holds a few MiB per download.
 #[tokio::test]
 async fn three_huge_slow_segments_stay_within_the_track_byte_budget() {
     const BUDGET_BYTES: u64 = 16 * 1024 * 1024;
@@ -464,11 +464,20 @@ async fn three_huge_slow_segments_stay_within_the_track_byte_budget() {
     }
     assert!(ok_records(&run.attacked.records).is_empty());
     assert_clean_recording_unharmed(&run);
-    // The head (one segment limit) plus the budget, plus 64 MiB for the clean recording, the
-    // runtime and the allocator (a growing body buffer is reallocated); the three downloads
-    // without the budget hold 3 x 128 MiB, far over it (measured: 189 MiB with the budget, 377 MiB
-    // with it switched off).
-    assert_memory_bounded(&run, segment_limit_kib + BUDGET_BYTES / 1024 + 64 * 1024);
+    // Bodies past 4 MiB spill to disk, so not even the head holds its 128 MiB: the budget plus
+    // 64 MiB for the clean recording, the runtime and the allocator; the three downloads in
+    // memory without the budget hold 3 x 128 MiB, far over it (measured before the spill: 189 MiB
+    // with the budget, 377 MiB with it switched off; see BENCHMARKS.md for after).
+    assert!(segment_limit_kib > BUDGET_BYTES / 1024);
+    // The bodies went to disk and are gone with the segments given up.
+    let leftovers: Vec<String> = std::fs::read_dir(run.attacked._directory.path())
+        .expect("directory")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("spill"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_memory_bounded(&run, BUDGET_BYTES / 1024 + 64 * 1024);
 }
 
 #[tokio::test]

@@ -883,3 +883,29 @@ async fn segments_pending_at_a_stop_are_gaps_in_the_ledger() {
 async fn segments_pending_at_the_duration_limit_are_gaps_in_the_ledger() {
     assert_every_taken_sequence_is_in_the_ledger(false).await;
 }
+
+/// Issue 11: a body past the in-memory threshold spills to a file in the track's directory. With
+/// a threshold of 1 KiB every segment spills (TS, fMP4 after its init, AES-128 decrypted from
+/// file to file): nothing is lost, the parts hold the same bytes, and no spill file is left.
+#[tokio::test]
+async fn segments_spilled_to_disk_lose_nothing_and_leave_no_file() {
+    for kind in [
+        SegmentKind::MpegTs,
+        SegmentKind::Fmp4,
+        SegmentKind::MpegTsAes128,
+    ] {
+        let recorded = record_with(live_origin_config(kind), |config| {
+            config.limits.maximum_in_memory_segment_bytes = 1024;
+        })
+        .await;
+        assert_finished(&recorded, RecordingEndReason::StreamEnded);
+        assert_nothing_lost(&recorded, kind);
+        let leftovers: Vec<String> = std::fs::read_dir(recorded._directory.path())
+            .expect("directory")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("spill"))
+            .collect();
+        assert!(leftovers.is_empty(), "{kind:?}: {leftovers:?}");
+    }
+}

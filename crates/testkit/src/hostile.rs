@@ -382,6 +382,17 @@ pub async fn spawn_hostile_origin(
     })
 }
 
+/// Serves `router` on a free loopback port for the rest of the test process (a one-off origin a
+/// test builds itself: a playlist with secrets in its URIs, a growing EVENT playlist, ...).
+pub async fn serve_on_loopback(router: Router) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(address)
+}
+
 fn segment_index_of(path: &str) -> Option<u64> {
     let name = path.rsplit('/').next()?;
     let number = name.strip_prefix("seg-")?.split('.').next()?;

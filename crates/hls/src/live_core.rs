@@ -1,0 +1,1321 @@
+//! The live state machine of one track, without IO (sans-IO, as quinn-proto is under quinn, or
+//! mini-redis's frame parsing under its connection): which segments to take from a playlist, their
+//! window deadlines, epochs and discontinuities, gap decisions, retries, the commit order, pause,
+//! the reload schedule and the end conditions. It is driven by inputs, each with the time `now`
+//! (a playlist was loaded, a download finished or failed, the owner paused or resumed, a timer
+//! fired) and answers with decisions (these downloads start now, these segments are ready to be
+//! committed in this order, a gap is known, reload after this long, wake at this instant, the
+//! recording ends for this reason). It never reads the clock, the network or the disk:
+//! [`crate::live`] is the IO driver around it (HTTP, decryption, the part writer, events).
+//!
+//! `B` is what a finished download holds (the driver's body and init; `()` in tests).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use streambot_core::RecordingEndReason;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::decrypt::initialization_vector_from_media_sequence;
+use crate::error::HlsError;
+use crate::ledger::{LedgerRecord, PartStartReason};
+use crate::live::{StartFrom, TrackLimits};
+use crate::playlist::{ByteRange, KeyMethod, MediaPlaylist, MediaSegment};
+use crate::url_safety::redact_url_text;
+
+/// Ordering key of a segment: epoch, then media sequence.
+pub(crate) type SegmentKey = (u32, u64);
+
+/// Longest span any deadline of this module is set ahead: durations from a playlist never make
+/// an `Instant` overflow.
+pub(crate) const LONGEST_DEADLINE: Duration = Duration::from_secs(86_400 * 7);
+
+/// `base + seconds`, for seconds from outside: not finite or negative is 0, huge is capped.
+pub(crate) fn instant_after_seconds(base: Instant, seconds: f64) -> Instant {
+    let span = Duration::try_from_secs_f64(seconds.max(0.0))
+        .unwrap_or(LONGEST_DEADLINE)
+        .min(LONGEST_DEADLINE);
+    instant_after(base, span)
+}
+
+/// `base + span`, capped so that it never overflows.
+pub(crate) fn instant_after(base: Instant, span: Duration) -> Instant {
+    base.checked_add(span.min(LONGEST_DEADLINE)).unwrap_or(base)
+}
+
+/// A duration from a playlist as this module uses it: not finite or negative is 0 (the parser
+/// already refuses what is over a day).
+pub(crate) fn sane_duration(seconds: f64) -> f64 {
+    if seconds.is_finite() && seconds > 0.0 {
+        seconds.min(crate::playlist::MAXIMUM_BELIEVABLE_DURATION_SECONDS)
+    } else {
+        0.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentKeyInfo {
+    pub(crate) key_url: Url,
+    pub(crate) initialization_vector: [u8; 16],
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct InitInfo {
+    pub(crate) identity: String,
+    pub(crate) url: Url,
+    pub(crate) byte_range: Option<ByteRange>,
+}
+
+#[derive(Debug)]
+pub(crate) enum SegmentStatus<B> {
+    Waiting,
+    InFlight,
+    Done(B),
+    Gap,
+    Paused,
+}
+
+#[derive(Debug)]
+pub(crate) struct TrackedSegment<B> {
+    pub(crate) epoch: u32,
+    pub(crate) media_sequence: u64,
+    pub(crate) discontinuity_sequence: u64,
+    pub(crate) url: Url,
+    pub(crate) uri_text: String,
+    pub(crate) duration_seconds: f64,
+    pub(crate) byte_range: Option<ByteRange>,
+    pub(crate) key: Option<SegmentKeyInfo>,
+    pub(crate) init: Option<InitInfo>,
+    pub(crate) deadline: Instant,
+    pub(crate) next_attempt_at: Instant,
+    pub(crate) failed_attempts: u32,
+    pub(crate) status: SegmentStatus<B>,
+    pub(crate) gap_counted: bool,
+    /// Why the last attempt failed (the gap's reason when it comes to that).
+    pub(crate) failure_reason: Option<String>,
+    /// For a gap standing for a skipped range: its last media sequence.
+    pub(crate) range_last_media_sequence: Option<u64>,
+    /// The newest segment listed when a recording from the window's start began.
+    pub(crate) live_edge_at_start: bool,
+}
+
+impl<B> TrackedSegment<B> {
+    /// Media sequences this entry stands for.
+    pub(crate) fn segment_count(&self) -> u64 {
+        self.range_last_media_sequence.map_or(1, |last| {
+            last.saturating_sub(self.media_sequence).saturating_add(1)
+        })
+    }
+}
+
+/// What a finished download holds in memory (for the buffer bound).
+pub(crate) trait HeldBody {
+    fn memory_bytes(&self) -> u64;
+}
+
+impl HeldBody for () {
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// The settings of a track the decisions depend on.
+#[derive(Debug, Clone)]
+pub(crate) struct CoreSettings {
+    pub(crate) playlist_url: Url,
+    pub(crate) live_edge_segments: usize,
+    pub(crate) start_from: StartFrom,
+    pub(crate) maximum_duration: Option<Duration>,
+    pub(crate) parallel_downloads: usize,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) limits: TrackLimits,
+}
+
+/// What the core decided that the driver must act on or tell.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CoreEvent {
+    /// A segment (or a range) is lost: counted once, the moment it is known.
+    GapKnown(KnownGap),
+    /// The origin restarted its numbering: a new epoch (cached keys and inits are stale).
+    NewEpoch {
+        newest_media_sequence: u64,
+        seen_media_sequence: u64,
+    },
+    /// A body failed in a way a stale key explains: fetch the key again.
+    ForgetKey(Url),
+    /// A body failed in a way a stale init explains: fetch the init again.
+    ForgetInit(String),
+}
+
+/// A gap as the ledger and the events describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KnownGap {
+    pub(crate) epoch: u32,
+    pub(crate) media_sequence: u64,
+    pub(crate) discontinuity_sequence: u64,
+    pub(crate) duration_seconds: f64,
+    pub(crate) uri_text: String,
+    pub(crate) failed_attempts: u32,
+    pub(crate) reason: Option<String>,
+    pub(crate) segment_count: u64,
+}
+
+/// How a failed download attempt is classified (the driver knows the error; the core decides).
+pub(crate) struct FailedAttempt<'a> {
+    pub(crate) error: &'a HlsError,
+    /// The key came from the origin during this attempt, not from the cache.
+    pub(crate) fresh_key: bool,
+    /// The init came from the origin during this attempt, not from the cache.
+    pub(crate) fresh_init: bool,
+}
+
+/// The state machine of one track.
+pub(crate) struct LiveCore<B> {
+    pub(crate) settings: CoreSettings,
+    pub(crate) pending: BTreeMap<SegmentKey, TrackedSegment<B>>,
+    highest_seen: Option<SegmentKey>,
+    resume_after: Option<SegmentKey>,
+    current_epoch: u32,
+    highest_discontinuity_sequence: u64,
+    pub(crate) started_at: Instant,
+    pub(crate) last_new_segment_at: Instant,
+    pub(crate) end_list_seen: bool,
+    pub(crate) taking_new_segments: bool,
+    scheduled_media_seconds: f64,
+    /// Discontinuities decided by identity: goes up by one for every new segment first seen with
+    /// `EXT-X-DISCONTINUITY` before it (and on a new epoch), never because a tag slid out of the
+    /// window or a packager does not write `EXT-X-DISCONTINUITY-SEQUENCE`. This is the
+    /// `discontinuity_sequence` of the ledger.
+    discontinuity_count: u64,
+    /// When the last playlist was absorbed (bounds the seconds a skipped range can have lost).
+    last_playlist_at: Instant,
+    /// Why the next part starts, when the core knows it first (a new epoch, a resume).
+    pub(crate) part_break_pending: Option<PartStartReason>,
+    pub(crate) paused: bool,
+    pub(crate) first_media_sequence: Option<u64>,
+    target_duration_seconds: f64,
+    events: Vec<CoreEvent>,
+}
+
+impl<B> LiveCore<B> {
+    /// A track's state before its first playlist, continuing after `resumed_from` (the last
+    /// ledger line of an earlier run in the same directory) when there is one.
+    pub(crate) fn new(
+        settings: CoreSettings,
+        resumed_from: Option<&LedgerRecord>,
+        now: Instant,
+    ) -> Self {
+        let resume_after =
+            resumed_from.map(|record| (record.entry.epoch, record.last_media_sequence()));
+        LiveCore {
+            settings,
+            pending: BTreeMap::new(),
+            highest_seen: resume_after,
+            resume_after,
+            current_epoch: resume_after.map_or(0, |(epoch, _)| epoch),
+            highest_discontinuity_sequence: 0,
+            started_at: now,
+            last_new_segment_at: now,
+            end_list_seen: false,
+            taking_new_segments: true,
+            scheduled_media_seconds: 0.0,
+            discontinuity_count: resumed_from
+                .map_or(0, |record| record.entry.discontinuity_sequence),
+            last_playlist_at: now,
+            part_break_pending: None,
+            paused: false,
+            first_media_sequence: None,
+            target_duration_seconds: 2.0,
+            events: Vec::new(),
+        }
+    }
+
+    /// The decisions made since the last call, in order.
+    pub(crate) fn drain_events(&mut self) -> Vec<CoreEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub(crate) fn target_duration(&self) -> Duration {
+        let seconds = if self.target_duration_seconds.is_finite() {
+            self.target_duration_seconds.clamp(0.1, 60.0)
+        } else {
+            2.0
+        };
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
+    }
+
+    /// The key at the head of the commit order.
+    pub(crate) fn head(&self) -> Option<SegmentKey> {
+        self.pending.first_key_value().map(|(key, _)| *key)
+    }
+
+    /// When to load the playlist again after a load at its due time: the target duration when it
+    /// listed something new, half of it when not (RFC 8216 §6.3.4).
+    pub(crate) fn reload_interval(&self, listed_anything_new: bool) -> Duration {
+        if listed_anything_new {
+            self.target_duration()
+        } else {
+            self.target_duration() / 2
+        }
+    }
+
+    /// How long to wait after the `consecutive_failures`-th failed reload.
+    pub(crate) fn playlist_retry_after(&self, consecutive_failures: u32) -> Duration {
+        Duration::from_millis(250)
+            .saturating_mul(1 << consecutive_failures.min(6))
+            .min(self.target_duration())
+    }
+
+    /// Takes in a freshly loaded playlist (relative URIs resolve against `base_url`, where it
+    /// really came from). Returns whether it listed anything new.
+    pub(crate) fn absorb_playlist(
+        &mut self,
+        playlist: &MediaPlaylist,
+        base_url: &Url,
+        is_first: bool,
+        now: Instant,
+    ) -> Result<bool, HlsError> {
+        if playlist.target_duration > 0.0 && playlist.target_duration.is_finite() {
+            self.target_duration_seconds = playlist.target_duration;
+        }
+        if playlist.end_list {
+            self.end_list_seen = true;
+        }
+        let previous_playlist_at = std::mem::replace(&mut self.last_playlist_at, now);
+        let Some(newest) = playlist.segments.last() else {
+            return Ok(false);
+        };
+        let segment_count = playlist.segments.len();
+        let newest_media_sequence = newest.media_sequence;
+        let newest_discontinuity = newest.discontinuity_sequence;
+
+        // Sequence reset: the whole window is older than what we had, or the discontinuity
+        // sequence moved on while the media sequence went back.
+        if let Some((seen_epoch, seen_sequence)) = self.highest_seen
+            && seen_epoch == self.current_epoch
+            && newest_media_sequence < seen_sequence
+        {
+            let far_behind =
+                newest_media_sequence.saturating_add(segment_count as u64) < seen_sequence;
+            let discontinuity_advanced = newest_discontinuity > self.highest_discontinuity_sequence;
+            if far_behind || discontinuity_advanced {
+                self.events.push(CoreEvent::NewEpoch {
+                    newest_media_sequence,
+                    seen_media_sequence: seen_sequence,
+                });
+                self.current_epoch = self.current_epoch.saturating_add(1);
+                self.discontinuity_count = self.discontinuity_count.saturating_add(1);
+                self.part_break_pending = Some(PartStartReason::Discontinuity);
+            } else {
+                // A stale copy of the playlist (a lagging CDN node): nothing new in it.
+                return Ok(false);
+            }
+        }
+        self.highest_discontinuity_sequence = self
+            .highest_discontinuity_sequence
+            .max(newest_discontinuity);
+
+        // Which segments are new, and from where a fresh recording starts.
+        let first_index_to_take = if is_first {
+            match self.resume_after {
+                Some((epoch, sequence)) if epoch == self.current_epoch => playlist
+                    .segments
+                    .iter()
+                    .position(|segment| segment.media_sequence > sequence)
+                    .unwrap_or(segment_count),
+                _ if playlist.end_list => 0,
+                _ if self.settings.start_from == StartFrom::WindowStart => 0,
+                _ => segment_count.saturating_sub(self.settings.live_edge_segments.max(1)),
+            }
+        } else {
+            0
+        };
+        // From the window's start: the newest segment listed now is where "live" began.
+        let live_edge_index = (is_first
+            && self.settings.start_from == StartFrom::WindowStart
+            && self.resume_after.is_none()
+            && !playlist.end_list)
+            .then(|| segment_count.saturating_sub(1));
+
+        // Remaining time in the window of each listed segment: the sum of durations up to it.
+        let mut seconds_until_leaving = 0.0;
+        let mut listed_anything_new = false;
+        let mut previous_key_in_playlist: Option<u64> = None;
+        let target = self.target_duration();
+        for (index, segment) in playlist.segments.iter().enumerate() {
+            seconds_until_leaving += sane_duration(segment.duration);
+            let key = (self.current_epoch, segment.media_sequence);
+            let deadline = instant_after(instant_after_seconds(now, seconds_until_leaving), target);
+            if let Some(tracked) = self.pending.get_mut(&key) {
+                // Still listed: it stays retrievable at least this long. Not in a finished
+                // playlist (ENDLIST): nothing slides out of it, so every reload would push a
+                // segment that always fails out again, for ever.
+                if !playlist.end_list {
+                    tracked.deadline = tracked.deadline.max(deadline);
+                }
+                previous_key_in_playlist = Some(segment.media_sequence);
+                continue;
+            }
+            let is_new = match self.highest_seen {
+                Some(seen) => key > seen,
+                None => true,
+            };
+            if !is_new || index < first_index_to_take {
+                previous_key_in_playlist = Some(segment.media_sequence);
+                continue;
+            }
+            // Whether a discontinuity stands before this segment is decided now, once: by the
+            // tag, for a segment after one already seen (not for the first one taken).
+            let is_first_taken = self.highest_seen.is_none();
+            if segment.discontinuity && !is_first_taken {
+                self.discontinuity_count = self.discontinuity_count.saturating_add(1);
+            }
+            // Sequences between what we had and this one were never listed to us: gaps.
+            let gap_from = match self.highest_seen {
+                Some((epoch, sequence)) if epoch == self.current_epoch => {
+                    Some(sequence.saturating_add(1))
+                }
+                _ => None,
+            };
+            let gap_from = match (gap_from, previous_key_in_playlist) {
+                (Some(from), Some(previous)) => Some(from.max(previous.saturating_add(1))),
+                (from, _) => from,
+            };
+            if let Some(from) = gap_from
+                && from < segment.media_sequence
+            {
+                let missing = segment.media_sequence - from;
+                if missing <= self.settings.limits.maximum_listed_gap_segments {
+                    for missing_sequence in from..segment.media_sequence {
+                        self.record_unlisted_gap(missing_sequence, missing_sequence, None, now);
+                    }
+                } else {
+                    // One line for the whole range, whatever its width. Its seconds are what
+                    // could have been lost: the wall time since the previous playlist.
+                    let seconds = (missing as f64 * self.target_duration_seconds).min(
+                        now.duration_since(previous_playlist_at).as_secs_f64()
+                            + self.target_duration_seconds,
+                    );
+                    self.record_unlisted_gap(from, segment.media_sequence - 1, Some(seconds), now);
+                }
+            }
+            previous_key_in_playlist = Some(segment.media_sequence);
+            self.highest_seen = Some(key);
+            listed_anything_new = true;
+            self.last_new_segment_at = now;
+            if !self.taking_new_segments {
+                continue;
+            }
+            if let Some(maximum) = self.settings.maximum_duration
+                && self.scheduled_media_seconds >= maximum.as_secs_f64()
+            {
+                self.taking_new_segments = false;
+                continue;
+            }
+            let mut tracked = self.track_segment(segment, base_url, key, deadline, now)?;
+            tracked.live_edge_at_start = live_edge_index == Some(index);
+            // Zero-length segments still count: they cannot make a recording endless.
+            self.scheduled_media_seconds += tracked
+                .duration_seconds
+                .max(self.settings.limits.minimum_counted_segment_seconds);
+            if self.first_media_sequence.is_none() {
+                self.first_media_sequence = Some(segment.media_sequence);
+            }
+            self.pending.insert(key, tracked);
+        }
+        Ok(listed_anything_new)
+    }
+
+    fn track_segment(
+        &self,
+        segment: &MediaSegment,
+        base_url: &Url,
+        key: SegmentKey,
+        deadline: Instant,
+        now: Instant,
+    ) -> Result<TrackedSegment<B>, HlsError> {
+        let url = base_url
+            .join(&segment.uri)
+            .map_err(|error| HlsError::Playlist {
+                url: crate::url_safety::redact_url(base_url),
+                error: crate::playlist::PlaylistParseError::InvalidTag {
+                    line: 0,
+                    tag: "segment URI".to_string(),
+                    reason: format!("{:?}: {error}", redact_url_text(&segment.uri)),
+                },
+            })?;
+        let key_info = match &segment.key {
+            None => None,
+            Some(key) => match &key.method {
+                KeyMethod::None => None,
+                KeyMethod::Aes128 => {
+                    if let Some(format) = &key.key_format
+                        && format != "identity"
+                    {
+                        return Err(HlsError::UnsupportedEncryption {
+                            method: format!("AES-128 with KEYFORMAT {format}"),
+                        });
+                    }
+                    let Some(uri) = &key.uri else {
+                        return Err(HlsError::UnsupportedEncryption {
+                            method: "AES-128 without a key URI".to_string(),
+                        });
+                    };
+                    let key_url =
+                        base_url
+                            .join(uri)
+                            .map_err(|_| HlsError::UnsupportedEncryption {
+                                method: format!(
+                                    "AES-128 with an unusable key URI {:?}",
+                                    redact_url_text(uri)
+                                ),
+                            })?;
+                    Some(SegmentKeyInfo {
+                        key_url,
+                        initialization_vector: key.iv.unwrap_or_else(|| {
+                            initialization_vector_from_media_sequence(segment.media_sequence)
+                        }),
+                    })
+                }
+                KeyMethod::SampleAes => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: "SAMPLE-AES".to_string(),
+                    });
+                }
+                KeyMethod::SampleAesCtr => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: "SAMPLE-AES-CTR".to_string(),
+                    });
+                }
+                KeyMethod::Other(other) => {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: other.clone(),
+                    });
+                }
+            },
+        };
+        let init = match &segment.map {
+            None => None,
+            Some(map) => {
+                let init_url = base_url
+                    .join(&map.uri)
+                    .map_err(|error| HlsError::Playlist {
+                        url: crate::url_safety::redact_url(base_url),
+                        error: crate::playlist::PlaylistParseError::InvalidTag {
+                            line: 0,
+                            tag: "EXT-X-MAP".to_string(),
+                            reason: format!("{:?}: {error}", redact_url_text(&map.uri)),
+                        },
+                    })?;
+                let identity = match &map.byte_range {
+                    Some(range) => format!("{init_url}@{}+{}", range.offset, range.length),
+                    None => init_url.to_string(),
+                };
+                Some(InitInfo {
+                    identity,
+                    url: init_url,
+                    byte_range: map.byte_range,
+                })
+            }
+        };
+        Ok(TrackedSegment {
+            epoch: key.0,
+            media_sequence: segment.media_sequence,
+            discontinuity_sequence: self.discontinuity_count,
+            url,
+            uri_text: redact_url_text(&segment.uri),
+            duration_seconds: sane_duration(segment.duration),
+            byte_range: segment.byte_range,
+            key: key_info,
+            init,
+            deadline,
+            next_attempt_at: now,
+            failed_attempts: 0,
+            status: if self.paused {
+                SegmentStatus::Paused
+            } else {
+                SegmentStatus::Waiting
+            },
+            gap_counted: false,
+            failure_reason: None,
+            range_last_media_sequence: None,
+            live_edge_at_start: false,
+        })
+    }
+
+    /// Media sequences `first..=last` that were never listed to us: known lost now, committed in
+    /// order later. One entry however wide the range (`seconds` then says what it lost).
+    fn record_unlisted_gap(&mut self, first: u64, last: u64, seconds: Option<f64>, now: Instant) {
+        let media_sequence = first;
+        let segment_count = last.saturating_sub(first).saturating_add(1);
+        let mut segment = TrackedSegment {
+            epoch: self.current_epoch,
+            media_sequence,
+            discontinuity_sequence: self.discontinuity_count,
+            url: self.settings.playlist_url.clone(),
+            uri_text: String::new(),
+            duration_seconds: seconds.unwrap_or(self.target_duration_seconds),
+            byte_range: None,
+            key: None,
+            init: None,
+            deadline: now,
+            next_attempt_at: now,
+            failed_attempts: 0,
+            status: SegmentStatus::Gap,
+            gap_counted: false,
+            failure_reason: Some(if segment_count > 1 {
+                format!("{segment_count} segments skipped")
+            } else {
+                "never listed in a playlist we loaded".to_string()
+            }),
+            range_last_media_sequence: (segment_count > 1).then_some(last),
+            live_edge_at_start: false,
+        };
+        if self.paused {
+            segment.status = SegmentStatus::Paused;
+        } else {
+            self.count_gap(&mut segment);
+        }
+        self.pending
+            .insert((self.current_epoch, media_sequence), segment);
+    }
+
+    /// Counts a gap the moment it is known (once per segment).
+    pub(crate) fn count_gap(&mut self, segment: &mut TrackedSegment<B>) {
+        if segment.gap_counted {
+            return;
+        }
+        segment.gap_counted = true;
+        self.events.push(CoreEvent::GapKnown(KnownGap {
+            epoch: segment.epoch,
+            media_sequence: segment.media_sequence,
+            discontinuity_sequence: segment.discontinuity_sequence,
+            duration_seconds: segment.duration_seconds,
+            uri_text: segment.uri_text.clone(),
+            failed_attempts: segment.failed_attempts,
+            reason: segment.failure_reason.clone(),
+            segment_count: segment.segment_count(),
+        }));
+    }
+
+    /// A segment that failed and whose window deadline has passed is a gap.
+    pub(crate) fn give_up_expired(&mut self, now: Instant) {
+        let expired: Vec<SegmentKey> = self
+            .pending
+            .iter()
+            .filter(|(_, segment)| {
+                matches!(segment.status, SegmentStatus::Waiting)
+                    && now >= segment.deadline
+                    && segment.failed_attempts > 0
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            if let Some(mut segment) = self.pending.remove(&key) {
+                segment.status = SegmentStatus::Gap;
+                self.count_gap(&mut segment);
+                self.pending.insert(key, segment);
+            }
+        }
+    }
+
+    /// A download finished with a body: ready to be committed in order.
+    pub(crate) fn download_succeeded(&mut self, key: SegmentKey, body: B) {
+        if let Some(segment) = self.pending.get_mut(&key) {
+            segment.status = SegmentStatus::Done(body);
+        }
+    }
+
+    /// A download attempt failed: retried with backoff, at once after dropping a stale key or
+    /// init, or a gap when trying again cannot help.
+    pub(crate) fn download_failed(
+        &mut self,
+        key: SegmentKey,
+        attempt: FailedAttempt<'_>,
+        now: Instant,
+    ) {
+        let target = self.target_duration();
+        let paused = self.paused;
+        let Some(segment) = self.pending.get_mut(&key) else {
+            return;
+        };
+        let error = attempt.error;
+        segment.failed_attempts += 1;
+        segment.failure_reason = Some(gap_reason(error));
+        let mut permanent = matches!(
+            error,
+            HlsError::UrlRefused(_)
+                | HlsError::TooLarge { .. }
+                | HlsError::InvalidKey { .. }
+                | HlsError::UnsupportedEncryption { .. }
+        );
+        let mut retry_at_once = false;
+        // A body that does not decrypt or is not media may come from a stale key or init (the
+        // packager restarted behind the same URIs): fetch them again. With fresh ones it is the
+        // segment itself: a decryption failure is then a gap at once.
+        let suspect = matches!(
+            error,
+            HlsError::Decryption { .. } | HlsError::NotMedia { .. }
+        );
+        if suspect {
+            let mut refreshed = false;
+            if let Some(key_info) = &segment.key
+                && !attempt.fresh_key
+            {
+                self.events
+                    .push(CoreEvent::ForgetKey(key_info.key_url.clone()));
+                refreshed = true;
+            }
+            if let Some(init) = &segment.init
+                && !attempt.fresh_init
+            {
+                self.events
+                    .push(CoreEvent::ForgetInit(init.identity.clone()));
+                refreshed = true;
+            }
+            if refreshed {
+                retry_at_once = true;
+            } else if matches!(error, HlsError::Decryption { .. }) {
+                segment.failure_reason = Some("decryption failed".to_string());
+                permanent = true;
+            }
+        }
+        if permanent {
+            segment.status = SegmentStatus::Gap;
+            let Some(mut segment_to_count) = self.pending.remove(&key) else {
+                return;
+            };
+            self.count_gap(&mut segment_to_count);
+            self.pending.insert(key, segment_to_count);
+            return;
+        }
+        let backoff = if retry_at_once {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+                .saturating_mul(1 << segment.failed_attempts.min(5))
+                .min((target / 2).max(Duration::from_millis(500)))
+        };
+        segment.next_attempt_at = now + backoff;
+        segment.status = if paused {
+            SegmentStatus::Paused
+        } else {
+            SegmentStatus::Waiting
+        };
+    }
+
+    /// Takes every leading segment whose fate is known, in commit order.
+    pub(crate) fn take_ready(&mut self) -> Vec<(TrackedSegment<B>, SegmentStatus<B>)> {
+        let mut ready = Vec::new();
+        while let Some(mut entry) = self.pending.first_entry() {
+            let is_ready = matches!(
+                entry.get().status,
+                SegmentStatus::Done(_) | SegmentStatus::Gap | SegmentStatus::Paused
+            );
+            if !is_ready {
+                break;
+            }
+            let status = std::mem::replace(&mut entry.get_mut().status, SegmentStatus::Gap);
+            ready.push((entry.remove(), status));
+        }
+        ready
+    }
+
+    /// When the recording ends (stop, `--for`, stall): every segment it had taken, in order;
+    /// those not downloaded are gaps with the reason, so that every sequence published inside the
+    /// recording's span gets its ledger line.
+    pub(crate) fn take_all_at_stop(&mut self) -> Vec<(TrackedSegment<B>, SegmentStatus<B>)> {
+        let pending = std::mem::take(&mut self.pending);
+        pending
+            .into_values()
+            .map(|mut segment| {
+                let status = std::mem::replace(&mut segment.status, SegmentStatus::Gap);
+                let status = match status {
+                    SegmentStatus::Done(_) | SegmentStatus::Paused | SegmentStatus::Gap => status,
+                    SegmentStatus::Waiting | SegmentStatus::InFlight => {
+                        if segment.failure_reason.is_none() {
+                            segment.failure_reason =
+                                Some("the recording ended before it was downloaded".to_string());
+                        }
+                        SegmentStatus::Gap
+                    }
+                };
+                (segment, status)
+            })
+            .collect()
+    }
+
+    /// The owner paused: segments not yet started are recorded as a pause.
+    pub(crate) fn pause(&mut self) {
+        if !self.paused {
+            self.paused = true;
+            for segment in self.pending.values_mut() {
+                if matches!(segment.status, SegmentStatus::Waiting) {
+                    segment.status = SegmentStatus::Paused;
+                }
+            }
+        }
+    }
+
+    /// The owner resumed: returns true when it was paused (the driver closes the part).
+    pub(crate) fn resume(&mut self, now: Instant) -> bool {
+        if !self.paused {
+            return false;
+        }
+        self.paused = false;
+        self.part_break_pending = Some(PartStartReason::Resume);
+        self.last_new_segment_at = now;
+        true
+    }
+
+    /// Seconds without a new segment, when that is the stall timeout or more (not while paused).
+    pub(crate) fn stalled(&self, now: Instant) -> Option<u64> {
+        let quiet = now.duration_since(self.last_new_segment_at);
+        (!self.paused && quiet >= self.settings.stall_timeout).then_some(quiet.as_secs())
+    }
+
+    /// The duration limit plus two target durations of slack has passed.
+    pub(crate) fn duration_over(&self, now: Instant) -> bool {
+        self.settings.maximum_duration.is_some_and(|maximum| {
+            now.duration_since(self.started_at)
+                >= maximum.saturating_add(self.target_duration() * 2)
+        })
+    }
+
+    /// How the recording ends by itself once nothing is pending: the stream ended, or no new
+    /// segment is taken (the duration limit).
+    pub(crate) fn finished(&self) -> Option<RecordingEndReason> {
+        let ends_by_itself = self.end_list_seen || !self.taking_new_segments;
+        if !self.pending.is_empty() || !ends_by_itself {
+            return None;
+        }
+        Some(if self.end_list_seen && self.taking_new_segments {
+            RecordingEndReason::StreamEnded
+        } else {
+            RecordingEndReason::DurationReached
+        })
+    }
+
+    /// The next instant something is due without any input: the reload, the stop grace, a
+    /// segment's deadline or retry, the stall timeout, the duration limit.
+    pub(crate) fn next_wake(
+        &self,
+        next_reload_at: Instant,
+        stop_deadline: Option<Instant>,
+        in_flight: usize,
+    ) -> Instant {
+        let mut wake = next_reload_at;
+        if let Some(deadline) = stop_deadline {
+            wake = wake.min(deadline);
+        }
+        for segment in self.pending.values() {
+            if matches!(segment.status, SegmentStatus::Waiting) {
+                wake = wake.min(segment.deadline);
+                if in_flight < self.settings.parallel_downloads {
+                    wake = wake.min(segment.next_attempt_at);
+                }
+            }
+        }
+        if !self.paused {
+            wake = wake.min(instant_after(
+                self.last_new_segment_at,
+                self.settings.stall_timeout,
+            ));
+        }
+        if let Some(maximum) = self.settings.maximum_duration {
+            wake = wake.min(instant_after(
+                self.started_at,
+                maximum.saturating_add(self.target_duration() * 2),
+            ));
+        }
+        wake
+    }
+}
+
+impl<B: HeldBody> LiveCore<B> {
+    /// The downloads to start now, with `in_flight` running: each marked in flight, with its
+    /// whole-request deadline (the moment it leaves the window, within bounds).
+    pub(crate) fn downloads_to_start(
+        &mut self,
+        now: Instant,
+        in_flight: usize,
+    ) -> Vec<(SegmentKey, Instant)> {
+        let mut started = Vec::new();
+        if self.paused {
+            return started;
+        }
+        let limits = self.settings.limits;
+        // Bytes downloaded but not committed are bounded: while the head of the line is pending,
+        // at most this much waits behind it, then no new download starts.
+        // Segments before the last buffered one are what holds the buffer up: they may always
+        // start (within `parallel_downloads`), or a full buffer would starve its own head.
+        let (mut buffered_segments, mut buffered_bytes) = (0usize, 0u64);
+        let mut last_buffered: Option<SegmentKey> = None;
+        for (key, segment) in &self.pending {
+            if let SegmentStatus::Done(body) = &segment.status {
+                buffered_segments += 1;
+                buffered_bytes = buffered_bytes.saturating_add(body.memory_bytes());
+                last_buffered = Some(*key);
+            }
+        }
+        let head_of_commit_order = self.head();
+        let mut in_flight = in_flight;
+        for (key, segment) in self.pending.iter_mut() {
+            // The head may always start, even past `parallel_downloads`: the downloads in flight
+            // behind it may be waiting for budget that only its commit gives back.
+            let is_head = head_of_commit_order == Some(*key);
+            if in_flight >= self.settings.parallel_downloads && !is_head {
+                break;
+            }
+            let buffer_full = buffered_segments + in_flight
+                >= limits.maximum_buffered_segments.max(1)
+                || buffered_bytes >= limits.maximum_buffered_bytes;
+            let holds_up_the_buffer = last_buffered.is_some_and(|last| *key < last);
+            if buffer_full && !holds_up_the_buffer {
+                break;
+            }
+            if !matches!(segment.status, SegmentStatus::Waiting) || segment.next_attempt_at > now {
+                continue;
+            }
+            segment.status = SegmentStatus::InFlight;
+            in_flight += 1;
+            let request_deadline = segment
+                .deadline
+                .max(instant_after(now, limits.minimum_segment_request_time))
+                .min(instant_after(now, limits.maximum_segment_request_time));
+            started.push((*key, request_deadline));
+        }
+        started
+    }
+}
+
+/// What the ledger says about a segment lost after this error.
+pub(crate) fn gap_reason(error: &HlsError) -> String {
+    match error {
+        HlsError::NotMedia { reason, .. } => format!("not media: {reason}"),
+        HlsError::Decryption { .. } => "decryption failed".to_string(),
+        HlsError::RequestDeadline { seconds, .. } => {
+            format!("the download took longer than its deadline of {seconds} s")
+        }
+        HlsError::HttpStatus { status, .. } => format!("HTTP {status}"),
+        HlsError::TooLarge {
+            what, limit_bytes, ..
+        } => format!("{what} larger than {limit_bytes} bytes"),
+        HlsError::UrlRefused(refusal) => format!("address refused: {refusal}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_from_hostile_durations_never_overflow() {
+        let now = Instant::now();
+        for seconds in [f64::NAN, f64::INFINITY, -1.0, 1e20, f64::MAX, 0.0] {
+            let deadline = instant_after_seconds(now, seconds);
+            assert!(deadline >= now && deadline <= now + LONGEST_DEADLINE);
+            assert!(sane_duration(seconds) >= 0.0);
+            assert!(sane_duration(seconds) <= crate::playlist::MAXIMUM_BELIEVABLE_DURATION_SECONDS);
+        }
+        assert!(instant_after(now, Duration::MAX) <= now + LONGEST_DEADLINE);
+    }
+
+    use crate::playlist::{Playlist, parse_playlist};
+
+    /// What the core decided for one segment, in commit order.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Decided {
+        epoch: u32,
+        media_sequence: u64,
+        discontinuity_sequence: u64,
+        /// "ok", "pause", or the gap's reason.
+        fate: String,
+        uri: String,
+    }
+
+    fn settings() -> CoreSettings {
+        CoreSettings {
+            playlist_url: Url::parse("http://127.0.0.1:9/live/level_0.m3u8").expect("url"),
+            live_edge_segments: 3,
+            start_from: StartFrom::LiveEdge,
+            maximum_duration: None,
+            parallel_downloads: 3,
+            stall_timeout: Duration::from_secs(60),
+            limits: TrackLimits::default(),
+        }
+    }
+
+    fn media_playlist(text: &str) -> MediaPlaylist {
+        match parse_playlist(text) {
+            Ok(Playlist::Media(media)) => media,
+            other => panic!("not a media playlist: {other:?}"),
+        }
+    }
+
+    fn decided(segment: &TrackedSegment<()>, status: &SegmentStatus<()>) -> Decided {
+        Decided {
+            epoch: segment.epoch,
+            media_sequence: segment.media_sequence,
+            discontinuity_sequence: segment.discontinuity_sequence,
+            fate: match status {
+                SegmentStatus::Done(()) => "ok".to_string(),
+                SegmentStatus::Paused => "pause".to_string(),
+                _ => segment.failure_reason.clone().unwrap_or_default(),
+            },
+            uri: segment.uri_text.clone(),
+        }
+    }
+
+    /// A scripted run on a fake clock: the k-th poll is absorbed at `k * poll_interval`; after
+    /// each, every download the core starts succeeds, and what is ready is committed.
+    fn run_polls(
+        core: &mut LiveCore<()>,
+        polls: &[&str],
+        start: Instant,
+        poll_interval: Duration,
+    ) -> (Vec<Decided>, Vec<CoreEvent>) {
+        let base = core.settings.playlist_url.clone();
+        let mut commits = Vec::new();
+        let mut events = Vec::new();
+        for (index, text) in polls.iter().enumerate() {
+            let now = start + poll_interval * index as u32;
+            core.absorb_playlist(&media_playlist(text), &base, index == 0, now)
+                .expect("absorbed");
+            for (key, _deadline) in core.downloads_to_start(now, 0) {
+                core.download_succeeded(key, ());
+            }
+            commits.extend(
+                core.take_ready()
+                    .iter()
+                    .map(|(segment, status)| decided(segment, status)),
+            );
+            events.extend(core.drain_events());
+        }
+        (commits, events)
+    }
+
+    /// The four polls of one hls-monitor sequence (see tests/fixtures/hls-monitor/ORIGIN.md).
+    macro_rules! hls_monitor_polls {
+        ($sequence:literal) => {
+            [
+                include_str!(concat!(
+                    "../tests/fixtures/hls-monitor/",
+                    $sequence,
+                    "/level_0.poll0.m3u8"
+                )),
+                include_str!(concat!(
+                    "../tests/fixtures/hls-monitor/",
+                    $sequence,
+                    "/level_0.poll1.m3u8"
+                )),
+                include_str!(concat!(
+                    "../tests/fixtures/hls-monitor/",
+                    $sequence,
+                    "/level_0.poll2.m3u8"
+                )),
+                include_str!(concat!(
+                    "../tests/fixtures/hls-monitor/",
+                    $sequence,
+                    "/level_0.poll3.m3u8"
+                )),
+            ]
+        };
+    }
+
+    /// An hls-monitor sequence polled every 10 s (its target duration) from a fresh core.
+    fn run_hls_monitor(polls: &[&str]) -> (LiveCore<()>, Vec<Decided>, Vec<CoreEvent>) {
+        let start = Instant::now();
+        let mut core = LiveCore::new(settings(), None, start);
+        let (commits, events) = run_polls(&mut core, polls, start, Duration::from_secs(10));
+        (core, commits, events)
+    }
+
+    fn ok(media_sequence: u64, discontinuity_sequence: u64, uri: &str) -> Decided {
+        Decided {
+            epoch: 0,
+            media_sequence,
+            discontinuity_sequence,
+            fate: "ok".to_string(),
+            uri: uri.to_string(),
+        }
+    }
+
+    /// hls-monitor seq01: poll 2 lists `index_0_1.ts` as sequence 2. The recorder goes by media
+    /// sequence: every sequence once, in order, with the URI the origin gave it; nothing lost.
+    #[test]
+    fn hls_monitor_seq01_a_window_starting_on_the_wrong_segment_records_each_sequence_once() {
+        let (core, commits, events) = run_hls_monitor(&hls_monitor_polls!("seq01"));
+        assert_eq!(
+            commits,
+            vec![
+                ok(0, 0, "index_0_0.ts"),
+                ok(1, 0, "index_0_1.ts"),
+                ok(2, 0, "index_0_2.ts"),
+                ok(3, 0, "index_0_2.ts"),
+                ok(4, 0, "index_0_3.ts"),
+            ]
+        );
+        assert!(events.is_empty(), "{events:?}");
+        assert!(core.finished().is_none(), "a live stream goes on");
+    }
+
+    /// hls-monitor seq04: the last poll goes back from sequence 3 to 2 (a lagging CDN copy): it
+    /// is ignored as stale, no new epoch, nothing twice.
+    #[test]
+    fn hls_monitor_seq04_a_playlist_going_back_is_stale_not_a_restart() {
+        let (_, commits, events) = run_hls_monitor(&hls_monitor_polls!("seq04"));
+        let sequences: Vec<u64> = commits.iter().map(|commit| commit.media_sequence).collect();
+        assert_eq!(sequences, vec![0, 1, 2, 3, 4]);
+        assert!(
+            commits
+                .iter()
+                .all(|commit| commit.fate == "ok" && commit.epoch == 0)
+        );
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    /// hls-monitor seq05: `EXT-X-DISCONTINUITY-SEQUENCE` jumps from 10 to 12 where one tag was
+    /// seen: the ledger's discontinuity goes up once, by identity, for the segment after the tag.
+    #[test]
+    fn hls_monitor_seq05_discontinuities_are_counted_by_tag_not_by_the_sequence_header() {
+        let (_, commits, events) = run_hls_monitor(&hls_monitor_polls!("seq05"));
+        assert_eq!(
+            commits,
+            vec![
+                ok(0, 0, "index_0_0.ts"),
+                ok(1, 0, "index_0_1.ts"),
+                ok(2, 1, "other_0_1.ts"),
+                ok(3, 1, "other_0_2.ts"),
+                ok(4, 1, "other_0_3.ts"),
+            ]
+        );
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    /// hls-monitor seq11: the live edge of the first poll, then a jump from 24 to 123: the 98
+    /// sequences never listed are gap lines (known at once, in order), the recording goes on.
+    #[test]
+    fn hls_monitor_seq11_a_jump_is_gaps_known_at_once_then_recording_goes_on() {
+        let (_, commits, events) = run_hls_monitor(&hls_monitor_polls!("seq11"));
+        let oks: Vec<(u64, u64)> = commits
+            .iter()
+            .filter(|commit| commit.fate == "ok")
+            .map(|commit| (commit.media_sequence, commit.discontinuity_sequence))
+            .collect();
+        // Three back from the edge: slate (the first taken: no discontinuity before it), then
+        // one discontinuity per tag; the jump's first segment carries a tag too.
+        assert_eq!(
+            oks,
+            vec![
+                (21, 0),
+                (22, 1),
+                (23, 2),
+                (24, 2),
+                (123, 3),
+                (124, 3),
+                (125, 3),
+                (126, 3),
+                (127, 3)
+            ]
+        );
+        let gaps: Vec<&Decided> = commits
+            .iter()
+            .filter(|commit| commit.fate != "ok")
+            .collect();
+        assert_eq!(gaps.len(), 98);
+        assert_eq!(gaps.first().map(|gap| gap.media_sequence), Some(25));
+        assert_eq!(gaps.last().map(|gap| gap.media_sequence), Some(122));
+        assert!(
+            gaps.iter()
+                .all(|gap| gap.fate == "never listed in a playlist we loaded")
+        );
+        let sequences: Vec<u64> = commits.iter().map(|commit| commit.media_sequence).collect();
+        let mut sorted = sequences.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sequences, sorted, "in order, each once");
+        // Each gap was told once, when the jump was seen.
+        let known: Vec<u64> = events
+            .iter()
+            .filter_map(|event| match event {
+                CoreEvent::GapKnown(gap) => Some(gap.media_sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(known, (25..=122).collect::<Vec<u64>>());
+    }
+
+    /// A segment that keeps failing is retried with backoff until it would leave the window,
+    /// then it is a gap with the last reason; the segments around it commit in order. Driven by a
+    /// fake clock in 100 ms steps, no reload in between (its deadline is not pushed out).
+    #[test]
+    fn a_failing_segment_is_retried_until_its_window_deadline_then_a_gap() {
+        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+                        #EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n#EXTINF:2,\nc.ts\n";
+        let start = Instant::now();
+        let mut core: LiveCore<()> = LiveCore::new(settings(), None, start);
+        let base = core.settings.playlist_url.clone();
+        core.absorb_playlist(&media_playlist(playlist), &base, true, start)
+            .expect("absorbed");
+        let error = HlsError::HttpStatus {
+            url: "http://127.0.0.1:9/live/b.ts".to_string(),
+            status: 404,
+        };
+        let mut commits = Vec::new();
+        let mut attempts = 0;
+        let mut gap_at = None;
+        for step in 0..100u32 {
+            let now = start + Duration::from_millis(100) * step;
+            core.give_up_expired(now);
+            for (key, request_deadline) in core.downloads_to_start(now, 0) {
+                assert!(
+                    request_deadline >= now + Duration::from_secs(5),
+                    "at least 5 s"
+                );
+                if key.1 == 8 {
+                    attempts += 1;
+                    let attempt = FailedAttempt {
+                        error: &error,
+                        fresh_key: true,
+                        fresh_init: true,
+                    };
+                    core.download_failed(key, attempt, now);
+                } else {
+                    core.download_succeeded(key, ());
+                }
+            }
+            let ready = core.take_ready();
+            if ready.iter().any(|(segment, _)| segment.media_sequence == 8) {
+                gap_at = Some(now.duration_since(start));
+            }
+            commits.extend(
+                ready
+                    .iter()
+                    .map(|(segment, status)| decided(segment, status)),
+            );
+        }
+        // Its window: the durations up to it (2 + 2 s) plus one target duration.
+        let gap_at = gap_at.expect("the failing segment became a gap");
+        assert!(
+            gap_at >= Duration::from_secs(6) && gap_at < Duration::from_millis(6_600),
+            "{gap_at:?}"
+        );
+        assert!(
+            (4..=12).contains(&attempts),
+            "{attempts} attempts with backoff"
+        );
+        let fates: Vec<(u64, String)> = commits
+            .iter()
+            .map(|commit| (commit.media_sequence, commit.fate.clone()))
+            .collect();
+        assert_eq!(
+            fates,
+            vec![
+                (7, "ok".to_string()),
+                (8, "HTTP 404".to_string()),
+                (9, "ok".to_string())
+            ]
+        );
+        let gaps_told = core
+            .drain_events()
+            .into_iter()
+            .filter(|event| matches!(event, CoreEvent::GapKnown(_)))
+            .count();
+        assert_eq!(gaps_told, 1);
+        // No new segment for the stall timeout: the core says so, with the seconds.
+        assert_eq!(core.stalled(start + Duration::from_secs(59)), None);
+        assert_eq!(core.stalled(start + Duration::from_secs(61)), Some(61));
+        // Reload schedule: a target duration after a change, half of it when nothing was new.
+        assert_eq!(core.reload_interval(true), Duration::from_secs(2));
+        assert_eq!(core.reload_interval(false), Duration::from_secs(1));
+    }
+
+    /// Paused: new segments are recorded as a pause, nothing starts; resumed: a part break.
+    #[test]
+    fn pause_records_new_segments_as_pause_and_resume_asks_for_a_new_part() {
+        let start = Instant::now();
+        let mut core: LiveCore<()> = LiveCore::new(settings(), None, start);
+        let base = core.settings.playlist_url.clone();
+        core.pause();
+        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+                        #EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n";
+        core.absorb_playlist(&media_playlist(playlist), &base, true, start)
+            .expect("absorbed");
+        assert!(core.downloads_to_start(start, 0).is_empty());
+        let fates: Vec<String> = core
+            .take_ready()
+            .iter()
+            .map(|(segment, status)| decided(segment, status).fate)
+            .collect();
+        assert_eq!(fates, vec!["pause", "pause"]);
+        assert!(core.resume(start + Duration::from_secs(3)));
+        assert_eq!(core.part_break_pending, Some(PartStartReason::Resume));
+        assert!(!core.resume(start + Duration::from_secs(4)), "once");
+    }
+
+    /// From the window's start: an EVENT playlist is taken whole, the newest segment of the
+    /// first poll is marked as the live edge, and the recording goes on with what comes next.
+    /// From the live edge (the default) the same poll starts three back.
+    #[test]
+    fn window_start_takes_the_whole_event_window_and_marks_the_live_edge() {
+        let poll = |last: u64| {
+            let mut text = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:2\n\
+                            #EXT-X-MEDIA-SEQUENCE:0\n"
+                .to_string();
+            for sequence in 0..=last {
+                text.push_str(&format!("#EXTINF:2,\nseg-{sequence}.ts\n"));
+            }
+            text
+        };
+        let polls = [poll(9), poll(10), poll(11)];
+        let polls: Vec<&str> = polls.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let mut from_start = CoreSettings {
+            start_from: StartFrom::WindowStart,
+            ..settings()
+        };
+        from_start.live_edge_segments = 3;
+        let mut core = LiveCore::new(from_start, None, start);
+        let base = core.settings.playlist_url.clone();
+        let mut marked = Vec::new();
+        let mut committed = Vec::new();
+        for (index, text) in polls.iter().enumerate() {
+            let now = start + Duration::from_secs(2) * index as u32;
+            core.absorb_playlist(&media_playlist(text), &base, index == 0, now)
+                .expect("absorbed");
+            for (key, _) in core.downloads_to_start(now, 0) {
+                core.download_succeeded(key, ());
+            }
+            // Three downloads at a time: drain the window over a few rounds.
+            for _ in 0..10 {
+                for (key, _) in core.downloads_to_start(now, 0) {
+                    core.download_succeeded(key, ());
+                }
+                for (segment, _) in core.take_ready() {
+                    if segment.live_edge_at_start {
+                        marked.push(segment.media_sequence);
+                    }
+                    committed.push(segment.media_sequence);
+                }
+            }
+        }
+        assert_eq!(committed, (0..=11).collect::<Vec<u64>>());
+        assert_eq!(marked, vec![9]);
+
+        let mut live_edge = LiveCore::<()>::new(settings(), None, start);
+        live_edge
+            .absorb_playlist(&media_playlist(polls[0]), &base, true, start)
+            .expect("absorbed");
+        let first_taken = live_edge.head().map(|(_, sequence)| sequence);
+        assert_eq!(first_taken, Some(7));
+        assert!(
+            live_edge
+                .pending
+                .values()
+                .all(|segment| !segment.live_edge_at_start)
+        );
+    }
+}
