@@ -121,6 +121,11 @@ pub struct RecordingOptions {
     pub format: OutputFormat,
     /// End the recording when no new segment appeared for this long.
     pub stall_timeout: Duration,
+    /// How long a link that is not live (yet) is watched before the recording fails: before the
+    /// start (connection refused, HTTP 404/403/5xx, an empty playlist), and after the stream went
+    /// away mid-recording (it then continues as a new part). Zero fails at once.
+    #[serde(default)]
+    pub wait_for_live: Duration,
 }
 
 impl Default for RecordingOptions {
@@ -130,6 +135,7 @@ impl Default for RecordingOptions {
             quality: Quality::Best,
             format: OutputFormat::Mp4,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            wait_for_live: Duration::ZERO,
         }
     }
 }
@@ -158,6 +164,13 @@ mod tests {
         ] {
             assert_eq!(quality.to_string().parse(), Ok(quality));
         }
+    }
+
+    #[test]
+    fn options_stored_before_wait_for_live_still_parse() {
+        let stored = r#"{"maximum_duration":null,"quality":"best","format":"mp4","stall_timeout":{"secs":120,"nanos":0}}"#;
+        let options: RecordingOptions = serde_json::from_str(stored).expect("old options parse");
+        assert_eq!(options.wait_for_live, Duration::ZERO);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         quality: arguments.quality,
         format: arguments.format,
         stall_timeout: arguments.stall_timeout,
+        wait_for_live: arguments.wait_for_live.unwrap_or_default(),
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
@@ -146,6 +147,22 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                 if let Some(audio) = &source.audio_media_playlist_url {
                     say(&bar, format!("audio rendition {audio}"));
                 }
+            }
+            RecorderEvent::WaitingForLive {
+                next_check_at,
+                reason,
+                ..
+            } => {
+                let next_check_in = next_check_at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                say(
+                    &bar,
+                    format!(
+                        "waiting for the stream to start ({reason}); next check in {} s",
+                        next_check_in.as_secs()
+                    ),
+                );
             }
             RecorderEvent::Track { event } => match event {
                 TrackEvent::SegmentCommitted {
