@@ -7,6 +7,7 @@
 
 pub mod ffmpeg_engine;
 pub mod finalize;
+pub mod interruptible_finalize;
 pub mod live_wait;
 pub mod progressive;
 pub mod resolve;
