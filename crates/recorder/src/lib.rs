@@ -484,6 +484,9 @@ pub(crate) async fn record_with_native_engine(
         std::collections::HashMap::new();
     let mut first_media_sequences: std::collections::HashMap<String, u64> =
         std::collections::HashMap::new();
+    // When the stream last went away, and whether the last run recorded nothing at all.
+    let mut went_away_at: Option<std::time::Instant> = None;
+    let mut delay_first_check = false;
     let outcome = loop {
         let remaining = match (recording_started, options.maximum_duration) {
             (Some(started), Some(maximum)) => Some(maximum.saturating_sub(started.elapsed())),
@@ -495,19 +498,28 @@ pub(crate) async fn record_with_native_engine(
                 reason: RecordingEndReason::DurationReached,
             };
         }
-        let wait = if recording_started.is_some() {
-            remaining.map_or(options.wait_for_live, |remaining| {
-                remaining.min(options.wait_for_live)
-            })
-        } else {
-            options.wait_for_live
+        // The wait for a stream that went away counts from when it went away (runs that
+        // recorded nothing do not start it again), and never goes past the duration asked for.
+        let wait_left = went_away_at.map_or(options.wait_for_live, |at| {
+            options.wait_for_live.saturating_sub(at.elapsed())
+        });
+        let wait = match remaining {
+            Some(remaining) if recording_started.is_some() => remaining.min(wait_left),
+            _ => wait_left,
         };
+        if let Some(run) = &last_run
+            && wait.is_zero()
+        {
+            tracing::info!("the stream did not come back within the wait; the recording ends");
+            break outcome_of(&run.main.end);
+        }
         let live = match live_wait::resolve_when_live(
             &client,
             url_text,
             &options,
             &settings,
             wait,
+            delay_first_check,
             &mut control,
             &events,
         )
@@ -597,6 +609,12 @@ pub(crate) async fn record_with_native_engine(
             *control.borrow(),
             DesiredState::Stop | DesiredState::StopNow
         );
+        let recorded_something = run.main.progress.segments_written > 0;
+        went_away_at = match went_away_at {
+            Some(at) if !recorded_something => Some(at),
+            _ => Some(std::time::Instant::now()),
+        };
+        delay_first_check = !recorded_something;
         let ended = match run.part_limit_reached {
             Some(part) => Some(RecordingOutcome::Finished {
                 reason: RecordingEndReason::PartLimitReached { parts: part },

@@ -57,14 +57,21 @@ pub async fn stop_requested(control: &mut watch::Receiver<DesiredState>) {
     }
 }
 
+/// What the user is told while waiting for a stream that went away to come back, before the
+/// first check.
+pub const STREAM_WENT_AWAY: &str = "the stream stopped sending new segments";
+
 /// Resolve the link; while it is not live, check again with backoff for up to `wait` (zero: the
-/// first answer is final, an empty playlist included).
+/// first answer is final, an empty playlist included). With `delay_first_check` the first check
+/// comes after one interval (a stream that went away again at once is not polled in a loop).
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve_when_live(
     client: &HlsHttpClient,
     url_text: &str,
     options: &RecordingOptions,
     settings: &RecordingSettings,
     wait: Duration,
+    delay_first_check: bool,
     control: &mut watch::Receiver<DesiredState>,
     events: &mpsc::UnboundedSender<RecorderEvent>,
 ) -> LiveWait {
@@ -73,6 +80,20 @@ pub async fn resolve_when_live(
         .checked_add(wait)
         .unwrap_or(waiting_since + Duration::from_secs(86_400 * 365));
     let mut checks_done: u32 = 0;
+    if delay_first_check
+        && wait_before_next_check(
+            settings,
+            checks_done,
+            gives_up_at,
+            STREAM_WENT_AWAY.to_string(),
+            control,
+            events,
+        )
+        .await
+        .is_err()
+    {
+        return LiveWait::Stopped;
+    }
     loop {
         let resolved = tokio::select! {
             biased;
@@ -98,26 +119,44 @@ pub async fn resolve_when_live(
                 failure,
             });
         }
-        let next_check = (now
-            + live_check_interval(
-                checks_done,
-                settings.live_check_first_interval,
-                settings.live_check_maximum_interval,
-            ))
-        .min(gives_up_at);
-        tracing::info!(%reason, next_check_in = ?next_check.duration_since(now), "waiting for the stream to go live");
-        let wall_now = SystemTime::now();
-        let _ = events.send(RecorderEvent::WaitingForLive {
-            next_check_at: wall_now + next_check.duration_since(now),
-            gives_up_at: wall_now + gives_up_at.duration_since(now),
-            reason,
-        });
-        tokio::select! {
-            biased;
-            _ = stop_requested(control) => return LiveWait::Stopped,
-            _ = tokio::time::sleep_until(next_check.into()) => {}
+        if wait_before_next_check(settings, checks_done, gives_up_at, reason, control, events)
+            .await
+            .is_err()
+        {
+            return LiveWait::Stopped;
         }
         checks_done = checks_done.saturating_add(1);
+    }
+}
+
+/// Reports the wait and sleeps until the next check; `Err` when a stop came first.
+async fn wait_before_next_check(
+    settings: &RecordingSettings,
+    checks_done: u32,
+    gives_up_at: Instant,
+    reason: String,
+    control: &mut watch::Receiver<DesiredState>,
+    events: &mpsc::UnboundedSender<RecorderEvent>,
+) -> Result<(), ()> {
+    let now = Instant::now();
+    let next_check = (now
+        + live_check_interval(
+            checks_done,
+            settings.live_check_first_interval,
+            settings.live_check_maximum_interval,
+        ))
+    .min(gives_up_at);
+    tracing::info!(%reason, next_check_in = ?next_check.duration_since(now), "waiting for the stream to go live");
+    let wall_now = SystemTime::now();
+    let _ = events.send(RecorderEvent::WaitingForLive {
+        next_check_at: wall_now + next_check.duration_since(now),
+        gives_up_at: wall_now + gives_up_at.saturating_duration_since(now),
+        reason,
+    });
+    tokio::select! {
+        biased;
+        _ = stop_requested(control) => Err(()),
+        _ = tokio::time::sleep_until(next_check.into()) => Ok(()),
     }
 }
 

@@ -375,3 +375,54 @@ async fn a_link_that_never_goes_live_fails_after_the_wait_with_the_reason() {
     assert_eq!(*failure, streambot_core::FailureKind::Unreachable);
     assert!(!waiting_reasons(&events).is_empty());
 }
+
+/// A hostile playlist that answers 200 with segments and 404 in turn: the resolve finds it live,
+/// the track's first load finds it gone, again and again. The wait counts from when it first went
+/// away (runs that record nothing do not restart it) and each new check waits one interval, so
+/// the recording ends within the wait after a bounded number of requests instead of spinning.
+#[tokio::test]
+async fn a_playlist_that_flaps_between_live_and_404_is_not_polled_in_a_loop() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut connection, _)) = listener.accept().await else {
+                return;
+            };
+            let number = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = connection.read(&mut request).await;
+                let body = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:1\n#EXTINF:1.0,\nseg-1.ts\n";
+                let response = if number.is_multiple_of(2) {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.apple.mpegurl\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_string()
+                };
+                let _ = connection.write_all(response.as_bytes()).await;
+                let _ = connection.shutdown().await;
+            });
+        }
+    });
+    let (report, events, _directory) = record_until_end(
+        &format!("http://{address}/live.m3u8"),
+        options(Duration::from_secs(20), Duration::from_secs(2)),
+        |_| {},
+    )
+    .await;
+    server.abort();
+    assert!(!report.succeeded(), "{:?}", report.outcome);
+    let made = requests.load(std::sync::atomic::Ordering::SeqCst);
+    // One check per 100-200 ms interval within the 2 s wait, two requests each, and some slack.
+    assert!(made <= 60, "{made} requests");
+    assert!(!waiting_reasons(&events).is_empty());
+}
