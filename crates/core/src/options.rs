@@ -192,6 +192,11 @@ pub struct RecordingOptions {
     /// Record every audio rendition of the chosen variant, each as its own track.
     #[serde(default)]
     pub all_audio: bool,
+    /// How long a link that is not live (yet) is watched before the recording fails: before the
+    /// start (connection refused, HTTP 404/403/5xx, an empty playlist), and after the stream went
+    /// away mid-recording (it then continues as a new part). Zero fails at once.
+    #[serde(default)]
+    pub wait_for_live: Duration,
 }
 
 impl Default for RecordingOptions {
@@ -204,6 +209,7 @@ impl Default for RecordingOptions {
             subtitles: SubtitleChoice::None,
             audio_language: None,
             all_audio: false,
+            wait_for_live: Duration::ZERO,
         }
     }
 }
@@ -261,6 +267,13 @@ mod tests {
         assert_eq!(options.subtitles, SubtitleChoice::None);
         assert_eq!(options.audio_language, None);
         assert!(!options.all_audio);
+    }
+
+    #[test]
+    fn options_stored_before_wait_for_live_still_parse() {
+        let stored = r#"{"maximum_duration":null,"quality":"best","format":"mp4","stall_timeout":{"secs":120,"nanos":0}}"#;
+        let options: RecordingOptions = serde_json::from_str(stored).expect("old options parse");
+        assert_eq!(options.wait_for_live, Duration::ZERO);
     }
 
     #[test]

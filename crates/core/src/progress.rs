@@ -46,6 +46,9 @@ pub enum RecordingEndReason {
     Stopped,
     /// No new segment for the stall timeout.
     Stalled { seconds_without_new_segment: u64 },
+    /// The recording made as many parts as one recording may (a stream that breaks into pieces
+    /// without end); what was recorded is kept.
+    PartLimitReached { parts: u32 },
 }
 
 impl RecordingEndReason {
@@ -57,6 +60,9 @@ impl RecordingEndReason {
             RecordingEndReason::Stalled {
                 seconds_without_new_segment,
             } => format!("the stream stalled: no new segment for {seconds_without_new_segment} s"),
+            RecordingEndReason::PartLimitReached { parts } => format!(
+                "the stream broke into too many pieces: the recording stopped at its limit of {parts} parts"
+            ),
         }
     }
 }

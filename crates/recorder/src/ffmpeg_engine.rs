@@ -31,6 +31,7 @@ use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_chec
 use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
+use crate::live_wait::stop_requested;
 use crate::progressive::{
     BodyKind, KEYFRAME_WAIT_MAXIMUM_BYTES, OpenedBody, TS_PACKET_BYTES, TS_RESYNC_SEARCH_BYTES,
     download_to_file, next_chunk, open_body, progressive_http_client, reconnect_backoff,
@@ -371,22 +372,6 @@ async fn feed_pipe(
     }
     let _ = pipe.shutdown().await;
     outcome
-}
-
-/// Resolves once the control channel asks for a stop (or its sender is gone). A pause seen here
-/// is applied when the recording starts.
-async fn stop_requested(control: &mut watch::Receiver<DesiredState>) {
-    loop {
-        if matches!(
-            *control.borrow(),
-            DesiredState::Stop | DesiredState::StopNow
-        ) {
-            return;
-        }
-        if control.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Stopped before anything was recorded (while the link was opened or downloaded).

@@ -73,6 +73,11 @@ pub struct RecordArguments {
     /// End the recording when no new segment appears for this long.
     #[arg(long, default_value = "2m", value_parser = parse_duration_argument)]
     pub stall_timeout: Duration,
+    /// Wait up to this long (e.g. 6h) for a link that is not live yet, checking every 15 s to
+    /// 60 s; a stream that goes away mid-way and comes back within it goes on as a new part.
+    /// Default: fail at once.
+    #[arg(long = "wait", value_name = "DURATION", value_parser = parse_duration_argument)]
+    pub wait_for_live: Option<Duration>,
     /// Start a new part when the current one would grow past this many megabytes.
     #[arg(long = "max-part-size", value_name = "MB")]
     pub maximum_part_megabytes: Option<u64>,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
-use streambot_recorder::finalize::{FinalizeSettings, finalize_recording};
+use streambot_recorder::finalize::FinalizeSettings;
+use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
 use streambot_recorder::{
     RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, network_policy, record,
 };
@@ -54,6 +55,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         subtitles: arguments.subtitles.clone(),
         audio_language: arguments.audio_language.clone(),
         all_audio: arguments.all_audio,
+        wait_for_live: arguments.wait_for_live.unwrap_or_default(),
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
@@ -86,21 +88,9 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     let signal_bar = bar.clone();
     let signals = tokio::spawn(async move {
         let mut interrupts = 0;
-        #[cfg(unix)]
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut terminate = TerminateSignal::new();
         loop {
-            #[cfg(unix)]
-            let terminated = async {
-                match terminate.as_mut() {
-                    Some(stream) => {
-                        stream.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let terminated = std::future::pending::<()>();
+            let terminated = terminate.recv();
             tokio::select! {
                 result = tokio::signal::ctrl_c() => {
                     if result.is_err() {
@@ -164,6 +154,22 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
                 for note in &plan.notes {
                     say(&bar, format!("note: {note}"));
                 }
+            }
+            RecorderEvent::WaitingForLive {
+                next_check_at,
+                reason,
+                ..
+            } => {
+                let next_check_in = next_check_at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                say(
+                    &bar,
+                    format!(
+                        "waiting for the stream to start ({reason}); next check in {} s",
+                        next_check_in.as_secs()
+                    ),
+                );
             }
             RecorderEvent::Track { event } => match event {
                 TrackEvent::SegmentCommitted {
@@ -235,6 +241,31 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     status
 }
 
+/// SIGTERM, where there is one.
+struct TerminateSignal {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl TerminateSignal {
+    fn new() -> Self {
+        TerminateSignal {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// The next SIGTERM (never, without one).
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = self.signal.as_mut() {
+            signal.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
 /// Remuxes the parts to the finished format; a failure keeps the part and says where it is.
 async fn finalize_and_report(
     report: &RecordingReport,
@@ -247,7 +278,31 @@ async fn finalize_and_report(
     if !json {
         eprintln!("finalizing: remuxing to {}…", arguments.format);
     }
-    let finalized = finalize_recording(&runner, report, &settings).await;
+    // Ctrl-C (or SIGTERM) while finalizing: ffmpeg is stopped at once and the parts are kept.
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    let interrupt_on_signal = tokio::spawn({
+        let interrupt = interrupt.clone();
+        async move {
+            let mut terminate = TerminateSignal::new();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            interrupt.cancel();
+        }
+    });
+    let ended = finalize_recording_interruptible(&runner, report, &settings, &interrupt).await;
+    interrupt_on_signal.abort();
+    let finalized = match ended {
+        FinalizeEnd::Finished(finalized) => finalized,
+        FinalizeEnd::Interrupted => {
+            eprintln!(
+                "streambot record: finalizing interrupted; the parts are kept in {}",
+                report.output_directory.display()
+            );
+            return ExitCode::from(130);
+        }
+    };
     if json {
         if let Ok(line) =
             serde_json::to_string(&serde_json::json!({"kind": "finalized", "report": finalized}))

@@ -35,8 +35,8 @@ pub use hostile::{
     restarted_init, rotating_key, spawn_hostile_origin,
 };
 pub use origin::{
-    EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, OriginConfig, OriginError, OriginHandle,
+    EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, LateOrigin, OriginConfig, OriginError, OriginHandle,
     OriginObserver, RequestKind, SEGMENT_DURATION, ServedRequest, VariantSpec, spawn_origin,
-    spawn_origin_on,
+    spawn_origin_late, spawn_origin_on,
 };
 pub use redis::{random_key_prefix, redis_url_for_test};

@@ -107,13 +107,17 @@ pub enum Fault {
         to: Duration,
         status: u16,
     },
+    /// Every request under `/v<variant>/` (its media playlist and segments) gets this HTTP status,
+    /// all the time: a master with one dead variant.
+    VariantHttpStatus { variant: usize, status: u16 },
 }
 
 impl Fault {
     /// Parses a command-line fault spec; times are seconds (decimals allowed) from origin start:
     /// `outage:FROM-TO`, `segment-status:FROM-TO:STATUS`, `nth:N`, `stall:FROM-TO`,
     /// `truncate:FROM-TO`, `slow:FROM-TO:BYTES_PER_SECOND`, `jump:AT:SKIPPED`,
-    /// `discontinuity:MEDIA_SEQUENCE`, `key-status:FROM-TO:STATUS`, `playlist-status:FROM-TO:STATUS`.
+    /// `discontinuity:MEDIA_SEQUENCE`, `key-status:FROM-TO:STATUS`, `playlist-status:FROM-TO:STATUS`,
+    /// `variant-status:VARIANT:STATUS`.
     pub fn parse_spec(spec: &str) -> Result<Fault, String> {
         let parts: Vec<&str> = spec.trim().split(':').collect();
         let bad = || format!("bad fault spec {spec:?}");
@@ -172,6 +176,10 @@ impl Fault {
                     status: status(code)?,
                 })
             }
+            ["variant-status", variant, code] => Ok(Fault::VariantHttpStatus {
+                variant: usize::try_from(number(variant)?).map_err(|_| bad())?,
+                status: status(code)?,
+            }),
             ["playlist-status", window, code] => {
                 let (from, to) = span(window)?;
                 Ok(Fault::PlaylistHttpStatus {
@@ -698,6 +706,23 @@ impl OriginState {
             })
     }
 
+    /// The status of a [`Fault::VariantHttpStatus`] for a request of `path`.
+    fn variant_status_fault(&self, path: &str) -> Option<u16> {
+        let variant = path
+            .strip_prefix("/v")?
+            .split_once('/')?
+            .0
+            .parse::<usize>()
+            .ok()?;
+        self.config.faults.iter().find_map(|fault| match fault {
+            Fault::VariantHttpStatus {
+                variant: faulty,
+                status,
+            } if *faulty == variant => Some(*status),
+            _ => None,
+        })
+    }
+
     fn outage_active(&self, elapsed: Duration) -> bool {
         self.config.faults.iter().any(
             |fault| matches!(fault, Fault::Outage { from, to } if in_window(elapsed, *from, *to)),
@@ -1074,7 +1099,10 @@ async fn handle_request(
     let mut completion = Completion::Nothing;
     let mut body_plan: Option<BodyPlan> = None;
     let plain_text = "text/plain; charset=utf-8";
-    let (status, body, content_type) = match (&route, state.status_fault(elapsed, kind)) {
+    let injected_status = state
+        .status_fault(elapsed, kind)
+        .or_else(|| state.variant_status_fault(&entry.path));
+    let (status, body, content_type) = match (&route, injected_status) {
         (Route::NotFound, _) => {
             text_response(StatusCode::NOT_FOUND, "not found\n".into(), plain_text)
         }
@@ -1325,6 +1353,50 @@ pub async fn spawn_origin(config: OriginConfig) -> Result<OriginHandle, OriginEr
         .await
         .map_err(|join_error| OriginError::Join(join_error.to_string()))??;
     spawn_origin_on(origin, "127.0.0.1:0").await
+}
+
+/// An origin that is not there yet: its loopback address is reserved but closed (connections are
+/// refused) until it starts serving, after a delay; its clock starts then. A stream announced
+/// before it goes live.
+pub struct LateOrigin {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    started: tokio::task::JoinHandle<Result<OriginHandle, OriginError>>,
+}
+
+impl LateOrigin {
+    /// `{base}{path}`; `path` starts with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The running origin, once it started serving.
+    pub async fn started(self) -> Result<OriginHandle, OriginError> {
+        self.started
+            .await
+            .map_err(|join_error| OriginError::Join(join_error.to_string()))?
+    }
+}
+
+/// [`LateOrigin`]: serves `config` on a reserved 127.0.0.1 port after `delay`.
+pub async fn spawn_origin_late(
+    config: OriginConfig,
+    delay: Duration,
+) -> Result<LateOrigin, OriginError> {
+    let reserved = TcpListener::bind("127.0.0.1:0").await?;
+    let address = reserved.local_addr()?;
+    drop(reserved);
+    let started = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let origin = tokio::task::spawn_blocking(move || HlsOrigin::new(config))
+            .await
+            .map_err(|join_error| OriginError::Join(join_error.to_string()))??;
+        spawn_origin_on(origin, &address.to_string()).await
+    });
+    Ok(LateOrigin {
+        base_url: format!("http://{address}"),
+        started,
+    })
 }
 
 /// Serves an already made origin on `address` (e.g. `127.0.0.1:8080`) in a background task.
