@@ -64,9 +64,11 @@ impl<B: JobBackend> BotContext<B> {
                         )
                     });
                 if let Some(previous) = previous {
-                    self.api
-                        .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text)
-                        .await;
+                    self.api.remove_keyboard(
+                        previous.chat_id,
+                        previous.message_id,
+                        &previous.last_text,
+                    );
                 }
             }
             Err(error) => {
@@ -75,8 +77,9 @@ impl<B: JobBackend> BotContext<B> {
         }
     }
 
-    /// Edits the job's status message (or sends one); at most every `status_edit_interval` unless
-    /// `force` (state changes, button presses).
+    /// Offers an edit of the job's status message (or sends one); at most every
+    /// `status_edit_interval` unless `force` (state changes, button presses). The outbound queue
+    /// sends it when the limits allow, the newest text only, the message waiting longest first.
     pub async fn refresh_status_message(&self, job: &Job, force: bool) {
         let Some(existing) = self.status_entry(job.id) else {
             if !self.api.is_blocked(job.owner.chat_id) {
@@ -93,24 +96,51 @@ impl<B: JobBackend> BotContext<B> {
         if text == existing.last_text && !force {
             return;
         }
-        let result = self
-            .api
-            .edit_text(
-                existing.chat_id,
-                existing.message_id,
-                &text,
-                job_keyboard(&words, job.id, job.state, view.delivery),
-            )
-            .await;
-        if let Err(error) = result {
-            tracing::debug!(job_id = %job.id, %error, "status edit failed");
-        }
+        self.api.offer_status_edit(
+            existing.chat_id,
+            existing.message_id,
+            &text,
+            job_keyboard(&words, job.id, job.state, view.delivery),
+        );
         if let Ok(mut status_messages) = self.status_messages.lock()
             && let Some(entry) = status_messages.get_mut(&job.id)
         {
             entry.last_edit = Instant::now();
             entry.last_text = text;
         }
+    }
+
+    /// Sends the first status message of a job the bot has none for, in a task (the updater
+    /// does not wait in the outbound queue); once per job at a time.
+    fn send_first_status_message_in_background(self: &Arc<Self>, job: Job) {
+        let claimed = self
+            .status_messages_being_sent
+            .lock()
+            .map(|mut being_sent| being_sent.insert(job.id))
+            .unwrap_or(false);
+        if !claimed || self.api.is_blocked(job.owner.chat_id) {
+            return;
+        }
+        let context = Arc::clone(self);
+        self.tasks.spawn(async move {
+            // The job as it is now: the event may have waited in line.
+            let job = match context.backend.get_job(job.id).await {
+                Ok(Some(current)) => current,
+                _ => job,
+            };
+            if context.status_entry(job.id).is_none() {
+                context.send_status_message(&job, job.owner.chat_id).await;
+                // A state change while the message waited in the queue was not shown.
+                if let Ok(Some(current)) = context.backend.get_job(job.id).await
+                    && current.state != job.state
+                {
+                    context.refresh_status_message(&current, true).await;
+                }
+            }
+            if let Ok(mut being_sent) = context.status_messages_being_sent.lock() {
+                being_sent.remove(&job.id);
+            }
+        });
     }
 
     /// Whether this message is the job's current status message.
@@ -182,7 +212,11 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         }
         let delivering = matches!(job.state, JobState::Completed | JobState::Failed)
             && context.claim_delivery(job_id);
-        context.refresh_status_message(&job, force).await;
+        if known || delivering {
+            context.refresh_status_message(&job, force).await;
+        } else {
+            context.send_first_status_message_in_background(job.clone());
+        }
         if delivering {
             let task_context = Arc::clone(&context);
             context.tasks.spawn(async move {
