@@ -426,8 +426,7 @@ impl<P> OutboundScheduler<P> {
         retry_after: Duration,
     ) {
         self.finished(ticket);
-        let until = now + retry_after;
-        self.paused_until = Some(self.paused_until.map_or(until, |paused| paused.max(until)));
+        self.pause(now, retry_after);
         let mut payload = payload;
         if let (Some(chat), OutboundKind::StatusEdit { message_id }) = (ticket.chat_id, ticket.kind)
             && let Some(newer_key) = self.status_edits.get(&(chat, message_id)).copied()
@@ -444,6 +443,12 @@ impl<P> OutboundScheduler<P> {
                 attempts: ticket.attempts + 1,
             },
         );
+    }
+
+    /// Every send waits until `now + wait` (or longer, if already paused longer).
+    pub fn pause(&mut self, now: Instant, wait: Duration) {
+        let until = now + wait;
+        self.paused_until = Some(self.paused_until.map_or(until, |paused| paused.max(until)));
     }
 
     /// Forgets chats with nothing pending, nothing in flight and no send in their window.

@@ -525,7 +525,13 @@ async fn perform_request(
             });
         }
         outcome => {
-            shared.with_scheduler(|scheduler| scheduler.finished(ticket));
+            shared.with_scheduler(|scheduler| {
+                scheduler.finished(ticket);
+                // Given up on this request, but Telegram's wait still holds for every send.
+                if let Err(TelegramSendError::RateLimited { retry_after }) = &outcome {
+                    scheduler.pause(Instant::now(), (*retry_after).min(LONGEST_RETRY_AFTER));
+                }
+            });
             payload.answer(ticket.chat_id, outcome);
         }
     }
