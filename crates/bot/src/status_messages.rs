@@ -17,6 +17,9 @@ use crate::keyboards::job_keyboard;
 use crate::messages::{StatusView, Words};
 use crate::runtime::BotContext;
 
+/// Tries at the first status message of a job the status updater found.
+const FIRST_STATUS_MESSAGE_ATTEMPTS: u32 = 3;
+
 #[derive(Debug, Clone)]
 pub(crate) struct StatusMessage {
     pub chat_id: i64,
@@ -42,6 +45,11 @@ impl<B: JobBackend> BotContext<B> {
 
     /// Sends a new status message for the job; the previous one (if any) loses its buttons.
     pub async fn send_status_message(&self, job: &Job, chat_id: i64) {
+        let _ = self.try_send_status_message(job, chat_id).await;
+    }
+
+    /// As `send_status_message`; false when it could not be sent for a reason worth another try.
+    async fn try_send_status_message(&self, job: &Job, chat_id: i64) -> bool {
         let words = self.words_for(job.owner.user_id).await;
         let view = self.status_view(job);
         let text = words.job_status(job, &view);
@@ -72,9 +80,11 @@ impl<B: JobBackend> BotContext<B> {
                 }
             }
             Err(error) => {
-                tracing::warn!(job_id = %job.id, %error, "could not send the status message")
+                tracing::warn!(job_id = %job.id, %error, "could not send the status message");
+                return !error.is_retryable();
             }
         }
+        true
     }
 
     /// Offers an edit of the job's status message (or sends one); at most every
@@ -129,7 +139,20 @@ impl<B: JobBackend> BotContext<B> {
                 _ => job,
             };
             if context.status_entry(job.id).is_none() {
-                context.send_status_message(&job, job.owner.chat_id).await;
+                // Without it the job's progress is never shown: a failure worth retrying is
+                // retried a few times.
+                for attempt in 1..=FIRST_STATUS_MESSAGE_ATTEMPTS {
+                    if context
+                        .try_send_status_message(&job, job.owner.chat_id)
+                        .await
+                    {
+                        break;
+                    }
+                    if attempt < FIRST_STATUS_MESSAGE_ATTEMPTS {
+                        tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2))
+                            .await;
+                    }
+                }
                 // A state change while the message waited in the queue was not shown.
                 if let Ok(Some(current)) = context.backend.get_job(job.id).await
                     && current.state != job.state
@@ -171,13 +194,55 @@ impl<B: JobBackend> BotContext<B> {
     }
 }
 
+/// The least time between two resyncs after the updater lagged behind the events.
+const MINIMUM_RESYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Live jobs looked at in one resync.
+const MAXIMUM_JOBS_RESYNCED: usize = 20_000;
+
+/// Events were skipped (too many at once): every live job's status message is brought up to
+/// date, and a live job this process has none for gets one (a skipped state change would have
+/// sent it).
+async fn resync_live_jobs<B: JobBackend>(context: &Arc<BotContext<B>>) {
+    let filter = streambot_jobs::JobFilter {
+        states: JobState::ALL
+            .into_iter()
+            .filter(|state| !state.is_terminal())
+            .collect(),
+        owner_user_id: None,
+        limit: Some(MAXIMUM_JOBS_RESYNCED),
+    };
+    let jobs = match context.backend.list_jobs(filter).await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the live jobs to resync their status messages");
+            return;
+        }
+    };
+    for job in jobs {
+        if context.status_entry(job.id).is_some() {
+            context.refresh_status_message(&job, false).await;
+        } else {
+            context.send_first_status_message_in_background(job);
+        }
+    }
+}
+
 /// Follows job events: status messages, final messages, delivery.
 pub(crate) async fn run_status_updater<B: JobBackend>(
     context: Arc<BotContext<B>>,
     shutdown: CancellationToken,
 ) {
     let mut events = context.backend.subscribe_events();
+    let mut resync_needed = false;
+    let mut last_resync: Option<Instant> = None;
     loop {
+        if resync_needed
+            && last_resync.is_none_or(|resynced| resynced.elapsed() >= MINIMUM_RESYNC_INTERVAL)
+        {
+            resync_needed = false;
+            last_resync = Some(Instant::now());
+            resync_live_jobs(&context).await;
+        }
         let event = tokio::select! {
             _ = shutdown.cancelled() => return,
             event = events.recv() => event,
@@ -185,7 +250,8 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         let event = match event {
             Ok(event) => event,
             Err(RecvError::Lagged(skipped)) => {
-                tracing::debug!(skipped, "status updater lagged; continuing");
+                tracing::debug!(skipped, "status updater lagged; resyncing the live jobs");
+                resync_needed = true;
                 continue;
             }
             Err(RecvError::Closed) => return,

@@ -141,6 +141,21 @@ impl LiveJobsHarness {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
+                let calls = self.telegram.calls();
+                let mut by_method: std::collections::BTreeMap<(String, u16), usize> =
+                    std::collections::BTreeMap::new();
+                for call in &calls {
+                    *by_method
+                        .entry((call.method.clone(), call.http_status))
+                        .or_default() += 1;
+                }
+                eprintln!(
+                    "status messages sent to {} of {} chats; calls: {by_method:?}",
+                    jobs.iter()
+                        .filter(|job| sent.contains(&job.chat_id))
+                        .count(),
+                    jobs.len()
+                );
                 return false;
             }
             self.telegram
