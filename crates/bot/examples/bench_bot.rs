@@ -3,6 +3,8 @@
 //! API (real HTTP on 127.0.0.1) with the real SQLite job store in a temporary DATA_DIR. No worker:
 //! recordings stay queued. Also the floor: a bare HTTP round trip to the fake server.
 //!
+//! Telegram's sending limits are lifted here (fake server and outbound queue): see bench_outbound.
+//!
 //! cargo run --release -p streambot-bot --example bench_bot [-- --runs 3 --limiter memory|redis|both]
 //! (the Redis limiter uses REDIS_URL or redis://127.0.0.1:6379/ with a random key prefix; its keys
 //! expire with the window.)
@@ -11,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use streambot_bot::outbound::OutboundLimits;
 use streambot_bot::{BotSettings, run_bot};
 use streambot_store::{JobFilter, JobStore, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, RecordedCall};
@@ -43,6 +46,10 @@ impl Harness {
         let telegram = FakeTelegram::serve(listener, CancellationToken::new())
             .await
             .expect("fake telegram");
+        // This benchmark measures the bot's own work per update: Telegram's sending limits (in
+        // the fake server and in the bot's outbound queue) are lifted; `bench_outbound` measures
+        // the bot under them.
+        telegram.set_limits(None);
         let directory = tempfile::tempdir().expect("tempdir");
         let data_directory = directory.path().join("data");
         let recordings_directory = directory.path().join("recordings");
@@ -53,6 +60,14 @@ impl Harness {
         let mut settings = BotSettings::new(&telegram.token, recordings_directory, &data_directory);
         settings.api_url = Some(telegram.api_url.parse().expect("url"));
         settings.allow_private_networks = true;
+        settings.outbound = OutboundLimits {
+            global_requests: 1_000_000,
+            private_chat_requests: 1_000_000,
+            group_chat_requests: 1_000_000,
+            window_margin: Duration::ZERO,
+            maximum_in_flight: 256,
+            ..OutboundLimits::default()
+        };
         if let Some(url) = redis {
             settings.redis_url = Some(url.to_string());
             settings.redis_key_prefix = format!("streambot-bench-{:x}:", random_u64());

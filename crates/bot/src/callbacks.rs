@@ -286,7 +286,6 @@ async fn adopt_pressed_message<B: JobBackend>(
     if let Some(previous) = previous {
         context
             .api
-            .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text)
-            .await;
+            .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text);
     }
 }

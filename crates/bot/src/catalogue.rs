@@ -189,6 +189,8 @@ message_keys!(
     FailedWithRecording,
     Caption,
     CaptionGaps,
+    CaptionDamaged,
+    FilesDamaged,
     DeleteNeedsId,
     DeleteWhileLive,
     DeleteConfirm,
@@ -822,6 +824,26 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     ),
     (CaptionGaps, En, "gaps: {seconds}"),
     (CaptionGaps, Ru, "пропуски: {seconds}"),
+    (
+        CaptionDamaged,
+        En,
+        "⚠️ damaged: {errors} decoding errors, some of it may not play",
+    ),
+    (
+        CaptionDamaged,
+        Ru,
+        "⚠️ повреждён: ошибок декодирования: {errors}, часть может не воспроизводиться",
+    ),
+    (
+        FilesDamaged,
+        En,
+        "⚠️ Part {parts} did not decode cleanly: I sent it anyway, but some of it may not play.",
+    ),
+    (
+        FilesDamaged,
+        Ru,
+        "⚠️ Часть {parts} декодируется с ошибками: я отправил её, но что-то в ней может не воспроизводиться.",
+    ),
     (
         DeleteNeedsId,
         En,

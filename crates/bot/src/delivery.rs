@@ -3,6 +3,7 @@
 //! duration, part i/n and gaps; then one summary. The status message says "done" only after
 //! this, and a failed send says so with a "Send again" button.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,30 @@ fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
         .collect()
 }
 
+/// The parts (numbered from 1, as delivered) that did not decode cleanly, with their error
+/// counts, from finalize's report (`finalized.json`; `stored.json` does not carry it).
+fn damaged_parts(directory: &Path) -> HashMap<u32, usize> {
+    let Ok(bytes) = std::fs::read(directory.join("finalized.json")) else {
+        return HashMap::new();
+    };
+    let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes) else {
+        return HashMap::new();
+    };
+    report
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, file)| file.damaged)
+        .map(|(index, file)| {
+            let errors = file
+                .decode_check
+                .as_ref()
+                .map_or(1, |check| check.error_count.max(1));
+            (index as u32 + 1, errors)
+        })
+        .collect()
+}
+
 fn kind_of(path: &Path) -> OutgoingFileKind {
     match path.extension().and_then(|extension| extension.to_str()) {
         Some("mp4") => OutgoingFileKind::Video,
@@ -58,6 +83,8 @@ pub(crate) struct DeliveryOutcome {
     pub kept_on_server: Vec<String>,
     pub failed: Vec<String>,
     pub found_any: bool,
+    /// Parts sent that did not decode cleanly.
+    pub damaged: Vec<u32>,
 }
 
 /// Sends every finished part.
@@ -68,6 +95,7 @@ pub(crate) async fn deliver_files<B: JobBackend>(
     let words = context.words_for(job.owner.user_id).await;
     let directory = job_directory(&context.settings.recordings_directory, job.id);
     let parts = finished_parts(&directory);
+    let damaged = damaged_parts(&directory);
     let limit = context.settings.upload_limit_bytes();
     let chat_id = job.owner.chat_id;
     let mut outcome = DeliveryOutcome {
@@ -80,17 +108,25 @@ pub(crate) async fn deliver_files<B: JobBackend>(
         } else {
             0.0
         };
-        let caption = words.part_caption(
+        let mut caption = words.part_caption(
             job,
             part.part_number as usize,
             part.part_count as usize,
             Duration::from_secs_f64(duration_seconds),
         );
+        let damaged_errors = damaged.get(&part.part_number).copied();
+        if let Some(errors) = damaged_errors {
+            caption.push('\n');
+            caption.push_str(&words.damaged_caption_note(errors));
+        }
         if let Some(link) = &part.link {
             context
                 .reply(chat_id, &words.part_link(&caption, link))
                 .await;
             outcome.sent += 1;
+            if damaged_errors.is_some() {
+                outcome.damaged.push(part.part_number);
+            }
             continue;
         }
         let Some(path) = part.local_path.as_deref().filter(|path| path.exists()) else {
@@ -122,7 +158,12 @@ pub(crate) async fn deliver_files<B: JobBackend>(
             duration_seconds: Some(duration_seconds.round() as u32),
         };
         match context.api.send_file(chat_id, &outgoing).await {
-            Ok(()) => outcome.sent += 1,
+            Ok(()) => {
+                outcome.sent += 1;
+                if damaged_errors.is_some() {
+                    outcome.damaged.push(part.part_number);
+                }
+            }
             Err(TelegramSendError::FileTooLarge) => outcome.kept_on_server.push(name),
             Err(TelegramSendError::ChatBlocked) => return outcome,
             Err(error) => {
@@ -147,12 +188,12 @@ pub(crate) async fn deliver_recording<B: JobBackend>(context: &Arc<BotContext<B>
     };
     context.set_delivery(job.id, delivered);
     if job.state == JobState::Completed || outcome.found_any {
-        context
-            .reply(
-                chat_id,
-                &words.final_summary(job, outcome.sent, &outcome.kept_on_server),
-            )
-            .await;
+        let mut summary = words.final_summary(job, outcome.sent, &outcome.kept_on_server);
+        if !outcome.damaged.is_empty() {
+            summary.push_str("\n\n");
+            summary.push_str(&words.files_damaged(&outcome.damaged));
+        }
+        context.reply(chat_id, &summary).await;
     }
     for name in &outcome.failed {
         if let Err(error) = context
@@ -168,4 +209,60 @@ pub(crate) async fn deliver_recording<B: JobBackend>(context: &Arc<BotContext<B>
         }
     }
     context.refresh_status_message(job, true).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Language;
+    use crate::messages::Words;
+
+    fn finished_file(part_number: u32, decode_errors: Option<usize>) -> serde_json::Value {
+        serde_json::json!({
+            "part_number": part_number,
+            "path": format!("/recordings/part{part_number}.mp4"),
+            "size_bytes": 1000,
+            "duration_seconds": 60.0,
+            "width": 1280,
+            "height": 720,
+            "has_audio": true,
+            "thumbnail": null,
+            "transcoded": false,
+            "decode_check": decode_errors.map(|errors| serde_json::json!({
+                "error_count": errors,
+                "sampled": false,
+                "first_errors": ["Invalid NAL unit size"],
+            })),
+            "damaged": decode_errors.is_some_and(|errors| errors > 0),
+        })
+    }
+
+    #[test]
+    fn damaged_parts_are_read_from_the_finalize_report_and_said_in_both_languages() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let report = serde_json::json!({
+            "files": [finished_file(1, Some(0)), finished_file(2, Some(17)), finished_file(3, None)],
+            "failures": [],
+        });
+        std::fs::write(
+            directory.path().join("finalized.json"),
+            serde_json::to_vec(&report).expect("json"),
+        )
+        .expect("write");
+        let damaged = damaged_parts(directory.path());
+        assert_eq!(damaged, HashMap::from([(2, 17)]));
+        // No report, or a broken one: nothing is called damaged.
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(damaged_parts(empty.path()).is_empty());
+        std::fs::write(empty.path().join("finalized.json"), b"{not json").expect("write");
+        assert!(damaged_parts(empty.path()).is_empty());
+
+        let english = Words::new(Language::English);
+        assert!(english.damaged_caption_note(17).contains("17"));
+        assert!(english.damaged_caption_note(17).contains("damaged"));
+        assert!(english.files_damaged(&[2]).contains("Part 2"));
+        let russian = Words::new(Language::Russian);
+        assert!(russian.damaged_caption_note(17).contains("повреждён"));
+        assert!(russian.files_damaged(&[2, 4]).contains("2, 4"));
+    }
 }

@@ -16,6 +16,7 @@ pub mod markdown;
 #[cfg(test)]
 mod markdown_check;
 pub mod messages;
+pub mod outbound;
 pub mod parser;
 pub mod rate_limit;
 pub mod runtime;

@@ -430,6 +430,7 @@ mod tests {
                     "caption too long: {caption}"
                 );
                 texts.push(words.part_link(&caption, link));
+                texts.push(words.files_damaged(&[1, 3]));
                 let mut jobs = Vec::new();
                 for state in JobState::ALL {
                     for failure in [

@@ -633,6 +633,25 @@ impl Words {
         )
     }
 
+    /// Appended to the caption of a part that did not decode cleanly (plain text).
+    pub fn damaged_caption_note(&self, error_count: usize) -> String {
+        render_plain(
+            self.language,
+            Key::CaptionDamaged,
+            &[("errors", error_count.to_string())],
+        )
+    }
+
+    /// After the summary: which sent parts did not decode cleanly.
+    pub fn files_damaged(&self, part_numbers: &[u32]) -> String {
+        let parts = part_numbers
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.say(Key::FilesDamaged, &[("parts", plain(&parts))])
+    }
+
     /// A part's caption (plain text: captions are sent without markup).
     pub fn part_caption(
         &self,

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalogue::Language;
 use crate::messages::{DeliveryProgress, Words};
+use crate::outbound::OutboundLimits;
 use crate::rate_limit::{RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
 use crate::telegram_api::{TelegramApi, redact_secret};
@@ -66,6 +67,8 @@ pub struct BotSettings {
     pub storage: Option<Arc<streambot_storage::Storage>>,
     /// Longest wait between two getMe attempts while Telegram cannot be reached at start-up.
     pub startup_retry_ceiling: Duration,
+    /// Telegram's sending limits and the outbound queue's bounds.
+    pub outbound: OutboundLimits,
 }
 
 /// Where Telegram delivers updates in webhook mode.
@@ -101,6 +104,7 @@ impl BotSettings {
             webhook: None,
             storage: None,
             startup_retry_ceiling: Duration::from_secs(60),
+            outbound: OutboundLimits::default(),
         }
     }
 
@@ -180,6 +184,8 @@ pub(crate) struct BotContext<B: JobBackend> {
     /// When each user was last told they hit the rate limit.
     pub rate_limit_notices: Mutex<HashMap<i64, Instant>>,
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
+    /// Jobs whose first status message is on its way (sent by a task of the status updater).
+    pub status_messages_being_sent: Mutex<HashSet<JobId>>,
     /// Where sending each finished job's files is (this process's view).
     pub deliveries: Mutex<HashMap<JobId, DeliveryProgress>>,
     /// Preferences read from (or written to) the store, by owner, with when they were read: other
@@ -392,9 +398,11 @@ pub async fn run_bot<B: JobBackend>(
     else {
         return Ok(());
     };
+    let tasks = TaskTracker::new();
+    let api = TelegramApi::start(bot.clone(), settings.outbound, shutdown.clone(), &tasks);
     let context = Arc::new(BotContext {
         backend,
-        api: TelegramApi::new(bot.clone()),
+        api,
         rate_limiter: RateLimiter::from_settings(
             settings.rate_limit,
             settings.redis_url.as_deref(),
@@ -402,12 +410,13 @@ pub async fn run_bot<B: JobBackend>(
         ),
         rate_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
+        status_messages_being_sent: Mutex::new(HashSet::new()),
         deliveries: Mutex::new(HashMap::new()),
         preferences: Mutex::new(HashMap::new()),
         seen_languages: Mutex::new(HashMap::new()),
         bot_username: Mutex::new(me.user.username.clone()),
         offers: Mutex::new(OfferBook::default()),
-        tasks: TaskTracker::new(),
+        tasks,
         settings,
     });
 

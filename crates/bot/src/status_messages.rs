@@ -17,6 +17,9 @@ use crate::keyboards::job_keyboard;
 use crate::messages::{StatusView, Words};
 use crate::runtime::BotContext;
 
+/// Tries at the first status message of a job the status updater found.
+const FIRST_STATUS_MESSAGE_ATTEMPTS: u32 = 3;
+
 #[derive(Debug, Clone)]
 pub(crate) struct StatusMessage {
     pub chat_id: i64,
@@ -42,6 +45,11 @@ impl<B: JobBackend> BotContext<B> {
 
     /// Sends a new status message for the job; the previous one (if any) loses its buttons.
     pub async fn send_status_message(&self, job: &Job, chat_id: i64) {
+        let _ = self.try_send_status_message(job, chat_id).await;
+    }
+
+    /// As `send_status_message`; false when it could not be sent for a reason worth another try.
+    async fn try_send_status_message(&self, job: &Job, chat_id: i64) -> bool {
         let words = self.words_for(job.owner.user_id).await;
         let view = self.status_view(job);
         let text = words.job_status(job, &view);
@@ -64,19 +72,24 @@ impl<B: JobBackend> BotContext<B> {
                         )
                     });
                 if let Some(previous) = previous {
-                    self.api
-                        .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text)
-                        .await;
+                    self.api.remove_keyboard(
+                        previous.chat_id,
+                        previous.message_id,
+                        &previous.last_text,
+                    );
                 }
             }
             Err(error) => {
-                tracing::warn!(job_id = %job.id, %error, "could not send the status message")
+                tracing::warn!(job_id = %job.id, %error, "could not send the status message");
+                return !error.is_retryable();
             }
         }
+        true
     }
 
-    /// Edits the job's status message (or sends one); at most every `status_edit_interval` unless
-    /// `force` (state changes, button presses).
+    /// Offers an edit of the job's status message (or sends one); at most every
+    /// `status_edit_interval` unless `force` (state changes, button presses). The outbound queue
+    /// sends it when the limits allow, the newest text only, the message waiting longest first.
     pub async fn refresh_status_message(&self, job: &Job, force: bool) {
         let Some(existing) = self.status_entry(job.id) else {
             if !self.api.is_blocked(job.owner.chat_id) {
@@ -93,24 +106,64 @@ impl<B: JobBackend> BotContext<B> {
         if text == existing.last_text && !force {
             return;
         }
-        let result = self
-            .api
-            .edit_text(
-                existing.chat_id,
-                existing.message_id,
-                &text,
-                job_keyboard(&words, job.id, job.state, view.delivery),
-            )
-            .await;
-        if let Err(error) = result {
-            tracing::debug!(job_id = %job.id, %error, "status edit failed");
-        }
+        self.api.offer_status_edit(
+            existing.chat_id,
+            existing.message_id,
+            &text,
+            job_keyboard(&words, job.id, job.state, view.delivery),
+        );
         if let Ok(mut status_messages) = self.status_messages.lock()
             && let Some(entry) = status_messages.get_mut(&job.id)
         {
             entry.last_edit = Instant::now();
             entry.last_text = text;
         }
+    }
+
+    /// Sends the first status message of a job the bot has none for, in a task (the updater
+    /// does not wait in the outbound queue); once per job at a time.
+    fn send_first_status_message_in_background(self: &Arc<Self>, job: Job) {
+        let claimed = self
+            .status_messages_being_sent
+            .lock()
+            .map(|mut being_sent| being_sent.insert(job.id))
+            .unwrap_or(false);
+        if !claimed || self.api.is_blocked(job.owner.chat_id) {
+            return;
+        }
+        let context = Arc::clone(self);
+        self.tasks.spawn(async move {
+            // The job as it is now: the event may have waited in line.
+            let job = match context.backend.get_job(job.id).await {
+                Ok(Some(current)) => current,
+                _ => job,
+            };
+            if context.status_entry(job.id).is_none() {
+                // Without it the job's progress is never shown: a failure worth retrying is
+                // retried a few times.
+                for attempt in 1..=FIRST_STATUS_MESSAGE_ATTEMPTS {
+                    if context
+                        .try_send_status_message(&job, job.owner.chat_id)
+                        .await
+                    {
+                        break;
+                    }
+                    if attempt < FIRST_STATUS_MESSAGE_ATTEMPTS {
+                        tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2))
+                            .await;
+                    }
+                }
+                // A state change while the message waited in the queue was not shown.
+                if let Ok(Some(current)) = context.backend.get_job(job.id).await
+                    && current.state != job.state
+                {
+                    context.refresh_status_message(&current, true).await;
+                }
+            }
+            if let Ok(mut being_sent) = context.status_messages_being_sent.lock() {
+                being_sent.remove(&job.id);
+            }
+        });
     }
 
     /// Whether this message is the job's current status message.
@@ -141,13 +194,55 @@ impl<B: JobBackend> BotContext<B> {
     }
 }
 
+/// The least time between two resyncs after the updater lagged behind the events.
+const MINIMUM_RESYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Live jobs looked at in one resync.
+const MAXIMUM_JOBS_RESYNCED: usize = 20_000;
+
+/// Events were skipped (too many at once): every live job's status message is brought up to
+/// date, and a live job this process has none for gets one (a skipped state change would have
+/// sent it).
+async fn resync_live_jobs<B: JobBackend>(context: &Arc<BotContext<B>>) {
+    let filter = streambot_store::JobFilter {
+        states: JobState::ALL
+            .into_iter()
+            .filter(|state| !state.is_terminal())
+            .collect(),
+        owner_user_id: None,
+        limit: Some(MAXIMUM_JOBS_RESYNCED),
+    };
+    let jobs = match context.backend.list_jobs(filter).await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the live jobs to resync their status messages");
+            return;
+        }
+    };
+    for job in jobs {
+        if context.status_entry(job.id).is_some() {
+            context.refresh_status_message(&job, false).await;
+        } else {
+            context.send_first_status_message_in_background(job);
+        }
+    }
+}
+
 /// Follows job events: status messages, final messages, delivery.
 pub(crate) async fn run_status_updater<B: JobBackend>(
     context: Arc<BotContext<B>>,
     shutdown: CancellationToken,
 ) {
     let mut events = context.backend.subscribe_events();
+    let mut resync_needed = false;
+    let mut last_resync: Option<Instant> = None;
     loop {
+        if resync_needed
+            && last_resync.is_none_or(|resynced| resynced.elapsed() >= MINIMUM_RESYNC_INTERVAL)
+        {
+            resync_needed = false;
+            last_resync = Some(Instant::now());
+            resync_live_jobs(&context).await;
+        }
         let event = tokio::select! {
             _ = shutdown.cancelled() => return,
             event = events.recv() => event,
@@ -155,7 +250,8 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         let event = match event {
             Ok(event) => event,
             Err(RecvError::Lagged(skipped)) => {
-                tracing::debug!(skipped, "status updater lagged; continuing");
+                tracing::debug!(skipped, "status updater lagged; resyncing the live jobs");
+                resync_needed = true;
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -182,7 +278,11 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         }
         let delivering = matches!(job.state, JobState::Completed | JobState::Failed)
             && context.claim_delivery(job_id);
-        context.refresh_status_message(&job, force).await;
+        if known || delivering {
+            context.refresh_status_message(&job, force).await;
+        } else {
+            context.send_first_status_message_in_background(job.clone());
+        }
         if delivering {
             let task_context = Arc::clone(&context);
             context.tasks.spawn(async move {

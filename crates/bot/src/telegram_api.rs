@@ -1,17 +1,26 @@
-//! Talking to Telegram robustly. A 429 waits `retry_after` and tries again; "message is not
-//! modified" is success; 403 (the user blocked the bot) marks the chat and it is not messaged again;
+//! Talking to Telegram robustly. Every request goes through the outbound queue (`outbound`: the
+//! limits, the order, coalescing); a 429 pauses every send for `retry_after` and the request goes
+//! again; "message is not modified" is success; 403 (the user blocked the bot) marks the chat and it is not messaged again;
 //! network trouble is retried a little and then given up: nothing here can stop a recording.
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use teloxide::ApiError;
 use teloxide::RequestError;
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQueryId, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::outbound::{
+    Decision, Dispatch, OfferOutcome, OutboundKind, OutboundLimits, OutboundScheduler,
+};
 
 /// How many times one request is tried.
 const MAXIMUM_ATTEMPTS: u32 = 5;
@@ -29,11 +38,20 @@ pub enum TelegramSendError {
     Refused(String),
     #[error("Telegram could not be reached: {0}")]
     Unreachable(String),
+    #[error("Telegram asked to wait {retry_after:?} before sending again")]
+    RateLimited { retry_after: Duration },
+    #[error("too many messages are waiting for this chat")]
+    QueueFull,
+    #[error("the bot is stopping")]
+    Stopping,
 }
 
 impl TelegramSendError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TelegramSendError::Unreachable(_))
+        matches!(
+            self,
+            TelegramSendError::Unreachable(_) | TelegramSendError::RateLimited { .. }
+        )
     }
 }
 
@@ -74,25 +92,454 @@ pub enum OutgoingFileKind {
     Document,
 }
 
+/// The connection: one attempt per request as far as 429 goes (the outbound queue waits and
+/// resends), the other rules applied here.
 #[derive(Clone)]
-pub struct TelegramApi {
+struct TelegramConnection {
     bot: Bot,
     blocked_chats: Arc<Mutex<HashSet<i64>>>,
 }
 
-impl TelegramApi {
-    pub fn new(bot: Bot) -> Self {
-        TelegramApi {
-            bot,
-            blocked_chats: Arc::new(Mutex::new(HashSet::new())),
+/// What the bot sends Telegram: every request goes through the outbound queue
+/// ([`crate::outbound`]), one task decides what goes next and the requests run beside it.
+#[derive(Clone)]
+pub struct TelegramApi {
+    connection: TelegramConnection,
+    outbound: Arc<OutboundShared>,
+}
+
+struct OutboundShared {
+    scheduler: Mutex<OutboundScheduler<OutboundRequest>>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl OutboundShared {
+    fn with_scheduler<T>(
+        &self,
+        action: impl FnOnce(&mut OutboundScheduler<OutboundRequest>) -> T,
+    ) -> T {
+        let mut scheduler = match self.scheduler.lock() {
+            Ok(scheduler) => scheduler,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        action(&mut scheduler)
+    }
+}
+
+/// A request waiting in the outbound queue, with where its answer goes.
+enum OutboundRequest {
+    Text {
+        text: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+        answer: oneshot::Sender<Result<MessageId, TelegramSendError>>,
+    },
+    Edit {
+        message_id: MessageId,
+        text: String,
+        keyboard: Option<InlineKeyboardMarkup>,
+        answer: Option<oneshot::Sender<Result<(), TelegramSendError>>>,
+    },
+    CallbackAnswer {
+        callback_id: String,
+        text: Option<String>,
+    },
+    File {
+        file: QueuedFile,
+        answer: oneshot::Sender<Result<(), TelegramSendError>>,
+    },
+}
+
+/// What a request gave back.
+enum Sent {
+    Message(MessageId),
+    Done,
+}
+
+impl OutboundRequest {
+    /// Hands the outcome to whoever waits for it (or logs it when nobody does).
+    fn answer(self, chat_id: Option<i64>, outcome: Result<Sent, TelegramSendError>) {
+        match self {
+            OutboundRequest::Text { answer, .. } => {
+                let _ = answer.send(outcome.map(|sent| match sent {
+                    Sent::Message(message_id) => message_id,
+                    Sent::Done => MessageId(0),
+                }));
+            }
+            OutboundRequest::Edit {
+                answer: Some(answer),
+                ..
+            }
+            | OutboundRequest::File { answer, .. } => {
+                let _ = answer.send(outcome.map(|_| ()));
+            }
+            OutboundRequest::Edit { answer: None, .. } => {
+                if let Err(error) = outcome {
+                    tracing::debug!(?chat_id, %error, "status edit failed");
+                }
+            }
+            OutboundRequest::CallbackAnswer { .. } => {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "could not answer a button press");
+                }
+            }
+        }
+    }
+}
+
+/// An [`OutgoingFile`] that owns its paths, to wait in the queue.
+struct QueuedFile {
+    path: PathBuf,
+    file_name: String,
+    kind: OutgoingFileKind,
+    caption: String,
+    thumbnail: Option<PathBuf>,
+    width: Option<u32>,
+    height: Option<u32>,
+    duration_seconds: Option<u32>,
+}
+
+impl QueuedFile {
+    fn from_outgoing(file: &OutgoingFile<'_>) -> Self {
+        QueuedFile {
+            path: file.path.to_path_buf(),
+            file_name: file.file_name.clone(),
+            kind: file.kind,
+            caption: file.caption.clone(),
+            thumbnail: file.thumbnail.map(Path::to_path_buf),
+            width: file.width,
+            height: file.height,
+            duration_seconds: file.duration_seconds,
         }
     }
 
+    fn as_outgoing(&self) -> OutgoingFile<'_> {
+        OutgoingFile {
+            path: &self.path,
+            file_name: self.file_name.clone(),
+            kind: self.kind,
+            caption: self.caption.clone(),
+            thumbnail: self.thumbnail.as_deref(),
+            width: self.width,
+            height: self.height,
+            duration_seconds: self.duration_seconds,
+        }
+    }
+}
+
+/// How long the queue keeps sending after shutdown, for the last messages.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl TelegramApi {
+    /// Starts the outbound queue's task (in `tasks`); it stops after `shutdown`, once the queue
+    /// is empty or `SHUTDOWN_GRACE` has passed.
+    pub fn start(
+        bot: Bot,
+        limits: OutboundLimits,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Self {
+        let api = TelegramApi {
+            connection: TelegramConnection {
+                bot,
+                blocked_chats: Arc::new(Mutex::new(HashSet::new())),
+            },
+            outbound: Arc::new(OutboundShared {
+                scheduler: Mutex::new(OutboundScheduler::new(limits)),
+                wake: Notify::new(),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        tasks.spawn(run_outbound_queue(
+            api.connection.clone(),
+            Arc::clone(&api.outbound),
+            shutdown,
+        ));
+        api
+    }
+
     pub fn bot(&self) -> &Bot {
-        &self.bot
+        &self.connection.bot
     }
 
     pub fn is_blocked(&self, chat_id: i64) -> bool {
+        self.connection.is_blocked(chat_id)
+    }
+
+    /// Requests waiting in the outbound queue.
+    pub fn pending_requests(&self) -> usize {
+        self.outbound
+            .with_scheduler(|scheduler| scheduler.pending())
+    }
+
+    /// Puts a request in line; false when it was not taken (the queue is stopped or full).
+    fn offer(&self, chat_id: Option<i64>, kind: OutboundKind, request: OutboundRequest) -> bool {
+        if self.outbound.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let outcome = self
+            .outbound
+            .with_scheduler(|scheduler| scheduler.offer(chat_id, kind, request));
+        match outcome {
+            OfferOutcome::Queued { dropped } => {
+                if dropped.is_some() {
+                    tracing::debug!(
+                        ?chat_id,
+                        "the chat's queue is full: its oldest status edit was dropped"
+                    );
+                }
+                self.outbound.wake.notify_one();
+                true
+            }
+            OfferOutcome::Coalesced { .. } => true,
+            OfferOutcome::Refused(_) => {
+                tracing::warn!(
+                    ?chat_id,
+                    ?kind,
+                    "the chat's outbound queue is full of replies: this one is not sent"
+                );
+                false
+            }
+        }
+    }
+
+    /// Sends a MarkdownV2 message (a reply to a person); returns its id.
+    pub async fn send_text(
+        &self,
+        chat_id: i64,
+        text: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<MessageId, TelegramSendError> {
+        if self.is_blocked(chat_id) {
+            return Err(TelegramSendError::ChatBlocked);
+        }
+        let (answer, answered) = oneshot::channel();
+        let request = OutboundRequest::Text {
+            text: text.to_string(),
+            keyboard,
+            answer,
+        };
+        if !self.offer(Some(chat_id), OutboundKind::Reply, request) {
+            return Err(TelegramSendError::QueueFull);
+        }
+        answered.await.unwrap_or(Err(TelegramSendError::Stopping))
+    }
+
+    /// Edits a message in answer to a person (a pressed button); "not modified" counts as done.
+    pub async fn edit_text(
+        &self,
+        chat_id: i64,
+        message_id: MessageId,
+        text: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<(), TelegramSendError> {
+        if self.is_blocked(chat_id) {
+            return Err(TelegramSendError::ChatBlocked);
+        }
+        let (answer, answered) = oneshot::channel();
+        let request = OutboundRequest::Edit {
+            message_id,
+            text: text.to_string(),
+            keyboard,
+            answer: Some(answer),
+        };
+        let kind = OutboundKind::ReplyEdit {
+            message_id: message_id.0,
+        };
+        if !self.offer(Some(chat_id), kind, request) {
+            return Err(TelegramSendError::QueueFull);
+        }
+        answered.await.unwrap_or(Err(TelegramSendError::Stopping))
+    }
+
+    /// Offers a status refresh of a message: sent when the limits allow, after replies, and
+    /// replaced by a newer one offered before it goes. Nobody waits for it.
+    pub fn offer_status_edit(
+        &self,
+        chat_id: i64,
+        message_id: MessageId,
+        text: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) {
+        if self.is_blocked(chat_id) {
+            return;
+        }
+        let request = OutboundRequest::Edit {
+            message_id,
+            text: text.to_string(),
+            keyboard,
+            answer: None,
+        };
+        let kind = OutboundKind::StatusEdit {
+            message_id: message_id.0,
+        };
+        if !self.offer(Some(chat_id), kind, request) {
+            tracing::debug!(chat_id, "a status edit was not queued");
+        }
+    }
+
+    /// Removes a message's buttons, keeping its text (editing without a keyboard drops it).
+    pub fn remove_keyboard(&self, chat_id: i64, message_id: MessageId, text: &str) {
+        self.offer_status_edit(chat_id, message_id, text, None);
+    }
+
+    /// Always answers a button press, so the user's spinner stops (first in line).
+    pub async fn answer_callback(&self, callback_id: &str, text: Option<String>) {
+        let request = OutboundRequest::CallbackAnswer {
+            callback_id: callback_id.to_string(),
+            text,
+        };
+        if !self.offer(None, OutboundKind::CallbackAnswer, request) {
+            tracing::warn!("could not answer a button press: the outbound queue is full");
+        }
+    }
+
+    /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.
+    pub async fn send_file(
+        &self,
+        chat_id: i64,
+        file: &OutgoingFile<'_>,
+    ) -> Result<(), TelegramSendError> {
+        if self.is_blocked(chat_id) {
+            return Err(TelegramSendError::ChatBlocked);
+        }
+        let (answer, answered) = oneshot::channel();
+        let request = OutboundRequest::File {
+            file: QueuedFile::from_outgoing(file),
+            answer,
+        };
+        if !self.offer(Some(chat_id), OutboundKind::Upload, request) {
+            return Err(TelegramSendError::QueueFull);
+        }
+        answered.await.unwrap_or(Err(TelegramSendError::Stopping))
+    }
+}
+
+/// The one task that decides what is sent when; each request runs in its own task beside it.
+async fn run_outbound_queue(
+    connection: TelegramConnection,
+    shared: Arc<OutboundShared>,
+    shutdown: CancellationToken,
+) {
+    let requests = TaskTracker::new();
+    let mut stop_by: Option<tokio::time::Instant> = None;
+    loop {
+        if stop_by.is_none() && shutdown.is_cancelled() {
+            stop_by = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+        }
+        if let Some(deadline) = stop_by {
+            let empty = shared.with_scheduler(|scheduler| scheduler.pending() == 0);
+            if empty || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        let decision = shared.with_scheduler(|scheduler| scheduler.next(Instant::now()));
+        let wait_until = match decision {
+            Decision::Send(dispatch) => {
+                requests.spawn(perform_request(
+                    connection.clone(),
+                    Arc::clone(&shared),
+                    dispatch,
+                ));
+                continue;
+            }
+            Decision::WaitUntil(at) => Some(tokio::time::Instant::from_std(at)),
+            Decision::Idle => None,
+        };
+        let wake_at = match (wait_until, stop_by) {
+            (Some(at), Some(deadline)) => Some(at.min(deadline)),
+            (at, deadline) => at.or(deadline),
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = sleep_until_or_forever(wake_at) => {}
+            _ = shutdown.cancelled(), if stop_by.is_none() => {}
+        }
+    }
+    shared.closed.store(true, Ordering::Release);
+    let left = shared.with_scheduler(|scheduler| scheduler.drain());
+    if !left.is_empty() {
+        tracing::info!(
+            requests = left.len(),
+            "the bot is stopping: requests to Telegram not sent"
+        );
+    }
+    for request in left {
+        request.answer(None, Err(TelegramSendError::Stopping));
+    }
+    requests.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, requests.wait()).await;
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one request and reports back to the scheduler: a 429 pauses every send and puts the
+/// request back in line (up to `MAXIMUM_ATTEMPTS`, and `retry_after` up to
+/// `LONGEST_RETRY_AFTER`).
+async fn perform_request(
+    connection: TelegramConnection,
+    shared: Arc<OutboundShared>,
+    dispatch: Dispatch<OutboundRequest>,
+) {
+    let Dispatch { ticket, payload } = dispatch;
+    let chat_id = ticket.chat_id.unwrap_or(0);
+    let outcome = match &payload {
+        OutboundRequest::Text { text, keyboard, .. } => connection
+            .send_text(chat_id, text, keyboard.clone())
+            .await
+            .map(Sent::Message),
+        OutboundRequest::Edit {
+            message_id,
+            text,
+            keyboard,
+            ..
+        } => connection
+            .edit_text(chat_id, *message_id, text, keyboard.clone())
+            .await
+            .map(|()| Sent::Done),
+        OutboundRequest::CallbackAnswer { callback_id, text } => connection
+            .answer_callback(callback_id, text.clone())
+            .await
+            .map(|()| Sent::Done),
+        OutboundRequest::File { file, .. } => connection
+            .send_file(chat_id, &file.as_outgoing())
+            .await
+            .map(|()| Sent::Done),
+    };
+    match outcome {
+        Err(TelegramSendError::RateLimited { retry_after })
+            if retry_after <= LONGEST_RETRY_AFTER && ticket.attempts + 1 < MAXIMUM_ATTEMPTS =>
+        {
+            tracing::info!(
+                chat_id,
+                wait_seconds = retry_after.as_secs(),
+                "Telegram asked to slow down: every send waits"
+            );
+            shared.with_scheduler(|scheduler| {
+                scheduler.too_many_requests(Instant::now(), ticket, payload, retry_after)
+            });
+        }
+        outcome => {
+            shared.with_scheduler(|scheduler| {
+                scheduler.finished(ticket);
+                // Given up on this request, but Telegram's wait still holds for every send.
+                if let Err(TelegramSendError::RateLimited { retry_after }) = &outcome {
+                    scheduler.pause(Instant::now(), (*retry_after).min(LONGEST_RETRY_AFTER));
+                }
+            });
+            payload.answer(ticket.chat_id, outcome);
+        }
+    }
+    shared.wake.notify_one();
+}
+
+impl TelegramConnection {
+    fn is_blocked(&self, chat_id: i64) -> bool {
         self.blocked_chats
             .lock()
             .map(|blocked| blocked.contains(&chat_id))
@@ -114,7 +561,7 @@ impl TelegramApi {
         }
     }
 
-    /// Runs one request with the rules above.
+    /// Runs one request with the rules above; a 429 is returned as `RateLimited` at once.
     async fn run<T, F, Fut>(&self, chat_id: i64, mut request: F) -> Result<T, TelegramSendError>
     where
         F: FnMut() -> Fut,
@@ -132,16 +579,9 @@ impl TelegramApi {
             };
             match &error {
                 RequestError::RetryAfter(seconds) => {
-                    let wait = seconds.duration();
-                    if wait > LONGEST_RETRY_AFTER || attempt >= MAXIMUM_ATTEMPTS {
-                        return Err(TelegramSendError::Refused(self.describe(&error)));
-                    }
-                    tracing::info!(
-                        chat_id,
-                        wait_seconds = wait.as_secs(),
-                        "Telegram asked to slow down"
-                    );
-                    tokio::time::sleep(wait).await;
+                    return Err(TelegramSendError::RateLimited {
+                        retry_after: seconds.duration(),
+                    });
                 }
                 RequestError::Api(
                     ApiError::BotBlocked
@@ -181,7 +621,7 @@ impl TelegramApi {
     }
 
     /// Sends a MarkdownV2 message; returns its id.
-    pub async fn send_text(
+    async fn send_text(
         &self,
         chat_id: i64,
         text: &str,
@@ -201,7 +641,7 @@ impl TelegramApi {
     }
 
     /// Edits a message; "not modified" counts as done.
-    pub async fn edit_text(
+    async fn edit_text(
         &self,
         chat_id: i64,
         message_id: MessageId,
@@ -227,33 +667,25 @@ impl TelegramApi {
         .await
     }
 
-    /// Removes a message's buttons, keeping its text (editing without a keyboard drops it).
-    pub async fn remove_keyboard(&self, chat_id: i64, message_id: MessageId, text: &str) {
-        if let Err(error) = self.edit_text(chat_id, message_id, text, None).await {
-            tracing::debug!(chat_id, %error, "could not remove a keyboard");
-        }
-    }
-
-    /// Always answers a button press, so the user's spinner stops.
-    pub async fn answer_callback(&self, callback_id: &str, text: Option<String>) {
-        let result = self
-            .run(0, || {
-                let mut request = self
-                    .bot
-                    .answer_callback_query(CallbackQueryId(callback_id.to_string()));
-                if let Some(text) = &text {
-                    request = request.text(text.clone());
-                }
-                async move { request.await.map(|_| ()) }
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not answer a button press");
-        }
+    async fn answer_callback(
+        &self,
+        callback_id: &str,
+        text: Option<String>,
+    ) -> Result<(), TelegramSendError> {
+        self.run(0, || {
+            let mut request = self
+                .bot
+                .answer_callback_query(CallbackQueryId(callback_id.to_string()));
+            if let Some(text) = &text {
+                request = request.text(text.clone());
+            }
+            async move { request.await.map(|_| ()) }
+        })
+        .await
     }
 
     /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.
-    pub async fn send_file(
+    async fn send_file(
         &self,
         chat_id: i64,
         file: &OutgoingFile<'_>,

@@ -6,6 +6,10 @@
 //! file bytes), `setMyCommands`, `getMe`, `deleteWebhook`, `deleteMessage`. Tests push updates
 //! (text messages, button presses), read every call back, and inject failures: 429 with
 //! `retry_after`, 403 (bot blocked), 413 (file too large), 5xx.
+//!
+//! It enforces Telegram's sending limits as sliding windows ([`BotApiLimits`]: 30 requests a
+//! second in all, 1 a second per private chat, 20 a minute per group or channel) and answers 429
+//! with `retry_after` past them, counting the 429s it sent; `set_limits(None)` turns that off.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -75,6 +79,70 @@ pub enum InjectedFailure {
     ServerError { status: u16 },
 }
 
+/// Telegram's sending limits, enforced by the fake: at most `*_requests` in any `*_window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotApiLimits {
+    pub global_requests: usize,
+    pub global_window: Duration,
+    pub private_chat_requests: usize,
+    pub private_chat_window: Duration,
+    pub group_chat_requests: usize,
+    pub group_chat_window: Duration,
+}
+
+impl Default for BotApiLimits {
+    fn default() -> Self {
+        BotApiLimits {
+            global_requests: 30,
+            global_window: Duration::from_secs(1),
+            private_chat_requests: 1,
+            private_chat_window: Duration::from_secs(1),
+            group_chat_requests: 20,
+            group_chat_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Methods that count against the limits: those that post to a chat (and button answers, which
+/// count in the global window only).
+const LIMITED_METHODS: [&str; 9] = [
+    "sendMessage",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "sendVideo",
+    "sendDocument",
+    "sendAudio",
+    "deleteMessage",
+    "sendChatAction",
+    "answerCallbackQuery",
+];
+
+/// Arrival times in a sliding window.
+#[derive(Debug, Default)]
+struct ArrivalWindow {
+    arrivals: VecDeque<Instant>,
+}
+
+impl ArrivalWindow {
+    /// How long until one more request fits; zero when it fits now.
+    fn wait_needed(&mut self, now: Instant, requests: usize, window: Duration) -> Duration {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            self.arrivals.pop_front();
+        }
+        if self.arrivals.len() < requests {
+            return Duration::ZERO;
+        }
+        let index = self.arrivals.len() - requests.max(1);
+        self.arrivals.get(index).map_or(Duration::ZERO, |at| {
+            (*at + window).saturating_duration_since(now)
+        })
+    }
+}
+
 #[derive(Debug)]
 struct SentMessage {
     chat_id: i64,
@@ -92,6 +160,55 @@ struct FakeState {
     failures: HashMap<String, VecDeque<InjectedFailure>>,
     blocked_chats: Vec<i64>,
     started: Option<Instant>,
+    limits: Option<BotApiLimits>,
+    global_arrivals: ArrivalWindow,
+    chat_arrivals: HashMap<i64, ArrivalWindow>,
+    too_many_requests_sent: u64,
+}
+
+impl FakeState {
+    /// The 429 to answer when this request goes past the limits; records it when it fits.
+    fn check_limits(&mut self, method: &str, chat_id: Option<i64>) -> Option<Response> {
+        let limits = self.limits?;
+        if !LIMITED_METHODS.contains(&method) {
+            return None;
+        }
+        let now = Instant::now();
+        let mut wait =
+            self.global_arrivals
+                .wait_needed(now, limits.global_requests, limits.global_window);
+        if let Some(chat) = chat_id.filter(|_| method != "answerCallbackQuery") {
+            let (requests, window) = if chat < 0 {
+                (limits.group_chat_requests, limits.group_chat_window)
+            } else {
+                (limits.private_chat_requests, limits.private_chat_window)
+            };
+            let chat_wait = self
+                .chat_arrivals
+                .entry(chat)
+                .or_default()
+                .wait_needed(now, requests, window);
+            wait = wait.max(chat_wait);
+        }
+        if wait > Duration::ZERO {
+            self.too_many_requests_sent += 1;
+            let retry_after_seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Some(error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too Many Requests: retry after {retry_after_seconds}"),
+                Some(json!({"retry_after": retry_after_seconds})),
+            ));
+        }
+        self.global_arrivals.arrivals.push_back(now);
+        if let Some(chat) = chat_id.filter(|_| method != "answerCallbackQuery") {
+            self.chat_arrivals
+                .entry(chat)
+                .or_default()
+                .arrivals
+                .push_back(now);
+        }
+        None
+    }
 }
 
 #[derive(Clone)]
@@ -176,6 +293,7 @@ impl FakeTelegram {
                 next_update_id: 1000,
                 next_message_id: 1,
                 started: Some(Instant::now()),
+                limits: Some(BotApiLimits::default()),
                 ..FakeState::default()
             })),
             updates_arrived: Arc::new(Notify::new()),
@@ -295,6 +413,17 @@ impl FakeTelegram {
                 queue.push_back(failure.clone());
             }
         });
+    }
+
+    /// The sending limits to enforce; `None` turns enforcement off (on with the defaults at
+    /// start).
+    pub fn set_limits(&self, limits: Option<BotApiLimits>) {
+        self.with_state(|state| state.limits = limits);
+    }
+
+    /// 429 answers sent so far, injected or for going past the limits.
+    pub fn too_many_requests_sent(&self) -> u64 {
+        self.with_state(|state| state.too_many_requests_sent)
     }
 
     /// Every call to this chat fails with 403 from now on (the user blocked the bot).
@@ -568,11 +697,14 @@ fn answer_method(
         return match failure {
             InjectedFailure::TooManyRequests {
                 retry_after_seconds,
-            } => error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too Many Requests: retry after {retry_after_seconds}"),
-                Some(json!({"retry_after": retry_after_seconds})),
-            ),
+            } => {
+                state.too_many_requests_sent += 1;
+                error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Too Many Requests: retry after {retry_after_seconds}"),
+                    Some(json!({"retry_after": retry_after_seconds})),
+                )
+            }
             InjectedFailure::BotBlocked => error_response(
                 StatusCode::FORBIDDEN,
                 "Forbidden: bot was blocked by the user",
@@ -589,6 +721,9 @@ fn answer_method(
                 None,
             ),
         };
+    }
+    if let Some(too_many) = state.check_limits(method, chat_id) {
+        return too_many;
     }
     let new_message =
         |state: &mut FakeState, chat_id: i64, text: String, reply_markup: Option<Value>| {
