@@ -16,7 +16,8 @@
 #
 # Needs: ffmpeg, ffprobe, nginx (+ libnginx-mod-rtmp for nginx-rtmp), python3; streamlink is
 # installed into target/compare-recorders/venv from PyPI when missing. Builds streambot (release).
-# Settings: COMPARE_SECONDS (recording length, default 50), COMPARE_OUTPUT (default
+# Settings: STREAMBOT_BIN (a streambot binary to use instead of building one), COMPARE_SECONDS
+# (recording length, default 50), COMPARE_OUTPUT (default
 # target/compare-recorders/<date>). Everything listens on 127.0.0.1 only; every child is stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +56,13 @@ else
   streamlink_bin="$(pwd)/$venv/bin/streamlink"
 fi
 
-log "building streambot (release)"
-cargo build --release --quiet -p streambot
-streambot_bin="$(pwd)/target/release/streambot"
+if [ -n "${STREAMBOT_BIN:-}" ]; then
+  streambot_bin="$STREAMBOT_BIN"
+else
+  log "building streambot (release)"
+  cargo build --release --quiet -p streambot
+  streambot_bin="$(pwd)/target/release/streambot"
+fi
 
 children=()
 cleanup() {
