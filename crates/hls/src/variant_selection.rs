@@ -204,21 +204,56 @@ pub fn language_match(wanted: &str, offered: Option<&str>) -> u8 {
     u8::from(primary(&wanted) == primary(&offered))
 }
 
+/// Audio renditions recorded at most (`--all-audio` on a master that lists hundreds must not
+/// open hundreds of tracks, connections and ffmpeg inputs).
+pub const MAXIMUM_AUDIO_TRACKS: usize = 8;
+/// Subtitle renditions recorded at most.
+pub const MAXIMUM_SUBTITLE_TRACKS: usize = 8;
+/// Languages named at most in a note (it reaches a chat message).
+const MAXIMUM_LANGUAGES_DESCRIBED: usize = 12;
+
+/// A playlist's label as it may reach a note: no control characters, at most 40 characters.
+fn printable_label(text: &str) -> String {
+    text.chars()
+        .filter(|character| !character.is_control())
+        .take(40)
+        .collect()
+}
+
 fn describe_languages(renditions: &[&Rendition]) -> String {
     let mut languages: Vec<String> = renditions
         .iter()
-        .map(|rendition| {
-            rendition
-                .language
-                .clone()
-                .unwrap_or_else(|| format!("{:?}", rendition.name))
+        .map(|rendition| match &rendition.language {
+            Some(language) => printable_label(language),
+            None => format!("{:?}", printable_label(&rendition.name)),
         })
         .collect();
     languages.dedup();
     if languages.is_empty() {
-        "none".to_string()
-    } else {
-        languages.join(", ")
+        return "none".to_string();
+    }
+    let more = languages.len().saturating_sub(MAXIMUM_LANGUAGES_DESCRIBED);
+    languages.truncate(MAXIMUM_LANGUAGES_DESCRIBED);
+    let mut text = languages.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// Keeps the first `maximum` of `renditions`, with a note when some are left out.
+fn keep_at_most(
+    renditions: &mut Vec<Rendition>,
+    maximum: usize,
+    kind: &str,
+    notes: &mut Vec<String>,
+) {
+    if renditions.len() > maximum {
+        notes.push(format!(
+            "the stream offers {} {kind} tracks: the first {maximum} are recorded",
+            renditions.len()
+        ));
+        renditions.truncate(maximum);
     }
 }
 
@@ -229,18 +264,17 @@ fn renditions_in_group<'master>(
     media_type: &RenditionType,
     group: Option<&String>,
 ) -> Vec<&'master Rendition> {
-    let mut seen_uris: Vec<&str> = Vec::new();
+    let mut seen_uris: std::collections::HashSet<&str> = std::collections::HashSet::new();
     master
         .renditions
         .iter()
         .filter(|rendition| &rendition.media_type == media_type)
         .filter(|rendition| group.is_none_or(|group| &rendition.group_id == group))
-        .filter(|rendition| match rendition.uri.as_deref() {
-            Some(uri) if !seen_uris.contains(&uri) => {
-                seen_uris.push(uri);
-                true
-            }
-            _ => false,
+        .filter(|rendition| {
+            rendition
+                .uri
+                .as_deref()
+                .is_some_and(|uri| seen_uris.insert(uri))
         })
         .collect()
 }
@@ -303,10 +337,7 @@ pub fn choose_tracks(
                     Some(rendition) => format!(
                         "no audio in {wanted:?} (offered: {}); recording {} instead",
                         describe_languages(&audio_offered),
-                        rendition
-                            .language
-                            .clone()
-                            .unwrap_or_else(|| format!("{:?}", rendition.name))
+                        describe_languages(&[rendition])
                     ),
                     None => {
                         format!("no separate audio in {wanted:?}; the stream's own audio is kept")
@@ -353,6 +384,18 @@ pub fn choose_tracks(
             }
         }
     }
+    keep_at_most(
+        &mut selection.audio,
+        MAXIMUM_AUDIO_TRACKS,
+        "audio",
+        &mut selection.notes,
+    );
+    keep_at_most(
+        &mut selection.subtitles,
+        MAXIMUM_SUBTITLE_TRACKS,
+        "subtitle",
+        &mut selection.notes,
+    );
     selection
 }
 
@@ -502,5 +545,52 @@ v0/media.m3u8
             uris(&selection.audio),
             vec!["audio/en.m3u8", "audio/de.m3u8"]
         );
+    }
+
+    #[test]
+    fn hundreds_of_renditions_are_capped_and_the_note_stays_short_and_printable() {
+        let mut text = String::from("#EXTM3U\n");
+        for index in 0..500 {
+            text.push_str(&format!(
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"a{index}\",LANGUAGE=\"x\u{1b}[31m{index}/../\",URI=\"a/{index}.m3u8\"\n\
+                 #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"s{index}\",LANGUAGE=\"en\",URI=\"s/{index}.m3u8\"\n"
+            ));
+        }
+        text.push_str(
+            "#EXT-X-STREAM-INF:BANDWIDTH=1000,AUDIO=\"aud\",SUBTITLES=\"subs\"\nv.m3u8\n",
+        );
+        let Ok(Playlist::Master(master)) = parse_playlist(&text) else {
+            panic!("a master");
+        };
+        let choice = choose_variant(&master, Quality::Best).expect("variant");
+        let all = choose_tracks(
+            &master,
+            &choice,
+            &TrackRequest {
+                subtitles: SubtitleChoice::All,
+                audio_language: None,
+                all_audio: true,
+            },
+        );
+        assert_eq!(all.audio.len(), MAXIMUM_AUDIO_TRACKS);
+        assert_eq!(all.subtitles.len(), MAXIMUM_SUBTITLE_TRACKS);
+        assert!(
+            all.notes.iter().any(|note| note.contains("500 audio")),
+            "{:?}",
+            all.notes
+        );
+        let missing = choose_tracks(
+            &master,
+            &choice,
+            &TrackRequest {
+                subtitles: SubtitleChoice::Language("ja".to_string()),
+                audio_language: Some("ja".to_string()),
+                all_audio: false,
+            },
+        );
+        for note in &missing.notes {
+            assert!(note.len() < 1000, "{note}");
+            assert!(!note.chars().any(char::is_control), "{note:?}");
+        }
     }
 }

@@ -48,8 +48,8 @@ pub enum ClipError {
     },
     #[error("the clip length must be more than zero")]
     EmptyLength,
-    /// An output inside the recording's directory whose name does not start with `clip`: it
-    /// could be a part, a ledger or a summary of the recording.
+    /// An output inside the recording's (or another recording's) directory whose name does not
+    /// start with `clip`: it could be a part, a ledger or a summary of a recording.
     #[error("{} would be written among the recording's own files", output.display())]
     OutputAmongRecordingFiles { output: PathBuf },
     #[error("{context}: {source}")]
@@ -92,7 +92,7 @@ impl ClipError {
             }
             ClipError::EmptyLength => "A clip must be longer than zero.".to_string(),
             ClipError::OutputAmongRecordingFiles { .. } => {
-                "A clip inside the recording's directory must have a name starting with \"clip\"."
+                "A clip inside a recording's directory must have a name starting with \"clip\"."
                     .to_string()
             }
             ClipError::Io { .. } => "The clip could not be written.".to_string(),
@@ -388,8 +388,23 @@ fn container_for(output: &Path) -> OutputContainer {
     }
 }
 
-/// False when `output` is in the recording's directory under a name that is not a clip's (it
-/// could overwrite the live part or the ledger).
+/// True when `directory` holds a recording (a track's ledger or `recording.json`): this one or
+/// another job's.
+fn is_recording_directory(directory: &Path) -> bool {
+    directory.join("recording.json").exists()
+        || std::fs::read_dir(directory).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.ends_with("-ledger.jsonl"))
+            })
+        })
+}
+
+/// False when `output` is in the recording's directory, or in any other recording's directory
+/// (another job's), under a name that is not a clip's (it could replace a live part, a ledger or
+/// a summary).
 fn output_is_safe(directory: &Path, output: &Path) -> bool {
     let output_directory = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -402,7 +417,8 @@ fn output_is_safe(directory: &Path, output: &Path) -> bool {
         (Ok(directory), Ok(output_directory)) => directory == output_directory,
         _ => false,
     };
-    !same_directory
+    let among_recording_files = same_directory || is_recording_directory(output_directory);
+    !among_recording_files
         || output
             .file_name()
             .and_then(|name| name.to_str())

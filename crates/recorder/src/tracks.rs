@@ -51,9 +51,22 @@ pub fn wants_tracks(options: &RecordingOptions) -> bool {
         || options.all_audio
 }
 
+/// A playlist's label as it may be kept and shown: no control characters (a terminal escape, a
+/// line break in a chat message), at most 64 characters; `None` when nothing printable is left.
+fn printable_label(text: &str) -> Option<String> {
+    let label: String = text
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(64)
+        .collect();
+    Some(label).filter(|label| !label.trim().is_empty())
+}
+
 fn label_of(rendition: &Rendition) -> (Option<String>, Option<String>) {
-    let title = Some(rendition.name.clone()).filter(|name| !name.trim().is_empty());
-    (rendition.language.clone(), title)
+    (
+        rendition.language.as_deref().and_then(printable_label),
+        printable_label(&rendition.name),
+    )
 }
 
 /// Reads the master playlist again and plans the tracks the options ask for; `None` when the
@@ -121,12 +134,20 @@ pub async fn plan_tracks(
     Ok(Some(plan))
 }
 
-/// Writes `tracks.json` (atomically; best effort like `recording.json`).
+/// Writes `tracks.json` (atomically; best effort like `recording.json`), its URLs without
+/// passwords or secret-looking query values (the file is only read for the tracks' names and
+/// labels; the recorders use the plan in memory).
 pub fn write_track_plan(directory: &Path, plan: &TrackPlan) {
     if std::fs::create_dir_all(directory).is_err() {
         return;
     }
-    if let Ok(text) = serde_json::to_vec_pretty(plan) {
+    let redact = streambot_hls::url_safety::redact_url_text;
+    let mut written = plan.clone();
+    written.first_audio_url = written.first_audio_url.as_deref().map(redact);
+    for track in &mut written.extra_tracks {
+        track.media_playlist_url = redact(&track.media_playlist_url);
+    }
+    if let Ok(text) = serde_json::to_vec_pretty(&written) {
         let temporary = directory.join(format!("{TRACKS_FILE_NAME}.tmp"));
         if std::fs::write(&temporary, text).is_ok() {
             let _ = std::fs::rename(&temporary, directory.join(TRACKS_FILE_NAME));
@@ -195,6 +216,9 @@ pub fn extra_track_configs<E>(
 
 /// Subtitle bytes read per track at most (WebVTT is a few kilobytes a segment).
 const MAXIMUM_SUBTITLE_TRACK_BYTES: u64 = 64 * 1024 * 1024;
+/// Subtitle bytes read for all the tracks of a part together: what finalize holds in memory at
+/// once (8 hostile tracks of 64 MiB each would otherwise be half a GiB).
+const MAXIMUM_SUBTITLE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The extra tracks of a job directory as finalize muxes them into one main part.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +239,7 @@ impl PartExtras {
 }
 
 /// The recorded segment bodies of a (subtitle) track, in ledger order, from its parts.
-fn segment_bodies(directory: &Path, track_name: &str) -> Vec<Vec<u8>> {
+fn segment_bodies(directory: &Path, track_name: &str, budget: &mut u64) -> Vec<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let ledger = directory.join(format!("{track_name}-ledger.jsonl"));
     let Ok(records) = streambot_hls::ledger::read_ledger_records(&ledger) else {
@@ -230,7 +254,7 @@ fn segment_bodies(directory: &Path, track_name: &str) -> Vec<Vec<u8>> {
     {
         let entry = &record.entry;
         total = total.saturating_add(entry.bytes);
-        if total > MAXIMUM_SUBTITLE_TRACK_BYTES {
+        if total > MAXIMUM_SUBTITLE_TRACK_BYTES || entry.bytes > *budget {
             break;
         }
         let Some(part) = parts.iter().find(|part| part.number == entry.part) else {
@@ -244,6 +268,7 @@ fn segment_bodies(directory: &Path, track_name: &str) -> Vec<Vec<u8>> {
             && (&mut file).take(entry.bytes).read_to_end(&mut body).is_ok()
             && body.len() as u64 == entry.bytes
         {
+            *budget -= entry.bytes;
             bodies.push(body);
         }
     }
@@ -261,6 +286,7 @@ pub fn part_extras(directory: &Path, main_part_index: usize, main_part_count: us
         first_audio: label(&plan.first_audio_language, &plan.first_audio_title),
         ..PartExtras::default()
     };
+    let mut subtitle_budget = MAXIMUM_SUBTITLE_BYTES;
     for track in &plan.extra_tracks {
         match track.kind {
             ExtraTrackKind::Audio => {
@@ -275,7 +301,7 @@ pub fn part_extras(directory: &Path, main_part_index: usize, main_part_count: us
                 }
             }
             ExtraTrackKind::Subtitles => {
-                let bodies = segment_bodies(directory, &track.track_name);
+                let bodies = segment_bodies(directory, &track.track_name, &mut subtitle_budget);
                 if !bodies.is_empty() {
                     extras
                         .subtitles

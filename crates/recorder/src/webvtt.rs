@@ -112,16 +112,16 @@ fn parse_timestamp_map(value: &str) -> Option<(f64, f64)> {
     Some((mpegts?, local?))
 }
 
-/// Brings `seconds` of the 33-bit MPEG-TS clock next to `reference` (the video's start).
+/// Brings `seconds` of the 33-bit MPEG-TS clock next to `reference` (the video's start): the
+/// value within half a wrap of it (computed, not stepped: a map may say 2^64 ticks).
 fn unwrap_near(seconds: f64, reference: f64) -> f64 {
-    let mut value = seconds;
-    while value - reference > TIMESTAMP_WRAP_SECONDS / 2.0 {
-        value -= TIMESTAMP_WRAP_SECONDS;
+    let half = TIMESTAMP_WRAP_SECONDS / 2.0;
+    let offset = (seconds - reference + half).rem_euclid(TIMESTAMP_WRAP_SECONDS) - half;
+    if offset.is_finite() {
+        reference + offset
+    } else {
+        reference
     }
-    while reference - value > TIMESTAMP_WRAP_SECONDS / 2.0 {
-        value += TIMESTAMP_WRAP_SECONDS;
-    }
-    value
 }
 
 /// Merges subtitle segment bodies (in recording order) onto the timeline of a file whose first
@@ -131,7 +131,7 @@ pub fn merge_segments<'body>(
     video_start_seconds: f64,
 ) -> MergedSubtitles {
     let mut merged = MergedSubtitles::default();
-    for body in segments {
+    'segments: for body in segments {
         let Ok(text) = std::str::from_utf8(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
         else {
             continue;
@@ -156,7 +156,7 @@ pub fn merge_segments<'body>(
             });
         for block in blocks {
             if merged.cues.len() >= MAXIMUM_CUES {
-                return merged;
+                break 'segments;
             }
             let mut lines = block.lines().skip_while(|line| line.trim().is_empty());
             let Some(first) = lines.next() else {
@@ -181,7 +181,10 @@ pub fn merge_segments<'body>(
             if end <= 0.0 || end <= start {
                 continue;
             }
+            // A line with "-->" would start another cue in the written file: the payload ends
+            // before it (as a WebVTT parser ends a cue's text there).
             let payload: String = lines
+                .take_while(|line| !line.contains("-->"))
                 .collect::<Vec<&str>>()
                 .join("\n")
                 .chars()
@@ -296,5 +299,73 @@ mod tests {
         let merged = merge_segments([not_vtt, junk, no_map.as_slice()], 5.0);
         assert_eq!(merged.cues.len(), 1);
         assert_eq!(merged.cues[0].start_seconds, 1.0);
+    }
+
+    #[test]
+    fn absurd_timestamp_maps_are_placed_at_once() {
+        // 2^64 - 1 ticks is 2 * 10^9 wraps from the video: stepping one wrap at a time took
+        // seconds a segment; 500 such segments took minutes.
+        let bodies: Vec<Vec<u8>> = (0..500)
+            .map(|index| {
+                segment(
+                    "X-TIMESTAMP-MAP=MPEGTS:18446744073709551615,LOCAL:9999999999:59:59.999",
+                    &[("00:00:01.000", "00:00:02.000", &format!("cue {index}"))],
+                )
+            })
+            .collect();
+        let merged = merge_segments(bodies.iter().map(Vec::as_slice), 1.4);
+        assert!(merged.cues.iter().all(|cue| cue.start_seconds.is_finite()
+            && cue.end_seconds.is_finite()
+            && cue.start_seconds <= cue.end_seconds));
+        // A map just past one wrap lands where one wrap back says.
+        let map = "X-TIMESTAMP-MAP=MPEGTS:8590024592,LOCAL:00:00:00.000";
+        let body = segment(map, &[("00:00:02.000", "00:00:03.000", "one wrap on")]);
+        let merged = merge_segments([body.as_slice()], 0.0);
+        assert!(
+            (merged.cues[0].start_seconds - 3.0).abs() < 1e-3,
+            "{merged:?}"
+        );
+    }
+
+    #[test]
+    fn the_cue_cap_still_gives_cues_in_time_order() {
+        // Segments in decreasing time: the cap is reached mid-way; what is kept is sorted.
+        let bodies: Vec<Vec<u8>> = (0..(MAXIMUM_CUES / 1000 + 2))
+            .rev()
+            .map(|block| {
+                let cues: Vec<(String, String, String)> = (0..1000)
+                    .map(|index| {
+                        let start = (block * 1000 + index) as f64;
+                        (
+                            format_timestamp(start),
+                            format_timestamp(start + 0.5),
+                            format!("c{index}"),
+                        )
+                    })
+                    .collect();
+                let borrowed: Vec<(&str, &str, &str)> = cues
+                    .iter()
+                    .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+                    .collect();
+                segment("", &borrowed)
+            })
+            .collect();
+        let merged = merge_segments(bodies.iter().map(Vec::as_slice), 0.0);
+        assert_eq!(merged.cues.len(), MAXIMUM_CUES);
+        assert!(
+            merged
+                .cues
+                .windows(2)
+                .all(|pair| pair[0].start_seconds <= pair[1].start_seconds)
+        );
+    }
+
+    #[test]
+    fn a_timing_line_inside_a_payload_does_not_become_a_cue() {
+        let body = b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nshown\n00:00:00.000 --> 99:00:00.000\ninjected\n\n";
+        let merged = merge_segments([body.as_slice()], 0.0);
+        assert_eq!(merged.cues.len(), 1);
+        assert_eq!(merged.cues[0].text, "shown");
+        assert!(!merged.to_webvtt().contains("99:00:00"));
     }
 }
