@@ -47,10 +47,10 @@ fn finished_parts(directory: &Path) -> Vec<DeliveredPart> {
 /// The parts (numbered from 1, as delivered) that did not decode cleanly, with their error
 /// counts, from finalize's report (`finalized.json`; `stored.json` does not carry it).
 fn damaged_parts(directory: &Path) -> HashMap<u32, usize> {
-    let Ok(bytes) = std::fs::read(directory.join("finalized.json")) else {
+    let Ok(bytes) = std::fs::read(directory.join(FINALIZED_FILE_NAME)) else {
         return HashMap::new();
     };
-    let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes) else {
+    let Ok(report) = serde_json::from_slice::<FinalizedRecord>(&bytes) else {
         return HashMap::new();
     };
     report

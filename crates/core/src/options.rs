@@ -197,6 +197,11 @@ pub struct RecordingOptions {
     /// away mid-recording (it then continues as a new part). Zero fails at once.
     #[serde(default)]
     pub wait_for_live: Duration,
+    /// Record the whole window the playlist still offers (EVENT playlists, long DVR windows), then
+    /// continue live; the ledger marks the segment that was the live edge at the start. Otherwise
+    /// a live recording starts a few segments back from the live edge.
+    #[serde(default)]
+    pub from_start: bool,
 }
 
 impl Default for RecordingOptions {
@@ -210,6 +215,7 @@ impl Default for RecordingOptions {
             audio_language: None,
             all_audio: false,
             wait_for_live: Duration::ZERO,
+            from_start: false,
         }
     }
 }
@@ -274,6 +280,7 @@ mod tests {
         let stored = r#"{"maximum_duration":null,"quality":"best","format":"mp4","stall_timeout":{"secs":120,"nanos":0}}"#;
         let options: RecordingOptions = serde_json::from_str(stored).expect("old options parse");
         assert_eq!(options.wait_for_live, Duration::ZERO);
+        assert!(!options.from_start);
     }
 
     #[test]

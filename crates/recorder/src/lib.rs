@@ -26,8 +26,8 @@ use streambot_hls::ledger::PartSummary;
 use streambot_hls::url_safety::parse_and_check_url;
 use streambot_hls::variant_selection::VariantChoice;
 use streambot_hls::{
-    DesiredState, HlsError, HlsHttpClient, NetworkPolicy, TrackEnd, TrackEvent, TrackOutcome,
-    TrackRecorderConfig, record_track,
+    DesiredState, HlsError, HlsHttpClient, NetworkPolicy, StartFrom, TrackEnd, TrackEvent,
+    TrackOutcome, TrackRecorderConfig, record_track,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -582,6 +582,9 @@ pub(crate) async fn record_with_native_engine(
             let url = parse_and_check_url(url, client.policy()).map_err(HlsError::from)?;
             let mut config = TrackRecorderConfig::new(name, url, settings.output_directory.clone());
             config.stall_timeout = options.stall_timeout;
+            if options.from_start {
+                config.start_from = StartFrom::WindowStart;
+            }
             config.maximum_duration = remaining;
             config.parallel_downloads = settings.parallel_downloads;
             config.live_edge_segments = settings.live_edge_segments;
@@ -701,15 +704,33 @@ pub(crate) async fn record_with_native_engine(
 }
 
 /// Writes `recording.json` next to the parts (best effort: the ledger is the record of truth).
+/// Every string in it goes through the one URL redaction first: the link, the variant and
+/// rendition URIs may carry `user:password@` or a `?token=` (nothing reads a URL back from it).
 pub(crate) fn write_report(directory: &Path, report: &RecordingReport) {
     if std::fs::create_dir_all(directory).is_err() {
         return;
     }
-    if let Ok(text) = serde_json::to_vec_pretty(report) {
+    let Ok(mut value) = serde_json::to_value(report) else {
+        return;
+    };
+    redact_strings(&mut value);
+    if let Ok(text) = serde_json::to_vec_pretty(&value) {
         let temporary = directory.join("recording.json.tmp");
         if std::fs::write(&temporary, text).is_ok() {
             let _ = std::fs::rename(&temporary, directory.join("recording.json"));
         }
+    }
+}
+
+/// Every string anywhere in `value`, with passwords and secret query values removed.
+fn redact_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            *text = streambot_hls::url_safety::redact_url_text(text);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(redact_strings),
+        _ => {}
     }
 }
 

@@ -447,7 +447,6 @@ v0/media.m3u8
 /// Attack: the same, read from `recording.json` (the resolved source's URLs are written as
 /// given).
 #[tokio::test]
-#[ignore = "attack: recording.json keeps requested_url/main_media_playlist_url/audio_media_playlist_url with user:password@ and ?token= (crates/recorder/src/lib.rs ResolvedSource, not this helper's file)"]
 async fn secrets_in_the_link_do_not_reach_recording_json() {
     let master = "#EXTM3U
 #EXT-X-VERSION:4

@@ -112,6 +112,10 @@ pub struct RecordArguments {
     /// Record every audio rendition, each as its own track with its language.
     #[arg(long)]
     pub all_audio: bool,
+    /// Start from the oldest segment the playlist still offers (EVENT playlists, DVR windows),
+    /// then continue live, instead of a few segments back from the live edge.
+    #[arg(long)]
+    pub from_start: bool,
 }
 
 fn parse_subtitles_argument(text: &str) -> Result<streambot_core::SubtitleChoice, String> {

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
+use streambot_hls::url_safety::redact_url_text;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
@@ -56,6 +57,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         audio_language: arguments.audio_language.clone(),
         all_audio: arguments.all_audio,
         wait_for_live: arguments.wait_for_live.unwrap_or_default(),
+        from_start: arguments.from_start,
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
@@ -134,10 +136,13 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
             RecorderEvent::Resolved { source } => {
                 say(
                     &bar,
-                    format!("recording {}", source.main_media_playlist_url),
+                    format!(
+                        "recording {}",
+                        redact_url_text(&source.main_media_playlist_url)
+                    ),
                 );
                 if let Some(audio) = &source.audio_media_playlist_url {
-                    say(&bar, format!("audio rendition {audio}"));
+                    say(&bar, format!("audio rendition {}", redact_url_text(audio)));
                 }
                 // The --subs/--audio-lang/--all-audio outcome (written before this event).
                 let plan = streambot_recorder::tracks::read_track_plan(&output_directory);
