@@ -449,6 +449,7 @@ async fn start_one_recording<B: JobBackend>(
                 quality: request.quality,
                 format: OutputFormat::Mp4,
                 stall_timeout: context.settings.stall_timeout,
+                ..RecordingOptions::default()
             },
             priority,
         })

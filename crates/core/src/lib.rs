@@ -8,6 +8,7 @@ pub mod job_files;
 pub mod job_id;
 pub mod options;
 pub mod progress;
+pub mod schedule;
 pub mod user;
 
 pub use duration_text::{
@@ -23,4 +24,9 @@ pub use job_files::job_directory;
 pub use job_id::{JobId, JobIdError};
 pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
 pub use progress::{RecordingEndReason, RecordingProgress};
+pub use schedule::{
+    DEFAULT_MAXIMUM_SCHEDULES_PER_USER, DEFAULT_SCHEDULE_LEAD, DueOccurrences, NewSchedule,
+    Recurrence, Schedule, ScheduleError, ScheduleId, ScheduleRule, ScheduleWords,
+    ScheduledOccurrence, WaitingForLive, find_schedule_words, parse_time_zone, rule_from_words,
+};
 pub use user::UserPreferences;

@@ -121,6 +121,10 @@ pub struct RecordingOptions {
     pub format: OutputFormat,
     /// End the recording when no new segment appeared for this long.
     pub stall_timeout: Duration,
+    /// When the stream is not live yet, keep checking for this long before giving up (zero: fail
+    /// at once). The operator's default is `WAIT_FOR_LIVE`; a schedule waits at least its lead.
+    #[serde(default)]
+    pub wait_for_live: Duration,
 }
 
 impl Default for RecordingOptions {
@@ -130,6 +134,7 @@ impl Default for RecordingOptions {
             quality: Quality::Best,
             format: OutputFormat::Mp4,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            wait_for_live: Duration::ZERO,
         }
     }
 }

@@ -51,6 +51,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         quality: arguments.quality,
         format: arguments.format,
         stall_timeout: arguments.stall_timeout,
+        ..RecordingOptions::default()
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
