@@ -375,12 +375,15 @@ impl Schedule {
     }
 
     /// The job for an occurrence: it records until the occurrence's end (its duration, less
-    /// how late it starts), waiting for the stream to go live at least across the lead.
+    /// how late it starts), and waits for the stream to go live up to that end (the lead plus
+    /// what remains), or longer when its options say so.
     pub fn job_for(&self, occurrence: &ScheduledOccurrence) -> NewJob {
         let mut options = self.options.clone();
         let remaining = self.duration.saturating_sub(occurrence.late_by);
         options.maximum_duration = Some(remaining.max(Duration::from_secs(1)));
-        options.wait_for_live = options.wait_for_live.max(self.lead);
+        options.wait_for_live = options
+            .wait_for_live
+            .max(self.lead.saturating_add(remaining));
         NewJob {
             owner: self.owner,
             url: self.url.clone(),
@@ -768,10 +771,12 @@ mod tests {
         let started = late.start.clone().expect("start");
         assert_eq!(started.scheduled_at, utc("2026-12-04T19:00:00Z"));
         assert_eq!(started.late_by, Duration::from_secs(1800));
+        let job = daily.job_for(&started);
         assert_eq!(
-            daily.job_for(&started).options.maximum_duration,
+            job.options.maximum_duration,
             Some(Duration::from_secs(1800))
         );
+        assert_eq!(job.options.wait_for_live, Duration::from_secs(1800 + 60));
         let advanced = daily.advanced(&late, Some(JobId::from_u32(9)));
         assert_eq!(advanced.occurrences_skipped, 3);
         assert!(advanced.take_due(utc("2026-12-04T19:30:00Z")).is_none());

@@ -15,9 +15,8 @@ use streambot_core::{
     JobOwner, JobPriority, JobState, NewSchedule, RecordingEndReason, RecordingOptions, Recurrence,
     ScheduleRule,
 };
-use streambot_recorder::{
-    DesiredState, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
-};
+use streambot_hls::DesiredState;
+use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
 use streambot_store::{JobBackend, JobFilter, ScheduleCreation, ScheduleStore};
 use streambot_worker::{
     RecordingEngine, ScheduleRunnerConfig, WorkerConfig, run_schedule_runner, run_worker,
