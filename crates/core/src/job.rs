@@ -255,6 +255,12 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The schedule occurrence this job was started for (and how late), if any.
+    #[serde(default)]
+    pub scheduled: Option<crate::schedule::ScheduledOccurrence>,
+    /// Set while the recorder waits for the stream to go live.
+    #[serde(default)]
+    pub waiting_for_live: Option<crate::schedule::WaitingForLive>,
 }
 
 /// What is needed to create a job.
@@ -288,6 +294,8 @@ impl Job {
             updated_at: now,
             started_at: None,
             finished_at: None,
+            scheduled: None,
+            waiting_for_live: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod job_files;
 pub mod job_id;
 pub mod options;
 pub mod progress;
+pub mod schedule;
 pub mod user;
 
 pub use duration_text::{
@@ -26,4 +27,9 @@ pub use options::{
     SubtitleChoiceParseError, parse_language_tag,
 };
 pub use progress::{RecordingEndReason, RecordingProgress};
+pub use schedule::{
+    DEFAULT_MAXIMUM_SCHEDULES_PER_USER, DEFAULT_SCHEDULE_LEAD, DueOccurrences, NewSchedule,
+    Recurrence, Schedule, ScheduleError, ScheduleId, ScheduleRule, ScheduleWords,
+    ScheduledOccurrence, WaitingForLive, find_schedule_words, parse_time_zone, rule_from_words,
+};
 pub use user::UserPreferences;

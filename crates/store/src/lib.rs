@@ -5,12 +5,17 @@
 //! - [`redis_backend`]: the distributed backend (hashes, streams `priority` and `normal` with one
 //!   consumer group, XAUTOCLAIM reaper, fencing epoch, pub/sub events).
 //!
+//! - [`schedules`]: scheduled and recurring recordings (`ScheduleStore`, both backends).
+//!
 //! Depends on `streambot-core` only: the bot and the dashboard use the store without compiling
 //! the recorder. The worker runtime and the scheduler are in `streambot-worker`.
 
 pub mod backend;
 pub mod error;
 pub mod redis_backend;
+pub mod schedules;
+mod schedules_redis;
+mod schedules_sqlite;
 pub mod sqlite;
 
 pub use backend::{
@@ -19,4 +24,5 @@ pub use backend::{
 };
 pub use error::JobsError;
 pub use redis_backend::RedisBackend;
+pub use schedules::{ScheduleCanceller, ScheduleCreation, ScheduleStore, TakenSchedule};
 pub use sqlite::SqliteBackend;

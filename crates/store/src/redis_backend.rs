@@ -96,7 +96,7 @@ return 0
 #[derive(Clone)]
 pub struct RedisBackend {
     client: redis::Client,
-    commands: ConnectionManager,
+    pub(crate) commands: ConnectionManager,
     blocking: Arc<Mutex<Option<MultiplexedConnection>>>,
     prefix: String,
     events: broadcast::Sender<JobEvent>,
@@ -108,7 +108,7 @@ fn decode_record(text: &str) -> Result<Job, JobsError> {
     serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 
-fn encode_record(job: &Job) -> Result<String, JobsError> {
+pub(crate) fn encode_record(job: &Job) -> Result<String, JobsError> {
     serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 
@@ -146,15 +146,15 @@ impl RedisBackend {
         Ok(backend)
     }
 
-    fn key(&self, suffix: &str) -> String {
+    pub(crate) fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
     }
 
-    fn job_key(&self, job_id: JobId) -> String {
+    pub(crate) fn job_key(&self, job_id: JobId) -> String {
         self.key(&format!("job:{job_id}"))
     }
 
-    fn stream_key(&self, queue: JobPriority) -> String {
+    pub(crate) fn stream_key(&self, queue: JobPriority) -> String {
         self.key(&format!("stream:{}", queue.queue_name()))
     }
 
@@ -192,7 +192,7 @@ impl RedisBackend {
         }
     }
 
-    async fn publish(&self, event: &JobEvent) {
+    pub(crate) async fn publish(&self, event: &JobEvent) {
         let Ok(text) = serde_json::to_string(event) else {
             return;
         };

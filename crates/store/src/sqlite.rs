@@ -31,14 +31,14 @@ const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
 /// The embedded job store and in-process queue.
 #[derive(Clone)]
 pub struct SqliteBackend {
-    pool: SqlitePool,
-    wake_claimers: Arc<Notify>,
-    events: broadcast::Sender<JobEvent>,
+    pub(crate) pool: SqlitePool,
+    pub(crate) wake_claimers: Arc<Notify>,
+    pub(crate) events: broadcast::Sender<JobEvent>,
     lease_reap_grace: Duration,
     unqueued_job_grace: Duration,
 }
 
-fn milliseconds(time: DateTime<Utc>) -> i64 {
+pub(crate) fn milliseconds(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
@@ -46,7 +46,7 @@ fn decode_record(text: &str) -> Result<Job, JobsError> {
     serde_json::from_str(text).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 
-fn encode_record(job: &Job) -> Result<String, JobsError> {
+pub(crate) fn encode_record(job: &Job) -> Result<String, JobsError> {
     serde_json::to_string(job).map_err(|error| JobsError::CorruptRecord(error.to_string()))
 }
 

@@ -1,4 +1,4 @@
-//! `streambot jobs add|list|show|stop|pause|resume`: the operator's way to record and act without
+//! `streambot jobs add|list|show|stop|pause|resume|schedules|unschedule`: the operator's way to record and act without
 //! Telegram, against whichever backend the settings choose (Redis when `REDIS_URL` is set, the
 //! embedded store under `DATA_DIR` otherwise).
 
@@ -35,6 +35,27 @@ pub enum JobsAction {
     Pause(JobArgument),
     /// Resume a paused recording (as a new part).
     Resume(JobArgument),
+    /// List scheduled and recurring recordings (`jobs add … --at`).
+    Schedules(SchedulesArguments),
+    /// Cancel a schedule (its jobs already started keep going).
+    Unschedule(ScheduleArgument),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SchedulesArguments {
+    /// Only this user's active schedules.
+    #[arg(long = "user")]
+    pub user_id: Option<i64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgument {
+    /// The schedule id (8 hexadecimal characters).
+    #[arg(value_parser = parse_job_id_argument)]
+    pub schedule_id: JobId,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +78,18 @@ pub struct AddArguments {
     /// Put the job in the priority queue.
     #[arg(long)]
     pub priority: bool,
+    /// If the stream is not live yet, keep checking this long (default: WAIT_FOR_LIVE).
+    #[arg(long = "wait", value_name = "DURATION", value_parser = crate::parse_duration_argument)]
+    pub wait_for_live: Option<Duration>,
+    /// Record later instead: the local time, "2026-12-05 20:00" or "20:00" (needs --for).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// With --at: repeat every day, or on weekdays ("friday", "mon,wed").
+    #[arg(long, value_name = "DAYS", requires = "at", value_parser = crate::schedule_command::parse_every_argument)]
+    pub every: Option<streambot_core::Recurrence>,
+    /// With --at: the time zone of the time (default: DEFAULT_TIMEZONE).
+    #[arg(long = "tz", value_name = "ZONE", requires = "at")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +151,7 @@ pub async fn run_jobs_command(arguments: JobsArguments) -> ExitCode {
     }
 }
 
-async fn run_action<B: streambot_store::JobBackend>(
+async fn run_action<B: streambot_store::JobBackend + streambot_store::ScheduleStore>(
     backend: &B,
     settings: &JobsSettings,
     action: JobsAction,
@@ -128,11 +161,42 @@ async fn run_action<B: streambot_store::JobBackend>(
             let policy = streambot_recorder::network_policy(settings.allow_private_networks);
             let url = streambot_hls::url_safety::parse_and_check_url(&arguments.url, policy)
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
+            let schedule_settings = crate::schedule_settings::ScheduleSettings::from_environment()?;
+            let owner = JobOwner {
+                user_id: arguments.user_id,
+                chat_id: arguments.chat_id.unwrap_or(arguments.user_id),
+            };
+            let priority = if arguments.priority {
+                JobPriority::Priority
+            } else {
+                JobPriority::Normal
+            };
+            let wait_for_live = arguments
+                .wait_for_live
+                .unwrap_or(schedule_settings.wait_for_live);
+            if let Some(at) = &arguments.at {
+                let options = RecordingOptions {
+                    quality: arguments.quality,
+                    format: arguments.format,
+                    wait_for_live,
+                    ..RecordingOptions::default()
+                };
+                return crate::schedule_command::add_schedule(
+                    backend,
+                    &schedule_settings,
+                    owner,
+                    url.to_string(),
+                    options,
+                    priority,
+                    at,
+                    arguments.every,
+                    arguments.time_zone.as_deref(),
+                    arguments.maximum_duration,
+                )
+                .await;
+            }
             let request = NewJob {
-                owner: JobOwner {
-                    user_id: arguments.user_id,
-                    chat_id: arguments.chat_id.unwrap_or(arguments.user_id),
-                },
+                owner,
                 url: url.to_string(),
                 options: RecordingOptions {
                     // No duration: the maximum recording duration (FFMPEG_DEFAULT_TIMEOUT).
@@ -143,13 +207,10 @@ async fn run_action<B: streambot_store::JobBackend>(
                     ),
                     quality: arguments.quality,
                     format: arguments.format,
+                    wait_for_live,
                     ..RecordingOptions::default()
                 },
-                priority: if arguments.priority {
-                    JobPriority::Priority
-                } else {
-                    JobPriority::Normal
-                },
+                priority,
             };
             let job = submit_job(backend, request)
                 .await
@@ -198,6 +259,13 @@ async fn run_action<B: streambot_store::JobBackend>(
         }
         JobsAction::Resume(argument) => {
             set_desired(backend, argument, DesiredJobState::Record).await?
+        }
+        JobsAction::Schedules(arguments) => {
+            crate::schedule_command::list_schedules(backend, arguments.user_id, arguments.json)
+                .await?
+        }
+        JobsAction::Unschedule(argument) => {
+            crate::schedule_command::unschedule(backend, argument.schedule_id).await?
         }
     }
     Ok(())

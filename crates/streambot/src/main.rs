@@ -11,6 +11,8 @@ mod logging;
 mod probe_command;
 mod record_command;
 mod roles;
+mod schedule_command;
+mod schedule_settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use streambot_core::JobPriority;
 use streambot_store::{RedisBackend, SqliteBackend};
-use streambot_worker::{NativeHlsEngine, SchedulerConfig, WorkerConfig, run_scheduler, run_worker};
+use streambot_worker::{
+    NativeHlsEngine, ScheduleRunnerConfig, SchedulerConfig, WorkerConfig, run_schedule_runner,
+    run_scheduler, run_worker,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -343,6 +346,12 @@ fn worker_config(
     config.user_disk_quota_bytes = storage.local.user_quota_bytes();
     config.storage = Some(storage);
     config.default_maximum_duration = Some(settings.maximum_recording_duration);
+    config.default_wait_for_live = crate::schedule_settings::ScheduleSettings::from_environment()
+        .map_err(|error| {
+            eprintln!("streambot: {error}");
+            ExitCode::from(2)
+        })?
+        .wait_for_live;
     config.maximum_disk_bytes = settings.maximum_disk_bytes;
     // Admins have no quota (as when the bot accepts their link); the bot role validates the list.
     config.quota_exempt_user_ids = setting("TELEGRAM_ADMIN_IDS")
@@ -443,7 +452,18 @@ pub async fn run_scheduler_role() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let result = with_backend!(backend, backend => run_scheduler(backend, config, shutdown).await);
+    let result = with_backend!(backend, backend => {
+        // Scheduled recordings start from here too (any number of runners is safe).
+        let runner = tokio::spawn(run_schedule_runner(
+            backend.clone(),
+            ScheduleRunnerConfig::default(),
+            shutdown.clone(),
+        ));
+        let result = run_scheduler(backend, config, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = runner.await;
+        result
+    });
     exit_code(result, "scheduler")
 }
 
@@ -496,6 +516,11 @@ pub async fn run_all_in_one() -> ExitCode {
         let scheduler = tracker.spawn(async move {
             run_scheduler(scheduler_backend, scheduler_config, scheduler_shutdown).await
         });
+        let schedule_runner = tracker.spawn(run_schedule_runner(
+            backend.clone(),
+            ScheduleRunnerConfig::default(),
+            shutdown.clone(),
+        ));
         let bot_backend = backend.clone();
         let bot_shutdown = shutdown.clone();
         let bot = tracker.spawn(async move {
@@ -509,6 +534,7 @@ pub async fn run_all_in_one() -> ExitCode {
         let worker_result = worker.await;
         shutdown.cancel();
         let scheduler_result = scheduler.await;
+        let _ = schedule_runner.await;
         let bot_result = bot.await;
         if let Some(dashboard_task) = dashboard_task {
             let _ = dashboard_task.await;

@@ -77,6 +77,9 @@ pub struct WorkerConfig {
     pub minimum_free_disk_bytes: u64,
     /// How often the disk is measured for the claim check.
     pub disk_check_interval: Duration,
+    /// `WAIT_FOR_LIVE`: how long a job whose link is not live yet keeps checking, unless the job
+    /// says (its `options.wait_for_live`, when not zero).
+    pub default_wait_for_live: Duration,
 }
 
 impl WorkerConfig {
@@ -103,6 +106,7 @@ impl WorkerConfig {
             maximum_disk_bytes: None,
             minimum_free_disk_bytes: DEFAULT_MINIMUM_FREE_DISK_BYTES,
             disk_check_interval: Duration::from_secs(10),
+            default_wait_for_live: Duration::ZERO,
         }
     }
 }
@@ -649,8 +653,11 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     settings.stop_grace = config.stop_grace;
     settings.maximum_part_bytes = config.maximum_part_bytes;
     let (events_sender, mut events) = mpsc::unbounded_channel();
-    let recording_options =
+    let mut recording_options =
         effective_recording_options(&job.options, config.default_maximum_duration);
+    if recording_options.wait_for_live.is_zero() {
+        recording_options.wait_for_live = config.default_wait_for_live;
+    }
     let quota_bytes = config
         .user_disk_quota_bytes
         .filter(|_| !config.quota_exempt_user_ids.contains(&job.owner.user_id));
