@@ -146,6 +146,7 @@ message_keys!(
     PlanFor,
     PlanCapped,
     QualityLine,
+    WaitingForLiveLine,
     StartTimeNotSupported,
     StartTimeTomorrowNotSupported,
     MediaRecorded,
@@ -542,6 +543,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     ),
     (QualityLine, En, "Quality: {quality}"),
     (QualityLine, Ru, "Качество: {quality}"),
+    (
+        WaitingForLiveLine,
+        En,
+        "Waiting for the stream to start — next check at {time} UTC",
+    ),
+    (
+        WaitingForLiveLine,
+        Ru,
+        "Жду начала трансляции — следующая проверка в {time} UTC",
+    ),
     (
         StartTimeNotSupported,
         En,

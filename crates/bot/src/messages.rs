@@ -502,6 +502,17 @@ impl Words {
                 ));
             }
         }
+        if let Some(waiting) = &job.waiting_for_live
+            && matches!(job.state, JobState::Queued | JobState::Starting)
+        {
+            lines.push(self.say(
+                Key::WaitingForLiveLine,
+                &[(
+                    "time",
+                    plain(&waiting.next_check_at.format("%H:%M").to_string()),
+                )],
+            ));
+        }
         if job.desired_state == streambot_core::DesiredJobState::Stop && live {
             lines.push(self.say(Key::StoppingSoon, &[]));
         }

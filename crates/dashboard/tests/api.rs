@@ -305,6 +305,14 @@ impl JobStore for SwitchableBackend {
         self.check()?;
         self.inner.update_progress(lease, progress).await
     }
+    async fn set_waiting_for_live(
+        &self,
+        lease: &Lease,
+        waiting: Option<streambot_core::WaitingForLive>,
+    ) -> Result<(), JobsError> {
+        self.check()?;
+        self.inner.set_waiting_for_live(lease, waiting).await
+    }
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
         self.inner.subscribe_events()
     }

@@ -141,6 +141,14 @@ pub trait JobStore: Send + Sync {
         progress: RecordingProgress,
     ) -> impl Future<Output = Result<(), JobsError>> + Send;
 
+    /// The recorder is waiting for the link to go live (`Some`: the next check), or no longer
+    /// (`None`); fenced, published as a progress event so status messages show it.
+    fn set_waiting_for_live(
+        &self,
+        lease: &Lease,
+        waiting: Option<streambot_core::WaitingForLive>,
+    ) -> impl Future<Output = Result<(), JobsError>> + Send;
+
     /// Every state change, desired-state change and progress tick from now on.
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent>;
 
@@ -613,6 +621,26 @@ pub mod shared_operations {
     ) -> Result<JobEvent, JobsError> {
         let update = records.update_job(lease.job_id, |job| {
             unchanged_queue(mutation::progress(job, lease, progress.clone(), Utc::now()))
+        });
+        let job = update.await?.0;
+        Ok(JobEvent::Progress {
+            job_id: job.id,
+            progress: job.progress,
+            at: job.updated_at,
+        })
+    }
+
+    pub async fn set_waiting_for_live<R: VersionedJobRecords>(
+        records: &R,
+        lease: &Lease,
+        waiting: Option<streambot_core::WaitingForLive>,
+    ) -> Result<JobEvent, JobsError> {
+        let update = records.update_job(lease.job_id, |job| {
+            unchanged_queue(mutation::check_fence(job, lease).map(|()| {
+                job.waiting_for_live = waiting.clone();
+                job.updated_at = Utc::now();
+                QueuePlacement::Unchanged
+            }))
         });
         let job = update.await?.0;
         Ok(JobEvent::Progress {

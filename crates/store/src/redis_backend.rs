@@ -720,6 +720,16 @@ impl JobStore for RedisBackend {
         Ok(())
     }
 
+    async fn set_waiting_for_live(
+        &self,
+        lease: &Lease,
+        waiting: Option<streambot_core::WaitingForLive>,
+    ) -> Result<(), JobsError> {
+        let event = shared_operations::set_waiting_for_live(self, lease, waiting).await?;
+        self.publish(&event).await;
+        Ok(())
+    }
+
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
         self.events.subscribe()
     }

@@ -415,6 +415,16 @@ impl JobStore for SqliteBackend {
         Ok(())
     }
 
+    async fn set_waiting_for_live(
+        &self,
+        lease: &Lease,
+        waiting: Option<streambot_core::WaitingForLive>,
+    ) -> Result<(), JobsError> {
+        let event = shared_operations::set_waiting_for_live(self, lease, waiting).await?;
+        let _ = self.events.send(event);
+        Ok(())
+    }
+
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
         self.events.subscribe()
     }

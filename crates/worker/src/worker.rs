@@ -682,6 +682,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     let mut lease_lost = false;
     let mut shutting_down = false;
     let mut desired_open = true;
+    let mut waiting_recorded = false;
 
     let report = loop {
         tokio::select! {
@@ -710,7 +711,23 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 }
             }
             Some(event) = events.recv() => {
+                if let RecorderEvent::WaitingForLive { next_check_at, .. } = &event
+                    && !lease_lost
+                {
+                    let waiting = streambot_core::WaitingForLive {
+                        next_check_at: chrono::DateTime::<chrono::Utc>::from(*next_check_at),
+                    };
+                    if let Err(error) = backend.set_waiting_for_live(&lease, Some(waiting)).await {
+                        tracing::debug!(%job_id, %error, "could not record the wait for the stream");
+                    }
+                    waiting_recorded = true;
+                }
                 if matches!(event, RecorderEvent::Resolved { .. }) && !lease_lost {
+                    if std::mem::take(&mut waiting_recorded)
+                        && let Err(error) = backend.set_waiting_for_live(&lease, None).await
+                    {
+                        tracing::debug!(%job_id, %error, "could not clear the wait for the stream");
+                    }
                     let wanted = *desired.borrow();
                     running.link_resolved(wanted).await;
                 }
