@@ -8,6 +8,7 @@ pub mod job_files;
 pub mod job_id;
 pub mod options;
 pub mod progress;
+pub mod telegram_limits;
 pub mod user;
 
 pub use duration_text::{
@@ -23,4 +24,7 @@ pub use job_files::job_directory;
 pub use job_id::{JobId, JobIdError};
 pub use options::{OutputFormat, Quality, QualityParseError, RecordingOptions};
 pub use progress::{RecordingEndReason, RecordingProgress};
+pub use telegram_limits::{
+    CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES, telegram_upload_limit_bytes,
+};
 pub use user::UserPreferences;

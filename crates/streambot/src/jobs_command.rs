@@ -93,12 +93,9 @@ fn parse_job_id_argument(text: &str) -> Result<JobId, String> {
 }
 
 pub async fn run_jobs_command(arguments: JobsArguments) -> ExitCode {
-    let settings = match JobsSettings::from_environment() {
+    let settings = match crate::roles::load_settings() {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("streambot: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let backend = match open_backend(&settings).await {
         Ok(backend) => backend,
