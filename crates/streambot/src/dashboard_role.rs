@@ -11,7 +11,7 @@ use streambot_store::JobBackend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::roles::{JobsSettings, cancel_on_signal, open_backend};
+use crate::roles::{JobsSettings, cancel_on_signal, open_backend_or_exit};
 
 /// Settings read and the listener bound: ready to serve.
 pub struct PreparedDashboard {
@@ -82,12 +82,9 @@ pub async fn run_dashboard_role() -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    let backend = match open_backend(&jobs_settings).await {
+    let backend = match open_backend_or_exit(&jobs_settings, "streambot").await {
         Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("streambot: {error:#}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());

@@ -273,6 +273,17 @@ pub async fn open_backend(settings: &JobsSettings) -> anyhow::Result<ConfiguredB
     }
 }
 
+/// [`open_backend`], or its failure as one line (`prefix: …`) and exit code 2.
+pub(crate) async fn open_backend_or_exit(
+    settings: &JobsSettings,
+    prefix: &str,
+) -> Result<ConfiguredBackend, ExitCode> {
+    open_backend(settings).await.map_err(|error| {
+        eprintln!("{prefix}: {error:#}");
+        ExitCode::from(2)
+    })
+}
+
 fn parse_queue_name(text: &str) -> Result<JobPriority, String> {
     text.trim().parse()
 }
@@ -396,10 +407,7 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
             error.user_message()
         );
     }
-    let backend = open_backend(settings).await.map_err(|error| {
-        eprintln!("streambot: {error:#}");
-        ExitCode::from(2)
-    })?;
+    let backend = open_backend_or_exit(settings, "streambot").await?;
     let engine = NativeHlsEngine::new(streambot_recorder::network_policy(
         settings.allow_private_networks,
     ))
@@ -564,12 +572,9 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(bot_settings) => bot_settings,
         Err(code) => return code,
     };
-    let backend = match open_backend(&settings).await {
+    let backend = match open_backend_or_exit(&settings, "streambot").await {
         Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("streambot: {error:#}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
