@@ -27,10 +27,7 @@ use crate::rate_limit::{RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
 use crate::telegram_api::{TelegramApi, redact_secret};
 
-/// Upload limit of the cloud Bot API.
-pub const CLOUD_BOT_API_UPLOAD_LIMIT_BYTES: u64 = 50 * 1024 * 1024;
-/// Upload limit of a local Bot API server.
-pub const LOCAL_BOT_API_UPLOAD_LIMIT_BYTES: u64 = 2000 * 1024 * 1024;
+pub use streambot_core::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
 /// The longest recording of a job that names no duration, out of the box (the seed's
 /// `FFMPEG_DEFAULT_TIMEOUT`, 7200 s).
 pub const DEFAULT_MAXIMUM_RECORDING: Duration = Duration::from_secs(7200);
@@ -109,12 +106,9 @@ impl BotSettings {
     }
 
     pub fn upload_limit_bytes(&self) -> u64 {
-        match &self.api_url {
-            Some(url) if url.host_str() != Some("api.telegram.org") => {
-                LOCAL_BOT_API_UPLOAD_LIMIT_BYTES
-            }
-            _ => CLOUD_BOT_API_UPLOAD_LIMIT_BYTES,
-        }
+        streambot_core::telegram_upload_limit_bytes(
+            self.api_url.as_ref().and_then(|url| url.host_str()),
+        )
     }
 }
 

@@ -109,10 +109,8 @@ impl Harness {
 }
 
 fn ffmpeg_available() -> bool {
-    std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|output| output.status.success())
+    // Missing: skipped, or a failure under STREAMBOT_REQUIRE_ALL=1.
+    streambot_testkit::requirements::require_or_skip("ffmpeg")
 }
 
 /// The job id in a status message ("⏳ `ID` *checking the link…*").
@@ -330,8 +328,11 @@ async fn corpus_updates_are_handled_without_harm() {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
     }
     .join("telegram");
-    if !corpus.is_dir() {
-        eprintln!("corpus not found: skipping");
+    if !streambot_testkit::requirements::require_path_or_skip(
+        &corpus,
+        "the corpus's Telegram updates",
+        "set STREAMBOT_CORPUS_DIR to /work/shared/corpus",
+    ) {
         harness.stop().await;
         return;
     }

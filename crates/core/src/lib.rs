@@ -9,6 +9,7 @@ pub mod job_id;
 pub mod options;
 pub mod progress;
 pub mod schedule;
+pub mod telegram_limits;
 pub mod user;
 
 pub use duration_text::{
@@ -31,5 +32,8 @@ pub use schedule::{
     DEFAULT_MAXIMUM_SCHEDULES_PER_USER, DEFAULT_SCHEDULE_LEAD, DueOccurrences, NewSchedule,
     Recurrence, Schedule, ScheduleError, ScheduleId, ScheduleRule, ScheduleWords,
     ScheduledOccurrence, WaitingForLive, find_schedule_words, parse_time_zone, rule_from_words,
+};
+pub use telegram_limits::{
+    CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES, telegram_upload_limit_bytes,
 };
 pub use user::UserPreferences;

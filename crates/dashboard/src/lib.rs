@@ -38,7 +38,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::DashboardError;
-pub use settings::{DashboardSecret, DashboardSettings};
+pub use settings::{
+    DEFAULT_BIND_ADDRESS, DashboardSecret, DashboardSettings, parse_bind_address, parse_rate_limit,
+};
 
 use crate::client_limits::{Admission, ClientLimits};
 use crate::observe::{

@@ -157,7 +157,10 @@ fn existing_ancestor(path: &Path) -> PathBuf {
             break;
         }
     }
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+    // The working directory (getcwd, physical) when the path is relative and nothing exists yet.
+    Path::new(".")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("/"))
 }
 
 impl SystemSampler {

@@ -134,34 +134,37 @@ impl DashboardSettings {
         let secret = read("DASHBOARD_SECRET").unwrap_or_default();
         let mut settings = DashboardSettings::new(&secret, recordings_directory)?;
         if let Some(bind) = read("DASHBOARD_BIND") {
-            settings.bind_address = bind.parse().map_err(|_| DashboardError::InvalidSetting {
-                variable: "DASHBOARD_BIND",
-                shown_value: format!("{bind:?}"),
-                allowed: "an IP address and port, e.g. 127.0.0.1:8080",
-            })?;
+            settings.bind_address = parse_bind_address(&bind)?;
         }
         if let Some(rate) = read("DASHBOARD_RATE_LIMIT") {
-            match rate.parse::<u32>() {
-                Ok(per_second) if (1..=1_000_000).contains(&per_second) => {
-                    settings.rate_limit_per_second = per_second;
-                    settings.rate_limit_burst = per_second.saturating_mul(2);
-                }
-                _ => {
-                    return Err(DashboardError::InvalidSetting {
-                        variable: "DASHBOARD_RATE_LIMIT",
-                        shown_value: format!("{rate:?}"),
-                        allowed: "requests per second, a whole number from 1 to 1000000",
-                    });
-                }
-            }
+            let per_second = parse_rate_limit(&rate)?;
+            settings.rate_limit_per_second = per_second;
+            settings.rate_limit_burst = per_second.saturating_mul(2);
         }
         Ok(settings)
     }
+}
 
-    pub fn from_environment(
-        recordings_directory: PathBuf,
-    ) -> Result<DashboardSettings, DashboardError> {
-        DashboardSettings::from_lookup(|name| std::env::var(name).ok(), recordings_directory)
+/// `DASHBOARD_BIND`: an IP address and port.
+pub fn parse_bind_address(bind: &str) -> Result<SocketAddr, DashboardError> {
+    bind.trim()
+        .parse()
+        .map_err(|_| DashboardError::InvalidSetting {
+            variable: "DASHBOARD_BIND",
+            shown_value: format!("{bind:?}"),
+            allowed: "an IP address and port, e.g. 127.0.0.1:8080",
+        })
+}
+
+/// `DASHBOARD_RATE_LIMIT`: requests per second, 1 to 1,000,000.
+pub fn parse_rate_limit(rate: &str) -> Result<u32, DashboardError> {
+    match rate.trim().parse::<u32>() {
+        Ok(per_second) if (1..=1_000_000).contains(&per_second) => Ok(per_second),
+        _ => Err(DashboardError::InvalidSetting {
+            variable: "DASHBOARD_RATE_LIMIT",
+            shown_value: format!("{rate:?}"),
+            allowed: "requests per second, a whole number from 1 to 1000000",
+        }),
     }
 }
 

@@ -459,12 +459,18 @@ async fn split_pieces_concatenate_back_to_the_whole() {
 #[tokio::test]
 async fn cmaf_video_and_separate_audio_rendition_mux_into_one_mp4() {
     let Some(corpus) = corpus_directory() else {
-        eprintln!("skipped: no corpus (set STREAMBOT_CORPUS_DIR)");
+        streambot_testkit::requirements::skip_or_fail(
+            "the corpus",
+            "set STREAMBOT_CORPUS_DIR to /work/shared/corpus",
+        );
         return;
     };
     let media = corpus.join("media/exoplayer-media3/cmaf/multi-segment");
     if !media.join("video_init.mp4").is_file() || !media.join("audio_init.mp4").is_file() {
-        eprintln!("skipped: {} has no CMAF media", media.display());
+        streambot_testkit::requirements::skip_or_fail(
+            "the corpus's CMAF media (media/exoplayer-media3/cmaf/multi-segment)",
+            "set STREAMBOT_CORPUS_DIR to a full corpus",
+        );
         return;
     }
     let started = Instant::now();

@@ -436,8 +436,10 @@ impl HlsHttpClient {
                     received: body.len(),
                 });
             }
+            // Without a spill target nothing spills (the in-memory limit is unbounded), so
+            // the directory is never written.
             let spill_target = spill.cloned().unwrap_or_else(|| SpillTarget {
-                directory: std::env::temp_dir(),
+                directory: std::path::PathBuf::from("."),
                 file_prefix: "unused".to_string(),
                 in_memory_limit: u64::MAX,
             });

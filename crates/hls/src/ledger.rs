@@ -607,10 +607,8 @@ mod tests {
 
     #[test]
     fn parts_on_disk_come_from_the_ledger_and_the_files_that_are_still_there() {
-        let directory =
-            std::env::temp_dir().join(format!("streambot-ledger-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&directory);
-        std::fs::create_dir_all(&directory).expect("directory");
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        let directory = temporary.path();
         let lines: Vec<String> = [
             entry(1, 10, SegmentState::Ok, 0, 100),
             entry(1, 11, SegmentState::Ok, 100, 100),
@@ -625,13 +623,12 @@ mod tests {
             .expect("ledger");
         std::fs::write(directory.join("main-0001.ts"), vec![0u8; 200]).expect("part 1");
         std::fs::write(directory.join("main-0003.mp4"), vec![0u8; 70]).expect("part 3");
-        let parts = parts_recorded_in(&directory, "main").expect("parts");
+        let parts = parts_recorded_in(directory, "main").expect("parts");
         assert_eq!(parts.len(), 2, "part 2 is gone from disk: {parts:?}");
         assert_eq!(parts[0].number, 1);
         assert_eq!(parts[0].segments, 2);
         assert_eq!(parts[0].bytes, 200);
         assert_eq!(parts[1].number, 3);
         assert!(parts[1].path.ends_with("main-0003.mp4"));
-        let _ = std::fs::remove_dir_all(&directory);
     }
 }

@@ -261,7 +261,10 @@ fn corpus_directory() -> Option<PathBuf> {
 #[tokio::test]
 async fn the_hls_monitor_poll_sequences_record_soundly() {
     let Some(sequences) = corpus_directory() else {
-        eprintln!("corpus not found: skipping the hls-monitor poll sequences");
+        streambot_testkit::requirements::skip_or_fail(
+            "the corpus's hls-monitor poll sequences",
+            "set STREAMBOT_CORPUS_DIR to /work/shared/corpus",
+        );
         return;
     };
     let mut sequence_directories: Vec<PathBuf> = std::fs::read_dir(&sequences)

@@ -79,9 +79,9 @@ fn corpus_directory() -> Option<PathBuf> {
     if directory.join("hls-playlists").is_dir() {
         Some(directory)
     } else {
-        eprintln!(
-            "playlist corpus not found at {} (set STREAMBOT_CORPUS_DIR): skipping",
-            directory.display()
+        streambot_testkit::requirements::skip_or_fail(
+            &format!("the playlist corpus at {}", directory.display()),
+            "set STREAMBOT_CORPUS_DIR to /work/shared/corpus",
         );
         None
     }

@@ -15,10 +15,8 @@ use streambot_testkit::{OriginConfig, SegmentKind, spawn_origin};
 use tokio::sync::{mpsc, watch};
 
 fn ffmpeg_available() -> bool {
-    std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|output| output.status.success())
+    // Missing: skipped, or a failure under STREAMBOT_REQUIRE_ALL=1.
+    streambot_testkit::requirements::require_or_skip("ffmpeg")
 }
 
 async fn record_origin(

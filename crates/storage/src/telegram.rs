@@ -12,10 +12,10 @@ use crate::metadata::{PartMetadata, RemoteLocation};
 
 pub(crate) const BACKEND_NAME: &str = "Telegram";
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
-/// The cloud Bot API's upload limit.
-pub const CLOUD_API_UPLOAD_LIMIT_BYTES: u64 = 50_000_000;
-/// A local Bot API server's upload limit.
-pub const LOCAL_API_UPLOAD_LIMIT_BYTES: u64 = 2_000_000_000;
+pub use streambot_core::{
+    CLOUD_BOT_API_UPLOAD_LIMIT_BYTES as CLOUD_API_UPLOAD_LIMIT_BYTES,
+    LOCAL_BOT_API_UPLOAD_LIMIT_BYTES as LOCAL_API_UPLOAD_LIMIT_BYTES,
+};
 
 #[derive(Clone)]
 pub struct TelegramChannelConfig {
@@ -56,14 +56,8 @@ impl TelegramChannelConfig {
 }
 
 pub fn upload_limit_bytes_for(api_base_url: &str) -> u64 {
-    let host = url::Url::parse(api_base_url)
-        .ok()
-        .and_then(|parsed| parsed.host_str().map(str::to_ascii_lowercase));
-    if host.as_deref() == Some("api.telegram.org") {
-        CLOUD_API_UPLOAD_LIMIT_BYTES
-    } else {
-        LOCAL_API_UPLOAD_LIMIT_BYTES
-    }
+    let parsed = url::Url::parse(api_base_url).ok();
+    streambot_core::telegram_upload_limit_bytes(parsed.as_ref().and_then(|url| url.host_str()))
 }
 
 /// `https://t.me/c/1234567890/42` for a private channel `-1001234567890`, `https://t.me/name/42` for

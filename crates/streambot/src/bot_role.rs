@@ -12,38 +12,43 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use streambot_bot::runtime::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
 use streambot_bot::{BotSettings, run_bot};
 use streambot_store::JobBackend;
 use tokio_util::sync::CancellationToken;
 
-use crate::roles::{JobsSettings, SettingError, invalid, setting};
+use crate::roles::JobsSettings;
+use crate::settings::{EnvironmentValues, SettingError, invalid};
 
 fn count_setting(
     variable: &'static str,
+    value: Option<&str>,
     default: usize,
     allowed: &'static str,
 ) -> Result<usize, SettingError> {
-    match setting(variable) {
+    match value {
         None => Ok(default),
         Some(value) => match value.parse::<usize>() {
             Ok(count) if (1..=1000).contains(&count) => Ok(count),
-            _ => Err(invalid(variable, &value, allowed)),
+            _ => Err(invalid(variable, value, allowed)),
         },
     }
 }
 
-/// Telegram's upload limit for the configured API: where parts are cut.
-pub fn upload_limit_bytes_from_environment() -> u64 {
-    match setting("TELEGRAM_API_URL") {
-        Some(url) if !url.contains("api.telegram.org") => LOCAL_BOT_API_UPLOAD_LIMIT_BYTES,
-        _ => CLOUD_BOT_API_UPLOAD_LIMIT_BYTES,
-    }
+/// Telegram's upload limit for the configured API (`TELEGRAM_API_URL`): where parts are cut.
+pub fn upload_limit_bytes(values: &EnvironmentValues) -> u64 {
+    let api_url = values
+        .telegram_api_url
+        .as_deref()
+        .and_then(|text| url::Url::parse(text).ok());
+    streambot_core::telegram_upload_limit_bytes(api_url.as_ref().and_then(|url| url.host_str()))
 }
 
 /// Reads and checks the bot's settings.
-pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings, SettingError> {
-    let token = setting("TELEGRAM_BOT_TOKEN").ok_or_else(|| {
+pub fn bot_settings_from_values(
+    values: &EnvironmentValues,
+    jobs: &JobsSettings,
+) -> Result<BotSettings, SettingError> {
+    let token = values.telegram_bot_token.clone().ok_or_else(|| {
         invalid(
             "TELEGRAM_BOT_TOKEN",
             "",
@@ -69,7 +74,7 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
     // With Redis, every bot process shares one rate-limit window per user.
     settings.redis_url = jobs.redis_url.clone();
     settings.redis_key_prefix = jobs.redis_key_prefix.clone();
-    if let Some(url) = setting("TELEGRAM_API_URL") {
+    if let Some(url) = values.telegram_api_url.clone() {
         let parsed = url::Url::parse(&url)
             .ok()
             .filter(|parsed| matches!(parsed.scheme(), "http" | "https"));
@@ -85,7 +90,7 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
         }
     }
     let mut admins = HashSet::new();
-    if let Some(list) = setting("TELEGRAM_ADMIN_IDS") {
+    if let Some(list) = values.telegram_admin_ids.clone() {
         for item in list
             .split(',')
             .map(str::trim)
@@ -108,18 +113,24 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
     settings.admin_user_ids = admins;
     settings.maximum_concurrent_jobs_per_user = count_setting(
         "MAX_CONCURRENT_JOBS_PER_USER",
+        values.max_concurrent_jobs_per_user.as_deref(),
         3,
         "a whole number from 1 to 1000",
     )?;
     settings.maximum_concurrent_jobs_per_vip = count_setting(
         "MAX_CONCURRENT_JOBS_PER_VIP",
+        values.max_concurrent_jobs_per_vip.as_deref(),
         6,
         "a whole number from 1 to 1000",
     )?;
-    settings.rate_limit.maximum_messages =
-        count_setting("RATE_LIMIT_PER_MINUTE", 20, "a whole number from 1 to 1000")?;
+    settings.rate_limit.maximum_messages = count_setting(
+        "RATE_LIMIT_PER_MINUTE",
+        values.rate_limit_per_minute.as_deref(),
+        20,
+        "a whole number from 1 to 1000",
+    )?;
     // Decimal gigabytes and 0 for "no quota", as the storage crate reads the same setting.
-    if let Some(value) = setting("USER_DISK_QUOTA_GB") {
+    if let Some(value) = values.user_disk_quota_gb.clone() {
         match value.parse::<f64>() {
             Ok(0.0) => settings.user_disk_quota_bytes = None,
             Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() && gigabytes < 1e9 => {
@@ -134,15 +145,10 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
             }
         }
     }
-    // The seed's "max recording duration": the cap of every job without a duration. A bad value
-    // is refused once, at role start-up (`roles::load_settings`) and by `config check`.
-    if let Some(seconds) = setting("FFMPEG_DEFAULT_TIMEOUT")
-        .and_then(|value| value.parse::<u64>().ok())
-        .filter(|seconds| *seconds > 0)
-    {
-        settings.default_maximum_duration = Some(Duration::from_secs(seconds));
-    }
-    if let Some(value) = setting("STALL_TIMEOUT") {
+    // The seed's "max recording duration": the cap of every job without a duration
+    // (`FFMPEG_DEFAULT_TIMEOUT`, parsed with the jobs settings).
+    settings.default_maximum_duration = Some(jobs.maximum_recording_duration);
+    if let Some(value) = values.stall_timeout.clone() {
         match streambot_core::parse_duration_text(&value) {
             Ok(duration) if duration >= Duration::from_secs(10) => {
                 settings.stall_timeout = duration
@@ -156,7 +162,7 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
             }
         }
     }
-    if let Some(url) = setting("TELEGRAM_WEBHOOK_URL") {
+    if let Some(url) = values.telegram_webhook_url.clone() {
         let public_url = url::Url::parse(&url)
             .ok()
             .filter(|parsed| matches!(parsed.scheme(), "http" | "https"))
@@ -167,8 +173,10 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
                     "the public https URL Telegram posts updates to, e.g. https://bot.example.com/telegram",
                 )
             })?;
-        let bind_text =
-            setting("TELEGRAM_WEBHOOK_BIND").unwrap_or_else(|| "0.0.0.0:8443".to_string());
+        let bind_text = values
+            .telegram_webhook_bind
+            .clone()
+            .unwrap_or_else(|| "0.0.0.0:8443".to_string());
         let bind_address = bind_text.parse::<std::net::SocketAddr>().map_err(|_| {
             invalid(
                 "TELEGRAM_WEBHOOK_BIND",
@@ -176,7 +184,7 @@ pub fn bot_settings_from_environment(jobs: &JobsSettings) -> Result<BotSettings,
                 "an address and port to listen on, e.g. 127.0.0.1:8443",
             )
         })?;
-        let secret_token = setting("TELEGRAM_WEBHOOK_SECRET");
+        let secret_token = values.telegram_webhook_secret.clone();
         if let Some(secret) = &secret_token
             && (secret.len() > 256
                 || !secret

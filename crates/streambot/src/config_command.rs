@@ -5,14 +5,14 @@
 //!
 //! Exit status: 0 when valid; 2 with one line per problem on stderr otherwise.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use streambot_storage::{BackendKind, StorageSettings};
 
-use crate::roles::{JobsSettings, SettingError, parse_boolean_setting};
+use crate::roles::JobsSettings;
+use crate::settings::{EnvironmentValues, SettingError};
 
 /// The configuration reference: every setting, its description and default.
 const CONFIGURATION_REFERENCE: &str = include_str!("../../../.env.example");
@@ -170,13 +170,6 @@ pub fn mask_url_passwords(text: &str) -> String {
     result
 }
 
-fn environment_value(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.trim().to_string())
-        .filter(|value| !value.is_empty())
-}
-
 fn setting_problem(error: &SettingError) -> String {
     format!(
         "{}={:?} is not allowed: {}",
@@ -238,7 +231,7 @@ struct Report {
     summary: Vec<String>,
 }
 
-async fn check(arguments: &CheckArguments) -> Report {
+async fn check(arguments: &CheckArguments, values: &EnvironmentValues) -> Report {
     let role = arguments.role.as_str();
     let mut report = Report {
         problems: Vec::new(),
@@ -246,13 +239,11 @@ async fn check(arguments: &CheckArguments) -> Report {
         summary: Vec::new(),
     };
 
-    // Jobs, queue and workers: every role reads these.
-    let mut jobs_problem_variable = None;
-    let jobs = match JobsSettings::from_environment() {
+    // Jobs, queue and workers: every role reads these (every bad one is reported).
+    let jobs = match JobsSettings::from_values(values) {
         Ok(jobs) => Some(jobs),
-        Err(error) => {
-            report.problems.push(setting_problem(&error));
-            jobs_problem_variable = Some(error.variable);
+        Err(problems) => {
+            report.problems.extend(problems.iter().map(setting_problem));
             None
         }
     };
@@ -273,13 +264,13 @@ async fn check(arguments: &CheckArguments) -> Report {
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
 
     if matches!(role, "run" | "bot")
-        && let Err(error) = crate::bot_role::bot_settings_from_environment(jobs_or_fallback)
+        && let Err(error) = crate::bot_role::bot_settings_from_values(values, jobs_or_fallback)
     {
         report.problems.push(setting_problem(&error));
     }
 
     // Storage: the whole environment as a map, as the storage crate reads it.
-    let mut environment: HashMap<String, String> = std::env::vars().collect();
+    let mut environment = values.to_map();
     environment
         .entry("LOCAL_STORAGE_PATH".into())
         .or_insert_with(|| jobs_or_fallback.recordings_directory.display().to_string());
@@ -309,18 +300,8 @@ async fn check(arguments: &CheckArguments) -> Report {
         )),
     }
 
-    // FFMPEG_DEFAULT_TIMEOUT (the maximum recording duration) is a jobs setting, whose parse
-    // stops at its first problem: checked here too, so every problem is reported in one run.
-    if jobs_problem_variable != Some("FFMPEG_DEFAULT_TIMEOUT")
-        && let Some(value) = environment_value("FFMPEG_DEFAULT_TIMEOUT")
-        && !value.parse::<u64>().is_ok_and(|seconds| seconds > 0)
-    {
-        report.problems.push(format!(
-            "FFMPEG_DEFAULT_TIMEOUT={value:?} is not allowed: a whole number of seconds greater than 0, e.g. 7200"
-        ));
-    }
     if matches!(role, "run" | "worker") {
-        let binaries = crate::ffmpeg_settings::ffmpeg_binaries_from_environment();
+        let binaries = crate::ffmpeg_settings::ffmpeg_binaries(values);
         for (variable, program) in [
             ("FFMPEG_PATH", &binaries.ffmpeg),
             ("FFPROBE_PATH", &binaries.ffprobe),
@@ -338,7 +319,7 @@ async fn check(arguments: &CheckArguments) -> Report {
     }
 
     // Dashboard.
-    let dashboard_enabled = match parse_boolean_setting("DASHBOARD_ENABLED") {
+    let dashboard_enabled = match values.boolean("DASHBOARD_ENABLED") {
         Ok(enabled) => enabled,
         Err(error) => {
             report.problems.push(setting_problem(&error));
@@ -348,21 +329,21 @@ async fn check(arguments: &CheckArguments) -> Report {
     if (dashboard_enabled && role == "run") || role == "dashboard" {
         // The dashboard's own validator (length, one repeated character, too few different
         // ones): the reason it gives is the one start-up gives; it never shows the secret.
-        let secret = environment_value("DASHBOARD_SECRET").unwrap_or_default();
-        if let Err(error) = streambot_dashboard::DashboardSecret::new(&secret) {
+        // The dashboard's own validators, each on its own so that every problem is reported.
+        let secret = values.dashboard_secret.as_deref().unwrap_or_default();
+        if let Err(error) = streambot_dashboard::DashboardSecret::new(secret) {
             report.problems.push(error.to_string());
         }
-        if let Some(rate) = environment_value("DASHBOARD_RATE_LIMIT")
-            && !rate
-                .parse::<u32>()
-                .is_ok_and(|per_second| (1..=1_000_000).contains(&per_second))
+        if let Some(rate) = values.dashboard_rate_limit.as_deref()
+            && let Err(error) = streambot_dashboard::parse_rate_limit(rate)
         {
-            report.problems.push(format!(
-                "DASHBOARD_RATE_LIMIT={rate:?} is not allowed: requests per second, a whole number from 1 to 1000000"
-            ));
+            report.problems.push(error.to_string());
         }
-        let bind = environment_value("DASHBOARD_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
-        match bind.parse::<std::net::SocketAddr>() {
+        let bind = values
+            .dashboard_bind
+            .as_deref()
+            .unwrap_or(streambot_dashboard::DEFAULT_BIND_ADDRESS);
+        match streambot_dashboard::parse_bind_address(bind) {
             Ok(address) => {
                 report.summary.push(format!("dashboard: on {address}"));
                 if !address.ip().is_loopback() {
@@ -371,9 +352,7 @@ async fn check(arguments: &CheckArguments) -> Report {
                     ));
                 }
             }
-            Err(_) => report.problems.push(format!(
-                "DASHBOARD_BIND={bind:?} is not allowed: an address and port like 127.0.0.1:8080"
-            )),
+            Err(error) => report.problems.push(error.to_string()),
         }
     } else {
         report.summary.push("dashboard: off".into());
@@ -421,17 +400,13 @@ async fn check(arguments: &CheckArguments) -> Report {
     }
 
     // Unknown variables that look like ours: probably typos.
-    let known: Vec<String> = parse_reference(CONFIGURATION_REFERENCE)
-        .into_iter()
-        .map(|entry| entry.name)
-        .collect();
-    let mut unknown: Vec<String> = std::env::vars()
-        .map(|(name, _)| name)
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| {
             SETTING_PREFIXES
                 .iter()
                 .any(|prefix| name.starts_with(prefix))
-                && !known.contains(name)
+                && !EnvironmentValues::VARIABLES.contains(&name.as_str())
         })
         .collect();
     unknown.sort();
@@ -443,7 +418,7 @@ async fn check(arguments: &CheckArguments) -> Report {
     report
 }
 
-fn print_configuration(role: &str, report: &Report) {
+fn print_configuration(role: &str, report: &Report, values: &EnvironmentValues) {
     println!("# streambot configuration for `streambot {role}` (secrets masked)");
     let entries = parse_reference(CONFIGURATION_REFERENCE);
     let width = entries
@@ -452,11 +427,11 @@ fn print_configuration(role: &str, report: &Report) {
         .max()
         .unwrap_or(0);
     for entry in &entries {
-        match environment_value(&entry.name) {
+        match values.get(&entry.name) {
             Some(value) => println!(
                 "{:width$} = {}",
                 entry.name,
-                masked_value(&entry.name, &value)
+                masked_value(&entry.name, value)
             ),
             None => println!("{:width$}   (default: {})", entry.name, entry.default),
         }
@@ -470,9 +445,10 @@ fn print_configuration(role: &str, report: &Report) {
 pub async fn run_config_command(arguments: ConfigArguments) -> ExitCode {
     match arguments.command {
         ConfigCommand::Check(arguments) => {
-            let report = check(&arguments).await;
+            let values = crate::settings::environment();
+            let report = check(&arguments, values).await;
             if !arguments.quiet {
-                print_configuration(&arguments.role, &report);
+                print_configuration(&arguments.role, &report, values);
             }
             for warning in &report.warnings {
                 eprintln!("streambot config: warning: {warning}");

@@ -11,7 +11,7 @@ use streambot_store::JobBackend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::roles::{JobsSettings, cancel_on_signal, open_backend, parse_boolean_setting};
+use crate::roles::{JobsSettings, cancel_on_signal, open_backend_or_exit};
 
 /// Settings read and the listener bound: ready to serve.
 pub struct PreparedDashboard {
@@ -23,11 +23,15 @@ pub struct PreparedDashboard {
 pub async fn prepare_dashboard(
     jobs_settings: &JobsSettings,
 ) -> Result<PreparedDashboard, ExitCode> {
-    let settings = DashboardSettings::from_environment(jobs_settings.recordings_directory.clone())
-        .map_err(|error| {
-            eprintln!("streambot: {error}");
-            ExitCode::from(2)
-        })?;
+    let values = crate::settings::environment();
+    let settings = DashboardSettings::from_lookup(
+        |name| values.get(name).map(str::to_string),
+        jobs_settings.recordings_directory.clone(),
+    )
+    .map_err(|error| {
+        eprintln!("streambot: {error}");
+        ExitCode::from(2)
+    })?;
     let listener = TcpListener::bind(settings.bind_address)
         .await
         .map_err(|error| {
@@ -44,7 +48,7 @@ pub async fn prepare_dashboard(
 pub async fn prepare_dashboard_if_enabled(
     jobs_settings: &JobsSettings,
 ) -> Result<Option<PreparedDashboard>, ExitCode> {
-    match parse_boolean_setting("DASHBOARD_ENABLED") {
+    match crate::settings::environment().boolean("DASHBOARD_ENABLED") {
         Ok(false) => Ok(None),
         Ok(true) => prepare_dashboard(jobs_settings).await.map(Some),
         Err(error) => {
@@ -70,23 +74,17 @@ pub async fn serve_prepared_dashboard<B: JobBackend>(
 
 /// `streambot dashboard`: the dashboard alone, on the store the settings choose.
 pub async fn run_dashboard_role() -> ExitCode {
-    let jobs_settings = match JobsSettings::from_environment() {
+    let jobs_settings = match crate::roles::load_settings() {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("streambot: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let prepared = match prepare_dashboard(&jobs_settings).await {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    let backend = match open_backend(&jobs_settings).await {
+    let backend = match open_backend_or_exit(&jobs_settings, "streambot").await {
         Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("streambot: {error:#}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());

@@ -29,7 +29,7 @@ pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
         .output_directory
         .clone()
         .unwrap_or_else(default_output_directory_for_cli);
-    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner(crate::settings::environment());
     let mut settings = RecordingSettings::new(output_directory.clone());
     settings.ffmpeg_binaries = runner.binaries().clone();
     settings.maximum_part_seconds = arguments

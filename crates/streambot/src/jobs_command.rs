@@ -12,7 +12,7 @@ use streambot_core::{
 };
 use streambot_store::{JobFilter, submit_job};
 
-use crate::roles::{JobsSettings, open_backend};
+use crate::roles::{JobsSettings, open_backend_or_exit};
 use crate::with_backend;
 
 #[derive(Debug, clap::Args)]
@@ -126,19 +126,13 @@ fn parse_job_id_argument(text: &str) -> Result<JobId, String> {
 }
 
 pub async fn run_jobs_command(arguments: JobsArguments) -> ExitCode {
-    let settings = match JobsSettings::from_environment() {
+    let settings = match crate::roles::load_settings() {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("streambot: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let backend = match open_backend(&settings).await {
+    let backend = match open_backend_or_exit(&settings, "streambot jobs").await {
         Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("streambot jobs: {error:#}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let outcome =
         with_backend!(backend, backend => run_action(&backend, &settings, arguments.action).await);

@@ -4,12 +4,18 @@
 use anyhow::{Context, bail};
 use tracing_subscriber::EnvFilter;
 
-pub fn initialise_logging() -> anyhow::Result<()> {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".to_string());
+pub fn initialise_logging(values: &crate::settings::EnvironmentValues) -> anyhow::Result<()> {
+    let level = values
+        .log_level
+        .clone()
+        .unwrap_or_else(|| "warn".to_string());
     let filter = EnvFilter::try_new(&level).with_context(|| {
         format!("LOG_LEVEL={level:?} is not a valid level or filter (try info, debug, warn)")
     })?;
-    let format = std::env::var("LOG_FORMAT").unwrap_or_else(|_| "console".to_string());
+    let format = values
+        .log_format
+        .clone()
+        .unwrap_or_else(|| "console".to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -13,6 +13,7 @@ mod record_command;
 mod roles;
 mod schedule_command;
 mod schedule_settings;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,7 +148,8 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    if let Err(error) = logging::initialise_logging() {
+    // The environment is read here, once: every role and command parses these values.
+    if let Err(error) = logging::initialise_logging(settings::environment()) {
         eprintln!("streambot: {error:#}");
         return ExitCode::from(2);
     }

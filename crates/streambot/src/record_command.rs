@@ -67,7 +67,8 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     settings.maximum_part_seconds = arguments
         .maximum_part_duration
         .map(|duration| duration.as_secs_f64());
-    settings.ffmpeg_binaries = crate::ffmpeg_settings::ffmpeg_binaries_from_environment();
+    settings.ffmpeg_binaries =
+        crate::ffmpeg_settings::ffmpeg_binaries(crate::settings::environment());
 
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
@@ -277,7 +278,7 @@ async fn finalize_and_report(
     arguments: &RecordArguments,
     json: bool,
 ) -> ExitCode {
-    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner(crate::settings::environment());
     let mut settings = FinalizeSettings::new(arguments.format, arguments.quality);
     settings.keep_intermediate_parts = arguments.keep_parts;
     if !json {

@@ -10,7 +10,6 @@
 //! `ALLOW_PRIVATE_NETWORKS`. A bad one stops start-up with one line naming the variable, the value
 //! and what is allowed.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,28 +23,8 @@ use streambot_worker::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A setting that stops start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    pub variable: &'static str,
-    pub value: String,
-    pub allowed: &'static str,
-}
-
-impl fmt::Display for SettingError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.value.is_empty() {
-            return write!(formatter, "{} is not set: {}", self.variable, self.allowed);
-        }
-        write!(
-            formatter,
-            "{}={:?} is not allowed: {}",
-            self.variable, self.value, self.allowed
-        )
-    }
-}
-
-impl std::error::Error for SettingError {}
+pub use crate::settings::SettingError;
+use crate::settings::{EnvironmentValues, invalid, keep_or_note};
 
 #[derive(Debug, Clone)]
 pub struct JobsSettings {
@@ -62,32 +41,6 @@ pub struct JobsSettings {
     pub maximum_recording_duration: Duration,
 }
 
-pub(crate) fn setting(variable: &'static str) -> Option<String> {
-    std::env::var(variable)
-        .ok()
-        .map(|value| value.trim().to_string())
-        .filter(|value| !value.is_empty())
-}
-
-pub(crate) fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> SettingError {
-    SettingError {
-        variable,
-        value: value.to_string(),
-        allowed,
-    }
-}
-
-pub fn parse_boolean_setting(variable: &'static str) -> Result<bool, SettingError> {
-    match setting(variable) {
-        None => Ok(false),
-        Some(value) => match value.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(invalid(variable, &value, "true or false")),
-        },
-    }
-}
-
 fn default_worker_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -99,123 +52,185 @@ fn default_worker_id() -> String {
 }
 
 impl JobsSettings {
-    pub fn from_environment() -> Result<Self, SettingError> {
-        let redis_url = match setting("REDIS_URL") {
-            None => None,
-            Some(url)
-                if ["redis://", "rediss://", "unix://", "redis+unix://"]
-                    .iter()
-                    .any(|scheme| url.starts_with(scheme)) =>
-            {
-                Some(url)
-            }
-            Some(url) => {
-                return Err(invalid(
-                    "REDIS_URL",
-                    &url,
-                    "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
-                ));
-            }
-        };
-        let redis_key_prefix = setting("REDIS_KEY_PREFIX").unwrap_or_else(|| "streambot:".into());
-        if redis_key_prefix.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                "REDIS_KEY_PREFIX",
-                &redis_key_prefix,
-                "a key prefix without spaces, e.g. streambot:",
-            ));
-        }
-        let data_directory = PathBuf::from(setting("DATA_DIR").unwrap_or_else(|| "data".into()));
-        let recordings_directory = setting("LOCAL_STORAGE_PATH")
+    /// Parses the jobs settings; every bad value is reported (start-up shows the first).
+    pub fn from_values(values: &EnvironmentValues) -> Result<Self, Vec<SettingError>> {
+        let mut problems = Vec::new();
+        let redis_url =
+            keep_or_note(parse_redis_url(values.redis_url.as_deref()), &mut problems).flatten();
+        let redis_key_prefix = keep_or_note(
+            parse_redis_key_prefix(values.redis_key_prefix.as_deref()),
+            &mut problems,
+        );
+        let data_directory = PathBuf::from(values.data_dir.as_deref().unwrap_or("data"));
+        let recordings_directory = values
+            .local_storage_path
+            .as_deref()
             .map(PathBuf::from)
             .unwrap_or_else(|| data_directory.join("recordings"));
-        let worker_concurrency = match setting("WORKER_CONCURRENCY") {
-            None => 2,
-            Some(value) => match value.parse::<usize>() {
-                Ok(count) if (1..=64).contains(&count) => count,
-                _ => {
-                    return Err(invalid(
-                        "WORKER_CONCURRENCY",
-                        &value,
-                        "a whole number from 1 to 64",
-                    ));
-                }
-            },
-        };
-        let worker_id = match setting("WORKER_ID") {
-            None => default_worker_id(),
-            Some(value)
-                if value.len() <= 64
-                    && value.chars().all(|character| {
-                        character.is_ascii_alphanumeric() || "-_.".contains(character)
-                    }) =>
-            {
-                value
-            }
-            Some(value) => {
-                return Err(invalid(
-                    "WORKER_ID",
-                    &value,
-                    "up to 64 letters, digits, '-', '_' or '.'",
-                ));
-            }
-        };
-        let maximum_disk_bytes = match setting("MAX_DISK_USAGE_GB") {
-            None => None,
-            Some(value) => match value.parse::<f64>() {
-                Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() => {
-                    Some((gigabytes * 1024.0 * 1024.0 * 1024.0) as u64)
-                }
-                _ => {
-                    return Err(invalid(
-                        "MAX_DISK_USAGE_GB",
-                        &value,
-                        "a number of gigabytes greater than 0, e.g. 50",
-                    ));
-                }
-            },
-        };
-        // Hours, fractions allowed (0.5 = 30 minutes), as the storage settings read it.
-        let retention = match setting("FILE_RETENTION_HOURS") {
-            None => Some(Duration::from_secs(72 * 3600)),
-            Some(value) => match value.parse::<f64>() {
-                Ok(0.0) => None,
-                Ok(hours) if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 10.0 => {
-                    Some(Duration::from_secs_f64(hours * 3600.0))
-                }
-                _ => {
-                    return Err(invalid(
-                        "FILE_RETENTION_HOURS",
-                        &value,
-                        "a number of hours, like 72 or 0.5 (0 keeps recordings forever)",
-                    ));
-                }
-            },
-        };
-        Ok(JobsSettings {
-            redis_url,
+        let worker_concurrency = keep_or_note(
+            parse_worker_concurrency(values.worker_concurrency.as_deref()),
+            &mut problems,
+        );
+        let worker_id = keep_or_note(parse_worker_id(values.worker_id.as_deref()), &mut problems);
+        let maximum_disk_bytes = keep_or_note(
+            parse_maximum_disk_bytes(values.max_disk_usage_gb.as_deref()),
+            &mut problems,
+        )
+        .flatten();
+        let retention = keep_or_note(
+            parse_retention(values.file_retention_hours.as_deref()),
+            &mut problems,
+        );
+        let allow_private_networks =
+            keep_or_note(values.boolean("ALLOW_PRIVATE_NETWORKS"), &mut problems);
+        let maximum_recording_duration = keep_or_note(
+            parse_maximum_recording_duration(values.ffmpeg_default_timeout.as_deref()),
+            &mut problems,
+        );
+        match (
             redis_key_prefix,
-            data_directory,
-            recordings_directory,
             worker_concurrency,
             worker_id,
-            maximum_disk_bytes,
             retention,
-            allow_private_networks: parse_boolean_setting("ALLOW_PRIVATE_NETWORKS")?,
-            maximum_recording_duration: match setting("FFMPEG_DEFAULT_TIMEOUT") {
-                None => streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION,
-                Some(value) => match value.parse::<u64>() {
-                    Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
-                    _ => {
-                        return Err(invalid(
-                            "FFMPEG_DEFAULT_TIMEOUT",
-                            &value,
-                            "a whole number of seconds greater than 0, e.g. 7200",
-                        ));
-                    }
-                },
-            },
-        })
+            allow_private_networks,
+            maximum_recording_duration,
+        ) {
+            (
+                Some(redis_key_prefix),
+                Some(worker_concurrency),
+                Some(worker_id),
+                Some(retention),
+                Some(allow_private_networks),
+                Some(maximum_recording_duration),
+            ) if problems.is_empty() => Ok(JobsSettings {
+                redis_url,
+                redis_key_prefix,
+                data_directory,
+                recordings_directory,
+                worker_concurrency,
+                worker_id,
+                maximum_disk_bytes,
+                retention,
+                allow_private_networks,
+                maximum_recording_duration,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+fn parse_redis_url(value: Option<&str>) -> Result<Option<String>, SettingError> {
+    match value {
+        None => Ok(None),
+        Some(url)
+            if ["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
+        {
+            Ok(Some(url.to_string()))
+        }
+        Some(url) => Err(invalid(
+            "REDIS_URL",
+            url,
+            "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
+        )),
+    }
+}
+
+fn parse_redis_key_prefix(value: Option<&str>) -> Result<String, SettingError> {
+    let prefix = value.unwrap_or("streambot:");
+    if prefix.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            "REDIS_KEY_PREFIX",
+            prefix,
+            "a key prefix without spaces, e.g. streambot:",
+        ));
+    }
+    Ok(prefix.to_string())
+}
+
+fn parse_worker_concurrency(value: Option<&str>) -> Result<usize, SettingError> {
+    match value {
+        None => Ok(2),
+        Some(value) => match value.parse::<usize>() {
+            Ok(count) if (1..=64).contains(&count) => Ok(count),
+            _ => Err(invalid(
+                "WORKER_CONCURRENCY",
+                value,
+                "a whole number from 1 to 64",
+            )),
+        },
+    }
+}
+
+fn parse_worker_id(value: Option<&str>) -> Result<String, SettingError> {
+    match value {
+        None => Ok(default_worker_id()),
+        Some(value)
+            if value.len() <= 64
+                && value.chars().all(|character| {
+                    character.is_ascii_alphanumeric() || "-_.".contains(character)
+                }) =>
+        {
+            Ok(value.to_string())
+        }
+        Some(value) => Err(invalid(
+            "WORKER_ID",
+            value,
+            "up to 64 letters, digits, '-', '_' or '.'",
+        )),
+    }
+}
+
+fn parse_maximum_disk_bytes(value: Option<&str>) -> Result<Option<u64>, SettingError> {
+    match value {
+        None => Ok(None),
+        Some(value) => match value.parse::<f64>() {
+            Ok(gigabytes) if gigabytes > 0.0 && gigabytes.is_finite() => {
+                Ok(Some((gigabytes * 1024.0 * 1024.0 * 1024.0) as u64))
+            }
+            _ => Err(invalid(
+                "MAX_DISK_USAGE_GB",
+                value,
+                "a number of gigabytes greater than 0, e.g. 50",
+            )),
+        },
+    }
+}
+
+/// `FILE_RETENTION_HOURS`: hours, fractions allowed (0.5 = 30 minutes), as the storage settings
+/// read it; 0 keeps recordings forever (None).
+fn parse_retention(value: Option<&str>) -> Result<Option<Duration>, SettingError> {
+    match value {
+        None => Ok(Some(Duration::from_secs(72 * 3600))),
+        Some(value) => match value.parse::<f64>() {
+            Ok(0.0) => Ok(None),
+            Ok(hours) if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 10.0 => {
+                Ok(Some(Duration::from_secs_f64(hours * 3600.0)))
+            }
+            _ => Err(invalid(
+                "FILE_RETENTION_HOURS",
+                value,
+                "a number of hours, like 72 or 0.5 (0 keeps recordings forever)",
+            )),
+        },
+    }
+}
+
+/// `FFMPEG_DEFAULT_TIMEOUT`: the longest a job with no duration records (default 7200 s).
+pub(crate) fn parse_maximum_recording_duration(
+    value: Option<&str>,
+) -> Result<Duration, SettingError> {
+    match value {
+        None => Ok(streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION),
+        Some(value) => match value.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+            _ => Err(invalid(
+                "FFMPEG_DEFAULT_TIMEOUT",
+                value,
+                "a whole number of seconds greater than 0, e.g. 7200",
+            )),
+        },
     }
 }
 
@@ -261,6 +276,17 @@ pub async fn open_backend(settings: &JobsSettings) -> anyhow::Result<ConfiguredB
     }
 }
 
+/// [`open_backend`], or its failure as one line (`prefix: …`) and exit code 2.
+pub(crate) async fn open_backend_or_exit(
+    settings: &JobsSettings,
+    prefix: &str,
+) -> Result<ConfiguredBackend, ExitCode> {
+    open_backend(settings).await.map_err(|error| {
+        eprintln!("{prefix}: {error:#}");
+        ExitCode::from(2)
+    })
+}
+
 fn parse_queue_name(text: &str) -> Result<JobPriority, String> {
     text.trim().parse()
 }
@@ -295,12 +321,14 @@ pub fn cancel_on_signal(token: CancellationToken) {
     });
 }
 
-fn load_settings() -> Result<JobsSettings, ExitCode> {
-    let settings = JobsSettings::from_environment().map_err(|error| {
-        eprintln!("streambot: {error}");
+/// The jobs settings of this process; the first bad one is one line and exit code 2.
+pub(crate) fn load_settings() -> Result<JobsSettings, ExitCode> {
+    JobsSettings::from_values(crate::settings::environment()).map_err(|problems| {
+        for problem in problems.iter().take(1) {
+            eprintln!("streambot: {problem}");
+        }
         ExitCode::from(2)
-    })?;
-    Ok(settings)
+    })
 }
 
 /// The storage settings (`STORAGE_BACKEND` and its settings), rooted at the recordings
@@ -308,7 +336,7 @@ fn load_settings() -> Result<JobsSettings, ExitCode> {
 fn storage_settings_from_environment(
     settings: &JobsSettings,
 ) -> Result<streambot_storage::StorageSettings, ExitCode> {
-    let mut values: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let mut values = crate::settings::environment().to_map();
     values.insert(
         "LOCAL_STORAGE_PATH".to_string(),
         settings.recordings_directory.to_string_lossy().into_owned(),
@@ -341,7 +369,9 @@ fn worker_config(
     config.queues = queues;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
-    config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes_from_environment());
+    config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes(
+        crate::settings::environment(),
+    ));
     let storage = storage_from_environment(settings)?;
     config.user_disk_quota_bytes = storage.local.user_quota_bytes();
     config.storage = Some(storage);
@@ -354,7 +384,9 @@ fn worker_config(
         .wait_for_live;
     config.maximum_disk_bytes = settings.maximum_disk_bytes;
     // Admins have no quota (as when the bot accepts their link); the bot role validates the list.
-    config.quota_exempt_user_ids = setting("TELEGRAM_ADMIN_IDS")
+    config.quota_exempt_user_ids = crate::settings::environment()
+        .telegram_admin_ids
+        .as_deref()
         .unwrap_or_default()
         .split(',')
         .filter_map(|item| item.trim().parse::<i64>().ok())
@@ -377,17 +409,14 @@ fn scheduler_config(settings: &JobsSettings) -> Result<SchedulerConfig, ExitCode
 
 async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
     // Without ffmpeg, recordings still complete but stay as TS/fMP4 parts: say so once, up front.
-    let runner = crate::ffmpeg_settings::ffmpeg_runner_from_environment();
+    let runner = crate::ffmpeg_settings::ffmpeg_runner(crate::settings::environment());
     if let Err(error) = runner.versions().await {
         eprintln!(
             "streambot: warning: {} Recordings will be kept as TS parts and not remuxed to mp4.",
             error.user_message()
         );
     }
-    let backend = open_backend(settings).await.map_err(|error| {
-        eprintln!("streambot: {error:#}");
-        ExitCode::from(2)
-    })?;
+    let backend = open_backend_or_exit(settings, "streambot").await?;
     let engine = NativeHlsEngine::new(streambot_recorder::network_policy(
         settings.allow_private_networks,
     ))
@@ -471,8 +500,9 @@ pub async fn run_scheduler_role() -> ExitCode {
 fn bot_settings_with_storage(
     settings: &JobsSettings,
 ) -> Result<streambot_bot::BotSettings, ExitCode> {
-    let mut bot_settings = crate::bot_role::bot_settings_from_environment(settings)
-        .map_err(|error| crate::bot_role::report_setting_error(&error))?;
+    let mut bot_settings =
+        crate::bot_role::bot_settings_from_values(crate::settings::environment(), settings)
+            .map_err(|error| crate::bot_role::report_setting_error(&error))?;
     bot_settings.storage = Some(storage_from_environment(settings)?);
     Ok(bot_settings)
 }
@@ -568,12 +598,9 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(bot_settings) => bot_settings,
         Err(code) => return code,
     };
-    let backend = match open_backend(&settings).await {
+    let backend = match open_backend_or_exit(&settings, "streambot").await {
         Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("streambot: {error:#}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
@@ -622,11 +649,31 @@ mod tests {
     }
 
     #[test]
-    fn a_setting_error_is_one_line_naming_variable_value_and_allowed() {
-        let error = invalid("WORKER_CONCURRENCY", "zero", "a whole number from 1 to 64");
+    fn every_bad_jobs_setting_is_reported_with_the_same_message() {
+        let map: std::collections::HashMap<&str, &str> = [
+            ("WORKER_CONCURRENCY", "zero"),
+            ("FFMPEG_DEFAULT_TIMEOUT", "soon"),
+            ("REDIS_URL", "http://x"),
+        ]
+        .into_iter()
+        .collect();
+        let values = EnvironmentValues::from_lookup(|name| map.get(name).map(|v| v.to_string()));
+        let problems = JobsSettings::from_values(&values).expect_err("bad");
+        let variables: Vec<&str> = problems.iter().map(|problem| problem.variable).collect();
         assert_eq!(
-            error.to_string(),
+            variables,
+            ["REDIS_URL", "WORKER_CONCURRENCY", "FFMPEG_DEFAULT_TIMEOUT"]
+        );
+        assert_eq!(
+            problems[1].to_string(),
             "WORKER_CONCURRENCY=\"zero\" is not allowed: a whole number from 1 to 64"
         );
+        let defaults = JobsSettings::from_values(&EnvironmentValues::default()).expect("valid");
+        assert_eq!(defaults.worker_concurrency, 2);
+        assert_eq!(
+            defaults.recordings_directory,
+            PathBuf::from("data/recordings")
+        );
+        assert_eq!(defaults.retention, Some(Duration::from_secs(72 * 3600)));
     }
 }

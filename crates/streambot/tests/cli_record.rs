@@ -121,6 +121,29 @@ async fn json_mode_prints_one_event_per_line_and_a_summary() {
     assert_eq!(files_named(directory.path(), ".ts"), vec!["main-0001.ts"]);
 }
 
+/// Waits until the recording in `directory` has `segments` lines in its ledger (instead of a
+/// fixed sleep): the recorder is then past start-up and writing.
+async fn wait_for_ledger_lines(directory: &Path, segments: usize) {
+    let ledger = directory.join("main-ledger.jsonl");
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let lines = std::fs::read_to_string(&ledger)
+                .map(|text| text.lines().count())
+                .unwrap_or(0);
+            if lines >= segments {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{} never reached {segments} lines",
+        ledger.display()
+    );
+}
+
 fn send_interrupt(process_id: u32) {
     assert!(send_signal(process_id, "INT"), "kill -INT {process_id}");
 }
@@ -136,7 +159,7 @@ async fn ctrl_c_stops_gracefully_and_keeps_a_playable_recording() {
         .spawn()
         .expect("spawn");
     let process_id = child.id().expect("pid");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    wait_for_ledger_lines(directory.path(), 2).await;
     send_interrupt(process_id);
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
@@ -313,7 +336,7 @@ async fn a_killed_recording_leaves_a_playable_part_and_a_consistent_ledger() {
     let mut child = record(&origin.media_playlist_url(), &[], directory.path())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    wait_for_ledger_lines(directory.path(), 3).await;
     child.start_kill().expect("kill -9");
     let _ = child.wait().await;
     let part = directory.path().join("main-0001.ts");

@@ -101,7 +101,8 @@ fn lexically_absolute(path: &Path, base: Option<&Path>) -> Option<PathBuf> {
 /// The recordings directory as paths an argument may start with: its absolute form and, when it
 /// exists, its canonical one (symbolic links resolved).
 pub fn recordings_roots(recordings_directory: &Path) -> Vec<PathBuf> {
-    let current = std::env::current_dir().ok();
+    // The working directory, as getcwd reports it (physical).
+    let current = Path::new(".").canonicalize().ok();
     let mut roots = Vec::new();
     if let Some(absolute) = lexically_absolute(recordings_directory, current.as_deref()) {
         roots.push(absolute);

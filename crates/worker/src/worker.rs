@@ -1027,7 +1027,7 @@ mod tests {
 
     #[test]
     fn the_recordings_file_system_reports_free_space() {
-        let directory = std::env::temp_dir();
-        assert!(free_disk_bytes(&directory).is_some_and(|free| free > 0));
+        let directory = tempfile::tempdir().expect("temporary directory");
+        assert!(free_disk_bytes(directory.path()).is_some_and(|free| free > 0));
     }
 }
