@@ -34,7 +34,9 @@ pub async fn run_clip_command(arguments: ClipArguments) -> ExitCode {
             arguments.last.as_secs().max(1)
         ))
     });
-    let runner = FfmpegRunner::new(crate::ffmpeg_settings::ffmpeg_binaries_from_environment());
+    let runner = FfmpegRunner::new(crate::ffmpeg_settings::ffmpeg_binaries(
+        crate::settings::environment(),
+    ));
     match clip_last(&runner, &arguments.directory, arguments.last, &output).await {
         Ok(clip) => {
             if arguments.json {

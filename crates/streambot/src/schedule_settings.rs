@@ -8,7 +8,7 @@ use std::time::Duration;
 use streambot_core::schedule::Tz;
 use streambot_core::{DEFAULT_SCHEDULE_LEAD, parse_duration_text, parse_time_zone};
 
-use crate::roles::{SettingError, invalid, setting};
+use crate::settings::{EnvironmentValues, SettingError, invalid};
 
 pub const DEFAULT_WAIT_FOR_LIVE: Duration = Duration::from_secs(2 * 3600);
 
@@ -20,11 +20,12 @@ pub struct ScheduleSettings {
 }
 
 fn duration_setting(
+    values: &EnvironmentValues,
     variable: &'static str,
     default: Duration,
     allowed: &'static str,
 ) -> Result<Duration, SettingError> {
-    match setting(variable) {
+    match values.get(variable).map(str::to_string) {
         None => Ok(default),
         Some(value) if value == "0" => Ok(Duration::ZERO),
         Some(value) => parse_duration_text(&value).map_err(|_| invalid(variable, &value, allowed)),
@@ -32,18 +33,25 @@ fn duration_setting(
 }
 
 impl ScheduleSettings {
+    /// From this process's settings (the one read of the environment).
     pub fn from_environment() -> Result<Self, SettingError> {
+        Self::from_values(crate::settings::environment())
+    }
+
+    pub fn from_values(values: &EnvironmentValues) -> Result<Self, SettingError> {
         let wait_for_live = duration_setting(
+            values,
             "WAIT_FOR_LIVE",
             DEFAULT_WAIT_FOR_LIVE,
             "a duration like 2h, 30m or 0 (do not wait)",
         )?;
         let schedule_lead = duration_setting(
+            values,
             "SCHEDULE_LEAD",
             DEFAULT_SCHEDULE_LEAD,
             "a duration like 1m, 30s or 0",
         )?;
-        let default_time_zone = match setting("DEFAULT_TIMEZONE") {
+        let default_time_zone = match values.get("DEFAULT_TIMEZONE").map(str::to_string) {
             None => Tz::UTC,
             Some(value) => parse_time_zone(&value).map_err(|_| {
                 invalid(

@@ -130,6 +130,9 @@ environment_values! {
     dashboard_rate_limit = "DASHBOARD_RATE_LIMIT",
     log_level = "LOG_LEVEL",
     log_format = "LOG_FORMAT",
+    wait_for_live = "WAIT_FOR_LIVE",
+    schedule_lead = "SCHEDULE_LEAD",
+    default_timezone = "DEFAULT_TIMEZONE",
 }
 
 impl fmt::Debug for EnvironmentValues {
