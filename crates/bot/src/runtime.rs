@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalogue::Language;
-use crate::messages::{DeliveryProgress, Words};
+use crate::messages::Words;
 use crate::rate_limit::{RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
 use crate::telegram_api::{TelegramApi, redact_secret};
@@ -180,8 +180,6 @@ pub(crate) struct BotContext<B: JobBackend> {
     /// When each user was last told they hit the rate limit.
     pub rate_limit_notices: Mutex<HashMap<i64, Instant>>,
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
-    /// Where sending each finished job's files is (this process's view).
-    pub deliveries: Mutex<HashMap<JobId, DeliveryProgress>>,
     /// Preferences read from (or written to) the store, by owner, with when they were read: other
     /// bot processes may change them, so they are read again after `PREFERENCES_CACHE_TIME`.
     pub preferences: Mutex<HashMap<i64, (Instant, UserPreferences)>>,
@@ -319,34 +317,6 @@ impl<B: JobBackend> BotContext<B> {
             .filter(|job| !job.state.is_terminal())
             .collect())
     }
-
-    pub fn delivery_of(&self, job_id: JobId) -> DeliveryProgress {
-        self.deliveries
-            .lock()
-            .ok()
-            .and_then(|deliveries| deliveries.get(&job_id).copied())
-            .unwrap_or_default()
-    }
-
-    pub fn set_delivery(&self, job_id: JobId, progress: DeliveryProgress) {
-        if let Ok(mut deliveries) = self.deliveries.lock() {
-            deliveries.insert(job_id, progress);
-        }
-    }
-
-    /// Claims the delivery of a job for this process (once).
-    pub fn claim_delivery(&self, job_id: JobId) -> bool {
-        self.deliveries
-            .lock()
-            .map(|mut deliveries| match deliveries.entry(job_id) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(DeliveryProgress::Sending);
-                    true
-                }
-            })
-            .unwrap_or(false)
-    }
 }
 
 /// Logs the update listener's errors with the token taken out (teloxide's own handler prints
@@ -402,7 +372,6 @@ pub async fn run_bot<B: JobBackend>(
         ),
         rate_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
-        deliveries: Mutex::new(HashMap::new()),
         preferences: Mutex::new(HashMap::new()),
         seen_languages: Mutex::new(HashMap::new()),
         bot_username: Mutex::new(me.user.username.clone()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use streambot_core::JobId;
-use streambot_core::job::{Job, JobEvent, JobState};
+use streambot_core::job::{Job, JobEvent};
 use streambot_store::JobBackend;
 use teloxide::types::MessageId;
 use tokio::sync::broadcast::error::RecvError;
@@ -28,7 +28,7 @@ pub(crate) struct StatusMessage {
 impl<B: JobBackend> BotContext<B> {
     fn status_view(&self, job: &Job) -> StatusView {
         StatusView {
-            delivery: self.delivery_of(job.id),
+            delivery: crate::part_sender::delivery_progress(job),
             default_cap: self.settings.default_maximum_duration,
         }
     }
@@ -141,7 +141,7 @@ impl<B: JobBackend> BotContext<B> {
     }
 }
 
-/// Follows job events: status messages, final messages, delivery.
+/// Follows job events: status messages.
 pub(crate) async fn run_status_updater<B: JobBackend>(
     context: Arc<BotContext<B>>,
     shutdown: CancellationToken,
@@ -180,14 +180,7 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         if !known && !force {
             continue;
         }
-        let delivering = matches!(job.state, JobState::Completed | JobState::Failed)
-            && context.claim_delivery(job_id);
+        // The worker that holds the files sends them (`part_sender`); the status follows.
         context.refresh_status_message(&job, force).await;
-        if delivering {
-            let task_context = Arc::clone(&context);
-            context.tasks.spawn(async move {
-                crate::delivery::deliver_recording(&task_context, &job).await;
-            });
-        }
     }
 }
