@@ -2,7 +2,7 @@
 //! checked with getMe before the dispatcher starts; a rejected token is one clear error, an
 //! unreachable Telegram is retried with backoff). Handlers live in `handlers`, button presses in
 //! `callbacks`, admin commands in `admin`, status messages in `status_messages`, keyboards in
-//! `keyboards`, sending finished files in `delivery`.
+//! `keyboards`; finished files are sent by the worker through `part_sender`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -112,11 +112,7 @@ async fn a_normal_job_is_delivered_once_without_a_bot<B: JobBackend>(
     let telegram = FakeTelegram::start().await.expect("fake telegram");
     let origin = three_part_stream().await;
     let mut worker = start_delivering_worker(&environment, &telegram, "worker-a");
-    let job_id = environment.add_job(&[
-        &origin.media_playlist_url(),
-        "--user",
-        &USER.to_string(),
-    ]);
+    let job_id = environment.add_job(&[&origin.media_playlist_url(), "--user", &USER.to_string()]);
     assert_delivered_once(&backend, &telegram, job_id, || environment.log("worker-a")).await;
     let (status, _) = worker.terminate(Duration::from_secs(10));
     assert!(status.success(), "worker exited with {status}");
@@ -131,11 +127,7 @@ async fn a_worker_killed_while_sending_leaves_no_duplicate<B: JobBackend>(
     telegram.delay_answer("sendVideo", 2, Duration::from_secs(120));
     let origin = three_part_stream().await;
     let mut first_worker = start_delivering_worker(&environment, &telegram, "worker-a");
-    let job_id = environment.add_job(&[
-        &origin.media_playlist_url(),
-        "--user",
-        &USER.to_string(),
-    ]);
+    let job_id = environment.add_job(&[&origin.media_playlist_url(), "--user", &USER.to_string()]);
     let logs = || environment.logs(&["worker-a", "worker-b"]);
     assert!(
         telegram
