@@ -204,34 +204,30 @@ async fn press_job_button<B: JobBackend>(
         "status" => {
             adopt_pressed_message(context, &job, message).await;
             context.refresh_status_message(&job, true).await;
-            if job.state.is_terminal() && context.delivery_of(job_id) != DeliveryProgress::Failed {
+            if job.state.is_terminal()
+                && crate::part_sender::delivery_progress(&job) != DeliveryProgress::Failed
+            {
                 words.label(Key::ToastAlreadyFinished)
             } else {
                 words.state_label(job.state)
             }
         }
         "resend" => {
-            if context.delivery_of(job_id) == DeliveryProgress::Sending {
-                return words.label(Key::ToastSending);
-            }
-            context.set_delivery(job_id, DeliveryProgress::Sending);
+            // Parts are sent by the worker that holds the files, with retries under its lease;
+            // a button from before that change only loses its keyboard.
             if let Some((chat_id, message_id)) = message {
                 context
                     .api
                     .edit_text(
                         chat_id,
                         message_id,
-                        &plain(&words.label(Key::ToastSending)),
+                        &plain(&words.label(Key::ToastAlreadyFinished)),
                         None,
                     )
                     .await
                     .ok();
             }
-            let task_context = Arc::clone(context);
-            context.tasks.spawn(async move {
-                crate::delivery::deliver_recording(&task_context, &job).await;
-            });
-            words.label(Key::ToastSending)
+            words.label(Key::ToastAlreadyFinished)
         }
         "delete" => {
             let text = match crate::admin::delete_recording(context, job_id, actor_id).await {

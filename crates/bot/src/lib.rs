@@ -3,12 +3,12 @@
 //! understanding of what they typed in `parser` (pure), who sent it in `identity`, the robustness
 //! rules of talking to Telegram in `telegram_api`, start-up in `startup`, the running bot in
 //! `runtime` (settings, context), `handlers` (messages), `callbacks` (buttons), `admin`,
-//! `status_messages`, `keyboards` and `delivery`.
+//! `status_messages`, `keyboards`, and `part_sender` (the `PartSender` a worker sends the finished
+//! parts with).
 
 mod admin;
 mod callbacks;
 pub mod catalogue;
-mod delivery;
 mod handlers;
 pub mod identity;
 pub mod keyboards;
@@ -18,10 +18,12 @@ mod markdown_check;
 pub mod messages;
 pub mod outbound;
 pub mod parser;
+pub mod part_sender;
 pub mod rate_limit;
 pub mod runtime;
 pub mod startup;
 mod status_messages;
 pub mod telegram_api;
 
+pub use part_sender::TelegramPartSender;
 pub use runtime::{BotError, BotSettings, WebhookSettings, run_bot};

@@ -2,7 +2,7 @@
 //! checked with getMe before the dispatcher starts; a rejected token is one clear error, an
 //! unreachable Telegram is retried with backoff). Handlers live in `handlers`, button presses in
 //! `callbacks`, admin commands in `admin`, status messages in `status_messages`, keyboards in
-//! `keyboards`, sending finished files in `delivery`.
+//! `keyboards`; finished files are sent by the worker through `part_sender`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalogue::Language;
-use crate::messages::{DeliveryProgress, Words};
+use crate::messages::Words;
 use crate::outbound::OutboundLimits;
 use crate::rate_limit::{RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
@@ -180,8 +180,6 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     /// Jobs whose first status message is on its way (sent by a task of the status updater).
     pub status_messages_being_sent: Mutex<HashSet<JobId>>,
-    /// Where sending each finished job's files is (this process's view).
-    pub deliveries: Mutex<HashMap<JobId, DeliveryProgress>>,
     /// Preferences read from (or written to) the store, by owner, with when they were read: other
     /// bot processes may change them, so they are read again after `PREFERENCES_CACHE_TIME`.
     pub preferences: Mutex<HashMap<i64, (Instant, UserPreferences)>>,
@@ -319,34 +317,6 @@ impl<B: JobBackend> BotContext<B> {
             .filter(|job| !job.state.is_terminal())
             .collect())
     }
-
-    pub fn delivery_of(&self, job_id: JobId) -> DeliveryProgress {
-        self.deliveries
-            .lock()
-            .ok()
-            .and_then(|deliveries| deliveries.get(&job_id).copied())
-            .unwrap_or_default()
-    }
-
-    pub fn set_delivery(&self, job_id: JobId, progress: DeliveryProgress) {
-        if let Ok(mut deliveries) = self.deliveries.lock() {
-            deliveries.insert(job_id, progress);
-        }
-    }
-
-    /// Claims the delivery of a job for this process (once).
-    pub fn claim_delivery(&self, job_id: JobId) -> bool {
-        self.deliveries
-            .lock()
-            .map(|mut deliveries| match deliveries.entry(job_id) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(DeliveryProgress::Sending);
-                    true
-                }
-            })
-            .unwrap_or(false)
-    }
 }
 
 /// Logs the update listener's errors with the token taken out (teloxide's own handler prints
@@ -405,7 +375,6 @@ pub async fn run_bot<B: JobBackend>(
         rate_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
         status_messages_being_sent: Mutex::new(HashSet::new()),
-        deliveries: Mutex::new(HashMap::new()),
         preferences: Mutex::new(HashMap::new()),
         seen_languages: Mutex::new(HashMap::new()),
         bot_username: Mutex::new(me.user.username.clone()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use streambot_core::JobId;
-use streambot_core::job::{Job, JobEvent, JobState};
+use streambot_core::job::{Job, JobEvent};
 use streambot_store::JobBackend;
 use teloxide::types::MessageId;
 use tokio::sync::broadcast::error::RecvError;
@@ -31,7 +31,7 @@ pub(crate) struct StatusMessage {
 impl<B: JobBackend> BotContext<B> {
     fn status_view(&self, job: &Job) -> StatusView {
         StatusView {
-            delivery: self.delivery_of(job.id),
+            delivery: crate::part_sender::delivery_progress(job),
             default_cap: self.settings.default_maximum_duration,
         }
     }
@@ -204,7 +204,7 @@ const MAXIMUM_JOBS_RESYNCED: usize = 20_000;
 /// sent it).
 async fn resync_live_jobs<B: JobBackend>(context: &Arc<BotContext<B>>) {
     let filter = streambot_store::JobFilter {
-        states: JobState::ALL
+        states: streambot_core::job::JobState::ALL
             .into_iter()
             .filter(|state| !state.is_terminal())
             .collect(),
@@ -227,7 +227,7 @@ async fn resync_live_jobs<B: JobBackend>(context: &Arc<BotContext<B>>) {
     }
 }
 
-/// Follows job events: status messages, final messages, delivery.
+/// Follows job events: status messages (the worker that holds the files sends them).
 pub(crate) async fn run_status_updater<B: JobBackend>(
     context: Arc<BotContext<B>>,
     shutdown: CancellationToken,
@@ -276,18 +276,11 @@ pub(crate) async fn run_status_updater<B: JobBackend>(
         if !known && !force {
             continue;
         }
-        let delivering = matches!(job.state, JobState::Completed | JobState::Failed)
-            && context.claim_delivery(job_id);
-        if known || delivering {
+        // The worker that holds the files sends them (`part_sender`); the status follows.
+        if known {
             context.refresh_status_message(&job, force).await;
         } else {
             context.send_first_status_message_in_background(job.clone());
-        }
-        if delivering {
-            let task_context = Arc::clone(&context);
-            context.tasks.spawn(async move {
-                crate::delivery::deliver_recording(&task_context, &job).await;
-            });
         }
     }
 }

@@ -49,13 +49,6 @@ impl Harness {
             .expect("sqlite");
         let shutdown = CancellationToken::new();
         let engine = NativeHlsEngine::new(NetworkPolicy::ALLOW_PRIVATE).expect("engine");
-        let mut worker_config = WorkerConfig::new("worker-test", recordings_directory.clone());
-        worker_config.concurrency = 8;
-        let worker_backend = backend.clone();
-        let worker_shutdown = shutdown.clone();
-        let worker_task = tokio::spawn(async move {
-            let _ = run_worker(worker_backend, engine, worker_config, worker_shutdown).await;
-        });
         let mut settings = BotSettings::new(
             &telegram.token,
             recordings_directory.clone(),
@@ -66,6 +59,17 @@ impl Harness {
         settings.status_edit_interval = Duration::from_millis(500);
         settings.admin_user_ids = HashSet::from([9_999]);
         adjust(&mut settings);
+        // The worker that holds the files sends them, with the bot's sender.
+        let mut worker_config = WorkerConfig::new("worker-test", recordings_directory.clone());
+        worker_config.concurrency = 8;
+        worker_config.part_sender = Some(streambot_worker::PartSenderHandle(std::sync::Arc::new(
+            streambot_bot::TelegramPartSender::new(&settings, backend.clone()).expect("sender"),
+        )));
+        let worker_backend = backend.clone();
+        let worker_shutdown = shutdown.clone();
+        let worker_task = tokio::spawn(async move {
+            let _ = run_worker(worker_backend, engine, worker_config, worker_shutdown).await;
+        });
         let bot_shutdown = shutdown.clone();
         let bot_backend = backend.clone();
         let bot_task = tokio::spawn(async move {

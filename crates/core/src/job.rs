@@ -9,7 +9,9 @@
 //!
 //! `Failed` and `Cancelled` can be reached from every live state (and from `Queued`). A live job
 //! that lost its worker (crash, shutdown, retry) goes back to `Queued` from `Starting`,
-//! `Recording` or `Paused`: the next worker resumes it as a new part. Every change goes through
+//! `Recording` or `Paused`: the next worker resumes it as a new part. A job that lost its worker
+//! while delivering (`Uploading` with a delivery record) goes back to `Queued` too, and the next
+//! worker goes `Starting → Uploading` and sends only the parts not yet sent. Every change goes through
 //! [`check_transition`] (or [`Job::apply_transition`]), which rejects anything else with a typed
 //! error; stores apply changes with compare-and-set.
 
@@ -98,6 +100,9 @@ impl JobState {
             (Recording, Finalizing) | (Paused, Finalizing) => true,
             (Finalizing, Uploading) => true,
             (Uploading, Completed) => true,
+            // Delivery resumes on another worker after a crash: back in the queue, then straight
+            // to Uploading once claimed (the job record says which parts are still to send).
+            (Uploading, Queued) | (Starting, Uploading) => true,
             // Lost its worker, or a retry: back in the queue, resumed as a new part.
             (Starting, Queued) | (Recording, Queued) | (Paused, Queued) => true,
             (from, Failed) | (from, Cancelled) => !from.is_terminal(),
@@ -261,6 +266,12 @@ pub struct Job {
     /// Set while the recorder waits for the stream to go live.
     #[serde(default)]
     pub waiting_for_live: Option<crate::schedule::WaitingForLive>,
+    /// Sending the finished parts to the owner (after storage); `None` before.
+    #[serde(default)]
+    pub delivery: Option<crate::delivery::JobDelivery>,
+    /// The chat message that shows this job's status (the bot keeps editing it across restarts).
+    #[serde(default)]
+    pub status_message: Option<crate::delivery::StatusMessageRef>,
 }
 
 /// What is needed to create a job.
@@ -296,6 +307,8 @@ impl Job {
             finished_at: None,
             scheduled: None,
             waiting_for_live: None,
+            delivery: None,
+            status_message: None,
         }
     }
 
@@ -399,6 +412,7 @@ mod tests {
         (Queued, Cancelled),
         (Starting, Recording),
         (Starting, Queued),
+        (Starting, Uploading),
         (Starting, Failed),
         (Starting, Cancelled),
         (Recording, Paused),
@@ -415,6 +429,7 @@ mod tests {
         (Finalizing, Failed),
         (Finalizing, Cancelled),
         (Uploading, Completed),
+        (Uploading, Queued),
         (Uploading, Failed),
         (Uploading, Cancelled),
     ];
@@ -438,7 +453,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ALLOWED.len(), 23);
+        assert_eq!(ALLOWED.len(), 25);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Domain types of streambot. No IO, no tokio: everything here is plain data and pure functions,
 //! so every other crate (and the bot's parser) can share one vocabulary.
 
+pub mod delivery;
 pub mod duration_text;
 pub mod failure;
 pub mod job;
@@ -12,6 +13,10 @@ pub mod schedule;
 pub mod telegram_limits;
 pub mod user;
 
+pub use delivery::{
+    JobDelivery, PartDelivery, PartDeliveryState, PartSendError, PartSender, SentPart,
+    StatusMessageRef,
+};
 pub use duration_text::{
     DurationTextError, DurationUnits, TimeMeaning, TimeOfDay, TimePhrase, find_time_phrases,
     format_duration_with_units, parse_duration_text,

@@ -345,6 +345,22 @@ impl JobStore for SwitchableBackend {
             .fail_job(job_id, expected, fence, message, failure)
             .await
     }
+    async fn record_delivery(
+        &self,
+        lease: &Lease,
+        delivery: streambot_core::JobDelivery,
+    ) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner.record_delivery(lease, delivery).await
+    }
+    async fn set_status_message(
+        &self,
+        job_id: JobId,
+        status_message: Option<streambot_core::StatusMessageRef>,
+    ) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner.set_status_message(job_id, status_message).await
+    }
 }
 
 impl Queue for SwitchableBackend {

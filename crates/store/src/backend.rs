@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use streambot_core::{
-    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobLease, JobPriority, JobState, NewJob,
-    RecordingProgress, UserPreferences,
+    DesiredJobState, FailureKind, Job, JobDelivery, JobEvent, JobId, JobLease, JobPriority,
+    JobState, NewJob, RecordingProgress, StatusMessageRef, UserPreferences,
 };
 use tokio::sync::broadcast;
 
@@ -176,6 +176,20 @@ pub trait JobStore: Send + Sync {
         fence: Option<&Lease>,
         message: String,
         failure: FailureKind,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
+
+    /// The worker's record of the job's delivery (fenced): written before and after each part.
+    fn record_delivery(
+        &self,
+        lease: &Lease,
+        delivery: JobDelivery,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
+
+    /// Which chat message shows the job's status (the bot's; kept across its restarts).
+    fn set_status_message(
+        &self,
+        job_id: JobId,
+        status_message: Option<StatusMessageRef>,
     ) -> impl Future<Output = Result<Job, JobsError>> + Send;
 }
 
@@ -399,6 +413,29 @@ pub mod mutation {
         Ok(QueuePlacement::Unchanged)
     }
 
+    /// The worker's delivery record (fenced).
+    pub fn record_delivery(
+        job: &mut Job,
+        lease: &Lease,
+        delivery: JobDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        check_fence(job, lease)?;
+        job.delivery = Some(delivery);
+        job.updated_at = now;
+        Ok(QueuePlacement::Unchanged)
+    }
+
+    pub fn set_status_message(
+        job: &mut Job,
+        status_message: Option<StatusMessageRef>,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        job.status_message = status_message;
+        job.updated_at = now;
+        Ok(QueuePlacement::Unchanged)
+    }
+
     /// A claim: `Queued → Starting`, next epoch, new lease.
     pub fn claim(
         job: &mut Job,
@@ -513,7 +550,8 @@ pub mod mutation {
     }
 
     /// The lease lapsed: fence the old holder out (next epoch) and requeue the job, which the next
-    /// worker resumes as a new part. A job lost while finalizing or uploading fails.
+    /// worker resumes as a new part, or, when it was delivering (`Uploading` with a delivery
+    /// record), resumes the delivery. A job lost while finalizing or storing fails.
     pub fn reap(job: &mut Job, now: DateTime<Utc>) -> Result<QueuePlacement, JobsError> {
         let lapsed = job
             .lease
@@ -527,7 +565,10 @@ pub mod mutation {
             });
         }
         job.fencing_epoch += 1;
-        if job.state.can_transition_to(JobState::Queued) {
+        let resumable_delivery = job.state == JobState::Uploading && job.delivery.is_some();
+        if job.state.can_transition_to(JobState::Queued)
+            && (job.state != JobState::Uploading || resumable_delivery)
+        {
             job.apply_transition(JobState::Queued, now)?;
             Ok(QueuePlacement::Enqueue { available_at: now })
         } else {
@@ -695,6 +736,37 @@ pub mod shared_operations {
     }
 
     /// Claims one job that a backend found waiting; `None` when it was not claimable any more.
+    pub async fn record_delivery<R: VersionedJobRecords>(
+        records: &R,
+        lease: &Lease,
+        delivery: JobDelivery,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(lease.job_id, |job| {
+            unchanged_queue(mutation::record_delivery(
+                job,
+                lease,
+                delivery.clone(),
+                Utc::now(),
+            ))
+        });
+        Ok(update.await?.0)
+    }
+
+    pub async fn set_status_message<R: VersionedJobRecords>(
+        records: &R,
+        job_id: JobId,
+        status_message: Option<StatusMessageRef>,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(job_id, |job| {
+            unchanged_queue(mutation::set_status_message(
+                job,
+                status_message,
+                Utc::now(),
+            ))
+        });
+        Ok(update.await?.0)
+    }
+
     pub async fn claim_found_job<R: VersionedJobRecords>(
         records: &R,
         job_id: JobId,

@@ -27,8 +27,8 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
 use streambot_core::{
-    DesiredJobState, FailureKind, Job, JobEvent, JobId, JobPriority, JobState, NewJob,
-    RecordingProgress, UserPreferences,
+    DesiredJobState, FailureKind, Job, JobDelivery, JobEvent, JobId, JobPriority, JobState, NewJob,
+    RecordingProgress, StatusMessageRef, UserPreferences,
 };
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -776,6 +776,22 @@ impl JobStore for RedisBackend {
         failure: FailureKind,
     ) -> Result<Job, JobsError> {
         shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
+    }
+
+    async fn record_delivery(
+        &self,
+        lease: &Lease,
+        delivery: JobDelivery,
+    ) -> Result<Job, JobsError> {
+        shared_operations::record_delivery(self, lease, delivery).await
+    }
+
+    async fn set_status_message(
+        &self,
+        job_id: JobId,
+        status_message: Option<StatusMessageRef>,
+    ) -> Result<Job, JobsError> {
+        shared_operations::set_status_message(self, job_id, status_message).await
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{redis_backend_for_test, sqlite_backend_for_test};
 use streambot_core::{
-    DesiredJobState, FailureKind, JobEvent, JobOwner, JobPriority, JobState, NewJob,
-    UserPreferences,
+    DesiredJobState, FailureKind, JobDelivery, JobEvent, JobOwner, JobPriority, JobState, NewJob,
+    PartDeliveryState, StatusMessageRef, UserPreferences,
 };
 use streambot_store::{
     JobBackend, JobFilter, JobsError, Lease, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
@@ -656,6 +656,161 @@ async fn user_preferences_are_kept_per_user<B: JobBackend>(backend: B) {
     );
 }
 
+/// Issue 13: the delivery record is written only by the lease holder; a worker lost while
+/// delivering is reaped back to the queue (not failed), the next holder goes `Starting →
+/// Uploading` and sees which parts were sent; the status message is kept in the record.
+async fn delivery_is_recorded_fenced_and_resumed<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(3, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, old_lease) = backend
+        .claim("dies", &BOTH, Duration::from_millis(200), SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    for (from, to) in [
+        (JobState::Starting, JobState::Recording),
+        (JobState::Recording, JobState::Finalizing),
+        (JobState::Finalizing, JobState::Uploading),
+    ] {
+        backend
+            .transition_job(job.id, from, to, Some(&old_lease), None)
+            .await
+            .expect("walk to uploading");
+    }
+    let mut delivery = JobDelivery::pending([1, 2, 3], None);
+    delivery.set_part_state(
+        1,
+        PartDeliveryState::Sent {
+            message_id: 77,
+            file_id: Some("FILE-77".to_string()),
+        },
+    );
+    delivery.set_part_state(
+        2,
+        PartDeliveryState::Sending {
+            started_at: chrono::Utc::now(),
+        },
+    );
+    let written = backend
+        .record_delivery(&old_lease, delivery.clone())
+        .await
+        .expect("the holder records");
+    assert_eq!(written.delivery.as_ref(), Some(&delivery));
+    let status = StatusMessageRef {
+        chat_id: 30,
+        message_id: 5,
+    };
+    backend
+        .set_status_message(job.id, Some(status))
+        .await
+        .expect("status message");
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let reaped = backend.reap_expired_leases().await.expect("reap");
+    assert_eq!(reaped, vec![job.id]);
+    let requeued = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(
+        requeued.state,
+        JobState::Queued,
+        "delivery resumes, the job does not fail"
+    );
+    assert_eq!(requeued.delivery.as_ref(), Some(&delivery));
+    assert_eq!(requeued.status_message, Some(status));
+
+    let (resumed, new_lease) = backend
+        .claim("survivor", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the reaped job");
+    assert_eq!(
+        resumed
+            .delivery
+            .as_ref()
+            .and_then(JobDelivery::next_part_to_send),
+        Some(2),
+        "part 1 is not sent again"
+    );
+    let lost = backend
+        .record_delivery(&old_lease, JobDelivery::default())
+        .await
+        .expect_err("fenced");
+    assert!(matches!(lost, JobsError::LeaseLost { .. }), "{lost:?}");
+    backend
+        .transition_job(
+            job.id,
+            JobState::Starting,
+            JobState::Uploading,
+            Some(&new_lease),
+            None,
+        )
+        .await
+        .expect("straight back to uploading");
+    delivery.set_part_state(
+        2,
+        PartDeliveryState::Sent {
+            message_id: 78,
+            file_id: None,
+        },
+    );
+    delivery.set_part_state(
+        3,
+        PartDeliveryState::Failed {
+            reason: "too large".to_string(),
+            attempts: 1,
+            retryable: false,
+        },
+    );
+    delivery.summary_sent = true;
+    backend
+        .record_delivery(&new_lease, delivery.clone())
+        .await
+        .expect("the new holder records");
+    backend
+        .transition_job(
+            job.id,
+            JobState::Uploading,
+            JobState::Completed,
+            Some(&new_lease),
+            None,
+        )
+        .await
+        .expect("completed");
+    let done = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(done.delivery, Some(delivery));
+    assert_eq!(done.status_message, Some(status));
+    backend
+        .set_status_message(job.id, None)
+        .await
+        .expect("cleared");
+}
+
+/// A job lost while finalizing or storing (no delivery record yet) still fails.
+async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(4, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("dies", &BOTH, Duration::from_millis(200), SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    for (from, to) in [
+        (JobState::Starting, JobState::Recording),
+        (JobState::Recording, JobState::Finalizing),
+        (JobState::Finalizing, JobState::Uploading),
+    ] {
+        backend
+            .transition_job(job.id, from, to, Some(&lease), None)
+            .await
+            .expect("walk to uploading");
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    backend.reap_expired_leases().await.expect("reap");
+    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(failed.state, JobState::Failed);
+}
+
 macro_rules! contract_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -698,6 +853,8 @@ contract_tests!(
     a_failure_keeps_its_class,
     user_preferences_are_kept_per_user,
     create_queued_job_is_claimable_at_once,
+    delivery_is_recorded_fenced_and_resumed,
+    a_job_lost_before_delivery_fails,
 );
 
 /// Issue 13 item 3. The creator died between create and push (the bot announces a job before it

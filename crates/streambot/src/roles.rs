@@ -438,6 +438,29 @@ fn exit_code(result: Result<(), streambot_store::JobsError>, role: &str) -> Exit
     }
 }
 
+/// The bot's sender of finished parts for a worker: with `TELEGRAM_BOT_TOKEN` the worker that
+/// holds a job's files sends them to the owner; without it (CLI-only use) they stay in storage.
+fn part_sender_from_environment<B: streambot_store::JobBackend>(
+    settings: &JobsSettings,
+    backend: &B,
+) -> Result<Option<streambot_worker::PartSenderHandle>, ExitCode> {
+    let values = crate::settings::environment();
+    if values.telegram_bot_token.is_none() {
+        return Ok(None);
+    }
+    let bot_settings = crate::bot_role::bot_settings_from_values(values, settings)
+        .map_err(|error| crate::bot_role::report_setting_error(&error))?;
+    let sender = streambot_bot::TelegramPartSender::new(&bot_settings, backend.clone()).map_err(
+        |error| {
+            eprintln!("streambot: {error}");
+            ExitCode::from(2)
+        },
+    )?;
+    Ok(Some(streambot_worker::PartSenderHandle(
+        std::sync::Arc::new(sender),
+    )))
+}
+
 /// `streambot worker`.
 pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
     let settings = match load_settings() {
@@ -456,12 +479,17 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
             queues.push(queue);
         }
     }
-    let config = match worker_config(&settings, queues) {
+    let mut config = match worker_config(&settings, queues) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let result =
-        with_backend!(backend, backend => run_worker(backend, engine, config, shutdown).await);
+    let result = with_backend!(backend, backend => {
+        config.part_sender = match part_sender_from_environment(&settings, &backend) {
+            Ok(sender) => sender,
+            Err(code) => return code,
+        };
+        run_worker(backend, engine, config, shutdown).await
+    });
     exit_code(result, "worker")
 }
 
@@ -524,7 +552,7 @@ pub async fn run_all_in_one() -> ExitCode {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
-    let worker_config =
+    let mut worker_config =
         match worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]) {
             Ok(config) => config,
             Err(code) => return code,
@@ -538,6 +566,10 @@ pub async fn run_all_in_one() -> ExitCode {
         Err(code) => return code,
     };
     with_backend!(backend, backend => {
+        worker_config.part_sender = match part_sender_from_environment(&settings, &backend) {
+            Ok(sender) => sender,
+            Err(code) => return code,
+        };
         let dashboard_task = dashboard.map(|prepared| {
             tracker.spawn(crate::dashboard_role::serve_prepared_dashboard(prepared, backend.clone(), shutdown.clone()))
         });

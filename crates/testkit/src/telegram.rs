@@ -164,6 +164,10 @@ struct FakeState {
     global_arrivals: ArrivalWindow,
     chat_arrivals: HashMap<i64, ArrivalWindow>,
     too_many_requests_sent: u64,
+    /// Calls received per method (counted before they are answered).
+    received_counts: HashMap<String, usize>,
+    /// (method, nth call of it from 1) → how long to wait before answering it.
+    answer_delays: HashMap<(String, usize), Duration>,
 }
 
 impl FakeState {
@@ -431,6 +435,58 @@ impl FakeTelegram {
         self.with_state(|state| state.blocked_chats.push(chat_id));
     }
 
+    /// The `nth` call (from 1) of `method` is answered only after `delay` (a slow upload): a
+    /// client that goes away meanwhile leaves no message, as Telegram does with a cut upload.
+    pub fn delay_answer(&self, method: &str, nth: usize, delay: Duration) {
+        self.with_state(|state| {
+            state.answer_delays.insert((method.to_string(), nth), delay);
+        });
+    }
+
+    /// How many calls of `method` arrived (answered or not yet).
+    pub fn received_count(&self, method: &str) -> usize {
+        self.with_state(|state| state.received_counts.get(method).copied().unwrap_or(0))
+    }
+
+    /// Waits (bounded) until `count` calls of `method` arrived.
+    pub async fn wait_for_received(&self, method: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.calls_arrived.notified();
+            if self.received_count(method) >= count {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.received_count(method) >= count;
+            }
+        }
+    }
+
+    /// The files this chat received (answered 200), by file name, with how many times each.
+    pub fn files_received_in_chat(
+        &self,
+        chat_id: i64,
+    ) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for call in self.calls() {
+            if matches!(
+                call.method.as_str(),
+                "sendVideo" | "sendDocument" | "sendAudio"
+            ) && call.http_status == 200
+                && call.chat_id() == Some(chat_id)
+            {
+                let name = call
+                    .files
+                    .iter()
+                    .find(|file| file.field != "thumbnail")
+                    .and_then(|file| file.file_name.clone())
+                    .unwrap_or_default();
+                *counts.entry(name).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.with_state(|state| state.calls.clone())
@@ -589,6 +645,20 @@ async fn handle_method(
     let method = canonical_method_name(&method);
     if method == "getUpdates" {
         return get_updates(&shared, &parameters).await;
+    }
+    let delay = {
+        let mut state = match shared.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let count = state.received_counts.entry(method.clone()).or_insert(0);
+        *count += 1;
+        let nth = *count;
+        state.answer_delays.remove(&(method.clone(), nth))
+    };
+    shared.calls_arrived.notify_waiters();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
     let response = answer_method(&shared, &method, &parameters, &files);
     let status = response.status().as_u16();

@@ -30,8 +30,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use streambot_core::delivery::FailureAfterDelivery;
+use streambot_core::job_files::DeliveredPart;
 use streambot_store::JobsError;
 use streambot_store::backend::{JobBackend, Lease, RetryDecision, retry_backoff};
+
+use crate::part_delivery::SendingOutcome;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -80,6 +84,9 @@ pub struct WorkerConfig {
     /// `WAIT_FOR_LIVE`: how long a job whose link is not live yet keeps checking, unless the job
     /// says (its `options.wait_for_live`, when not zero).
     pub default_wait_for_live: Duration,
+    /// Sends the finished parts to the job's owner (the bot's Telegram sender); `None` (no bot
+    /// token: CLI-only use) leaves them in storage.
+    pub part_sender: Option<crate::part_delivery::PartSenderHandle>,
 }
 
 impl WorkerConfig {
@@ -107,6 +114,7 @@ impl WorkerConfig {
             minimum_free_disk_bytes: DEFAULT_MINIMUM_FREE_DISK_BYTES,
             disk_check_interval: Duration::from_secs(10),
             default_wait_for_live: Duration::ZERO,
+            part_sender: None,
         }
     }
 }
@@ -333,6 +341,11 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
         queues = ?config.queues,
         "worker started"
     );
+    if config.part_sender.is_none() {
+        tracing::info!(
+            "no Telegram bot token: finished recordings stay in storage and are not sent to their owners"
+        );
+    }
 
     tracker.spawn(forward_nudges(
         backend.subscribe_events(),
@@ -643,6 +656,30 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         state: JobState::Starting,
         stop_requested: false,
     };
+    if job.delivery.is_some() {
+        // Recorded, finalized and stored before: only the parts not yet sent go out.
+        tracing::info!(%job_id, "resuming the delivery of a finished recording");
+        let directory = job_directory(&config.recordings_directory, job_id);
+        let parts = crate::part_delivery::finished_parts(&directory);
+        let failure_after = job
+            .delivery
+            .as_ref()
+            .and_then(|delivery| delivery.failure_after.clone());
+        if let Err(error) = running.move_to(JobState::Uploading, None).await {
+            tracing::warn!(%job_id, %error, "could not resume the delivery");
+            return;
+        }
+        deliver_and_finish(
+            &mut running,
+            &config,
+            &job,
+            &parts,
+            failure_after,
+            &shutdown,
+        )
+        .await;
+        return;
+    }
     // The job stays `Starting` ("Checking the link…") until the recorder reports the link
     // resolved; a failure before that fails it from `Starting`.
     let initial_desired = *desired.borrow_and_update();
@@ -809,14 +846,22 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             job: &job,
             report: &report,
         };
-        let finalized = finished.finalize(engine.as_ref()).await;
-        finished.store(&finalized).await;
         let message = format!(
             "The recording stopped because your disk quota is full ({} used of {}); what was recorded is delivered. Delete old recordings to make room.",
             streambot_storage::metadata::format_bytes(used_bytes),
             streambot_storage::metadata::format_bytes(quota_bytes)
         );
-        fail_job(&backend, &lease, &message, FailureKind::LimitReached).await;
+        finish_recording(
+            &mut running,
+            &finished,
+            engine.as_ref(),
+            Some(FailureAfterDelivery {
+                message,
+                failure: FailureKind::LimitReached,
+            }),
+            &shutdown,
+        )
+        .await;
         return;
     }
     // A stop asked before the link resolved: nothing was recorded, the job is cancelled.
@@ -836,31 +881,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     match &report.outcome {
         RecordingOutcome::Finished { reason } => {
             tracing::info!(%job_id, reason = %reason.describe(), "recording finished");
-            // Finalize and upload belong to the recorder's finalize step and the storage crate;
-            // here the job walks the states so the bot and the dashboard see them.
-            let walked = async {
-                if running.state == JobState::Starting {
-                    // An engine that ended without reporting the link resolved.
-                    running.move_to(JobState::Recording, None).await?;
-                }
-                running.move_to(JobState::Finalizing, None).await?;
-                // Finalize and upload can take minutes: the lease is renewed beside them, or the
-                // reaper would take the job back from a worker that is still busy with it.
-                let finalized = finished.finalize(engine.as_ref()).await;
-                running.move_to(JobState::Uploading, None).await?;
-                finished.store(&finalized).await;
-                running.move_to(JobState::Completed, None).await
-            }
-            .await;
-            if let Err(error) = walked {
-                tracing::warn!(%job_id, %error, "could not complete the job");
-                if matches!(error, JobsError::LeaseLost { .. }) {
-                    return;
-                }
-            }
-            if let Err(error) = backend.complete(&lease).await {
-                tracing::warn!(%job_id, %error, "could not complete the job's delivery");
-            }
+            finish_recording(&mut running, &finished, engine.as_ref(), None, &shutdown).await;
         }
         RecordingOutcome::Failed {
             message,
@@ -892,10 +913,152 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 .as_ref()
                 .is_some_and(|main| !main.parts.is_empty());
             if recorded_something {
-                let finalized = finished.finalize(engine.as_ref()).await;
-                finished.store(&finalized).await;
+                let failure_after = FailureAfterDelivery {
+                    message: message.clone(),
+                    failure: *failure,
+                };
+                finish_recording(
+                    &mut running,
+                    &finished,
+                    engine.as_ref(),
+                    Some(failure_after),
+                    &shutdown,
+                )
+                .await;
+                return;
             }
             fail_job(&backend, &lease, message, *failure).await;
+        }
+    }
+}
+
+/// The end of a recording: `Finalizing` (remux, check), `Uploading` (storage, then the parts to
+/// the owner), then `Completed`, or `Failed` with `failure_after` (what was recorded is still
+/// delivered). The job walks the states so the bot and the dashboard see them.
+async fn finish_recording<B: JobBackend, E: RecordingEngine>(
+    running: &mut RunningJob<B>,
+    finished: &FinishingJob<'_, B>,
+    engine: &E,
+    failure_after: Option<FailureAfterDelivery>,
+    shutdown: &CancellationToken,
+) {
+    let job_id = finished.job.id;
+    let walked = async {
+        if running.state == JobState::Starting {
+            // An engine that ended without reporting the link resolved.
+            running.move_to(JobState::Recording, None).await?;
+        }
+        if matches!(running.state, JobState::Recording | JobState::Paused) {
+            running.move_to(JobState::Finalizing, None).await?;
+        }
+        // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
+        // would take the job back from a worker that is still busy with it.
+        let finalized = finished.finalize(engine).await;
+        running.move_to(JobState::Uploading, None).await?;
+        Ok::<_, JobsError>(finished.store(&finalized).await)
+    }
+    .await;
+    match walked {
+        Ok(parts) => {
+            deliver_and_finish(
+                running,
+                finished.config,
+                finished.job,
+                &parts,
+                failure_after,
+                shutdown,
+            )
+            .await
+        }
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "could not finish the job");
+            if !matches!(error, JobsError::LeaseLost { .. }) {
+                let message = failure_after
+                    .map(|failure| failure.message)
+                    .unwrap_or_else(|| "the recording could not be finished".to_string());
+                fail_job(
+                    &running.backend,
+                    &running.lease,
+                    &message,
+                    FailureKind::Internal,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// In `Uploading` with the finished parts: sends them to the owner (when a sender is set),
+/// then ends the job (`Completed`, or `Failed` with `failure_after`). On shutdown the job goes
+/// back to its queue with its delivery record; the next worker sends the rest.
+async fn deliver_and_finish<B: JobBackend>(
+    running: &mut RunningJob<B>,
+    config: &WorkerConfig,
+    job: &Job,
+    parts: &[DeliveredPart],
+    failure_after: Option<FailureAfterDelivery>,
+    shutdown: &CancellationToken,
+) {
+    let job_id = job.id;
+    let backend = running.backend.clone();
+    let lease = running.lease.clone();
+    let mut failure_after = failure_after;
+    if let Some(sender) = &config.part_sender {
+        let delivery = crate::part_delivery::initial_delivery(job, parts, failure_after.clone());
+        failure_after = delivery.failure_after.clone();
+        let sending = with_lease_renewal(
+            &backend,
+            &lease,
+            config,
+            crate::part_delivery::send_parts(
+                &backend,
+                &lease,
+                sender.0.as_ref(),
+                job,
+                parts,
+                delivery,
+                shutdown,
+            ),
+        )
+        .await;
+        match sending {
+            Ok(SendingOutcome::Done(delivery)) => {
+                tracing::info!(%job_id, sent = delivery.sent_count(), parts = delivery.parts.len(), "delivered");
+            }
+            Ok(SendingOutcome::Interrupted) => {
+                match backend.release(&lease).await {
+                    Ok(()) => {
+                        tracing::info!(%job_id, "delivery interrupted by shutdown; the next worker sends the rest")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%job_id, %error, "could not release; the lease will lapse")
+                    }
+                }
+                return;
+            }
+            Err(JobsError::LeaseLost { .. }) => {
+                tracing::warn!(%job_id, "lease lost while delivering: another worker owns this job now");
+                return;
+            }
+            Err(error) => {
+                // The store is unreachable: the lease lapses and another worker resumes.
+                tracing::warn!(%job_id, %error, "could not record the delivery; leaving it to the next worker");
+                return;
+            }
+        }
+    }
+    match failure_after {
+        Some(failure) => fail_job(&backend, &lease, &failure.message, failure.failure).await,
+        None => {
+            if let Err(error) = running.move_to(JobState::Completed, None).await {
+                tracing::warn!(%job_id, %error, "could not complete the job");
+                if matches!(error, JobsError::LeaseLost { .. }) {
+                    return;
+                }
+            }
+            if let Err(error) = backend.complete(&lease).await {
+                tracing::warn!(%job_id, %error, "could not complete the job's delivery");
+            }
         }
     }
 }
@@ -965,22 +1128,24 @@ impl<B: JobBackend> FinishingJob<'_, B> {
         finalized
     }
 
-    /// Hand the finished files to storage and write `stored.json`.
-    async fn store(&self, finalized: &FinalizeReport) {
-        if let Some(storage) = &self.config.storage {
-            with_lease_renewal(
-                self.backend,
-                self.lease,
-                self.config,
-                crate::delivery::store_finished_files(
-                    storage,
-                    self.job,
-                    &self.report.output_directory,
-                    finalized,
-                ),
-            )
-            .await;
-        }
+    /// Hand the finished files to storage and write `stored.json`; the parts to deliver.
+    async fn store(&self, finalized: &FinalizeReport) -> Vec<DeliveredPart> {
+        let Some(storage) = &self.config.storage else {
+            return crate::part_delivery::finished_parts(&self.report.output_directory);
+        };
+        with_lease_renewal(
+            self.backend,
+            self.lease,
+            self.config,
+            crate::delivery::store_finished_files(
+                storage,
+                self.job,
+                &self.report.output_directory,
+                finalized,
+            ),
+        )
+        .await
+        .parts
     }
 }
 
