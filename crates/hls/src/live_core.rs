@@ -1073,6 +1073,7 @@ pub(crate) fn gap_reason(error: &HlsError) -> String {
             format!("the download took longer than its deadline of {seconds} s")
         }
         HlsError::HttpStatus { status, .. } => format!("HTTP {status}"),
+        HlsError::NotListed { .. } => "not in its playlist".to_string(),
         HlsError::TooLarge {
             what, limit_bytes, ..
         } => format!("{what} larger than {limit_bytes} bytes"),
@@ -1551,7 +1552,7 @@ s13.ts
         core.download_failed(first, attempt(&not_listed), start + Duration::from_secs(1));
         let segment = core.pending.get(&first).expect("pending");
         assert_eq!(segment.source, 0);
-        let both = "primary: HTTP 503; backup-1: b does not list media sequence 11";
+        let both = "primary: HTTP 503; backup-1: not in its playlist";
         assert_eq!(segment.failure_reason.as_deref(), Some(both));
         // Past the deadline it is a gap with that reason.
         core.give_up_expired(start + Duration::from_secs(60));
