@@ -50,7 +50,7 @@ fn damaged_parts(directory: &Path) -> HashMap<u32, usize> {
     let Ok(bytes) = std::fs::read(directory.join("finalized.json")) else {
         return HashMap::new();
     };
-    let Ok(report) = serde_json::from_slice::<FinalizeReport>(&bytes) else {
+    let Ok(report) = serde_json::from_slice::<FinalizedRecord>(&bytes) else {
         return HashMap::new();
     };
     report

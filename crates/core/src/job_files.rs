@@ -84,6 +84,18 @@ pub struct FinalizedFile {
     pub has_audio: bool,
     pub thumbnail: Option<PathBuf>,
     pub transcoded: bool,
+    /// The finished file did not decode cleanly (absent in older reports: not damaged).
+    #[serde(default)]
+    pub damaged: bool,
+    /// The decode check, when one ran.
+    #[serde(default)]
+    pub decode_check: Option<FinalizedDecodeCheck>,
+}
+
+/// The decode check of a finished file, as read from `finalized.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FinalizedDecodeCheck {
+    pub error_count: usize,
 }
 
 /// A part that could not be finalized, as read from `finalized.json`.
