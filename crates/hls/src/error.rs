@@ -63,6 +63,9 @@ pub enum HlsError {
         #[source]
         source: std::io::Error,
     },
+    /// A backup media playlist (a redundant stream) does not list the segment asked of it.
+    #[error("{url} does not list media sequence {media_sequence}")]
+    NotListed { url: String, media_sequence: u64 },
     #[error("could not build the HTTP client: {detail}")]
     ClientSetup { detail: String },
 }
@@ -86,6 +89,8 @@ impl HlsError {
             HlsError::Decryption { .. } => true,
             // A packager may serve a half-written or wrong body once; a gap comes after retries.
             HlsError::NotMedia { .. } => true,
+            // The backup's window may list it at the next reload.
+            HlsError::NotListed { .. } => true,
             HlsError::OverLimit { .. } => false,
             HlsError::UrlRefused(_)
             | HlsError::TooLarge { .. }
@@ -116,6 +121,7 @@ impl HlsError {
             HlsError::HttpStatus {
                 status: 404 | 410, ..
             } => FailureKind::NotFound,
+            HlsError::NotListed { .. } => FailureKind::NotFound,
             HlsError::HttpStatus {
                 status: 401 | 403, ..
             } => FailureKind::Forbidden,

@@ -42,6 +42,11 @@ pub struct LedgerRecord {
     /// already published then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_edge_at_start: Option<bool>,
+    /// Where the bytes (or, for a gap, the last attempt) came from when not the original
+    /// primary media playlist: `backup-1`, `backup-2`, ... (redundant streams of the master, in
+    /// playlist order). Absent for the primary, so ledgers without backups read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl LedgerRecord {
@@ -52,6 +57,7 @@ impl LedgerRecord {
             range_last_media_sequence: None,
             part_start_reason: None,
             live_edge_at_start: None,
+            source: None,
         }
     }
 

@@ -32,13 +32,13 @@ use crate::ledger::{
 };
 use crate::live_core::{
     CoreEvent, CoreSettings, FailedAttempt, HeldBody, InitInfo, LiveCore, SegmentKey,
-    SegmentKeyInfo, SegmentStatus, TrackedSegment,
+    SegmentKeyInfo, SegmentStatus, TrackedSegment, find_in_backup, segment_locations,
 };
 use crate::media_check::{
     MediaExpectation, MediaFormat, NotMediaReason, check_media_body, check_media_file,
 };
 use crate::playlist::{
-    ByteRange, MediaPlaylist, Playlist, PlaylistLimits, PlaylistParseError,
+    ByteRange, MediaPlaylist, MediaSegment, Playlist, PlaylistLimits, PlaylistParseError,
     parse_playlist_with_limits,
 };
 use crate::segment_body::{BodyAccumulator, SegmentBody, SpillTarget, remove_leftover_spill_files};
@@ -91,6 +91,11 @@ pub struct TrackRecorderConfig {
     pub subtitle_track: bool,
     /// Resource bounds against hostile or broken origins.
     pub limits: TrackLimits,
+    /// Backups of `media_playlist_url` (redundant streams of the master: the same rendition on
+    /// another host or path), in playlist order. A segment the primary cannot deliver is asked
+    /// of them by media sequence (or date-time), and the recording switches to one when the
+    /// primary's playlist is gone.
+    pub backup_media_playlist_urls: Vec<Url>,
 }
 
 /// Every resource a track may use, each a named limit with a default. A hit is a specific error or
@@ -167,6 +172,7 @@ impl TrackRecorderConfig {
             stop_grace: Duration::from_secs(15),
             subtitle_track: false,
             limits: TrackLimits::default(),
+            backup_media_playlist_urls: Vec::new(),
         }
     }
 }
@@ -197,6 +203,15 @@ pub enum TrackEvent {
     StateChanged {
         track: String,
         state: DesiredState,
+    },
+    /// Every reload of the primary media playlist failed for longer than half its window: a
+    /// backup (redundant stream) is the primary from now on. `from`/`to` are source names
+    /// ("primary", "backup-1", ...), never URLs.
+    SourceSwitched {
+        track: String,
+        from: String,
+        to: String,
+        seconds_without_playlist: u64,
     },
     /// Progress of a recording made without a ledger (the ffmpeg engine for non-HLS links).
     Progress {
@@ -232,6 +247,8 @@ struct DownloadedSegment {
     /// rewritten behind the same URI is a change) and its bytes.
     init: Option<(String, Bytes)>,
     format: MediaFormat,
+    /// The source it came from (0: the original primary).
+    source: usize,
     /// The bytes this body holds of the track's budget, given back when it is committed or dropped.
     _budget_charge: BudgetCharge,
 }
@@ -408,6 +425,123 @@ struct TrackState {
     byte_budget: ByteBudget,
     /// The key at the head of the commit order, for the downloads: the head is not charged.
     head_of_commit_order: watch::Sender<Option<SegmentKey>>,
+    /// The media playlists of the sources (0: the original primary, then the backups), loaded on
+    /// demand when a segment is asked of a backup.
+    backups: Arc<BackupPlaylists>,
+}
+
+/// A backup's playlist as last loaded.
+struct LoadedBackup {
+    loaded_at: Instant,
+    base_url: Url,
+    playlist: MediaPlaylist,
+}
+
+/// The playlists of the sources a segment may be asked of when the playlist that listed it
+/// cannot deliver it: loaded when first needed, loaded again when the segment asked for is not
+/// in the copy we have (at most every [`BACKUP_RELOAD_SPACING`]), one load at a time.
+struct BackupPlaylists {
+    sources: Vec<Url>,
+    limits: PlaylistLimits,
+    io_path: PathBuf,
+    loaded: tokio::sync::Mutex<Vec<Option<LoadedBackup>>>,
+}
+
+/// Shortest time between two loads of a backup's playlist.
+const BACKUP_RELOAD_SPACING: Duration = Duration::from_millis(250);
+
+impl BackupPlaylists {
+    /// The segment of source `source` that stands for `segment` of the playlist that listed it,
+    /// and the URL its playlist came from.
+    async fn locate(
+        &self,
+        client: &HlsHttpClient,
+        source: usize,
+        media_sequence: u64,
+        program_date_time: Option<&str>,
+        duration_seconds: f64,
+    ) -> Result<(Url, MediaSegment), HlsError> {
+        let Some(url) = self.sources.get(source) else {
+            return Err(HlsError::NotListed {
+                url: format!("source {source}"),
+                media_sequence,
+            });
+        };
+        let mut loaded = self.loaded.lock().await;
+        if loaded.len() < self.sources.len() {
+            loaded.resize_with(self.sources.len(), || None);
+        }
+        let Some(slot) = loaded.get_mut(source) else {
+            return Err(HlsError::NotListed {
+                url: redact_url(url),
+                media_sequence,
+            });
+        };
+        let find = |copy: &LoadedBackup| {
+            find_in_backup(
+                &copy.playlist,
+                media_sequence,
+                program_date_time,
+                duration_seconds,
+            )
+            .map(|segment| (copy.base_url.clone(), segment.clone()))
+        };
+        if let Some(copy) = slot.as_ref() {
+            if let Some(found) = find(copy) {
+                return Ok(found);
+            }
+            if copy.loaded_at.elapsed() < BACKUP_RELOAD_SPACING {
+                return Err(HlsError::NotListed {
+                    url: redact_url(url),
+                    media_sequence,
+                });
+            }
+        }
+        let (base_url, playlist) =
+            fetch_media_playlist(client, url, self.limits, &self.io_path).await?;
+        let copy = slot.insert(LoadedBackup {
+            loaded_at: Instant::now(),
+            base_url,
+            playlist,
+        });
+        find(copy).ok_or_else(|| HlsError::NotListed {
+            url: redact_url(url),
+            media_sequence,
+        })
+    }
+}
+
+/// Loads and parses a media playlist; returns where it really came from (relative URIs resolve
+/// against it) and the playlist.
+async fn fetch_media_playlist(
+    client: &HlsHttpClient,
+    url: &Url,
+    limits: PlaylistLimits,
+    io_path: &std::path::Path,
+) -> Result<(Url, MediaPlaylist), HlsError> {
+    let (final_url, text) = client.fetch_playlist(url).await?;
+    // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
+    // segments or DEFINE expansion never holds up the other recordings of the process.
+    let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
+        tokio::task::spawn_blocking(move || parse_playlist_with_limits(&text, &[], &limits))
+            .await
+            .map_err(|_| HlsError::Io {
+                path: io_path.to_path_buf(),
+                source: std::io::Error::other("the playlist parser task failed"),
+            })?
+    } else {
+        parse_playlist_with_limits(&text, &[], &limits)
+    };
+    match parsed {
+        Ok(Playlist::Media(media)) => Ok((final_url, media)),
+        Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
+            url: redact_url(url),
+        }),
+        Err(error) => Err(HlsError::Playlist {
+            url: redact_url(url),
+            error,
+        }),
+    }
 }
 
 impl HeldBody for DownloadedSegment {
@@ -438,7 +572,11 @@ impl TrackState {
             parallel_downloads: config.parallel_downloads,
             stall_timeout: config.stall_timeout,
             limits: config.limits,
+            source_count: 1 + config.backup_media_playlist_urls.len(),
         };
+        let sources: Vec<Url> = std::iter::once(config.media_playlist_url.clone())
+            .chain(config.backup_media_playlist_urls.iter().cloned())
+            .collect();
         TrackState {
             caches: Arc::new(SharedCaches::new(&config.limits)),
             client,
@@ -451,6 +589,12 @@ impl TrackState {
             playlist_base_url: config.media_playlist_url.clone(),
             byte_budget: ByteBudget::new(config.limits.maximum_buffered_bytes),
             head_of_commit_order: watch::Sender::new(None),
+            backups: Arc::new(BackupPlaylists {
+                sources,
+                limits: config.limits.playlist,
+                io_path: config.output_directory.clone(),
+                loaded: tokio::sync::Mutex::new(Vec::new()),
+            }),
             config,
         }
     }
@@ -664,10 +808,15 @@ impl TrackState {
                             error: error.to_string(),
                             consecutive_failures: consecutive_playlist_failures,
                         });
-                        next_reload_at = Instant::now()
-                            + self
-                                .core
-                                .playlist_retry_after(consecutive_playlist_failures);
+                        next_reload_at = if self.switch_source_when_due() {
+                            consecutive_playlist_failures = 0;
+                            Instant::now()
+                        } else {
+                            Instant::now()
+                                + self
+                                    .core
+                                    .playlist_retry_after(consecutive_playlist_failures)
+                        };
                     }
                 }
             }
@@ -739,33 +888,51 @@ impl TrackState {
     }
 
     async fn load_playlist(&mut self) -> Result<MediaPlaylist, HlsError> {
-        let url = &self.config.media_playlist_url;
-        let (final_url, text) = self.client.fetch_playlist(url).await?;
+        let (final_url, media) = fetch_media_playlist(
+            &self.client,
+            &self.config.media_playlist_url,
+            self.config.limits.playlist,
+            &self.config.output_directory,
+        )
+        .await?;
         // Relative segment URIs resolve against where the playlist really came from.
         self.playlist_base_url = final_url;
-        let limits = self.config.limits.playlist;
-        // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
-        // segments or DEFINE expansion never holds up the other recordings of the process.
-        let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
-            tokio::task::spawn_blocking(move || parse_playlist_with_limits(&text, &[], &limits))
-                .await
-                .map_err(|_| HlsError::Io {
-                    path: self.config.output_directory.clone(),
-                    source: std::io::Error::other("the playlist parser task failed"),
-                })?
-        } else {
-            parse_playlist_with_limits(&text, &[], &limits)
+        Ok(media)
+    }
+
+    /// Every reload failed for longer than [`LiveCore::switch_after`]: the next backup is the
+    /// primary from now on (said at warn and as an event).
+    fn switch_source_when_due(&mut self) -> bool {
+        let now = Instant::now();
+        self.core.playlist_load_failed(now);
+        let Some(to) = self.core.switch_due(now) else {
+            return false;
         };
-        match parsed {
-            Ok(Playlist::Media(media)) => Ok(media),
-            Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
-                url: redact_url(url),
-            }),
-            Err(error) => Err(HlsError::Playlist {
-                url: redact_url(url),
-                error,
-            }),
-        }
+        let Some(url) = self.backups.sources.get(to).cloned() else {
+            return false;
+        };
+        let from = self.core.primary_source;
+        let seconds_without_playlist = self.core.switch_after().as_secs();
+        let name = |source: usize| {
+            crate::live_core::source_name(source).unwrap_or_else(|| "primary".to_string())
+        };
+        tracing::warn!(
+            track = %self.config.track_name,
+            from = %name(from),
+            to = %name(to),
+            seconds_without_playlist,
+            "the media playlist is gone; switching to its backup (redundant stream)"
+        );
+        self.core.switch_primary(to, now);
+        self.config.media_playlist_url = url.clone();
+        self.playlist_base_url = url;
+        self.emit(TrackEvent::SourceSwitched {
+            track: self.config.track_name.clone(),
+            from: name(from),
+            to: name(to),
+            seconds_without_playlist,
+        });
+        true
     }
 
     /// Takes in a freshly loaded playlist. Returns whether it listed anything new.
@@ -861,30 +1028,71 @@ impl TrackState {
             };
             let client = self.client.clone();
             let caches = Arc::clone(&self.caches);
-            let request = SegmentRequest {
-                url: segment.url.clone(),
-                byte_range: segment.byte_range,
-                key: segment.key.clone(),
-                init: segment.init.clone(),
-                deadline,
-                spill: SpillTarget {
-                    directory: self.config.output_directory.clone(),
-                    file_prefix: self.config.track_name.clone(),
-                    in_memory_limit: self.config.limits.maximum_in_memory_segment_bytes,
-                },
-                expectation: match (&segment.init, self.config.subtitle_track) {
-                    (Some(_), _) => MediaExpectation::FragmentAfterInit,
-                    (None, true) => MediaExpectation::Subtitle,
-                    (None, false) => MediaExpectation::SelfContainedSegment,
-                },
+            let spill = SpillTarget {
+                directory: self.config.output_directory.clone(),
+                file_prefix: self.config.track_name.clone(),
+                in_memory_limit: self.config.limits.maximum_in_memory_segment_bytes,
             };
+            let subtitle_track = self.config.subtitle_track;
             let budget = BudgetedDownload::new(
                 self.byte_budget.clone(),
                 self.head_of_commit_order.subscribe(),
                 key,
             );
+            let source = segment.source;
+            if source == segment.listed_by {
+                let request = SegmentRequest {
+                    url: segment.url.clone(),
+                    byte_range: segment.byte_range,
+                    key: segment.key.clone(),
+                    expectation: expectation_for(segment.init.as_ref(), subtitle_track),
+                    init: segment.init.clone(),
+                    deadline,
+                    spill,
+                };
+                downloads.spawn(async move {
+                    download_segment(&client, &caches, key, request, budget, source).await
+                });
+                continue;
+            }
+            // Asked of another source: found in its playlist by media sequence (or date-time).
+            let backups = Arc::clone(&self.backups);
+            let program_date_time = segment.program_date_time.clone();
+            let duration_seconds = segment.duration_seconds;
             downloads.spawn(async move {
-                download_segment(&client, &caches, key, request, budget).await
+                let located = backups
+                    .locate(
+                        &client,
+                        source,
+                        key.1,
+                        program_date_time.as_deref(),
+                        duration_seconds,
+                    )
+                    .await
+                    .and_then(|(base_url, listed)| {
+                        segment_locations(&listed, &base_url)
+                            .map(|(url, key_info, init)| (url, key_info, init, listed.byte_range))
+                    });
+                match located {
+                    Ok((url, key_info, init, byte_range)) => {
+                        let request = SegmentRequest {
+                            url,
+                            byte_range,
+                            key: key_info,
+                            expectation: expectation_for(init.as_ref(), subtitle_track),
+                            init,
+                            deadline,
+                            spill,
+                        };
+                        download_segment(&client, &caches, key, request, budget, source).await
+                    }
+                    Err(error) => DownloadResult {
+                        key,
+                        result: Err(error),
+                        fresh_key: false,
+                        fresh_init: false,
+                    },
+                }
             });
         }
     }
@@ -948,6 +1156,7 @@ impl TrackState {
                 })?;
                 let mut record = LedgerRecord::new(entry);
                 record.live_edge_at_start = segment.live_edge_at_start.then_some(true);
+                record.source = crate::live_core::source_name(downloaded.source);
                 let entry = writer.append_segment_record(record, &mut reader, length)?;
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
@@ -1058,6 +1267,16 @@ impl TrackState {
     }
 }
 
+/// What a segment body must be: a fragment after its init, a subtitle cue file, or a
+/// self-contained segment.
+fn expectation_for(init: Option<&InitInfo>, subtitle_track: bool) -> MediaExpectation {
+    match (init, subtitle_track) {
+        (Some(_), _) => MediaExpectation::FragmentAfterInit,
+        (None, true) => MediaExpectation::Subtitle,
+        (None, false) => MediaExpectation::SelfContainedSegment,
+    }
+}
+
 struct SegmentRequest {
     url: Url,
     byte_range: Option<ByteRange>,
@@ -1074,6 +1293,7 @@ async fn download_segment(
     key: SegmentKey,
     request: SegmentRequest,
     mut budget: BudgetedDownload<SegmentKey>,
+    source: usize,
 ) -> DownloadResult {
     let mut fresh_key = false;
     let mut fresh_init = false;
@@ -1085,7 +1305,11 @@ async fn download_segment(
         &mut fresh_key,
         &mut fresh_init,
     )
-    .await;
+    .await
+    .map(|mut downloaded| {
+        downloaded.source = source;
+        downloaded
+    });
     DownloadResult {
         key,
         result,
@@ -1148,6 +1372,7 @@ async fn download_segment_body(
         bytes: body,
         init,
         format,
+        source: 0,
         _budget_charge: budget.take_charge(),
     })
 }
@@ -1370,6 +1595,7 @@ mod tests {
                         bytes: SegmentBody::Memory(Bytes::from(vec![0x47u8; 188])),
                         init: None,
                         format: MediaFormat::MpegTs,
+                        source: 0,
                         _budget_charge: BudgetCharge::default(),
                     })
                 },
@@ -1377,6 +1603,10 @@ mod tests {
                 failure_reason: None,
                 range_last_media_sequence: None,
                 live_edge_at_start: false,
+                program_date_time: None,
+                listed_by: 0,
+                source: 0,
+                failures_by_source: Vec::new(),
             };
             state.core.pending.insert((0, sequence), segment);
         }
@@ -1543,6 +1773,7 @@ mod state_machine_properties {
                         bytes: SegmentBody::Memory(ts_body(key.1)),
                         init: None,
                         format: MediaFormat::MpegTs,
+                        source: 0,
                         _budget_charge: BudgetCharge::default(),
                     }),
                 };

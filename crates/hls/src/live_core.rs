@@ -98,6 +98,15 @@ pub(crate) struct TrackedSegment<B> {
     pub(crate) range_last_media_sequence: Option<u64>,
     /// The newest segment listed when a recording from the window's start began.
     pub(crate) live_edge_at_start: bool,
+    /// `EXT-X-PROGRAM-DATE-TIME` of the segment, to find it in a backup numbered differently.
+    pub(crate) program_date_time: Option<String>,
+    /// The source (0: the original primary, 1..: its backups) whose playlist listed the
+    /// segment: `url`, `key` and `init` are that playlist's.
+    pub(crate) listed_by: usize,
+    /// The source the next (or running) attempt asks.
+    pub(crate) source: usize,
+    /// The last failure on each source asked, by source (the gap's reason names them all).
+    pub(crate) failures_by_source: Vec<(usize, String)>,
 }
 
 impl<B> TrackedSegment<B> {
@@ -130,6 +139,67 @@ pub(crate) struct CoreSettings {
     pub(crate) parallel_downloads: usize,
     pub(crate) stall_timeout: Duration,
     pub(crate) limits: TrackLimits,
+    /// Media playlists the segments can come from: 1 + the backups (redundant streams).
+    pub(crate) source_count: usize,
+}
+
+/// The name of a source in the ledger and the events: `None` for the original primary (old
+/// ledgers read the same), `backup-N` for the N-th backup.
+pub(crate) fn source_name(source: usize) -> Option<String> {
+    (source > 0).then(|| format!("backup-{source}"))
+}
+
+/// The name of a source in a gap's reason and a log line.
+pub(crate) fn source_label(source: usize) -> String {
+    source_name(source).unwrap_or_else(|| "primary".to_string())
+}
+
+/// The segment of a backup's playlist that is `media_sequence` of the primary: the one with the
+/// same media sequence, unless both have a date-time (`EXT-X-PROGRAM-DATE-TIME`, carried forward
+/// by the durations) and they disagree by more than half a segment (the backup numbers
+/// differently): then the one whose date-time matches. `None` when the backup does not list it.
+pub(crate) fn find_in_backup<'playlist>(
+    backup: &'playlist MediaPlaylist,
+    media_sequence: u64,
+    program_date_time: Option<&str>,
+    duration_seconds: f64,
+) -> Option<&'playlist MediaSegment> {
+    type Time = chrono::DateTime<chrono::FixedOffset>;
+    let parse = |text: &str| chrono::DateTime::parse_from_rfc3339(text.trim()).ok();
+    let wanted_time = program_date_time.and_then(parse);
+    let tolerance_milliseconds = (sane_duration(duration_seconds).max(0.2) * 500.0) as i64;
+    // Each segment's date-time: its own tag, or the previous one's plus its duration (RFC 8216
+    // §4.4.4.6).
+    let mut running: Option<Time> = None;
+    let mut previous_duration = 0.0;
+    let mut timed: Vec<(&MediaSegment, Option<Time>)> = Vec::with_capacity(backup.segments.len());
+    for segment in &backup.segments {
+        running = match segment.program_date_time.as_deref().and_then(parse) {
+            Some(time) => Some(time),
+            None => running.map(|time| {
+                time + chrono::Duration::milliseconds((previous_duration * 1000.0) as i64)
+            }),
+        };
+        previous_duration = sane_duration(segment.duration);
+        timed.push((segment, running));
+    }
+    let time_matches = |offered: Option<Time>| -> Option<bool> {
+        let wanted = wanted_time?;
+        let offered = offered?;
+        Some((offered - wanted).num_milliseconds().abs() <= tolerance_milliseconds)
+    };
+    if let Some((segment, offered)) = timed
+        .iter()
+        .find(|(segment, _)| segment.media_sequence == media_sequence)
+        && time_matches(*offered) != Some(false)
+    {
+        return Some(segment);
+    }
+    wanted_time?;
+    timed
+        .iter()
+        .find(|(_, offered)| time_matches(*offered) == Some(true))
+        .map(|(segment, _)| *segment)
 }
 
 /// What the core decided that the driver must act on or tell.
@@ -196,6 +266,12 @@ pub(crate) struct LiveCore<B> {
     pub(crate) first_media_sequence: Option<u64>,
     target_duration_seconds: f64,
     events: Vec<CoreEvent>,
+    /// The source whose playlist is loaded (0 until a switch).
+    pub(crate) primary_source: usize,
+    /// Since when every reload of the primary's playlist failed.
+    playlist_failing_since: Option<Instant>,
+    /// Seconds the last playlist listed (its window).
+    window_seconds: f64,
 }
 
 impl<B> LiveCore<B> {
@@ -228,6 +304,9 @@ impl<B> LiveCore<B> {
             first_media_sequence: None,
             target_duration_seconds: 2.0,
             events: Vec::new(),
+            primary_source: 0,
+            playlist_failing_since: None,
+            window_seconds: 0.0,
         }
     }
 
@@ -283,6 +362,12 @@ impl<B> LiveCore<B> {
             self.end_list_seen = true;
         }
         let previous_playlist_at = std::mem::replace(&mut self.last_playlist_at, now);
+        self.playlist_failing_since = None;
+        self.window_seconds = playlist
+            .segments
+            .iter()
+            .map(|segment| sane_duration(segment.duration))
+            .sum();
         let Some(newest) = playlist.segments.last() else {
             return Ok(false);
         };
@@ -435,90 +520,7 @@ impl<B> LiveCore<B> {
         deadline: Instant,
         now: Instant,
     ) -> Result<TrackedSegment<B>, HlsError> {
-        let url = base_url
-            .join(&segment.uri)
-            .map_err(|error| HlsError::Playlist {
-                url: crate::url_safety::redact_url(base_url),
-                error: crate::playlist::PlaylistParseError::InvalidTag {
-                    line: 0,
-                    tag: "segment URI".to_string(),
-                    reason: format!("{:?}: {error}", redact_url_text(&segment.uri)),
-                },
-            })?;
-        let key_info = match &segment.key {
-            None => None,
-            Some(key) => match &key.method {
-                KeyMethod::None => None,
-                KeyMethod::Aes128 => {
-                    if let Some(format) = &key.key_format
-                        && format != "identity"
-                    {
-                        return Err(HlsError::UnsupportedEncryption {
-                            method: format!("AES-128 with KEYFORMAT {format}"),
-                        });
-                    }
-                    let Some(uri) = &key.uri else {
-                        return Err(HlsError::UnsupportedEncryption {
-                            method: "AES-128 without a key URI".to_string(),
-                        });
-                    };
-                    let key_url =
-                        base_url
-                            .join(uri)
-                            .map_err(|_| HlsError::UnsupportedEncryption {
-                                method: format!(
-                                    "AES-128 with an unusable key URI {:?}",
-                                    redact_url_text(uri)
-                                ),
-                            })?;
-                    Some(SegmentKeyInfo {
-                        key_url,
-                        initialization_vector: key.iv.unwrap_or_else(|| {
-                            initialization_vector_from_media_sequence(segment.media_sequence)
-                        }),
-                    })
-                }
-                KeyMethod::SampleAes => {
-                    return Err(HlsError::UnsupportedEncryption {
-                        method: "SAMPLE-AES".to_string(),
-                    });
-                }
-                KeyMethod::SampleAesCtr => {
-                    return Err(HlsError::UnsupportedEncryption {
-                        method: "SAMPLE-AES-CTR".to_string(),
-                    });
-                }
-                KeyMethod::Other(other) => {
-                    return Err(HlsError::UnsupportedEncryption {
-                        method: other.clone(),
-                    });
-                }
-            },
-        };
-        let init = match &segment.map {
-            None => None,
-            Some(map) => {
-                let init_url = base_url
-                    .join(&map.uri)
-                    .map_err(|error| HlsError::Playlist {
-                        url: crate::url_safety::redact_url(base_url),
-                        error: crate::playlist::PlaylistParseError::InvalidTag {
-                            line: 0,
-                            tag: "EXT-X-MAP".to_string(),
-                            reason: format!("{:?}: {error}", redact_url_text(&map.uri)),
-                        },
-                    })?;
-                let identity = match &map.byte_range {
-                    Some(range) => format!("{init_url}@{}+{}", range.offset, range.length),
-                    None => init_url.to_string(),
-                };
-                Some(InitInfo {
-                    identity,
-                    url: init_url,
-                    byte_range: map.byte_range,
-                })
-            }
-        };
+        let (url, key_info, init) = segment_locations(segment, base_url)?;
         Ok(TrackedSegment {
             epoch: key.0,
             media_sequence: segment.media_sequence,
@@ -541,6 +543,10 @@ impl<B> LiveCore<B> {
             failure_reason: None,
             range_last_media_sequence: None,
             live_edge_at_start: false,
+            program_date_time: segment.program_date_time.clone(),
+            listed_by: self.primary_source,
+            source: self.primary_source,
+            failures_by_source: Vec::new(),
         })
     }
 
@@ -571,6 +577,10 @@ impl<B> LiveCore<B> {
             }),
             range_last_media_sequence: (segment_count > 1).then_some(last),
             live_edge_at_start: false,
+            program_date_time: None,
+            listed_by: self.primary_source,
+            source: self.primary_source,
+            failures_by_source: Vec::new(),
         };
         if self.paused {
             segment.status = SegmentStatus::Paused;
@@ -642,14 +652,30 @@ impl<B> LiveCore<B> {
         };
         let error = attempt.error;
         segment.failed_attempts += 1;
-        segment.failure_reason = Some(gap_reason(error));
-        let mut permanent = matches!(
-            error,
-            HlsError::UrlRefused(_)
-                | HlsError::TooLarge { .. }
-                | HlsError::InvalidKey { .. }
-                | HlsError::UnsupportedEncryption { .. }
-        );
+        let failed_source = segment.source;
+        segment
+            .failures_by_source
+            .retain(|(source, _)| *source != failed_source);
+        segment
+            .failures_by_source
+            .push((failed_source, gap_reason(error)));
+        segment
+            .failures_by_source
+            .sort_by_key(|(source, _)| *source);
+        segment.failure_reason = Some(combined_reason(&segment.failures_by_source));
+        // With backups, the next attempt asks the next source (by media sequence there): what
+        // the primary cannot deliver before its deadline may come from a backup.
+        let source_count = self.settings.source_count.max(1);
+        segment.source = (failed_source + 1) % source_count;
+        // With backups nothing is permanent: another source may deliver before the deadline.
+        let mut permanent = source_count == 1
+            && matches!(
+                error,
+                HlsError::UrlRefused(_)
+                    | HlsError::TooLarge { .. }
+                    | HlsError::InvalidKey { .. }
+                    | HlsError::UnsupportedEncryption { .. }
+            );
         let mut retry_at_once = false;
         // A body that does not decrypt or is not media may come from a stale key or init (the
         // packager restarted behind the same URIs): fetch them again. With fresh ones it is the
@@ -676,7 +702,7 @@ impl<B> LiveCore<B> {
             }
             if refreshed {
                 retry_at_once = true;
-            } else if matches!(error, HlsError::Decryption { .. }) {
+            } else if matches!(error, HlsError::Decryption { .. }) && source_count == 1 {
                 segment.failure_reason = Some("decryption failed".to_string());
                 permanent = true;
             }
@@ -703,6 +729,49 @@ impl<B> LiveCore<B> {
         } else {
             SegmentStatus::Waiting
         };
+    }
+
+    /// A reload of the primary's playlist failed.
+    pub(crate) fn playlist_load_failed(&mut self, now: Instant) {
+        self.playlist_failing_since.get_or_insert(now);
+    }
+
+    /// How long every reload of the primary may fail before the recording switches to a backup:
+    /// half the window the last playlist listed (at least one target duration), so that what
+    /// was published during the outage is still in the backup's window at the switch.
+    pub(crate) fn switch_after(&self) -> Duration {
+        let half_window = Duration::try_from_secs_f64(self.window_seconds / 2.0)
+            .unwrap_or(Duration::ZERO)
+            .min(LONGEST_DEADLINE);
+        half_window.max(self.target_duration())
+    }
+
+    /// The backup to switch to now, when the primary has been gone (every reload failed) for
+    /// [`Self::switch_after`] and there is a backup.
+    pub(crate) fn switch_due(&self, now: Instant) -> Option<usize> {
+        let source_count = self.settings.source_count;
+        let failing_since = self.playlist_failing_since?;
+        (source_count > 1 && now.duration_since(failing_since) >= self.switch_after())
+            .then(|| (self.primary_source + 1) % source_count)
+    }
+
+    /// The backup `to` becomes the primary: its playlist is loaded from now on, and the segments
+    /// waiting on the old one are asked of it next. Another switch comes after the same span if
+    /// it is gone too.
+    pub(crate) fn switch_primary(&mut self, to: usize, now: Instant) {
+        let previous = self.primary_source;
+        self.primary_source = to;
+        self.playlist_failing_since = Some(now);
+        for segment in self.pending.values_mut() {
+            if segment.source == previous
+                && matches!(
+                    segment.status,
+                    SegmentStatus::Waiting | SegmentStatus::Paused
+                )
+            {
+                segment.source = to;
+            }
+        }
     }
 
     /// Takes every leading segment whose fate is known, in commit order.
@@ -890,6 +959,111 @@ impl<B: HeldBody> LiveCore<B> {
     }
 }
 
+/// Where a listed segment's bytes, key and init section are, against the URL its playlist came
+/// from (the primary's, or a backup's).
+pub(crate) fn segment_locations(
+    segment: &MediaSegment,
+    base_url: &Url,
+) -> Result<(Url, Option<SegmentKeyInfo>, Option<InitInfo>), HlsError> {
+    let url = base_url
+        .join(&segment.uri)
+        .map_err(|error| HlsError::Playlist {
+            url: crate::url_safety::redact_url(base_url),
+            error: crate::playlist::PlaylistParseError::InvalidTag {
+                line: 0,
+                tag: "segment URI".to_string(),
+                reason: format!("{:?}: {error}", redact_url_text(&segment.uri)),
+            },
+        })?;
+    let key_info = match &segment.key {
+        None => None,
+        Some(key) => match &key.method {
+            KeyMethod::None => None,
+            KeyMethod::Aes128 => {
+                if let Some(format) = &key.key_format
+                    && format != "identity"
+                {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: format!("AES-128 with KEYFORMAT {format}"),
+                    });
+                }
+                let Some(uri) = &key.uri else {
+                    return Err(HlsError::UnsupportedEncryption {
+                        method: "AES-128 without a key URI".to_string(),
+                    });
+                };
+                let key_url = base_url
+                    .join(uri)
+                    .map_err(|_| HlsError::UnsupportedEncryption {
+                        method: format!(
+                            "AES-128 with an unusable key URI {:?}",
+                            redact_url_text(uri)
+                        ),
+                    })?;
+                Some(SegmentKeyInfo {
+                    key_url,
+                    initialization_vector: key.iv.unwrap_or_else(|| {
+                        initialization_vector_from_media_sequence(segment.media_sequence)
+                    }),
+                })
+            }
+            KeyMethod::SampleAes => {
+                return Err(HlsError::UnsupportedEncryption {
+                    method: "SAMPLE-AES".to_string(),
+                });
+            }
+            KeyMethod::SampleAesCtr => {
+                return Err(HlsError::UnsupportedEncryption {
+                    method: "SAMPLE-AES-CTR".to_string(),
+                });
+            }
+            KeyMethod::Other(other) => {
+                return Err(HlsError::UnsupportedEncryption {
+                    method: other.clone(),
+                });
+            }
+        },
+    };
+    let init = match &segment.map {
+        None => None,
+        Some(map) => {
+            let init_url = base_url
+                .join(&map.uri)
+                .map_err(|error| HlsError::Playlist {
+                    url: crate::url_safety::redact_url(base_url),
+                    error: crate::playlist::PlaylistParseError::InvalidTag {
+                        line: 0,
+                        tag: "EXT-X-MAP".to_string(),
+                        reason: format!("{:?}: {error}", redact_url_text(&map.uri)),
+                    },
+                })?;
+            let identity = match &map.byte_range {
+                Some(range) => format!("{init_url}@{}+{}", range.offset, range.length),
+                None => init_url.to_string(),
+            };
+            Some(InitInfo {
+                identity,
+                url: init_url,
+                byte_range: map.byte_range,
+            })
+        }
+    };
+    Ok((url, key_info, init))
+}
+
+/// The gap's reason from the last failure on each source: the single reason when one source was
+/// asked (as without backups), else each named (`primary: HTTP 404; backup-1: HTTP 404`).
+fn combined_reason(failures_by_source: &[(usize, String)]) -> String {
+    match failures_by_source {
+        [(_, reason)] => reason.clone(),
+        failures => failures
+            .iter()
+            .map(|(source, reason)| format!("{}: {reason}", source_label(*source)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
 /// What the ledger says about a segment lost after this error.
 pub(crate) fn gap_reason(error: &HlsError) -> String {
     match error {
@@ -899,6 +1073,7 @@ pub(crate) fn gap_reason(error: &HlsError) -> String {
             format!("the download took longer than its deadline of {seconds} s")
         }
         HlsError::HttpStatus { status, .. } => format!("HTTP {status}"),
+        HlsError::NotListed { .. } => "not in its playlist".to_string(),
         HlsError::TooLarge {
             what, limit_bytes, ..
         } => format!("{what} larger than {limit_bytes} bytes"),
@@ -945,6 +1120,7 @@ mod tests {
             parallel_downloads: 3,
             stall_timeout: Duration::from_secs(60),
             limits: TrackLimits::default(),
+            source_count: 1,
         }
     }
 
@@ -1317,5 +1493,155 @@ mod tests {
                 .values()
                 .all(|segment| !segment.live_edge_at_start)
         );
+    }
+
+    fn settings_with_backups(backups: usize) -> CoreSettings {
+        CoreSettings {
+            source_count: 1 + backups,
+            ..settings()
+        }
+    }
+
+    fn http_status(status: u16) -> HlsError {
+        HlsError::HttpStatus {
+            url: "u".to_string(),
+            status,
+        }
+    }
+
+    fn attempt(error: &HlsError) -> FailedAttempt<'_> {
+        FailedAttempt {
+            error,
+            fresh_key: true,
+            fresh_init: true,
+        }
+    }
+
+    const FOUR_SEGMENTS: &str = "#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:10
+#EXTINF:2.0,
+s10.ts
+#EXTINF:2.0,
+s11.ts
+#EXTINF:2.0,
+s12.ts
+#EXTINF:2.0,
+s13.ts
+";
+
+    #[test]
+    fn a_failed_segment_is_asked_of_the_backup_then_the_primary_again() {
+        let start = Instant::now();
+        let mut core: LiveCore<()> = LiveCore::new(settings_with_backups(1), None, start);
+        let base = core.settings.playlist_url.clone();
+        core.absorb_playlist(&media_playlist(FOUR_SEGMENTS), &base, true, start)
+            .expect("absorbed");
+        let started = core.downloads_to_start(start, 0);
+        let first = started.first().expect("started").0;
+        assert_eq!(core.pending.get(&first).map(|s| s.source), Some(0));
+        core.download_failed(first, attempt(&http_status(503)), start);
+        let segment = core.pending.get(&first).expect("pending");
+        assert_eq!((segment.source, segment.listed_by), (1, 0));
+        assert_eq!(segment.failure_reason.as_deref(), Some("HTTP 503"));
+        // The backup lacks it too: the reason names both, the next attempt asks the primary.
+        let not_listed = HlsError::NotListed {
+            url: "b".to_string(),
+            media_sequence: first.1,
+        };
+        core.download_failed(first, attempt(&not_listed), start + Duration::from_secs(1));
+        let segment = core.pending.get(&first).expect("pending");
+        assert_eq!(segment.source, 0);
+        let both = "primary: HTTP 503; backup-1: not in its playlist";
+        assert_eq!(segment.failure_reason.as_deref(), Some(both));
+        // Past the deadline it is a gap with that reason.
+        core.give_up_expired(start + Duration::from_secs(60));
+        let gap = core
+            .drain_events()
+            .into_iter()
+            .find_map(|event| match event {
+                CoreEvent::GapKnown(gap) => Some(gap),
+                _ => None,
+            });
+        assert_eq!(gap.and_then(|gap| gap.reason).as_deref(), Some(both));
+    }
+
+    #[test]
+    fn without_backups_the_reasons_and_the_source_are_as_before() {
+        let start = Instant::now();
+        let mut core: LiveCore<()> = LiveCore::new(settings(), None, start);
+        let base = core.settings.playlist_url.clone();
+        core.absorb_playlist(&media_playlist(FOUR_SEGMENTS), &base, true, start)
+            .expect("absorbed");
+        let first = core.downloads_to_start(start, 0)[0].0;
+        core.download_failed(first, attempt(&http_status(404)), start);
+        let segment = core.pending.get(&first).expect("pending");
+        assert_eq!(segment.source, 0);
+        assert_eq!(segment.failure_reason.as_deref(), Some("HTTP 404"));
+        core.playlist_load_failed(start);
+        assert_eq!(core.switch_due(start + Duration::from_secs(600)), None);
+    }
+
+    #[test]
+    fn the_primary_is_switched_after_half_its_window_of_failed_reloads() {
+        let start = Instant::now();
+        let mut core: LiveCore<()> = LiveCore::new(settings_with_backups(2), None, start);
+        let base = core.settings.playlist_url.clone();
+        core.absorb_playlist(&media_playlist(FOUR_SEGMENTS), &base, true, start)
+            .expect("absorbed");
+        // Window 8 s: switch after 4 s of failed reloads.
+        assert_eq!(core.switch_after(), Duration::from_secs(4));
+        let failing_from = start + Duration::from_secs(2);
+        core.playlist_load_failed(failing_from);
+        core.playlist_load_failed(failing_from + Duration::from_secs(3));
+        assert_eq!(core.switch_due(failing_from + Duration::from_secs(3)), None);
+        let due_at = failing_from + Duration::from_secs(4);
+        assert_eq!(core.switch_due(due_at), Some(1));
+        let waiting: Vec<SegmentKey> = core.pending.keys().copied().collect();
+        core.switch_primary(1, due_at);
+        assert_eq!(core.primary_source, 1);
+        for key in &waiting {
+            assert_eq!(core.pending.get(key).map(|s| s.source), Some(1));
+        }
+        // Backup 1 gone too: backup 2 after the same span; a load resets the clock.
+        assert_eq!(core.switch_due(due_at + Duration::from_secs(4)), Some(2));
+        core.absorb_playlist(&media_playlist(FOUR_SEGMENTS), &base, false, due_at)
+            .expect("absorbed");
+        assert_eq!(core.switch_due(due_at + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn a_backup_numbered_differently_is_matched_by_program_date_time() {
+        let backup = media_playlist(
+            "#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:500
+#EXT-X-PROGRAM-DATE-TIME:2026-12-04T10:00:00.000Z
+#EXTINF:2.0,
+b500.ts
+#EXTINF:2.0,
+b501.ts
+#EXTINF:2.0,
+b502.ts
+",
+        );
+        let found = |sequence, time: Option<&str>| {
+            find_in_backup(&backup, sequence, time, 2.0).map(|segment| segment.uri.clone())
+        };
+        // Same numbering, no date-time on our side: by media sequence.
+        assert_eq!(found(501, None).as_deref(), Some("b501.ts"));
+        // Another numbering: by date-time (within half a segment).
+        assert_eq!(
+            found(11, Some("2026-12-04T10:00:04.300+00:00")).as_deref(),
+            Some("b502.ts")
+        );
+        // The same sequence at another moment: the date-time wins.
+        assert_eq!(
+            found(500, Some("2026-12-04T10:00:02.000Z")).as_deref(),
+            Some("b501.ts")
+        );
+        assert_eq!(found(11, None), None);
+        assert_eq!(found(11, Some("2026-12-04T11:00:00Z")), None);
+        assert_eq!(found(11, Some("not a date")), None);
     }
 }

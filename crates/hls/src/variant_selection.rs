@@ -156,6 +156,26 @@ pub fn choose_variant(
     })
 }
 
+/// The backups of `chosen` (RFC 8216 §6.2.4 redundant streams): the other variants of the
+/// master with the same BANDWIDTH, RESOLUTION and CODECS at another URI (another host or path),
+/// each URI once, in playlist order. A variant with no BANDWIDTH has no backups (nothing says
+/// two such entries are the same rendition).
+pub fn redundant_backup_uris(master: &MasterPlaylist, chosen: &Variant) -> Vec<String> {
+    let mut backups: Vec<String> = Vec::new();
+    if chosen.bandwidth == 0 {
+        return backups;
+    }
+    for variant in &master.variants {
+        let same_rendition = variant.bandwidth == chosen.bandwidth
+            && variant.resolution == chosen.resolution
+            && variant.codecs == chosen.codecs;
+        if same_rendition && variant.uri != chosen.uri && !backups.contains(&variant.uri) {
+            backups.push(variant.uri.clone());
+        }
+    }
+    backups
+}
+
 /// The audio and subtitle renditions a user asked for (from `RecordingOptions`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackRequest {
@@ -592,5 +612,61 @@ v0/media.m3u8
             assert!(note.len() < 1000, "{note}");
             assert!(!note.chars().any(char::is_control), "{note:?}");
         }
+    }
+
+    /// Redundant streams as Apple's authoring guide and RFC 8216 §6.2.4 show them: every
+    /// rendition on a primary and a backup host, interleaved, plus an audio-only entry.
+    const REDUNDANT_MASTER: &str = "#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=1280000,RESOLUTION=640x360,CODECS=\"avc1.4d401e,mp4a.40.2\"
+https://primary.example.com/live/low/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2560000,RESOLUTION=1280x720,CODECS=\"avc1.4d401f,mp4a.40.2\"
+https://primary.example.com/live/mid/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=1280000,RESOLUTION=640x360,CODECS=\"avc1.4d401e,mp4a.40.2\"
+https://backup.example.com/live/low/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2560000,RESOLUTION=1280x720,CODECS=\"avc1.4d401f,mp4a.40.2\"
+https://backup.example.com/live/mid/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2560000,RESOLUTION=1280x720,CODECS=\"avc1.4d401f,mp4a.40.2\"
+backup2/mid/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2560000,RESOLUTION=1280x720,CODECS=\"hvc1.1.6.L93.B0,mp4a.40.2\"
+https://primary.example.com/live/mid-hevc/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2560000,RESOLUTION=1280x720,CODECS=\"avc1.4d401f,mp4a.40.2\"
+https://primary.example.com/live/mid/index.m3u8
+";
+
+    #[test]
+    fn redundant_streams_are_the_backups_of_the_chosen_variant() {
+        let master = match parse_playlist(REDUNDANT_MASTER) {
+            Ok(Playlist::Master(master)) => master,
+            other => panic!("not a master: {other:?}"),
+        };
+        let best = choose_variant(&master, Quality::Best).expect("choice");
+        assert_eq!(
+            best.main_uri,
+            "https://primary.example.com/live/mid/index.m3u8"
+        );
+        let chosen = best.variant.as_ref().expect("variant");
+        // Same BANDWIDTH, RESOLUTION and CODECS elsewhere; not the HEVC entry, not itself twice.
+        assert_eq!(
+            redundant_backup_uris(&master, chosen),
+            vec![
+                "https://backup.example.com/live/mid/index.m3u8".to_string(),
+                "backup2/mid/index.m3u8".to_string(),
+            ]
+        );
+        let low = choose_variant(&master, Quality::Low).expect("choice");
+        assert_eq!(
+            redundant_backup_uris(&master, low.variant.as_ref().expect("variant")),
+            vec!["https://backup.example.com/live/low/index.m3u8".to_string()]
+        );
+        // An ordinary ladder has none.
+        let plain = master_without_backups();
+        let choice = choose_variant(&plain, Quality::Best).expect("choice");
+        assert!(
+            redundant_backup_uris(&plain, choice.variant.as_ref().expect("variant")).is_empty()
+        );
+    }
+
+    fn master_without_backups() -> MasterPlaylist {
+        master()
     }
 }

@@ -539,6 +539,7 @@ pub async fn record_with_ffmpeg_engine(
         requested_url: url.to_string(),
         main_media_playlist_url: url.to_string(),
         audio_media_playlist_url: None,
+        backup_media_playlist_urls: Vec::new(),
         choice: None,
         audio_only: options.quality == streambot_core::Quality::Audio,
     };

@@ -142,6 +142,11 @@ pub struct ResolvedSource {
     pub audio_media_playlist_url: Option<String>,
     pub choice: Option<VariantChoice>,
     pub audio_only: bool,
+    /// Backups of the main media playlist: the chosen variant listed again on another host or
+    /// path with the same BANDWIDTH, RESOLUTION and CODECS (RFC 8216 redundant streams), in
+    /// playlist order, absolute. The main track asks them for what the primary cannot deliver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_media_playlist_urls: Vec<String>,
 }
 
 /// Settings for one recording beyond what the user chose.
@@ -595,7 +600,15 @@ pub(crate) async fn record_with_native_engine(
             Ok(config)
         };
         let main_config = match track_config("main", &current.main_media_playlist_url) {
-            Ok(config) => config,
+            Ok(mut config) => {
+                // A backup that may not be reached is left out; the others stand by.
+                config.backup_media_playlist_urls = current
+                    .backup_media_playlist_urls
+                    .iter()
+                    .filter_map(|url| parse_and_check_url(url, client.policy()).ok())
+                    .collect();
+                config
+            }
             Err(error) => {
                 if last_run.is_none() {
                     return failed_report(&settings, &error, false, Some(current));

@@ -7,7 +7,9 @@
 use streambot_core::{FailureKind, RecordingOptions};
 use streambot_hls::playlist::{MasterPlaylist, Playlist, PlaylistParseError, parse_playlist};
 use streambot_hls::url_safety::parse_and_check_url;
-use streambot_hls::variant_selection::{VariantChoice, VariantSelectionError, choose_variant};
+use streambot_hls::variant_selection::{
+    VariantChoice, VariantSelectionError, choose_variant, redundant_backup_uris,
+};
 use streambot_hls::{HlsError, HlsHttpClient};
 use url::Url;
 
@@ -118,6 +120,7 @@ pub async fn resolve_live_source(
                 audio_media_playlist_url: None,
                 choice: None,
                 audio_only: options.quality == streambot_core::Quality::Audio,
+                backup_media_playlist_urls: Vec::new(),
             },
             listed_segments: media.segments.len(),
             ended: media.end_list,
@@ -171,6 +174,26 @@ async fn try_candidate(
     }
 }
 
+/// The backups of the chosen variant ([`redundant_backup_uris`]) as absolute URLs, each one an
+/// address that may be used (the others are left out). Variants already found unusable are no
+/// longer in `master`.
+fn backup_urls(
+    client: &HlsHttpClient,
+    final_url: &Url,
+    master: &MasterPlaylist,
+    choice: &VariantChoice,
+) -> Vec<String> {
+    let Some(variant) = &choice.variant else {
+        return Vec::new();
+    };
+    redundant_backup_uris(master, variant)
+        .iter()
+        .filter_map(|uri| join_uri(final_url, uri).ok())
+        .filter_map(|url| parse_and_check_url(url.as_str(), client.policy()).ok())
+        .map(|url| url.to_string())
+        .collect()
+}
+
 async fn choose_usable_variant(
     client: &HlsHttpClient,
     link: &str,
@@ -208,12 +231,14 @@ async fn choose_usable_variant(
                     Some(uri) => Some(join_uri(final_url, uri)?.to_string()),
                     None => None,
                 };
+                let backups = backup_urls(client, final_url, &remaining, &choice);
                 return Ok(LiveSource {
                     source: ResolvedSource {
                         requested_url: url.to_string(),
                         main_media_playlist_url: main_url.to_string(),
                         audio_media_playlist_url: audio,
                         audio_only: choice.audio_only,
+                        backup_media_playlist_urls: backups,
                         choice: Some(choice),
                     },
                     listed_segments: media.segments.len(),

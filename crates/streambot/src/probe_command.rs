@@ -63,6 +63,8 @@ struct ProbeReport {
     variants: Vec<Variant>,
     renditions: Vec<Rendition>,
     picks: Vec<QualityPick>,
+    /// Backups of the best pick: the same rendition on another host or path (redundant streams).
+    backups: Vec<String>,
     /// Audio renditions (language, name, default), in playlist order.
     audio_renditions: Vec<RenditionLine>,
     /// Subtitle renditions (language, name, default), in playlist order.
@@ -144,6 +146,7 @@ async fn probe(
             variants: Vec::new(),
             renditions: Vec::new(),
             picks: Vec::new(),
+            backups: Vec::new(),
             audio_renditions: Vec::new(),
             subtitle_renditions: Vec::new(),
             tracks: None,
@@ -189,9 +192,15 @@ async fn probe(
                 },
                 None => None,
             };
-            let tracks = choose_variant(&master, Quality::Best)
-                .ok()
-                .map(|choice| choose_tracks(&master, &choice, request));
+            let best_choice = choose_variant(&master, Quality::Best).ok();
+            let backups = best_choice
+                .as_ref()
+                .and_then(|choice| choice.variant.as_ref())
+                .map(|variant| {
+                    streambot_hls::variant_selection::redundant_backup_uris(&master, variant)
+                })
+                .unwrap_or_default();
+            let tracks = best_choice.map(|choice| choose_tracks(&master, &choice, request));
             Ok(ProbeReport {
                 url: url.to_string(),
                 kind: "master",
@@ -201,6 +210,7 @@ async fn probe(
                 variants: master.variants,
                 renditions: master.renditions,
                 picks,
+                backups,
                 media,
             })
         }
@@ -311,6 +321,12 @@ fn print_table(report: &ProbeReport) {
                 Some(audio) => println!("  {:<7} {} (+ audio {})", pick.quality, pick.uri, audio),
                 None => println!("  {:<7} {}", pick.quality, pick.uri),
             }
+        }
+        if !report.backups.is_empty() {
+            println!(
+                "  backups of the best pick (redundant streams): {}",
+                report.backups.join(", ")
+            );
         }
     }
     if let Some(media) = &report.media {

@@ -48,6 +48,7 @@ impl RecordingEngine for EndsAtOnceEngine {
                 requested_url: url.clone(),
                 main_media_playlist_url: url,
                 audio_media_playlist_url: None,
+                backup_media_playlist_urls: Vec::new(),
                 choice: None,
                 audio_only: false,
             },

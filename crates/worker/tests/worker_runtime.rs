@@ -129,6 +129,7 @@ impl RecordingEngine for StandInEngine {
                 audio_media_playlist_url: None,
                 choice: None,
                 audio_only: false,
+                backup_media_playlist_urls: Vec::new(),
             },
         });
         let now = self.running_now.fetch_add(1, Ordering::SeqCst) + 1;
