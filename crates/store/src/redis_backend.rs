@@ -34,8 +34,8 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::backend::{
-    JobFilter, JobStore, Lease, Queue, QueuePlacement, RetryDecision, VersionedJobRecords,
-    events_between, mutation, random_job_id, shared_operations,
+    JobFilter, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
+    VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
 
@@ -68,6 +68,35 @@ else
 end
 return 1
 "#;
+
+/// A heartbeat's renewals: KEYS are the job hashes; ARGV[1] the events channel, ARGV[2] the
+/// consumer group, then seven values per job: the version read, the next version, the record,
+/// the stream of its entry, the entry id ('' for none), the worker (consumer) and a progress event
+/// to publish ('' for none). Each record is written only if its version is still the one read
+/// (else 0 for it: the caller renews that one on its own); a written one re-claims its entry
+/// (resetting its idle time, as `renew_lease` does). Returns 1 or 0 per job.
+const RENEW_MANY_SCRIPT: &str = r#"
+local written = {}
+for index = 1, #KEYS do
+  local base = 2 + (index - 1) * 7
+  if redis.call('HGET', KEYS[index], 'version') == ARGV[base + 1] then
+    redis.call('HSET', KEYS[index], 'version', ARGV[base + 2], 'record', ARGV[base + 3])
+    if ARGV[base + 5] ~= '' then
+      redis.pcall('XCLAIM', ARGV[base + 4], ARGV[2], ARGV[base + 6], 0, ARGV[base + 5], 'JUSTID')
+    end
+    if ARGV[base + 7] ~= '' then
+      redis.call('PUBLISH', ARGV[1], ARGV[base + 7])
+    end
+    written[index] = 1
+  else
+    written[index] = 0
+  end
+end
+return written
+"#;
+
+/// Renewals read and written per round trip.
+const RENEWAL_CHUNK: usize = 500;
 
 const PROMOTE_DELAYED_SCRIPT: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 50)
@@ -580,6 +609,128 @@ impl RedisBackend {
         Ok(reaped)
     }
 
+    /// One chunk of a heartbeat: one pipeline of reads, the pure mutations, one script of
+    /// compare-and-sets; records that changed in between are renewed on their own.
+    async fn renew_chunk(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Result<Vec<Result<Job, JobsError>>, JobsError> {
+        let mut connection = self.commands.clone();
+        let mut reads = redis::pipe();
+        for renewal in renewals {
+            reads
+                .cmd("HMGET")
+                .arg(self.job_key(renewal.lease.job_id))
+                .arg("version")
+                .arg("record");
+        }
+        let stored: Vec<(Option<String>, Option<String>)> =
+            reads.query_async(&mut connection).await?;
+        let now = Utc::now();
+        let mut results: Vec<Result<Job, JobsError>> = Vec::with_capacity(renewals.len());
+        let script = Script::new(RENEW_MANY_SCRIPT);
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.key("events")).arg(CONSUMER_GROUP);
+        // (index in `results`, the renewal) of each job in the script.
+        let mut written_slots = Vec::new();
+        for (renewal, record) in renewals.iter().zip(stored) {
+            let job_id = renewal.lease.job_id;
+            let (Some(version), Some(record)) = record else {
+                results.push(Err(JobsError::JobNotFound { job_id }));
+                continue;
+            };
+            let mut job = match decode_record(&record) {
+                Ok(job) => job,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            if let Err(error) =
+                mutation::renew_with_progress(&mut job, renewal, lease_duration, now)
+            {
+                results.push(Err(error));
+                continue;
+            }
+            let event = match &renewal.progress {
+                Some(_) => serde_json::to_string(&JobEvent::Progress {
+                    job_id,
+                    progress: job.progress.clone(),
+                    at: job.updated_at,
+                })
+                .unwrap_or_default(),
+                None => String::new(),
+            };
+            let next_version = version.parse::<u64>().unwrap_or(0) + 1;
+            invocation
+                .key(self.job_key(job_id))
+                .arg(&version)
+                .arg(next_version.to_string())
+                .arg(encode_record(&job)?)
+                .arg(self.stream_key(renewal.lease.queue))
+                .arg(&renewal.lease.delivery_handle)
+                .arg(&renewal.lease.worker_id)
+                .arg(event);
+            written_slots.push((results.len(), renewal));
+            results.push(Ok(job));
+        }
+        if written_slots.is_empty() {
+            return Ok(results);
+        }
+        let written: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        for ((slot, renewal), written) in written_slots
+            .into_iter()
+            .zip(written.into_iter().chain(std::iter::repeat(0)))
+        {
+            if written != 1
+                && let Some(result) = results.get_mut(slot)
+            {
+                *result = self.renew_one(renewal, lease_duration).await;
+            }
+        }
+        Ok(results)
+    }
+
+    /// One renewal on its own: the record, then its stream entry re-claimed.
+    async fn renew_one(
+        &self,
+        renewal: &LeaseRenewal,
+        lease_duration: Duration,
+    ) -> Result<Job, JobsError> {
+        let job = shared_operations::renew_one(self, renewal, lease_duration).await?;
+        self.reclaim_entry(&renewal.lease).await;
+        if renewal.progress.is_some() {
+            self.publish(&JobEvent::Progress {
+                job_id: job.id,
+                progress: job.progress.clone(),
+                at: job.updated_at,
+            })
+            .await;
+        }
+        Ok(job)
+    }
+
+    /// Re-claims a lease's pending entry: resets its idle time, so the reaper leaves it alone.
+    async fn reclaim_entry(&self, lease: &Lease) {
+        if lease.delivery_handle.is_empty() {
+            return;
+        }
+        let mut connection = self.commands.clone();
+        let reclaimed: Result<redis::Value, redis::RedisError> = redis::cmd("XCLAIM")
+            .arg(self.stream_key(lease.queue))
+            .arg(CONSUMER_GROUP)
+            .arg(&lease.worker_id)
+            .arg(0)
+            .arg(&lease.delivery_handle)
+            .arg("JUSTID")
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = reclaimed {
+            tracing::debug!(%error, job_id = %lease.job_id, "could not re-claim the stream entry");
+        }
+    }
+
     /// Deletes every key under this backend's prefix (tests and benchmarks).
     pub async fn delete_all_keys(&self) -> Result<(), JobsError> {
         let mut connection = self.commands.clone();
@@ -844,23 +995,28 @@ impl Queue for RedisBackend {
 
     async fn renew_lease(&self, lease: &Lease, lease_duration: Duration) -> Result<Job, JobsError> {
         let job = shared_operations::renew_lease(self, lease, lease_duration).await?;
-        // Re-claim the pending entry: resets its idle time, so the reaper leaves it alone.
-        if !lease.delivery_handle.is_empty() {
-            let mut connection = self.commands.clone();
-            let reclaimed: Result<redis::Value, redis::RedisError> = redis::cmd("XCLAIM")
-                .arg(self.stream_key(lease.queue))
-                .arg(CONSUMER_GROUP)
-                .arg(&lease.worker_id)
-                .arg(0)
-                .arg(&lease.delivery_handle)
-                .arg("JUSTID")
-                .query_async(&mut connection)
-                .await;
-            if let Err(error) = reclaimed {
-                tracing::debug!(%error, job_id = %lease.job_id, "could not re-claim the stream entry");
+        self.reclaim_entry(lease).await;
+        Ok(job)
+    }
+
+    async fn renew_leases(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Vec<Result<Job, JobsError>> {
+        let mut results = Vec::with_capacity(renewals.len());
+        for chunk in renewals.chunks(RENEWAL_CHUNK) {
+            match self.renew_chunk(chunk, lease_duration).await {
+                Ok(chunk_results) => results.extend(chunk_results),
+                Err(error) => {
+                    tracing::debug!(%error, "batched lease renewal failed; renewing one by one");
+                    for renewal in chunk {
+                        results.push(self.renew_one(renewal, lease_duration).await);
+                    }
+                }
             }
         }
-        Ok(job)
+        results
     }
 
     async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
