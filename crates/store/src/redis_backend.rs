@@ -3,7 +3,8 @@
 //! Keys (all under one prefix, `streambot:` by default):
 //! - `job:{ID}`: a hash with `version`, `state` and `record` (the JSON of the job). Every change is
 //!   a compare-and-set on `version` (a Lua script).
-//! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time.
+//! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time; `live`: the same for
+//!   the jobs not terminal (every record change keeps it; built once at connect when missing).
 //! - `stream:priority`, `stream:normal`: the queues, read by the consumer group `workers`, one entry
 //!   at a time (no prefetch). A claimed entry stays pending under the worker's consumer until the
 //!   job leaves the worker; lease renewal re-claims it (`XCLAIM … JUSTID`) so its idle time only
@@ -47,9 +48,16 @@ const BLOCK_SLICE: Duration = Duration::from_millis(500);
 /// Pending entries idle this long are looked at by the reaper (the job's lease decides).
 const REAPER_MINIMUM_IDLE: Duration = Duration::from_millis(1000);
 
+/// KEYS[1] the job hash, KEYS[2] the `live` index; ARGV: version read, next version, record,
+/// state, then the job id, its creation time and '1' when the new state is terminal.
 const COMPARE_AND_SET_SCRIPT: &str = r#"
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'record', ARGV[3], 'state', ARGV[4])
+if ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
+else
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+end
 return 1
 "#;
 
@@ -61,6 +69,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', '1', 'record', ARGV[1], 'state', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[4])
 if ARGV[5] == '1' then
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[4])
 else
@@ -94,6 +103,9 @@ for index = 1, #KEYS do
 end
 return written
 "#;
+
+/// Job ids read from a listing index per round trip.
+const LIST_PAGE: usize = 200;
 
 /// Renewals read and written per round trip.
 const RENEWAL_CHUNK: usize = 500;
@@ -162,6 +174,7 @@ impl RedisBackend {
             _subscriber_guard: Arc::new(stop_subscriber.clone().drop_guard()),
         };
         backend.ensure_consumer_groups().await?;
+        backend.ensure_live_index().await?;
         // Subscribe before returning, so no event published after `connect` is missed.
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(backend.key("events")).await?;
@@ -204,6 +217,67 @@ impl RedisBackend {
                 return Err(error.into());
             }
         }
+        Ok(())
+    }
+
+    /// Builds the `live` index (jobs not terminal, by creation time) once for a store written
+    /// before it existed: the whole `jobs` index is read a page at a time; `live:built` marks it
+    /// done. Every record change keeps it up to date afterwards.
+    async fn ensure_live_index(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let built: bool = redis::cmd("EXISTS")
+            .arg(self.key("live:built"))
+            .query_async(&mut connection)
+            .await?;
+        if built {
+            return Ok(());
+        }
+        let mut start = 0usize;
+        loop {
+            let chunk: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(self.key("jobs"))
+                .arg(start)
+                .arg(start + LIST_PAGE - 1)
+                .arg("WITHSCORES")
+                .query_async(&mut connection)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            start += chunk.len();
+            let mut reads = redis::pipe();
+            for (identifier, _) in &chunk {
+                reads
+                    .cmd("HGET")
+                    .arg(self.key(&format!("job:{identifier}")))
+                    .arg("state");
+            }
+            let states: Vec<Option<String>> = reads.query_async(&mut connection).await?;
+            let mut writes = redis::pipe();
+            let mut live_count = 0;
+            for ((identifier, created), state) in chunk.iter().zip(states) {
+                let live = state
+                    .and_then(|state| state.parse::<JobState>().ok())
+                    .is_some_and(|state| !state.is_terminal());
+                if live {
+                    live_count += 1;
+                    writes
+                        .cmd("ZADD")
+                        .arg(self.key("live"))
+                        .arg(*created)
+                        .arg(identifier)
+                        .ignore();
+                }
+            }
+            if live_count > 0 {
+                let () = writes.query_async(&mut connection).await?;
+            }
+        }
+        let () = redis::cmd("SET")
+            .arg(self.key("live:built"))
+            .arg("1")
+            .query_async(&mut connection)
+            .await?;
         Ok(())
     }
 
@@ -254,10 +328,14 @@ impl RedisBackend {
             let mut connection = self.commands.clone();
             let written: i64 = script
                 .key(self.job_key(job_id))
+                .key(self.key("live"))
                 .arg(&version)
                 .arg(next_version.to_string())
                 .arg(encode_record(&after)?)
                 .arg(after.state.as_str())
+                .arg(job_id.as_str())
+                .arg(after.created_at.timestamp_millis())
+                .arg(if after.state.is_terminal() { "1" } else { "0" })
                 .invoke_async(&mut connection)
                 .await?;
             if written == 1 {
@@ -325,6 +403,7 @@ impl RedisBackend {
                 .key(self.key(&format!("user:{}:jobs", job.owner.user_id)))
                 .key(self.stream_key(job.priority))
                 .key(self.key("unqueued"))
+                .key(self.key("live"))
                 .arg(encode_record(&job)?)
                 .arg(job.state.as_str())
                 .arg(now.timestamp_millis())
@@ -808,21 +887,32 @@ impl JobStore for RedisBackend {
     }
 
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobsError> {
+        let only_live =
+            !filter.states.is_empty() && filter.states.iter().all(|state| !state.is_terminal());
         let index = match filter.owner_user_id {
             Some(user_id) => self.key(&format!("user:{user_id}:jobs")),
+            // Live jobs have their own index: listing them reads them, not the history.
+            None if only_live => self.key("live"),
             None => self.key("jobs"),
         };
         let mut connection = self.commands.clone();
-        let identifiers: Vec<String> = redis::cmd("ZREVRANGE")
-            .arg(&index)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut connection)
-            .await?;
         let mut jobs = Vec::new();
-        for chunk in identifiers.chunks(200) {
+        // The index is read a page at a time: a page of 50 of 100,000 jobs reads one page of
+        // ids, not all of them.
+        let mut start = 0usize;
+        loop {
+            let chunk: Vec<String> = redis::cmd("ZREVRANGE")
+                .arg(&index)
+                .arg(start)
+                .arg(start + LIST_PAGE - 1)
+                .query_async(&mut connection)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            start += chunk.len();
             let mut pipeline = redis::pipe();
-            for identifier in chunk {
+            for identifier in &chunk {
                 pipeline
                     .cmd("HGET")
                     .arg(self.key(&format!("job:{identifier}")))

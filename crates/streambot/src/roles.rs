@@ -4,7 +4,9 @@
 //!
 //! Settings (environment or `.env`): `REDIS_URL`, `REDIS_KEY_PREFIX` (default `streambot:`),
 //! `DATA_DIR` (default `./data`), `LOCAL_STORAGE_PATH` (default `DATA_DIR/recordings`),
-//! `WORKER_CONCURRENCY` (default 2), `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
+//! `WORKER_CONCURRENCY` (default `auto`: sized from memory and open files),
+//! `TRANSCODE_CONCURRENCY` (default half the cores), `FINALIZE_CONCURRENCY` (default the cores),
+//! `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
 //! (unset: no disk guard), `FILE_RETENTION_HOURS` (default 72, fractions allowed; 0 keeps
 //! recordings forever), `FFMPEG_DEFAULT_TIMEOUT` (the maximum recording duration, 7200 s),
 //! `ALLOW_PRIVATE_NETWORKS`. A bad one stops start-up with one line naming the variable, the value
@@ -50,7 +52,12 @@ pub struct JobsSettings {
     pub redis_key_prefix: String,
     pub data_directory: PathBuf,
     pub recordings_directory: PathBuf,
-    pub worker_concurrency: usize,
+    /// Recordings at once; `None` (`auto`) sizes them from the machine at worker start.
+    pub worker_concurrency: Option<usize>,
+    /// Re-encoding finalizes at once; `None`: half the cores.
+    pub transcode_concurrency: Option<usize>,
+    /// Finalize remuxes at once; `None`: the cores.
+    pub finalize_concurrency: Option<usize>,
     pub worker_id: String,
     pub maximum_disk_bytes: Option<u64>,
     pub retention: Option<Duration>,
@@ -126,19 +133,18 @@ impl JobsSettings {
         let recordings_directory = setting("LOCAL_STORAGE_PATH")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_directory.join("recordings"));
-        let worker_concurrency = match setting("WORKER_CONCURRENCY") {
-            None => 2,
-            Some(value) => match value.parse::<usize>() {
-                Ok(count) if (1..=64).contains(&count) => count,
-                _ => {
-                    return Err(invalid(
-                        "WORKER_CONCURRENCY",
-                        &value,
-                        "a whole number from 1 to 64",
-                    ));
-                }
-            },
-        };
+        let worker_concurrency = parse_pool_size(
+            "WORKER_CONCURRENCY",
+            "auto (sized from memory and open files) or a whole number from 1 to 100000",
+        )?;
+        let transcode_concurrency = parse_pool_size(
+            "TRANSCODE_CONCURRENCY",
+            "auto (half the cores) or a whole number from 1 to 100000",
+        )?;
+        let finalize_concurrency = parse_pool_size(
+            "FINALIZE_CONCURRENCY",
+            "auto (one per core) or a whole number from 1 to 100000",
+        )?;
         let worker_id = match setting("WORKER_ID") {
             None => default_worker_id(),
             Some(value)
@@ -195,6 +201,8 @@ impl JobsSettings {
             data_directory,
             recordings_directory,
             worker_concurrency,
+            transcode_concurrency,
+            finalize_concurrency,
             worker_id,
             maximum_disk_bytes,
             retention,
@@ -213,6 +221,21 @@ impl JobsSettings {
                 },
             },
         })
+    }
+}
+
+/// A pool size setting: unset or `auto` is `None` (sized at start), else 1 to 100,000.
+fn parse_pool_size(
+    variable: &'static str,
+    allowed: &'static str,
+) -> Result<Option<usize>, SettingError> {
+    match setting(variable) {
+        None => Ok(None),
+        Some(value) if value.trim().eq_ignore_ascii_case("auto") => Ok(None),
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(count) if (1..=100_000).contains(&count) => Ok(Some(count)),
+            _ => Err(invalid(variable, &value, allowed)),
+        },
     }
 }
 
@@ -333,8 +356,38 @@ fn worker_config(
     settings: &JobsSettings,
     queues: Vec<JobPriority>,
 ) -> Result<WorkerConfig, ExitCode> {
-    let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
-    config.concurrency = settings.worker_concurrency;
+    // Before sizing: the open-file limit counts in `auto`, and 1,000 recordings need more than
+    // the usual 1,024.
+    let open_file_limit = streambot_worker::slots::raise_open_file_limit();
+    let machine = streambot_worker::slots::measure_machine();
+    let sizing = streambot_worker::slots::automatic_recording_slots(
+        machine,
+        streambot_worker::slots::RecordingCost::default(),
+    );
+    let transcode = settings
+        .transcode_concurrency
+        .unwrap_or_else(|| streambot_worker::slots::default_transcode_concurrency(machine.cores));
+    let finalize = settings
+        .finalize_concurrency
+        .unwrap_or_else(|| streambot_worker::slots::default_finalize_concurrency(machine.cores));
+    let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone())
+        .with_transcode_concurrency(transcode)
+        .with_finalize_concurrency(finalize);
+    config.concurrency = match settings.worker_concurrency {
+        Some(count) => count,
+        None => {
+            tracing::info!(
+                slots = sizing.slots,
+                limited_by = sizing.limited_by,
+                by_memory = ?sizing.by_memory,
+                by_open_files = ?sizing.by_descriptors,
+                available_memory_bytes = ?machine.available_memory_bytes,
+                open_file_limit = ?open_file_limit,
+                "WORKER_CONCURRENCY=auto"
+            );
+            sizing.slots
+        }
+    };
     config.queues = queues;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
