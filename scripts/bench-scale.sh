@@ -36,6 +36,8 @@ output="${BENCH_OUTPUT:-target/bench-scale/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$output"
 output="$(cd "$output" && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/streambot-bench-scale.XXXXXX")"
+# nginx's worker runs as another user when started as root: it must read the live folder.
+chmod 755 "$work"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for tool in nginx redis-server redis-cli ffmpeg python3; do
@@ -80,12 +82,11 @@ ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i "$clip" -c copy -f hls \
   -hls_segment_filename "$live/seg%06d.ts" "$live/live.m3u8" &
 started_pids+=($!)
 # Which segments the folder published: sampled every second from the playlist.
-(
-  while true; do
-    grep -o 'seg[0-9]*\.ts' "$live/live.m3u8" 2>/dev/null || true
-    sleep 1
-  done | awk '!seen[$0]++ { print; fflush() }' >"$output/published.txt"
-) &
+: >"$output/published.txt"
+while true; do
+  grep -o 'seg[0-9]*\.ts' "$live/live.m3u8" >>"$output/published.txt" 2>/dev/null || true
+  sleep 1
+done &
 started_pids+=($!)
 origin_port="$(free_port)"
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
@@ -156,7 +157,7 @@ run_streambot() {
   mkdir -p "$run/data" "$run/recordings"
   local environment=(
     "DATA_DIR=$run/data" "LOCAL_STORAGE_PATH=$run/recordings" "ALLOW_PRIVATE_NETWORKS=true"
-    "WORKER_CONCURRENCY=auto" "WORKER_ID=bench" "RUST_LOG=warn" "STORAGE_BACKEND=local"
+    "WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-auto}" "WORKER_ID=bench" "RUST_LOG=warn" "STORAGE_BACKEND=local"
     "FILE_RETENTION_HOURS=0"
   )
   if [ "$backend" = redis ]; then
@@ -205,6 +206,9 @@ run_streambot() {
     --sqlite "$run/data/streambot.db" | tee -a "$output/results.jsonl"
   grep -c -i 'error\|panick' "$run/worker.log" >"$output/$backend-$count-errors.txt" || true
   tail -n 20 "$run/worker.log" >"$output/$backend-$count-worker-tail.log" || true
+  tail -n 20 "$run/add.log" >"$output/$backend-$count-add-tail.log" 2>/dev/null || true
+  (cd "$run/recordings" && find . -maxdepth 3 | head -n 30) >"$output/$backend-$count-files.txt" || true
+  find "$run/recordings" -name main-ledger.jsonl -print -quit | xargs -r head -n 3 >"$output/$backend-$count-ledger-head.txt" || true
   rm -rf "$run"
 }
 

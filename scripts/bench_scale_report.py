@@ -63,7 +63,7 @@ def main():
                 except ValueError:
                     continue
                 number = re.search(r"seg(\d+)\.ts", entry.get("uri", ""))
-                if entry.get("state") == "committed":
+                if entry.get("state") in ("ok", "committed"):
                     media_seconds += entry.get("duration_seconds", 0.0)
                     if number:
                         committed.add(int(number.group(1)))

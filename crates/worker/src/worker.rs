@@ -57,7 +57,7 @@ pub struct WorkerConfig {
     pub claim_wait: Duration,
     pub reap_interval: Duration,
     pub retry_backoff_base: Duration,
-    /// Progress is written to the store at most this often.
+    /// Unused since progress rides on the worker heartbeat (written every `heartbeat_interval`).
     pub progress_interval: Duration,
     /// How long a stopping recording waits for its downloads in flight.
     pub stop_grace: Duration,
