@@ -388,6 +388,23 @@ impl Queue for SwitchableBackend {
         self.check()?;
         self.inner.renew_lease(lease, lease_duration).await
     }
+    async fn renew_leases(
+        &self,
+        renewals: &[streambot_store::backend::LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Vec<Result<Job, JobsError>> {
+        if self.check().is_err() {
+            return renewals
+                .iter()
+                .map(|_| {
+                    Err(JobsError::Setup {
+                        message: "the store is down (test)".to_string(),
+                    })
+                })
+                .collect();
+        }
+        self.inner.renew_leases(renewals, lease_duration).await
+    }
     async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
         self.check()?;
         self.inner.complete(lease).await

@@ -44,6 +44,14 @@ impl Lease {
     }
 }
 
+/// One job's share of a worker's heartbeat: its lease, and its latest progress when there is
+/// news (progress is written with the renewal instead of on its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRenewal {
+    pub lease: Lease,
+    pub progress: Option<RecordingProgress>,
+}
+
 /// Which jobs `list_jobs` returns, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -219,6 +227,15 @@ pub trait Queue: Send + Sync {
         lease_duration: Duration,
         wait: Duration,
     ) -> impl Future<Output = Result<Option<(Job, Lease)>, JobsError>> + Send;
+
+    /// A worker's heartbeat for all its jobs at once: each lease extended (fenced, like
+    /// `renew_lease`) and its progress written when given, in one SQLite transaction or one Redis
+    /// read pipeline and one script; one result per renewal, in order.
+    fn renew_leases(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> impl Future<Output = Vec<Result<Job, JobsError>>> + Send;
 
     /// Extends the lease; returns the job so the worker can reconcile its desired state.
     fn renew_lease(
@@ -407,9 +424,7 @@ pub mod mutation {
         now: DateTime<Utc>,
     ) -> Result<QueuePlacement, JobsError> {
         check_fence(job, lease)?;
-        job.parts = job.parts.max(progress.current_part);
-        job.progress = progress;
-        job.updated_at = now;
+        progress_without_fence(job, progress, now);
         Ok(QueuePlacement::Unchanged)
     }
 
@@ -475,6 +490,26 @@ pub mod mutation {
             current.expires_at = now + chrono_duration(lease_duration);
         }
         Ok(QueuePlacement::Unchanged)
+    }
+
+    /// A heartbeat's change: the lease extended and, when given, the progress written.
+    pub fn renew_with_progress(
+        job: &mut Job,
+        renewal: &LeaseRenewal,
+        lease_duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        renew(job, &renewal.lease, lease_duration, now)?;
+        if let Some(progress) = &renewal.progress {
+            progress_without_fence(job, progress.clone(), now);
+        }
+        Ok(QueuePlacement::Unchanged)
+    }
+
+    fn progress_without_fence(job: &mut Job, progress: RecordingProgress, now: DateTime<Utc>) {
+        job.parts = job.parts.max(progress.current_part);
+        job.progress = progress;
+        job.updated_at = now;
     }
 
     /// The job's delivery is done; it must be terminal by now (else it is failed).
@@ -698,6 +733,23 @@ pub mod shared_operations {
     ) -> Result<Job, JobsError> {
         let update = records.update_job(lease.job_id, |job| {
             unchanged_queue(mutation::renew(job, lease, lease_duration, Utc::now()))
+        });
+        Ok(update.await?.0)
+    }
+
+    /// One renewal on its own (the batch's fallback for a record that changed under it).
+    pub async fn renew_one<R: VersionedJobRecords>(
+        records: &R,
+        renewal: &LeaseRenewal,
+        lease_duration: Duration,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(renewal.lease.job_id, |job| {
+            unchanged_queue(mutation::renew_with_progress(
+                job,
+                renewal,
+                lease_duration,
+                Utc::now(),
+            ))
         });
         Ok(update.await?.0)
     }

@@ -19,8 +19,9 @@ mod schedules_sqlite;
 pub mod sqlite;
 
 pub use backend::{
-    DEFAULT_LEASE_DURATION, JobBackend, JobFilter, JobStore, Lease, MAXIMUM_FAILED_ATTEMPTS, Queue,
-    QueuePlacement, RetryDecision, UNQUEUED_JOB_GRACE, retry_backoff, submit_job,
+    DEFAULT_LEASE_DURATION, JobBackend, JobFilter, JobStore, Lease, LeaseRenewal,
+    MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement, RetryDecision, UNQUEUED_JOB_GRACE,
+    retry_backoff, submit_job,
 };
 pub use error::JobsError;
 pub use redis_backend::RedisBackend;

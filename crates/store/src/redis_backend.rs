@@ -3,7 +3,8 @@
 //! Keys (all under one prefix, `streambot:` by default):
 //! - `job:{ID}`: a hash with `version`, `state` and `record` (the JSON of the job). Every change is
 //!   a compare-and-set on `version` (a Lua script).
-//! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time.
+//! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time; `live`: the same for
+//!   the jobs not terminal (every record change keeps it; built once at connect when missing).
 //! - `stream:priority`, `stream:normal`: the queues, read by the consumer group `workers`, one entry
 //!   at a time (no prefetch). A claimed entry stays pending under the worker's consumer until the
 //!   job leaves the worker; lease renewal re-claims it (`XCLAIM … JUSTID`) so its idle time only
@@ -34,8 +35,8 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::backend::{
-    JobFilter, JobStore, Lease, Queue, QueuePlacement, RetryDecision, VersionedJobRecords,
-    events_between, mutation, random_job_id, shared_operations,
+    JobFilter, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
+    VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
 
@@ -47,9 +48,16 @@ const BLOCK_SLICE: Duration = Duration::from_millis(500);
 /// Pending entries idle this long are looked at by the reaper (the job's lease decides).
 const REAPER_MINIMUM_IDLE: Duration = Duration::from_millis(1000);
 
+/// KEYS[1] the job hash, KEYS[2] the `live` index; ARGV: version read, next version, record,
+/// state, then the job id, its creation time and '1' when the new state is terminal.
 const COMPARE_AND_SET_SCRIPT: &str = r#"
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'record', ARGV[3], 'state', ARGV[4])
+if ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
+else
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+end
 return 1
 "#;
 
@@ -61,6 +69,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', '1', 'record', ARGV[1], 'state', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[4])
 if ARGV[5] == '1' then
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[4])
 else
@@ -68,6 +77,38 @@ else
 end
 return 1
 "#;
+
+/// A heartbeat's renewals: KEYS are the job hashes; ARGV[1] the events channel, ARGV[2] the
+/// consumer group, then seven values per job: the version read, the next version, the record,
+/// the stream of its entry, the entry id ('' for none), the worker (consumer) and a progress event
+/// to publish ('' for none). Each record is written only if its version is still the one read
+/// (else 0 for it: the caller renews that one on its own); a written one re-claims its entry
+/// (resetting its idle time, as `renew_lease` does). Returns 1 or 0 per job.
+const RENEW_MANY_SCRIPT: &str = r#"
+local written = {}
+for index = 1, #KEYS do
+  local base = 2 + (index - 1) * 7
+  if redis.call('HGET', KEYS[index], 'version') == ARGV[base + 1] then
+    redis.call('HSET', KEYS[index], 'version', ARGV[base + 2], 'record', ARGV[base + 3])
+    if ARGV[base + 5] ~= '' then
+      redis.pcall('XCLAIM', ARGV[base + 4], ARGV[2], ARGV[base + 6], 0, ARGV[base + 5], 'JUSTID')
+    end
+    if ARGV[base + 7] ~= '' then
+      redis.call('PUBLISH', ARGV[1], ARGV[base + 7])
+    end
+    written[index] = 1
+  else
+    written[index] = 0
+  end
+end
+return written
+"#;
+
+/// Job ids read from a listing index per round trip.
+const LIST_PAGE: usize = 200;
+
+/// Renewals read and written per round trip.
+const RENEWAL_CHUNK: usize = 500;
 
 const PROMOTE_DELAYED_SCRIPT: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 50)
@@ -133,6 +174,7 @@ impl RedisBackend {
             _subscriber_guard: Arc::new(stop_subscriber.clone().drop_guard()),
         };
         backend.ensure_consumer_groups().await?;
+        backend.ensure_live_index().await?;
         // Subscribe before returning, so no event published after `connect` is missed.
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(backend.key("events")).await?;
@@ -175,6 +217,67 @@ impl RedisBackend {
                 return Err(error.into());
             }
         }
+        Ok(())
+    }
+
+    /// Builds the `live` index (jobs not terminal, by creation time) once for a store written
+    /// before it existed: the whole `jobs` index is read a page at a time; `live:built` marks it
+    /// done. Every record change keeps it up to date afterwards.
+    async fn ensure_live_index(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let built: bool = redis::cmd("EXISTS")
+            .arg(self.key("live:built"))
+            .query_async(&mut connection)
+            .await?;
+        if built {
+            return Ok(());
+        }
+        let mut start = 0usize;
+        loop {
+            let chunk: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(self.key("jobs"))
+                .arg(start)
+                .arg(start + LIST_PAGE - 1)
+                .arg("WITHSCORES")
+                .query_async(&mut connection)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            start += chunk.len();
+            let mut reads = redis::pipe();
+            for (identifier, _) in &chunk {
+                reads
+                    .cmd("HGET")
+                    .arg(self.key(&format!("job:{identifier}")))
+                    .arg("state");
+            }
+            let states: Vec<Option<String>> = reads.query_async(&mut connection).await?;
+            let mut writes = redis::pipe();
+            let mut live_count = 0;
+            for ((identifier, created), state) in chunk.iter().zip(states) {
+                let live = state
+                    .and_then(|state| state.parse::<JobState>().ok())
+                    .is_some_and(|state| !state.is_terminal());
+                if live {
+                    live_count += 1;
+                    writes
+                        .cmd("ZADD")
+                        .arg(self.key("live"))
+                        .arg(*created)
+                        .arg(identifier)
+                        .ignore();
+                }
+            }
+            if live_count > 0 {
+                let () = writes.query_async(&mut connection).await?;
+            }
+        }
+        let () = redis::cmd("SET")
+            .arg(self.key("live:built"))
+            .arg("1")
+            .query_async(&mut connection)
+            .await?;
         Ok(())
     }
 
@@ -225,10 +328,14 @@ impl RedisBackend {
             let mut connection = self.commands.clone();
             let written: i64 = script
                 .key(self.job_key(job_id))
+                .key(self.key("live"))
                 .arg(&version)
                 .arg(next_version.to_string())
                 .arg(encode_record(&after)?)
                 .arg(after.state.as_str())
+                .arg(job_id.as_str())
+                .arg(after.created_at.timestamp_millis())
+                .arg(if after.state.is_terminal() { "1" } else { "0" })
                 .invoke_async(&mut connection)
                 .await?;
             if written == 1 {
@@ -296,6 +403,7 @@ impl RedisBackend {
                 .key(self.key(&format!("user:{}:jobs", job.owner.user_id)))
                 .key(self.stream_key(job.priority))
                 .key(self.key("unqueued"))
+                .key(self.key("live"))
                 .arg(encode_record(&job)?)
                 .arg(job.state.as_str())
                 .arg(now.timestamp_millis())
@@ -580,6 +688,128 @@ impl RedisBackend {
         Ok(reaped)
     }
 
+    /// One chunk of a heartbeat: one pipeline of reads, the pure mutations, one script of
+    /// compare-and-sets; records that changed in between are renewed on their own.
+    async fn renew_chunk(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Result<Vec<Result<Job, JobsError>>, JobsError> {
+        let mut connection = self.commands.clone();
+        let mut reads = redis::pipe();
+        for renewal in renewals {
+            reads
+                .cmd("HMGET")
+                .arg(self.job_key(renewal.lease.job_id))
+                .arg("version")
+                .arg("record");
+        }
+        let stored: Vec<(Option<String>, Option<String>)> =
+            reads.query_async(&mut connection).await?;
+        let now = Utc::now();
+        let mut results: Vec<Result<Job, JobsError>> = Vec::with_capacity(renewals.len());
+        let script = Script::new(RENEW_MANY_SCRIPT);
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.key("events")).arg(CONSUMER_GROUP);
+        // (index in `results`, the renewal) of each job in the script.
+        let mut written_slots = Vec::new();
+        for (renewal, record) in renewals.iter().zip(stored) {
+            let job_id = renewal.lease.job_id;
+            let (Some(version), Some(record)) = record else {
+                results.push(Err(JobsError::JobNotFound { job_id }));
+                continue;
+            };
+            let mut job = match decode_record(&record) {
+                Ok(job) => job,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            if let Err(error) =
+                mutation::renew_with_progress(&mut job, renewal, lease_duration, now)
+            {
+                results.push(Err(error));
+                continue;
+            }
+            let event = match &renewal.progress {
+                Some(_) => serde_json::to_string(&JobEvent::Progress {
+                    job_id,
+                    progress: job.progress.clone(),
+                    at: job.updated_at,
+                })
+                .unwrap_or_default(),
+                None => String::new(),
+            };
+            let next_version = version.parse::<u64>().unwrap_or(0) + 1;
+            invocation
+                .key(self.job_key(job_id))
+                .arg(&version)
+                .arg(next_version.to_string())
+                .arg(encode_record(&job)?)
+                .arg(self.stream_key(renewal.lease.queue))
+                .arg(&renewal.lease.delivery_handle)
+                .arg(&renewal.lease.worker_id)
+                .arg(event);
+            written_slots.push((results.len(), renewal));
+            results.push(Ok(job));
+        }
+        if written_slots.is_empty() {
+            return Ok(results);
+        }
+        let written: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        for ((slot, renewal), written) in written_slots
+            .into_iter()
+            .zip(written.into_iter().chain(std::iter::repeat(0)))
+        {
+            if written != 1
+                && let Some(result) = results.get_mut(slot)
+            {
+                *result = self.renew_one(renewal, lease_duration).await;
+            }
+        }
+        Ok(results)
+    }
+
+    /// One renewal on its own: the record, then its stream entry re-claimed.
+    async fn renew_one(
+        &self,
+        renewal: &LeaseRenewal,
+        lease_duration: Duration,
+    ) -> Result<Job, JobsError> {
+        let job = shared_operations::renew_one(self, renewal, lease_duration).await?;
+        self.reclaim_entry(&renewal.lease).await;
+        if renewal.progress.is_some() {
+            self.publish(&JobEvent::Progress {
+                job_id: job.id,
+                progress: job.progress.clone(),
+                at: job.updated_at,
+            })
+            .await;
+        }
+        Ok(job)
+    }
+
+    /// Re-claims a lease's pending entry: resets its idle time, so the reaper leaves it alone.
+    async fn reclaim_entry(&self, lease: &Lease) {
+        if lease.delivery_handle.is_empty() {
+            return;
+        }
+        let mut connection = self.commands.clone();
+        let reclaimed: Result<redis::Value, redis::RedisError> = redis::cmd("XCLAIM")
+            .arg(self.stream_key(lease.queue))
+            .arg(CONSUMER_GROUP)
+            .arg(&lease.worker_id)
+            .arg(0)
+            .arg(&lease.delivery_handle)
+            .arg("JUSTID")
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = reclaimed {
+            tracing::debug!(%error, job_id = %lease.job_id, "could not re-claim the stream entry");
+        }
+    }
+
     /// Deletes every key under this backend's prefix (tests and benchmarks).
     pub async fn delete_all_keys(&self) -> Result<(), JobsError> {
         let mut connection = self.commands.clone();
@@ -657,21 +887,32 @@ impl JobStore for RedisBackend {
     }
 
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobsError> {
+        let only_live =
+            !filter.states.is_empty() && filter.states.iter().all(|state| !state.is_terminal());
         let index = match filter.owner_user_id {
             Some(user_id) => self.key(&format!("user:{user_id}:jobs")),
+            // Live jobs have their own index: listing them reads them, not the history.
+            None if only_live => self.key("live"),
             None => self.key("jobs"),
         };
         let mut connection = self.commands.clone();
-        let identifiers: Vec<String> = redis::cmd("ZREVRANGE")
-            .arg(&index)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut connection)
-            .await?;
         let mut jobs = Vec::new();
-        for chunk in identifiers.chunks(200) {
+        // The index is read a page at a time: a page of 50 of 100,000 jobs reads one page of
+        // ids, not all of them.
+        let mut start = 0usize;
+        loop {
+            let chunk: Vec<String> = redis::cmd("ZREVRANGE")
+                .arg(&index)
+                .arg(start)
+                .arg(start + LIST_PAGE - 1)
+                .query_async(&mut connection)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            start += chunk.len();
             let mut pipeline = redis::pipe();
-            for identifier in chunk {
+            for identifier in &chunk {
                 pipeline
                     .cmd("HGET")
                     .arg(self.key(&format!("job:{identifier}")))
@@ -870,23 +1111,28 @@ impl Queue for RedisBackend {
 
     async fn renew_lease(&self, lease: &Lease, lease_duration: Duration) -> Result<Job, JobsError> {
         let job = shared_operations::renew_lease(self, lease, lease_duration).await?;
-        // Re-claim the pending entry: resets its idle time, so the reaper leaves it alone.
-        if !lease.delivery_handle.is_empty() {
-            let mut connection = self.commands.clone();
-            let reclaimed: Result<redis::Value, redis::RedisError> = redis::cmd("XCLAIM")
-                .arg(self.stream_key(lease.queue))
-                .arg(CONSUMER_GROUP)
-                .arg(&lease.worker_id)
-                .arg(0)
-                .arg(&lease.delivery_handle)
-                .arg("JUSTID")
-                .query_async(&mut connection)
-                .await;
-            if let Err(error) = reclaimed {
-                tracing::debug!(%error, job_id = %lease.job_id, "could not re-claim the stream entry");
+        self.reclaim_entry(lease).await;
+        Ok(job)
+    }
+
+    async fn renew_leases(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Vec<Result<Job, JobsError>> {
+        let mut results = Vec::with_capacity(renewals.len());
+        for chunk in renewals.chunks(RENEWAL_CHUNK) {
+            match self.renew_chunk(chunk, lease_duration).await {
+                Ok(chunk_results) => results.extend(chunk_results),
+                Err(error) => {
+                    tracing::debug!(%error, "batched lease renewal failed; renewing one by one");
+                    for renewal in chunk {
+                        results.push(self.renew_one(renewal, lease_duration).await);
+                    }
+                }
             }
         }
-        Ok(job)
+        results
     }
 
     async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {

@@ -17,14 +17,16 @@ use streambot_core::{
 use tokio::sync::{Notify, broadcast};
 
 use crate::backend::{
-    JobFilter, JobStore, Lease, Queue, QueuePlacement, RetryDecision, VersionedJobRecords,
-    events_between, mutation, random_job_id, shared_operations,
+    JobFilter, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
+    VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
 
 /// How often a waiting claimer looks at the table again (jobs pushed by another process, retries
 /// whose backoff ran out).
 const CLAIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Ids read per statement in a batched renewal (well under SQLite's bound-parameter limit).
+const RENEWAL_READ_CHUNK: usize = 500;
 /// Compare-and-set rounds before giving up on a job that keeps changing.
 const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
 
@@ -322,6 +324,87 @@ impl SqliteBackend {
         }
     }
 
+    /// A heartbeat's renewals in one write transaction (taken at once, so no record changes
+    /// between the read and the write): one round of reads by id, the pure mutation, one update
+    /// per job. `Err` only when the transaction itself failed.
+    async fn renew_leases_in_one_transaction(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Result<Vec<Result<Job, JobsError>>, JobsError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut records = std::collections::HashMap::new();
+        for chunk in renewals.chunks(RENEWAL_READ_CHUNK) {
+            let placeholders: Vec<String> =
+                (1..=chunk.len()).map(|index| format!("?{index}")).collect();
+            let text = format!(
+                "SELECT id, version, record_json FROM jobs WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            // Only numbered placeholders are in `text`; every id is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+            for renewal in chunk {
+                query = query.bind(renewal.lease.job_id.as_str());
+            }
+            for row in query.fetch_all(&mut *transaction).await? {
+                let id: String = row.try_get("id")?;
+                let version: i64 = row.try_get("version")?;
+                let text: String = row.try_get("record_json")?;
+                records.insert(id, (version, text));
+            }
+        }
+        let now = Utc::now();
+        let mut results = Vec::with_capacity(renewals.len());
+        let mut events = Vec::new();
+        for renewal in renewals {
+            let job_id = renewal.lease.job_id;
+            let Some((version, text)) = records.get(job_id.as_str()) else {
+                results.push(Err(JobsError::JobNotFound { job_id }));
+                continue;
+            };
+            let mut job = match decode_record(text) {
+                Ok(job) => job,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            if let Err(error) =
+                mutation::renew_with_progress(&mut job, renewal, lease_duration, now)
+            {
+                results.push(Err(error));
+                continue;
+            }
+            let lease_expires_at = job
+                .lease
+                .as_ref()
+                .map(|lease| milliseconds(lease.expires_at));
+            sqlx::query(
+                "UPDATE jobs SET version = version + 1, lease_expires_at_ms = ?3, record_json = ?4
+                 WHERE id = ?1 AND version = ?2",
+            )
+            .bind(job_id.as_str())
+            .bind(*version)
+            .bind(lease_expires_at)
+            .bind(encode_record(&job)?)
+            .execute(&mut *transaction)
+            .await?;
+            if renewal.progress.is_some() {
+                events.push(JobEvent::Progress {
+                    job_id,
+                    progress: job.progress.clone(),
+                    at: job.updated_at,
+                });
+            }
+            results.push(Ok(job));
+        }
+        transaction.commit().await?;
+        for event in events {
+            let _ = self.events.send(event);
+        }
+        Ok(results)
+    }
+
     /// Takes a job out of the queue without claiming it (it was found not `Queued`).
     async fn drop_from_queue(&self, job_id: JobId) -> Result<(), JobsError> {
         sqlx::query("UPDATE jobs SET queue_name = NULL WHERE id = ?1 AND state != 'queued'")
@@ -566,6 +649,27 @@ impl Queue for SqliteBackend {
 
     async fn renew_lease(&self, lease: &Lease, lease_duration: Duration) -> Result<Job, JobsError> {
         shared_operations::renew_lease(self, lease, lease_duration).await
+    }
+
+    async fn renew_leases(
+        &self,
+        renewals: &[LeaseRenewal],
+        lease_duration: Duration,
+    ) -> Vec<Result<Job, JobsError>> {
+        match self
+            .renew_leases_in_one_transaction(renewals, lease_duration)
+            .await
+        {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::debug!(%error, "batched lease renewal failed; renewing one by one");
+                let mut results = Vec::with_capacity(renewals.len());
+                for renewal in renewals {
+                    results.push(shared_operations::renew_one(self, renewal, lease_duration).await);
+                }
+                results
+            }
+        }
     }
 
     async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {

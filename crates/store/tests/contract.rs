@@ -13,7 +13,8 @@ use streambot_core::{
     PartDeliveryState, StatusMessageRef, UserPreferences,
 };
 use streambot_store::{
-    JobBackend, JobFilter, JobsError, Lease, MAXIMUM_FAILED_ATTEMPTS, RetryDecision, submit_job,
+    JobBackend, JobFilter, JobsError, Lease, LeaseRenewal, MAXIMUM_FAILED_ATTEMPTS, RetryDecision,
+    submit_job,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -310,6 +311,115 @@ async fn renewal_carries_the_desired_state<B: JobBackend>(backend: B) {
             _ => {}
         }
     }
+}
+
+/// Issue 14 item 2: a worker's heartbeat renews all its leases at once; each result is its own
+/// job's (renewed with its progress, fenced out, or not found), in the order asked.
+async fn a_heartbeat_renews_all_leases_at_once<B: JobBackend>(backend: B) {
+    let mut events = backend.subscribe_events();
+    let mut leases = Vec::new();
+    for user_id in 1..=3 {
+        submit_job(&backend, request(user_id, JobPriority::Normal))
+            .await
+            .expect("submit");
+        let (_, lease) = backend
+            .claim("worker", &BOTH, Duration::from_secs(2), SHORT_WAIT)
+            .await
+            .expect("claim")
+            .expect("a job");
+        leases.push(lease);
+    }
+    // The third lease was taken over: its holder is fenced out, the others are not held up.
+    let mut stale = leases[2].clone();
+    stale.fencing_epoch -= 1;
+    let mut missing = leases[0].clone();
+    missing.job_id = "0BADF00D".parse().expect("an id");
+    let progress = streambot_core::RecordingProgress {
+        segments_written: 7,
+        media_seconds: 14.0,
+        current_part: 2,
+        ..Default::default()
+    };
+    let renewals = vec![
+        LeaseRenewal {
+            lease: leases[0].clone(),
+            progress: Some(progress.clone()),
+        },
+        LeaseRenewal {
+            lease: leases[1].clone(),
+            progress: None,
+        },
+        LeaseRenewal {
+            lease: stale,
+            progress: Some(progress.clone()),
+        },
+        LeaseRenewal {
+            lease: missing,
+            progress: None,
+        },
+    ];
+    let results = backend
+        .renew_leases(&renewals, Duration::from_secs(60))
+        .await;
+    assert_eq!(results.len(), 4);
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(50);
+    for (index, result) in results.iter().take(2).enumerate() {
+        let job = result.as_ref().expect("renewed");
+        assert_eq!(job.id, leases[index].job_id);
+        assert!(job.lease.as_ref().expect("lease").expires_at > soon);
+    }
+    assert!(
+        matches!(results[2], Err(JobsError::LeaseLost { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert!(
+        matches!(results[3], Err(JobsError::JobNotFound { .. })),
+        "{:?}",
+        results[3]
+    );
+    let first = backend
+        .get_job(leases[0].job_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(first.progress, progress);
+    assert_eq!(first.parts, 2);
+    assert!(first.lease.as_ref().expect("lease").expires_at > soon);
+    let fenced = backend
+        .get_job(leases[2].job_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        fenced.progress,
+        Default::default(),
+        "a fenced-out progress was written"
+    );
+    // The renewed leases hold past their first expiry: nothing is reaped.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let reaped = backend.reap_expired_leases().await.expect("reap");
+    assert!(!reaped.contains(&leases[0].job_id) && !reaped.contains(&leases[1].job_id));
+    // The progress written with the renewal is published like `update_progress`'s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("a progress event in time")
+            .expect("event");
+        if let JobEvent::Progress {
+            job_id,
+            progress: published,
+            ..
+        } = event
+            && job_id == leases[0].job_id
+        {
+            assert_eq!(published, progress);
+            break;
+        }
+    }
+    // An empty heartbeat is no round trip and no error.
+    assert!(backend.renew_leases(&[], LEASE).await.is_empty());
 }
 
 async fn stopping_a_queued_job_cancels_it<B: JobBackend>(backend: B) {
@@ -844,6 +954,7 @@ contract_tests!(
     a_waiting_claim_wakes_on_push,
     lapsed_leases_are_reaped_and_fenced,
     renewal_carries_the_desired_state,
+    a_heartbeat_renews_all_leases_at_once,
     stopping_a_queued_job_cancels_it,
     retries_then_dead_letters,
     a_retry_waits_for_its_backoff,

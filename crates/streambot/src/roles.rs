@@ -4,7 +4,9 @@
 //!
 //! Settings (environment or `.env`): `REDIS_URL`, `REDIS_KEY_PREFIX` (default `streambot:`),
 //! `DATA_DIR` (default `./data`), `LOCAL_STORAGE_PATH` (default `DATA_DIR/recordings`),
-//! `WORKER_CONCURRENCY` (default 2), `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
+//! `WORKER_CONCURRENCY` (default `auto`: sized from memory and open files),
+//! `TRANSCODE_CONCURRENCY` (default half the cores), `FINALIZE_CONCURRENCY` (default the cores),
+//! `WORKER_ID` (default host-pid), `MAX_DISK_USAGE_GB`
 //! (unset: no disk guard), `FILE_RETENTION_HOURS` (default 72, fractions allowed; 0 keeps
 //! recordings forever), `FFMPEG_DEFAULT_TIMEOUT` (the maximum recording duration, 7200 s),
 //! `ALLOW_PRIVATE_NETWORKS`. A bad one stops start-up with one line naming the variable, the value
@@ -32,7 +34,12 @@ pub struct JobsSettings {
     pub redis_key_prefix: String,
     pub data_directory: PathBuf,
     pub recordings_directory: PathBuf,
-    pub worker_concurrency: usize,
+    /// Recordings at once; `None` (`auto`) sizes them from the machine at worker start.
+    pub worker_concurrency: Option<usize>,
+    /// Re-encoding finalizes at once; `None`: half the cores.
+    pub transcode_concurrency: Option<usize>,
+    /// Finalize remuxes at once; `None`: the cores.
+    pub finalize_concurrency: Option<usize>,
     pub worker_id: String,
     pub maximum_disk_bytes: Option<u64>,
     pub retention: Option<Duration>,
@@ -68,7 +75,27 @@ impl JobsSettings {
             .map(PathBuf::from)
             .unwrap_or_else(|| data_directory.join("recordings"));
         let worker_concurrency = keep_or_note(
-            parse_worker_concurrency(values.worker_concurrency.as_deref()),
+            parse_pool_size(
+                "WORKER_CONCURRENCY",
+                values.worker_concurrency.as_deref(),
+                "auto (sized from memory and open files) or a whole number from 1 to 100000",
+            ),
+            &mut problems,
+        );
+        let transcode_concurrency = keep_or_note(
+            parse_pool_size(
+                "TRANSCODE_CONCURRENCY",
+                values.transcode_concurrency.as_deref(),
+                "auto (half the cores) or a whole number from 1 to 100000",
+            ),
+            &mut problems,
+        );
+        let finalize_concurrency = keep_or_note(
+            parse_pool_size(
+                "FINALIZE_CONCURRENCY",
+                values.finalize_concurrency.as_deref(),
+                "auto (one per core) or a whole number from 1 to 100000",
+            ),
             &mut problems,
         );
         let worker_id = keep_or_note(parse_worker_id(values.worker_id.as_deref()), &mut problems);
@@ -90,6 +117,8 @@ impl JobsSettings {
         match (
             redis_key_prefix,
             worker_concurrency,
+            transcode_concurrency,
+            finalize_concurrency,
             worker_id,
             retention,
             allow_private_networks,
@@ -98,6 +127,8 @@ impl JobsSettings {
             (
                 Some(redis_key_prefix),
                 Some(worker_concurrency),
+                Some(transcode_concurrency),
+                Some(finalize_concurrency),
                 Some(worker_id),
                 Some(retention),
                 Some(allow_private_networks),
@@ -108,6 +139,8 @@ impl JobsSettings {
                 data_directory,
                 recordings_directory,
                 worker_concurrency,
+                transcode_concurrency,
+                finalize_concurrency,
                 worker_id,
                 maximum_disk_bytes,
                 retention,
@@ -149,16 +182,18 @@ fn parse_redis_key_prefix(value: Option<&str>) -> Result<String, SettingError> {
     Ok(prefix.to_string())
 }
 
-fn parse_worker_concurrency(value: Option<&str>) -> Result<usize, SettingError> {
+/// A pool size: `auto` (or unset) lets the worker size it from the machine.
+fn parse_pool_size(
+    variable: &'static str,
+    value: Option<&str>,
+    allowed: &'static str,
+) -> Result<Option<usize>, SettingError> {
     match value {
-        None => Ok(2),
-        Some(value) => match value.parse::<usize>() {
-            Ok(count) if (1..=64).contains(&count) => Ok(count),
-            _ => Err(invalid(
-                "WORKER_CONCURRENCY",
-                value,
-                "a whole number from 1 to 64",
-            )),
+        None => Ok(None),
+        Some(value) if value.trim().eq_ignore_ascii_case("auto") => Ok(None),
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(count) if (1..=100_000).contains(&count) => Ok(Some(count)),
+            _ => Err(invalid(variable, value, allowed)),
         },
     }
 }
@@ -364,8 +399,38 @@ fn worker_config(
     settings: &JobsSettings,
     queues: Vec<JobPriority>,
 ) -> Result<WorkerConfig, ExitCode> {
-    let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone());
-    config.concurrency = settings.worker_concurrency;
+    // Before sizing: the open-file limit counts in `auto`, and 1,000 recordings need more than
+    // the usual 1,024.
+    let open_file_limit = streambot_worker::slots::raise_open_file_limit();
+    let machine = streambot_worker::slots::measure_machine();
+    let sizing = streambot_worker::slots::automatic_recording_slots(
+        machine,
+        streambot_worker::slots::RecordingCost::default(),
+    );
+    let transcode = settings
+        .transcode_concurrency
+        .unwrap_or_else(|| streambot_worker::slots::default_transcode_concurrency(machine.cores));
+    let finalize = settings
+        .finalize_concurrency
+        .unwrap_or_else(|| streambot_worker::slots::default_finalize_concurrency(machine.cores));
+    let mut config = WorkerConfig::new(&settings.worker_id, settings.recordings_directory.clone())
+        .with_transcode_concurrency(transcode)
+        .with_finalize_concurrency(finalize);
+    config.concurrency = match settings.worker_concurrency {
+        Some(count) => count,
+        None => {
+            tracing::info!(
+                slots = sizing.slots,
+                limited_by = sizing.limited_by,
+                by_memory = ?sizing.by_memory,
+                by_open_files = ?sizing.by_descriptors,
+                available_memory_bytes = ?machine.available_memory_bytes,
+                open_file_limit = ?open_file_limit,
+                "WORKER_CONCURRENCY=auto"
+            );
+            sizing.slots
+        }
+    };
     config.queues = queues;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
@@ -698,10 +763,10 @@ mod tests {
         );
         assert_eq!(
             problems[1].to_string(),
-            "WORKER_CONCURRENCY=\"zero\" is not allowed: a whole number from 1 to 64"
+            "WORKER_CONCURRENCY=\"zero\" is not allowed: auto (sized from memory and open files) or a whole number from 1 to 100000"
         );
         let defaults = JobsSettings::from_values(&EnvironmentValues::default()).expect("valid");
-        assert_eq!(defaults.worker_concurrency, 2);
+        assert_eq!(defaults.worker_concurrency, None, "auto by default");
         assert_eq!(
             defaults.recordings_directory,
             PathBuf::from("data/recordings")

@@ -105,6 +105,8 @@ environment_values! {
     data_dir = "DATA_DIR",
     local_storage_path = "LOCAL_STORAGE_PATH",
     worker_concurrency = "WORKER_CONCURRENCY",
+    transcode_concurrency = "TRANSCODE_CONCURRENCY",
+    finalize_concurrency = "FINALIZE_CONCURRENCY",
     worker_id = "WORKER_ID",
     max_disk_usage_gb = "MAX_DISK_USAGE_GB",
     file_retention_hours = "FILE_RETENTION_HOURS",

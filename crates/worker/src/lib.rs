@@ -1,18 +1,20 @@
 //! Workers and the scheduler (the job store and queue are `streambot-store`).
 //!
-//! - [`worker`]: slots, one task per job, heartbeats, control, retries, graceful shutdown.
+//! - [`worker`]: slots, one task per job, one heartbeat for all jobs, control, retries, graceful shutdown.
 //! - [`delivery`]: the Uploading step (finished files to storage, `stored.json`).
 //! - [`schedule_runner`]: starts the jobs of scheduled and recurring recordings when due.
 //! - [`part_delivery`]: sending the finished parts to the owner through a `PartSender`, each
 //!   outcome recorded in the job before the next part.
 //! - [`scheduler`]: retention, disk guard, lease reaper, orphan-ffmpeg watchdog
 //!   ([`orphan_watchdog`]).
+//! - [`slots`]: how many recordings a worker runs (memory, open files) and the open-file guard.
 
 pub mod delivery;
 pub mod orphan_watchdog;
 pub mod part_delivery;
 pub mod schedule_runner;
 pub mod scheduler;
+pub mod slots;
 pub mod worker;
 
 pub use schedule_runner::{

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use streambot_core::delivery::FailureAfterDelivery;
 use streambot_core::job_files::DeliveredPart;
 use streambot_store::JobsError;
-use streambot_store::backend::{JobBackend, Lease, RetryDecision, retry_backoff};
+use streambot_store::backend::{JobBackend, Lease, LeaseRenewal, RetryDecision, retry_backoff};
 
 use crate::part_delivery::SendingOutcome;
 
@@ -41,8 +41,17 @@ use crate::part_delivery::SendingOutcome;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub worker_id: String,
-    /// Slots: jobs recorded at once (`WORKER_CONCURRENCY`).
+    /// Slots: jobs recorded at once (`WORKER_CONCURRENCY`; `auto` sizes it with
+    /// [`crate::slots::automatic_recording_slots`]).
     pub concurrency: usize,
+    /// No new claim while fewer descriptors than this (and a reserve) are left under the
+    /// open-file limit ([`crate::slots::descriptors_refuse_claims`]).
+    pub descriptors_per_recording: u64,
+    /// Finalize remuxes running at once (`FINALIZE_CONCURRENCY`), shared by the worker's jobs.
+    pub finalize_slots: Arc<Semaphore>,
+    /// Finalizes that re-encode (quality presets that transcode) running at once
+    /// (`TRANSCODE_CONCURRENCY`).
+    pub transcode_slots: Arc<Semaphore>,
     /// Queues served, e.g. only `priority` to keep capacity apart.
     pub queues: Vec<JobPriority>,
     /// Each job records into `recordings_directory/<JOB ID>` (`LOCAL_STORAGE_PATH`).
@@ -52,7 +61,7 @@ pub struct WorkerConfig {
     pub claim_wait: Duration,
     pub reap_interval: Duration,
     pub retry_backoff_base: Duration,
-    /// Progress is written to the store at most this often.
+    /// Unused since progress rides on the worker heartbeat (written every `heartbeat_interval`).
     pub progress_interval: Duration,
     /// How long a stopping recording waits for its downloads in flight.
     pub stop_grace: Duration,
@@ -94,6 +103,9 @@ impl WorkerConfig {
         WorkerConfig {
             worker_id: worker_id.to_string(),
             concurrency: 2,
+            descriptors_per_recording: crate::slots::DEFAULT_DESCRIPTORS_PER_RECORDING,
+            finalize_slots: Arc::new(Semaphore::new(2)),
+            transcode_slots: Arc::new(Semaphore::new(1)),
             queues: vec![JobPriority::Priority, JobPriority::Normal],
             recordings_directory,
             lease_duration: streambot_store::DEFAULT_LEASE_DURATION,
@@ -116,6 +128,20 @@ impl WorkerConfig {
             default_wait_for_live: Duration::ZERO,
             part_sender: None,
         }
+    }
+}
+
+impl WorkerConfig {
+    /// Finalize remuxes at once (at least 1).
+    pub fn with_finalize_concurrency(mut self, count: usize) -> Self {
+        self.finalize_slots = Arc::new(Semaphore::new(count.max(1)));
+        self
+    }
+
+    /// Re-encoding finalizes at once (at least 1).
+    pub fn with_transcode_concurrency(mut self, count: usize) -> Self {
+        self.transcode_slots = Arc::new(Semaphore::new(count.max(1)));
+        self
     }
 }
 
@@ -323,6 +349,124 @@ impl RecordingEngine for NativeHlsEngine {
 
 type DesiredStateSenders = Arc<Mutex<HashMap<JobId, watch::Sender<DesiredJobState>>>>;
 
+/// What a job's task hears from the worker's heartbeat.
+#[derive(Debug, Clone)]
+enum RenewalOutcome {
+    Renewed(Box<Job>),
+    LeaseLost,
+    Failed(String),
+}
+
+/// One job in the worker's heartbeat: its lease, its progress not written yet, and where its
+/// renewal outcome goes.
+struct HeartbeatEntry {
+    lease: Lease,
+    pending_progress: Option<RecordingProgress>,
+    outcome: watch::Sender<Option<RenewalOutcome>>,
+}
+
+/// The jobs the worker's heartbeat renews: one `renew_leases` round trip per beat for all of
+/// them, with their progress.
+#[derive(Clone, Default)]
+struct HeartbeatRegistry {
+    entries: Arc<Mutex<HashMap<JobId, HeartbeatEntry>>>,
+}
+
+impl HeartbeatRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, HeartbeatEntry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn register(&self, lease: &Lease) -> watch::Receiver<Option<RenewalOutcome>> {
+        let (sender, receiver) = watch::channel(None);
+        self.lock().insert(
+            lease.job_id,
+            HeartbeatEntry {
+                lease: lease.clone(),
+                pending_progress: None,
+                outcome: sender,
+            },
+        );
+        receiver
+    }
+
+    fn unregister(&self, job_id: JobId) {
+        self.lock().remove(&job_id);
+    }
+
+    /// The job's latest progress, written with its next renewal.
+    fn report_progress(&self, job_id: JobId, progress: RecordingProgress) {
+        if let Some(entry) = self.lock().get_mut(&job_id) {
+            entry.pending_progress = Some(progress);
+        }
+    }
+
+    /// Stops writing a job's progress (its lease is lost, or it writes its final one itself).
+    fn forget_progress(&self, job_id: JobId) {
+        if let Some(entry) = self.lock().get_mut(&job_id) {
+            entry.pending_progress = None;
+        }
+    }
+
+    /// One beat: every registered lease renewed (and its progress written) in one call.
+    async fn beat<B: JobBackend>(&self, backend: &B, lease_duration: Duration) {
+        let renewals: Vec<LeaseRenewal> = self
+            .lock()
+            .values_mut()
+            .map(|entry| LeaseRenewal {
+                lease: entry.lease.clone(),
+                progress: entry.pending_progress.take(),
+            })
+            .collect();
+        if renewals.is_empty() {
+            return;
+        }
+        let results = backend.renew_leases(&renewals, lease_duration).await;
+        let entries = self.lock();
+        for (renewal, result) in renewals.iter().zip(results) {
+            let Some(entry) = entries.get(&renewal.lease.job_id) else {
+                continue;
+            };
+            let outcome = match result {
+                Ok(job) => RenewalOutcome::Renewed(Box::new(job)),
+                Err(JobsError::LeaseLost { .. }) => RenewalOutcome::LeaseLost,
+                Err(error) => RenewalOutcome::Failed(error.to_string()),
+            };
+            entry.outcome.send_replace(Some(outcome));
+        }
+    }
+}
+
+/// The worker's heartbeat: renews all its jobs' leases every `heartbeat_interval` until `stop`.
+async fn beat_periodically<B: JobBackend>(
+    backend: B,
+    registry: HeartbeatRegistry,
+    config: Arc<WorkerConfig>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval_at(
+        Instant::now() + config.heartbeat_interval,
+        config.heartbeat_interval,
+    );
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        registry.beat(&backend, config.lease_duration).await;
+    }
+}
+
+/// The claim check of [`crate::slots::descriptors_refuse_claims`] on this process now.
+fn descriptor_refusal(config: &WorkerConfig) -> Option<String> {
+    let open = crate::slots::open_descriptor_count()?;
+    let limit = crate::slots::open_file_limit()?;
+    crate::slots::descriptors_refuse_claims(open, limit, config.descriptors_per_recording)
+}
+
 /// Runs until `shutdown` is cancelled, then winds down within `config.shutdown_deadline`.
 pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
     backend: B,
@@ -335,9 +479,12 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let desired_senders: DesiredStateSenders = Arc::default();
+    let heartbeats = HeartbeatRegistry::default();
     tracing::info!(
         worker_id = %config.worker_id,
         concurrency = config.concurrency,
+        finalize_concurrency = config.finalize_slots.available_permits(),
+        transcode_concurrency = config.transcode_slots.available_permits(),
         queues = ?config.queues,
         "worker started"
     );
@@ -346,6 +493,15 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
             "no Telegram bot token: finished recordings stay in storage and are not sent to their owners"
         );
     }
+    // The heartbeat outlives the claim loop: jobs winding down at shutdown keep their leases.
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat_task = tokio::spawn(beat_periodically(
+        backend.clone(),
+        heartbeats.clone(),
+        config.clone(),
+        stop_heartbeat.clone(),
+    ));
+    let mut descriptors_refused = false;
 
     tracker.spawn(forward_nudges(
         backend.subscribe_events(),
@@ -381,6 +537,28 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
             }
             continue;
         }
+        // Out of descriptors, a new recording would fail mid-segment (EMFILE) and take the
+        // running ones' retries with it: no claim until some are free again.
+        let refusal = descriptor_refusal(&config);
+        if refusal.is_some() != descriptors_refused {
+            descriptors_refused = refusal.is_some();
+            match &refusal {
+                Some(reason) => {
+                    tracing::warn!(worker_id = %config.worker_id, %reason, "open files nearly exhausted: taking no new job")
+                }
+                None => {
+                    tracing::info!(worker_id = %config.worker_id, "open files available again: taking jobs")
+                }
+            }
+        }
+        if refusal.is_some() {
+            drop(permit);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
         // The claim is never abandoned half-way (a delivered entry would wait for the reaper);
         // its wait is short, so shutdown is not held up.
         let claimed = backend
@@ -407,6 +585,7 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
                     job,
                     lease,
                     desired_senders.clone(),
+                    heartbeats.clone(),
                     shutdown.clone(),
                     permit,
                 ));
@@ -432,6 +611,8 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
             "worker shutdown deadline reached with jobs still winding down; their leases will lapse and another worker resumes them"
         );
     }
+    stop_heartbeat.cancel();
+    let _ = heartbeat_task.await;
     tracing::info!(worker_id = %config.worker_id, "worker stopped");
     Ok(())
 }
@@ -496,10 +677,13 @@ async fn supervise_job<B: JobBackend, E: RecordingEngine>(
     job: Job,
     lease: Lease,
     desired_senders: DesiredStateSenders,
+    heartbeats: HeartbeatRegistry,
     shutdown: CancellationToken,
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let job_id = job.id;
+    // Renewed by the worker's heartbeat from now until the task ends (finalize and upload too).
+    let renewals = heartbeats.register(&lease);
     let (desired_sender, desired_receiver) = watch::channel(job.desired_state);
     desired_senders
         .lock()
@@ -512,9 +696,14 @@ async fn supervise_job<B: JobBackend, E: RecordingEngine>(
         job,
         lease.clone(),
         desired_receiver,
+        JobHeartbeat {
+            registry: heartbeats.clone(),
+            renewals,
+        },
         shutdown,
     ));
     let outcome = task.await;
+    heartbeats.unregister(job_id);
     desired_senders
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -638,6 +827,13 @@ fn main_track_progress(event: &RecorderEvent) -> Option<&RecordingProgress> {
     }
 }
 
+/// A job's side of the worker's heartbeat: where it leaves its progress and hears its renewals.
+struct JobHeartbeat {
+    registry: HeartbeatRegistry,
+    renewals: watch::Receiver<Option<RenewalOutcome>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_job<B: JobBackend, E: RecordingEngine>(
     backend: B,
     engine: Arc<E>,
@@ -645,6 +841,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     job: Job,
     lease: Lease,
     mut desired: watch::Receiver<DesiredJobState>,
+    mut heartbeat: JobHeartbeat,
     shutdown: CancellationToken,
 ) {
     let job_id = job.id;
@@ -709,13 +906,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     );
     tokio::pin!(recording);
 
-    let mut heartbeat = tokio::time::interval_at(
-        Instant::now() + config.heartbeat_interval,
-        config.heartbeat_interval,
-    );
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pending_progress: Option<RecordingProgress> = None;
-    let mut last_progress_write = Instant::now() - config.progress_interval;
     let mut lease_lost = false;
     let mut shutting_down = false;
     let mut desired_open = true;
@@ -724,19 +914,20 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     let report = loop {
         tokio::select! {
             report = &mut recording => break report,
-            _ = heartbeat.tick() => {
-                match backend.renew_lease(&lease, config.lease_duration).await {
-                    Ok(current) => {
-                        if !shutting_down {
-                            running.reconcile(current.desired_state).await;
-                        }
+            Ok(()) = heartbeat.renewals.changed(), if !lease_lost => {
+                let outcome = heartbeat.renewals.borrow_and_update().clone();
+                match outcome {
+                    Some(RenewalOutcome::Renewed(current)) if !shutting_down => {
+                        running.reconcile(current.desired_state).await;
                     }
-                    Err(JobsError::LeaseLost { .. }) => {
+                    Some(RenewalOutcome::LeaseLost) => {
                         tracing::warn!(%job_id, "lease lost: another worker owns this job now; stopping at once");
                         lease_lost = true;
+                        heartbeat.registry.unregister(job_id);
                         let _ = running.control.send(DesiredState::StopNow);
                     }
-                    Err(error) => tracing::warn!(%job_id, %error, "lease renewal failed; will try again"),
+                    Some(RenewalOutcome::Failed(error)) => tracing::warn!(%job_id, %error, "lease renewal failed; will try again"),
+                    Some(RenewalOutcome::Renewed(_)) | None => {}
                 }
             }
             changed = desired.changed(), if desired_open && !shutting_down => {
@@ -768,8 +959,11 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                     let wanted = *desired.borrow();
                     running.link_resolved(wanted).await;
                 }
-                if let Some(progress) = main_track_progress(&event) {
-                    pending_progress = Some(progress.clone());
+                // Written with the next heartbeat's renewal, not on its own.
+                if let Some(progress) = main_track_progress(&event)
+                    && !lease_lost
+                {
+                    heartbeat.registry.report_progress(job_id, progress.clone());
                 }
             }
             _ = tokio::time::sleep_until(last_quota_check + config.quota_check_interval),
@@ -793,19 +987,11 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                 let _ = running.control.send(DesiredState::Stop);
             }
         }
-        if !lease_lost
-            && last_progress_write.elapsed() >= config.progress_interval
-            && let Some(progress) = pending_progress.take()
-        {
-            last_progress_write = Instant::now();
-            if let Err(error) = backend.update_progress(&lease, progress).await {
-                tracing::debug!(%job_id, %error, "progress not written");
-            }
-        }
     };
     if lease_lost {
         return;
     }
+    heartbeat.registry.forget_progress(job_id);
     let final_progress = report.progress();
     if let Err(error) = backend.update_progress(&lease, final_progress).await {
         tracing::warn!(%job_id, %error, "final progress not written");
@@ -1114,6 +1300,16 @@ struct FinishingJob<'a, B: JobBackend> {
 impl<B: JobBackend> FinishingJob<'_, B> {
     /// Finalize (remux, check, thumbnail) and write `finalized.json`.
     async fn finalize<E: RecordingEngine>(&self, engine: &E) -> FinalizeReport {
+        // A bounded pool per worker: re-encoding finalizes apart (few, CPU-heavy), remuxes
+        // beside them; a job waiting here keeps its lease (the heartbeat renews it).
+        let transcodes =
+            streambot_recorder::finalize::transcode_preset_for(self.job.options.quality).is_some();
+        let pool = if transcodes {
+            &self.config.transcode_slots
+        } else {
+            &self.config.finalize_slots
+        };
+        let _finalize_slot = pool.acquire().await;
         let finalized = with_lease_renewal(
             self.backend,
             self.lease,
