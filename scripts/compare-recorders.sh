@@ -86,6 +86,12 @@ start_group() {
   printf -v "$variable" '%s' "$pid"
 }
 
+# crash_group PID: SIGKILL to the group (an encoder that crashes: ffmpeg's HLS muxer stopped by
+# SIGTERM writes #EXT-X-ENDLIST, which ends every recorder; a crash does not).
+crash_group() {
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+
 stop_group() {
   kill -TERM -- "-$1" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
@@ -192,9 +198,9 @@ run_scenario() {
   sleep 15
   case "$scenario" in
     outage) stop_group "$nginx_pid"; sleep 12; start_nginx nginx_pid "$origin" "$http_port" ;;
-    restart) stop_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" "$size" ts 2 ;;
-    new-encode) stop_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" 480x270 ts 2 ;;
-    fmp4-restart) stop_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" 480x270 fmp4 2 ;;
+    restart) crash_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" "$size" ts 2 ;;
+    new-encode) crash_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" 480x270 ts 2 ;;
+    fmp4-restart) crash_group "$packager_pid"; sleep 2; start_packager packager_pid "$origin/www" 480x270 fmp4 2 ;;
     nginx-rtmp)
       stop_group "$packager_pid"; sleep 2
       # shellcheck disable=SC2046
