@@ -77,6 +77,9 @@ if [ -z "${REDIS_URL:-}" ]; then
   log "private redis-server on $REDIS_URL"
 fi
 
+# CI builds once from a clean clone: incremental caches would only take disk space there.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+
 # Fixtures made by ffmpeg are cached here between runs.
 export STREAMBOT_FIXTURE_CACHE="${STREAMBOT_FIXTURE_CACHE:-${TMPDIR:-/tmp}/streambot-testkit-fixtures}"
 
