@@ -15,7 +15,7 @@ use crate::handlers::{
 };
 use crate::messages::{DeliveryProgress, Words, plain};
 use crate::parser::RecordRequest;
-use crate::runtime::BotContext;
+use crate::runtime::{BotBackend, BotContext};
 
 /// Who may press a job's buttons: its owner, an admin, or, for a job a chat owns (a group's
 /// anonymous admin, a channel), anyone pressing inside that chat. Returns the identity to act as.
@@ -34,7 +34,7 @@ fn acting_identity<B: JobBackend>(
     }
 }
 
-pub(crate) async fn handle_callback<B: JobBackend>(
+pub(crate) async fn handle_callback<B: BotBackend>(
     query: CallbackQuery,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
@@ -52,7 +52,7 @@ pub(crate) async fn handle_callback<B: JobBackend>(
     Ok(())
 }
 
-async fn answer<B: JobBackend>(
+async fn answer<B: BotBackend>(
     context: &Arc<BotContext<B>>,
     words: &Words,
     data: &str,
@@ -63,6 +63,10 @@ async fn answer<B: JobBackend>(
     let (action, argument) = data.split_once(':')?;
     match action {
         "offer" => Some(press_offer(context, words, argument, user_id, chat_id).await),
+        "unschedule" => Some(
+            crate::dvr::press_cancel_schedule(context, words, argument, user_id, chat_id, message)
+                .await,
+        ),
         "list" | "admin-list" => {
             let page = argument.parse::<usize>().unwrap_or(0);
             let with_owners = action == "admin-list" && context.is_admin(user_id);
@@ -101,7 +105,7 @@ async fn answer<B: JobBackend>(
     }
 }
 
-async fn press_offer<B: JobBackend>(
+async fn press_offer<B: BotBackend>(
     context: &Arc<BotContext<B>>,
     words: &Words,
     argument: &str,
@@ -121,9 +125,7 @@ async fn press_offer<B: JobBackend>(
     }
     let request = RecordRequest {
         urls: vec![offer.url.clone()],
-        duration: None,
-        quality: streambot_core::Quality::Best,
-        starts_at: None,
+        ..RecordRequest::default()
     };
     match start_recording(context, request, offer.owner_id, offer.chat_id).await {
         Ok(()) => words.label(Key::ToastStarting),
@@ -134,7 +136,7 @@ async fn press_offer<B: JobBackend>(
     }
 }
 
-async fn press_job_button<B: JobBackend>(
+async fn press_job_button<B: BotBackend>(
     context: &Arc<BotContext<B>>,
     words: &Words,
     action: &str,
@@ -154,6 +156,26 @@ async fn press_job_button<B: JobBackend>(
     let Some(actor_id) = acting_identity(context, &job, user_id, chat_id) else {
         return words.label(Key::ToastNotYours);
     };
+    // The Clip button, and the picker of `/clip` without an id: the default length.
+    if action == "clip" || action == "pick-clip" {
+        return match crate::dvr::ask_for_clip(
+            context,
+            words,
+            job_id,
+            actor_id,
+            chat_id,
+            streambot_core::DEFAULT_CLIP_DURATION,
+        )
+        .await
+        {
+            Ok(Ok(())) => words.label(Key::ToastClipping),
+            Ok(Err(refusal)) => crate::handlers::strip_markdown(&refusal),
+            Err(error) => {
+                tracing::warn!(%error, "clip button failed");
+                words.label(Key::ToastTryAgain)
+            }
+        };
+    }
     // A picker ("Which recording?"): act, then replace the picker by the outcome.
     if let Some(picked_action) = action.strip_prefix("pick-") {
         let (text, toast) = match action_from_name(picked_action) {

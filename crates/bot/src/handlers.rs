@@ -21,7 +21,7 @@ use crate::parser::{
     BotCommand, JobTarget, ParsedMessage, RecordRequest, parse_message_with_links,
 };
 use crate::rate_limit::RateLimitDecision;
-use crate::runtime::{BotContext, Offer};
+use crate::runtime::{BotBackend, BotContext, Offer};
 
 /// Jobs per page of `/list`.
 pub(crate) const LIST_PAGE_SIZE: usize = 10;
@@ -64,7 +64,7 @@ pub(crate) fn directory_size(directory: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn handle_message<B: JobBackend>(
+pub(crate) async fn handle_message<B: BotBackend>(
     message: Message,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
@@ -215,7 +215,7 @@ pub(crate) fn offer_keyboard<B: JobBackend>(
     teloxide::types::InlineKeyboardMarkup::new(rows)
 }
 
-pub(crate) async fn execute_command<B: JobBackend>(
+pub(crate) async fn execute_command<B: BotBackend>(
     context: &Arc<BotContext<B>>,
     command: BotCommand,
     owner_id: i64,
@@ -248,6 +248,19 @@ pub(crate) async fn execute_command<B: JobBackend>(
         BotCommand::Status(target) => show_status(context, target, owner_id, chat_id).await,
         BotCommand::List => send_job_list(context, owner_id, chat_id).await,
         BotCommand::Language(choice) => choose_language(context, choice, owner_id, chat_id).await,
+        BotCommand::Schedules => crate::dvr::send_schedule_list(context, owner_id, chat_id).await,
+        BotCommand::TimeZone(choice) => {
+            crate::dvr::choose_time_zone(context, choice, owner_id, chat_id).await
+        }
+        BotCommand::Clip { target, last } => {
+            match resolve_target(context, target, owner_id, chat_id, "clip").await {
+                Ok(Some(job_id)) => {
+                    crate::dvr::request_clip(context, job_id, last, owner_id, chat_id).await
+                }
+                Ok(None) => Ok(()),
+                Err(error) => Err(error),
+            }
+        }
         BotCommand::Admin(admin) => {
             if context.is_admin(owner_id) {
                 crate::admin::run_admin_command(context, admin, owner_id, chat_id).await
@@ -332,20 +345,15 @@ async fn send_job_list<B: JobBackend>(
 }
 
 /// One job per link within the user's limit; more links than free slots: a button per link.
-pub(crate) async fn start_recording<B: JobBackend>(
+pub(crate) async fn start_recording<B: BotBackend>(
     context: &Arc<BotContext<B>>,
     request: RecordRequest,
     owner_id: i64,
     chat_id: i64,
 ) -> Result<(), JobsError> {
     let words = context.words_for(owner_id).await;
-    if let Some(time) = request.starts_at {
-        context
-            .reply(chat_id, &words.start_time_not_supported(time))
-            .await;
-        if time.tomorrow {
-            return Ok(());
-        }
+    if let Some(start) = &request.start {
+        return crate::dvr::schedule_recording(context, &request, start, owner_id, chat_id).await;
     }
     if request.urls.len() > 1 {
         let live_jobs = context.live_jobs_of(owner_id).await?;
@@ -434,6 +442,13 @@ async fn start_one_recording<B: JobBackend>(
     } else {
         JobPriority::Normal
     };
+    let mut options = RecordingOptions {
+        maximum_duration,
+        format: OutputFormat::Mp4,
+        stall_timeout: context.settings.stall_timeout,
+        ..RecordingOptions::default()
+    };
+    crate::dvr::apply_request_options(&mut options, request);
     // Created, announced, then queued: the status message exists before a worker can claim the
     // job, so the status updater edits it instead of sending a second one.
     let job = context
@@ -444,17 +459,15 @@ async fn start_one_recording<B: JobBackend>(
                 chat_id,
             },
             url: url.to_string(),
-            options: RecordingOptions {
-                maximum_duration,
-                quality: request.quality,
-                format: OutputFormat::Mp4,
-                stall_timeout: context.settings.stall_timeout,
-                ..RecordingOptions::default()
-            },
+            options,
             priority,
         })
         .await?;
     tracing::info!(job_id = %job.id, owner_id, "recording requested");
+    let options_line = words.options_line(&job.options);
+    if !options_line.is_empty() {
+        context.reply(chat_id, &options_line).await;
+    }
     context.send_status_message(&job, chat_id).await;
     context.backend.push(job.id, job.priority).await?;
     Ok(true)

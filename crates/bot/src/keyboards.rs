@@ -20,11 +20,22 @@ pub fn job_keyboard(
         InlineKeyboardButton::callback(words.label(Key::ButtonStatus), format!("status:{id}"));
     let stop = InlineKeyboardButton::callback(words.label(Key::ButtonStop), format!("stop:{id}"));
     let row = match state {
-        JobState::Recording => vec![
-            stop,
-            InlineKeyboardButton::callback(words.label(Key::ButtonPause), format!("pause:{id}")),
-            status,
-        ],
+        JobState::Recording => {
+            return Some(InlineKeyboardMarkup::new(vec![
+                vec![
+                    stop,
+                    InlineKeyboardButton::callback(
+                        words.label(Key::ButtonPause),
+                        format!("pause:{id}"),
+                    ),
+                    status,
+                ],
+                vec![InlineKeyboardButton::callback(
+                    words.label(Key::ButtonClip),
+                    format!("clip:{id}"),
+                )],
+            ]));
+        }
         JobState::Starting => vec![stop, status],
         JobState::Paused => vec![
             stop,

@@ -3,12 +3,13 @@
 //! understanding of what they typed in `parser` (pure), who sent it in `identity`, the robustness
 //! rules of talking to Telegram in `telegram_api`, start-up in `startup`, the running bot in
 //! `runtime` (settings, context), `handlers` (messages), `callbacks` (buttons), `admin`,
-//! `status_messages`, `keyboards`, and `part_sender` (the `PartSender` a worker sends the finished
+//! `status_messages`, `keyboards`, `dvr` (schedules, `/timezone`, request options, clips), and `part_sender` (the `PartSender` a worker sends the finished
 //! parts with).
 
 mod admin;
 mod callbacks;
 pub mod catalogue;
+mod dvr;
 mod handlers;
 pub mod identity;
 pub mod keyboards;
@@ -26,4 +27,4 @@ mod status_messages;
 pub mod telegram_api;
 
 pub use part_sender::TelegramPartSender;
-pub use runtime::{BotError, BotSettings, WebhookSettings, run_bot};
+pub use runtime::{BotBackend, BotError, BotSettings, WebhookSettings, run_bot};

@@ -380,7 +380,79 @@ mod tests {
                 words.language_set(),
                 words.language_unknown(),
                 words.sender_refused(),
+                words.unknown_time_zone(HOSTILE_TEXTS[0]),
+                words.schedule_too_many(20),
+                words.schedule_needs_one_link(),
+                words.schedule_duration_capped(Duration::from_secs(7200)),
+                words.schedule_list(&[]),
+                words.schedule_cancelled(job_id),
+                words.schedule_not_found(job_id),
+                words.time_zone_current("Europe/Berlin", "Fri 04 Dec 20:00"),
+                words.time_zone_set("America/New_York", "Fri 04 Dec 20:00"),
+                words.clip_requested(job_id, Duration::from_secs(300)),
+                words.clip_not_live(job_id, JobState::Completed),
+                words.clip_problem(job_id, &streambot_core::ClipProblem::Busy),
+                words.clip_problem(job_id, &streambot_core::ClipProblem::NothingYet),
+                words.clip_problem(
+                    job_id,
+                    &streambot_core::ClipProblem::Failed {
+                        reason: HOSTILE_TEXTS[1].into(),
+                    },
+                ),
+                words.schedule_in_the_past(
+                    streambot_core::TimeOfDay {
+                        hour: 20,
+                        minute: 0,
+                        tomorrow: false,
+                    },
+                    "Europe/Berlin",
+                    "Fri 04 Dec 21:00",
+                ),
+                words.options_line(&streambot_core::RecordingOptions {
+                    from_start: true,
+                    subtitles: streambot_core::SubtitleChoice::Language("de-DE".into()),
+                    audio_language: Some("de".into()),
+                    all_audio: true,
+                    wait_for_live: Duration::from_secs(3600),
+                    ..streambot_core::RecordingOptions::default()
+                }),
             ];
+            for link in &links {
+                let schedule = streambot_core::Schedule::new(
+                    job_id,
+                    streambot_core::NewSchedule {
+                        owner: streambot_core::JobOwner {
+                            user_id: 1,
+                            chat_id: 1,
+                        },
+                        url: link.clone(),
+                        options: streambot_core::RecordingOptions::default(),
+                        priority: streambot_core::JobPriority::Normal,
+                        rule: streambot_core::ScheduleRule {
+                            time_zone: "Europe/Berlin".into(),
+                            start_date: chrono::NaiveDate::from_ymd_opt(2030, 1, 4)
+                                .unwrap_or_default(),
+                            time_of_day: chrono::NaiveTime::from_hms_opt(20, 0, 0)
+                                .unwrap_or_default(),
+                            recurrence: streambot_core::Recurrence::Weekly {
+                                weekdays: vec![chrono::Weekday::Fri, chrono::Weekday::Mon],
+                            },
+                        },
+                        duration: Duration::from_secs(5400),
+                        lead: Duration::from_secs(60),
+                    },
+                    chrono::Utc::now(),
+                )
+                .expect("a schedule in the future");
+                let zone = streambot_core::parse_time_zone("Europe/Berlin").expect("zone");
+                texts.push(words.schedule_created(&schedule, zone));
+                texts.push(words.schedule_list(std::slice::from_ref(&schedule)));
+                let listed = words.schedule_list(std::slice::from_ref(&schedule));
+                assert!(
+                    !link.contains("token=x") || !listed.contains("token=x"),
+                    "a schedule list shows a secret"
+                );
+            }
             for action in [
                 ControlAction::Stop,
                 ControlAction::Cancel,
@@ -411,6 +483,23 @@ mod tests {
                 },
                 CommandError::UnknownAdminCommand {
                     given: HOSTILE_TEXTS[4].into(),
+                },
+                CommandError::ImpossibleTime {
+                    given: HOSTILE_TEXTS[0].into(),
+                },
+                CommandError::UnknownTimeZone {
+                    given: HOSTILE_TEXTS[1].into(),
+                },
+                CommandError::RepeatWithoutTime,
+                CommandError::DayWithoutTime {
+                    given: HOSTILE_TEXTS[2].into(),
+                },
+                CommandError::Contradiction {
+                    first: HOSTILE_TEXTS[3].into(),
+                    second: HOSTILE_TEXTS[4].into(),
+                },
+                CommandError::ClipLength {
+                    maximum_minutes: 60,
                 },
             ] {
                 texts.push(words.command_error(&error));

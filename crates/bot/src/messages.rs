@@ -234,6 +234,22 @@ impl Words {
             CommandError::UnknownAdminCommand { given } => {
                 self.say(Key::UnknownAdminCommand, &[("given", code(given))])
             }
+            CommandError::ImpossibleTime { given } => {
+                self.say(Key::ImpossibleTime, &[("given", code(given))])
+            }
+            CommandError::UnknownTimeZone { given } => self.unknown_time_zone(given),
+            CommandError::RepeatWithoutTime => self.say(Key::RepeatWithoutTime, &[]),
+            CommandError::DayWithoutTime { given } => {
+                self.say(Key::DayWithoutTime, &[("given", code(given))])
+            }
+            CommandError::Contradiction { first, second } => self.say(
+                Key::Contradiction,
+                &[("first", code(first)), ("second", code(second))],
+            ),
+            CommandError::ClipLength { maximum_minutes } => self.say(
+                Key::ClipLength,
+                &[("minutes", plain(&maximum_minutes.to_string()))],
+            ),
         }
     }
 
@@ -859,4 +875,261 @@ pub fn part_file_name(job: &Job, part: usize, extension: &str) -> String {
             &safe_extension
         }
     )
+}
+/// A link as shown in schedule lists: passwords and secret query values removed, shortened.
+pub fn redacted_link(url: &str) -> String {
+    let redacted = match url::Url::parse(url) {
+        Ok(parsed) => streambot_hls::url_safety::redact_url(&parsed),
+        Err(_) => streambot_hls::url_safety::redact_url_text(url),
+    };
+    shortened(&redacted, SHOWN_LINK_CHARACTERS)
+}
+
+/// Scheduling, time zones, request options and clips (issue 16).
+impl Words {
+    pub fn unknown_time_zone(&self, given: &str) -> String {
+        self.say(
+            Key::UnknownTimeZone,
+            &[("given", code(&shortened(given, 64)))],
+        )
+    }
+
+    /// "Every Friday", "Every day", "Once", in this language.
+    pub fn recurrence(&self, recurrence: &streambot_core::Recurrence) -> String {
+        match recurrence {
+            streambot_core::Recurrence::Once => self.label(Key::RecurrenceOnce),
+            streambot_core::Recurrence::Daily => self.label(Key::RecurrenceDaily),
+            streambot_core::Recurrence::Weekly { weekdays } => {
+                let names = render_plain(self.language, Key::WeekdayNames, &[]);
+                let names: Vec<&str> = names.split(',').collect();
+                let days = weekdays
+                    .iter()
+                    .map(|day| {
+                        names
+                            .get(day.num_days_from_monday() as usize)
+                            .copied()
+                            .unwrap_or("?")
+                            .to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                render_plain(self.language, Key::RecurrenceWeekly, &[("days", days)])
+            }
+        }
+    }
+
+    /// An instant in a zone, as people read it: "Fri 11 Dec 20:00".
+    pub fn local_time(
+        &self,
+        instant: chrono::DateTime<chrono::Utc>,
+        zone: streambot_core::schedule::Tz,
+    ) -> String {
+        streambot_core::schedule::format_local_occurrence(instant, zone)
+    }
+
+    pub fn schedule_created(
+        &self,
+        schedule: &streambot_core::Schedule,
+        zone: streambot_core::schedule::Tz,
+    ) -> String {
+        let next = schedule
+            .next_occurrence_at
+            .map(|next| self.local_time(next, zone))
+            .unwrap_or_default();
+        self.say(
+            Key::ScheduleCreated,
+            &[
+                Self::id(schedule.id),
+                ("link", plain(&redacted_link(&schedule.url))),
+                (
+                    "recurrence",
+                    plain(&self.recurrence(&schedule.rule.recurrence)),
+                ),
+                (
+                    "time",
+                    plain(&schedule.rule.time_of_day.format("%H:%M").to_string()),
+                ),
+                ("zone", plain(&schedule.rule.time_zone)),
+                ("duration", plain(&self.duration(schedule.duration))),
+                ("next", plain(&next)),
+            ],
+        )
+    }
+
+    pub fn schedule_in_the_past(&self, time: TimeOfDay, zone: &str, now: &str) -> String {
+        self.say(
+            Key::ScheduleInThePast,
+            &[
+                ("time", plain(&time.to_string())),
+                ("zone", plain(zone)),
+                ("now", plain(now)),
+            ],
+        )
+    }
+
+    pub fn schedule_too_many(&self, limit: usize) -> String {
+        self.say(
+            Key::ScheduleTooMany,
+            &[("limit", plain(&limit.to_string()))],
+        )
+    }
+
+    pub fn schedule_needs_one_link(&self) -> String {
+        self.say(Key::ScheduleNeedsOneLink, &[])
+    }
+
+    pub fn schedule_duration_capped(&self, duration: Duration) -> String {
+        self.say(
+            Key::ScheduleDurationCapped,
+            &[("duration", plain(&self.duration(duration)))],
+        )
+    }
+
+    /// `/schedule`: a title and one entry per schedule (next time in the schedule's zone).
+    pub fn schedule_list(&self, schedules: &[streambot_core::Schedule]) -> String {
+        if schedules.is_empty() {
+            return self.say(Key::ScheduleListEmpty, &[]);
+        }
+        let mut lines = vec![self.say(
+            Key::ScheduleListTitle,
+            &[("count", plain(&schedules.len().to_string()))],
+        )];
+        for schedule in schedules {
+            let zone = streambot_core::parse_time_zone(&schedule.rule.time_zone)
+                .unwrap_or(streambot_core::schedule::Tz::UTC);
+            let next = schedule
+                .next_occurrence_at
+                .map(|next| self.local_time(next, zone))
+                .unwrap_or_else(|| "–".to_string());
+            lines.push(self.say(
+                Key::ScheduleLine,
+                &[
+                    Self::id(schedule.id),
+                    (
+                        "recurrence",
+                        plain(&self.recurrence(&schedule.rule.recurrence)),
+                    ),
+                    (
+                        "time",
+                        plain(&schedule.rule.time_of_day.format("%H:%M").to_string()),
+                    ),
+                    ("duration", plain(&self.duration(schedule.duration))),
+                    ("next", plain(&next)),
+                    ("zone", plain(&schedule.rule.time_zone)),
+                    ("link", plain(&redacted_link(&schedule.url))),
+                ],
+            ));
+        }
+        lines.join("\n\n")
+    }
+
+    pub fn schedule_cancelled(&self, schedule_id: JobId) -> String {
+        self.say(Key::ScheduleCancelled, &[Self::id(schedule_id)])
+    }
+
+    pub fn schedule_not_found(&self, schedule_id: JobId) -> String {
+        self.say(Key::ScheduleNotFound, &[Self::id(schedule_id)])
+    }
+
+    pub fn cancel_schedule_button(&self, schedule_id: JobId) -> String {
+        render_plain(
+            self.language,
+            Key::ButtonCancelSchedule,
+            &[("id", schedule_id.to_string())],
+        )
+    }
+
+    pub fn time_zone_current(&self, zone: &str, now: &str) -> String {
+        self.say(
+            Key::TimeZoneCurrent,
+            &[("zone", code(zone)), ("now", plain(now))],
+        )
+    }
+
+    pub fn time_zone_set(&self, zone: &str, now: &str) -> String {
+        self.say(
+            Key::TimeZoneSet,
+            &[("zone", code(zone)), ("now", plain(now))],
+        )
+    }
+
+    /// "Options: from the start, subtitles en, …" for the options a request set (empty: none).
+    pub fn options_line(&self, options: &streambot_core::RecordingOptions) -> String {
+        let mut parts = Vec::new();
+        if options.from_start {
+            parts.push(render_plain(self.language, Key::OptionFromStart, &[]));
+        }
+        if options.subtitles != streambot_core::SubtitleChoice::None {
+            parts.push(render_plain(
+                self.language,
+                Key::OptionSubtitles,
+                &[("choice", options.subtitles.to_string())],
+            ));
+        }
+        if let Some(language) = &options.audio_language {
+            parts.push(render_plain(
+                self.language,
+                Key::OptionAudioLanguage,
+                &[("language", language.clone())],
+            ));
+        }
+        if options.all_audio {
+            parts.push(render_plain(self.language, Key::OptionAllAudio, &[]));
+        }
+        if !options.wait_for_live.is_zero() {
+            parts.push(render_plain(
+                self.language,
+                Key::OptionWaitForLive,
+                &[("duration", self.duration(options.wait_for_live))],
+            ));
+        }
+        if parts.is_empty() {
+            return String::new();
+        }
+        self.say(Key::OptionsLine, &[("options", plain(&parts.join(", ")))])
+    }
+
+    pub fn clip_requested(&self, job_id: JobId, last: Duration) -> String {
+        self.say(
+            Key::ClipRequested,
+            &[Self::id(job_id), ("duration", plain(&self.duration(last)))],
+        )
+    }
+
+    pub fn clip_not_live(&self, job_id: JobId, state: JobState) -> String {
+        self.say(
+            Key::ClipNotLive,
+            &[Self::id(job_id), ("state", plain(&self.state_label(state)))],
+        )
+    }
+
+    /// Why a clip was not made, as the worker reports it.
+    pub fn clip_problem(&self, job_id: JobId, problem: &streambot_core::ClipProblem) -> String {
+        match problem {
+            streambot_core::ClipProblem::Busy => self.say(Key::ClipBusy, &[Self::id(job_id)]),
+            streambot_core::ClipProblem::NothingYet => {
+                self.say(Key::ClipNothingYet, &[Self::id(job_id)])
+            }
+            streambot_core::ClipProblem::Failed { reason } => self.say(
+                Key::ClipFailed,
+                &[
+                    Self::id(job_id),
+                    ("reason", plain(&shortened(reason, SHOWN_TEXT_CHARACTERS))),
+                ],
+            ),
+        }
+    }
+
+    /// A clip's caption (plain text).
+    pub fn clip_caption(&self, job: &Job, last: Duration) -> String {
+        render_plain(
+            self.language,
+            Key::ClipCaption,
+            &[
+                ("duration", self.duration(last)),
+                ("id", job.id.to_string()),
+                ("name", stream_name(&redacted_link(&job.url))),
+            ],
+        )
+    }
 }

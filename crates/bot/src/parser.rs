@@ -7,7 +7,12 @@
 
 use std::time::Duration;
 
-use streambot_core::{JobId, Quality, TimeMeaning, TimeOfDay, find_time_phrases};
+use streambot_core::schedule::parse_weekday;
+use streambot_core::{
+    DEFAULT_CLIP_DURATION, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence, SubtitleChoice,
+    TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases, language_code_from_name,
+    parse_language_tag, parse_time_zone,
+};
 
 /// Which job a control command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,16 +23,36 @@ pub enum JobTarget {
     Unspecified,
 }
 
-/// A recording request as the user phrased it (the URL is checked later, by the recorder's rules).
+/// When a request asks to start: "at 20:00", "tomorrow 21:30", "every Friday at 20:00".
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedStart {
+    pub time: TimeOfDay,
+    pub recurrence: Recurrence,
+    /// "today at 20:00", "tonight": a time that has passed is a mistake, not tomorrow.
+    pub today: bool,
+    /// A zone named in the message ("at 20:00 Europe/Berlin"), checked; else the user's zone.
+    pub time_zone: Option<String>,
+}
+
+/// A recording request as the user phrased it (the URL is checked later, by the recorder's rules).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordRequest {
     /// Every link in the message, in order, each with a scheme (`https://` added when missing).
     pub urls: Vec<String>,
     pub duration: Option<Duration>,
     pub quality: Quality,
-    /// A time of day the message named ("starts at 20:00"): not a duration; scheduling is not
-    /// supported yet, so the bot records now and says so.
-    pub starts_at: Option<TimeOfDay>,
+    /// A time of day the message named ("at 20:00", "every Friday at 20:00"): a schedule.
+    pub start: Option<RequestedStart>,
+    /// "wait up to 6 h": how long a link that is not live yet is watched.
+    pub wait_for_live: Option<Duration>,
+    /// "from the start": the whole window the playlist still offers, then live.
+    pub from_start: bool,
+    /// "with subtitles", "subtitles en", "German subtitles".
+    pub subtitles: SubtitleChoice,
+    /// "in German", "audio de".
+    pub audio_language: Option<String>,
+    /// "all audio": every audio rendition as its own track.
+    pub all_audio: bool,
 }
 
 /// Admin-only commands.
@@ -58,6 +83,15 @@ pub enum BotCommand {
     /// `/language [code]`: show or choose the bot's language.
     Language(Option<String>),
     Admin(AdminCommand),
+    /// `/schedule`: the user's scheduled recordings, each with a Cancel button.
+    Schedules,
+    /// `/timezone [Europe/Berlin]`: show or set the user's time zone.
+    TimeZone(Option<String>),
+    /// `/clip [ID] [5m]`: the last minutes of a live recording as a file.
+    Clip {
+        target: JobTarget,
+        last: Duration,
+    },
 }
 
 /// Why a message that looked like a command could not be used.
@@ -75,6 +109,23 @@ pub enum CommandError {
     BadUserId { given: String },
     #[error("unknown admin command {given:?}")]
     UnknownAdminCommand { given: String },
+    /// "at 25:00", "at 20:75", "at 13pm".
+    #[error("{given:?} is not a time of day")]
+    ImpossibleTime { given: String },
+    #[error("{given:?} is not a time zone")]
+    UnknownTimeZone { given: String },
+    /// "every Friday" without "at 20:00".
+    #[error("a repeating recording needs a time of day")]
+    RepeatWithoutTime,
+    /// "tomorrow" without a time.
+    #[error("a day needs a time of day")]
+    DayWithoutTime { given: String },
+    /// Two different answers to one question ("at 20:00 … at 21:00", "in German … in French").
+    #[error("{first:?} and {second:?} contradict each other")]
+    Contradiction { first: String, second: String },
+    /// A clip longer than the longest one, or zero.
+    #[error("clips are 1 s to {maximum_minutes} min long")]
+    ClipLength { maximum_minutes: u64 },
 }
 
 /// The result of reading one message.
@@ -94,9 +145,9 @@ pub enum ParsedMessage {
 }
 
 /// The slash commands the bot knows, for "did you mean".
-const KNOWN_COMMANDS: [&str; 12] = [
+const KNOWN_COMMANDS: [&str; 15] = [
     "start", "help", "record", "stop", "pause", "resume", "status", "list", "cancel", "delete",
-    "language", "admin",
+    "language", "admin", "schedule", "timezone", "clip",
 ];
 
 const RECORD_WORDS: [&str; 8] = [
@@ -303,7 +354,312 @@ fn read_quality(words: &[String], short: bool) -> Result<Quality, CommandError> 
     Ok(quality)
 }
 
+/// A word with punctuation around it removed, lower case ("Start." → "start", "20:00" stays).
+fn bare_word(token: &str) -> String {
+    token
+        .trim_matches(|character: char| !character.is_alphanumeric())
+        .to_lowercase()
+}
+
+const WAIT_WORDS: [&str; 9] = [
+    "wait",
+    "waiting",
+    "ждать",
+    "жди",
+    "подожди",
+    "подождать",
+    "ожидать",
+    "ожидание",
+    "ждём",
+];
+/// Words between "wait" and its duration: "wait up to 6 h", "wait for at most 1 h".
+const WAIT_FILLER_WORDS: [&str; 13] = [
+    "up",
+    "to",
+    "for",
+    "until",
+    "max",
+    "maximum",
+    "at",
+    "most",
+    "до",
+    "на",
+    "не",
+    "более",
+    "максимум",
+];
+const SUBTITLE_WORDS: [&str; 12] = [
+    "subtitles",
+    "subtitle",
+    "subs",
+    "sub",
+    "captions",
+    "cc",
+    "субтитры",
+    "субтитрами",
+    "субтитров",
+    "субтитр",
+    "сабы",
+    "сабами",
+];
+const AUDIO_WORDS: [&str; 9] = [
+    "audio",
+    "sound",
+    "dub",
+    "voice",
+    "track",
+    "аудио",
+    "звук",
+    "озвучка",
+    "озвучкой",
+];
+/// Words that say the next words name a language: "in German", "на немецком".
+const IN_WORDS: [&str; 3] = ["in", "на", "language"];
+const ALL_WORDS: [&str; 6] = ["all", "every", "все", "всеми", "всех", "всё"];
+const NO_WORDS: [&str; 4] = ["no", "without", "без", "nosubs"];
+/// Words that say a clock reading is a time ("at 25:00").
+const CLOCK_MARKERS: [&str; 8] = [
+    "at",
+    "@",
+    "в",
+    "tomorrow",
+    "today",
+    "tonight",
+    "завтра",
+    "сегодня",
+];
+const TODAY_WORDS: [&str; 4] = ["today", "tonight", "сегодня", "вечером"];
+const DAY_NAME_WORDS: [&str; 5] = ["tomorrow", "today", "tonight", "завтра", "сегодня"];
+/// Short words that are never language codes, though they look like one.
+const NOT_LANGUAGE_CODES: [&str; 14] = [
+    "in", "on", "at", "to", "of", "and", "the", "for", "all", "only", "a", "an", "or", "is",
+];
+
+/// A language after "subtitles"/"audio": a name ("German", "немецком") or a short code ("de").
+fn language_in_word(word: &str) -> Option<String> {
+    if let Some(code) = language_code_from_name(word) {
+        return Some(code.to_string());
+    }
+    let is_code_shaped =
+        (2..=3).contains(&word.chars().count()) || (word.len() <= 8 && word.contains('-'));
+    if is_code_shaped && !NOT_LANGUAGE_CODES.contains(&word) {
+        return parse_language_tag(word);
+    }
+    None
+}
+
+/// "25:00", "20:75", "13pm": a clock reading that no day has.
+fn impossible_clock(word: &str, next: Option<&str>) -> bool {
+    let numbers: Vec<&str> = word.split(':').collect();
+    if let [hour, minute] = numbers.as_slice()
+        && let (Ok(hour), Ok(minute)) = (hour.parse::<u32>(), minute.parse::<u32>())
+        && minute.to_string().len() <= 2
+    {
+        return hour >= 24 || minute >= 60;
+    }
+    let (digits, meridiem) = match word.find(|character: char| !character.is_ascii_digit()) {
+        Some(split) => word.split_at(split),
+        None => (word, next.unwrap_or("")),
+    };
+    matches!(meridiem, "am" | "pm")
+        && digits
+            .parse::<u32>()
+            .is_ok_and(|hour| hour == 0 || hour > 12)
+}
+
+/// A token that is meant as a time zone: `Europe/Berlin`, `America/New_York`, `UTC`.
+fn time_zone_token(token: &str) -> Option<String> {
+    let trimmed = token.trim_matches(|character: char| {
+        matches!(
+            character,
+            ',' | '!' | '?' | ';' | '.' | '(' | ')' | '"' | '\''
+        )
+    });
+    let looks_like_zone = trimmed.contains('/')
+        && trimmed.chars().next().is_some_and(char::is_alphabetic)
+        && trimmed
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "/_-+".contains(character));
+    let is_utc = ["utc", "gmt"].contains(&trimmed.to_lowercase().as_str());
+    (looks_like_zone || is_utc).then(|| trimmed.to_string())
+}
+
+/// Sets an answer once; a different second answer is a contradiction.
+fn set_once<T: PartialEq + Clone>(
+    slot: &mut Option<(T, String)>,
+    value: T,
+    said: String,
+) -> Result<(), CommandError> {
+    match slot {
+        Some((existing, first)) if *existing != value => Err(CommandError::Contradiction {
+            first: first.clone(),
+            second: said,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some((value, said));
+            Ok(())
+        }
+    }
+}
+
+/// The words `first..end` of `tokens` as the user wrote them.
+fn said(tokens: &[&str], first: usize, end: usize) -> String {
+    tokens
+        .get(first..end.min(tokens.len()))
+        .unwrap_or(&[])
+        .join(" ")
+}
+
+/// What the words other than links, durations and quality ask for.
+#[derive(Default)]
+struct RequestOptions {
+    wait_for_live: Option<Duration>,
+    from_start: bool,
+    subtitles: Option<(SubtitleChoice, String)>,
+    audio_language: Option<(String, String)>,
+    all_audio: bool,
+}
+
+/// Reads "from the start", subtitles, audio language and "all audio" out of `lowered` (aligned
+/// with the message's words), marking the words it used.
+fn read_request_options(
+    tokens: &[&str],
+    lowered: &[String],
+    covered: &mut [bool],
+    options: &mut RequestOptions,
+) -> Result<(), CommandError> {
+    let word = |index: usize| lowered.get(index).map(String::as_str).unwrap_or("");
+    let cover = |covered: &mut [bool], range: std::ops::Range<usize>| {
+        for index in range {
+            if let Some(flag) = covered.get_mut(index) {
+                *flag = true;
+            }
+        }
+    };
+    for index in 0..lowered.len() {
+        if covered.get(index).copied().unwrap_or(true) {
+            continue;
+        }
+        let current = word(index);
+        // "from the start", "from the beginning", "from start", "с начала", "сначала".
+        let from_start_length = match (current, word(index + 1), word(index + 2)) {
+            ("from", "the", "start" | "beginning") => 3,
+            ("from", "start" | "beginning", _) | ("с", "начала", _) | ("от", "начала", _) => {
+                2
+            }
+            ("сначала" | "from-start" | "fromstart", _, _) => 1,
+            _ => 0,
+        };
+        if from_start_length > 0 {
+            options.from_start = true;
+            cover(covered, index..index + from_start_length);
+            continue;
+        }
+        if SUBTITLE_WORDS.contains(&current) {
+            let mut first = index;
+            let mut end = index + 1;
+            let mut choice = SubtitleChoice::All;
+            let before = index.checked_sub(1).map(word).unwrap_or("");
+            if NO_WORDS.contains(&before) {
+                choice = SubtitleChoice::None;
+                first = index - 1;
+            } else if ALL_WORDS.contains(&before) {
+                first = index - 1;
+            } else if let Some(language) = language_code_from_name(before) {
+                choice = SubtitleChoice::Language(language.to_string());
+                first = index - 1;
+            } else if ["with", "с", "plus", "+", "and"].contains(&before) {
+                first = index - 1;
+            }
+            if choice == SubtitleChoice::All {
+                let mut next = index + 1;
+                if IN_WORDS.contains(&word(next)) {
+                    next += 1;
+                }
+                if ALL_WORDS.contains(&word(next)) {
+                    end = next + 1;
+                } else if let Some(language) = language_in_word(word(next)) {
+                    choice = SubtitleChoice::Language(language);
+                    end = next + 1;
+                }
+            }
+            set_once(&mut options.subtitles, choice, said(tokens, first, end))?;
+            cover(covered, first..end);
+            continue;
+        }
+        if AUDIO_WORDS.contains(&current) || current == "tracks" || current == "дорожки" {
+            let before = index.checked_sub(1).map(word).unwrap_or("");
+            let next = word(index + 1);
+            if ALL_WORDS.contains(&before) {
+                options.all_audio = true;
+                let end = if ["tracks", "languages", "дорожки"].contains(&next) {
+                    index + 2
+                } else {
+                    index + 1
+                };
+                cover(covered, index - 1..end);
+                continue;
+            }
+            if let Some(language) = language_code_from_name(before) {
+                set_once(
+                    &mut options.audio_language,
+                    language.to_string(),
+                    said(tokens, index - 1, index + 1),
+                )?;
+                cover(covered, index - 1..index + 1);
+                continue;
+            }
+            let mut language_at = index + 1;
+            if IN_WORDS.contains(&word(language_at)) {
+                language_at += 1;
+            }
+            if let Some(language) = language_in_word(word(language_at)) {
+                set_once(
+                    &mut options.audio_language,
+                    language,
+                    said(tokens, index, language_at + 1),
+                )?;
+                cover(covered, index..language_at + 1);
+            }
+            continue;
+        }
+        // "in German", "на немецком", "in english language".
+        if IN_WORDS.contains(&current)
+            && let Some(language) = language_code_from_name(word(index + 1))
+        {
+            let end = if ["language", "языке"].contains(&word(index + 2)) {
+                index + 3
+            } else {
+                index + 2
+            };
+            set_once(
+                &mut options.audio_language,
+                language.to_string(),
+                said(tokens, index, end),
+            )?;
+            cover(covered, index..end);
+            continue;
+        }
+        if ALL_WORDS.contains(&current) && ["languages", "языки"].contains(&word(index + 1)) {
+            options.all_audio = true;
+            cover(covered, index..index + 2);
+        }
+    }
+    Ok(())
+}
+
 fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessage {
+    match read_record_request(text_after_command, linked_urls) {
+        Ok(request) => ParsedMessage::Command(BotCommand::Record(request)),
+        Err(error) => ParsedMessage::Invalid(error),
+    }
+}
+
+fn read_record_request(
+    text_after_command: &str,
+    linked_urls: &[String],
+) -> Result<RecordRequest, CommandError> {
     let tokens: Vec<&str> = text_after_command.split_whitespace().collect();
     let mut urls: Vec<String> = Vec::new();
     let mut rest: Vec<&str> = Vec::new();
@@ -323,39 +679,167 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
         }
     }
     if unique.is_empty() {
-        return ParsedMessage::Invalid(CommandError::RecordWithoutUrl);
+        return Err(CommandError::RecordWithoutUrl);
     }
     let rest_text = rest.join(" ");
     let short = words_of(&rest_text).len() <= SHORT_REQUEST_WORDS;
-    let mut duration = None;
-    let mut starts_at = None;
+    let lowered: Vec<String> = rest.iter().map(|token| bare_word(token)).collect();
     let mut covered = vec![false; rest.len()];
-    for phrase in find_time_phrases(&rest_text) {
+    let cover = |covered: &mut Vec<bool>, range: std::ops::Range<usize>| {
+        for index in range {
+            if let Some(flag) = covered.get_mut(index) {
+                *flag = true;
+            }
+        }
+    };
+    // Clock readings no day has, and time zones, before anything reads them as durations.
+    let mut time_zone = None;
+    for (index, token) in rest.iter().enumerate() {
+        let previous = index.checked_sub(1).and_then(|before| lowered.get(before));
+        let marked = previous.is_some_and(|word| CLOCK_MARKERS.contains(&word.as_str()));
+        let next = lowered.get(index + 1).map(String::as_str);
+        if (marked || token.ends_with("am") || token.ends_with("pm"))
+            && impossible_clock(&bare_word(token), next)
+        {
+            return Err(CommandError::ImpossibleTime {
+                given: bare_word(token),
+            });
+        }
+        if let Some(zone) = time_zone_token(token) {
+            let zone = parse_time_zone(&zone).map_err(|_| CommandError::UnknownTimeZone {
+                given: zone.chars().take(64).collect(),
+            })?;
+            set_once(&mut time_zone, zone.name().to_string(), token.to_string())?;
+            cover(&mut covered, index..index + 1);
+        }
+    }
+    let phrases = find_time_phrases(&rest_text);
+    let mut options = RequestOptions::default();
+    let mut duration: Option<(Duration, String)> = None;
+    let mut starts_at: Option<(TimeOfDay, String)> = None;
+    for phrase in &phrases {
+        if covered.get(phrase.first_word).copied().unwrap_or(false) {
+            continue;
+        }
         let is_bare_number = phrase.end_word == phrase.first_word + 1
             && rest.get(phrase.first_word).is_some_and(|word| {
                 trim_punctuation(word)
                     .bytes()
                     .all(|byte| byte.is_ascii_digit() || byte == b'.')
             });
-        if is_bare_number && !short {
+        // "wait up to 6 h": the duration belongs to waiting, with the words before it.
+        let mut wait_word = None;
+        let mut before = phrase.first_word;
+        while let Some(previous) = before.checked_sub(1) {
+            let word = lowered.get(previous).map(String::as_str).unwrap_or("");
+            if WAIT_WORDS.contains(&word) {
+                wait_word = Some(previous);
+                break;
+            }
+            if !WAIT_FILLER_WORDS.contains(&word) || phrase.first_word - previous > 4 {
+                break;
+            }
+            before = previous;
+        }
+        if is_bare_number && !short && wait_word.is_none() {
             continue;
         }
-        for index in phrase.first_word..phrase.end_word {
-            if let Some(flag) = covered.get_mut(index) {
-                *flag = true;
+        let first = wait_word.unwrap_or(phrase.first_word);
+        cover(&mut covered, first..phrase.end_word);
+        let phrase_text = said(&rest, phrase.first_word, phrase.end_word);
+        match &phrase.meaning {
+            TimeMeaning::Duration(found) if wait_word.is_some() => {
+                options.wait_for_live = Some(*found);
             }
-        }
-        match phrase.meaning {
             TimeMeaning::Duration(found) => {
-                duration.get_or_insert(found);
+                if let Some((existing, first_said)) = &duration
+                    && existing != found
+                    && short
+                    && !is_bare_number
+                {
+                    return Err(CommandError::Contradiction {
+                        first: first_said.clone(),
+                        second: phrase_text,
+                    });
+                }
+                duration.get_or_insert((*found, phrase_text));
             }
             TimeMeaning::TimeOfDay(time) => {
-                starts_at.get_or_insert(time);
+                set_once(&mut starts_at, *time, phrase_text)?;
             }
-            TimeMeaning::Invalid(error) if duration.is_none() && short => {
-                return ParsedMessage::Invalid(CommandError::BadDuration(error));
+            TimeMeaning::Invalid(error) if (duration.is_none() && short) || wait_word.is_some() => {
+                return Err(CommandError::BadDuration(error.clone()));
             }
             TimeMeaning::Invalid(_) => {}
+        }
+    }
+    // A bare "wait" (with the default wait) is understood too.
+    for (index, word) in lowered.iter().enumerate() {
+        if WAIT_WORDS.contains(&word.as_str()) {
+            cover(&mut covered, index..index + 1);
+        }
+    }
+    read_request_options(&rest, &lowered, &mut covered, &mut options)?;
+    let mut start = None;
+    if let Some((time, _)) = starts_at {
+        let recurrence = match find_schedule_words(&rest_text) {
+            Some(words) => {
+                for index in &words.used_words {
+                    // Only the weekday words: durations and times were read above.
+                    if lowered.get(*index).is_some_and(|word| {
+                        parse_weekday(word).is_some()
+                            || [
+                                "every",
+                                "each",
+                                "daily",
+                                "everyday",
+                                "day",
+                                "ежедневно",
+                                "каждый",
+                                "каждую",
+                                "каждое",
+                                "каждая",
+                                "по",
+                                "день",
+                                "дням",
+                                "and",
+                                "и",
+                            ]
+                            .contains(&word.as_str())
+                    }) {
+                        cover(&mut covered, *index..*index + 1);
+                    }
+                }
+                words.recurrence
+            }
+            None => Recurrence::Once,
+        };
+        let today = lowered
+            .iter()
+            .any(|word| TODAY_WORDS.contains(&word.as_str()));
+        start = Some(RequestedStart {
+            time,
+            recurrence,
+            today: today && !time.tomorrow,
+            time_zone: time_zone.map(|(zone, _)| zone),
+        });
+    } else if short {
+        // "every Friday", "tomorrow" without a time: say so rather than record now.
+        for (index, word) in lowered.iter().enumerate() {
+            let next = lowered.get(index + 1).map(String::as_str).unwrap_or("");
+            let repeats = ["daily", "ежедневно"].contains(&word.as_str())
+                || (["every", "each", "каждый", "каждую", "каждое"].contains(&word.as_str())
+                    && (parse_weekday(next).is_some() || ["day", "день"].contains(&next)));
+            if repeats {
+                return Err(CommandError::RepeatWithoutTime);
+            }
+            if DAY_NAME_WORDS.contains(&word.as_str()) {
+                return Err(CommandError::DayWithoutTime {
+                    given: rest
+                        .get(index)
+                        .map_or(String::new(), |token| token.to_string()),
+                });
+            }
         }
     }
     let leftover: Vec<&str> = rest
@@ -364,13 +848,68 @@ fn parse_record(text_after_command: &str, linked_urls: &[String]) -> ParsedMessa
         .filter(|(_, covered)| !covered)
         .map(|(word, _)| *word)
         .collect();
-    match read_quality(&words_of(&leftover.join(" ")), short) {
-        Ok(quality) => ParsedMessage::Command(BotCommand::Record(RecordRequest {
-            urls: unique,
-            duration,
-            quality,
-            starts_at,
-        })),
+    let quality = read_quality(&words_of(&leftover.join(" ")), short)?;
+    Ok(RecordRequest {
+        urls: unique,
+        duration: duration.map(|(duration, _)| duration),
+        quality,
+        start,
+        wait_for_live: options.wait_for_live,
+        from_start: options.from_start,
+        subtitles: options
+            .subtitles
+            .map(|(choice, _)| choice)
+            .unwrap_or_default(),
+        audio_language: options.audio_language.map(|(language, _)| language),
+        all_audio: options.all_audio,
+    })
+}
+
+/// `/clip [ID] [5m]`: which job, and how much of its end (default 5 min, at most an hour).
+fn parse_clip(arguments: &str) -> ParsedMessage {
+    let tokens: Vec<&str> = arguments.split_whitespace().collect();
+    let id_position = tokens
+        .iter()
+        .position(|token| bare_word(token).parse::<JobId>().is_ok());
+    let mut last = None;
+    let mut in_phrase = vec![false; tokens.len()];
+    for phrase in find_time_phrases(arguments) {
+        if id_position
+            .is_some_and(|position| (phrase.first_word..phrase.end_word).contains(&position))
+        {
+            continue;
+        }
+        for flag in in_phrase
+            .iter_mut()
+            .take(phrase.end_word)
+            .skip(phrase.first_word)
+        {
+            *flag = true;
+        }
+        match phrase.meaning {
+            TimeMeaning::Duration(found) => {
+                last.get_or_insert(found);
+            }
+            TimeMeaning::Invalid(error) => {
+                return ParsedMessage::Invalid(CommandError::BadDuration(error));
+            }
+            TimeMeaning::TimeOfDay(_) => {}
+        }
+    }
+    let last = last.unwrap_or(DEFAULT_CLIP_DURATION);
+    if last > MAXIMUM_CLIP_DURATION {
+        return ParsedMessage::Invalid(CommandError::ClipLength {
+            maximum_minutes: MAXIMUM_CLIP_DURATION.as_secs() / 60,
+        });
+    }
+    let words: Vec<String> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| !in_phrase.get(*position).copied().unwrap_or(false))
+        .map(|(_, token)| bare_word(token))
+        .collect();
+    match parse_job_target(&words) {
+        Ok(target) => ParsedMessage::Command(BotCommand::Clip { target, last }),
         Err(error) => ParsedMessage::Invalid(error),
     }
 }
@@ -467,6 +1006,13 @@ pub fn parse_message_with_links(
             "language" | "lang" | "язык" => {
                 ParsedMessage::Command(BotCommand::Language(words.first().cloned()))
             }
+            "schedule" | "schedules" | "scheduled" | "расписание" => {
+                ParsedMessage::Command(BotCommand::Schedules)
+            }
+            "timezone" | "time_zone" | "tz" | "zone" | "пояс" => ParsedMessage::Command(
+                BotCommand::TimeZone(arguments.split_whitespace().next().map(str::to_string)),
+            ),
+            "clip" | "клип" => parse_clip(arguments),
             other => match closest_command(other) {
                 Some(command) => ParsedMessage::DidYouMean {
                     command,
@@ -492,6 +1038,20 @@ fn parse_plain_english(text: &str, linked_urls: &[String]) -> ParsedMessage {
     if has_url {
         // A link with or without "record": record it (a link is what people send to this bot).
         return parse_record(text, linked_urls);
+    }
+    if contains(&["schedule", "schedules", "scheduled", "расписание"]) && !contains(&STOP_WORDS)
+    {
+        return ParsedMessage::Command(BotCommand::Schedules);
+    }
+    if matches!(first_word, "clip" | "клип") {
+        let arguments = text
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, rest)| rest);
+        return parse_clip(arguments);
+    }
+    if contains(&["timezone", "часовой"]) || (contains(&["time"]) && contains(&["zone"])) {
+        let zone = text.split_whitespace().find_map(time_zone_token);
+        return ParsedMessage::Command(BotCommand::TimeZone(zone));
     }
     // Questions about what is going on.
     let asks_what = contains(&["what", "which", "whats", "show"]);
@@ -546,7 +1106,7 @@ mod tests {
             urls: vec![url.to_string()],
             duration: duration_seconds.map(Duration::from_secs),
             quality,
-            starts_at: None,
+            ..RecordRequest::default()
         }))
     }
 
@@ -740,7 +1300,7 @@ mod tests {
         let forwarded = record_request(&format!("Tonight live: {url} starts at 20:00!"));
         assert_eq!(forwarded.duration, None);
         assert_eq!(
-            forwarded.starts_at,
+            forwarded.start.map(|start| start.time),
             Some(TimeOfDay {
                 hour: 20,
                 minute: 0,
@@ -749,7 +1309,7 @@ mod tests {
         );
         let tomorrow = record_request(&format!("{url} tomorrow 21:30"));
         assert_eq!(tomorrow.duration, None);
-        assert!(tomorrow.starts_at.is_some_and(|time| time.tomorrow));
+        assert!(tomorrow.start.is_some_and(|start| start.time.tomorrow));
         // A long post: numbers in it are not durations.
         let post = record_request(&format!(
             "Match 2 of 5, the final stage, live from the arena with 18 teams: {url}"
@@ -832,6 +1392,427 @@ mod tests {
         );
     }
 
+    fn start_of(text: &str) -> RequestedStart {
+        record_request(text)
+            .start
+            .unwrap_or_else(|| panic!("{text:?} names no start"))
+    }
+
+    #[test]
+    fn scheduled_requests_as_people_write_them() {
+        use chrono::Weekday;
+        let url = "https://x.example/live.m3u8";
+        let friday = Recurrence::Weekly {
+            weekdays: vec![Weekday::Fri],
+        };
+        // (message, hour, minute, tomorrow, recurrence, duration seconds)
+        let table: Vec<(String, u8, u8, bool, Recurrence, Option<u64>)> = vec![
+            (
+                format!("record {url} at 20:00 for 2h"),
+                20,
+                0,
+                false,
+                Recurrence::Once,
+                Some(7200),
+            ),
+            (
+                format!("Record {url} AT 20:00 FOR 2H"),
+                20,
+                0,
+                false,
+                Recurrence::Once,
+                Some(7200),
+            ),
+            (
+                format!("/record {url} at 20:00 2h"),
+                20,
+                0,
+                false,
+                Recurrence::Once,
+                Some(7200),
+            ),
+            (
+                format!("{url} tomorrow 21:30 for 90 min"),
+                21,
+                30,
+                true,
+                Recurrence::Once,
+                Some(5400),
+            ),
+            (
+                format!("please record {url} tomorrow at 21:30 for 90 minutes, thanks"),
+                21,
+                30,
+                true,
+                Recurrence::Once,
+                Some(5400),
+            ),
+            (
+                format!("{url} every Friday at 20:00 for 2 hours"),
+                20,
+                0,
+                false,
+                friday.clone(),
+                Some(7200),
+            ),
+            (
+                format!("record {url} every friday at 8pm for 2h"),
+                20,
+                0,
+                false,
+                friday.clone(),
+                Some(7200),
+            ),
+            (
+                format!("record {url} each Fri at 20:00 for 2 hours"),
+                20,
+                0,
+                false,
+                friday.clone(),
+                Some(7200),
+            ),
+            (
+                format!("{url} every day at 7:00 for 30 min"),
+                7,
+                0,
+                false,
+                Recurrence::Daily,
+                Some(1800),
+            ),
+            (
+                format!("{url} daily at 07:30 for 1h"),
+                7,
+                30,
+                false,
+                Recurrence::Daily,
+                Some(3600),
+            ),
+            (
+                format!("{url} at 20:00"),
+                20,
+                0,
+                false,
+                Recurrence::Once,
+                None,
+            ),
+            (
+                format!("запиши {url} в 20:00 на 2 часа"),
+                20,
+                0,
+                false,
+                Recurrence::Once,
+                Some(7200),
+            ),
+            (
+                format!("запиши {url} завтра в 21:30 на 90 минут"),
+                21,
+                30,
+                true,
+                Recurrence::Once,
+                Some(5400),
+            ),
+            (
+                format!("{url} каждую пятницу в 20:00 на 2 часа"),
+                20,
+                0,
+                false,
+                friday.clone(),
+                Some(7200),
+            ),
+            (
+                format!("{url} every monday and friday at 20:00 for 1h"),
+                20,
+                0,
+                false,
+                Recurrence::Weekly {
+                    weekdays: vec![Weekday::Mon, Weekday::Fri],
+                },
+                Some(3600),
+            ),
+        ];
+        for (text, hour, minute, tomorrow, recurrence, seconds) in table {
+            let request = record_request(&text);
+            let start = request
+                .start
+                .clone()
+                .unwrap_or_else(|| panic!("{text:?} names no start"));
+            assert_eq!(
+                (start.time.hour, start.time.minute, start.time.tomorrow),
+                (hour, minute, tomorrow),
+                "{text}"
+            );
+            assert_eq!(start.recurrence, recurrence, "{text}");
+            assert_eq!(request.duration, seconds.map(Duration::from_secs), "{text}");
+            assert_eq!(request.urls, [url], "{text}");
+            assert_eq!(request.quality, Quality::Best, "{text}");
+        }
+        assert!(start_of(&format!("{url} today at 20:00 for 1h")).today);
+        assert!(start_of(&format!("{url} tonight at 21:00")).today);
+        assert!(!start_of(&format!("{url} at 21:00")).today);
+        assert_eq!(
+            start_of(&format!("{url} at 20:00 Europe/Berlin for 1h")).time_zone,
+            Some("Europe/Berlin".to_string())
+        );
+        assert_eq!(
+            start_of(&format!("{url} at 20:00 europe/berlin for 1h")).time_zone,
+            Some("Europe/Berlin".to_string())
+        );
+        // Quality still reads beside a schedule.
+        assert_eq!(
+            record_request(&format!("{url} at 20:00 for 2h 720p")).quality,
+            Quality::Height(720)
+        );
+    }
+
+    #[test]
+    fn request_options_as_people_write_them() {
+        let url = "https://x.example/live.m3u8";
+        for (text, wait_seconds) in [
+            (format!("record {url} wait up to 6 h"), 6 * 3600),
+            (format!("record {url} for 2h, wait up to 6 hours"), 6 * 3600),
+            (format!("{url} Wait for 30 min"), 1800),
+            (format!("{url} wait 1 min for 20s"), 60),
+            (format!("{url} wait up to 1 min"), 60),
+            (format!("{url} ждать до 2 часов"), 7200),
+        ] {
+            assert_eq!(
+                record_request(&text).wait_for_live,
+                Some(Duration::from_secs(wait_seconds)),
+                "{text}"
+            );
+        }
+        let both = record_request(&format!("record {url} for 20s wait up to 1 min"));
+        assert_eq!(both.duration, Some(Duration::from_secs(20)));
+        assert_eq!(both.wait_for_live, Some(Duration::from_secs(60)));
+        let waiting = record_request(&format!("{url} wait for it to start"));
+        assert_eq!(waiting.wait_for_live, None);
+        assert_eq!(waiting.duration, None);
+
+        for text in [
+            format!("record {url} from the start"),
+            format!("record {url} From The Beginning for 20s"),
+            format!("{url} from start"),
+            format!("запиши {url} с начала"),
+            format!("{url} сначала"),
+        ] {
+            assert!(record_request(&text).from_start, "{text}");
+        }
+        assert!(!record_request(&format!("start recording {url}")).from_start);
+
+        for (text, choice) in [
+            (format!("{url} with subtitles"), SubtitleChoice::All),
+            (format!("{url} with subs"), SubtitleChoice::All),
+            (
+                format!("{url} subtitles en"),
+                SubtitleChoice::Language("en".to_string()),
+            ),
+            (
+                format!("{url} English subtitles"),
+                SubtitleChoice::Language("en".to_string()),
+            ),
+            (
+                format!("{url} subtitles in German"),
+                SubtitleChoice::Language("de".to_string()),
+            ),
+            (format!("{url} all subtitles"), SubtitleChoice::All),
+            (format!("{url} no subtitles"), SubtitleChoice::None),
+            (format!("{url} с субтитрами"), SubtitleChoice::All),
+            (
+                format!("{url} субтитры en"),
+                SubtitleChoice::Language("en".to_string()),
+            ),
+        ] {
+            let request = record_request(&text);
+            assert_eq!(request.subtitles, choice, "{text}");
+            assert_eq!(request.audio_language, None, "{text}");
+            assert_eq!(request.quality, Quality::Best, "{text}");
+        }
+
+        for (text, language) in [
+            (format!("{url} in German"), "de"),
+            (format!("record {url} in german for 2h"), "de"),
+            (format!("{url} German audio"), "de"),
+            (format!("{url} audio de"), "de"),
+            (format!("{url} audio in French"), "fr"),
+            (format!("{url} на немецком"), "de"),
+            (format!("{url} in English language"), "en"),
+        ] {
+            let request = record_request(&text);
+            assert_eq!(request.audio_language.as_deref(), Some(language), "{text}");
+            assert_eq!(request.quality, Quality::Best, "{text}");
+        }
+        for text in [
+            format!("{url} all audio"),
+            format!("{url} all audio tracks"),
+            format!("{url} ALL AUDIO"),
+            format!("{url} все дорожки"),
+        ] {
+            let request = record_request(&text);
+            assert!(request.all_audio, "{text}");
+            assert_eq!(request.quality, Quality::Best, "{text}");
+        }
+        // "audio only" is still a quality, "in 720p" is not a language.
+        assert_eq!(
+            record_request(&format!("{url} audio only")).quality,
+            Quality::Audio
+        );
+        let in_720 = record_request(&format!("{url} in 720p"));
+        assert_eq!(in_720.quality, Quality::Height(720));
+        assert_eq!(in_720.audio_language, None);
+        let everything = record_request(&format!(
+            "record {url} tomorrow at 20:00 for 2h from the start in German with subtitles wait up to 6 h"
+        ));
+        assert!(everything.from_start);
+        assert_eq!(everything.subtitles, SubtitleChoice::All);
+        assert_eq!(everything.audio_language.as_deref(), Some("de"));
+        assert_eq!(
+            everything.wait_for_live,
+            Some(Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(everything.duration, Some(Duration::from_secs(7200)));
+        assert!(everything.start.is_some_and(|start| start.time.tomorrow));
+    }
+
+    #[test]
+    fn impossible_and_contradictory_requests_are_named() {
+        let url = "https://x.example/live.m3u8";
+        for (text, given) in [
+            (format!("record {url} at 25:00 for 2h"), "25:00"),
+            (format!("record {url} at 24:30"), "24:30"),
+            (format!("{url} at 20:75 for 1h"), "20:75"),
+            (format!("{url} at 13pm"), "13pm"),
+            (format!("{url} tomorrow 26:00 for 1h"), "26:00"),
+            (format!("{url} в 25:00 на 2 часа"), "25:00"),
+        ] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::ImpossibleTime {
+                    given: given.to_string()
+                }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_message(&format!("{url} at 20:00 Mars/Olympus for 1h"), None),
+            ParsedMessage::Invalid(CommandError::UnknownTimeZone {
+                given: "Mars/Olympus".to_string()
+            })
+        );
+        assert_eq!(
+            parse_message(&format!("{url} every Friday for 2h"), None),
+            ParsedMessage::Invalid(CommandError::RepeatWithoutTime)
+        );
+        assert_eq!(
+            parse_message(&format!("{url} daily"), None),
+            ParsedMessage::Invalid(CommandError::RepeatWithoutTime)
+        );
+        assert!(matches!(
+            parse_message(&format!("{url} tomorrow for 2h"), None),
+            ParsedMessage::Invalid(CommandError::DayWithoutTime { .. })
+        ));
+        for text in [
+            format!("{url} at 20:00 and at 21:00"),
+            format!("{url} in German in French"),
+            format!("{url} for 2h for 3h"),
+            format!("{url} no subtitles with subtitles"),
+        ] {
+            assert!(
+                matches!(
+                    parse_message(&text, None),
+                    ParsedMessage::Invalid(CommandError::Contradiction { .. })
+                ),
+                "{text}: {:?}",
+                parse_message(&text, None)
+            );
+        }
+        // Saying the same thing twice is fine.
+        assert!(
+            record_request(&format!("{url} in German, German audio"))
+                .audio_language
+                .is_some()
+        );
+        assert!(matches!(
+            parse_message(&format!("{url} wait up to 0 min"), None),
+            ParsedMessage::Invalid(CommandError::BadDuration(_))
+        ));
+    }
+
+    #[test]
+    fn schedule_time_zone_and_clip_commands() {
+        assert_eq!(
+            parse_message("/schedule", None),
+            ParsedMessage::Command(BotCommand::Schedules)
+        );
+        assert_eq!(
+            parse_message("my schedules", None),
+            ParsedMessage::Command(BotCommand::Schedules)
+        );
+        assert_eq!(
+            parse_message("/timezone Europe/Berlin", None),
+            ParsedMessage::Command(BotCommand::TimeZone(Some("Europe/Berlin".to_string())))
+        );
+        assert_eq!(
+            parse_message("/timezone", None),
+            ParsedMessage::Command(BotCommand::TimeZone(None))
+        );
+        assert_eq!(
+            parse_message("set my time zone to America/New_York", None),
+            ParsedMessage::Command(BotCommand::TimeZone(Some("America/New_York".to_string())))
+        );
+        assert_eq!(
+            parse_message("/clip A3F2B1C9 5m", None),
+            ParsedMessage::Command(BotCommand::Clip {
+                target: JobTarget::Id(id("A3F2B1C9")),
+                last: Duration::from_secs(300)
+            })
+        );
+        assert_eq!(
+            parse_message("/clip a3f2b1c9 last 10 minutes", None),
+            ParsedMessage::Command(BotCommand::Clip {
+                target: JobTarget::Id(id("A3F2B1C9")),
+                last: Duration::from_secs(600)
+            })
+        );
+        assert_eq!(
+            parse_message("/clip", None),
+            ParsedMessage::Command(BotCommand::Clip {
+                target: JobTarget::Unspecified,
+                last: DEFAULT_CLIP_DURATION
+            })
+        );
+        assert_eq!(
+            parse_message("/clip 12345678 2m", None),
+            ParsedMessage::Command(BotCommand::Clip {
+                target: JobTarget::Id(id("12345678")),
+                last: Duration::from_secs(120)
+            })
+        );
+        assert_eq!(
+            parse_message("clip the last 3 min", None),
+            ParsedMessage::Command(BotCommand::Clip {
+                target: JobTarget::Unspecified,
+                last: Duration::from_secs(180)
+            })
+        );
+        assert_eq!(
+            parse_message("/clip A3F2B1C9 2h", None),
+            ParsedMessage::Invalid(CommandError::ClipLength {
+                maximum_minutes: 60
+            })
+        );
+        assert!(matches!(
+            parse_message("/clip A3F2B1 5m", None),
+            ParsedMessage::Invalid(CommandError::BadJobId { .. })
+        ));
+        assert_eq!(
+            parse_message("/shedule", None),
+            ParsedMessage::DidYouMean {
+                command: "schedule",
+                urls: Vec::new()
+            }
+        );
+    }
+
     fn quality_strategy() -> impl Strategy<Value = Quality> {
         prop_oneof![
             Just(Quality::Best),
@@ -877,7 +1858,7 @@ mod tests {
                 urls: vec![url],
                 duration: (total_minutes > 0).then(|| Duration::from_secs(total_minutes * 60)),
                 quality,
-                starts_at: None,
+                ..RecordRequest::default()
             }));
             prop_assert_eq!(parse_message(&text, None), expected, "{}", text);
         }

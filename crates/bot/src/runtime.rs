@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use streambot_core::JobId;
 use streambot_core::UserPreferences;
 use streambot_core::job::Job;
-use streambot_store::{JobBackend, JobsError};
+use streambot_store::{JobBackend, JobsError, ScheduleStore};
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
 use teloxide::dptree;
 use teloxide::prelude::*;
@@ -66,6 +66,12 @@ pub struct BotSettings {
     pub startup_retry_ceiling: Duration,
     /// Telegram's sending limits and the outbound queue's bounds.
     pub outbound: OutboundLimits,
+    /// `DEFAULT_TIMEZONE`: the zone of users who never set `/timezone`.
+    pub default_time_zone: streambot_core::schedule::Tz,
+    /// `SCHEDULE_LEAD`: how long before its time a scheduled job starts.
+    pub schedule_lead: Duration,
+    /// Active schedules a user may keep (admins: no cap).
+    pub maximum_schedules_per_user: usize,
 }
 
 /// Where Telegram delivers updates in webhook mode.
@@ -102,6 +108,9 @@ impl BotSettings {
             storage: None,
             startup_retry_ceiling: Duration::from_secs(60),
             outbound: OutboundLimits::default(),
+            default_time_zone: streambot_core::schedule::Tz::UTC,
+            schedule_lead: streambot_core::DEFAULT_SCHEDULE_LEAD,
+            maximum_schedules_per_user: streambot_core::DEFAULT_MAXIMUM_SCHEDULES_PER_USER,
         }
     }
 
@@ -169,6 +178,10 @@ impl OfferBook {
         self.next_number
     }
 }
+
+/// What the bot needs of the store: jobs, the queue and schedules.
+pub trait BotBackend: JobBackend + ScheduleStore {}
+impl<T: JobBackend + ScheduleStore> BotBackend for T {}
 
 pub(crate) struct BotContext<B: JobBackend> {
     pub backend: B,
@@ -341,7 +354,7 @@ mod futures_like {
 }
 
 /// Runs the bot until `shutdown`. Handlers never block on a recording.
-pub async fn run_bot<B: JobBackend>(
+pub async fn run_bot<B: BotBackend>(
     settings: BotSettings,
     backend: B,
     shutdown: CancellationToken,
@@ -473,6 +486,9 @@ async fn register_commands(bot: &Bot) {
         ("delete", Key::MenuDelete),
         ("language", Key::MenuLanguage),
         ("help", Key::MenuHelp),
+        ("schedule", Key::MenuSchedule),
+        ("timezone", Key::MenuTimeZone),
+        ("clip", Key::MenuClip),
     ];
     for language in Language::ALL {
         let commands: Vec<TelegramCommand> = entries

@@ -232,8 +232,44 @@ impl PartSendError {
 /// A future a [`PartSender`] returns.
 pub type SendFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why a clip (`/clip`) was not made; the requester is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipProblem {
+    /// A clip of this job is being made already (one at a time per job).
+    Busy,
+    /// Nothing is recorded yet.
+    NothingYet,
+    Failed {
+        reason: String,
+    },
+}
+
 /// Sends a finished part to the job's owner (one attempt: the worker retries).
 pub trait PartSender: Send + Sync {
+    /// A clip of a live job (`/clip`), to `chat_id`, with a caption naming the last `last`.
+    /// The default sends it as the job's part.
+    fn send_clip<'a>(
+        &'a self,
+        job: &'a Job,
+        clip: &'a DeliveredPart,
+        chat_id: i64,
+        last: Duration,
+    ) -> SendFuture<'a, Result<SentPart, PartSendError>> {
+        let _ = (chat_id, last);
+        self.send_part(job, clip)
+    }
+
+    /// Tells `chat_id` why its clip was not made. The default says nothing.
+    fn send_clip_problem<'a>(
+        &'a self,
+        job: &'a Job,
+        chat_id: i64,
+        problem: &'a ClipProblem,
+    ) -> SendFuture<'a, Result<(), PartSendError>> {
+        let _ = (job, chat_id, problem);
+        Box::pin(async { Ok(()) })
+    }
+
     fn send_part<'a>(
         &'a self,
         job: &'a Job,

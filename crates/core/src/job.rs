@@ -385,7 +385,19 @@ pub enum JobEvent {
         limit_bytes: u64,
         at: DateTime<Utc>,
     },
+    /// Someone asked for the last `last` of a live job as a file (`/clip`, the Clip button): the
+    /// worker that holds the job makes it and sends it to `chat_id`.
+    ClipRequested {
+        job_id: JobId,
+        last: std::time::Duration,
+        chat_id: i64,
+        at: DateTime<Utc>,
+    },
 }
+
+/// The longest clip `/clip` makes, and the one it makes when no length is given.
+pub const MAXIMUM_CLIP_DURATION: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+pub const DEFAULT_CLIP_DURATION: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl JobEvent {
     pub fn job_id(&self) -> Option<JobId> {
@@ -394,7 +406,8 @@ impl JobEvent {
             JobEvent::StateChanged { job_id, .. }
             | JobEvent::DesiredStateChanged { job_id, .. }
             | JobEvent::Progress { job_id, .. }
-            | JobEvent::RecordingDeleted { job_id, .. } => Some(*job_id),
+            | JobEvent::RecordingDeleted { job_id, .. }
+            | JobEvent::ClipRequested { job_id, .. } => Some(*job_id),
             JobEvent::DiskUsage { .. } => None,
         }
     }

@@ -14,7 +14,7 @@ pub mod telegram_limits;
 pub mod user;
 
 pub use delivery::{
-    JobDelivery, PartDelivery, PartDeliveryState, PartSendError, PartSender, SentPart,
+    ClipProblem, JobDelivery, PartDelivery, PartDeliveryState, PartSendError, PartSender, SentPart,
     StatusMessageRef,
 };
 pub use duration_text::{
@@ -23,14 +23,15 @@ pub use duration_text::{
 };
 pub use failure::FailureKind;
 pub use job::{
-    DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner, JobPriority, JobState,
-    JobStateParseError, JobTransitionError, NewJob, check_transition,
+    DEFAULT_CLIP_DURATION, DesiredJobState, DiskUsageLevel, Job, JobEvent, JobLease, JobOwner,
+    JobPriority, JobState, JobStateParseError, JobTransitionError, MAXIMUM_CLIP_DURATION, NewJob,
+    check_transition,
 };
 pub use job_files::job_directory;
 pub use job_id::{JobId, JobIdError};
 pub use options::{
     OutputFormat, Quality, QualityParseError, RecordingOptions, SubtitleChoice,
-    SubtitleChoiceParseError, parse_language_tag,
+    SubtitleChoiceParseError, language_code_from_name, parse_language_tag,
 };
 pub use progress::{RecordingEndReason, RecordingProgress};
 pub use schedule::{

@@ -171,6 +171,48 @@ pub fn parse_language_tag(given: &str) -> Option<String> {
     valid.then_some(text)
 }
 
+/// Languages people name in words ("German", "Deutsch", "немецком"), as (code, English name,
+/// native name, Russian stem). Used by the bot's "in German" and "German subtitles".
+const NAMED_LANGUAGES: [(&str, &str, &str, &str); 20] = [
+    ("en", "english", "english", "английск"),
+    ("de", "german", "deutsch", "немецк"),
+    ("fr", "french", "français", "французск"),
+    ("es", "spanish", "español", "испанск"),
+    ("it", "italian", "italiano", "итальянск"),
+    ("pt", "portuguese", "português", "португальск"),
+    ("ru", "russian", "русский", "русск"),
+    ("uk", "ukrainian", "українська", "украинск"),
+    ("pl", "polish", "polski", "польск"),
+    ("nl", "dutch", "nederlands", "нидерландск"),
+    ("tr", "turkish", "türkçe", "турецк"),
+    ("ar", "arabic", "العربية", "арабск"),
+    ("ja", "japanese", "日本語", "японск"),
+    ("zh", "chinese", "中文", "китайск"),
+    ("ko", "korean", "한국어", "корейск"),
+    ("sv", "swedish", "svenska", "шведск"),
+    ("fi", "finnish", "suomi", "финск"),
+    ("cs", "czech", "čeština", "чешск"),
+    ("hi", "hindi", "हिन्दी", "хинди"),
+    ("el", "greek", "ελληνικά", "греческ"),
+];
+
+/// The language code of a language's name in English, in itself or in Russian (any case ending:
+/// "немецком", "английские"); `None` for anything else (codes are read by `parse_language_tag`).
+pub fn language_code_from_name(word: &str) -> Option<&'static str> {
+    let word = word
+        .trim_matches(|character: char| !character.is_alphanumeric())
+        .to_lowercase();
+    if word.chars().count() < 4 {
+        return None;
+    }
+    NAMED_LANGUAGES
+        .iter()
+        .find(|(_, english, native, russian_stem)| {
+            word == *english || word == *native || word.starts_with(russian_stem)
+        })
+        .map(|(code, ..)| *code)
+}
+
 /// Default time without a new segment after which a live recording ends as stalled.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -257,6 +299,11 @@ mod tests {
         assert!("../etc".parse::<SubtitleChoice>().is_err());
         assert!("".parse::<SubtitleChoice>().is_err());
         assert!("en us".parse::<SubtitleChoice>().is_err());
+        assert_eq!(language_code_from_name("German"), Some("de"));
+        assert_eq!(language_code_from_name("немецком"), Some("de"));
+        assert_eq!(language_code_from_name("Deutsch"), Some("de"));
+        assert_eq!(language_code_from_name("de"), None);
+        assert_eq!(language_code_from_name("germany"), None);
         for choice in [
             SubtitleChoice::None,
             SubtitleChoice::All,

@@ -306,7 +306,8 @@ impl EventCounters {
             }
             JobEvent::DesiredStateChanged { .. }
             | JobEvent::RecordingDeleted { .. }
-            | JobEvent::DiskUsage { .. } => {}
+            | JobEvent::DiskUsage { .. }
+            | JobEvent::ClipRequested { .. } => {}
         }
     }
 }

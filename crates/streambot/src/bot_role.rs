@@ -12,8 +12,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use streambot_bot::{BotSettings, run_bot};
-use streambot_store::JobBackend;
+use streambot_bot::{BotBackend, BotSettings, run_bot};
 use tokio_util::sync::CancellationToken;
 
 use crate::roles::JobsSettings;
@@ -148,6 +147,10 @@ pub fn bot_settings_from_values(
     // The seed's "max recording duration": the cap of every job without a duration
     // (`FFMPEG_DEFAULT_TIMEOUT`, parsed with the jobs settings).
     settings.default_maximum_duration = Some(jobs.maximum_recording_duration);
+    // `DEFAULT_TIMEZONE` and `SCHEDULE_LEAD`, read once with the scheduler's settings.
+    let schedule_settings = crate::schedule_settings::ScheduleSettings::from_values(values)?;
+    settings.default_time_zone = schedule_settings.default_time_zone;
+    settings.schedule_lead = schedule_settings.schedule_lead;
     if let Some(value) = values.stall_timeout.clone() {
         match streambot_core::parse_duration_text(&value) {
             Ok(duration) if duration >= Duration::from_secs(10) => {
@@ -207,7 +210,7 @@ pub fn bot_settings_from_values(
 }
 
 /// Runs the bot on `backend` until `shutdown`.
-pub async fn run_bot_role<B: JobBackend>(
+pub async fn run_bot_role<B: BotBackend>(
     settings: BotSettings,
     backend: B,
     shutdown: CancellationToken,
