@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use streambot_core::delivery::{
-    DeliverySummary, PartDeliveryState, PartSendError, PartSender, SendFuture, SentPart,
+    ClipProblem, DeliverySummary, PartDeliveryState, PartSendError, PartSender, SendFuture,
+    SentPart,
 };
 use streambot_core::job::Job;
 use streambot_core::job_files::DeliveredPart;
@@ -341,7 +342,70 @@ impl<B: JobBackend> TelegramPartSender<B> {
     }
 }
 
+impl<B: JobBackend> TelegramPartSender<B> {
+    /// A clip of a live job (`/clip`), with its own caption, to the chat that asked.
+    async fn send_one_clip(
+        &self,
+        job: &Job,
+        clip: &DeliveredPart,
+        chat_id: i64,
+    ) -> Result<SentPart, PartSendError> {
+        let words = self.words_for(job.owner.user_id).await;
+        let Some(path) = clip.local_path.as_deref().filter(|path| path.exists()) else {
+            return Err(PartSendError::permanent("the clip is not on this machine"));
+        };
+        if clip.size_bytes > self.upload_limit_bytes {
+            return Err(PartSendError::permanent(
+                "the clip is larger than Telegram accepts; ask for fewer minutes",
+            ));
+        }
+        let duration_seconds = finite_seconds(clip.duration_seconds);
+        let caption = words.clip_caption(job, Duration::from_secs_f64(duration_seconds));
+        let name = format!(
+            "{}-clip-{}s.{}",
+            job.id,
+            duration_seconds.round() as u64,
+            extension_of(path)
+        );
+        self.send_file(
+            chat_id,
+            path,
+            name,
+            caption,
+            clip,
+            duration_seconds.round() as u32,
+        )
+        .await
+        .map(|message| sent_part(&message))
+        .map_err(|error| self.error(&error))
+    }
+}
+
 impl<B: JobBackend> PartSender for TelegramPartSender<B> {
+    fn send_clip<'a>(
+        &'a self,
+        job: &'a Job,
+        clip: &'a DeliveredPart,
+        chat_id: i64,
+        _last: Duration,
+    ) -> SendFuture<'a, Result<SentPart, PartSendError>> {
+        Box::pin(self.send_one_clip(job, clip, chat_id))
+    }
+
+    fn send_clip_problem<'a>(
+        &'a self,
+        job: &'a Job,
+        chat_id: i64,
+        problem: &'a ClipProblem,
+    ) -> SendFuture<'a, Result<(), PartSendError>> {
+        Box::pin(async move {
+            let words = self.words_for(job.owner.user_id).await;
+            self.send_text(chat_id, &words.clip_problem(job.id, problem))
+                .await
+                .map(|_| ())
+        })
+    }
+
     fn send_part<'a>(
         &'a self,
         job: &'a Job,

@@ -7,8 +7,10 @@
 //!   outcome recorded in the job before the next part.
 //! - [`scheduler`]: retention, disk guard, lease reaper, orphan-ffmpeg watchdog
 //!   ([`orphan_watchdog`]).
+//! - `clip_delivery`: clips of live jobs (`/clip`), made and sent by the worker holding the job.
 //! - [`slots`]: how many recordings a worker runs (memory, open files) and the open-file guard.
 
+mod clip_delivery;
 pub mod delivery;
 pub mod orphan_watchdog;
 pub mod part_delivery;

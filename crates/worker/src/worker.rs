@@ -23,6 +23,7 @@ use streambot_core::{
 };
 use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
+use streambot_recorder::clip::{ClipError, ClippedFile, clip_last};
 use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings, finalize_recording};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
@@ -288,6 +289,17 @@ pub trait RecordingEngine: Send + Sync + 'static {
     ) -> impl Future<Output = FinalizeReport> + Send {
         std::future::ready(FinalizeReport::default())
     }
+
+    /// A clip of the last `last` of the recording in `directory` (`/clip`), made while it goes
+    /// on. The default uses ffmpeg from the PATH.
+    fn clip<'a>(
+        &'a self,
+        directory: &'a Path,
+        last: Duration,
+        output: &'a Path,
+    ) -> impl Future<Output = Result<ClippedFile, ClipError>> + Send + 'a {
+        async move { clip_last(&FfmpegRunner::default(), directory, last, output).await }
+    }
 }
 
 /// `streambot_recorder::record` with one shared HTTP client.
@@ -344,6 +356,15 @@ impl RecordingEngine for NativeHlsEngine {
     ) -> FinalizeReport {
         let settings = FinalizeSettings::new(options.format, options.quality);
         finalize_recording(&self.finalizer, report, &settings).await
+    }
+
+    async fn clip(
+        &self,
+        directory: &Path,
+        last: Duration,
+        output: &Path,
+    ) -> Result<ClippedFile, ClipError> {
+        clip_last(&self.finalizer, directory, last, output).await
     }
 }
 
@@ -506,6 +527,15 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
     tracker.spawn(forward_nudges(
         backend.subscribe_events(),
         desired_senders.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::clip_delivery::serve_clip_requests(
+        backend.clone(),
+        engine.clone(),
+        config.clone(),
+        desired_senders.clone(),
+        backend.subscribe_events(),
+        tracker.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(reap_periodically(
