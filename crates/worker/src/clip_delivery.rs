@@ -95,8 +95,21 @@ pub(crate) async fn serve_clip_requests<B: JobBackend, E: RecordingEngine>(
 }
 
 async fn tell_problem(sender: &PartSenderHandle, job: &Job, chat_id: i64, problem: ClipProblem) {
-    if let Err(error) = sender.0.send_clip_problem(job, chat_id, &problem).await {
-        tracing::warn!(job_id = %job.id, %error, "could not say why a clip was not made");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sender.0.send_clip_problem(job, chat_id, &problem).await {
+            Ok(()) => return,
+            Err(error) => {
+                match send_retry_delay(attempt, error.retry_after).filter(|_| error.retryable) {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        tracing::warn!(job_id = %job.id, %error, "could not say why a clip was not made");
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 
