@@ -544,7 +544,7 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
         })
     };
     let host_and_path = url.trim_start_matches("http://").to_string();
-    let photo_caption = format!("Tonight live: {url} starts at 20:00!");
+    let photo_caption = format!("Live: {url} starts at 20:00!");
     let hidden_link_text = "watch the match here";
     vec![
         Case {
@@ -576,11 +576,11 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
             job: job(20_004, url, cap),
         },
         Case {
-            name: "a time of day is not a duration",
-            sent: Sent::Text(format!("Tonight live: {url} starts at 20:00!")),
+            name: "a time of day is not a duration: it schedules the recording",
+            sent: Sent::Text(format!("Live: {url} starts at 20:00!")),
             answer_chat: 20_005,
-            says: "looks like a start time",
-            job: job(20_005, url, cap),
+            says: "Scheduled",
+            job: None,
         },
         Case {
             name: "the caption of a photo",
@@ -590,12 +590,12 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
                 serde_json::json!({
                     "photo": [{"file_id": "AgAC", "file_unique_id": "AQAD", "file_size": 2077, "width": 90, "height": 90}],
                     "caption": photo_caption,
-                    "caption_entities": [{"type": "url", "offset": utf16_length("Tonight live: "), "length": utf16_length(url)}],
+                    "caption_entities": [{"type": "url", "offset": utf16_length("Live: "), "length": utf16_length(url)}],
                 }),
             )),
             answer_chat: 20_006,
-            says: "checking the link",
-            job: job(20_006, url, cap),
+            says: "Scheduled",
+            job: None,
         },
         Case {
             name: "a link behind words (text_link), forwarded",
