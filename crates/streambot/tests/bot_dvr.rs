@@ -400,3 +400,82 @@ async fn a_clip_of_a_live_job_arrives_as_a_playable_file() {
         .await
         .expect("a stranger is refused");
 }
+
+/// Over Redis, with the bot and the worker in separate processes that share no disk: the worker
+/// holding the job makes the clip and sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clip_is_made_by_the_worker_holding_the_job_over_redis() {
+    if skip_without_ffmpeg() {
+        return;
+    }
+    let Some(redis_url) = streambot_testkit::redis_url_for_test() else {
+        return;
+    };
+    let prefix = streambot_testkit::random_key_prefix();
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let origin = live_origin().await;
+    let worker_side = support::WorkerEnvironment::redis(&redis_url, &prefix);
+    let bot_side = support::WorkerEnvironment::redis(&redis_url, &prefix);
+    let with_token = |environment: &support::WorkerEnvironment, role: &str| {
+        let log = std::fs::File::create(environment.data_path().join(format!("{role}.log")))
+            .expect("log file");
+        support::Guarded::new(
+            environment
+                .command(&[role])
+                .env("WORKER_ID", "clip-worker")
+                .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+                .env("TELEGRAM_API_URL", &telegram.api_url)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start a role"),
+        )
+    };
+    let _worker = with_token(&worker_side, "worker");
+    let _bot = with_token(&bot_side, "bot");
+    telegram.send_text_from_user(
+        USER,
+        &format!("record {} for 1 hour", origin.media_playlist_url()),
+    );
+    let queued = telegram
+        .wait_for_text(USER, "checking the link", Duration::from_secs(30))
+        .await
+        .expect("the bot answers the request");
+    let job_id = first_code(&queued);
+    telegram
+        .wait_for_text(USER, "recording*", Duration::from_secs(60))
+        .await
+        .expect("the status message shows it recording");
+    telegram.send_text_from_user(USER, &format!("/clip {job_id} 1m"));
+    let clip = telegram
+        .wait_for_call(Duration::from_secs(90), |call| {
+            call.method == "sendVideo"
+                && call.http_status == 200
+                && call
+                    .parameters
+                    .get("caption")
+                    .and_then(|caption| caption.as_str())
+                    .is_some_and(|caption| caption.contains("Clip"))
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no clip; worker log:\n{}\nbot log:\n{}",
+                std::fs::read_to_string(worker_side.data_path().join("worker.log"))
+                    .unwrap_or_default(),
+                std::fs::read_to_string(bot_side.data_path().join("bot.log")).unwrap_or_default()
+            )
+        });
+    let uploaded = clip
+        .files
+        .iter()
+        .find(|file| file.field == "video")
+        .expect("clip bytes");
+    let file = worker_side.data_path().join("received-clip.mp4");
+    std::fs::write(&file, &uploaded.bytes).expect("write");
+    let seconds = ffprobe_duration(&file).expect("a duration");
+    assert!(seconds > 1.0 && seconds < 70.0, "{seconds} s");
+    // The bot's own disk holds no recording at all.
+    assert!(support::files_with_extension(&bot_side.recordings(), "ts").is_empty());
+}
