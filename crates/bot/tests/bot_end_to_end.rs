@@ -718,6 +718,69 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
             says: "more than zero",
             job: None,
         },
+        Case {
+            name: "a recurring request is scheduled",
+            sent: Sent::Text(format!("record {url} every day at 20:00 for 1h")),
+            answer_chat: 20_015,
+            says: "Every day at 20:00",
+            job: None,
+        },
+        Case {
+            name: "past the per-user schedule cap, the cap is said",
+            sent: Sent::Text(format!("record {url} every Friday at 21:00 for 1h")),
+            answer_chat: 20_015,
+            says: "the most allowed",
+            job: None,
+        },
+        Case {
+            name: "an unknown time zone is named with an example",
+            sent: Sent::Text("/timezone Mars/Olympus".to_string()),
+            answer_chat: 20_016,
+            says: "Europe/Berlin",
+            job: None,
+        },
+        Case {
+            name: "a repetition without a time is asked about",
+            sent: Sent::Text(format!("record {url} every Friday for 2h")),
+            answer_chat: 20_017,
+            says: "needs a time of day",
+            job: None,
+        },
+        Case {
+            name: "no schedules yet",
+            sent: Sent::Text("/schedule".to_string()),
+            answer_chat: 20_018,
+            says: "no scheduled recordings",
+            job: None,
+        },
+        Case {
+            name: "a clip of a job that is not yours",
+            sent: Sent::Text("/clip A3F2B1C9 5m".to_string()),
+            answer_chat: 20_019,
+            says: "No recording",
+            job: None,
+        },
+        Case {
+            name: "request options are confirmed",
+            sent: Sent::Text(format!("record {url} for 1h in German with subtitles")),
+            answer_chat: 20_020,
+            says: "Options: subtitles all, audio de",
+            job: job(20_020, url, Some(3600)),
+        },
+        Case {
+            name: "an impossible time in Russian",
+            sent: Sent::TextInLanguage(format!("запиши {url} в 25:00 на 2 часа"), "ru"),
+            answer_chat: 20_021,
+            says: "такого времени нет",
+            job: None,
+        },
+        Case {
+            name: "the time zone by default",
+            sent: Sent::Text("/timezone".to_string()),
+            answer_chat: 20_022,
+            says: "Your time zone is `UTC`",
+            job: None,
+        },
     ]
 }
 
@@ -726,6 +789,7 @@ async fn what_people_send_becomes_the_right_job_and_the_right_words() {
     let admin = 9_999;
     let harness = Harness::start(|settings| {
         settings.maximum_concurrent_jobs_per_user = 5;
+        settings.maximum_schedules_per_user = 1;
     })
     .await;
     let telegram = &harness.telegram;
