@@ -416,7 +416,7 @@ const AUDIO_WORDS: [&str; 9] = [
 /// Words that say the next words name a language: "in German", "на немецком".
 const IN_WORDS: [&str; 3] = ["in", "на", "language"];
 const ALL_WORDS: [&str; 6] = ["all", "every", "все", "всеми", "всех", "всё"];
-const NO_WORDS: [&str; 4] = ["no", "without", "без", "nosubs"];
+const NO_WORDS: [&str; 5] = ["no", "without", "w/o", "без", "nosubs"];
 /// Words that say a clock reading is a time ("at 25:00").
 const CLOCK_MARKERS: [&str; 8] = [
     "at",
@@ -434,6 +434,54 @@ const DAY_NAME_WORDS: [&str; 5] = ["tomorrow", "today", "tonight", "завтра
 const NOT_LANGUAGE_CODES: [&str; 14] = [
     "in", "on", "at", "to", "of", "and", "the", "for", "all", "only", "a", "an", "or", "is",
 ];
+
+/// Words whose misspellings are read as them: one edit away (six letters or more), two (eight or
+/// more).
+const WORDS_WITH_COMMON_TYPOS: [&str; 13] = [
+    "tomorrow",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "subtitles",
+    "minutes",
+    "seconds",
+    "beginning",
+    "everyday",
+];
+/// Short misspellings, spelled out (an edit-distance rule would turn real words into keywords).
+const SHORT_TYPOS: [(&str, &str); 8] = [
+    ("evry", "every"),
+    ("evrey", "every"),
+    ("eveyr", "every"),
+    ("tmrw", "tomorrow"),
+    ("tmr", "tomorrow"),
+    ("tomoro", "tomorrow"),
+    ("tommorow", "tomorrow"),
+    ("subs", "subtitles"),
+];
+
+/// The keyword a misspelt word means ("tomorow", "firday", "subtitels"), or the token as it was.
+fn corrected_token(token: &str) -> String {
+    let word = bare_word(token);
+    if let Some((_, keyword)) = SHORT_TYPOS.iter().find(|(typo, _)| *typo == word) {
+        return keyword.to_string();
+    }
+    let length = word.chars().count();
+    if length < 6 || !word.chars().all(char::is_alphabetic) {
+        return token.to_string();
+    }
+    let allowed = if length >= 8 { 2 } else { 1 };
+    WORDS_WITH_COMMON_TYPOS
+        .iter()
+        .map(|keyword| (edit_distance(&word, keyword), *keyword))
+        .filter(|(distance, _)| *distance > 0 && *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map_or_else(|| token.to_string(), |(_, keyword)| keyword.to_string())
+}
 
 /// A language after "subtitles"/"audio": a name ("German", "немецком") or a short code ("de").
 fn language_in_word(word: &str) -> Option<String> {
@@ -467,6 +515,25 @@ fn impossible_clock(word: &str, next: Option<&str>) -> bool {
             .is_ok_and(|hour| hour == 0 || hour > 12)
 }
 
+/// The first part of IANA zone names ("Europe/Berlin"): a token starting with one is a zone.
+const ZONE_AREAS: [&str; 15] = [
+    "africa",
+    "america",
+    "antarctica",
+    "arctic",
+    "asia",
+    "atlantic",
+    "australia",
+    "europe",
+    "indian",
+    "pacific",
+    "etc",
+    "us",
+    "canada",
+    "brazil",
+    "mexico",
+];
+
 /// A token that is meant as a time zone: `Europe/Berlin`, `America/New_York`, `UTC`.
 fn time_zone_token(token: &str) -> Option<String> {
     let trimmed = token.trim_matches(|character: char| {
@@ -475,8 +542,9 @@ fn time_zone_token(token: &str) -> Option<String> {
             ',' | '!' | '?' | ';' | '.' | '(' | ')' | '"' | '\''
         )
     });
+    let area = trimmed.split('/').next().unwrap_or("").to_lowercase();
     let looks_like_zone = trimmed.contains('/')
-        && trimmed.chars().next().is_some_and(char::is_alphabetic)
+        && ZONE_AREAS.contains(&area.as_str())
         && trimmed
             .chars()
             .all(|character| character.is_ascii_alphanumeric() || "/_-+".contains(character));
@@ -662,13 +730,14 @@ fn read_record_request(
 ) -> Result<RecordRequest, CommandError> {
     let tokens: Vec<&str> = text_after_command.split_whitespace().collect();
     let mut urls: Vec<String> = Vec::new();
-    let mut rest: Vec<&str> = Vec::new();
+    let mut corrected: Vec<String> = Vec::new();
     for token in &tokens {
         match link_in_token(token) {
             Some(url) => urls.push(url),
-            None => rest.push(token),
+            None => corrected.push(corrected_token(token)),
         }
     }
+    let rest: Vec<&str> = corrected.iter().map(String::as_str).collect();
     for url in linked_urls {
         urls.push(url.clone());
     }
@@ -1050,7 +1119,12 @@ fn parse_plain_english(text: &str, linked_urls: &[String]) -> ParsedMessage {
         return parse_clip(arguments);
     }
     if contains(&["timezone", "часовой"]) || (contains(&["time"]) && contains(&["zone"])) {
-        let zone = text.split_whitespace().find_map(time_zone_token);
+        // Whatever looks like a zone name is checked by the handler, which names a wrong one.
+        let zone = text
+            .split_whitespace()
+            .map(|token| token.trim_matches(|character: char| ",.!?;()\"'".contains(character)))
+            .find(|token| token.contains('/') || time_zone_token(token).is_some())
+            .map(str::to_string);
         return ParsedMessage::Command(BotCommand::TimeZone(zone));
     }
     // Questions about what is going on.
@@ -1546,6 +1620,59 @@ mod tests {
             assert_eq!(request.urls, [url], "{text}");
             assert_eq!(request.quality, Quality::Best, "{text}");
         }
+        // Typos and capitals.
+        for (text, hour, recurrence, tomorrow, seconds) in [
+            (
+                format!("record {url} tomorow at 21:30 for 90 minuts"),
+                21,
+                Recurrence::Once,
+                true,
+                5400,
+            ),
+            (
+                format!("record {url} evry firday at 20:00 for 2 hours"),
+                20,
+                friday.clone(),
+                false,
+                7200,
+            ),
+            (
+                format!("RECORD {url} EVERY FRIDAY AT 8PM FOR 2H"),
+                20,
+                friday.clone(),
+                false,
+                7200,
+            ),
+            (
+                format!("record {url} tmrw 9pm 1h"),
+                21,
+                Recurrence::Once,
+                true,
+                3600,
+            ),
+        ] {
+            let request = record_request(&text);
+            let start = request.start.clone().unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (start.time.hour, start.time.tomorrow, start.recurrence),
+                (hour, tomorrow, recurrence),
+                "{text}"
+            );
+            assert_eq!(
+                request.duration,
+                Some(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            record_request(&format!("{url} with subtitels")).subtitles,
+            SubtitleChoice::All
+        );
+        assert!(record_request(&format!("{url} from the begining")).from_start);
+        // Real words near a keyword stay what they are.
+        assert_eq!(corrected_token("ever"), "ever");
+        assert_eq!(corrected_token("house"), "house");
+        assert_eq!(corrected_token("Monday,"), "Monday,");
         assert!(start_of(&format!("{url} today at 20:00 for 1h")).today);
         assert!(start_of(&format!("{url} tonight at 21:00")).today);
         assert!(!start_of(&format!("{url} at 21:00")).today);
@@ -1693,10 +1820,17 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_message(&format!("{url} at 20:00 Mars/Olympus for 1h"), None),
+            parse_message(&format!("{url} at 20:00 Europe/Atlantis for 1h"), None),
             ParsedMessage::Invalid(CommandError::UnknownTimeZone {
-                given: "Mars/Olympus".to_string()
+                given: "Europe/Atlantis".to_string()
             })
+        );
+        // Slashes that are not zones are left alone.
+        assert_eq!(
+            record_request(&format!("{url} at 20:00 w/o subtitles and/or audio"))
+                .start
+                .map(|start| start.time_zone),
+            Some(None)
         );
         assert_eq!(
             parse_message(&format!("{url} every Friday for 2h"), None),
