@@ -1229,12 +1229,12 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     (
         ScheduleLine,
         En,
-        "{id} {recurrence} at {time}, {duration}; next *{next}* ({zone})\n{link}",
+        "{id} {recurrence} at {time} ({rule_zone}), {duration}; next *{next}* ({zone})\n{link}",
     ),
     (
         ScheduleLine,
         Ru,
-        "{id} {recurrence} в {time}, {duration}; следующая *{next}* ({zone})\n{link}",
+        "{id} {recurrence} в {time} ({rule_zone}), {duration}; следующая *{next}* ({zone})\n{link}",
     ),
     (ScheduleCancelled, En, "Schedule {id} cancelled."),
     (ScheduleCancelled, Ru, "Расписание {id} отменено."),

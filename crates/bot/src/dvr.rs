@@ -243,7 +243,8 @@ pub(crate) async fn send_schedule_list<B: BotBackend>(
 ) -> Result<(), JobsError> {
     let words = context.words_for(owner_id).await;
     let schedules = active_schedules_of(context, owner_id).await?;
-    let text = words.schedule_list(&schedules);
+    let zone = user_time_zone(context, owner_id).await;
+    let text = words.schedule_list(&schedules, zone);
     if let Err(error) = context
         .api
         .send_text(chat_id, &text, schedule_keyboard(&words, &schedules))
@@ -301,10 +302,11 @@ pub(crate) async fn press_cancel_schedule<B: BotBackend>(
     if let Some((list_chat_id, message_id)) = message
         && let Ok(schedules) = active_schedules_of(context, owner_id).await
     {
+        let zone = user_time_zone(context, owner_id).await;
         let text = format!(
             "{}\n\n{}",
             words.schedule_cancelled(schedule_id),
-            words.schedule_list(&schedules)
+            words.schedule_list(&schedules, zone)
         );
         if let Err(error) = context
             .api

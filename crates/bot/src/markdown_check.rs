@@ -384,7 +384,7 @@ mod tests {
                 words.schedule_too_many(20),
                 words.schedule_needs_one_link(),
                 words.schedule_duration_capped(Duration::from_secs(7200)),
-                words.schedule_list(&[]),
+                words.schedule_list(&[], streambot_core::schedule::Tz::UTC),
                 words.schedule_cancelled(job_id),
                 words.schedule_not_found(job_id),
                 words.time_zone_current("Europe/Berlin", "Fri 04 Dec 20:00"),
@@ -446,8 +446,8 @@ mod tests {
                 .expect("a schedule in the future");
                 let zone = streambot_core::parse_time_zone("Europe/Berlin").expect("zone");
                 texts.push(words.schedule_created(&schedule, zone));
-                texts.push(words.schedule_list(std::slice::from_ref(&schedule)));
-                let listed = words.schedule_list(std::slice::from_ref(&schedule));
+                texts.push(words.schedule_list(std::slice::from_ref(&schedule), zone));
+                let listed = words.schedule_list(std::slice::from_ref(&schedule), zone);
                 assert!(
                     !link.contains("token=x") || !listed.contains("token=x"),
                     "a schedule list shows a secret"

@@ -985,8 +985,13 @@ impl Words {
         )
     }
 
-    /// `/schedule`: a title and one entry per schedule (next time in the schedule's zone).
-    pub fn schedule_list(&self, schedules: &[streambot_core::Schedule]) -> String {
+    /// `/schedule`: a title and one entry per schedule (its rule in its own zone, the next time
+    /// in the reader's zone).
+    pub fn schedule_list(
+        &self,
+        schedules: &[streambot_core::Schedule],
+        reader_zone: streambot_core::schedule::Tz,
+    ) -> String {
         if schedules.is_empty() {
             return self.say(Key::ScheduleListEmpty, &[]);
         }
@@ -995,11 +1000,9 @@ impl Words {
             &[("count", plain(&schedules.len().to_string()))],
         )];
         for schedule in schedules {
-            let zone = streambot_core::parse_time_zone(&schedule.rule.time_zone)
-                .unwrap_or(streambot_core::schedule::Tz::UTC);
             let next = schedule
                 .next_occurrence_at
-                .map(|next| self.local_time(next, zone))
+                .map(|next| self.local_time(next, reader_zone))
                 .unwrap_or_else(|| "–".to_string());
             lines.push(self.say(
                 Key::ScheduleLine,
@@ -1015,7 +1018,8 @@ impl Words {
                     ),
                     ("duration", plain(&self.duration(schedule.duration))),
                     ("next", plain(&next)),
-                    ("zone", plain(&schedule.rule.time_zone)),
+                    ("rule_zone", plain(&schedule.rule.time_zone)),
+                    ("zone", plain(reader_zone.name())),
                     ("link", plain(&redacted_link(&schedule.url))),
                 ],
             ));
