@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use streambot_core::schedule::Tz;
+use streambot_store::{JobStore, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, RecordedCall};
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin, spawn_origin_late};
 use support::{BINARY, ffprobe_duration};
@@ -279,7 +280,16 @@ async fn from_the_start_with_a_wait_records_a_stream_that_starts_late() {
     .await
     .expect("late origin");
     let directory = tempfile::tempdir().expect("tempdir");
-    let _child = start_streambot(directory.path(), &telegram, &[("WAIT_FOR_LIVE", "0")]);
+    let recordings = directory.path().join("recordings");
+    let recordings_text = recordings.to_string_lossy().into_owned();
+    let _child = start_streambot(
+        directory.path(),
+        &telegram,
+        &[
+            ("WAIT_FOR_LIVE", "0"),
+            ("LOCAL_STORAGE_PATH", recordings_text.as_str()),
+        ],
+    );
     telegram.send_text_from_user(
         USER,
         &format!(
@@ -312,6 +322,30 @@ async fn from_the_start_with_a_wait_records_a_stream_that_starts_late() {
     std::fs::write(&file, &uploaded.bytes).expect("write");
     let seconds = ffprobe_duration(&file).expect("a duration");
     assert!(seconds > 5.0, "{seconds} s");
+    // The words reached the job, and the ledger marks where live began (the window before it
+    // was recorded too).
+    let backend = SqliteBackend::open_in_data_directory(directory.path())
+        .await
+        .expect("the store");
+    let jobs = backend.list_jobs_for_user(USER, 10).await.expect("jobs");
+    let [job] = jobs.as_slice() else {
+        panic!("one job: {jobs:?}");
+    };
+    assert!(job.options.from_start, "{:?}", job.options);
+    assert_eq!(job.options.wait_for_live, Duration::from_secs(60));
+    assert_eq!(job.options.maximum_duration, Some(Duration::from_secs(20)));
+    let ledger = streambot_hls::ledger::read_ledger_records(&support::ledger_path(
+        &streambot_core::job_directory(&recordings, job.id),
+    ))
+    .expect("the ledger");
+    let live_edge = ledger
+        .iter()
+        .position(|entry| entry.live_edge_at_start == Some(true));
+    assert!(
+        live_edge.is_some_and(|position| position > 0),
+        "segments before the live edge: {live_edge:?} of {}",
+        ledger.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
