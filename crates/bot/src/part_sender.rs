@@ -254,12 +254,16 @@ impl<B: JobBackend> TelegramPartSender<B> {
         let words = self.words_for(job.owner.user_id).await;
         let chat_id = job.owner.chat_id;
         let duration_seconds = finite_seconds(part.duration_seconds);
-        let caption = words.part_caption(
+        let mut caption = words.part_caption(
             job,
             part.part_number as usize,
             part.part_count as usize,
             Duration::from_secs_f64(duration_seconds),
         );
+        if let Some(error_count) = part.damaged_decode_errors {
+            caption.push_str(" · ");
+            caption.push_str(&words.damaged_caption_note(error_count));
+        }
         if let Some(link) = &part.link {
             let message = self
                 .send_text(chat_id, &words.part_link(&caption, link))
@@ -335,6 +339,20 @@ impl<B: JobBackend> TelegramPartSender<B> {
         .await?;
         for name in &to_send_again {
             self.send_text(chat_id, &words.delivery_failed(name))
+                .await?;
+        }
+        let damaged_and_sent: Vec<u32> = parts
+            .iter()
+            .filter(|part| part.damaged_decode_errors.is_some())
+            .filter(|part| {
+                delivery.part(part.part_number).is_some_and(|delivered| {
+                    matches!(delivered.state, PartDeliveryState::Sent { .. })
+                })
+            })
+            .map(|part| part.part_number)
+            .collect();
+        if !damaged_and_sent.is_empty() {
+            self.send_text(chat_id, &words.files_damaged(&damaged_and_sent))
                 .await?;
         }
         Ok(())

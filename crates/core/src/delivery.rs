@@ -84,6 +84,29 @@ pub struct StatusMessageRef {
     pub message_id: i64,
 }
 
+/// A finished recording's files were deleted (retention, the disk guard): kept in the job record,
+/// so "Send again" can say so instead of sending nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingDeletion {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// What a "Send again" request found (the store's `request_redelivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeliveryOutcome {
+    /// The failed parts are pending again and the job is back in its queue.
+    Requested,
+    /// A request is already waiting or being served: nothing more is done.
+    AlreadyPending,
+    /// No failed part (or no delivery at all): nothing to send again.
+    NothingToSendAgain,
+    /// The files were deleted (retention, the disk guard).
+    FilesDeleted,
+    /// The job is still running: its parts have not been sent yet.
+    NotFinished,
+}
+
 /// Where a job's delivery is, as the status message tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliverySummary {

@@ -272,6 +272,9 @@ pub struct Job {
     /// The chat message that shows this job's status (the bot keeps editing it across restarts).
     #[serde(default)]
     pub status_message: Option<crate::delivery::StatusMessageRef>,
+    /// The files were deleted (retention, the disk guard); set once.
+    #[serde(default)]
+    pub recording_deleted: Option<crate::delivery::RecordingDeletion>,
 }
 
 /// What is needed to create a job.
@@ -309,6 +312,7 @@ impl Job {
             waiting_for_live: None,
             delivery: None,
             status_message: None,
+            recording_deleted: None,
         }
     }
 
@@ -385,6 +389,17 @@ pub enum JobEvent {
         limit_bytes: u64,
         at: DateTime<Utc>,
     },
+    /// The job's delivery record changed (a part sent or failed, the summary, "Send again").
+    DeliveryChanged {
+        job_id: JobId,
+        at: DateTime<Utc>,
+    },
+    /// The chat message showing the job's status changed (another bot process may hold it).
+    StatusMessageChanged {
+        job_id: JobId,
+        status_message: Option<crate::delivery::StatusMessageRef>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl JobEvent {
@@ -394,7 +409,9 @@ impl JobEvent {
             JobEvent::StateChanged { job_id, .. }
             | JobEvent::DesiredStateChanged { job_id, .. }
             | JobEvent::Progress { job_id, .. }
-            | JobEvent::RecordingDeleted { job_id, .. } => Some(*job_id),
+            | JobEvent::RecordingDeleted { job_id, .. }
+            | JobEvent::DeliveryChanged { job_id, .. }
+            | JobEvent::StatusMessageChanged { job_id, .. } => Some(*job_id),
             JobEvent::DiskUsage { .. } => None,
         }
     }

@@ -306,7 +306,9 @@ impl EventCounters {
             }
             JobEvent::DesiredStateChanged { .. }
             | JobEvent::RecordingDeleted { .. }
-            | JobEvent::DiskUsage { .. } => {}
+            | JobEvent::DiskUsage { .. }
+            | JobEvent::DeliveryChanged { .. }
+            | JobEvent::StatusMessageChanged { .. } => {}
         }
     }
 }

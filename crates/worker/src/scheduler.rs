@@ -361,13 +361,24 @@ async fn announce_deletion<B: JobBackend>(
     job_id: JobId,
     reason: &str,
 ) -> Result<(), JobsError> {
-    backend
-        .publish_event(JobEvent::RecordingDeleted {
-            job_id,
-            reason: reason.to_string(),
-            at: Utc::now(),
-        })
+    // Kept in the job record ("Send again" says the files are gone), published as
+    // `RecordingDeleted` by the store.
+    match backend
+        .record_recording_deleted(job_id, reason.to_string())
         .await
+    {
+        Ok(_) => Ok(()),
+        Err(JobsError::JobNotFound { .. }) => {
+            backend
+                .publish_event(JobEvent::RecordingDeleted {
+                    job_id,
+                    reason: reason.to_string(),
+                    at: Utc::now(),
+                })
+                .await
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn orphan_watchdog_pass<B: JobBackend>(
