@@ -242,6 +242,8 @@ message_keys!(
     MenuDelete,
     MenuLanguage,
     MenuHelp,
+    ToastAlreadySending,
+    ResendFilesDeleted,
 );
 
 use Key::*;
@@ -1055,6 +1057,18 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     (MenuLanguage, Ru, "English / Русский"),
     (MenuHelp, En, "how to use the bot"),
     (MenuHelp, Ru, "как пользоваться ботом"),
+    (ToastAlreadySending, En, "Already on its way"),
+    (ToastAlreadySending, Ru, "Уже отправляю"),
+    (
+        ResendFilesDeleted,
+        En,
+        "The files of recording {id} have been deleted: there is nothing left to send again.",
+    ),
+    (
+        ResendFilesDeleted,
+        Ru,
+        "Файлы записи {id} уже удалены: отправить их снова нельзя.",
+    ),
 ];
 
 /// The template of `key` in `language` (English when a language lacks it: the test below makes

@@ -644,6 +644,11 @@ impl Words {
         )
     }
 
+    /// "Send again" on a recording whose files retention or the disk guard deleted.
+    pub fn resend_files_deleted(&self, job_id: JobId) -> String {
+        self.say(Key::ResendFilesDeleted, &[Self::id(job_id)])
+    }
+
     /// Appended to the caption of a part that did not decode cleanly (plain text).
     pub fn damaged_caption_note(&self, error_count: usize) -> String {
         render_plain(

@@ -82,6 +82,25 @@ pub struct JobDelivery {
 pub struct StatusMessageRef {
     pub chat_id: i64,
     pub message_id: i64,
+    /// The job's `finished_at` when the message was last edited to show the job finished: the
+    /// final edit is made once per finish (a "Send again" finishes the job a second time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_edit_for: Option<DateTime<Utc>>,
+}
+
+impl StatusMessageRef {
+    pub fn new(chat_id: i64, message_id: i64) -> Self {
+        StatusMessageRef {
+            chat_id,
+            message_id,
+            final_edit_for: None,
+        }
+    }
+
+    /// Whether the message still has to show the job finished (`finished_at` of a finished job).
+    pub fn needs_final_edit(&self, finished_at: Option<DateTime<Utc>>) -> bool {
+        finished_at.is_some() && self.final_edit_for != finished_at
+    }
 }
 
 /// A finished recording's files were deleted (retention, the disk guard): kept in the job record,

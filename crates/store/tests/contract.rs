@@ -807,10 +807,7 @@ async fn delivery_is_recorded_fenced_and_resumed<B: JobBackend>(backend: B) {
         .await
         .expect("the holder records");
     assert_eq!(written.delivery.as_ref(), Some(&delivery));
-    let status = StatusMessageRef {
-        chat_id: 30,
-        message_id: 5,
-    };
+    let status = StatusMessageRef::new(30, 5);
     backend
         .set_status_message(job.id, Some(status))
         .await
@@ -1004,10 +1001,7 @@ async fn record_changes_are_published<B: JobBackend>(backend: B) {
         "{refused:?}"
     );
 
-    let status = StatusMessageRef {
-        chat_id: 50,
-        message_id: 9,
-    };
+    let status = StatusMessageRef::new(50, 9);
     let with_status = backend
         .set_status_message(job.id, Some(status))
         .await
