@@ -254,13 +254,13 @@ async fn streambot_run_killed_mid_recording_keeps_editing_the_same_status_messag
 
     // Restarted once more: the finished job is not edited again.
     second.kill();
-    let polls_before = telegram.received_count("getUpdates");
+    let starts_before = telegram.received_count("getMe");
     let mut third = start_role(&environment, &telegram, "run", "run-3");
     assert!(
         telegram
-            .wait_for_received("getUpdates", polls_before + 1, Duration::from_secs(60))
+            .wait_for_received("getMe", starts_before + 1, Duration::from_secs(60))
             .await,
-        "the third process polls\n{}",
+        "the third process starts its bot\n{}",
         logs()
     );
     tokio::time::sleep(A_FEW_SCANS).await;
