@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use streambot_core::{Job, JobId, JobState};
@@ -18,7 +17,9 @@ use streambot_testkit::telegram::FakeTelegram;
 use streambot_testkit::{
     OriginConfig, OriginHandle, SegmentKind, random_key_prefix, redis_url_for_test, spawn_origin,
 };
-use support::{Guarded, WorkerEnvironment, wait_for_completion, wait_for_job, wait_until};
+use support::{
+    WorkerEnvironment, edits_of, start_role, wait_for_completion, wait_for_job, wait_until,
+};
 
 const USER: i64 = 5151;
 /// The bot scans the store every 3 s: three scans.
@@ -32,47 +33,6 @@ async fn long_stream() -> OriginHandle {
     )
     .await
     .expect("origin")
-}
-
-/// `streambot ROLE` with the fake Bot API's token; its stderr in `<data>/<name>.log`.
-fn start_role(
-    environment: &WorkerEnvironment,
-    telegram: &FakeTelegram,
-    role: &str,
-    name: &str,
-) -> Guarded {
-    let log = std::fs::File::create(environment.data_path().join(format!("{name}.log")))
-        .expect("log file");
-    Guarded::new(
-        environment
-            .command(&[role])
-            .env("WORKER_ID", name)
-            .env("TELEGRAM_BOT_TOKEN", &telegram.token)
-            .env("TELEGRAM_API_URL", &telegram.api_url)
-            .env("TELEGRAM_ADMIN_IDS", "42")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start streambot"),
-    )
-}
-
-fn message_id_of(call: &streambot_testkit::telegram::RecordedCall) -> Option<i64> {
-    let value = call.parameters.get("message_id")?;
-    value
-        .as_i64()
-        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
-}
-
-/// The texts of the answered edits of one message, in order.
-fn edits_of(telegram: &FakeTelegram, message_id: i64) -> Vec<String> {
-    telegram
-        .calls_of("editMessageText")
-        .iter()
-        .filter(|call| call.http_status == 200 && message_id_of(call) == Some(message_id))
-        .map(|call| call.text().unwrap_or_default().to_string())
-        .collect()
 }
 
 fn final_edits_of(telegram: &FakeTelegram, message_id: i64) -> usize {
@@ -89,7 +49,10 @@ fn messages_naming(telegram: &FakeTelegram, job_id: JobId) -> usize {
         .calls_of("sendMessage")
         .iter()
         .filter(|call| call.http_status == 200 && call.chat_id() == Some(USER))
-        .filter(|call| call.text().is_some_and(|text| text.contains(job_id.as_str())))
+        .filter(|call| {
+            call.text()
+                .is_some_and(|text| text.contains(job_id.as_str()))
+        })
         .count()
 }
 
@@ -206,7 +169,9 @@ async fn assert_one_final_edit<B: JobBackend>(
     )
     .await;
     assert_eq!(
-        finished.status_message.map(|reference| reference.message_id),
+        finished
+            .status_message
+            .map(|reference| reference.message_id),
         Some(message_id),
         "still the first message"
     );
