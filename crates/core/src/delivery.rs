@@ -290,6 +290,29 @@ pub trait PartSender: Send + Sync {
     ) -> SendFuture<'a, Result<(), PartSendError>>;
 }
 
+/// What the disk guard tells the admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminNotice {
+    /// Usage reached 80 % of `MAX_DISK_USAGE_GB`.
+    DiskFilling { used_bytes: u64, limit_bytes: u64 },
+    /// Usage reached 95 %: the oldest finished recordings were deleted (none when there was
+    /// nothing finished to delete).
+    DiskFreed {
+        used_bytes_before: u64,
+        used_bytes_after: u64,
+        limit_bytes: u64,
+        deleted_jobs: Vec<crate::JobId>,
+    },
+}
+
+/// Tells the admins (the bot implements it: a message to each of `TELEGRAM_ADMIN_IDS`).
+pub trait AdminNotifier: Send + Sync {
+    fn notify_admins<'a>(
+        &'a self,
+        notice: &'a AdminNotice,
+    ) -> SendFuture<'a, Result<(), PartSendError>>;
+}
+
 /// How many times a transient error is tried before the part is recorded failed.
 pub const MAXIMUM_SEND_ATTEMPTS: u32 = 5;
 /// The longest wait between two attempts (a longer `retry_after` is honoured up to this).
