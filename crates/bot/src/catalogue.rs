@@ -244,6 +244,10 @@ message_keys!(
     MenuHelp,
     ToastAlreadySending,
     ResendFilesDeleted,
+    RecordingExpires,
+    DiskFilling,
+    DiskFreed,
+    DiskFullNothingToDelete,
 );
 
 use Key::*;
@@ -1068,6 +1072,46 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         ResendFilesDeleted,
         Ru,
         "Файлы записи {id} уже удалены: отправить их снова нельзя.",
+    ),
+    (
+        RecordingExpires,
+        En,
+        "The files are kept until {time}, then deleted.",
+    ),
+    (
+        RecordingExpires,
+        Ru,
+        "Файлы хранятся до {time}, потом удаляются.",
+    ),
+    (
+        DiskFilling,
+        En,
+        "⚠️ The disk is {percent} full ({used} of {limit}). At 95 % the oldest finished recordings are deleted.",
+    ),
+    (
+        DiskFilling,
+        Ru,
+        "⚠️ Диск заполнен на {percent} ({used} из {limit}). При 95 % самые старые готовые записи удаляются.",
+    ),
+    (
+        DiskFreed,
+        En,
+        "🧹 The disk reached {percent} ({before} of {limit}): deleted the oldest finished recordings ({count}: {jobs}); now {after}.",
+    ),
+    (
+        DiskFreed,
+        Ru,
+        "🧹 Диск заполнился на {percent} ({before} из {limit}): удалены самые старые готовые записи ({count}: {jobs}); теперь {after}.",
+    ),
+    (
+        DiskFullNothingToDelete,
+        En,
+        "🛑 The disk is {percent} full ({used} of {limit}) and no finished recording is left to delete: new recordings wait until space is freed.",
+    ),
+    (
+        DiskFullNothingToDelete,
+        Ru,
+        "🛑 Диск заполнен на {percent} ({used} из {limit}), а готовых записей для удаления нет: новые записи ждут, пока освободится место.",
     ),
 ];
 

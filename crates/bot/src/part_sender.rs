@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use streambot_core::delivery::{
-    DeliverySummary, PartDeliveryState, PartSendError, PartSender, SendFuture, SentPart,
+    AdminNotice, AdminNotifier, DeliverySummary, PartDeliveryState, PartSendError, PartSender,
+    SendFuture, SentPart,
 };
 use streambot_core::job::Job;
 use streambot_core::job_files::DeliveredPart;
@@ -33,6 +34,10 @@ pub struct TelegramPartSender<B: JobBackend> {
     bot: Bot,
     backend: B,
     upload_limit_bytes: u64,
+    /// `FILE_RETENTION_HOURS`: the summary says when the files go.
+    file_retention: Option<Duration>,
+    /// `TELEGRAM_ADMIN_IDS`: who hears from the disk guard.
+    admin_user_ids: Vec<i64>,
 }
 
 /// What the status message says about a job's delivery, from the job record.
@@ -161,11 +166,21 @@ impl<B: JobBackend> TelegramPartSender<B> {
         if let Some(api_url) = &settings.api_url {
             bot = bot.set_api_url(api_url.clone());
         }
+        let mut admin_user_ids: Vec<i64> = settings.admin_user_ids.iter().copied().collect();
+        admin_user_ids.sort_unstable();
         Ok(TelegramPartSender {
             bot,
             backend,
             upload_limit_bytes: settings.upload_limit_bytes(),
+            file_retention: None,
+            admin_user_ids,
         })
+    }
+
+    /// The summary says when retention deletes the files (`None`: kept forever, not said).
+    pub fn with_file_retention(mut self, file_retention: Option<Duration>) -> Self {
+        self.file_retention = file_retention;
+        self
     }
 
     async fn words_for(&self, user_id: i64) -> Words {
@@ -332,11 +347,17 @@ impl<B: JobBackend> TelegramPartSender<B> {
                 }
             }
         }
-        self.send_text(
-            chat_id,
-            &words.final_summary(job, delivery.sent_count(), &kept_on_server),
-        )
-        .await?;
+        let mut summary = words.final_summary(job, delivery.sent_count(), &kept_on_server);
+        if let Some(expires_at) = self
+            .file_retention
+            .filter(|_| delivery.sent_count() > 0 || !kept_on_server.is_empty())
+            .and_then(|retention| chrono::Duration::from_std(retention).ok())
+            .and_then(|retention| chrono::Utc::now().checked_add_signed(retention))
+        {
+            summary.push('\n');
+            summary.push_str(&words.recording_expires(expires_at));
+        }
+        self.send_text(chat_id, &summary).await?;
         for name in &to_send_again {
             self.send_text(chat_id, &words.delivery_failed(name))
                 .await?;
@@ -356,6 +377,30 @@ impl<B: JobBackend> TelegramPartSender<B> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl<B: JobBackend> TelegramPartSender<B> {
+    /// Each admin in their language; every admin is tried, the first error is returned.
+    async fn tell_the_admins(&self, notice: &AdminNotice) -> Result<(), PartSendError> {
+        let mut first_error = None;
+        for admin_id in &self.admin_user_ids {
+            let words = self.words_for(*admin_id).await;
+            if let Err(error) = self.send_text(*admin_id, &words.disk_notice(notice)).await {
+                tracing::warn!(admin_id, %error, "could not tell an admin about the disk");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<B: JobBackend> AdminNotifier for TelegramPartSender<B> {
+    fn notify_admins<'a>(
+        &'a self,
+        notice: &'a AdminNotice,
+    ) -> SendFuture<'a, Result<(), PartSendError>> {
+        Box::pin(self.tell_the_admins(notice))
     }
 }
 
