@@ -131,11 +131,12 @@ impl<B: JobBackend> BotContext<B> {
                         last_text: text.clone(),
                     },
                 );
-                self.store_status_message(
-                    job.id,
-                    StatusMessageRef::new(chat_id, i64::from(message_id.0)),
-                )
-                .await;
+                // A finished job's new message already shows it finished.
+                let reference = StatusMessageRef {
+                    final_edit_for: job.finished_at.filter(|_| job.state.is_terminal()),
+                    ..StatusMessageRef::new(chat_id, i64::from(message_id.0))
+                };
+                self.store_status_message(job.id, reference).await;
                 if let Some(previous) = previous
                     && (previous.chat_id, previous.message_id) != (chat_id, message_id)
                 {
