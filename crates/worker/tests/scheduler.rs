@@ -177,6 +177,15 @@ async fn a_scheduler_tick_deletes_expired_user_files_but_not_a_live_jobs() {
         }
     }
     assert!(announced, "the deletion is published for the bot");
+    let recorded = backend
+        .get_job(finished.id)
+        .await
+        .expect("get")
+        .expect("job");
+    assert!(
+        recorded.recording_deleted.is_some(),
+        "the job says its files are gone (\"Send again\" tells the user)"
+    );
 }
 
 /// The disk guard counts the users' finished files and frees them, oldest first, together with
