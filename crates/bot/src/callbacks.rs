@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use streambot_core::JobId;
+use streambot_core::delivery::RedeliveryOutcome;
 use streambot_core::job::Job;
 use streambot_store::JobBackend;
 use teloxide::types::{CallbackQuery, MessageId};
@@ -235,21 +236,35 @@ async fn press_job_button<B: BotBackend>(
             }
         }
         "resend" => {
-            // Parts are sent by the worker that holds the files, with retries under its lease;
-            // a button from before that change only loses its keyboard.
-            if let Some((chat_id, message_id)) = message {
-                context
-                    .api
-                    .edit_text(
-                        chat_id,
-                        message_id,
-                        &plain(&words.label(Key::ToastAlreadyFinished)),
-                        None,
-                    )
-                    .await
-                    .ok();
+            // Recorded in the store: the job goes back to its queue and a worker sends the
+            // failed parts (a restart loses nothing; a second tap while one is pending does
+            // nothing more).
+            match context.backend.request_redelivery(job.id).await {
+                Ok((requested, RedeliveryOutcome::Requested)) => {
+                    adopt_pressed_message(context, &requested, message).await;
+                    context.refresh_status_message(&requested, true).await;
+                    words.label(Key::ToastSending)
+                }
+                Ok((_, RedeliveryOutcome::AlreadyPending)) => words.label(Key::ToastAlreadySending),
+                Ok((_, RedeliveryOutcome::FilesDeleted)) => {
+                    if let Err(error) = context
+                        .api
+                        .send_text(chat_id, &words.resend_files_deleted(job.id), None)
+                        .await
+                    {
+                        tracing::debug!(%error, "could not say the files are gone");
+                    }
+                    words.label(Key::ToastAlreadyFinished)
+                }
+                Ok((current, RedeliveryOutcome::NotFinished)) => words.state_label(current.state),
+                Ok((_, RedeliveryOutcome::NothingToSendAgain)) => {
+                    words.label(Key::ToastAlreadyFinished)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "send again: could not record the request");
+                    words.label(Key::ToastTryAgain)
+                }
             }
-            words.label(Key::ToastAlreadyFinished)
         }
         "delete" => {
             let text = match crate::admin::delete_recording(context, job_id, actor_id).await {
@@ -292,16 +307,16 @@ async fn adopt_pressed_message<B: JobBackend>(
     let Some((chat_id, message_id)) = message else {
         return;
     };
-    if context.is_status_message(job.id, chat_id, message_id) {
+    if context.is_status_message(job, chat_id, message_id) {
         return;
     }
-    let previous = context
-        .status_messages
-        .lock()
-        .ok()
-        .and_then(|status_messages| status_messages.get(&job.id).cloned());
-    context.adopt_status_message(job.id, chat_id, message_id, "");
-    if let Some(previous) = previous {
+    let previous = context.current_status_message(job);
+    context
+        .adopt_status_message(job.id, chat_id, message_id, "")
+        .await;
+    if let Some(previous) = previous
+        && !previous.last_text.is_empty()
+    {
         context
             .api
             .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text);

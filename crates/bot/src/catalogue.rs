@@ -283,6 +283,12 @@ message_keys!(
     MenuSchedule,
     MenuTimeZone,
     MenuClip,
+    ToastAlreadySending,
+    ResendFilesDeleted,
+    RecordingExpires,
+    DiskFilling,
+    DiskFreed,
+    DiskFullNothingToDelete,
 );
 
 use Key::*;
@@ -1382,6 +1388,58 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     ),
     (MenuClip, En, "the last minutes of a recording: /clip ID 5m"),
     (MenuClip, Ru, "последние минуты записи: /clip ID 5m"),
+    (ToastAlreadySending, En, "Already on its way"),
+    (ToastAlreadySending, Ru, "Уже отправляю"),
+    (
+        ResendFilesDeleted,
+        En,
+        "The files of recording {id} have been deleted: there is nothing left to send again.",
+    ),
+    (
+        ResendFilesDeleted,
+        Ru,
+        "Файлы записи {id} уже удалены: отправить их снова нельзя.",
+    ),
+    (
+        RecordingExpires,
+        En,
+        "The files are kept until {time}, then deleted.",
+    ),
+    (
+        RecordingExpires,
+        Ru,
+        "Файлы хранятся до {time}, потом удаляются.",
+    ),
+    (
+        DiskFilling,
+        En,
+        "⚠️ The disk is {percent} full ({used} of {limit}). At 95 % the oldest finished recordings are deleted.",
+    ),
+    (
+        DiskFilling,
+        Ru,
+        "⚠️ Диск заполнен на {percent} ({used} из {limit}). При 95 % самые старые готовые записи удаляются.",
+    ),
+    (
+        DiskFreed,
+        En,
+        "🧹 The disk reached {percent} ({before} of {limit}): deleted the oldest finished recordings ({count}: {jobs}); now {after}.",
+    ),
+    (
+        DiskFreed,
+        Ru,
+        "🧹 Диск заполнился на {percent} ({before} из {limit}): удалены самые старые готовые записи ({count}: {jobs}); теперь {after}.",
+    ),
+    (
+        DiskFullNothingToDelete,
+        En,
+        "🛑 The disk is {percent} full ({used} of {limit}) and no finished recording is left to delete: new recordings wait until space is freed.",
+    ),
+    (
+        DiskFullNothingToDelete,
+        Ru,
+        "🛑 Диск заполнен на {percent} ({used} из {limit}), а готовых записей для удаления нет: новые записи ждут, пока освободится место.",
+    ),
 ];
 
 /// The template of `key` in `language` (English when a language lacks it: the test below makes

@@ -520,6 +520,28 @@ mod tests {
                 );
                 texts.push(words.part_link(&caption, link));
                 texts.push(words.files_damaged(&[1, 3]));
+                texts.push(words.resend_files_deleted(job_id));
+                texts.push(words.recording_expires(chrono::Utc::now()));
+                for notice in [
+                    streambot_core::AdminNotice::DiskFilling {
+                        used_bytes: 850,
+                        limit_bytes: 1000,
+                    },
+                    streambot_core::AdminNotice::DiskFreed {
+                        used_bytes_before: 960,
+                        used_bytes_after: 800,
+                        limit_bytes: 1000,
+                        deleted_jobs: vec![job_id; 25],
+                    },
+                    streambot_core::AdminNotice::DiskFreed {
+                        used_bytes_before: 960,
+                        used_bytes_after: 960,
+                        limit_bytes: 1000,
+                        deleted_jobs: Vec::new(),
+                    },
+                ] {
+                    texts.push(words.disk_notice(&notice));
+                }
                 let mut jobs = Vec::new();
                 for state in JobState::ALL {
                     for failure in [

@@ -660,6 +660,84 @@ impl Words {
         )
     }
 
+    /// "Send again" on a recording whose files retention or the disk guard deleted.
+    pub fn resend_files_deleted(&self, job_id: JobId) -> String {
+        self.say(Key::ResendFilesDeleted, &[Self::id(job_id)])
+    }
+
+    /// After the summary: when retention deletes the files.
+    pub fn recording_expires(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        self.say(
+            Key::RecordingExpires,
+            &[("time", plain(&at.format("%Y-%m-%d %H:%M UTC").to_string()))],
+        )
+    }
+
+    /// What the disk guard tells an admin.
+    pub fn disk_notice(&self, notice: &streambot_core::AdminNotice) -> String {
+        /// Job ids named at most in one notice.
+        const JOBS_NAMED: usize = 20;
+        let percent = |used: u64, limit: u64| {
+            plain(&format!(
+                "{:.0} %",
+                used as f64 * 100.0 / limit.max(1) as f64
+            ))
+        };
+        match notice {
+            streambot_core::AdminNotice::DiskFilling {
+                used_bytes,
+                limit_bytes,
+            } => self.say(
+                Key::DiskFilling,
+                &[
+                    ("percent", percent(*used_bytes, *limit_bytes)),
+                    ("used", plain(&format_size(*used_bytes))),
+                    ("limit", plain(&format_size(*limit_bytes))),
+                ],
+            ),
+            streambot_core::AdminNotice::DiskFreed {
+                used_bytes_before,
+                limit_bytes,
+                deleted_jobs,
+                ..
+            } if deleted_jobs.is_empty() => self.say(
+                Key::DiskFullNothingToDelete,
+                &[
+                    ("percent", percent(*used_bytes_before, *limit_bytes)),
+                    ("used", plain(&format_size(*used_bytes_before))),
+                    ("limit", plain(&format_size(*limit_bytes))),
+                ],
+            ),
+            streambot_core::AdminNotice::DiskFreed {
+                used_bytes_before,
+                used_bytes_after,
+                limit_bytes,
+                deleted_jobs,
+            } => {
+                let mut jobs = deleted_jobs
+                    .iter()
+                    .take(JOBS_NAMED)
+                    .map(|job_id| code(job_id.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if deleted_jobs.len() > JOBS_NAMED {
+                    jobs.push_str(&plain(", …"));
+                }
+                self.say(
+                    Key::DiskFreed,
+                    &[
+                        ("percent", percent(*used_bytes_before, *limit_bytes)),
+                        ("before", plain(&format_size(*used_bytes_before))),
+                        ("limit", plain(&format_size(*limit_bytes))),
+                        ("count", plain(&deleted_jobs.len().to_string())),
+                        ("jobs", jobs),
+                        ("after", plain(&format_size(*used_bytes_after))),
+                    ],
+                )
+            }
+        }
+    }
+
     /// Appended to the caption of a part that did not decode cleanly (plain text).
     pub fn damaged_caption_note(&self, error_count: usize) -> String {
         render_plain(

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use streambot_core::delivery::{
-    ClipProblem, DeliverySummary, PartDeliveryState, PartSendError, PartSender, SendFuture,
-    SentPart,
+    AdminNotice, AdminNotifier, ClipProblem, DeliverySummary, PartDeliveryState, PartSendError,
+    PartSender, SendFuture, SentPart,
 };
 use streambot_core::job::Job;
 use streambot_core::job_files::DeliveredPart;
@@ -34,6 +34,10 @@ pub struct TelegramPartSender<B: JobBackend> {
     bot: Bot,
     backend: B,
     upload_limit_bytes: u64,
+    /// `FILE_RETENTION_HOURS`: the summary says when the files go.
+    file_retention: Option<Duration>,
+    /// `TELEGRAM_ADMIN_IDS`: who hears from the disk guard.
+    admin_user_ids: Vec<i64>,
 }
 
 /// What the status message says about a job's delivery, from the job record.
@@ -162,11 +166,21 @@ impl<B: JobBackend> TelegramPartSender<B> {
         if let Some(api_url) = &settings.api_url {
             bot = bot.set_api_url(api_url.clone());
         }
+        let mut admin_user_ids: Vec<i64> = settings.admin_user_ids.iter().copied().collect();
+        admin_user_ids.sort_unstable();
         Ok(TelegramPartSender {
             bot,
             backend,
             upload_limit_bytes: settings.upload_limit_bytes(),
+            file_retention: None,
+            admin_user_ids,
         })
+    }
+
+    /// The summary says when retention deletes the files (`None`: kept forever, not said).
+    pub fn with_file_retention(mut self, file_retention: Option<Duration>) -> Self {
+        self.file_retention = file_retention;
+        self
     }
 
     async fn words_for(&self, user_id: i64) -> Words {
@@ -255,12 +269,16 @@ impl<B: JobBackend> TelegramPartSender<B> {
         let words = self.words_for(job.owner.user_id).await;
         let chat_id = job.owner.chat_id;
         let duration_seconds = finite_seconds(part.duration_seconds);
-        let caption = words.part_caption(
+        let mut caption = words.part_caption(
             job,
             part.part_number as usize,
             part.part_count as usize,
             Duration::from_secs_f64(duration_seconds),
         );
+        if let Some(error_count) = part.damaged_decode_errors {
+            caption.push_str(" · ");
+            caption.push_str(&words.damaged_caption_note(error_count));
+        }
         if let Some(link) = &part.link {
             let message = self
                 .send_text(chat_id, &words.part_link(&caption, link))
@@ -329,13 +347,33 @@ impl<B: JobBackend> TelegramPartSender<B> {
                 }
             }
         }
-        self.send_text(
-            chat_id,
-            &words.final_summary(job, delivery.sent_count(), &kept_on_server),
-        )
-        .await?;
+        let mut summary = words.final_summary(job, delivery.sent_count(), &kept_on_server);
+        if let Some(expires_at) = self
+            .file_retention
+            .filter(|_| delivery.sent_count() > 0 || !kept_on_server.is_empty())
+            .and_then(|retention| chrono::Duration::from_std(retention).ok())
+            .and_then(|retention| chrono::Utc::now().checked_add_signed(retention))
+        {
+            summary.push('\n');
+            summary.push_str(&words.recording_expires(expires_at));
+        }
+        self.send_text(chat_id, &summary).await?;
         for name in &to_send_again {
             self.send_text(chat_id, &words.delivery_failed(name))
+                .await?;
+        }
+        let damaged_and_sent: Vec<u32> = parts
+            .iter()
+            .filter(|part| part.damaged_decode_errors.is_some())
+            .filter(|part| {
+                delivery.part(part.part_number).is_some_and(|delivered| {
+                    matches!(delivered.state, PartDeliveryState::Sent { .. })
+                })
+            })
+            .map(|part| part.part_number)
+            .collect();
+        if !damaged_and_sent.is_empty() {
+            self.send_text(chat_id, &words.files_damaged(&damaged_and_sent))
                 .await?;
         }
         Ok(())
@@ -378,6 +416,28 @@ impl<B: JobBackend> TelegramPartSender<B> {
         .await
         .map(|message| sent_part(&message))
         .map_err(|error| self.error(&error))
+    }
+
+    /// Each admin in their language; every admin is tried, the first error is returned.
+    async fn tell_the_admins(&self, notice: &AdminNotice) -> Result<(), PartSendError> {
+        let mut first_error = None;
+        for admin_id in &self.admin_user_ids {
+            let words = self.words_for(*admin_id).await;
+            if let Err(error) = self.send_text(*admin_id, &words.disk_notice(notice)).await {
+                tracing::warn!(admin_id, %error, "could not tell an admin about the disk");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<B: JobBackend> AdminNotifier for TelegramPartSender<B> {
+    fn notify_admins<'a>(
+        &'a self,
+        notice: &'a AdminNotice,
+    ) -> SendFuture<'a, Result<(), PartSendError>> {
+        Box::pin(self.tell_the_admins(notice))
     }
 }
 

@@ -82,6 +82,48 @@ pub struct JobDelivery {
 pub struct StatusMessageRef {
     pub chat_id: i64,
     pub message_id: i64,
+    /// The job's `finished_at` when the message was last edited to show the job finished: the
+    /// final edit is made once per finish (a "Send again" finishes the job a second time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_edit_for: Option<DateTime<Utc>>,
+}
+
+impl StatusMessageRef {
+    pub fn new(chat_id: i64, message_id: i64) -> Self {
+        StatusMessageRef {
+            chat_id,
+            message_id,
+            final_edit_for: None,
+        }
+    }
+
+    /// Whether the message still has to show the job finished (`finished_at` of a finished job).
+    pub fn needs_final_edit(&self, finished_at: Option<DateTime<Utc>>) -> bool {
+        finished_at.is_some() && self.final_edit_for != finished_at
+    }
+}
+
+/// A finished recording's files were deleted (retention, the disk guard): kept in the job record,
+/// so "Send again" can say so instead of sending nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingDeletion {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// What a "Send again" request found (the store's `request_redelivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeliveryOutcome {
+    /// The failed parts are pending again and the job is back in its queue.
+    Requested,
+    /// A request is already waiting or being served: nothing more is done.
+    AlreadyPending,
+    /// No failed part (or no delivery at all): nothing to send again.
+    NothingToSendAgain,
+    /// The files were deleted (retention, the disk guard).
+    FilesDeleted,
+    /// The job is still running: its parts have not been sent yet.
+    NotFinished,
 }
 
 /// Where a job's delivery is, as the status message tells it.
@@ -281,6 +323,29 @@ pub trait PartSender: Send + Sync {
         &'a self,
         job: &'a Job,
         parts: &'a [DeliveredPart],
+    ) -> SendFuture<'a, Result<(), PartSendError>>;
+}
+
+/// What the disk guard tells the admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminNotice {
+    /// Usage reached 80 % of `MAX_DISK_USAGE_GB`.
+    DiskFilling { used_bytes: u64, limit_bytes: u64 },
+    /// Usage reached 95 %: the oldest finished recordings were deleted (none when there was
+    /// nothing finished to delete).
+    DiskFreed {
+        used_bytes_before: u64,
+        used_bytes_after: u64,
+        limit_bytes: u64,
+        deleted_jobs: Vec<crate::JobId>,
+    },
+}
+
+/// Tells the admins (the bot implements it: a message to each of `TELEGRAM_ADMIN_IDS`).
+pub trait AdminNotifier: Send + Sync {
+    fn notify_admins<'a>(
+        &'a self,
+        notice: &'a AdminNotice,
     ) -> SendFuture<'a, Result<(), PartSendError>>;
 }
 

@@ -272,6 +272,9 @@ pub struct Job {
     /// The chat message that shows this job's status (the bot keeps editing it across restarts).
     #[serde(default)]
     pub status_message: Option<crate::delivery::StatusMessageRef>,
+    /// The files were deleted (retention, the disk guard); set once.
+    #[serde(default)]
+    pub recording_deleted: Option<crate::delivery::RecordingDeletion>,
 }
 
 /// What is needed to create a job.
@@ -309,6 +312,7 @@ impl Job {
             waiting_for_live: None,
             delivery: None,
             status_message: None,
+            recording_deleted: None,
         }
     }
 
@@ -393,6 +397,17 @@ pub enum JobEvent {
         chat_id: i64,
         at: DateTime<Utc>,
     },
+    /// The job's delivery record changed (a part sent or failed, the summary, "Send again").
+    DeliveryChanged {
+        job_id: JobId,
+        at: DateTime<Utc>,
+    },
+    /// The chat message showing the job's status changed (another bot process may hold it).
+    StatusMessageChanged {
+        job_id: JobId,
+        status_message: Option<crate::delivery::StatusMessageRef>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// The longest clip `/clip` makes, and the one it makes when no length is given.
@@ -408,6 +423,10 @@ impl JobEvent {
             | JobEvent::Progress { job_id, .. }
             | JobEvent::RecordingDeleted { job_id, .. }
             | JobEvent::ClipRequested { job_id, .. } => Some(*job_id),
+        at: DateTime<Utc>,
+    },
+            | JobEvent::DeliveryChanged { job_id, .. }
+            | JobEvent::StatusMessageChanged { job_id, .. } => Some(*job_id),
             JobEvent::DiskUsage { .. } => None,
         }
     }

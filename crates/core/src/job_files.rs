@@ -125,6 +125,9 @@ pub struct DeliveredPart {
     pub telegram_file_id: Option<String>,
     /// Why storing or uploading failed; the local file is kept.
     pub storage_error: Option<String>,
+    /// Finalize reported the file damaged: the decode errors it counted (the caption says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged_decode_errors: Option<usize>,
 }
 
 impl DeliveredPart {
@@ -147,7 +150,19 @@ impl DeliveredPart {
             link: None,
             telegram_file_id: None,
             storage_error: None,
+            damaged_decode_errors: file.damaged_decode_errors(),
         }
+    }
+}
+
+impl FinalizedFile {
+    /// The decode errors of a file finalize reported damaged (at least one); `None` when it is not.
+    pub fn damaged_decode_errors(&self) -> Option<usize> {
+        self.damaged.then(|| {
+            self.decode_check
+                .as_ref()
+                .map_or(1, |check| check.error_count.max(1))
+        })
     }
 }
 
@@ -183,5 +198,20 @@ mod tests {
         assert_eq!(record.failures[0].message, "m");
         let part = DeliveredPart::from_finalized_file(&record.files[0], 1, 1);
         assert_eq!(part.local_path.as_deref(), Some(Path::new("/r/x.mp4")));
+        assert_eq!(part.damaged_decode_errors, None);
+    }
+
+    #[test]
+    fn a_damaged_file_carries_its_decode_error_count_to_delivery() {
+        let text = r#"{"files":[{"part_number":1,"path":"/r/x.mp4","size_bytes":5,
+            "duration_seconds":2.0,"width":null,"height":null,"has_audio":true,"thumbnail":null,
+            "transcoded":false,"decode_check":{"error_count":7,"sampled":false,"first_errors":[]},
+            "damaged":true}],"failures":[]}"#;
+        let record: FinalizedRecord = serde_json::from_str(text).expect("parse");
+        let part = DeliveredPart::from_finalized_file(&record.files[0], 1, 1);
+        assert_eq!(part.damaged_decode_errors, Some(7));
+        let stored = serde_json::to_string(&part).expect("serialize");
+        let read_back: DeliveredPart = serde_json::from_str(&stored).expect("parse");
+        assert_eq!(read_back.damaged_decode_errors, Some(7));
     }
 }

@@ -14,8 +14,8 @@ pub mod telegram_limits;
 pub mod user;
 
 pub use delivery::{
-    ClipProblem, JobDelivery, PartDelivery, PartDeliveryState, PartSendError, PartSender, SentPart,
-    StatusMessageRef,
+    AdminNotice, AdminNotifier, ClipProblem, JobDelivery, PartDelivery, PartDeliveryState,
+    PartSendError, PartSender, RecordingDeletion, RedeliveryOutcome, SentPart, StatusMessageRef,
 };
 pub use duration_text::{
     DurationTextError, DurationUnits, TimeMeaning, TimeOfDay, TimePhrase, find_time_phrases,

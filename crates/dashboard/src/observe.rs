@@ -307,7 +307,9 @@ impl EventCounters {
             JobEvent::DesiredStateChanged { .. }
             | JobEvent::RecordingDeleted { .. }
             | JobEvent::DiskUsage { .. }
-            | JobEvent::ClipRequested { .. } => {}
+            | JobEvent::ClipRequested { .. }
+            | JobEvent::DeliveryChanged { .. }
+            | JobEvent::StatusMessageChanged { .. } => {}
         }
     }
 }

@@ -361,6 +361,21 @@ impl JobStore for SwitchableBackend {
         self.check()?;
         self.inner.set_status_message(job_id, status_message).await
     }
+    async fn request_redelivery(
+        &self,
+        job_id: JobId,
+    ) -> Result<(Job, streambot_core::RedeliveryOutcome), JobsError> {
+        self.check()?;
+        self.inner.request_redelivery(job_id).await
+    }
+    async fn record_recording_deleted(
+        &self,
+        job_id: JobId,
+        reason: String,
+    ) -> Result<Job, JobsError> {
+        self.check()?;
+        self.inner.record_recording_deleted(job_id, reason).await
+    }
 }
 
 impl Queue for SwitchableBackend {

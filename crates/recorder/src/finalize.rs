@@ -115,6 +115,29 @@ pub struct FinishedFile {
     pub damaged: bool,
 }
 
+impl FinishedFile {
+    /// The file as `finalized.json`'s readers see it (`core::job_files`).
+    pub fn finalized_file(&self) -> streambot_core::job_files::FinalizedFile {
+        streambot_core::job_files::FinalizedFile {
+            part_number: self.part_number,
+            path: self.path.clone(),
+            size_bytes: self.size_bytes,
+            duration_seconds: self.duration_seconds,
+            width: self.width,
+            height: self.height,
+            has_audio: self.has_audio,
+            thumbnail: self.thumbnail.clone(),
+            transcoded: self.transcoded,
+            damaged: self.damaged,
+            decode_check: self.decode_check.as_ref().map(|check| {
+                streambot_core::job_files::FinalizedDecodeCheck {
+                    error_count: check.error_count,
+                }
+            }),
+        }
+    }
+}
+
 /// A part that could not be finalized; its intermediate file is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinalizeFailure {

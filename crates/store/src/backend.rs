@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use streambot_core::{
     DesiredJobState, FailureKind, Job, JobDelivery, JobEvent, JobId, JobLease, JobPriority,
-    JobState, NewJob, RecordingProgress, StatusMessageRef, UserPreferences,
+    JobState, NewJob, RecordingDeletion, RecordingProgress, RedeliveryOutcome, StatusMessageRef,
+    UserPreferences,
 };
 use tokio::sync::broadcast;
 
@@ -199,6 +200,22 @@ pub trait JobStore: Send + Sync {
         job_id: JobId,
         status_message: Option<StatusMessageRef>,
     ) -> impl Future<Output = Result<Job, JobsError>> + Send;
+
+    /// "Send again": a finished job's failed parts become pending and the job goes back to its
+    /// queue (the next worker sends them, like a delivery resumed after a crash). A request
+    /// already pending, a job still running or one whose files were deleted changes nothing.
+    fn request_redelivery(
+        &self,
+        job_id: JobId,
+    ) -> impl Future<Output = Result<(Job, RedeliveryOutcome), JobsError>> + Send;
+
+    /// The finished files of a job were deleted (retention, the disk guard); kept once in the
+    /// record and published as `RecordingDeleted`.
+    fn record_recording_deleted(
+        &self,
+        job_id: JobId,
+        reason: String,
+    ) -> impl Future<Output = Result<Job, JobsError>> + Send;
 }
 
 /// The queues `priority` and `normal`, the leases and the coordination lock.
@@ -327,6 +344,35 @@ pub fn events_between(before: &Job, after: &Job) -> Vec<JobEvent> {
             at: after.updated_at,
         });
     }
+    if before.waiting_for_live != after.waiting_for_live {
+        events.push(JobEvent::Progress {
+            job_id: after.id,
+            progress: after.progress.clone(),
+            at: after.updated_at,
+        });
+    }
+    if before.delivery != after.delivery {
+        events.push(JobEvent::DeliveryChanged {
+            job_id: after.id,
+            at: after.updated_at,
+        });
+    }
+    if before.status_message != after.status_message {
+        events.push(JobEvent::StatusMessageChanged {
+            job_id: after.id,
+            status_message: after.status_message,
+            at: after.updated_at,
+        });
+    }
+    if before.recording_deleted.is_none()
+        && let Some(deletion) = &after.recording_deleted
+    {
+        events.push(JobEvent::RecordingDeleted {
+            job_id: after.id,
+            reason: deletion.reason.clone(),
+            at: deletion.at,
+        });
+    }
     events
 }
 
@@ -448,6 +494,57 @@ pub mod mutation {
     ) -> Result<QueuePlacement, JobsError> {
         job.status_message = status_message;
         job.updated_at = now;
+        Ok(QueuePlacement::Unchanged)
+    }
+
+    /// "Send again" (see `JobStore::request_redelivery`). The one way a finished job goes back
+    /// to `Queued`, outside the transition table on purpose: only with a delivery record whose
+    /// failed parts are now pending, so the worker that claims it only delivers.
+    pub fn request_redelivery(
+        job: &mut Job,
+        now: DateTime<Utc>,
+    ) -> Result<(QueuePlacement, RedeliveryOutcome), JobsError> {
+        let unchanged = |outcome| Ok((QueuePlacement::Unchanged, outcome));
+        let pending = job
+            .delivery
+            .as_ref()
+            .is_some_and(|delivery| delivery.redelivery_requested);
+        if !job.state.is_terminal() {
+            return unchanged(if pending {
+                RedeliveryOutcome::AlreadyPending
+            } else {
+                RedeliveryOutcome::NotFinished
+            });
+        }
+        if job.recording_deleted.is_some() {
+            return unchanged(RedeliveryOutcome::FilesDeleted);
+        }
+        let Some(delivery) = job.delivery.as_mut() else {
+            return unchanged(RedeliveryOutcome::NothingToSendAgain);
+        };
+        if !delivery.request_redelivery() {
+            return unchanged(RedeliveryOutcome::NothingToSendAgain);
+        }
+        job.state = JobState::Queued;
+        job.finished_at = None;
+        job.lease = None;
+        job.updated_at = now;
+        Ok((
+            QueuePlacement::Enqueue { available_at: now },
+            RedeliveryOutcome::Requested,
+        ))
+    }
+
+    /// The files were deleted: the first deletion is kept.
+    pub fn record_recording_deleted(
+        job: &mut Job,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<QueuePlacement, JobsError> {
+        if job.recording_deleted.is_none() {
+            job.recording_deleted = Some(RecordingDeletion { at: now, reason });
+            job.updated_at = now;
+        }
         Ok(QueuePlacement::Unchanged)
     }
 
@@ -706,11 +803,12 @@ pub mod shared_operations {
         })
     }
 
+    /// Published as a progress event when it changes (`events_between`).
     pub async fn set_waiting_for_live<R: VersionedJobRecords>(
         records: &R,
         lease: &Lease,
         waiting: Option<streambot_core::WaitingForLive>,
-    ) -> Result<JobEvent, JobsError> {
+    ) -> Result<(), JobsError> {
         let update = records.update_job(lease.job_id, |job| {
             unchanged_queue(mutation::check_fence(job, lease).map(|()| {
                 job.waiting_for_live = waiting.clone();
@@ -718,12 +816,31 @@ pub mod shared_operations {
                 QueuePlacement::Unchanged
             }))
         });
-        let job = update.await?.0;
-        Ok(JobEvent::Progress {
-            job_id: job.id,
-            progress: job.progress,
-            at: job.updated_at,
-        })
+        update.await.map(|_| ())
+    }
+
+    pub async fn request_redelivery<R: VersionedJobRecords>(
+        records: &R,
+        job_id: JobId,
+    ) -> Result<(Job, RedeliveryOutcome), JobsError> {
+        records
+            .update_job(job_id, |job| mutation::request_redelivery(job, Utc::now()))
+            .await
+    }
+
+    pub async fn record_recording_deleted<R: VersionedJobRecords>(
+        records: &R,
+        job_id: JobId,
+        reason: String,
+    ) -> Result<Job, JobsError> {
+        let update = records.update_job(job_id, |job| {
+            unchanged_queue(mutation::record_recording_deleted(
+                job,
+                reason.clone(),
+                Utc::now(),
+            ))
+        });
+        Ok(update.await?.0)
     }
 
     pub async fn renew_lease<R: VersionedJobRecords>(

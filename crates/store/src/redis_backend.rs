@@ -29,7 +29,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
 use streambot_core::{
     DesiredJobState, FailureKind, Job, JobDelivery, JobEvent, JobId, JobPriority, JobState, NewJob,
-    RecordingProgress, StatusMessageRef, UserPreferences,
+    RecordingProgress, RedeliveryOutcome, StatusMessageRef, UserPreferences,
 };
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -966,9 +966,7 @@ impl JobStore for RedisBackend {
         lease: &Lease,
         waiting: Option<streambot_core::WaitingForLive>,
     ) -> Result<(), JobsError> {
-        let event = shared_operations::set_waiting_for_live(self, lease, waiting).await?;
-        self.publish(&event).await;
-        Ok(())
+        shared_operations::set_waiting_for_live(self, lease, waiting).await
     }
 
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
@@ -1033,6 +1031,21 @@ impl JobStore for RedisBackend {
         status_message: Option<StatusMessageRef>,
     ) -> Result<Job, JobsError> {
         shared_operations::set_status_message(self, job_id, status_message).await
+    }
+
+    async fn request_redelivery(
+        &self,
+        job_id: JobId,
+    ) -> Result<(Job, RedeliveryOutcome), JobsError> {
+        shared_operations::request_redelivery(self, job_id).await
+    }
+
+    async fn record_recording_deleted(
+        &self,
+        job_id: JobId,
+        reason: String,
+    ) -> Result<Job, JobsError> {
+        shared_operations::record_recording_deleted(self, job_id, reason).await
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{redis_backend_for_test, sqlite_backend_for_test};
 use streambot_core::{
     DesiredJobState, FailureKind, JobDelivery, JobEvent, JobOwner, JobPriority, JobState, NewJob,
-    PartDeliveryState, StatusMessageRef, UserPreferences,
+    PartDeliveryState, RedeliveryOutcome, StatusMessageRef, UserPreferences, WaitingForLive,
 };
 use streambot_store::{
     JobBackend, JobFilter, JobsError, Lease, LeaseRenewal, MAXIMUM_FAILED_ATTEMPTS, RetryDecision,
@@ -807,10 +807,7 @@ async fn delivery_is_recorded_fenced_and_resumed<B: JobBackend>(backend: B) {
         .await
         .expect("the holder records");
     assert_eq!(written.delivery.as_ref(), Some(&delivery));
-    let status = StatusMessageRef {
-        chat_id: 30,
-        message_id: 5,
-    };
+    let status = StatusMessageRef::new(30, 5);
     backend
         .set_status_message(job.id, Some(status))
         .await
@@ -921,6 +918,287 @@ async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
     assert_eq!(failed.state, JobState::Failed);
 }
 
+/// Waits (bounded) for an event the predicate accepts; the others are skipped.
+async fn expect_event(
+    events: &mut tokio::sync::broadcast::Receiver<JobEvent>,
+    what: &str,
+    accept: impl Fn(&JobEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if accept(&event) => return,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(error)) => panic!("{what}: the events ended: {error}"),
+            Err(_) => panic!("{what}: no such event within 10 s"),
+        }
+    }
+}
+
+/// A job walked to `Uploading` under a fresh lease.
+async fn job_in_uploading<B: JobBackend>(
+    backend: &B,
+    user_id: i64,
+) -> (streambot_core::Job, Lease) {
+    let job = submit_job(backend, request(user_id, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("worker", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("a job");
+    for (from, to) in [
+        (JobState::Starting, JobState::Recording),
+        (JobState::Recording, JobState::Finalizing),
+        (JobState::Finalizing, JobState::Uploading),
+    ] {
+        backend
+            .transition_job(job.id, from, to, Some(&lease), None)
+            .await
+            .expect("walk to uploading");
+    }
+    (job, lease)
+}
+
+/// Every record change a reader acts on is published: waiting for live (a progress event),
+/// the delivery record, the status message, a deletion of the files.
+async fn record_changes_are_published<B: JobBackend>(backend: B) {
+    let mut events = backend.subscribe_events();
+    let job = submit_job(&backend, request(5, JobPriority::Normal))
+        .await
+        .expect("submit");
+    let (_, lease) = backend
+        .claim("worker", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("a job");
+    let waiting = WaitingForLive {
+        next_check_at: chrono::Utc::now() + chrono::Duration::seconds(30),
+    };
+    backend
+        .set_waiting_for_live(&lease, Some(waiting.clone()))
+        .await
+        .expect("waiting");
+    expect_event(
+        &mut events,
+        "waiting for live",
+        |event| matches!(event, JobEvent::Progress { job_id, .. } if *job_id == job.id),
+    )
+    .await;
+    let stored = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(stored.waiting_for_live, Some(waiting));
+    let stranger = Lease {
+        worker_id: "someone-else".to_string(),
+        ..lease.clone()
+    };
+    let refused = backend
+        .set_waiting_for_live(&stranger, None)
+        .await
+        .expect_err("fenced");
+    assert!(
+        matches!(refused, JobsError::LeaseLost { .. }),
+        "{refused:?}"
+    );
+
+    let status = StatusMessageRef::new(50, 9);
+    let with_status = backend
+        .set_status_message(job.id, Some(status))
+        .await
+        .expect("status message");
+    assert_eq!(with_status.status_message, Some(status));
+    expect_event(&mut events, "status message", |event| {
+        matches!(event, JobEvent::StatusMessageChanged { job_id, status_message: Some(message), .. }
+            if *job_id == job.id && *message == status)
+    })
+    .await;
+    let missing = backend
+        .set_status_message(streambot_core::JobId::from_u32(0x0BAD_0BAD), Some(status))
+        .await
+        .expect_err("no such job");
+    assert!(
+        matches!(missing, JobsError::JobNotFound { .. }),
+        "{missing:?}"
+    );
+
+    let delivery = JobDelivery::pending([1], None);
+    let recorded = backend
+        .record_delivery(&lease, delivery.clone())
+        .await
+        .expect("delivery");
+    assert_eq!(recorded.delivery, Some(delivery.clone()));
+    expect_event(
+        &mut events,
+        "delivery",
+        |event| matches!(event, JobEvent::DeliveryChanged { job_id, .. } if *job_id == job.id),
+    )
+    .await;
+    let refused = backend
+        .record_delivery(&stranger, delivery)
+        .await
+        .expect_err("fenced");
+    assert!(
+        matches!(refused, JobsError::LeaseLost { .. }),
+        "{refused:?}"
+    );
+
+    backend
+        .record_recording_deleted(job.id, "retention period over".to_string())
+        .await
+        .expect("deleted");
+    let again = backend
+        .record_recording_deleted(job.id, "disk almost full".to_string())
+        .await
+        .expect("deleted again");
+    assert_eq!(
+        again.recording_deleted.map(|deletion| deletion.reason),
+        Some("retention period over".to_string()),
+        "the first deletion is kept"
+    );
+    expect_event(
+        &mut events,
+        "deletion",
+        |event| matches!(event, JobEvent::RecordingDeleted { job_id, .. } if *job_id == job.id),
+    )
+    .await;
+}
+
+/// A delivery with part `failed` failed (transiently) and the others sent, summary out.
+fn delivery_with_a_failed_part(part_numbers: &[u32], failed: u32) -> JobDelivery {
+    let mut delivery = JobDelivery::pending(part_numbers.iter().copied(), None);
+    for &part_number in part_numbers {
+        let state = if part_number == failed {
+            PartDeliveryState::Failed {
+                reason: "network".to_string(),
+                attempts: 5,
+                retryable: true,
+            }
+        } else {
+            PartDeliveryState::Sent {
+                message_id: 70 + i64::from(part_number),
+                file_id: None,
+            }
+        };
+        delivery.set_part_state(part_number, state);
+    }
+    delivery.summary_sent = true;
+    delivery
+}
+
+/// The holder records the delivery, then `Uploading → Completed` and completes.
+async fn complete_with_delivery<B: JobBackend>(
+    backend: &B,
+    job_id: streambot_core::JobId,
+    lease: &Lease,
+    delivery: JobDelivery,
+) {
+    backend
+        .record_delivery(lease, delivery)
+        .await
+        .expect("delivery");
+    backend
+        .transition_job(
+            job_id,
+            JobState::Uploading,
+            JobState::Completed,
+            Some(lease),
+            None,
+        )
+        .await
+        .expect("completed");
+    backend.complete(lease).await.expect("complete");
+}
+
+/// "Send again": failed parts pending again, the job back in its queue once; a second request
+/// while one is pending changes nothing; the next claim resumes the delivery; deleted files and
+/// running jobs are told apart.
+async fn redelivery_is_queued_once_and_resumed<B: JobBackend>(backend: B) {
+    let (job, lease) = job_in_uploading(&backend, 6).await;
+    let (_, outcome) = backend.request_redelivery(job.id).await.expect("request");
+    assert_eq!(outcome, RedeliveryOutcome::NotFinished);
+    complete_with_delivery(
+        &backend,
+        job.id,
+        &lease,
+        delivery_with_a_failed_part(&[1, 2], 2),
+    )
+    .await;
+
+    let (requested, outcome) = backend.request_redelivery(job.id).await.expect("request");
+    assert_eq!(outcome, RedeliveryOutcome::Requested);
+    assert_eq!(requested.state, JobState::Queued);
+    let requested_delivery = requested.delivery.expect("delivery");
+    assert!(requested_delivery.redelivery_requested);
+    assert_eq!(requested_delivery.next_part_to_send(), Some(2));
+    let (_, outcome) = backend.request_redelivery(job.id).await.expect("tap again");
+    assert_eq!(outcome, RedeliveryOutcome::AlreadyPending);
+
+    let (claimed, new_lease) = backend
+        .claim("another", &BOTH, LEASE, Duration::from_secs(2))
+        .await
+        .expect("claim")
+        .expect("the job, queued once");
+    assert_eq!(claimed.id, job.id);
+    assert!(
+        backend
+            .claim("third", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "queued once"
+    );
+    let (_, outcome) = backend.request_redelivery(job.id).await.expect("tap again");
+    assert_eq!(outcome, RedeliveryOutcome::AlreadyPending);
+    backend
+        .transition_job(
+            job.id,
+            JobState::Starting,
+            JobState::Uploading,
+            Some(&new_lease),
+            None,
+        )
+        .await
+        .expect("straight to uploading");
+    let mut resent = claimed.delivery.expect("delivery");
+    resent.redelivery_requested = false;
+    resent.set_part_state(
+        2,
+        PartDeliveryState::Sent {
+            message_id: 71,
+            file_id: None,
+        },
+    );
+    resent.summary_sent = true;
+    complete_with_delivery(&backend, job.id, &new_lease, resent).await;
+    let (_, outcome) = backend.request_redelivery(job.id).await.expect("request");
+    assert_eq!(outcome, RedeliveryOutcome::NothingToSendAgain);
+
+    // Files deleted by retention: said, nothing queued.
+    let (gone, gone_lease) = job_in_uploading(&backend, 7).await;
+    complete_with_delivery(
+        &backend,
+        gone.id,
+        &gone_lease,
+        delivery_with_a_failed_part(&[1], 1),
+    )
+    .await;
+    backend
+        .record_recording_deleted(gone.id, "retention period over".to_string())
+        .await
+        .expect("deleted");
+    let (unchanged, outcome) = backend.request_redelivery(gone.id).await.expect("request");
+    assert_eq!(outcome, RedeliveryOutcome::FilesDeleted);
+    assert_eq!(unchanged.state, JobState::Completed);
+    assert!(
+        backend
+            .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .is_none(),
+        "nothing queued for deleted files"
+    );
+}
+
 macro_rules! contract_tests {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -966,6 +1244,8 @@ contract_tests!(
     create_queued_job_is_claimable_at_once,
     delivery_is_recorded_fenced_and_resumed,
     a_job_lost_before_delivery_fails,
+    record_changes_are_published,
+    redelivery_is_queued_once_and_resumed,
 );
 
 /// Issue 13 item 3. The creator died between create and push (the bot announces a job before it

@@ -505,25 +505,41 @@ fn exit_code(result: Result<(), streambot_store::JobsError>, role: &str) -> Exit
 
 /// The bot's sender of finished parts for a worker: with `TELEGRAM_BOT_TOKEN` the worker that
 /// holds a job's files sends them to the owner; without it (CLI-only use) they stay in storage.
-fn part_sender_from_environment<B: streambot_store::JobBackend>(
+/// The summary says when `FILE_RETENTION_HOURS` deletes the files.
+fn telegram_sender_from_environment<B: streambot_store::JobBackend>(
     settings: &JobsSettings,
     backend: &B,
-) -> Result<Option<streambot_worker::PartSenderHandle>, ExitCode> {
+) -> Result<Option<std::sync::Arc<streambot_bot::TelegramPartSender<B>>>, ExitCode> {
     let values = crate::settings::environment();
     if values.telegram_bot_token.is_none() {
         return Ok(None);
     }
     let bot_settings = crate::bot_role::bot_settings_from_values(values, settings)
         .map_err(|error| crate::bot_role::report_setting_error(&error))?;
-    let sender = streambot_bot::TelegramPartSender::new(&bot_settings, backend.clone()).map_err(
-        |error| {
+    let sender = streambot_bot::TelegramPartSender::new(&bot_settings, backend.clone())
+        .map_err(|error| {
             eprintln!("streambot: {error}");
             ExitCode::from(2)
-        },
-    )?;
-    Ok(Some(streambot_worker::PartSenderHandle(
-        std::sync::Arc::new(sender),
-    )))
+        })?
+        .with_file_retention(settings.retention);
+    Ok(Some(std::sync::Arc::new(sender)))
+}
+
+fn part_sender_from_environment<B: streambot_store::JobBackend>(
+    settings: &JobsSettings,
+    backend: &B,
+) -> Result<Option<streambot_worker::PartSenderHandle>, ExitCode> {
+    Ok(telegram_sender_from_environment(settings, backend)?
+        .map(|sender| streambot_worker::PartSenderHandle(sender)))
+}
+
+/// The disk guard tells `TELEGRAM_ADMIN_IDS` through the same sender (with a token).
+fn admin_notifier_from_environment<B: streambot_store::JobBackend>(
+    settings: &JobsSettings,
+    backend: &B,
+) -> Result<Option<streambot_worker::AdminNotifierHandle>, ExitCode> {
+    Ok(telegram_sender_from_environment(settings, backend)?
+        .map(|sender| streambot_worker::AdminNotifierHandle(sender)))
 }
 
 /// `streambot worker`.
@@ -570,11 +586,15 @@ pub async fn run_scheduler_role() -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let config = match scheduler_config(&settings) {
+    let mut config = match scheduler_config(&settings) {
         Ok(config) => config,
         Err(code) => return code,
     };
     let result = with_backend!(backend, backend => {
+        config.admin_notifier = match admin_notifier_from_environment(&settings, &backend) {
+            Ok(notifier) => notifier,
+            Err(code) => return code,
+        };
         // Scheduled recordings start from here too (any number of runners is safe).
         let runner = tokio::spawn(run_schedule_runner(
             backend.clone(),
@@ -622,7 +642,7 @@ pub async fn run_all_in_one() -> ExitCode {
             Ok(config) => config,
             Err(code) => return code,
         };
-    let scheduler_config = match scheduler_config(&settings) {
+    let mut scheduler_config = match scheduler_config(&settings) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -633,6 +653,10 @@ pub async fn run_all_in_one() -> ExitCode {
     with_backend!(backend, backend => {
         worker_config.part_sender = match part_sender_from_environment(&settings, &backend) {
             Ok(sender) => sender,
+            Err(code) => return code,
+        };
+        scheduler_config.admin_notifier = match admin_notifier_from_environment(&settings, &backend) {
+            Ok(notifier) => notifier,
             Err(code) => return code,
         };
         let dashboard_task = dashboard.map(|prepared| {

@@ -9,30 +9,8 @@ use std::path::Path;
 
 use streambot_core::job::Job;
 pub use streambot_core::job_files::{DELIVERED_PARTS_FILE_NAME, DeliveredPart, DeliveredParts};
-use streambot_recorder::finalize::{FinalizeReport, FinishedFile};
+use streambot_recorder::finalize::FinalizeReport;
 use streambot_storage::{PartMetadata, RemoteLocation, Storage, Store};
-
-/// A finished file still where finalize left it (before, or without, storage).
-fn delivered_part_from_finished_file(
-    file: &FinishedFile,
-    part_number: u32,
-    part_count: u32,
-) -> DeliveredPart {
-    DeliveredPart {
-        part_number,
-        part_count,
-        local_path: Some(file.path.clone()),
-        size_bytes: file.size_bytes,
-        duration_seconds: file.duration_seconds,
-        width: file.width,
-        height: file.height,
-        has_audio: file.has_audio,
-        thumbnail: file.thumbnail.clone(),
-        link: None,
-        telegram_file_id: None,
-        storage_error: None,
-    }
-}
 
 fn write_delivered_parts(job_directory: &Path, delivered: &DeliveredParts) {
     let Ok(text) = serde_json::to_vec_pretty(delivered) else {
@@ -69,7 +47,8 @@ pub async fn store_finished_files(
             width: file.width,
             height: file.height,
         };
-        let mut part = delivered_part_from_finished_file(file, part_number, part_count);
+        let mut part =
+            DeliveredPart::from_finalized_file(&file.finalized_file(), part_number, part_count);
         match storage.put_part(&file.path, &metadata).await {
             Ok(stored) => {
                 part.local_path = stored.local_path.clone();

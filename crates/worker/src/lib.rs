@@ -24,7 +24,10 @@ pub use schedule_runner::{
 };
 
 pub use part_delivery::PartSenderHandle;
-pub use scheduler::{SchedulerConfig, SchedulerPassReport, run_scheduler, run_scheduler_pass};
+pub use scheduler::{
+    AdminNotifierHandle, SchedulerConfig, SchedulerPassReport, disk_notice, run_scheduler,
+    run_scheduler_pass,
+};
 pub use streambot_core::delivery::{PartSendError, PartSender, SentPart};
 pub use worker::{
     DEFAULT_MAXIMUM_RECORDING_DURATION, NativeHlsEngine, RecordingEngine, WorkerConfig,

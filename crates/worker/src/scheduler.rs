@@ -7,7 +7,9 @@
 //!   storage's `retention_sweep`.
 //! - Disk guard: at 80 % of `MAX_DISK_USAGE_GB` a warning event; at 95 % the oldest finished
 //!   recordings (working directories and users' finished files alike, oldest first) are deleted
-//!   until usage is under 90 %. A job that is not terminal is never touched.
+//!   until usage is under 90 %. A job that is not terminal is never touched. The admins are told
+//!   (`SchedulerConfig::admin_notifier`, [`disk_notice`]): once when usage passes 80 % (again only
+//!   after it went under), and what was deleted each time the cleanup deletes something.
 //! - Lease reaper: requeues jobs whose worker's lease lapsed (workers reap too).
 //! - Orphan-ffmpeg watchdog ([`crate::orphan_watchdog`]): an ffmpeg of our user writing into
 //!   `recordings_directory/<JOB ID>` whose job no worker holds (queued, finished or unknown) gets
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use streambot_core::{DiskUsageLevel, JobEvent, JobId};
+use streambot_core::{AdminNotice, AdminNotifier, DiskUsageLevel, JobEvent, JobId};
 use streambot_storage::retention::{Deletion, StoredCopy, scan_candidates};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +53,18 @@ pub struct SchedulerConfig {
     pub storage: Option<Arc<streambot_storage::Storage>>,
     /// `FILE_RETENTION_DELETE_REMOTE`: retention deletes the remote copies too.
     pub retention_deletes_remote_copies: bool,
+    /// Who tells the admins about the disk (the bot's sender when a token is set).
+    pub admin_notifier: Option<AdminNotifierHandle>,
+}
+
+/// The bot's notifier, as the scheduler holds it.
+#[derive(Clone)]
+pub struct AdminNotifierHandle(pub Arc<dyn AdminNotifier>);
+
+impl std::fmt::Debug for AdminNotifierHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AdminNotifier")
+    }
 }
 
 impl SchedulerConfig {
@@ -65,6 +79,7 @@ impl SchedulerConfig {
             orphan_grace: Duration::from_secs(5),
             storage: None,
             retention_deletes_remote_copies: false,
+            admin_notifier: None,
         }
     }
 
@@ -86,7 +101,10 @@ pub struct SchedulerPassReport {
     /// Finished files (local and remote copies) retention deleted.
     pub files_deleted_for_retention: Vec<Deletion>,
     pub deleted_for_disk: Vec<JobId>,
+    /// Usage after the pass (after any cleanup).
     pub used_bytes: u64,
+    /// Usage measured before the emergency cleanup.
+    pub used_bytes_before_cleanup: u64,
     pub disk_level: Option<DiskUsageLevel>,
     /// Orphan ffmpeg processes that were signalled.
     pub orphans_killed: Vec<OrphanProcess>,
@@ -101,6 +119,8 @@ pub async fn run_scheduler<B: JobBackend>(
     tracing::info!(holder = %config.holder_id, "scheduler started");
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The disk level the admins were last told about (a restart tells them again once).
+    let mut admins_told: Option<DiskUsageLevel> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -124,12 +144,61 @@ pub async fn run_scheduler<B: JobBackend>(
             continue;
         }
         match run_scheduler_pass(&backend, &config).await {
-            Ok(report) => tracing::debug!(?report, "scheduler pass"),
+            Ok(report) => {
+                tracing::debug!(?report, "scheduler pass");
+                tell_admins(&config, &report, admins_told).await;
+                admins_told = report.disk_level;
+            }
             Err(error) => tracing::warn!(%error, "scheduler pass failed"),
         }
     }
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// What the admins are told after a pass (pure): usage passed 80 % (once, until it goes under
+/// again: `already_told` is the level of the previous pass), or the emergency cleanup ran: what
+/// it deleted each time it deleted something, and once when there was nothing to delete.
+pub fn disk_notice(
+    report: &SchedulerPassReport,
+    limit_bytes: u64,
+    already_told: Option<DiskUsageLevel>,
+) -> Option<AdminNotice> {
+    match report.disk_level? {
+        DiskUsageLevel::Warning if already_told.is_none() => Some(AdminNotice::DiskFilling {
+            used_bytes: report.used_bytes,
+            limit_bytes,
+        }),
+        DiskUsageLevel::Warning => None,
+        DiskUsageLevel::Emergency
+            if !report.deleted_for_disk.is_empty()
+                || already_told != Some(DiskUsageLevel::Emergency) =>
+        {
+            Some(AdminNotice::DiskFreed {
+                used_bytes_before: report.used_bytes_before_cleanup,
+                used_bytes_after: report.used_bytes,
+                limit_bytes,
+                deleted_jobs: report.deleted_for_disk.clone(),
+            })
+        }
+        DiskUsageLevel::Emergency => None,
+    }
+}
+
+async fn tell_admins(
+    config: &SchedulerConfig,
+    report: &SchedulerPassReport,
+    already_told: Option<DiskUsageLevel>,
+) {
+    let (Some(notifier), Some(limit)) = (&config.admin_notifier, config.maximum_disk_bytes) else {
+        return;
+    };
+    let Some(notice) = disk_notice(report, limit, already_told) else {
+        return;
+    };
+    if let Err(error) = notifier.0.notify_admins(&notice).await {
+        tracing::warn!(%error, "could not tell the admins about the disk");
+    }
 }
 
 /// One pass of every duty (the caller holds the lock).
@@ -195,6 +264,7 @@ pub async fn run_scheduler_pass<B: JobBackend>(
     {
         report.used_bytes += directory_size_blocking(user_files_root.clone()).await;
     }
+    report.used_bytes_before_cleanup = report.used_bytes;
     if let Some(limit) = config.maximum_disk_bytes.filter(|limit| *limit > 0) {
         let fraction = report.used_bytes as f64 / limit as f64;
         if fraction >= DISK_EMERGENCY_FRACTION {
@@ -361,13 +431,24 @@ async fn announce_deletion<B: JobBackend>(
     job_id: JobId,
     reason: &str,
 ) -> Result<(), JobsError> {
-    backend
-        .publish_event(JobEvent::RecordingDeleted {
-            job_id,
-            reason: reason.to_string(),
-            at: Utc::now(),
-        })
+    // Kept in the job record ("Send again" says the files are gone), published as
+    // `RecordingDeleted` by the store.
+    match backend
+        .record_recording_deleted(job_id, reason.to_string())
         .await
+    {
+        Ok(_) => Ok(()),
+        Err(JobsError::JobNotFound { .. }) => {
+            backend
+                .publish_event(JobEvent::RecordingDeleted {
+                    job_id,
+                    reason: reason.to_string(),
+                    at: Utc::now(),
+                })
+                .await
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn orphan_watchdog_pass<B: JobBackend>(

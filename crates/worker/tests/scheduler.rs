@@ -177,6 +177,15 @@ async fn a_scheduler_tick_deletes_expired_user_files_but_not_a_live_jobs() {
         }
     }
     assert!(announced, "the deletion is published for the bot");
+    let recorded = backend
+        .get_job(finished.id)
+        .await
+        .expect("get")
+        .expect("job");
+    assert!(
+        recorded.recording_deleted.is_some(),
+        "the job says its files are gone (\"Send again\" tells the user)"
+    );
 }
 
 /// The disk guard counts the users' finished files and frees them, oldest first, together with
@@ -210,4 +219,82 @@ async fn the_disk_guard_frees_user_files_oldest_first() {
     assert!(!streambot_storage::layout::job_directory(&recordings, 1, finished[0]).exists());
     assert!(streambot_storage::layout::job_directory(&recordings, 1, finished[1]).exists());
     assert!(live_file.exists());
+}
+
+/// The admins' notices, decided from a pass's measurement (fake disk usage, no disk): 80 % is
+/// said once until usage goes under it again; at 95 % what the cleanup deleted is said each time
+/// it deletes something, and "nothing to delete" once.
+#[test]
+fn the_admins_are_told_at_80_percent_once_and_what_95_percent_deleted() {
+    use streambot_core::{AdminNotice, JobId};
+    use streambot_worker::{SchedulerPassReport, disk_notice};
+    const LIMIT: u64 = 1_000;
+    let measured = |used_before: u64, used_after: u64, deleted: Vec<JobId>| {
+        let fraction = used_before as f64 / LIMIT as f64;
+        SchedulerPassReport {
+            used_bytes_before_cleanup: used_before,
+            used_bytes: used_after,
+            disk_level: if fraction >= 0.95 {
+                Some(DiskUsageLevel::Emergency)
+            } else if fraction >= 0.80 {
+                Some(DiskUsageLevel::Warning)
+            } else {
+                None
+            },
+            deleted_for_disk: deleted,
+            ..SchedulerPassReport::default()
+        }
+    };
+    // Under 80 %: nothing.
+    assert_eq!(disk_notice(&measured(790, 790, vec![]), LIMIT, None), None);
+    // 80 %: once.
+    let filling = measured(810, 810, vec![]);
+    assert_eq!(
+        disk_notice(&filling, LIMIT, None),
+        Some(AdminNotice::DiskFilling {
+            used_bytes: 810,
+            limit_bytes: LIMIT
+        })
+    );
+    assert_eq!(
+        disk_notice(&filling, LIMIT, Some(DiskUsageLevel::Warning)),
+        None
+    );
+    // 95 %: what was deleted, from the last level told (warning) and again the next time.
+    let old_jobs = vec![JobId::from_u32(1), JobId::from_u32(2)];
+    let freed = measured(960, 850, old_jobs.clone());
+    let expected = Some(AdminNotice::DiskFreed {
+        used_bytes_before: 960,
+        used_bytes_after: 850,
+        limit_bytes: LIMIT,
+        deleted_jobs: old_jobs,
+    });
+    assert_eq!(
+        disk_notice(&freed, LIMIT, Some(DiskUsageLevel::Warning)),
+        expected
+    );
+    assert_eq!(
+        disk_notice(&freed, LIMIT, Some(DiskUsageLevel::Emergency)),
+        expected
+    );
+    // 95 % with nothing finished to delete: said once.
+    let stuck = measured(970, 970, vec![]);
+    assert!(matches!(
+        disk_notice(&stuck, LIMIT, Some(DiskUsageLevel::Warning)),
+        Some(AdminNotice::DiskFreed { ref deleted_jobs, .. }) if deleted_jobs.is_empty()
+    ));
+    assert_eq!(
+        disk_notice(&stuck, LIMIT, Some(DiskUsageLevel::Emergency)),
+        None
+    );
+    // Back under 80 %, then over again: said again.
+    assert_eq!(
+        disk_notice(
+            &measured(500, 500, vec![]),
+            LIMIT,
+            Some(DiskUsageLevel::Emergency)
+        ),
+        None
+    );
+    assert!(disk_notice(&filling, LIMIT, None).is_some());
 }

@@ -198,6 +198,52 @@ impl WorkerEnvironment {
     }
 }
 
+// Roles with the fake Bot API.
+
+/// `streambot ROLE` with the fake Bot API's token; its stderr in `<data>/<name>.log`.
+pub fn start_role(
+    environment: &WorkerEnvironment,
+    telegram: &streambot_testkit::telegram::FakeTelegram,
+    role: &str,
+    name: &str,
+) -> Guarded {
+    let log = std::fs::File::create(environment.data_path().join(format!("{name}.log")))
+        .expect("log file");
+    Guarded::new(
+        environment
+            .command(&[role])
+            .env("WORKER_ID", name)
+            .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+            .env("TELEGRAM_API_URL", &telegram.api_url)
+            .env("TELEGRAM_ADMIN_IDS", "42")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start streambot"),
+    )
+}
+
+pub fn message_id_of(call: &streambot_testkit::telegram::RecordedCall) -> Option<i64> {
+    let value = call.parameters.get("message_id")?;
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+}
+
+/// The texts of the answered edits of one message, in order.
+pub fn edits_of(
+    telegram: &streambot_testkit::telegram::FakeTelegram,
+    message_id: i64,
+) -> Vec<String> {
+    telegram
+        .calls_of("editMessageText")
+        .iter()
+        .filter(|call| call.http_status == 200 && message_id_of(call) == Some(message_id))
+        .map(|call| call.text().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// Waits for `child` to exit and collects its output, killing it (and panicking) after `limit`.
 fn output_within(child: Child, limit: Duration) -> std::process::Output {
     let process_id = child.id();
