@@ -422,9 +422,7 @@ impl JobEvent {
             | JobEvent::DesiredStateChanged { job_id, .. }
             | JobEvent::Progress { job_id, .. }
             | JobEvent::RecordingDeleted { job_id, .. }
-            | JobEvent::ClipRequested { job_id, .. } => Some(*job_id),
-        at: DateTime<Utc>,
-    },
+            | JobEvent::ClipRequested { job_id, .. }
             | JobEvent::DeliveryChanged { job_id, .. }
             | JobEvent::StatusMessageChanged { job_id, .. } => Some(*job_id),
             JobEvent::DiskUsage { .. } => None,

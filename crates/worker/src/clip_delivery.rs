@@ -156,6 +156,7 @@ async fn make_and_send_clip<E: RecordingEngine>(
         link: None,
         telegram_file_id: None,
         storage_error: None,
+        damaged_decode_errors: None,
     };
     let mut attempt = 0;
     loop {
