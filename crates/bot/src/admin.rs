@@ -115,7 +115,7 @@ pub(crate) async fn ask_to_delete<B: JobBackend>(
         context.reply(chat_id, &words.no_such_job(job_id)).await;
         return Ok(());
     };
-    if !job.state.is_terminal() {
+    if !job.is_finished_for_its_owner() {
         context
             .reply(chat_id, &words.delete_while_live(job_id))
             .await;
@@ -147,7 +147,7 @@ pub(crate) async fn delete_recording<B: JobBackend>(
     let Some(job) = context.owned_job(actor_id, job_id).await? else {
         return Ok(words.no_such_job(job_id));
     };
-    if !job.state.is_terminal() {
+    if !job.is_finished_for_its_owner() {
         return Ok(words.delete_while_live(job_id));
     }
     let mut deleted_files = 0;

@@ -287,6 +287,18 @@ pub struct NewJob {
 }
 
 impl Job {
+    /// Nothing more will be recorded or sent: the job is terminal, or its worker has sent every
+    /// part and the final summary and is only left to mark it `Completed`. The user has seen
+    /// "done" at that point, so deleting its files is allowed.
+    pub fn is_finished_for_its_owner(&self) -> bool {
+        self.state.is_terminal()
+            || (self.state == JobState::Uploading
+                && self
+                    .delivery
+                    .as_ref()
+                    .is_some_and(|delivery| delivery.summary_sent))
+    }
+
     /// A fresh job in `Queued`.
     pub fn new(id: JobId, request: NewJob, now: DateTime<Utc>) -> Job {
         Job {
@@ -494,6 +506,27 @@ mod tests {
                 assert!(check_transition(from, to).is_err());
             }
         }
+    }
+
+    #[test]
+    fn a_job_whose_summary_went_out_is_finished_for_its_owner() {
+        let mut job = sample_job();
+        assert!(!job.is_finished_for_its_owner());
+        job.state = JobState::Uploading;
+        job.delivery = Some(crate::delivery::JobDelivery::pending([1], None));
+        assert!(!job.is_finished_for_its_owner(), "parts still being sent");
+        if let Some(delivery) = job.delivery.as_mut() {
+            delivery.summary_sent = true;
+        }
+        assert!(
+            job.is_finished_for_its_owner(),
+            "the user has seen the summary"
+        );
+        job.state = JobState::Recording;
+        assert!(!job.is_finished_for_its_owner());
+        job.state = JobState::Completed;
+        job.delivery = None;
+        assert!(job.is_finished_for_its_owner());
     }
 
     fn sample_job() -> Job {
