@@ -719,9 +719,12 @@ impl<B> LiveCore<B> {
         let backoff = if retry_at_once {
             Duration::ZERO
         } else {
-            Duration::from_millis(200)
-                .saturating_mul(1 << segment.failed_attempts.min(5))
-                .min((target / 2).max(Duration::from_millis(500)))
+            streambot_core::backoff::ExponentialBackoff::new(
+                Duration::from_millis(200),
+                Duration::from_millis(6400),
+            )
+            .delay_after_failed_attempt(segment.failed_attempts.saturating_add(1))
+            .min((target / 2).max(Duration::from_millis(500)))
         };
         segment.next_attempt_at = now + backoff;
         segment.status = if paused {

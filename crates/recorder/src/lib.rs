@@ -727,11 +727,9 @@ pub(crate) fn write_report(directory: &Path, report: &RecordingReport) {
         return;
     };
     redact_strings(&mut value);
-    if let Ok(text) = serde_json::to_vec_pretty(&value) {
-        let temporary = directory.join("recording.json.tmp");
-        if std::fs::write(&temporary, text).is_ok() {
-            let _ = std::fs::rename(&temporary, directory.join("recording.json"));
-        }
+    let path = directory.join(streambot_core::job_files::RECORDING_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, &value) {
+        tracing::warn!(%error, "could not write the recording report");
     }
 }
 

@@ -305,9 +305,11 @@ pub const KEYFRAME_WAIT_MAXIMUM_BYTES: usize = 8 * 1024 * 1024;
 /// The wait before reconnect attempt `attempt` (1-based) to a live link: 0.5 s doubled per
 /// attempt, at most 8 s.
 pub fn reconnect_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500)
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(4))
-        .min(Duration::from_secs(8))
+    streambot_core::backoff::ExponentialBackoff::new(
+        Duration::from_millis(500),
+        Duration::from_secs(8),
+    )
+    .delay_after_failed_attempt(attempt)
 }
 
 /// Write the whole body (first bytes included) to `path`, at most `maximum_bytes`, within

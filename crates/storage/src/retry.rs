@@ -36,9 +36,9 @@ impl RetryPolicy {
         failed_attempt: u32,
         jitter_fraction: f64,
     ) -> Duration {
-        let doublings = failed_attempt.saturating_sub(1).min(20);
-        let uncapped = self.first_delay.saturating_mul(1u32 << doublings);
-        let capped = uncapped.min(self.max_delay);
+        let capped =
+            streambot_core::backoff::ExponentialBackoff::new(self.first_delay, self.max_delay)
+                .delay_after_failed_attempt(failed_attempt);
         let jitter = if jitter_fraction.is_finite() {
             jitter_fraction.clamp(0.0, 1.0)
         } else {

@@ -12,7 +12,8 @@ use streambot_recorder::RecordingSettings;
 use tokio::sync::{mpsc, watch};
 
 use crate::RecordArguments;
-use crate::record_command::{default_output_directory_for_cli, format_bytes, format_seconds};
+use crate::record_command::default_output_directory_for_cli;
+use streambot_core::quantity_text::{format_clock_duration, format_size};
 
 pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
     let policy = NetworkPolicy {
@@ -113,8 +114,8 @@ pub async fn run_engine_record_command(arguments: RecordArguments) -> ExitCode {
             eprintln!(
                 "finished: {} ({}, {})",
                 finished.path.display(),
-                format_bytes(finished.size_bytes),
-                format_seconds(duration)
+                format_size(finished.size_bytes),
+                format_clock_duration(duration)
             );
             if !arguments.keep_parts {
                 for segment in &segment_files {

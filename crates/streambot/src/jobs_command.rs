@@ -291,7 +291,7 @@ fn list_line(job: &Job) -> String {
         job.priority.queue_name(),
         job.attempt,
         job.parts,
-        crate::record_command::format_seconds(job.progress.media_seconds),
+        streambot_core::quantity_text::format_clock_duration(job.progress.media_seconds),
         job.progress.gap_segments,
         job.worker_id().unwrap_or("-"),
         job.url
@@ -339,8 +339,8 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
         "recorded",
         format!(
             "{} of media, {}, {} segments, part {}",
-            crate::record_command::format_seconds(progress.media_seconds),
-            crate::record_command::format_bytes(progress.bytes_written),
+            streambot_core::quantity_text::format_clock_duration(progress.media_seconds),
+            streambot_core::quantity_text::format_size(progress.bytes_written),
             progress.segments_written,
             job.parts
         ),

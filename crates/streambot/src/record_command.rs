@@ -7,6 +7,7 @@ use std::time::Duration;
 use streambot_hls::url_safety::redact_url_text;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use streambot_core::quantity_text::{format_bitrate, format_clock_duration, format_size};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
 use streambot_recorder::finalize::FinalizeSettings;
@@ -320,8 +321,8 @@ async fn finalize_and_report(
             eprintln!(
                 "finished: {} ({}, {}{})",
                 file.path.display(),
-                format_bytes(file.size_bytes),
-                format_seconds(file.duration_seconds),
+                format_size(file.size_bytes),
+                format_clock_duration(file.duration_seconds),
                 if file.transcoded { ", re-encoded" } else { "" }
             );
         }
@@ -344,8 +345,8 @@ async fn finalize_and_report(
 fn progress_line(progress: &RecordingProgress) -> String {
     format!(
         "media {} · {} · {} · {} segments · {} gaps · part {}",
-        format_seconds(progress.media_seconds),
-        format_bytes(progress.bytes_written),
+        format_clock_duration(progress.media_seconds),
+        format_size(progress.bytes_written),
         format_bitrate(progress.bitrate_bits_per_second()),
         progress.segments_written,
         progress.gap_segments,
@@ -360,35 +361,6 @@ fn say(bar: &ProgressBar, line: impl AsRef<str>) {
         eprintln!("{}", line.as_ref());
     } else {
         bar.println(line.as_ref());
-    }
-}
-
-pub fn format_seconds(seconds: f64) -> String {
-    let total = seconds.max(0.0).round() as u64;
-    format!(
-        "{}:{:02}:{:02}",
-        total / 3600,
-        (total / 60) % 60,
-        total % 60
-    )
-}
-
-pub fn format_bytes(bytes: u64) -> String {
-    let value = bytes as f64;
-    if value >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GiB", value / (1024.0 * 1024.0 * 1024.0))
-    } else if value >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", value / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KiB", value / 1024.0)
-    }
-}
-
-pub fn format_bitrate(bits_per_second: f64) -> String {
-    if bits_per_second >= 1_000_000.0 {
-        format!("{:.2} Mbit/s", bits_per_second / 1_000_000.0)
-    } else {
-        format!("{:.0} kbit/s", bits_per_second / 1000.0)
     }
 }
 
@@ -410,15 +382,15 @@ fn print_summary(report: &RecordingReport, json: bool) -> ExitCode {
                 format!(
                     "  {} ({}, {})",
                     part.path.display(),
-                    format_bytes(part.bytes),
-                    format_seconds(part.media_seconds)
+                    format_size(part.bytes),
+                    format_clock_duration(part.media_seconds)
                 )
             })
             .collect();
         eprintln!(
             "recorded {} of media, {}, {} segments, {} gaps ({:.1} s lost) into {}",
-            format_seconds(progress.media_seconds),
-            format_bytes(progress.bytes_written),
+            format_clock_duration(progress.media_seconds),
+            format_size(progress.bytes_written),
             progress.segments_written,
             progress.gap_segments,
             progress.gap_seconds,

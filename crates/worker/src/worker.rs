@@ -1034,8 +1034,8 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         };
         let message = format!(
             "The recording stopped because your disk quota is full ({} used of {}); what was recorded is delivered. Delete old recordings to make room.",
-            streambot_storage::metadata::format_bytes(used_bytes),
-            streambot_storage::metadata::format_bytes(quota_bytes)
+            streambot_core::quantity_text::format_size(used_bytes),
+            streambot_core::quantity_text::format_size(quota_bytes)
         );
         finish_recording(
             &mut running,
@@ -1251,15 +1251,9 @@ async fn deliver_and_finish<B: JobBackend>(
 
 /// `finalized.json` beside the files: what the bot sends and the dashboard lists.
 fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
-    let Ok(text) = serde_json::to_vec_pretty(report) else {
-        return;
-    };
-    let temporary = directory.join("finalized.json.tmp");
-    if std::fs::write(&temporary, text).is_ok() {
-        let _ = std::fs::rename(
-            &temporary,
-            directory.join(streambot_core::job_files::FINALIZED_FILE_NAME),
-        );
+    let path = directory.join(streambot_core::job_files::FINALIZED_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, report) {
+        tracing::warn!(%error, "could not write the finalize report");
     }
 }
 
