@@ -173,6 +173,43 @@ pub struct RecordingSettings {
     /// ([`RecordingOptions::wait_for_live`]); it doubles up to `live_check_maximum_interval`.
     pub live_check_first_interval: Duration,
     pub live_check_maximum_interval: Duration,
+    /// Which engine records the link (default [`EngineChoice::Auto`]).
+    pub engine: EngineChoice,
+}
+
+/// The engine that records a link: the native HLS engine, or ffmpeg reading the bytes streambot
+/// fetches (`.ts`, `.flv`, `.mp4`, ... links that are not playlists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// ffmpeg for links that are clearly a single media stream (not a playlist), else native.
+    #[default]
+    Auto,
+    Native,
+    Ffmpeg,
+}
+
+impl EngineChoice {
+    /// `auto`, `native` or `ffmpeg` (the CLI's `--engine`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(EngineChoice::Auto),
+            "native" => Some(EngineChoice::Native),
+            "ffmpeg" => Some(EngineChoice::Ffmpeg),
+            _ => None,
+        }
+    }
+
+    /// The one engine choice: true when `url_text` is recorded by the ffmpeg engine.
+    pub fn uses_ffmpeg_engine(self, url_text: &str) -> bool {
+        match self {
+            EngineChoice::Native => false,
+            EngineChoice::Ffmpeg => true,
+            EngineChoice::Auto => {
+                !streambot_ffmpeg::is_probably_hls(url_text)
+                    && ffmpeg_engine::looks_like_progressive_media(url_text)
+            }
+        }
+    }
 }
 
 /// Default of [`RecordingSettings::maximum_parts`].
@@ -193,6 +230,7 @@ impl RecordingSettings {
             maximum_parts: DEFAULT_MAXIMUM_PARTS,
             live_check_first_interval: live_wait::DEFAULT_LIVE_CHECK_FIRST_INTERVAL,
             live_check_maximum_interval: live_wait::DEFAULT_LIVE_CHECK_MAXIMUM_INTERVAL,
+            engine: EngineChoice::Auto,
         }
     }
 }
@@ -312,10 +350,7 @@ pub async fn record(
     control: watch::Receiver<DesiredState>,
     events: mpsc::UnboundedSender<RecorderEvent>,
 ) -> RecordingReport {
-    // Engine choice: links that are clearly a single media stream (not a playlist) go to ffmpeg.
-    if !streambot_ffmpeg::is_probably_hls(url_text)
-        && ffmpeg_engine::looks_like_progressive_media(url_text)
-    {
+    if settings.engine.uses_ffmpeg_engine(url_text) {
         return ffmpeg_engine::record_with_ffmpeg_engine(
             &client, url_text, options, settings, control, events,
         )

@@ -1,4 +1,6 @@
-//! `streambot record URL`: one recording in the foreground with a progress bar (or JSON events).
+//! `streambot record URL`: one recording in the foreground with a progress bar (or JSON events),
+//! by the recorder's engine choice (`--engine auto|native|ffmpeg`, `EngineChoice`): the same
+//! path, flags and finalize for HLS and for links the ffmpeg engine records.
 //! Ctrl-C stops gracefully (the segment in flight is finished); a second Ctrl-C stops at once.
 
 use std::io::Write;
@@ -13,7 +15,8 @@ use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
 use streambot_recorder::finalize::FinalizeSettings;
 use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
 use streambot_recorder::{
-    RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, network_policy, record,
+    EngineChoice, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
+    network_policy, record,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -32,11 +35,16 @@ fn chrono_like_stamp() -> String {
     format!("{seconds}")
 }
 
-pub fn default_output_directory_for_cli() -> std::path::PathBuf {
-    default_output_directory()
-}
-
 pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
+    let engine = EngineChoice::from_name(&arguments.engine).unwrap_or_default();
+    if arguments.maximum_part_megabytes.is_some() && engine.uses_ffmpeg_engine(&arguments.url) {
+        eprintln!(
+            "streambot record: --max-part-size is not supported for this link: the ffmpeg engine \
+             records it and cuts parts by time only (use --max-part-duration, or --engine native \
+             for an HLS link)"
+        );
+        return ExitCode::from(2);
+    }
     let policy = network_policy(arguments.allow_private_networks);
     let client = match HlsHttpClient::new(policy, FetchLimits::default()) {
         Ok(client) => client,
@@ -61,6 +69,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         from_start: arguments.from_start,
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
+    settings.engine = engine;
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
     settings.maximum_part_bytes = arguments
         .maximum_part_megabytes
@@ -74,6 +83,13 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
     let json = arguments.json;
+    if !json && engine.uses_ffmpeg_engine(&arguments.url) {
+        eprintln!(
+            "recording {} with the ffmpeg engine into {}",
+            redact_url_text(&arguments.url),
+            output_directory.display()
+        );
+    }
     let bar = if json {
         ProgressBar::hidden()
     } else {
