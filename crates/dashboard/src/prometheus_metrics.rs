@@ -90,25 +90,70 @@ pub fn render_metrics(
         bytes = bytes.saturating_add(job.progress.bytes_written);
         gap_seconds += job.progress.gap_seconds;
     }
+    let whole_gauges: [(&str, &str, u64); 11] = [
+        (
+            "streambot_recordings_active",
+            "Jobs in the recording state.",
+            store.active_recordings,
+        ),
+        (
+            "streambot_queue_depth",
+            "Jobs waiting in the queues.",
+            store.queue_depth,
+        ),
+        (
+            "streambot_store_segments_written",
+            "Segments written, summed over the jobs in the store.",
+            segments,
+        ),
+        (
+            "streambot_store_gap_segments",
+            "Segments lost (gaps), summed over the jobs in the store.",
+            gap_segments,
+        ),
+        (
+            "streambot_store_bytes_written",
+            "Bytes recorded, summed over the jobs in the store.",
+            bytes,
+        ),
+        (
+            "streambot_disk_recordings_bytes",
+            "Bytes under the recordings directory.",
+            system.recordings_bytes,
+        ),
+        (
+            "streambot_disk_free_bytes",
+            "Free bytes on the file system of the recordings directory.",
+            system.filesystem_free_bytes,
+        ),
+        (
+            "streambot_disk_total_bytes",
+            "Size of the file system of the recordings directory.",
+            system.filesystem_total_bytes,
+        ),
+        (
+            "streambot_cpu_cores",
+            "CPU cores of the machine.",
+            system.cpu_cores as u64,
+        ),
+        (
+            "streambot_memory_used_bytes",
+            "Memory used on the machine.",
+            system.memory_used_bytes,
+        ),
+        (
+            "streambot_memory_total_bytes",
+            "Memory of the machine.",
+            system.memory_total_bytes,
+        ),
+    ];
+    for (name, help, value) in whole_gauges {
+        scrape.gauge(name, help, value);
+    }
     scrape.gauge(
-        "streambot_recordings_active",
-        "Jobs in the recording state.",
-        store.active_recordings,
-    );
-    scrape.gauge(
-        "streambot_queue_depth",
-        "Jobs waiting in the queues.",
-        store.queue_depth,
-    );
-    scrape.gauge(
-        "streambot_store_segments_written",
-        "Segments written, summed over the jobs in the store.",
-        segments,
-    );
-    scrape.gauge(
-        "streambot_store_gap_segments",
-        "Segments lost (gaps), summed over the jobs in the store.",
-        gap_segments,
+        "streambot_dashboard_resident_bytes",
+        "Resident memory of the dashboard's process.",
+        system.process_resident_bytes,
     );
     scrape.gauge(
         "streambot_store_gap_seconds",
@@ -116,96 +161,61 @@ pub fn render_metrics(
         gap_seconds,
     );
     scrape.gauge(
-        "streambot_store_bytes_written",
-        "Bytes recorded, summed over the jobs in the store.",
-        bytes,
-    );
-    let count = |value: &AtomicU64| value.load(Ordering::Relaxed);
-    let seen = "from progress events seen by this dashboard";
-    scrape.counter(
-        "streambot_segments_fetched_total",
-        &format!("Segments fetched, {seen}."),
-        count(&counters.segments_fetched),
-    );
-    scrape.counter(
-        "streambot_segments_lost_total",
-        &format!("Segments lost (gaps), {seen}."),
-        count(&counters.segments_lost),
-    );
-    scrape.counter(
-        "streambot_bytes_recorded_total",
-        &format!("Bytes recorded, {seen}."),
-        count(&counters.bytes_recorded),
-    );
-    scrape.counter(
-        "streambot_gap_seconds_total",
-        &format!("Media seconds lost in gaps, {seen}."),
-        count(&counters.gap_milliseconds) as f64 / 1000.0,
-    );
-    scrape.counter(
-        "streambot_uploads_total",
-        "Jobs that entered the uploading state.",
-        count(&counters.uploads),
-    );
-    scrape.counter(
-        "streambot_jobs_created_total",
-        "Jobs created.",
-        count(&counters.jobs_created),
-    );
-    scrape.counter(
-        "streambot_jobs_completed_total",
-        "Jobs completed.",
-        count(&counters.jobs_completed),
-    );
-    scrape.counter(
-        "streambot_jobs_failed_total",
-        "Jobs failed for good.",
-        count(&counters.jobs_failed),
-    );
-    scrape.counter(
-        "streambot_events_missed_total",
-        "Store events this dashboard fell behind on (its counters undercount by them).",
-        count(&counters.events_missed),
-    );
-    scrape.gauge(
-        "streambot_disk_recordings_bytes",
-        "Bytes under the recordings directory.",
-        system.recordings_bytes,
-    );
-    scrape.gauge(
-        "streambot_disk_free_bytes",
-        "Free bytes on the file system of the recordings directory.",
-        system.filesystem_free_bytes,
-    );
-    scrape.gauge(
-        "streambot_disk_total_bytes",
-        "Size of the file system of the recordings directory.",
-        system.filesystem_total_bytes,
-    );
-    scrape.gauge(
         "streambot_cpu_usage_percent",
         "CPU usage of the machine, all cores.",
         f64::from(system.cpu_usage_percent),
     );
-    scrape.gauge(
-        "streambot_cpu_cores",
-        "CPU cores of the machine.",
-        system.cpu_cores as u64,
-    );
-    scrape.gauge(
-        "streambot_memory_used_bytes",
-        "Memory used on the machine.",
-        system.memory_used_bytes,
-    );
-    scrape.gauge(
-        "streambot_memory_total_bytes",
-        "Memory of the machine.",
-        system.memory_total_bytes,
-    );
-    scrape.gauge(
-        "streambot_dashboard_resident_bytes",
-        "Resident memory of the dashboard's process.",
-        system.process_resident_bytes,
+    let count = |value: &AtomicU64| value.load(Ordering::Relaxed);
+    let seen = "from progress events seen by this dashboard";
+    let whole_counters: [(&str, String, &AtomicU64); 8] = [
+        (
+            "streambot_segments_fetched_total",
+            format!("Segments fetched, {seen}."),
+            &counters.segments_fetched,
+        ),
+        (
+            "streambot_segments_lost_total",
+            format!("Segments lost (gaps), {seen}."),
+            &counters.segments_lost,
+        ),
+        (
+            "streambot_bytes_recorded_total",
+            format!("Bytes recorded, {seen}."),
+            &counters.bytes_recorded,
+        ),
+        (
+            "streambot_uploads_total",
+            "Jobs that entered the uploading state.".into(),
+            &counters.uploads,
+        ),
+        (
+            "streambot_jobs_created_total",
+            "Jobs created.".into(),
+            &counters.jobs_created,
+        ),
+        (
+            "streambot_jobs_completed_total",
+            "Jobs completed.".into(),
+            &counters.jobs_completed,
+        ),
+        (
+            "streambot_jobs_failed_total",
+            "Jobs failed for good.".into(),
+            &counters.jobs_failed,
+        ),
+        (
+            "streambot_events_missed_total",
+            "Store events this dashboard fell behind on (its counters undercount by them).".into(),
+            &counters.events_missed,
+        ),
+    ];
+    for (name, help, value) in whole_counters {
+        scrape.counter(name, &help, count(value));
+    }
+    scrape.counter(
+        "streambot_gap_seconds_total",
+        &format!("Media seconds lost in gaps, {seen}."),
+        count(&counters.gap_milliseconds) as f64 / 1000.0,
     );
     scrape.labelled_gauge(
         "streambot_worker_heartbeat_age_seconds",
