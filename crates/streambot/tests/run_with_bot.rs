@@ -438,8 +438,8 @@ async fn an_unreachable_telegram_is_retried_and_logged_without_the_token() {
                         .extend_from_slice(&buffer[..count]),
                 }
             }
-            let text = String::from_utf8_lossy(&collected.lock().expect("log")).into_owned();
-            text
+            let bytes = collected.lock().expect("log").clone();
+            String::from_utf8_lossy(&bytes).into_owned()
         }
     });
     // Backoff 0.5 s, 1 s, 2 s…: wait until two failed attempts are in the log.
