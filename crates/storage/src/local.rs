@@ -272,6 +272,14 @@ async fn same_file(first: &Path, second: &Path) -> bool {
     }
 }
 
+/// The size of a local file, for an upload.
+pub(crate) async fn local_file_size(local_path: &Path) -> Result<u64, StorageError> {
+    tokio::fs::metadata(local_path)
+        .await
+        .map(|metadata| metadata.len())
+        .map_err(|error| StorageError::io("could not read", local_path, error))
+}
+
 /// Rename, or copy then remove across filesystems. The target is written under a temporary name
 /// first so a listing never shows half a file.
 async fn move_file(source_path: &Path, target_path: &Path) -> Result<(), StorageError> {
