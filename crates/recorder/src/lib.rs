@@ -485,12 +485,25 @@ fn failed_report(
     retryable: bool,
     source: Option<ResolvedSource>,
 ) -> RecordingReport {
-    let report = RecordingReport {
-        outcome: RecordingOutcome::Failed {
+    report_without_tracks(
+        settings,
+        RecordingOutcome::Failed {
             message: error.user_message(),
             retryable,
             failure: error.failure_kind(),
         },
+        source,
+    )
+}
+
+/// The report of a recording that wrote no track, written to `recording.json`.
+pub(crate) fn report_without_tracks(
+    settings: &RecordingSettings,
+    outcome: RecordingOutcome,
+    source: Option<ResolvedSource>,
+) -> RecordingReport {
+    let report = RecordingReport {
+        outcome,
         source,
         main: None,
         audio: None,
@@ -715,15 +728,7 @@ pub(crate) async fn record_with_native_engine(
     };
     let Some(run) = last_run else {
         // Nothing was recorded (stopped while waiting, or the duration was over before).
-        let report = RecordingReport {
-            outcome,
-            source,
-            main: None,
-            audio: None,
-            output_directory: settings.output_directory.clone(),
-        };
-        write_report(&settings.output_directory, &report);
-        return report;
+        return report_without_tracks(&settings, outcome, source);
     };
     let track_report_of = |outcome: &TrackOutcome| {
         let mut report = track_report(outcome, settings.maximum_part_bytes);
