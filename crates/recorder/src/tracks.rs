@@ -99,33 +99,31 @@ pub async fn plan_tracks(
             .ok()
             .map(|url| url.to_string())
     };
-    for (index, rendition) in selection.audio.iter().enumerate() {
+    // Audio renditions, then subtitle renditions; the first audio one replaces the variant's.
+    let renditions = (selection.audio.iter().enumerate())
+        .map(|(index, rendition)| (ExtraTrackKind::Audio, index, rendition))
+        .chain(
+            (selection.subtitles.iter().enumerate())
+                .map(|(index, rendition)| (ExtraTrackKind::Subtitles, index, rendition)),
+        );
+    for (kind, index, rendition) in renditions {
         let Some(url) = absolute(rendition) else {
             continue;
         };
         let (language, title) = label_of(rendition);
-        if index == 0 {
+        if kind == ExtraTrackKind::Audio && index == 0 {
             plan.first_audio_url = Some(url);
             plan.first_audio_language = language;
             plan.first_audio_title = title;
-        } else {
-            plan.extra_tracks.push(ExtraTrack {
-                track_name: format!("audio{}", index + 1),
-                kind: ExtraTrackKind::Audio,
-                language,
-                title,
-                media_playlist_url: url,
-            });
-        }
-    }
-    for (index, rendition) in selection.subtitles.iter().enumerate() {
-        let Some(url) = absolute(rendition) else {
             continue;
+        }
+        let name_prefix = match kind {
+            ExtraTrackKind::Audio => "audio",
+            ExtraTrackKind::Subtitles => "subtitles",
         };
-        let (language, title) = label_of(rendition);
         plan.extra_tracks.push(ExtraTrack {
-            track_name: format!("subtitles{}", index + 1),
-            kind: ExtraTrackKind::Subtitles,
+            track_name: format!("{name_prefix}{}", index + 1),
+            kind,
             language,
             title,
             media_playlist_url: url,
