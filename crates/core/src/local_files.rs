@@ -135,57 +135,51 @@ fn size_below(
 mod tests {
     use super::*;
 
-    fn scratch_directory(name: &str) -> PathBuf {
-        let directory = std::env::temp_dir().join(format!(
-            "streambot-core-local-files-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&directory);
-        std::fs::create_dir_all(&directory).expect("scratch directory");
-        directory
+    fn scratch_directory() -> tempfile::TempDir {
+        tempfile::tempdir().expect("scratch directory")
     }
 
     #[test]
     fn an_atomic_write_replaces_the_file_and_leaves_no_temporary_file() {
-        let directory = scratch_directory("replace");
+        let scratch = scratch_directory();
+        let directory = scratch.path();
         let path = directory.join("finalized.json");
         write_file_atomically(&path, b"first").expect("first write");
         write_json_atomically(&path, &serde_json::json!({"files": 2})).expect("second write");
         let text = std::fs::read_to_string(&path).expect("read back");
         assert!(text.contains("\"files\": 2"), "{text}");
-        let names: Vec<_> = std::fs::read_dir(&directory)
+        let names: Vec<_> = std::fs::read_dir(directory)
             .expect("list")
             .flatten()
             .map(|entry| entry.file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("finalized.json")]);
-        let _ = std::fs::remove_dir_all(&directory);
     }
 
     #[test]
     fn an_atomic_write_into_a_missing_directory_is_an_error_that_names_the_path() {
-        let directory = scratch_directory("missing");
+        let scratch = scratch_directory();
+        let directory = scratch.path();
         let path = directory.join("absent").join("stored.json");
         let error = write_file_atomically(&path, b"x").expect_err("no directory");
         assert_eq!(error.action, "create");
         assert!(error.to_string().contains("stored.json.tmp"), "{error}");
-        let _ = std::fs::remove_dir_all(&directory);
     }
 
     #[test]
     fn directory_size_counts_files_down_to_the_depth_asked() {
-        let directory = scratch_directory("size");
+        let scratch = scratch_directory();
+        let directory = scratch.path();
         std::fs::write(directory.join("top"), [0u8; 10]).expect("top file");
         std::fs::create_dir_all(directory.join("job/inner")).expect("nested");
         std::fs::write(directory.join("job/part"), [0u8; 100]).expect("part");
         std::fs::write(directory.join("job/inner/deep"), [0u8; 1000]).expect("deep");
-        assert_eq!(directory_size_bytes(&directory, 1).expect("depth 1"), 10);
-        assert_eq!(directory_size_bytes(&directory, 2).expect("depth 2"), 110);
-        assert_eq!(directory_size_bytes(&directory, 3).expect("depth 3"), 1110);
+        assert_eq!(directory_size_bytes(directory, 1).expect("depth 1"), 10);
+        assert_eq!(directory_size_bytes(directory, 2).expect("depth 2"), 110);
+        assert_eq!(directory_size_bytes(directory, 3).expect("depth 3"), 1110);
         assert_eq!(
             directory_size_bytes(&directory.join("nothing"), 3).expect("missing"),
             0
         );
-        let _ = std::fs::remove_dir_all(&directory);
     }
 }
