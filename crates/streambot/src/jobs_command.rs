@@ -322,7 +322,12 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
             job.options.format,
             job.options
                 .maximum_duration
-                .map(|duration| humantime::format_duration(duration).to_string())
+                .map(|duration| {
+                    streambot_core::format_duration_with_units(
+                        duration,
+                        streambot_core::duration_text::ENGLISH_DURATION_UNITS,
+                    )
+                })
                 .unwrap_or_else(|| "until the stream ends".to_string())
         ),
     );
