@@ -52,16 +52,7 @@ fn linked_urls_of(message: &Message) -> Vec<String> {
 }
 
 pub(crate) fn directory_size(directory: &std::path::Path) -> u64 {
-    std::fs::read_dir(directory)
-        .map(|listing| {
-            listing
-                .flatten()
-                .filter_map(|entry| entry.metadata().ok())
-                .filter(|metadata| metadata.is_file())
-                .map(|metadata| metadata.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    streambot_core::local_files::directory_size_bytes(directory, 1).unwrap_or(0)
 }
 
 pub(crate) async fn handle_message<B: BotBackend>(

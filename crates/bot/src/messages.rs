@@ -9,6 +9,8 @@ use streambot_core::duration_text::{DurationTextError, format_duration_with_unit
 use streambot_core::job::{Job, JobState};
 use streambot_core::{FailureKind, JobId, Quality, RecordingProgress, TimeOfDay};
 
+pub use streambot_core::quantity_text::{format_bitrate, format_size};
+
 use crate::catalogue::{Key, Language, PluralForm, plural_form, render, render_plain};
 use crate::markdown::{escape_markdown_v2, escape_markdown_v2_code};
 use crate::parser::CommandError;
@@ -25,25 +27,6 @@ pub fn bold(text: &str) -> String {
 
 pub fn code(text: &str) -> String {
     format!("`{}`", escape_markdown_v2_code(text))
-}
-
-pub fn format_size(bytes: u64) -> String {
-    let value = bytes as f64;
-    if value >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GB", value / (1024.0 * 1024.0 * 1024.0))
-    } else if value >= 1024.0 * 1024.0 {
-        format!("{:.1} MB", value / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KB", value / 1024.0)
-    }
-}
-
-pub fn format_bitrate(bits_per_second: f64) -> String {
-    if bits_per_second >= 1_000_000.0 {
-        format!("{:.2} Mbit/s", bits_per_second / 1_000_000.0)
-    } else {
-        format!("{:.0} kbit/s", bits_per_second / 1000.0)
-    }
 }
 
 /// At most `maximum` characters of `text` (a link, an error, something the user typed), with an

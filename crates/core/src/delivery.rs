@@ -360,7 +360,9 @@ pub fn send_retry_delay(attempt: u32, retry_after: Option<Duration>) -> Option<D
     if attempt >= MAXIMUM_SEND_ATTEMPTS {
         return None;
     }
-    let backoff = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6));
+    let backoff =
+        crate::backoff::ExponentialBackoff::new(Duration::from_secs(1), Duration::from_secs(64))
+            .delay_after_failed_attempt(attempt);
     Some(retry_after.unwrap_or(backoff).min(LONGEST_SEND_BACKOFF))
 }
 

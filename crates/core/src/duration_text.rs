@@ -688,26 +688,23 @@ mod tests {
 
     #[test]
     fn bad_durations_say_why() {
-        assert!(matches!(
-            parse_duration_text("soon"),
-            Err(DurationTextError::Unrecognised { .. })
-        ));
-        assert!(matches!(
-            parse_duration_text("0h"),
-            Err(DurationTextError::Zero { .. })
-        ));
-        assert!(matches!(
-            parse_duration_text("9999h"),
-            Err(DurationTextError::TooLong { .. })
-        ));
-        assert!(matches!(
-            parse_duration_text("2 fortnights"),
-            Err(DurationTextError::Unrecognised { .. })
-        ));
-        assert!(matches!(
-            parse_duration_text("at 20:00"),
-            Err(DurationTextError::TimeOfDay { .. })
-        ));
+        let why = |given: &str| match parse_duration_text(given) {
+            Ok(_) => "accepted",
+            Err(DurationTextError::Unrecognised { .. }) => "unrecognised",
+            Err(DurationTextError::Zero { .. }) => "zero",
+            Err(DurationTextError::TooLong { .. }) => "too long",
+            Err(DurationTextError::TimeOfDay { .. }) => "a time of day",
+        };
+        let cases = [
+            ("soon", "unrecognised"),
+            ("0h", "zero"),
+            ("9999h", "too long"),
+            ("2 fortnights", "unrecognised"),
+            ("at 20:00", "a time of day"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(why(given), expected, "{given}");
+        }
         assert!(parse_duration_text("").is_err());
         assert!(parse_duration_text("1:2:3:4").is_err());
         assert!(parse_duration_text("2h!!").is_err());

@@ -16,6 +16,10 @@ pub const FINALIZED_FILE_NAME: &str = "finalized.json";
 pub const RECORDING_FILE_NAME: &str = "recording.json";
 /// `stored.json`: where each finished part went (local storage, Drive, a channel).
 pub const DELIVERED_PARTS_FILE_NAME: &str = "stored.json";
+/// `tracks.json`: the extra audio and subtitle tracks of a recording, for finalize.
+pub const TRACKS_FILE_NAME: &str = "tracks.json";
+/// `remote.jsonl` (in local storage's copy of a job): confirmed remote copies, one JSON line each.
+pub const REMOTE_COPIES_FILE_NAME: &str = "remote.jsonl";
 /// A track's ledger is `<track>-ledger.jsonl` (`main-ledger.jsonl`, `audio-ledger.jsonl`).
 pub const LEDGER_FILE_SUFFIX: &str = "-ledger.jsonl";
 

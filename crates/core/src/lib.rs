@@ -1,14 +1,18 @@
-//! Domain types of streambot. No IO, no tokio: everything here is plain data and pure functions,
-//! so every other crate (and the bot's parser) can share one vocabulary.
+//! Domain types of streambot. No tokio, and no IO but `local_files` (the one atomic write and
+//! directory-size walk, std only): everything else is plain data and pure functions, so every
+//! other crate (and the bot's parser) can share one vocabulary.
 
+pub mod backoff;
 pub mod delivery;
 pub mod duration_text;
 pub mod failure;
 pub mod job;
 pub mod job_files;
 pub mod job_id;
+pub mod local_files;
 pub mod options;
 pub mod progress;
+pub mod quantity_text;
 pub mod schedule;
 pub mod telegram_limits;
 pub mod user;

@@ -15,8 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::DashboardState;
 use crate::error::{DashboardError, ErrorBody};
 use crate::job_files::{JobFiles, read_job_files};
-use crate::metrics_text::render_metrics;
 use crate::observe::{HistorySample, StoreSnapshot, SystemSnapshot};
+use crate::prometheus_metrics::{METRICS_CONTENT_TYPE, render_metrics};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAXIMUM_PAGE_SIZE: usize = 500;
@@ -453,10 +453,7 @@ pub async fn metrics<B: JobBackend>(
     let system = system_snapshot(&state).await;
     let text = render_metrics(&jobs, &store, &system, &state.shared.counters);
     Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         text,
     )
         .into_response())

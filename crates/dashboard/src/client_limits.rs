@@ -62,8 +62,8 @@ pub fn client_key(address: IpAddr) -> IpAddr {
 /// The lockout after `failed_logins` failures when `free_failed_logins` are free, or none.
 pub fn lockout_after(failed_logins: u32, free_failed_logins: u32) -> Option<Duration> {
     let beyond_free = failed_logins.checked_sub(free_failed_logins.max(1))?;
-    let doubled = FIRST_LOCKOUT.saturating_mul(1u32 << beyond_free.min(20));
-    Some(doubled.min(LONGEST_LOCKOUT))
+    let backoff = streambot_core::backoff::ExponentialBackoff::new(FIRST_LOCKOUT, LONGEST_LOCKOUT);
+    Some(backoff.delay_after_failed_attempt(beyond_free.saturating_add(1)))
 }
 
 /// The per-address buckets and login counters.

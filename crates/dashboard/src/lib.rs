@@ -6,7 +6,7 @@
 //! - [`api`]: the handlers: jobs, job detail, stop/pause/resume, stats, history, metrics, health.
 //! - [`job_files`]: a job's directory read for the API (parts, ledger summary, gaps, finished).
 //! - [`observe`]: store snapshot, machine snapshot, event counters, the hour of history.
-//! - [`metrics_text`]: the Prometheus text format.
+//! - [`prometheus_metrics`]: `/metrics` through the `prometheus-client` crate.
 //!
 //! [`serve_dashboard`] takes its listener and a shutdown token; it also runs the event counter
 //! and the history sampler until the token is cancelled.
@@ -15,8 +15,8 @@ pub mod api;
 pub mod client_limits;
 pub mod error;
 pub mod job_files;
-pub mod metrics_text;
 pub mod observe;
+pub mod prometheus_metrics;
 pub mod settings;
 
 use std::net::SocketAddr;

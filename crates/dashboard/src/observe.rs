@@ -114,36 +114,10 @@ pub struct SystemSampler {
 
 /// Bytes under `directory`, two levels deep (`<recordings>/<JOB>/<file>`), bounded in entries.
 pub fn directory_bytes(directory: &Path) -> u64 {
-    let mut total = 0u64;
-    let mut entries_seen = 0usize;
-    let Ok(listing) = std::fs::read_dir(directory) else {
-        return 0;
-    };
-    for entry in listing.flatten() {
-        entries_seen += 1;
-        if entries_seen > 1_000_000 {
-            break;
-        }
-        let Ok(metadata) = entry.metadata() else {
-            continue;
-        };
-        if metadata.is_dir() {
-            let Ok(inner) = std::fs::read_dir(entry.path()) else {
-                continue;
-            };
-            for file in inner.flatten().take(100_000) {
-                entries_seen += 1;
-                if let Ok(file_metadata) = file.metadata()
-                    && file_metadata.is_file()
-                {
-                    total = total.saturating_add(file_metadata.len());
-                }
-            }
-        } else {
-            total = total.saturating_add(metadata.len());
-        }
-    }
-    total
+    streambot_core::local_files::directory_size_bytes(directory, 2).unwrap_or_else(|error| {
+        tracing::debug!(%error, "could not measure the recordings directory");
+        0
+    })
 }
 
 /// The nearest existing ancestor of `path`, made absolute.

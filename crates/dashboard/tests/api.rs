@@ -501,26 +501,26 @@ async fn progress_events_feed_the_counters() {
         settings_for_test(directory.path().join("r")),
     )
     .await;
-    // Let the event counter subscribe.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let (_job, lease) = recording_job(&backend, 5, "worker-c").await;
+    let progress_at = |segments: u64| RecordingProgress {
+        segments_written: segments,
+        bytes_written: segments * 1000,
+        gap_segments: segments / 5,
+        gap_seconds: (segments / 5) as f64 * 2.0,
+        media_seconds: segments as f64 * 2.0,
+        current_part: 1,
+        ..RecordingProgress::default()
+    };
     for segments in [2u64, 5] {
-        let progress = RecordingProgress {
-            segments_written: segments,
-            bytes_written: segments * 1000,
-            gap_segments: segments / 5,
-            gap_seconds: (segments / 5) as f64 * 2.0,
-            media_seconds: segments as f64 * 2.0,
-            current_part: 1,
-            ..RecordingProgress::default()
-        };
         backend
-            .update_progress(&lease, progress)
+            .update_progress(&lease, progress_at(segments))
             .await
             .expect("progress");
     }
+    // The dashboard may subscribe to the events after the first reports: the latest progress is
+    // sent again until it is counted (progress is cumulative, so a repeat adds nothing).
     let mut last_text = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         last_text = dashboard.get("/metrics").await.text().await.expect("text");
         let samples = parse_metrics(&last_text);
         let value = |name: &str| MetricSample::find(&samples, name, &[]);
@@ -532,6 +532,10 @@ async fn progress_events_feed_the_counters() {
             dashboard.stop().await;
             return;
         }
+        backend
+            .update_progress(&lease, progress_at(5))
+            .await
+            .expect("progress");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the counters never reached the progress:\n{last_text}");

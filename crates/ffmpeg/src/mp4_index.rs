@@ -359,6 +359,14 @@ mod tests {
         )
     }
 
+    /// `bytes` as `x.mp4` in a new temporary directory (kept while the first value lives).
+    fn written_to_a_file(bytes: &[u8]) -> io::Result<(tempfile::TempDir, std::path::PathBuf)> {
+        let directory = tempfile::tempdir()?;
+        let path = directory.path().join("x.mp4");
+        std::fs::write(&path, bytes)?;
+        Ok((directory, path))
+    }
+
     #[test]
     fn the_index_of_a_faststart_file() -> io::Result<()> {
         let bytes = [
@@ -382,9 +390,7 @@ mod tests {
             Some("mp4a")
         );
 
-        let directory = tempfile::tempdir()?;
-        let path = directory.path().join("x.mp4");
-        std::fs::write(&path, &bytes)?;
+        let (_directory, path) = written_to_a_file(&bytes)?;
         assert_eq!(read_mp4_index(&path)?, index);
         Ok(())
     }
@@ -397,9 +403,7 @@ mod tests {
             movie(2),
         ]
         .concat();
-        let directory = tempfile::tempdir()?;
-        let path = directory.path().join("x.mp4");
-        std::fs::write(&path, &bytes)?;
+        let (_directory, path) = written_to_a_file(&bytes)?;
         assert!(!read_mp4_index(&path)?.moov_before_mdat);
         let fragmented = [
             mp4_box(b"ftyp", b"isom"),

@@ -194,7 +194,7 @@ impl PartWriter {
             path: directory.to_path_buf(),
             source,
         })?;
-        let ledger_path = directory.join(format!("{track_prefix}-ledger.jsonl"));
+        let ledger_path = directory.join(streambot_core::job_files::ledger_file_name(track_prefix));
         let existing = read_ledger(&ledger_path)?;
         let mut highest_part = existing.iter().map(|entry| entry.part).max().unwrap_or(0);
         // A part file may exist without ledger lines (crash after the first bytes).
@@ -479,7 +479,7 @@ pub fn parts_recorded_in(
     directory: &Path,
     track_prefix: &str,
 ) -> Result<Vec<PartSummary>, HlsError> {
-    let ledger_path = directory.join(format!("{track_prefix}-ledger.jsonl"));
+    let ledger_path = directory.join(streambot_core::job_files::ledger_file_name(track_prefix));
     let records = read_ledger_records(&ledger_path)?;
     let mut parts: std::collections::BTreeMap<u32, PartSummary> = std::collections::BTreeMap::new();
     let mut previous_ok: Option<&LedgerEntry> = None;

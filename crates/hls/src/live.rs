@@ -872,7 +872,11 @@ impl TrackState {
                         error: error.to_string(),
                         consecutive_failures: attempt,
                     });
-                    let backoff = Duration::from_millis(250).saturating_mul(1 << attempt.min(5));
+                    let backoff = streambot_core::backoff::ExponentialBackoff::new(
+                        Duration::from_millis(500),
+                        Duration::from_secs(8),
+                    )
+                    .delay_after_failed_attempt(attempt);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         changed = control.changed() => {

@@ -341,9 +341,12 @@ impl<B> LiveCore<B> {
 
     /// How long to wait after the `consecutive_failures`-th failed reload.
     pub(crate) fn playlist_retry_after(&self, consecutive_failures: u32) -> Duration {
-        Duration::from_millis(250)
-            .saturating_mul(1 << consecutive_failures.min(6))
-            .min(self.target_duration())
+        streambot_core::backoff::ExponentialBackoff::new(
+            Duration::from_millis(250),
+            Duration::from_secs(16),
+        )
+        .delay_after_failed_attempt(consecutive_failures.saturating_add(1))
+        .min(self.target_duration())
     }
 
     /// Takes in a freshly loaded playlist (relative URIs resolve against `base_url`, where it
@@ -719,9 +722,12 @@ impl<B> LiveCore<B> {
         let backoff = if retry_at_once {
             Duration::ZERO
         } else {
-            Duration::from_millis(200)
-                .saturating_mul(1 << segment.failed_attempts.min(5))
-                .min((target / 2).max(Duration::from_millis(500)))
+            streambot_core::backoff::ExponentialBackoff::new(
+                Duration::from_millis(200),
+                Duration::from_millis(6400),
+            )
+            .delay_after_failed_attempt(segment.failed_attempts.saturating_add(1))
+            .min((target / 2).max(Duration::from_millis(500)))
         };
         segment.next_attempt_at = now + backoff;
         segment.status = if paused {

@@ -232,7 +232,7 @@ fn part_path(directory: &Path, track: &str, part: u32) -> Option<PathBuf> {
 }
 
 fn read_track_ledger(directory: &Path, track: &str) -> Result<Vec<LedgerRecord>, ClipError> {
-    let ledger = directory.join(format!("{track}-ledger.jsonl"));
+    let ledger = directory.join(streambot_core::job_files::ledger_file_name(track));
     if !ledger.is_file() {
         return Err(ClipError::NoLedger {
             directory: directory.to_path_buf(),
@@ -391,13 +391,14 @@ fn container_for(output: &Path) -> OutputContainer {
 /// True when `directory` holds a recording (a track's ledger or `recording.json`): this one or
 /// another job's.
 fn is_recording_directory(directory: &Path) -> bool {
-    directory.join("recording.json").exists()
+    directory
+        .join(streambot_core::job_files::RECORDING_FILE_NAME)
+        .exists()
         || std::fs::read_dir(directory).is_ok_and(|entries| {
             entries.flatten().any(|entry| {
-                entry
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|name| name.ends_with("-ledger.jsonl"))
+                entry.file_name().to_str().is_some_and(|name| {
+                    name.ends_with(streambot_core::job_files::LEDGER_FILE_SUFFIX)
+                })
             })
         })
 }
@@ -583,7 +584,7 @@ async fn audio_slices(
     made: &mut Vec<PathBuf>,
 ) -> Result<Option<Vec<PathBuf>>, ClipError> {
     if !directory
-        .join(format!("{AUDIO_TRACK}-ledger.jsonl"))
+        .join(streambot_core::job_files::ledger_file_name(AUDIO_TRACK))
         .is_file()
     {
         return Ok(None);

@@ -376,17 +376,13 @@ async fn feed_pipe(
 
 /// Stopped before anything was recorded (while the link was opened or downloaded).
 fn stopped_before_recording(settings: &RecordingSettings) -> RecordingReport {
-    let report = RecordingReport {
-        outcome: RecordingOutcome::Finished {
+    crate::report_without_tracks(
+        settings,
+        RecordingOutcome::Finished {
             reason: RecordingEndReason::Stopped,
         },
-        source: None,
-        main: None,
-        audio: None,
-        output_directory: settings.output_directory.clone(),
-    };
-    write_report(&settings.output_directory, &report);
-    report
+        None,
+    )
 }
 
 fn failed(
@@ -395,19 +391,15 @@ fn failed(
     retryable: bool,
     failure: streambot_core::FailureKind,
 ) -> RecordingReport {
-    let report = RecordingReport {
-        outcome: RecordingOutcome::Failed {
+    crate::report_without_tracks(
+        settings,
+        RecordingOutcome::Failed {
             message,
             retryable,
             failure,
         },
-        source: None,
-        main: None,
-        audio: None,
-        output_directory: settings.output_directory.clone(),
-    };
-    write_report(&settings.output_directory, &report);
-    report
+        None,
+    )
 }
 
 fn next_segment_number(directory: &Path) -> u32 {
@@ -422,6 +414,21 @@ fn next_segment_number(directory: &Path) -> u32 {
         })
         .max()
         .map_or(1, |highest| highest + 1)
+}
+
+/// Ends ffmpeg's input (the feeder stops) and waits up to `grace` for the feeder's outcome:
+/// `None` when no feeder runs any more, or it did not end in time.
+async fn stop_feeder(
+    feeder_stop: &CancellationToken,
+    feeder: &mut Option<tokio::task::JoinHandle<FeedOutcome>>,
+    grace: Duration,
+) -> Option<FeedOutcome> {
+    feeder_stop.cancel();
+    let feeding = feeder.take()?;
+    tokio::time::timeout(grace, feeding)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 /// Records a non-HLS link with ffmpeg until it ends, is stopped, or fails.
@@ -636,13 +643,9 @@ pub async fn record_with_ffmpeg_engine(
                 "the link sent no media for the duration asked; stopping by the wall clock"
             );
             let grace = settings.stop_grace.min(Duration::from_secs(10));
-            feeder_stop.cancel();
-            if let Some(feeding) = feeder.take() {
-                feed_outcome = tokio::time::timeout(grace, feeding)
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-            }
+            feed_outcome = stop_feeder(&feeder_stop, &mut feeder, grace)
+                .await
+                .or(feed_outcome);
             break recording.stop(grace).await;
         }
         tokio::select! {
@@ -678,13 +681,7 @@ pub async fn record_with_ffmpeg_engine(
                             settings.stop_grace.min(Duration::from_secs(10))
                         };
                         // End of input first: ffmpeg finishes the last segment by itself.
-                        feeder_stop.cancel();
-                        if let Some(feeding) = feeder.take() {
-                            feed_outcome = tokio::time::timeout(grace, feeding)
-                                .await
-                                .ok()
-                                .and_then(Result::ok);
-                        }
+                        feed_outcome = stop_feeder(&feeder_stop, &mut feeder, grace).await.or(feed_outcome);
                         break recording.stop(grace).await;
                     }
                 }
@@ -709,13 +706,9 @@ pub async fn record_with_ffmpeg_engine(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     };
-    feeder_stop.cancel();
-    if let Some(feeding) = feeder.take() {
-        feed_outcome = tokio::time::timeout(Duration::from_secs(5), feeding)
-            .await
-            .ok()
-            .and_then(Result::ok);
-    }
+    feed_outcome = stop_feeder(&feeder_stop, &mut feeder, Duration::from_secs(5))
+        .await
+        .or(feed_outcome);
     let feed_error = feed_outcome.and_then(|outcome| {
         tracing::info!(
             bytes_fed = outcome.bytes_fed,
@@ -870,27 +863,25 @@ mod tests {
     fn paused_bytes_are_dropped_in_whole_ts_packets() {
         let packet = Some(TS_PACKET_BYTES as u64);
         let mut dropping = false;
-        // Recording: everything.
-        assert_eq!(
-            bytes_to_feed(0, 1000, false, packet, &mut dropping),
-            0..1000
-        );
-        // Pause at offset 1000 (packet 5 runs 940..1128): complete it, drop the rest.
-        assert_eq!(
-            bytes_to_feed(1000, 500, true, packet, &mut dropping),
-            0..128
-        );
-        assert_eq!(bytes_to_feed(1500, 500, true, packet, &mut dropping), 0..0);
-        // Resume at offset 2000: from the next boundary, 2068.
-        assert_eq!(
-            bytes_to_feed(2000, 500, false, packet, &mut dropping),
-            68..500
-        );
-        // And then whole chunks again, whatever their alignment.
-        assert_eq!(
-            bytes_to_feed(2500, 333, false, packet, &mut dropping),
-            0..333
-        );
+        // (offset, length, paused, the range fed), in order on one stream.
+        let steps = [
+            // Recording: everything.
+            (0, 1000, false, 0..1000),
+            // Pause at offset 1000 (packet 5 runs 940..1128): complete it, drop the rest.
+            (1000, 500, true, 0..128),
+            (1500, 500, true, 0..0),
+            // Resume at offset 2000: from the next boundary, 2068.
+            (2000, 500, false, 68..500),
+            // And then whole chunks again, whatever their alignment.
+            (2500, 333, false, 0..333),
+        ];
+        for (offset, length, paused, fed) in steps {
+            assert_eq!(
+                bytes_to_feed(offset, length, paused, packet, &mut dropping),
+                fed,
+                "at offset {offset}"
+            );
+        }
         // A chunk shorter than the rest of a packet.
         let mut dropping = true;
         assert_eq!(bytes_to_feed(1, 10, false, packet, &mut dropping), 10..10);

@@ -173,6 +173,43 @@ pub struct RecordingSettings {
     /// ([`RecordingOptions::wait_for_live`]); it doubles up to `live_check_maximum_interval`.
     pub live_check_first_interval: Duration,
     pub live_check_maximum_interval: Duration,
+    /// Which engine records the link (default [`EngineChoice::Auto`]).
+    pub engine: EngineChoice,
+}
+
+/// The engine that records a link: the native HLS engine, or ffmpeg reading the bytes streambot
+/// fetches (`.ts`, `.flv`, `.mp4`, ... links that are not playlists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// ffmpeg for links that are clearly a single media stream (not a playlist), else native.
+    #[default]
+    Auto,
+    Native,
+    Ffmpeg,
+}
+
+impl EngineChoice {
+    /// `auto`, `native` or `ffmpeg` (the CLI's `--engine`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(EngineChoice::Auto),
+            "native" => Some(EngineChoice::Native),
+            "ffmpeg" => Some(EngineChoice::Ffmpeg),
+            _ => None,
+        }
+    }
+
+    /// The one engine choice: true when `url_text` is recorded by the ffmpeg engine.
+    pub fn uses_ffmpeg_engine(self, url_text: &str) -> bool {
+        match self {
+            EngineChoice::Native => false,
+            EngineChoice::Ffmpeg => true,
+            EngineChoice::Auto => {
+                !streambot_ffmpeg::is_probably_hls(url_text)
+                    && ffmpeg_engine::looks_like_progressive_media(url_text)
+            }
+        }
+    }
 }
 
 /// Default of [`RecordingSettings::maximum_parts`].
@@ -193,6 +230,7 @@ impl RecordingSettings {
             maximum_parts: DEFAULT_MAXIMUM_PARTS,
             live_check_first_interval: live_wait::DEFAULT_LIVE_CHECK_FIRST_INTERVAL,
             live_check_maximum_interval: live_wait::DEFAULT_LIVE_CHECK_MAXIMUM_INTERVAL,
+            engine: EngineChoice::Auto,
         }
     }
 }
@@ -312,10 +350,7 @@ pub async fn record(
     control: watch::Receiver<DesiredState>,
     events: mpsc::UnboundedSender<RecorderEvent>,
 ) -> RecordingReport {
-    // Engine choice: links that are clearly a single media stream (not a playlist) go to ffmpeg.
-    if !streambot_ffmpeg::is_probably_hls(url_text)
-        && ffmpeg_engine::looks_like_progressive_media(url_text)
-    {
+    if settings.engine.uses_ffmpeg_engine(url_text) {
         return ffmpeg_engine::record_with_ffmpeg_engine(
             &client, url_text, options, settings, control, events,
         )
@@ -450,12 +485,25 @@ fn failed_report(
     retryable: bool,
     source: Option<ResolvedSource>,
 ) -> RecordingReport {
-    let report = RecordingReport {
-        outcome: RecordingOutcome::Failed {
+    report_without_tracks(
+        settings,
+        RecordingOutcome::Failed {
             message: error.user_message(),
             retryable,
             failure: error.failure_kind(),
         },
+        source,
+    )
+}
+
+/// The report of a recording that wrote no track, written to `recording.json`.
+pub(crate) fn report_without_tracks(
+    settings: &RecordingSettings,
+    outcome: RecordingOutcome,
+    source: Option<ResolvedSource>,
+) -> RecordingReport {
+    let report = RecordingReport {
+        outcome,
         source,
         main: None,
         audio: None,
@@ -680,15 +728,7 @@ pub(crate) async fn record_with_native_engine(
     };
     let Some(run) = last_run else {
         // Nothing was recorded (stopped while waiting, or the duration was over before).
-        let report = RecordingReport {
-            outcome,
-            source,
-            main: None,
-            audio: None,
-            output_directory: settings.output_directory.clone(),
-        };
-        write_report(&settings.output_directory, &report);
-        return report;
+        return report_without_tracks(&settings, outcome, source);
     };
     let track_report_of = |outcome: &TrackOutcome| {
         let mut report = track_report(outcome, settings.maximum_part_bytes);
@@ -727,11 +767,9 @@ pub(crate) fn write_report(directory: &Path, report: &RecordingReport) {
         return;
     };
     redact_strings(&mut value);
-    if let Ok(text) = serde_json::to_vec_pretty(&value) {
-        let temporary = directory.join("recording.json.tmp");
-        if std::fs::write(&temporary, text).is_ok() {
-            let _ = std::fs::rename(&temporary, directory.join("recording.json"));
-        }
+    let path = directory.join(streambot_core::job_files::RECORDING_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, &value) {
+        tracing::warn!(%error, "could not write the recording report");
     }
 }
 

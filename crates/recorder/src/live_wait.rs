@@ -23,9 +23,8 @@ pub const NO_SEGMENTS_YET: &str = "the stream has not started: its playlist list
 
 /// The wait after `checks_done` failed checks (pure): `first`, doubling, at most `maximum`.
 pub fn live_check_interval(checks_done: u32, first: Duration, maximum: Duration) -> Duration {
-    first
-        .saturating_mul(1u32 << checks_done.min(16))
-        .min(maximum)
+    streambot_core::backoff::ExponentialBackoff::new(first, maximum)
+        .delay_after_failed_attempt(checks_done.saturating_add(1))
 }
 
 /// How waiting for the link ended.

@@ -305,9 +305,11 @@ pub const KEYFRAME_WAIT_MAXIMUM_BYTES: usize = 8 * 1024 * 1024;
 /// The wait before reconnect attempt `attempt` (1-based) to a live link: 0.5 s doubled per
 /// attempt, at most 8 s.
 pub fn reconnect_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500)
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(4))
-        .min(Duration::from_secs(8))
+    streambot_core::backoff::ExponentialBackoff::new(
+        Duration::from_millis(500),
+        Duration::from_secs(8),
+    )
+    .delay_after_failed_attempt(attempt)
 }
 
 /// Write the whole body (first bytes included) to `path`, at most `maximum_bytes`, within
@@ -388,44 +390,57 @@ mod tests {
         for packet in ts.chunks_mut(188) {
             packet[0] = 0x47;
         }
-        assert_eq!(
-            classify_body(Some("application/vnd.apple.mpegurl"), &ts),
-            BodyKind::HlsPlaylist
-        );
-        assert_eq!(
-            classify_body(Some("video/mp2t"), &ts),
-            BodyKind::Streamable(InputFormat::MpegTs)
-        );
-        assert_eq!(
-            classify_body(Some("video/mp2t"), b"#EXTM3U\n#EXTINF:2,\na.ts\n"),
-            BodyKind::HlsPlaylist
-        );
-        assert_eq!(
-            classify_body(None, b"<?xml version=\"1.0\"?><MPD>"),
-            BodyKind::Refused(NotMedia::XmlDocument)
-        );
-        assert_eq!(
-            classify_body(Some("text/html"), b"<!DOCTYPE html>"),
-            BodyKind::Refused(NotMedia::WebPage)
-        );
-        assert_eq!(
-            classify_body(None, b"FLV\x01\x05\x00\x00\x00\x09"),
-            BodyKind::Streamable(InputFormat::Flv)
-        );
         let mut faststart = mp4_box(b"ftyp", 16);
         faststart.extend(mp4_box(b"moov", 100));
         faststart.extend(mp4_box(b"mdat", 100));
-        assert_eq!(
-            classify_body(Some("video/mp4"), &faststart),
-            BodyKind::Streamable(InputFormat::Mp4)
-        );
         let mut index_at_end = mp4_box(b"ftyp", 16);
         index_at_end.extend(mp4_box(b"free", 8));
         index_at_end.extend(mp4_box(b"mdat", 100));
-        assert_eq!(
-            classify_body(Some("video/mp4"), &index_at_end),
-            BodyKind::Mp4IndexAtEnd
-        );
+        let cases: [(Option<&str>, &[u8], BodyKind); 8] = [
+            (
+                Some("application/vnd.apple.mpegurl"),
+                &ts,
+                BodyKind::HlsPlaylist,
+            ),
+            (
+                Some("video/mp2t"),
+                &ts,
+                BodyKind::Streamable(InputFormat::MpegTs),
+            ),
+            (
+                Some("video/mp2t"),
+                b"#EXTM3U\n#EXTINF:2,\na.ts\n",
+                BodyKind::HlsPlaylist,
+            ),
+            (
+                None,
+                b"<?xml version=\"1.0\"?><MPD>",
+                BodyKind::Refused(NotMedia::XmlDocument),
+            ),
+            (
+                Some("text/html"),
+                b"<!DOCTYPE html>",
+                BodyKind::Refused(NotMedia::WebPage),
+            ),
+            (
+                None,
+                b"FLV\x01\x05\x00\x00\x00\x09",
+                BodyKind::Streamable(InputFormat::Flv),
+            ),
+            (
+                Some("video/mp4"),
+                &faststart,
+                BodyKind::Streamable(InputFormat::Mp4),
+            ),
+            (Some("video/mp4"), &index_at_end, BodyKind::Mp4IndexAtEnd),
+        ];
+        for (content_type, first_bytes, expected) in cases {
+            assert_eq!(
+                classify_body(content_type, first_bytes),
+                expected,
+                "{content_type:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use streambot_hls::variant_selection::{TrackRequest, choose_tracks, choose_varia
 use streambot_hls::{HlsError, HlsHttpClient};
 
 /// The file in a job directory that lists the extra tracks.
-pub const TRACKS_FILE_NAME: &str = "tracks.json";
+pub use streambot_core::job_files::TRACKS_FILE_NAME;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,33 +99,31 @@ pub async fn plan_tracks(
             .ok()
             .map(|url| url.to_string())
     };
-    for (index, rendition) in selection.audio.iter().enumerate() {
+    // Audio renditions, then subtitle renditions; the first audio one replaces the variant's.
+    let renditions = (selection.audio.iter().enumerate())
+        .map(|(index, rendition)| (ExtraTrackKind::Audio, index, rendition))
+        .chain(
+            (selection.subtitles.iter().enumerate())
+                .map(|(index, rendition)| (ExtraTrackKind::Subtitles, index, rendition)),
+        );
+    for (kind, index, rendition) in renditions {
         let Some(url) = absolute(rendition) else {
             continue;
         };
         let (language, title) = label_of(rendition);
-        if index == 0 {
+        if kind == ExtraTrackKind::Audio && index == 0 {
             plan.first_audio_url = Some(url);
             plan.first_audio_language = language;
             plan.first_audio_title = title;
-        } else {
-            plan.extra_tracks.push(ExtraTrack {
-                track_name: format!("audio{}", index + 1),
-                kind: ExtraTrackKind::Audio,
-                language,
-                title,
-                media_playlist_url: url,
-            });
-        }
-    }
-    for (index, rendition) in selection.subtitles.iter().enumerate() {
-        let Some(url) = absolute(rendition) else {
             continue;
+        }
+        let name_prefix = match kind {
+            ExtraTrackKind::Audio => "audio",
+            ExtraTrackKind::Subtitles => "subtitles",
         };
-        let (language, title) = label_of(rendition);
         plan.extra_tracks.push(ExtraTrack {
-            track_name: format!("subtitles{}", index + 1),
-            kind: ExtraTrackKind::Subtitles,
+            track_name: format!("{name_prefix}{}", index + 1),
+            kind,
             language,
             title,
             media_playlist_url: url,
@@ -147,11 +145,9 @@ pub fn write_track_plan(directory: &Path, plan: &TrackPlan) {
     for track in &mut written.extra_tracks {
         track.media_playlist_url = redact(&track.media_playlist_url);
     }
-    if let Ok(text) = serde_json::to_vec_pretty(&written) {
-        let temporary = directory.join(format!("{TRACKS_FILE_NAME}.tmp"));
-        if std::fs::write(&temporary, text).is_ok() {
-            let _ = std::fs::rename(&temporary, directory.join(TRACKS_FILE_NAME));
-        }
+    let path = directory.join(TRACKS_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, &written) {
+        tracing::warn!(%error, "could not write the track plan");
     }
 }
 
@@ -241,7 +237,7 @@ impl PartExtras {
 /// The recorded segment bodies of a (subtitle) track, in ledger order, from its parts.
 fn segment_bodies(directory: &Path, track_name: &str, budget: &mut u64) -> Vec<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let ledger = directory.join(format!("{track_name}-ledger.jsonl"));
+    let ledger = directory.join(streambot_core::job_files::ledger_file_name(track_name));
     let Ok(records) = streambot_hls::ledger::read_ledger_records(&ledger) else {
         return Vec::new();
     };

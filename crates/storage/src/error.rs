@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::metadata::format_bytes;
+use streambot_core::quantity_text::format_size;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -111,9 +111,9 @@ impl StorageError {
                 ..
             } => format!(
                 "Your storage is full: {} used of your {} quota, and this part needs {} more. Delete old recordings to make room.",
-                format_bytes(*used_bytes),
-                format_bytes(*quota_bytes),
-                format_bytes(*needed_bytes)
+                format_size(*used_bytes),
+                format_size(*quota_bytes),
+                format_size(*needed_bytes)
             ),
             StorageError::TooLarge {
                 backend,
@@ -122,8 +122,8 @@ impl StorageError {
                 ..
             } => format!(
                 "The file is too large for {backend}: {} (the limit is {}).",
-                format_bytes(*size_bytes),
-                format_bytes(*limit_bytes)
+                format_size(*size_bytes),
+                format_size(*limit_bytes)
             ),
             StorageError::NotFound { .. } => "That file was not found.".to_string(),
             StorageError::Forbidden { .. } => {

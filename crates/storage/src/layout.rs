@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use streambot_core::JobId;
 
 /// The file in each job directory that lists confirmed remote copies, one JSON line each.
-pub const REMOTE_COPIES_FILE_NAME: &str = "remote.jsonl";
+pub use streambot_core::job_files::REMOTE_COPIES_FILE_NAME;
 
 /// Extensions a stored part may have; anything else is stored as `.bin`.
 pub const MEDIA_EXTENSIONS: [&str; 5] = ["mp4", "mkv", "ts", "m4a", "bin"];

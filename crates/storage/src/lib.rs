@@ -17,7 +17,7 @@ pub use error::{StorageError, redact_secrets_in_text};
 pub use gdrive::{GoogleDriveConfig, GoogleDriveCredentials, GoogleDriveStore, ServiceAccountKey};
 pub use local::LocalStore;
 pub use metadata::{
-    FileAccess, PartMetadata, RemoteCopyRecord, RemoteLocation, Requester, StoredFile, format_bytes,
+    FileAccess, PartMetadata, RemoteCopyRecord, RemoteLocation, Requester, StoredFile,
 };
 pub use retention::{Deletion, RetentionCandidate, StoredCopy, retention_sweep, select_expired};
 pub use retry::RetryPolicy;

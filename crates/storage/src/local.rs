@@ -272,6 +272,14 @@ async fn same_file(first: &Path, second: &Path) -> bool {
     }
 }
 
+/// The size of a local file, for an upload.
+pub(crate) async fn local_file_size(local_path: &Path) -> Result<u64, StorageError> {
+    tokio::fs::metadata(local_path)
+        .await
+        .map(|metadata| metadata.len())
+        .map_err(|error| StorageError::io("could not read", local_path, error))
+}
+
 /// Rename, or copy then remove across filesystems. The target is written under a temporary name
 /// first so a listing never shows half a file.
 async fn move_file(source_path: &Path, target_path: &Path) -> Result<(), StorageError> {
@@ -313,24 +321,8 @@ async fn modified_time(path: &Path) -> Option<DateTime<Utc>> {
 /// Total size of regular files under `directory`, `max_depth` levels down at most. A missing
 /// directory is empty.
 pub(crate) fn directory_size_bytes(directory: &Path, max_depth: u32) -> Result<u64, StorageError> {
-    let entries = match std::fs::read_dir(directory) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(error) => return Err(StorageError::io("could not list", directory, error)),
-    };
-    let mut total_bytes = 0u64;
-    for entry in entries {
-        let entry = entry.map_err(|error| StorageError::io("could not list", directory, error))?;
-        let Ok(file_type) = entry.file_type() else {
-            continue;
-        };
-        if file_type.is_file() {
-            total_bytes += entry.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-        } else if file_type.is_dir() && max_depth > 1 {
-            total_bytes += directory_size_bytes(&entry.path(), max_depth - 1)?;
-        }
-    }
-    Ok(total_bytes)
+    streambot_core::local_files::directory_size_bytes(directory, max_depth)
+        .map_err(|error| StorageError::io("could not list", error.path, error.source))
 }
 
 /// The job directories of one user: (job id, path). Entries not named like a job id are skipped.
@@ -458,11 +450,8 @@ fn write_remote_copies(
         text.push_str(&line);
         text.push('\n');
     }
-    let temporary_path = manifest_path.with_extension("jsonl.partial");
-    std::fs::write(&temporary_path, text)
-        .map_err(|error| StorageError::io("could not write", &temporary_path, error))?;
-    std::fs::rename(&temporary_path, &manifest_path)
-        .map_err(|error| StorageError::io("could not rename", &temporary_path, error))
+    streambot_core::local_files::write_file_atomically(&manifest_path, text.as_bytes())
+        .map_err(|error| StorageError::io("could not write", error.path, error.source))
 }
 
 pub(crate) fn remove_directory_if_empty(directory: &Path) -> Result<(), StorageError> {

@@ -31,7 +31,7 @@ impl PartMetadata {
             user = self.user_id,
             part = self.part_number,
             count = self.part_count.max(self.part_number),
-            duration = format_duration_seconds(self.duration_seconds),
+            duration = streambot_core::quantity_text::format_clock_duration(self.duration_seconds),
         )
     }
 }
@@ -109,55 +109,9 @@ pub enum FileAccess {
     LocalPath(PathBuf),
 }
 
-/// `1.5 GB`, `300 MB`, `12 KB`, `17 bytes`: decimal units, as people read disk sizes.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TB", 1_000_000_000_000),
-        ("GB", 1_000_000_000),
-        ("MB", 1_000_000),
-        ("KB", 1_000),
-    ];
-    for (unit_name, unit_size) in UNITS {
-        if bytes >= unit_size {
-            let value = bytes as f64 / unit_size as f64;
-            return if value >= 100.0 {
-                format!("{value:.0} {unit_name}")
-            } else {
-                format!("{value:.1} {unit_name}")
-            };
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// `1:02:03` or `4:05`.
-pub fn format_duration_seconds(duration_seconds: f64) -> String {
-    let total_seconds = if duration_seconds.is_finite() && duration_seconds > 0.0 {
-        duration_seconds.round() as u64
-    } else {
-        0
-    };
-    let hours = total_seconds / 3600;
-    let minutes = (total_seconds % 3600) / 60;
-    let seconds = total_seconds % 60;
-    if hours > 0 {
-        format!("{hours}:{minutes:02}:{seconds:02}")
-    } else {
-        format!("{minutes}:{seconds:02}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bytes_are_formatted_in_decimal_units() {
-        assert_eq!(format_bytes(17), "17 bytes");
-        assert_eq!(format_bytes(1_500), "1.5 KB");
-        assert_eq!(format_bytes(300_000_000), "300 MB");
-        assert_eq!(format_bytes(5_000_000_000), "5.0 GB");
-    }
 
     #[test]
     fn captions_name_job_user_part_and_duration() {

@@ -36,9 +36,9 @@ impl RetryPolicy {
         failed_attempt: u32,
         jitter_fraction: f64,
     ) -> Duration {
-        let doublings = failed_attempt.saturating_sub(1).min(20);
-        let uncapped = self.first_delay.saturating_mul(1u32 << doublings);
-        let capped = uncapped.min(self.max_delay);
+        let capped =
+            streambot_core::backoff::ExponentialBackoff::new(self.first_delay, self.max_delay)
+                .delay_after_failed_attempt(failed_attempt);
         let jitter = if jitter_fraction.is_finite() {
             jitter_fraction.clamp(0.0, 1.0)
         } else {
@@ -141,26 +141,20 @@ mod tests {
             max_delay: Duration::from_secs(5),
             max_rate_limit_wait: Duration::from_secs(60),
         };
-        assert_eq!(
-            policy.delay_after_failed_attempt(1, 1.0),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            policy.delay_after_failed_attempt(1, 0.0),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            policy.delay_after_failed_attempt(2, 1.0),
-            Duration::from_secs(4)
-        );
-        assert_eq!(
-            policy.delay_after_failed_attempt(3, 1.0),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            policy.delay_after_failed_attempt(40, 1.0),
-            Duration::from_secs(5)
-        );
+        let cases = [
+            (1, 1.0, 2),
+            (1, 0.0, 1),
+            (2, 1.0, 4),
+            (3, 1.0, 5),
+            (40, 1.0, 5),
+        ];
+        for (failed_attempt, jitter, expected_seconds) in cases {
+            assert_eq!(
+                policy.delay_after_failed_attempt(failed_attempt, jitter),
+                Duration::from_secs(expected_seconds),
+                "attempt {failed_attempt}, jitter {jitter}"
+            );
+        }
         let fraction = jitter_fraction();
         assert!((0.0..1.0).contains(&fraction));
     }

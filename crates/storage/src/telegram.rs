@@ -164,10 +164,7 @@ impl TelegramChannelStore {
         local_file_name: &str,
         metadata: &PartMetadata,
     ) -> Result<RemoteLocation, StorageError> {
-        let size_bytes = tokio::fs::metadata(local_path)
-            .await
-            .map_err(|error| StorageError::io("could not read", local_path, error))?
-            .len();
+        let size_bytes = crate::local::local_file_size(local_path).await?;
         if size_bytes > self.size_limit_bytes() {
             return Err(StorageError::TooLarge {
                 backend: BACKEND_NAME,
@@ -254,6 +251,7 @@ impl TelegramChannelStore {
         )
     }
 
+    /// Sends the file; an error has the token removed.
     async fn send_file(
         &self,
         method: SendMethod,
@@ -261,78 +259,71 @@ impl TelegramChannelStore {
         local_file_name: &str,
         metadata: &PartMetadata,
     ) -> Result<SentMessage, StorageError> {
-        self.send_file_unredacted(method, local_path, local_file_name, metadata)
-            .await
-            .map_err(|error| self.redacted(error))
-    }
-
-    async fn send_file_unredacted(
-        &self,
-        method: SendMethod,
-        local_path: &Path,
-        local_file_name: &str,
-        metadata: &PartMetadata,
-    ) -> Result<SentMessage, StorageError> {
-        let remote_file_name = crate::layout::remote_file_name(metadata.job_id, local_file_name);
-        let file_part = streamed_file_part(local_path)
-            .await
-            .map_err(|error| StorageError::io("could not open", local_path, error))?
-            .file_name(remote_file_name);
-        let mut form = reqwest::multipart::Form::new()
-            .text("chat_id", self.config.channel_id.clone())
-            .text("caption", metadata.caption())
-            .part(method.file_field(), file_part);
-        if let Some(thumbnail_path) = &metadata.thumbnail {
-            match streamed_file_part(thumbnail_path).await {
-                Ok(thumbnail_part) => {
-                    form = form.part("thumbnail", thumbnail_part.file_name("thumbnail.jpg"));
+        let sending = async {
+            let remote_file_name =
+                crate::layout::remote_file_name(metadata.job_id, local_file_name);
+            let file_part = streamed_file_part(local_path)
+                .await
+                .map_err(|error| StorageError::io("could not open", local_path, error))?
+                .file_name(remote_file_name);
+            let mut form = reqwest::multipart::Form::new()
+                .text("chat_id", self.config.channel_id.clone())
+                .text("caption", metadata.caption())
+                .part(method.file_field(), file_part);
+            if let Some(thumbnail_path) = &metadata.thumbnail {
+                match streamed_file_part(thumbnail_path).await {
+                    Ok(thumbnail_part) => {
+                        form = form.part("thumbnail", thumbnail_part.file_name("thumbnail.jpg"));
+                    }
+                    // A missing thumbnail is no reason to fail the upload.
+                    Err(error) => tracing::warn!(
+                        path = %thumbnail_path.display(),
+                        error = %error,
+                        "thumbnail not readable; sending without it"
+                    ),
                 }
-                // A missing thumbnail is no reason to fail the upload.
-                Err(error) => tracing::warn!(
-                    path = %thumbnail_path.display(),
-                    error = %error,
-                    "thumbnail not readable; sending without it"
-                ),
             }
-        }
-        if method == SendMethod::Video {
-            if let Some(width) = metadata.width {
-                form = form.text("width", width.to_string());
+            if method == SendMethod::Video {
+                if let Some(width) = metadata.width {
+                    form = form.text("width", width.to_string());
+                }
+                if let Some(height) = metadata.height {
+                    form = form.text("height", height.to_string());
+                }
+                if metadata.duration_seconds.is_finite() && metadata.duration_seconds > 0.0 {
+                    form = form.text(
+                        "duration",
+                        (metadata.duration_seconds.round() as u64).to_string(),
+                    );
+                }
+                form = form.text("supports_streaming", "true");
             }
-            if let Some(height) = metadata.height {
-                form = form.text("height", height.to_string());
-            }
-            if metadata.duration_seconds.is_finite() && metadata.duration_seconds > 0.0 {
-                form = form.text(
-                    "duration",
-                    (metadata.duration_seconds.round() as u64).to_string(),
-                );
-            }
-            form = form.text("supports_streaming", "true");
-        }
-        let response = self
-            .upload_client
-            .post(self.method_url(method.api_method()))
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
-        let result = match parse_bot_api_response(response).await {
-            Err(StorageError::HttpStatus { status: 413, .. }) => {
-                let size_bytes = metadata.size_bytes;
-                return Err(StorageError::TooLarge {
-                    backend: BACKEND_NAME,
-                    path: local_path.to_path_buf(),
-                    size_bytes,
-                    limit_bytes: self.size_limit_bytes(),
-                });
-            }
-            other => other?,
+            let response = self
+                .upload_client
+                .post(self.method_url(method.api_method()))
+                .multipart(form)
+                .send()
+                .await
+                .map_err(|error| StorageError::network(BACKEND_NAME, error))?;
+            let result = match parse_bot_api_response(response).await {
+                Err(StorageError::HttpStatus { status: 413, .. }) => {
+                    let size_bytes = metadata.size_bytes;
+                    return Err(StorageError::TooLarge {
+                        backend: BACKEND_NAME,
+                        path: local_path.to_path_buf(),
+                        size_bytes,
+                        limit_bytes: self.size_limit_bytes(),
+                    });
+                }
+                other => other?,
+            };
+            serde_json::from_value(result).map_err(|error| StorageError::InvalidResponse {
+                backend: BACKEND_NAME,
+                detail: format!("{} result: {error}", method.api_method()),
+            })
         };
-        serde_json::from_value(result).map_err(|error| StorageError::InvalidResponse {
-            backend: BACKEND_NAME,
-            detail: format!("{} result: {error}", method.api_method()),
-        })
+        let sent: Result<SentMessage, StorageError> = sending.await;
+        sent.map_err(|error| self.redacted(error))
     }
 }
 

@@ -313,7 +313,8 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(10);
 
 /// Backoff before retry `attempt` (1, 2, 3): 2 s, 4 s, 8 s.
 pub fn retry_backoff(attempt: u32, base: Duration) -> Duration {
-    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
+    streambot_core::backoff::ExponentialBackoff::new(base, base.saturating_mul(1024))
+        .delay_after_failed_attempt(attempt)
 }
 
 pub fn chrono_duration(duration: Duration) -> chrono::Duration {

@@ -21,17 +21,10 @@ impl ScheduleRecords for SqliteBackend {
         &self,
         schedule_id: ScheduleId,
     ) -> Result<Option<(Schedule, i64)>, JobsError> {
-        let row = sqlx::query("SELECT version, record_json FROM schedules WHERE id = ?1")
-            .bind(schedule_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
+        let query = "SELECT version, record_json FROM schedules WHERE id = ?1";
+        match self.load_record_text(query, schedule_id.as_str()).await? {
             None => Ok(None),
-            Some(row) => {
-                let version: i64 = row.try_get("version")?;
-                let text: String = row.try_get("record_json")?;
-                Ok(Some((decode_schedule(&text)?, version)))
-            }
+            Some((text, version)) => Ok(Some((decode_schedule(&text)?, version))),
         }
     }
 

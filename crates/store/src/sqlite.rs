@@ -184,17 +184,27 @@ impl SqliteBackend {
     }
 
     async fn load(&self, job_id: JobId) -> Result<Option<(Job, i64)>, JobsError> {
-        let row = sqlx::query("SELECT version, record_json FROM jobs WHERE id = ?1")
-            .bind(job_id.as_str())
+        let query = "SELECT version, record_json FROM jobs WHERE id = ?1";
+        match self.load_record_text(query, job_id.as_str()).await? {
+            None => Ok(None),
+            Some((text, version)) => Ok(Some((decode_record(&text)?, version))),
+        }
+    }
+
+    /// The `record_json` and `version` that `query` (`SELECT version, record_json ... WHERE id =
+    /// ?1`, on `jobs` or `schedules`) reads for `id`.
+    pub(crate) async fn load_record_text(
+        &self,
+        query: &'static str,
+        id: &str,
+    ) -> Result<Option<(String, i64)>, JobsError> {
+        let row = sqlx::query(query)
+            .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         match row {
             None => Ok(None),
-            Some(row) => {
-                let version: i64 = row.try_get("version")?;
-                let text: String = row.try_get("record_json")?;
-                Ok(Some((decode_record(&text)?, version)))
-            }
+            Some(row) => Ok(Some((row.try_get("record_json")?, row.try_get("version")?))),
         }
     }
 

@@ -40,12 +40,8 @@ pub async fn run_clip_command(arguments: ClipArguments) -> ExitCode {
     match clip_last(&runner, &arguments.directory, arguments.last, &output).await {
         Ok(clip) => {
             if arguments.json {
-                match serde_json::to_string_pretty(&clip) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => {
-                        eprintln!("streambot clip: {error}");
-                        return ExitCode::from(1);
-                    }
+                if let Err(status) = crate::probe_command::print_pretty_json("clip", &clip) {
+                    return status;
                 }
             } else {
                 println!(

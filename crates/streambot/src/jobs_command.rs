@@ -291,7 +291,7 @@ fn list_line(job: &Job) -> String {
         job.priority.queue_name(),
         job.attempt,
         job.parts,
-        crate::record_command::format_seconds(job.progress.media_seconds),
+        streambot_core::quantity_text::format_clock_duration(job.progress.media_seconds),
         job.progress.gap_segments,
         job.worker_id().unwrap_or("-"),
         job.url
@@ -322,7 +322,12 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
             job.options.format,
             job.options
                 .maximum_duration
-                .map(|duration| humantime::format_duration(duration).to_string())
+                .map(|duration| {
+                    streambot_core::format_duration_with_units(
+                        duration,
+                        streambot_core::duration_text::ENGLISH_DURATION_UNITS,
+                    )
+                })
                 .unwrap_or_else(|| "until the stream ends".to_string())
         ),
     );
@@ -339,8 +344,8 @@ fn describe(job: &Job, settings: &JobsSettings) -> String {
         "recorded",
         format!(
             "{} of media, {}, {} segments, part {}",
-            crate::record_command::format_seconds(progress.media_seconds),
-            crate::record_command::format_bytes(progress.bytes_written),
+            streambot_core::quantity_text::format_clock_duration(progress.media_seconds),
+            streambot_core::quantity_text::format_size(progress.bytes_written),
             progress.segments_written,
             job.parts
         ),

@@ -4,7 +4,6 @@ mod bot_role;
 mod clip_command;
 mod config_command;
 mod dashboard_role;
-mod engine_command;
 mod ffmpeg_settings;
 mod jobs_command;
 mod logging;
@@ -167,19 +166,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => roles::run_all_in_one().await,
             Command::Bot => roles::run_bot_only().await,
-            Command::Record(arguments) => {
-                let use_ffmpeg_engine = arguments.engine == "ffmpeg"
-                    || (arguments.engine == "auto"
-                        && !streambot_ffmpeg::is_probably_hls(&arguments.url)
-                        && streambot_recorder::ffmpeg_engine::looks_like_progressive_media(
-                            &arguments.url,
-                        ));
-                if use_ffmpeg_engine {
-                    engine_command::run_engine_record_command(arguments).await
-                } else {
-                    record_command::run_record_command(arguments).await
-                }
-            }
+            Command::Record(arguments) => record_command::run_record_command(arguments).await,
             Command::Probe(arguments) => probe_command::run_probe_command(arguments).await,
             Command::Clip(arguments) => clip_command::run_clip_command(arguments).await,
             Command::Jobs(arguments) => jobs_command::run_jobs_command(arguments).await,

@@ -363,12 +363,8 @@ pub async fn run_probe_command(arguments: ProbeArguments) -> ExitCode {
     match probe(&client, &arguments.url, &request).await {
         Ok(report) => {
             if arguments.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => {
-                        eprintln!("streambot probe: {error}");
-                        return ExitCode::from(1);
-                    }
+                if let Err(status) = print_pretty_json("probe", &report) {
+                    return status;
                 }
             } else {
                 print_table(&report);
@@ -378,6 +374,24 @@ pub async fn run_probe_command(arguments: ProbeArguments) -> ExitCode {
         Err(error) => {
             eprintln!("streambot probe: {}", error.user_message());
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `value` as pretty JSON on stdout (`--json` of `probe` and `clip`); exit status 1 when it
+/// cannot be encoded.
+pub(crate) fn print_pretty_json<T: serde::Serialize>(
+    command: &str,
+    value: &T,
+) -> Result<(), ExitCode> {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("streambot {command}: {error}");
+            Err(ExitCode::from(1))
         }
     }
 }

@@ -1,4 +1,6 @@
-//! `streambot record URL`: one recording in the foreground with a progress bar (or JSON events).
+//! `streambot record URL`: one recording in the foreground with a progress bar (or JSON events),
+//! by the recorder's engine choice (`--engine auto|native|ffmpeg`, `EngineChoice`): the same
+//! path, flags and finalize for HLS and for links the ffmpeg engine records.
 //! Ctrl-C stops gracefully (the segment in flight is finished); a second Ctrl-C stops at once.
 
 use std::io::Write;
@@ -7,12 +9,14 @@ use std::time::Duration;
 use streambot_hls::url_safety::redact_url_text;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use streambot_core::quantity_text::{format_bitrate, format_clock_duration, format_size};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, TrackEvent};
 use streambot_recorder::finalize::FinalizeSettings;
 use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
 use streambot_recorder::{
-    RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings, network_policy, record,
+    EngineChoice, RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings,
+    network_policy, record,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -31,11 +35,16 @@ fn chrono_like_stamp() -> String {
     format!("{seconds}")
 }
 
-pub fn default_output_directory_for_cli() -> std::path::PathBuf {
-    default_output_directory()
-}
-
 pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
+    let engine = EngineChoice::from_name(&arguments.engine).unwrap_or_default();
+    if arguments.maximum_part_megabytes.is_some() && engine.uses_ffmpeg_engine(&arguments.url) {
+        eprintln!(
+            "streambot record: --max-part-size is not supported for this link: the ffmpeg engine \
+             records it and cuts parts by time only (use --max-part-duration, or --engine native \
+             for an HLS link)"
+        );
+        return ExitCode::from(2);
+    }
     let policy = network_policy(arguments.allow_private_networks);
     let client = match HlsHttpClient::new(policy, FetchLimits::default()) {
         Ok(client) => client,
@@ -60,6 +69,7 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
         from_start: arguments.from_start,
     };
     let mut settings = RecordingSettings::new(output_directory.clone());
+    settings.engine = engine;
     settings.parallel_downloads = usize::from(arguments.parallel_downloads);
     settings.maximum_part_bytes = arguments
         .maximum_part_megabytes
@@ -73,6 +83,13 @@ pub async fn run_record_command(arguments: RecordArguments) -> ExitCode {
     let (control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, mut events) = mpsc::unbounded_channel::<RecorderEvent>();
     let json = arguments.json;
+    if !json && engine.uses_ffmpeg_engine(&arguments.url) {
+        eprintln!(
+            "recording {} with the ffmpeg engine into {}",
+            redact_url_text(&arguments.url),
+            output_directory.display()
+        );
+    }
     let bar = if json {
         ProgressBar::hidden()
     } else {
@@ -320,8 +337,8 @@ async fn finalize_and_report(
             eprintln!(
                 "finished: {} ({}, {}{})",
                 file.path.display(),
-                format_bytes(file.size_bytes),
-                format_seconds(file.duration_seconds),
+                format_size(file.size_bytes),
+                format_clock_duration(file.duration_seconds),
                 if file.transcoded { ", re-encoded" } else { "" }
             );
         }
@@ -344,8 +361,8 @@ async fn finalize_and_report(
 fn progress_line(progress: &RecordingProgress) -> String {
     format!(
         "media {} · {} · {} · {} segments · {} gaps · part {}",
-        format_seconds(progress.media_seconds),
-        format_bytes(progress.bytes_written),
+        format_clock_duration(progress.media_seconds),
+        format_size(progress.bytes_written),
         format_bitrate(progress.bitrate_bits_per_second()),
         progress.segments_written,
         progress.gap_segments,
@@ -360,35 +377,6 @@ fn say(bar: &ProgressBar, line: impl AsRef<str>) {
         eprintln!("{}", line.as_ref());
     } else {
         bar.println(line.as_ref());
-    }
-}
-
-pub fn format_seconds(seconds: f64) -> String {
-    let total = seconds.max(0.0).round() as u64;
-    format!(
-        "{}:{:02}:{:02}",
-        total / 3600,
-        (total / 60) % 60,
-        total % 60
-    )
-}
-
-pub fn format_bytes(bytes: u64) -> String {
-    let value = bytes as f64;
-    if value >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GiB", value / (1024.0 * 1024.0 * 1024.0))
-    } else if value >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", value / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KiB", value / 1024.0)
-    }
-}
-
-pub fn format_bitrate(bits_per_second: f64) -> String {
-    if bits_per_second >= 1_000_000.0 {
-        format!("{:.2} Mbit/s", bits_per_second / 1_000_000.0)
-    } else {
-        format!("{:.0} kbit/s", bits_per_second / 1000.0)
     }
 }
 
@@ -410,15 +398,15 @@ fn print_summary(report: &RecordingReport, json: bool) -> ExitCode {
                 format!(
                     "  {} ({}, {})",
                     part.path.display(),
-                    format_bytes(part.bytes),
-                    format_seconds(part.media_seconds)
+                    format_size(part.bytes),
+                    format_clock_duration(part.media_seconds)
                 )
             })
             .collect();
         eprintln!(
             "recorded {} of media, {}, {} segments, {} gaps ({:.1} s lost) into {}",
-            format_seconds(progress.media_seconds),
-            format_bytes(progress.bytes_written),
+            format_clock_duration(progress.media_seconds),
+            format_size(progress.bytes_written),
             progress.segments_written,
             progress.gap_segments,
             progress.gap_seconds,

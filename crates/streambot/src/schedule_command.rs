@@ -80,7 +80,10 @@ pub fn schedule_line(schedule: &Schedule) -> String {
         schedule.id,
         schedule.owner.user_id,
         describe_rule(&schedule.rule),
-        humantime::format_duration(schedule.duration),
+        streambot_core::format_duration_with_units(
+            schedule.duration,
+            streambot_core::duration_text::ENGLISH_DURATION_UNITS
+        ),
         next,
         schedule.occurrences_started,
         schedule.occurrences_skipped,

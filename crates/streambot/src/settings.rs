@@ -200,6 +200,10 @@ mod tests {
         EnvironmentValues::from_lookup(|name| map.get(name).cloned())
     }
 
+    fn storage_settings(pairs: &[(&str, &str)]) -> streambot_storage::StorageSettings {
+        streambot_storage::StorageSettings::from_env_map(&values(pairs).to_map()).expect("valid")
+    }
+
     /// The names `.env.example` lists (`NAME=value` or `# NAME=value` lines).
     fn names_in_env_example() -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -256,7 +260,7 @@ mod tests {
 
     #[test]
     fn the_storage_settings_see_every_storage_variable() {
-        let given = values(&[
+        let storage = storage_settings(&[
             ("STORAGE_BACKEND", "gdrive"),
             ("GDRIVE_CLIENT_ID", "client"),
             ("GDRIVE_CLIENT_SECRET", "secret"),
@@ -267,21 +271,17 @@ mod tests {
             ("GDRIVE_TOKEN_URL", "http://127.0.0.1:9/token"),
             ("FILE_RETENTION_DELETE_REMOTE", "true"),
         ]);
-        let storage =
-            streambot_storage::StorageSettings::from_env_map(&given.to_map()).expect("valid");
         let drive = storage.google_drive.expect("drive");
         assert_eq!(drive.root_folder_id, "folder");
         assert!(drive.keep_local_copy);
         assert_eq!(drive.api_base_url, "http://127.0.0.1:9/drive");
         assert!(storage.retention_deletes_remote_copies);
-        let channel = values(&[
+        let storage = storage_settings(&[
             ("STORAGE_BACKEND", "telegram"),
             ("TELEGRAM_BOT_TOKEN", "123456:ABCDEF"),
             ("TELEGRAM_STORAGE_CHANNEL_ID", "-1001234567890"),
             ("TELEGRAM_KEEP_LOCAL_COPY", "true"),
         ]);
-        let storage =
-            streambot_storage::StorageSettings::from_env_map(&channel.to_map()).expect("valid");
         let channel = storage.telegram_channel.expect("channel");
         assert_eq!(channel.channel_id, "-1001234567890");
         assert!(channel.keep_local_copy);

@@ -144,6 +144,49 @@ async fn wait_for_ledger_lines(directory: &Path, segments: usize) {
     );
 }
 
+/// Polls `condition` every 50 ms until it holds, failing after `deadline`.
+async fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(deadline, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}: not seen within {deadline:?}");
+}
+
+/// A child's stderr read line by line into a shared text as it comes; the flag: it has ended.
+type CollectedLines = std::sync::Arc<std::sync::Mutex<(String, bool)>>;
+
+fn collect_lines(stream: tokio::process::ChildStderr) -> CollectedLines {
+    use tokio::io::AsyncBufReadExt;
+    let collected = CollectedLines::default();
+    let writer = std::sync::Arc::clone(&collected);
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut text = writer.lock().expect("lines");
+            text.0.push_str(&line);
+            text.0.push('\n');
+        }
+        writer.lock().expect("lines").1 = true;
+    });
+    collected
+}
+
+fn lines_contain(collected: &CollectedLines, needle: &str) -> bool {
+    collected.lock().expect("lines").0.contains(needle)
+}
+
+/// The whole text once the stream has ended.
+async fn wait_for_stderr_end(collected: &CollectedLines) -> String {
+    wait_until(Duration::from_secs(10), "the end of stderr", || {
+        collected.lock().expect("lines").1
+    })
+    .await;
+    collected.lock().expect("lines").0.clone()
+}
+
 fn send_interrupt(process_id: u32) {
     assert!(send_signal(process_id, "INT"), "kill -INT {process_id}");
 }
@@ -190,7 +233,7 @@ async fn a_second_ctrl_c_stops_at_once_and_the_part_stays_playable() {
     .await
     .expect("origin");
     let directory = tempfile::tempdir().expect("tempdir");
-    let child = record(
+    let mut child = record(
         &origin.media_playlist_url(),
         &["--no-finalize"],
         directory.path(),
@@ -198,16 +241,25 @@ async fn a_second_ctrl_c_stops_at_once_and_the_part_stays_playable() {
     .spawn()
     .expect("spawn");
     let process_id = child.id().expect("pid");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stderr_lines = collect_lines(child.stderr.take().expect("stderr"));
+    // Recording, and the origin past the start of its slow bodies: segments are in flight.
+    wait_for_ledger_lines(directory.path(), 1).await;
+    wait_until(Duration::from_secs(60), "the origin's slow bodies", || {
+        origin.elapsed() > Duration::from_secs(4)
+    })
+    .await;
     send_interrupt(process_id);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(Duration::from_secs(30), "the graceful stop", || {
+        lines_contain(&stderr_lines, "finishing the segments in flight")
+    })
+    .await;
     send_interrupt(process_id);
-    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("stops at once")
-        .expect("output");
-    let stderr = stderr_text(&output);
-    assert!(stderr.contains("stopping now"), "{stderr}");
+        .expect("status");
+    let stderr = wait_for_stderr_end(&stderr_lines).await;
+    assert!(stderr.contains("stopping now"), "{status}: {stderr}");
     let parts = files_named(directory.path(), ".ts");
     assert_eq!(parts, vec!["main-0001.ts"]);
     if ffmpeg_available() {
@@ -388,4 +440,49 @@ async fn a_link_to_a_single_media_file_is_recorded_by_the_ffmpeg_engine() {
     .await;
     assert!(!refused.status.success());
     assert!(stderr_text(&refused).contains("private or local address"));
+}
+
+/// Issue 12 item 5: `record` on a link the ffmpeg engine records takes the same path as HLS:
+/// `--json` gives JSON lines and a summary, and `--max-part-size` (which the ffmpeg engine cannot
+/// honour) is refused with a message before anything is fetched.
+#[tokio::test]
+async fn the_ffmpeg_engine_honours_json_and_refuses_a_part_size() {
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
+        return;
+    }
+    let origin = ending_origin(30).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let refused = run_to_end(&mut record(
+        &origin.segment_url(1001),
+        &["--max-part-size", "10"],
+        &directory.path().join("refused"),
+    ))
+    .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr_text(&refused));
+    assert!(
+        stderr_text(&refused).contains("--max-part-size is not supported"),
+        "{}",
+        stderr_text(&refused)
+    );
+    assert!(!directory.path().join("refused").exists());
+    let output = run_to_end(&mut record(
+        &origin.segment_url(1001),
+        &["--json", "--engine", "ffmpeg", "--stall-timeout", "30s"],
+        directory.path(),
+    ))
+    .await;
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let kinds: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            value["kind"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(kinds.contains(&"summary".to_string()), "{stdout}");
+    assert!(
+        !stderr_text(&output).contains("with the ffmpeg engine"),
+        "--json keeps stderr free of progress text"
+    );
 }

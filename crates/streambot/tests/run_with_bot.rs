@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use streambot_testkit::telegram::FakeTelegram;
 use streambot_testkit::{OriginConfig, OriginHandle, SegmentKind, spawn_origin};
-use support::{BINARY, files_with_extension, send_signal};
+use support::{BINARY, files_under, files_with_extension, send_signal, wait_until};
 use tokio::process::Command;
 
 fn base_command(data_directory: &Path) -> Command {
@@ -77,7 +77,24 @@ async fn streambot_run_records_for_a_telegram_user_and_shuts_down_on_sigterm() {
         .wait_for_text(user, "recording*", Duration::from_secs(30))
         .await
         .expect("the status message shows it recording");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A few seconds of media on disk before the stop (the ledger says what was written).
+    let recorded_segments = || {
+        files_under(directory.path(), |path| path.ends_with("main-ledger.jsonl"))
+            .iter()
+            .map(|ledger| {
+                std::fs::read_to_string(ledger)
+                    .map(|text| text.lines().count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "segments recorded",
+        || format!("{} ledger lines", recorded_segments()),
+        || recorded_segments() >= 3,
+    )
+    .await;
     telegram.send_text_from_user(user, &format!("stop {}", job_id.to_lowercase()));
     let video = telegram
         .wait_for_call(Duration::from_secs(60), |call| call.method == "sendVideo")
@@ -406,22 +423,39 @@ async fn an_unreachable_telegram_is_retried_and_logged_without_the_token() {
         .expect("streambot run starts");
     // Read the log as it comes until two retries were announced (bounded).
     let mut stderr_pipe = child.stderr.take().expect("stderr");
-    let reader = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut collected = Vec::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stderr_pipe.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(count) => collected.extend_from_slice(&buffer[..count]),
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = tokio::spawn({
+        let collected = std::sync::Arc::clone(&collected);
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buffer = [0u8; 4096];
+            loop {
+                match stderr_pipe.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(count) => collected
+                        .lock()
+                        .expect("log")
+                        .extend_from_slice(&buffer[..count]),
+                }
             }
+            let bytes = collected.lock().expect("log").clone();
+            String::from_utf8_lossy(&bytes).into_owned()
         }
-        String::from_utf8_lossy(&collected).into_owned()
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    // Backoff 0.5 s, 1 s, 2 s…: two attempts have failed well within a few seconds of start-up.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(tokio::time::Instant::now() < deadline);
+    // Backoff 0.5 s, 1 s, 2 s…: wait until two failed attempts are in the log.
+    let log_so_far = || String::from_utf8_lossy(&collected.lock().expect("log")).into_owned();
+    wait_until(
+        Duration::from_secs(30),
+        "two retries logged",
+        log_so_far,
+        || {
+            log_so_far()
+                .matches("Telegram cannot be reached to check TELEGRAM_BOT_TOKEN; retrying")
+                .count()
+                >= 2
+        },
+    )
+    .await;
     assert!(
         child.try_wait().expect("status").is_none(),
         "the process stays up while retrying"

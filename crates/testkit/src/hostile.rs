@@ -369,12 +369,7 @@ pub async fn spawn_hostile_origin(
         .fallback(serve_hostile)
         .with_state(Arc::clone(&state));
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
+    crate::serve_until_cancelled(listener, router, &shutdown);
     Ok(HostileOrigin {
         base_url: format!("http://{address}"),
         state,

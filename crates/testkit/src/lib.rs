@@ -25,6 +25,20 @@ pub mod requirements;
 pub mod telegram;
 pub mod tracks_origin;
 
+/// Serves `router` on `listener` in a task until `shutdown` is cancelled (the test servers).
+pub fn serve_until_cancelled(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+}
+
 pub use fixtures::{
     FIXTURE_AES_KEY, FIXTURE_SEGMENT_COUNT, FIXTURE_SEGMENT_DURATION_SECONDS, FixtureError,
     MediaSet, SegmentKind, decrypt_segment, encrypt_segment, fixture_cache_root, fixture_directory,

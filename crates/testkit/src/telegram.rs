@@ -269,6 +269,15 @@ fn ok(result: Value) -> Response {
         .into_response()
 }
 
+/// A string parameter of a request, empty when absent.
+fn text_parameter(parameters: &Value, name: &str) -> String {
+    parameters
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
 fn error_response(status: StatusCode, description: &str, parameters: Option<Value>) -> Response {
     let mut body = json!({"ok": false, "error_code": status.as_u16(), "description": description});
     if let Some(parameters) = parameters {
@@ -307,12 +316,7 @@ impl FakeTelegram {
             .route("/{bot_token}/{method}", any(handle_method))
             .with_state(shared.clone())
             .layer(axum::extract::DefaultBodyLimit::max(2100 * 1024 * 1024));
-        let server_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await;
-        });
+        crate::serve_until_cancelled(listener, router, &shutdown);
         Ok(FakeTelegram {
             api_url: format!("http://{local_address}"),
             token,
@@ -834,11 +838,7 @@ fn answer_method(
                     None,
                 );
             };
-            let text = parameters
-                .get("text")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let text = text_parameter(parameters, "text");
             if text.is_empty() {
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -861,11 +861,7 @@ fn answer_method(
                 .get("message_id")
                 .and_then(value_as_i64)
                 .unwrap_or(0);
-            let text = parameters
-                .get("text")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let text = text_parameter(parameters, "text");
             let reply_markup = parameters.get("reply_markup").cloned();
             let Some(message) = state.messages.get_mut(&message_id) else {
                 return error_response(
@@ -913,11 +909,7 @@ fn answer_method(
                     None,
                 );
             };
-            let caption = parameters
-                .get("caption")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let caption = text_parameter(parameters, "caption");
             let message_id = new_message(&mut state, chat_id, caption.clone(), None);
             let file_object = json!({
                 "file_id": format!("FILE-{message_id}"),

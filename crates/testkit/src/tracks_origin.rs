@@ -204,11 +204,6 @@ pub async fn spawn_tracks_origin_with(
         let origin = origin.clone();
         async move { origin.answer(uri.path()) }
     });
-    let stopped = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await;
-    });
+    crate::serve_until_cancelled(listener, router, &shutdown);
     Ok(TracksOriginHandle { base_url, shutdown })
 }

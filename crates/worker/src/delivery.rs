@@ -13,12 +13,9 @@ use streambot_recorder::finalize::FinalizeReport;
 use streambot_storage::{PartMetadata, RemoteLocation, Storage, Store};
 
 fn write_delivered_parts(job_directory: &Path, delivered: &DeliveredParts) {
-    let Ok(text) = serde_json::to_vec_pretty(delivered) else {
-        return;
-    };
-    let temporary = job_directory.join("stored.json.tmp");
-    if std::fs::write(&temporary, text).is_ok() {
-        let _ = std::fs::rename(&temporary, job_directory.join(DELIVERED_PARTS_FILE_NAME));
+    let path = job_directory.join(DELIVERED_PARTS_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, delivered) {
+        tracing::warn!(%error, "could not write where the parts were stored");
     }
 }
 

@@ -460,6 +460,13 @@ impl HeartbeatRegistry {
     }
 }
 
+/// Ticks every `interval`, the first one `interval` from now; a late tick delays the next ones.
+fn heartbeat_ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
 /// The worker's heartbeat: renews all its jobs' leases every `heartbeat_interval` until `stop`.
 async fn beat_periodically<B: JobBackend>(
     backend: B,
@@ -467,11 +474,7 @@ async fn beat_periodically<B: JobBackend>(
     config: Arc<WorkerConfig>,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval_at(
-        Instant::now() + config.heartbeat_interval,
-        config.heartbeat_interval,
-    );
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = heartbeat_ticker(config.heartbeat_interval);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -798,29 +801,28 @@ impl<B: JobBackend> RunningJob<B> {
     /// `Starting`: the recorder is told (pause, resume, stop) and the state follows once it
     /// reports the link resolved; a stop before that cancels the job.
     async fn reconcile(&mut self, desired: DesiredJobState) {
-        let outcome = match desired {
-            DesiredJobState::Record if self.state == JobState::Paused => {
-                let _ = self.control.send(DesiredState::Record);
-                self.move_to(JobState::Recording, None).await
+        // (what the recorder is told, the state the job moves to)
+        let (signal, next_state) = match (desired, self.state) {
+            (DesiredJobState::Record, JobState::Paused) => {
+                (Some(DesiredState::Record), Some(JobState::Recording))
             }
-            DesiredJobState::Record if self.state == JobState::Starting => {
-                let _ = self.control.send(DesiredState::Record);
-                Ok(())
+            (DesiredJobState::Record, JobState::Starting) => (Some(DesiredState::Record), None),
+            (DesiredJobState::Pause, JobState::Recording) => {
+                (Some(DesiredState::Pause), Some(JobState::Paused))
             }
-            DesiredJobState::Pause if self.state == JobState::Recording => {
-                let _ = self.control.send(DesiredState::Pause);
-                self.move_to(JobState::Paused, None).await
-            }
-            DesiredJobState::Pause if self.state == JobState::Starting => {
-                let _ = self.control.send(DesiredState::Pause);
-                Ok(())
-            }
-            DesiredJobState::Stop if !self.stop_requested => {
+            (DesiredJobState::Pause, JobState::Starting) => (Some(DesiredState::Pause), None),
+            (DesiredJobState::Stop, _) if !self.stop_requested => {
                 self.stop_requested = true;
-                let _ = self.control.send(DesiredState::Stop);
-                Ok(())
+                (Some(DesiredState::Stop), None)
             }
-            _ => Ok(()),
+            _ => (None, None),
+        };
+        if let Some(signal) = signal {
+            let _ = self.control.send(signal);
+        }
+        let outcome = match next_state {
+            Some(next_state) => self.move_to(next_state, None).await,
+            None => Ok(()),
         };
         if let Err(error) = outcome {
             tracing::warn!(job_id = %self.lease.job_id, %error, "could not apply the desired state");
@@ -1064,8 +1066,8 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         };
         let message = format!(
             "The recording stopped because your disk quota is full ({} used of {}); what was recorded is delivered. Delete old recordings to make room.",
-            streambot_storage::metadata::format_bytes(used_bytes),
-            streambot_storage::metadata::format_bytes(quota_bytes)
+            streambot_core::quantity_text::format_size(used_bytes),
+            streambot_core::quantity_text::format_size(quota_bytes)
         );
         finish_recording(
             &mut running,
@@ -1281,15 +1283,9 @@ async fn deliver_and_finish<B: JobBackend>(
 
 /// `finalized.json` beside the files: what the bot sends and the dashboard lists.
 fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
-    let Ok(text) = serde_json::to_vec_pretty(report) else {
-        return;
-    };
-    let temporary = directory.join("finalized.json.tmp");
-    if std::fs::write(&temporary, text).is_ok() {
-        let _ = std::fs::rename(
-            &temporary,
-            directory.join(streambot_core::job_files::FINALIZED_FILE_NAME),
-        );
+    let path = directory.join(streambot_core::job_files::FINALIZED_FILE_NAME);
+    if let Err(error) = streambot_core::local_files::write_json_atomically(&path, report) {
+        tracing::warn!(%error, "could not write the finalize report");
     }
 }
 
@@ -1301,11 +1297,7 @@ async fn with_lease_renewal<B: JobBackend, F: Future>(
     work: F,
 ) -> F::Output {
     tokio::pin!(work);
-    let mut renewal = tokio::time::interval_at(
-        Instant::now() + config.heartbeat_interval,
-        config.heartbeat_interval,
-    );
-    renewal.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut renewal = heartbeat_ticker(config.heartbeat_interval);
     loop {
         tokio::select! {
             output = &mut work => return output,

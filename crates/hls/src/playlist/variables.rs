@@ -60,29 +60,40 @@ struct SubstitutionBudget {
 
 impl SubstitutionBudget {
     fn spend_bytes(&mut self, bytes: usize) -> Result<(), PlaylistParseError> {
-        match self.remaining_bytes.checked_sub(bytes) {
-            Some(remaining) => {
-                self.remaining_bytes = remaining;
-                Ok(())
-            }
-            None => Err(PlaylistParseError::OverLimit {
-                what: "bytes after variable substitution",
-                limit: self.limits.maximum_substituted_bytes as u64,
-            }),
-        }
+        spend(
+            &mut self.remaining_bytes,
+            bytes,
+            "bytes after variable substitution",
+            self.limits.maximum_substituted_bytes,
+        )
     }
 
     fn spend_reference(&mut self) -> Result<(), PlaylistParseError> {
-        match self.remaining_references.checked_sub(1) {
-            Some(remaining) => {
-                self.remaining_references = remaining;
-                Ok(())
-            }
-            None => Err(PlaylistParseError::OverLimit {
-                what: "variable references",
-                limit: self.limits.maximum_variable_references as u64,
-            }),
+        spend(
+            &mut self.remaining_references,
+            1,
+            "variable references",
+            self.limits.maximum_variable_references,
+        )
+    }
+}
+
+/// Takes `amount` from `remaining`, or says which limit it would go over.
+fn spend(
+    remaining: &mut usize,
+    amount: usize,
+    what: &'static str,
+    limit: usize,
+) -> Result<(), PlaylistParseError> {
+    match remaining.checked_sub(amount) {
+        Some(left) => {
+            *remaining = left;
+            Ok(())
         }
+        None => Err(PlaylistParseError::OverLimit {
+            what,
+            limit: limit as u64,
+        }),
     }
 }
 

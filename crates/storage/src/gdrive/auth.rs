@@ -241,23 +241,18 @@ impl AccessTokenSource {
             }
         };
         let requested_at = Instant::now();
+        let token_endpoint_error = |error: reqwest::Error| StorageError::Network {
+            backend: BACKEND_NAME,
+            detail: format!("token endpoint: {}", describe_reqwest_error(error)),
+        };
         let response = client
             .post(&self.token_url)
             .form(&form)
             .send()
             .await
-            .map_err(|error| StorageError::Network {
-                backend: BACKEND_NAME,
-                detail: format!("token endpoint: {}", describe_reqwest_error(error)),
-            })?;
+            .map_err(token_endpoint_error)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| StorageError::Network {
-                backend: BACKEND_NAME,
-                detail: format!("token endpoint: {}", describe_reqwest_error(error)),
-            })?;
+        let body = response.bytes().await.map_err(token_endpoint_error)?;
         if !status.is_success() {
             let detail = serde_json::from_slice::<TokenErrorResponse>(&body)
                 .map(|parsed| format!("{} {}", parsed.error, parsed.error_description))

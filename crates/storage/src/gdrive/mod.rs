@@ -138,10 +138,7 @@ impl GoogleDriveStore {
         local_file_name: &str,
         metadata: &PartMetadata,
     ) -> Result<RemoteLocation, StorageError> {
-        let total_bytes = tokio::fs::metadata(local_path)
-            .await
-            .map_err(|error| StorageError::io("could not read", local_path, error))?
-            .len();
+        let total_bytes = crate::local::local_file_size(local_path).await?;
         let folder_id = self.user_folder_id(metadata.user_id).await?;
         let remote_name = layout::remote_file_name(metadata.job_id, local_file_name);
         let mut session_uri = self
