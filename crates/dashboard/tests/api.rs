@@ -19,19 +19,40 @@ use tokio::sync::broadcast;
 
 use common::*;
 
-#[tokio::test]
-async fn the_api_contract_holds_on_the_sqlite_store() {
-    let (backend, directory) = sqlite_backend_for_test().await;
-    api_contract(backend, directory.path().join("recordings")).await;
+/// Each part of the API contract, run against both stores (Redis under its own prefix per test).
+macro_rules! api_contract_tests {
+    ($($part:ident => $sqlite:ident, $redis:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $sqlite() {
+                let (backend, directory) = sqlite_backend_for_test().await;
+                $part(backend, directory.path().join("recordings")).await;
+            }
+
+            #[tokio::test]
+            async fn $redis() {
+                let Some(backend) = redis_backend_for_test().await else {
+                    return;
+                };
+                let directory = tempfile::tempdir().expect("tempdir");
+                $part(backend, directory.path().join("recordings")).await;
+            }
+        )*
+    };
 }
 
-#[tokio::test]
-async fn the_api_contract_holds_on_the_redis_store() {
-    let Some(backend) = redis_backend_for_test().await else {
-        return;
-    };
-    let directory = tempfile::tempdir().expect("tempdir");
-    api_contract(backend, directory.path().join("recordings")).await;
+api_contract_tests! {
+    api_contract_authentication =>
+        authentication_holds_on_the_sqlite_store, authentication_holds_on_the_redis_store;
+    api_contract_listing =>
+        listing_holds_on_the_sqlite_store, listing_holds_on_the_redis_store;
+    api_contract_job_detail =>
+        job_detail_holds_on_the_sqlite_store, job_detail_holds_on_the_redis_store;
+    api_contract_control =>
+        control_holds_on_the_sqlite_store, control_holds_on_the_redis_store;
+    api_contract_stats_metrics_history =>
+        stats_metrics_and_history_hold_on_the_sqlite_store,
+        stats_metrics_and_history_hold_on_the_redis_store;
 }
 
 #[test]

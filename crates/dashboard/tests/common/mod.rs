@@ -265,8 +265,27 @@ fn job_ids(body: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The API contract, the same against every store.
-pub async fn api_contract<B: JobBackend>(backend: B, recordings_directory: PathBuf) {
+/// Eight jobs: five of user 1001, three of user 1002; the first recording on worker-a (its
+/// lease kept by the caller). Returns the recording job's id and every id, the recording first.
+pub async fn eight_jobs<B: JobBackend>(backend: &B) -> (String, Vec<String>, Lease) {
+    let (recording, lease) = recording_job(backend, 1001, "worker-a").await;
+    let recording_id = recording.id.to_string();
+    let mut created = vec![recording_id.clone()];
+    for index in 0..7 {
+        let user_id = if index < 4 { 1001 } else { 1002 };
+        created.push(
+            submit_job(backend, new_job_request(user_id))
+                .await
+                .expect("submit")
+                .id
+                .to_string(),
+        );
+    }
+    (recording_id, created, lease)
+}
+
+/// The API contract, authentication: 401 without detail for every protected route; health is open.
+pub async fn api_contract_authentication<B: JobBackend>(backend: B, recordings_directory: PathBuf) {
     let dashboard =
         TestDashboard::start(backend.clone(), settings_for_test(recordings_directory)).await;
 
@@ -311,20 +330,15 @@ pub async fn api_contract<B: JobBackend>(backend: B, recordings_directory: PathB
     let health = dashboard.get_anonymous("/health").await;
     assert_eq!(health.status(), StatusCode::OK);
 
-    // Eight jobs: five of user 1001, three of user 1002; one of them recording on worker-a.
-    let (recording, _lease) = recording_job(&backend, 1001, "worker-a").await;
-    let recording_id = recording.id.to_string();
-    let mut created = vec![recording_id.clone()];
-    for index in 0..7 {
-        let user_id = if index < 4 { 1001 } else { 1002 };
-        created.push(
-            submit_job(&backend, new_job_request(user_id))
-                .await
-                .expect("submit")
-                .id
-                .to_string(),
-        );
-    }
+    dashboard.stop().await;
+}
+
+/// The API contract, listing: pages cover every job once, filters, bad parameters refused with a stable code.
+pub async fn api_contract_listing<B: JobBackend>(backend: B, recordings_directory: PathBuf) {
+    let dashboard =
+        TestDashboard::start(backend.clone(), settings_for_test(recordings_directory)).await;
+
+    let (recording_id, created, _lease) = eight_jobs(&backend).await;
 
     // Paging: pages of 3 cover all eight, newest first, without overlap.
     let mut seen = BTreeSet::new();
@@ -375,6 +389,16 @@ pub async fn api_contract<B: JobBackend>(backend: B, recordings_directory: PathB
         assert_eq!(error_code(&body), "invalid_parameter", "{bad}");
     }
 
+    dashboard.stop().await;
+}
+
+/// The API contract, one job: its detail with files, and stable codes for unknown and malformed ids.
+pub async fn api_contract_job_detail<B: JobBackend>(backend: B, recordings_directory: PathBuf) {
+    let dashboard =
+        TestDashboard::start(backend.clone(), settings_for_test(recordings_directory)).await;
+
+    let (recording_id, _created, _lease) = eight_jobs(&backend).await;
+
     // One job, with its files (none yet on disk).
     let (status, detail) = dashboard
         .get_json(&format!("/jobs/{}", recording_id.to_lowercase()))
@@ -405,6 +429,16 @@ pub async fn api_contract<B: JobBackend>(backend: B, recordings_directory: PathB
         (status, error_code(&body)),
         (StatusCode::NOT_FOUND, "route_not_found")
     );
+
+    dashboard.stop().await;
+}
+
+/// The API contract, control: pause, resume and stop change the desired state in the store; stopping a queued job cancels it.
+pub async fn api_contract_control<B: JobBackend>(backend: B, recordings_directory: PathBuf) {
+    let dashboard =
+        TestDashboard::start(backend.clone(), settings_for_test(recordings_directory)).await;
+
+    let (recording_id, created, _lease) = eight_jobs(&backend).await;
 
     // Control changes the desired state in the store.
     let desired = |job_id: String| {
@@ -456,6 +490,25 @@ pub async fn api_contract<B: JobBackend>(backend: B, recordings_directory: PathB
         (status, error_code(&body)),
         (StatusCode::CONFLICT, "not_applicable")
     );
+
+    dashboard.stop().await;
+}
+
+/// The API contract, numbers: stats by state and worker, Prometheus metrics, history samples.
+pub async fn api_contract_stats_metrics_history<B: JobBackend>(
+    backend: B,
+    recordings_directory: PathBuf,
+) {
+    let dashboard =
+        TestDashboard::start(backend.clone(), settings_for_test(recordings_directory)).await;
+
+    let (_recording_id, created, _lease) = eight_jobs(&backend).await;
+
+    // One queued job cancelled, so that every state the counters show has a number.
+    let (status, _) = dashboard
+        .post_json(&format!("/jobs/{}/stop", created[1]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
 
     // Stats: jobs by state and the worker's load from its lease.
     let (status, stats) = dashboard.get_json("/stats").await;
