@@ -586,7 +586,9 @@ pub mod mutation {
 
     /// The lease lapsed: fence the old holder out (next epoch) and requeue the job, which the next
     /// worker resumes as a new part, or, when it was delivering (`Uploading` with a delivery
-    /// record), resumes the delivery. A job lost while finalizing or storing fails.
+    /// record), resumes the delivery. A job lost while finalizing is requeued too: the next
+    /// worker finalizes the same parts (`finalize-pending`) or records on. A job lost while
+    /// storing its files (`Uploading` without a delivery record) fails.
     pub fn reap(job: &mut Job, now: DateTime<Utc>) -> Result<QueuePlacement, JobsError> {
         let lapsed = job
             .lease

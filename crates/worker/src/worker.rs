@@ -23,7 +23,8 @@ use streambot_core::{
 };
 use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
-use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings, finalize_recording};
+use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings};
+use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -279,14 +280,17 @@ pub trait RecordingEngine: Send + Sync + 'static {
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> impl Future<Output = RecordingReport> + Send;
 
-    /// Turns the recorded parts into finished files (remux, check, thumbnail). The default keeps
-    /// the parts as they are (stand-in engines in tests).
+    /// Turns the recorded parts into finished files (remux, check, thumbnail); `None` when
+    /// `cancel` (shutdown) interrupted it: every ffmpeg stopped and the parts untouched, so the
+    /// same report can be finalized again by the next worker. The default keeps the parts as
+    /// they are (stand-in engines in tests).
     fn finalize(
         &self,
         _report: &RecordingReport,
         _options: &RecordingOptions,
-    ) -> impl Future<Output = FinalizeReport> + Send {
-        std::future::ready(FinalizeReport::default())
+        _cancel: &CancellationToken,
+    ) -> impl Future<Output = Option<FinalizeReport>> + Send {
+        std::future::ready(Some(FinalizeReport::default()))
     }
 }
 
@@ -341,9 +345,13 @@ impl RecordingEngine for NativeHlsEngine {
         &self,
         report: &RecordingReport,
         options: &RecordingOptions,
-    ) -> FinalizeReport {
+        cancel: &CancellationToken,
+    ) -> Option<FinalizeReport> {
         let settings = FinalizeSettings::new(options.format, options.quality);
-        finalize_recording(&self.finalizer, report, &settings).await
+        match finalize_recording_interruptible(&self.finalizer, report, &settings, cancel).await {
+            FinalizeEnd::Finished(finalized) => Some(finalized),
+            FinalizeEnd::Interrupted => None,
+        }
     }
 }
 
@@ -877,6 +885,36 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         .await;
         return;
     }
+    if let Some(report) = pending_finalize(&config.recordings_directory, job_id) {
+        // Recorded before, finalize interrupted (a shutdown, a lost worker): finalize the same
+        // parts instead of recording again.
+        tracing::info!(%job_id, "resuming the finalize of a finished recording");
+        let failure_after = match &report.outcome {
+            RecordingOutcome::Failed {
+                message, failure, ..
+            } => Some(FailureAfterDelivery {
+                message: message.clone(),
+                failure: *failure,
+            }),
+            RecordingOutcome::Finished { .. } => None,
+        };
+        let finished = FinishingJob {
+            backend: &backend,
+            lease: &lease,
+            config: &config,
+            job: &job,
+            report: &report,
+        };
+        finish_recording(
+            &mut running,
+            &finished,
+            engine.as_ref(),
+            failure_after,
+            &shutdown,
+        )
+        .await;
+        return;
+    }
     // The job stays `Starting` ("Checking the link…") until the recorder reports the link
     // resolved; a failure before that fails it from `Starting`.
     let initial_desired = *desired.borrow_and_update();
@@ -1139,13 +1177,35 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
         }
         // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
         // would take the job back from a worker that is still busy with it.
-        let finalized = finished.finalize(engine).await;
+        let pending_marker = finished
+            .report
+            .output_directory
+            .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
+        if let Err(error) = std::fs::write(&pending_marker, b"") {
+            tracing::warn!(%job_id, %error, "could not mark the finalize pending");
+        }
+        let Some(finalized) = finished.finalize(engine, shutdown).await else {
+            return Ok(None);
+        };
+        let _ = std::fs::remove_file(&pending_marker);
         running.move_to(JobState::Uploading, None).await?;
-        Ok::<_, JobsError>(finished.store(&finalized).await)
+        Ok::<_, JobsError>(Some(finished.store(&finalized).await))
     }
     .await;
     match walked {
-        Ok(parts) => {
+        Ok(None) => {
+            // Shutdown interrupted the finalize: ffmpeg stopped, the parts are untouched and the
+            // next worker finalizes them (`finalize-pending`).
+            match running.backend.release(&running.lease).await {
+                Ok(()) => {
+                    tracing::info!(%job_id, "finalize interrupted by shutdown; the next worker finalizes")
+                }
+                Err(error) => {
+                    tracing::warn!(%job_id, %error, "could not release; the lease will lapse")
+                }
+            }
+        }
+        Ok(Some(parts)) => {
             deliver_and_finish(
                 running,
                 finished.config,
@@ -1249,6 +1309,31 @@ async fn deliver_and_finish<B: JobBackend>(
     }
 }
 
+/// The recorder's report of a recording whose finalize was interrupted (`finalize-pending` and
+/// `recording.json` in its directory), or `None`: record (again).
+fn pending_finalize(recordings_directory: &Path, job_id: JobId) -> Option<RecordingReport> {
+    let directory = job_directory(recordings_directory, job_id);
+    if !directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME)
+        .exists()
+    {
+        return None;
+    }
+    let text =
+        std::fs::read(directory.join(streambot_core::job_files::RECORDING_FILE_NAME)).ok()?;
+    match serde_json::from_slice::<RecordingReport>(&text) {
+        Ok(mut report) => {
+            // Where the parts are now (the directory may have been mounted elsewhere).
+            report.output_directory = directory;
+            Some(report)
+        }
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "the interrupted finalize's report cannot be read; recording again");
+            None
+        }
+    }
+}
+
 /// `finalized.json` beside the files: what the bot sends and the dashboard lists.
 fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
     let Ok(text) = serde_json::to_vec_pretty(report) else {
@@ -1299,7 +1384,11 @@ struct FinishingJob<'a, B: JobBackend> {
 
 impl<B: JobBackend> FinishingJob<'_, B> {
     /// Finalize (remux, check, thumbnail) and write `finalized.json`.
-    async fn finalize<E: RecordingEngine>(&self, engine: &E) -> FinalizeReport {
+    async fn finalize<E: RecordingEngine>(
+        &self,
+        engine: &E,
+        shutdown: &CancellationToken,
+    ) -> Option<FinalizeReport> {
         // A bounded pool per worker: re-encoding finalizes apart (few, CPU-heavy), remuxes
         // beside them; a job waiting here keeps its lease (the heartbeat renews it).
         let transcodes =
@@ -1314,14 +1403,14 @@ impl<B: JobBackend> FinishingJob<'_, B> {
             self.backend,
             self.lease,
             self.config,
-            engine.finalize(self.report, &self.job.options),
+            engine.finalize(self.report, &self.job.options, shutdown),
         )
-        .await;
+        .await?;
         write_finalize_report(&self.report.output_directory, &finalized);
         for failure in &finalized.failures {
             tracing::warn!(job_id = %self.job.id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
         }
-        finalized
+        Some(finalized)
     }
 
     /// Hand the finished files to storage and write `stored.json`; the parts to deliver.

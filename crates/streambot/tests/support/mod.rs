@@ -46,9 +46,17 @@ impl Guarded {
     /// SIGTERM; the exit status and how long the exit took, or a panic (and SIGKILL on drop)
     /// when it has not exited within `limit`.
     pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        self.terminate_with("TERM", limit)
+    }
+
+    /// [`Guarded::terminate`] with another signal ("INT", "TERM").
+    pub fn terminate_with(&mut self, signal: &str, limit: Duration) -> (ExitStatus, Duration) {
         let process_id = self.child().id();
         let started = Instant::now();
-        assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
+        assert!(
+            send_signal(process_id, signal),
+            "kill -{signal} {process_id}"
+        );
         loop {
             if let Some(status) = self.child().try_wait().expect("wait") {
                 self.0 = None;
@@ -56,7 +64,7 @@ impl Guarded {
             }
             assert!(
                 started.elapsed() < limit,
-                "pid {process_id} did not exit within {limit:?} of SIGTERM"
+                "pid {process_id} did not exit within {limit:?} of SIG{signal}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
