@@ -345,7 +345,9 @@ pub fn cancel_on_signal(token: CancellationToken) {
         );
         token.cancel();
         signals.next().await;
-        eprintln!("streambot: second signal: exiting at once; unfinished jobs resume on the next start");
+        eprintln!(
+            "streambot: second signal: exiting at once; unfinished jobs resume on the next start"
+        );
         std::process::exit(130);
     });
 }

@@ -64,7 +64,10 @@ impl Harness {
 
     /// `streambot ROLE` (`run` or `worker`), with the bot token and the fake Bot API.
     fn start(&self, role: &str) -> Guarded {
-        let mut logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut logs = self
+            .logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let path = self
             .environment
             .data_path()
@@ -91,7 +94,10 @@ impl Harness {
 
     /// Every start's log, one after the other.
     fn logs(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let logs = self
+            .logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         logs.iter()
             .map(|path| {
                 format!(
@@ -105,7 +111,10 @@ impl Harness {
 
     /// The latest start's log.
     fn last_log(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let logs = self
+            .logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         logs.last()
             .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default()
@@ -152,7 +161,12 @@ async fn assert_left_resumable<B: JobStore>(backend: &B, job_id: JobId, harness:
         left.lease,
         harness.logs()
     );
-    assert!(!left.state.is_terminal(), "{:?}: {:?}", left.state, left.error);
+    assert!(
+        !left.state.is_terminal(),
+        "{:?}: {:?}",
+        left.state,
+        left.error
+    );
     assert_eq!(left.error, None, "{}", harness.logs());
 }
 
@@ -313,15 +327,16 @@ async fn finalizing_run_exits_within_ten_seconds_and_finalizes_after_restart() {
 
 /// The fake Bot API holds the first upload for minutes: SIGTERM while the worker delivers.
 async fn a_stalled_upload(harness: &Harness, backend: &SqliteBackend, user: i64) -> JobId {
+    let next_upload = harness.telegram.received_count("sendVideo") + 1;
     harness
         .telegram
-        .delay_answer("sendVideo", 1, Duration::from_secs(600));
+        .delay_answer("sendVideo", next_upload, Duration::from_secs(600));
     let origin = short_stream().await;
     let job_id = harness.add_job(&origin.media_playlist_url(), user, &[]);
     assert!(
         harness
             .telegram
-            .wait_for_received("sendVideo", 1, Duration::from_secs(120))
+            .wait_for_received("sendVideo", next_upload, Duration::from_secs(120))
             .await,
         "the upload starts\n{}",
         harness.logs()
@@ -361,7 +376,11 @@ async fn a_second_signal_during_delivery_exits_at_once() {
             Duration::from_secs(5),
             "the first signal is taken",
             || harness.logs(),
-            || harness.last_log().contains("send the signal again to exit at once"),
+            || {
+                harness
+                    .last_log()
+                    .contains("send the signal again to exit at once")
+            },
         )
         .await;
         let (status, took) = run.terminate_with(second_signal, Duration::from_secs(3));
@@ -421,7 +440,11 @@ async fn waiting_for_live_run_exits_within_ten_seconds_and_records_after_restart
     let url = origin.media_playlist_url();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let answered = client.get(&url).send().await.map(|response| response.status());
+        let answered = client
+            .get(&url)
+            .send()
+            .await
+            .map(|response| response.status());
         if answered.is_ok_and(|status| status.is_success()) {
             break;
         }
@@ -510,7 +533,11 @@ async fn the_schedule_starts_once_after(stop: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let job = loop {
         let jobs = jobs_of_schedule(&backend, schedule.id).await;
-        assert!(jobs.len() <= 1, "started twice: {jobs:?}\n{}", harness.logs());
+        assert!(
+            jobs.len() <= 1,
+            "started twice: {jobs:?}\n{}",
+            harness.logs()
+        );
         if let Some(job) = jobs.into_iter().next() {
             break job;
         }
