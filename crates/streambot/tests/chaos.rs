@@ -9,8 +9,9 @@
 //!   killed with SIGKILL, Redis restarts, the bot is stopped and started.
 //!
 //! At the end every job is terminal, every completed job's parts were sent to its chat exactly
-//! once (the fake Bot API counts each file per chat), nothing is left running or queued, and the
-//! disk holds only the finished files of known jobs (no part, no half-written output).
+//! once (the fake Bot API counts each file per chat), nothing is left running or queued, the disk
+//! holds only the finished files of known jobs (no half-written output), and retention
+//! (`FILE_RETENTION_HOURS`, 18 s here) then deletes them all.
 //!
 //! Beside it, one fault at a chosen moment: Redis restarts while a worker delivers.
 
@@ -31,6 +32,13 @@ const JOBS: usize = 20;
 const TOTAL_LIMIT: Duration = Duration::from_secs(240);
 /// Faults happen during this window from the first job.
 const CHAOS_WINDOW: Duration = Duration::from_secs(60);
+
+/// `FILE_RETENTION_HOURS` of every process: 18 s, so that the test sees finished recordings
+/// deleted (the scheduler sweeps every 30 s).
+const RETENTION_HOURS: &str = "0.005";
+/// How long after the last job ended every file must be gone: the retention, a sweep interval
+/// and slack for a loaded machine.
+const RETENTION_DEADLINE: Duration = Duration::from_secs(90);
 
 /// splitmix64: small, seeded, the same sequence on every machine.
 struct SeededRandom(u64);
@@ -108,6 +116,7 @@ impl<'a> Fleet<'a> {
         command
             .env("WORKER_ID", name)
             .env("WORKER_CONCURRENCY", "10")
+            .env("FILE_RETENTION_HOURS", RETENTION_HOURS)
             .env("TELEGRAM_BOT_TOKEN", &self.telegram.token)
             .env("TELEGRAM_API_URL", &self.telegram.api_url)
             .stdin(Stdio::null())
@@ -157,6 +166,7 @@ impl<'a> Fleet<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Fault {
     KillWorker,
+    StopAndStartWorker,
     KillBot,
     RestartRedis,
     StopAndStartBot,
@@ -205,6 +215,15 @@ async fn run_chaos_schedule(
                     tokio::time::sleep(random.millis_between(500, 3_000)).await;
                     fleet.start(worker);
                     happened.push(format!("{at}: kill -9 {worker}, started again"));
+                }
+                Fault::StopAndStartWorker => {
+                    let worker = workers[random.between(0, 1) as usize];
+                    let took = fleet.stop(worker);
+                    tokio::time::sleep(random.millis_between(200, 2_000)).await;
+                    fleet.start(worker);
+                    happened.push(format!(
+                        "{at}: SIGTERM {worker} (exit in {took:.1?}), started again"
+                    ));
                 }
                 Fault::KillBot => {
                     fleet.kill("bot");
@@ -350,6 +369,26 @@ fn check_the_end(
     (completed, failed.len())
 }
 
+/// Retention deletes every finished recording and working directory once it is old enough: the
+/// recordings directory ends up without a file (bounded by [`RETENTION_DEADLINE`]).
+async fn wait_for_retention(recordings: &Path, fleet: &Fleet<'_>) -> Duration {
+    let started = Instant::now();
+    loop {
+        let left = files_under(recordings, |_| true);
+        if left.is_empty() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < RETENTION_DEADLINE,
+            "retention ({RETENTION_HOURS} h) left {} files, e.g. {:?}\n{}",
+            left.len(),
+            &left[..left.len().min(5)],
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Nothing left in a queue or holding a lease.
 async fn assert_nothing_stuck<B: JobBackend>(backend: &B) {
     let open = backend
@@ -397,6 +436,8 @@ async fn chaos_over_sqlite_with_streambot_run() {
         &fleet,
     );
     assert_nothing_stuck(&backend).await;
+    let retention_took = wait_for_retention(&environment.recordings(), &fleet).await;
+    eprintln!("retention emptied the disk {retention_took:.1?} after the last job");
     let took = fleet.stop("run");
     eprintln!(
         "chaos sqlite: {:.1?} in all, last exit {took:.1?}",
@@ -437,6 +478,7 @@ async fn chaos_over_redis_with_two_workers_a_bot_and_a_scheduler() {
         &mut redis,
         &[
             Fault::KillWorker,
+            Fault::StopAndStartWorker,
             Fault::KillBot,
             Fault::RestartRedis,
             Fault::StopAndStartBot,
@@ -455,6 +497,8 @@ async fn chaos_over_redis_with_two_workers_a_bot_and_a_scheduler() {
         &fleet,
     );
     assert_nothing_stuck(&backend).await;
+    let retention_took = wait_for_retention(&environment.recordings(), &fleet).await;
+    eprintln!("retention emptied the disk {retention_took:.1?} after the last job");
     for name in ["worker-a", "worker-b", "bot", "scheduler"] {
         fleet.stop(name);
     }
