@@ -4,7 +4,7 @@
 //! chat exactly once (the fake Bot API counts them):
 //!
 //! - `streambot run` (embedded SQLite store): idle; recording; finalizing (an ffmpeg remux that
-//!   stalls, through an `FFMPEG_PATH` wrapper); delivering (the fake Bot API stalls the
+//!   stalls, through an `FFMPEG_PATH` wrapper; also `kill -9` there); delivering (the fake Bot API stalls the
 //!   `sendVideo` upload); waiting for a stream that is not live yet; the schedule runner sleeping
 //!   before a due schedule (and `kill -9` around the due time: the schedule starts exactly once);
 //! - a second SIGTERM/SIGINT while the first shutdown waits for an upload: exit at once, non-zero;
@@ -283,6 +283,17 @@ fn stalling_ffmpeg(directory: &Path, stall_flag: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizing_run_exits_within_ten_seconds_and_finalizes_after_restart() {
+    a_finalize_cut_short_is_finished_after_restart("TERM").await;
+}
+
+/// `kill -9` in the middle of the remux: the lease lapses, the job is reaped back to the queue
+/// (not failed), and the next start finalizes the same parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_while_finalizing_finalizes_after_restart() {
+    a_finalize_cut_short_is_finished_after_restart("KILL").await;
+}
+
+async fn a_finalize_cut_short_is_finished_after_restart(stop: &str) {
     if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
         return;
     }
@@ -296,7 +307,7 @@ async fn finalizing_run_exits_within_ten_seconds_and_finalizes_after_restart() {
     let backend = SqliteBackend::open_in_data_directory(harness.environment.data_path())
         .await
         .expect("store");
-    let user = 7102;
+    let user = if stop == "KILL" { 7110 } else { 7102 };
     let origin = short_stream().await;
     let mut run = harness.start("run");
     let job_id = harness.add_job(&origin.media_playlist_url(), user, &[]);
@@ -317,7 +328,11 @@ async fn finalizing_run_exits_within_ten_seconds_and_finalizes_after_restart() {
         || used.exists(),
     )
     .await;
-    terminate_within_limit(&mut run, &harness, "finalizing run");
+    if stop == "KILL" {
+        run.kill();
+    } else {
+        terminate_within_limit(&mut run, &harness, "finalizing run");
+    }
     let left = backend.get_job(job_id).await.expect("get").expect("job");
     assert!(!left.state.is_terminal(), "{left:?}\n{}", harness.logs());
     std::fs::remove_file(&stall_flag).expect("remux at full speed again");
