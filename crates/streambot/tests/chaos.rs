@@ -8,7 +8,8 @@
 //!   `streambot worker`s, a `streambot bot` and a `streambot scheduler`; a worker or the bot is
 //!   killed with SIGKILL, Redis restarts, the bot is stopped and started.
 //!
-//! At the end every job is terminal, every completed job's parts were sent to its chat exactly
+//! At the end every job is terminal and completed (the streams are healthy: a failed job was lost
+//! to a fault), every completed job's parts were sent to its chat exactly
 //! once (the fake Bot API counts each file per chat), nothing is left running or queued, the disk
 //! holds only the finished files of known jobs (no half-written output), and retention
 //! (`FILE_RETENTION_HOURS`, 18 s here) then deletes them all.
@@ -366,6 +367,12 @@ fn check_the_end(
         fleet.logs()
     );
     eprintln!("{completed} completed, {} failed: {failed:?}", failed.len());
+    // The streams are healthy: a job that did not complete was lost to a fault.
+    assert!(
+        failed.is_empty(),
+        "jobs lost to the faults: {failed:?}\n{}",
+        fleet.logs()
+    );
     (completed, failed.len())
 }
 
