@@ -259,6 +259,19 @@ async fn recording_run_commits_and_resumes_after_sigterm() {
     .await;
     terminate_within_limit(&mut run, &harness, "recording run");
     assert_left_resumable(&backend, job_id, &harness).await;
+    let log = harness.last_log();
+    assert!(
+        log.contains("finishing the segments in flight")
+            && log.contains("left resumable for the next worker"),
+        "the recording wound down and gave the job back:\n{log}"
+    );
+    eprintln!(
+        "recording run's wind-down:\n{}",
+        log.lines()
+            .skip_while(|line| !line.contains("shutting down"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let _run = harness.start("run");
     assert_completed_and_delivered_once(&backend, &harness, job_id, user).await;
 }
