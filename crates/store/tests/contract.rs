@@ -895,8 +895,9 @@ async fn delivery_is_recorded_fenced_and_resumed<B: JobBackend>(backend: B) {
         .expect("cleared");
 }
 
-/// A job lost while storing its files (`Uploading`, no delivery record yet) still fails.
-async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
+/// A job lost while storing its files (`Uploading`, no delivery record yet) is requeued, not
+/// failed: the next worker stores the files its finalize left (`finalize-pending`).
+async fn a_job_lost_while_storing_is_requeued<B: JobBackend>(backend: B) {
     let job = submit_job(&backend, request(4, JobPriority::Normal))
         .await
         .expect("submit");
@@ -917,8 +918,9 @@ async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
     }
     tokio::time::sleep(Duration::from_millis(1300)).await;
     backend.reap_expired_leases().await.expect("reap");
-    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
-    assert_eq!(failed.state, JobState::Failed);
+    let requeued = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!(requeued.error, None);
 }
 
 /// Issue 13 item 7: a finalize interrupted by a shutdown gives the job back (`Finalizing →
@@ -1011,7 +1013,7 @@ contract_tests!(
     user_preferences_are_kept_per_user,
     create_queued_job_is_claimable_at_once,
     delivery_is_recorded_fenced_and_resumed,
-    a_job_lost_before_delivery_fails,
+    a_job_lost_while_storing_is_requeued,
     a_job_lost_or_released_while_finalizing_is_requeued,
 );
 

@@ -631,3 +631,68 @@ async fn redis_worker_blocked_on_an_empty_queue_and_recording_exits_within_ten_s
     terminate_within_limit(&mut worker, &harness, "worker after the job");
     backend.delete_all_keys().await.expect("clean up");
 }
+
+/// `kill -9` while the finished file is being stored (the storage channel's upload is held by the
+/// fake Bot API, after the file was moved into `user_<id>/<job_id>/`): the job is reaped back to
+/// the queue, not failed, and the next start stores the same file (from where it was moved) and
+/// delivers it; the channel holds it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_while_storing_stores_and_delivers_after_restart() {
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
+        return;
+    }
+    let channel: i64 = -1_001_234_567_890;
+    let harness = Harness::new(WorkerEnvironment::embedded())
+        .await
+        .with_environment("STORAGE_BACKEND", "telegram")
+        .with_environment("TELEGRAM_STORAGE_CHANNEL_ID", &channel.to_string());
+    let backend = SqliteBackend::open_in_data_directory(harness.environment.data_path())
+        .await
+        .expect("store");
+    let user = 7111;
+    harness
+        .telegram
+        .delay_answer("sendVideo", 1, Duration::from_secs(600));
+    let origin = short_stream().await;
+    let mut run = harness.start("run");
+    let job_id = harness.add_job(&origin.media_playlist_url(), user, &[]);
+    assert!(
+        harness
+            .telegram
+            .wait_for_received("sendVideo", 1, Duration::from_secs(120))
+            .await,
+        "the channel upload starts\n{}",
+        harness.logs()
+    );
+    let storing = backend.get_job(job_id).await.expect("get").expect("job");
+    assert_eq!(storing.state, JobState::Uploading, "{}", harness.logs());
+    assert!(storing.delivery.is_none(), "still storing: {storing:?}");
+    run.kill();
+    let _run = harness.start("run");
+    let finished = wait_for_completion(&backend, job_id, Duration::from_secs(150), || {
+        harness.logs()
+    })
+    .await;
+    assert!(
+        finished
+            .delivery
+            .as_ref()
+            .is_some_and(|delivery| delivery.summary_sent),
+        "{}",
+        harness.logs()
+    );
+    assert!(
+        harness
+            .logs()
+            .contains("finalized before: storing its files"),
+        "resumed at the store step\n{}",
+        harness.logs()
+    );
+    let in_channel = harness.telegram.files_received_in_chat(channel);
+    assert_eq!(
+        in_channel.values().sum::<usize>(),
+        1,
+        "stored once: {in_channel:?}\n{}",
+        harness.logs()
+    );
+}

@@ -886,8 +886,8 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
         return;
     }
     if let Some(report) = pending_finalize(&config.recordings_directory, job_id) {
-        // Recorded before, finalize interrupted (a shutdown, a lost worker): finalize the same
-        // parts instead of recording again.
+        // Recorded before, finalize or store cut short (a shutdown, a lost worker): finish the
+        // same recording instead of recording again.
         tracing::info!(%job_id, "resuming the finalize of a finished recording");
         let failure_after = match &report.outcome {
             RecordingOutcome::Failed {
@@ -1177,17 +1177,26 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
         }
         // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
         // would take the job back from a worker that is still busy with it.
-        let pending_marker = finished
-            .report
-            .output_directory
-            .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
-        if let Err(error) = std::fs::write(&pending_marker, b"") {
-            tracing::warn!(%job_id, %error, "could not mark the finalize pending");
-        }
-        let Some(finalized) = finished.finalize(engine, shutdown).await else {
-            return Ok(None);
+        let directory = &finished.report.output_directory;
+        let finalized = match finalized_before(directory) {
+            Some(finalized) => {
+                // Lost or stopped after its finalize (while storing): store the same files.
+                tracing::info!(%job_id, "finalized before: storing its files");
+                finalized
+            }
+            None => {
+                // Kept until the job's directory goes: a worker lost at any step from here on
+                // leaves the next one something to resume from, never a new recording.
+                let marker = directory.join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
+                if let Err(error) = std::fs::write(&marker, b"") {
+                    tracing::warn!(%job_id, %error, "could not mark the finalize pending");
+                }
+                let Some(finalized) = finished.finalize(engine, shutdown).await else {
+                    return Ok(None);
+                };
+                finalized
+            }
         };
-        let _ = std::fs::remove_file(&pending_marker);
         running.move_to(JobState::Uploading, None).await?;
         Ok::<_, JobsError>(Some(finished.store(&finalized).await))
     }
@@ -1309,8 +1318,9 @@ async fn deliver_and_finish<B: JobBackend>(
     }
 }
 
-/// The recorder's report of a recording whose finalize was interrupted (`finalize-pending` and
-/// `recording.json` in its directory), or `None`: record (again).
+/// The recorder's report of a recording that ended before (`finalize-pending` and
+/// `recording.json` in its directory: its finalize or store was cut short), or `None`: record
+/// (again).
 fn pending_finalize(recordings_directory: &Path, job_id: JobId) -> Option<RecordingReport> {
     let directory = job_directory(recordings_directory, job_id);
     if !directory
@@ -1332,6 +1342,20 @@ fn pending_finalize(recordings_directory: &Path, job_id: JobId) -> Option<Record
             None
         }
     }
+}
+
+/// The finalize report of a job whose finalize finished before (`finalize-pending` and
+/// `finalized.json` in its directory): its worker was lost or stopped while storing the files.
+fn finalized_before(directory: &Path) -> Option<FinalizeReport> {
+    if !directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME)
+        .exists()
+    {
+        return None;
+    }
+    let text =
+        std::fs::read(directory.join(streambot_core::job_files::FINALIZED_FILE_NAME)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// `finalized.json` beside the files: what the bot sends and the dashboard lists.
