@@ -571,6 +571,9 @@ fn part_sender_from_environment<B: streambot_store::JobBackend>(
 
 /// `streambot worker`.
 pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -579,8 +582,6 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let mut queues = Vec::new();
     for queue in arguments.queues {
         if !queues.contains(&queue) {
@@ -603,6 +604,9 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
 
 /// `streambot scheduler`.
 pub async fn run_scheduler_role() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -611,8 +615,6 @@ pub async fn run_scheduler_role() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let config = match scheduler_config(&settings) {
         Ok(config) => config,
         Err(code) => return code,
@@ -645,6 +647,9 @@ fn bot_settings_with_storage(
 
 /// `streambot run`: the bot, a worker and the scheduler in one process.
 pub async fn run_all_in_one() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -657,8 +662,6 @@ pub async fn run_all_in_one() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
     let mut worker_config =
         match worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]) {
@@ -805,6 +808,9 @@ impl RoleWatcher<'_> {
 /// `streambot bot`: the Telegram bot alone (workers run elsewhere, sharing Redis and the
 /// recordings volume).
 pub async fn run_bot_only() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -817,8 +823,6 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(backend) => backend,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let result = with_backend!(backend, backend => {
         let bot = crate::bot_role::run_bot_role(bot_settings, backend, shutdown.clone());
         within_shutdown_bound(&shutdown, "streambot bot", bot).await.unwrap_or(Ok(()))

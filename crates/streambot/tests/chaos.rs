@@ -84,6 +84,8 @@ struct Fleet<'a> {
     environment: &'a WorkerEnvironment,
     telegram: &'a FakeTelegram,
     running: BTreeMap<&'static str, Guarded>,
+    /// Set on every process started from now on.
+    extra_environment: Vec<(&'static str, String)>,
     starts: usize,
     log_files: Vec<PathBuf>,
 }
@@ -94,6 +96,7 @@ impl<'a> Fleet<'a> {
             environment,
             telegram,
             running: BTreeMap::new(),
+            extra_environment: Vec::new(),
             starts: 0,
             log_files: Vec::new(),
         }
@@ -123,6 +126,9 @@ impl<'a> Fleet<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (name, value) in &self.extra_environment {
+            command.env(name, value);
+        }
         let process = Guarded::new(command.spawn().expect("start streambot"));
         self.running.insert(name, process);
     }
@@ -161,6 +167,24 @@ impl<'a> Fleet<'a> {
         }
         text
     }
+}
+
+/// With ffmpeg and `redis-server` (else `None`: skipped, or failed with
+/// `STREAMBOT_REQUIRE_ALL=1`): a private `redis-server` on a free port writing every command to
+/// its append-only file, and its directory.
+fn private_redis_with_aof() -> Option<(tempfile::TempDir, RedisServer)> {
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg")
+        || !streambot_testkit::requirements::require_or_skip("redis-server")
+    {
+        return None;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = RedisServer::start(
+        directory.path(),
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    )
+    .expect("redis-server");
+    Some((directory, server))
 }
 
 /// One fault the schedule can pick.
@@ -454,22 +478,13 @@ async fn chaos_over_sqlite_with_streambot_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_over_redis_with_two_workers_a_bot_and_a_scheduler() {
-    if !streambot_testkit::requirements::require_or_skip("ffmpeg")
-        || !streambot_testkit::requirements::require_or_skip("redis-server")
-    {
+    let Some((_redis_directory, server)) = private_redis_with_aof() else {
         return;
-    }
+    };
     let test_started = Instant::now();
     let mut random = SeededRandom(chaos_seed("redis"));
-    let redis_directory = tempfile::tempdir().expect("tempdir");
-    let mut redis = RedisServer::start(
-        redis_directory.path(),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
-    let Some(server) = redis.as_ref() else {
-        panic!("redis-server could not be started");
-    };
     let url = server.url();
+    let mut redis = Some(server);
     let prefix = "chaos:";
     let telegram = FakeTelegram::start().await.expect("fake telegram");
     let origin = live_origin(0, 1_000).await;
@@ -516,17 +531,9 @@ async fn chaos_over_redis_with_two_workers_a_bot_and_a_scheduler() {
 /// seconds): the delivery still completes, each part once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_during_delivery_delivers_each_part_once() {
-    if !streambot_testkit::requirements::require_or_skip("ffmpeg")
-        || !streambot_testkit::requirements::require_or_skip("redis-server")
-    {
+    let Some((_redis_directory, mut redis)) = private_redis_with_aof() else {
         return;
-    }
-    let redis_directory = tempfile::tempdir().expect("tempdir");
-    let mut redis = RedisServer::start(
-        redis_directory.path(),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    )
-    .expect("redis-server");
+    };
     let url = redis.url();
     let prefix = "restart-during-delivery:";
     let telegram = FakeTelegram::start().await.expect("fake telegram");
@@ -558,5 +565,76 @@ async fn redis_restart_during_delivery_delivers_each_part_once() {
     );
     assert_eq!(completed, 1, "{:?}\n{}", finished[0].error, fleet.logs());
     assert_nothing_stuck(&backend).await;
+    fleet.stop("worker-a");
+}
+
+/// Found by the chaos test (Redis, `CHAOS_SEED=1796432013847068421`): Redis restarting while a
+/// worker walked a finished recording to `Uploading` failed the job ("the recording could not be
+/// finished", Redis: broken pipe). Now the finish's transitions are tried again with backoff (and
+/// a store still unreachable leaves the job to be reaped and finished by the next worker): Redis
+/// is down exactly when the remux ends, and the job completes, its part in the chat once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_when_the_finalize_ends_does_not_fail_the_job() {
+    let Some((_redis_directory, mut redis)) = private_redis_with_aof() else {
+        return;
+    };
+    let url = redis.url();
+    let prefix = "down-when-finalize-ends:";
+    let tools = tempfile::tempdir().expect("tempdir");
+    let stall_flag = tools.path().join("stall");
+    std::fs::write(&stall_flag, b"").expect("flag");
+    let wrapper = support::stalling_ffmpeg(tools.path(), &stall_flag, true);
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let origin = live_origin(0, 3).await;
+    let environment = WorkerEnvironment::redis(&url, prefix);
+    let backend = RedisBackend::connect(&url, prefix).await.expect("redis");
+    let mut fleet = Fleet::new(&environment, &telegram);
+    fleet.extra_environment = vec![("FFMPEG_PATH", wrapper.to_string_lossy().into_owned())];
+    fleet.start("worker-a");
+    let user = 9_301;
+    let job_id = environment.add_job(&[&origin.media_playlist_url(), "--user", &user.to_string()]);
+    let used = tools.path().join("stall.used");
+    support::wait_until(
+        Duration::from_secs(90),
+        "the remux is held",
+        || fleet.logs(),
+        || used.exists(),
+    )
+    .await;
+    let address = std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        url.trim_start_matches("redis://127.0.0.1:")
+            .trim_end_matches('/')
+            .parse::<u16>()
+            .expect("port"),
+    ));
+    // Redis goes down for 4 s; the remux is let go as soon as it is down.
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| redis.restart_after(Duration::from_secs(4)));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while streambot_testkit::redis::redis_answers_ping(address) {
+                assert!(Instant::now() < deadline, "Redis did not go down");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::fs::remove_file(&stall_flag).expect("let the remux end");
+        });
+    });
+    let finished =
+        wait_until_every_job_ends(&backend, &[(job_id, user)], Instant::now(), &fleet).await;
+    check_the_end(
+        &finished,
+        &[(job_id, user)],
+        &telegram,
+        &environment.recordings(),
+        &fleet,
+    );
+    assert_nothing_stuck(&backend).await;
+    let logs = fleet.logs();
+    assert!(
+        logs.contains("could not record the job's state; trying again")
+            || logs.contains("the next worker finishes it"),
+        "Redis was down at the transition\n{logs}"
+    );
     fleet.stop("worker-a");
 }

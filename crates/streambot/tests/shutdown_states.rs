@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,8 @@ use streambot_testkit::{
     spawn_origin,
 };
 use support::{
-    Guarded, WorkerEnvironment, ledger_so_far, live_origin, send_signal, wait_for_completion,
-    wait_for_job, wait_until,
+    Guarded, WorkerEnvironment, ledger_so_far, live_origin, send_signal, stalling_ffmpeg,
+    wait_for_completion, wait_for_job, wait_until,
 };
 
 /// Docker sends SIGKILL this long after SIGTERM.
@@ -276,24 +276,6 @@ async fn recording_run_commits_and_resumes_after_sigterm() {
     assert_completed_and_delivered_once(&backend, &harness, job_id, user).await;
 }
 
-/// An `FFMPEG_PATH` that answers `-version` at once but stalls every other call for a minute
-/// while `stall_flag` exists (then runs the real ffmpeg): a finalize that takes long.
-fn stalling_ffmpeg(directory: &Path, stall_flag: &Path) -> PathBuf {
-    let script = directory.join("stalling-ffmpeg.sh");
-    let text = format!(
-        "#!/bin/sh\nfor argument in \"$@\"; do\n  case \"$argument\" in -version) exec ffmpeg \"$@\";; esac\ndone\nif [ -e '{flag}' ]; then touch '{flag}.used'; sleep 60; fi\nexec ffmpeg \"$@\"\n",
-        flag = stall_flag.display()
-    );
-    std::fs::write(&script, text).expect("write the wrapper");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .expect("make it executable");
-    }
-    script
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizing_run_exits_within_ten_seconds_and_finalizes_after_restart() {
     a_finalize_cut_short_is_finished_after_restart("TERM").await;
@@ -313,7 +295,7 @@ async fn a_finalize_cut_short_is_finished_after_restart(stop: &str) {
     let tools = tempfile::tempdir().expect("tempdir");
     let stall_flag = tools.path().join("stall");
     std::fs::write(&stall_flag, b"").expect("flag");
-    let wrapper = stalling_ffmpeg(tools.path(), &stall_flag);
+    let wrapper = stalling_ffmpeg(tools.path(), &stall_flag, false);
     let harness = Harness::new(WorkerEnvironment::embedded())
         .await
         .with_environment("FFMPEG_PATH", &wrapper.to_string_lossy());
@@ -695,4 +677,36 @@ async fn a_run_killed_while_storing_stores_and_delivers_after_restart() {
         "stored once: {in_channel:?}\n{}",
         harness.logs()
     );
+}
+
+/// Found by the chaos test (SQLite, `CHAOS_SEED=1796432017406449825`): a SIGTERM while
+/// `streambot run` was still starting (the ffmpeg check, the store) killed it by the signal's
+/// default action, before its handler was there. The handler is now the first thing each role
+/// installs: here the ffmpeg check takes 5 s, and SIGTERM in the middle of it is a clean stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_during_start_up_is_a_clean_stop() {
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
+        return;
+    }
+    let tools = tempfile::tempdir().expect("tempdir");
+    let slow_ffmpeg = tools.path().join("slow-ffmpeg.sh");
+    std::fs::write(&slow_ffmpeg, "#!/bin/sh\nsleep 5\nexec ffmpeg \"$@\"\n").expect("wrapper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow_ffmpeg, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+    }
+    let harness = Harness::new(WorkerEnvironment::embedded())
+        .await
+        .with_environment("FFMPEG_PATH", &slow_ffmpeg.to_string_lossy());
+    let mut run = harness.start("run");
+    // Well inside the 5 s check, well after the process began.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !harness.last_log().contains("the Telegram bot is running"),
+        "still starting\n{}",
+        harness.logs()
+    );
+    terminate_within_limit(&mut run, &harness, "run during start-up");
 }

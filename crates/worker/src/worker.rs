@@ -764,10 +764,53 @@ struct RunningJob<B: JobBackend> {
 }
 
 impl<B: JobBackend> RunningJob<B> {
+    /// The fenced transition, once (while recording nothing may hold up the recorder).
     async fn move_to(&mut self, to: JobState, error: Option<String>) -> Result<(), JobsError> {
         self.backend
             .transition_job(self.lease.job_id, self.state, to, Some(&self.lease), error)
             .await?;
+        self.state = to;
+        Ok(())
+    }
+
+    /// [`RunningJob::move_to`] after the recording: a store that cannot be reached (a Redis
+    /// restart, a busy SQLite) is tried again with the delivery's backoff (1 s doubling, 5
+    /// attempts), and a retry that finds the transition already made (its answer was lost)
+    /// counts as done.
+    async fn move_to_persistently(
+        &mut self,
+        to: JobState,
+        error: Option<String>,
+    ) -> Result<(), JobsError> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome = self
+                .backend
+                .transition_job(
+                    self.lease.job_id,
+                    self.state,
+                    to,
+                    Some(&self.lease),
+                    error.clone(),
+                )
+                .await;
+            match outcome {
+                Ok(_) => break,
+                Err(JobsError::StateConflict { actual, .. }) if attempt > 1 && actual == to => {
+                    break;
+                }
+                Err(failure) if failure.is_retryable() => {
+                    let Some(wait) = streambot_core::delivery::send_retry_delay(attempt, None)
+                    else {
+                        return Err(failure);
+                    };
+                    tracing::warn!(job_id = %self.lease.job_id, %failure, ?wait, to = %to, "could not record the job's state; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
         self.state = to;
         Ok(())
     }
@@ -1167,13 +1210,27 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
     shutdown: &CancellationToken,
 ) {
     let job_id = finished.job.id;
+    // The recording ended: kept until the job's directory goes, so that a worker lost at any
+    // step from here on (or a store that could not be reached) leaves the next one a recording
+    // to finish, never one to record again.
+    let marker = finished
+        .report
+        .output_directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
+    if let Err(error) = std::fs::write(&marker, b"") {
+        tracing::warn!(%job_id, %error, "could not mark the recording ended");
+    }
     let walked = async {
         if running.state == JobState::Starting {
             // An engine that ended without reporting the link resolved.
-            running.move_to(JobState::Recording, None).await?;
+            running
+                .move_to_persistently(JobState::Recording, None)
+                .await?;
         }
         if matches!(running.state, JobState::Recording | JobState::Paused) {
-            running.move_to(JobState::Finalizing, None).await?;
+            running
+                .move_to_persistently(JobState::Finalizing, None)
+                .await?;
         }
         // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
         // would take the job back from a worker that is still busy with it.
@@ -1185,19 +1242,15 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
                 finalized
             }
             None => {
-                // Kept until the job's directory goes: a worker lost at any step from here on
-                // leaves the next one something to resume from, never a new recording.
-                let marker = directory.join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
-                if let Err(error) = std::fs::write(&marker, b"") {
-                    tracing::warn!(%job_id, %error, "could not mark the finalize pending");
-                }
                 let Some(finalized) = finished.finalize(engine, shutdown).await else {
                     return Ok(None);
                 };
                 finalized
             }
         };
-        running.move_to(JobState::Uploading, None).await?;
+        running
+            .move_to_persistently(JobState::Uploading, None)
+            .await?;
         Ok::<_, JobsError>(Some(finished.store(&finalized).await))
     }
     .await;
@@ -1224,6 +1277,11 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
                 shutdown,
             )
             .await
+        }
+        Err(error) if error.is_retryable() => {
+            // The store stayed unreachable: the lease lapses, the job is reaped back to its
+            // queue and the next worker finishes this recording (`finalize-pending`).
+            tracing::warn!(%job_id, %error, "could not record the job's progress; the next worker finishes it");
         }
         Err(error) => {
             tracing::warn!(%job_id, %error, "could not finish the job");
@@ -1305,7 +1363,10 @@ async fn deliver_and_finish<B: JobBackend>(
     match failure_after {
         Some(failure) => fail_job(&backend, &lease, &failure.message, failure.failure).await,
         None => {
-            if let Err(error) = running.move_to(JobState::Completed, None).await {
+            if let Err(error) = running
+                .move_to_persistently(JobState::Completed, None)
+                .await
+            {
                 tracing::warn!(%job_id, %error, "could not complete the job");
                 if matches!(error, JobsError::LeaseLost { .. }) {
                     return;
