@@ -371,13 +371,43 @@ async fn delivering_run_exits_within_ten_seconds_and_delivers_once_after_restart
     assert_completed_and_delivered_once(&backend, &harness, job_id, user).await;
 }
 
+/// The storage channel of [`channel_storage_harness`].
+const STORAGE_CHANNEL: i64 = -1_001_234_567_890;
+
+/// `STORAGE_BACKEND=telegram`: finished files are uploaded to a channel while the job is
+/// `Uploading` (storing), a step a shutdown waits for (up to the worker's deadline).
+async fn channel_storage_harness() -> Option<(Harness, SqliteBackend)> {
+    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
+        return None;
+    }
+    let harness = Harness::new(WorkerEnvironment::embedded())
+        .await
+        .with_environment("STORAGE_BACKEND", "telegram")
+        .with_environment("TELEGRAM_STORAGE_CHANNEL_ID", &STORAGE_CHANNEL.to_string());
+    let backend = SqliteBackend::open_in_data_directory(harness.environment.data_path())
+        .await
+        .expect("store");
+    Some((harness, backend))
+}
+
+/// Completed and the summary sent (the parts went to the storage channel; the user gets links).
+async fn assert_completed_with_summary(backend: &SqliteBackend, harness: &Harness, job_id: JobId) {
+    let finished =
+        wait_for_completion(backend, job_id, Duration::from_secs(150), || harness.logs()).await;
+    let delivery = finished.delivery.expect("the job records its delivery");
+    assert!(delivery.summary_sent, "{}", harness.logs());
+}
+
+/// A second signal while the first shutdown waits for the storage channel's upload (held by the
+/// fake Bot API): the process exits at once with status 130; the next start stores and delivers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_during_delivery_exits_at_once() {
-    let Some((harness, backend)) = embedded_harness().await else {
+    let Some((harness, backend)) = channel_storage_harness().await else {
         return;
     };
     for (round, second_signal) in ["TERM", "INT"].into_iter().enumerate() {
         let user = 7104 + round as i64;
+        let uploads_before = harness.telegram.calls_of("sendVideo").len();
         let mut run = harness.start("run");
         let job_id = a_stalled_upload(&harness, &backend, user).await;
         let process_id = run.child().id();
@@ -396,9 +426,15 @@ async fn a_second_signal_during_delivery_exits_at_once() {
         let (status, took) = run.terminate_with(second_signal, Duration::from_secs(3));
         assert_eq!(status.code(), Some(130), "{}", harness.logs());
         eprintln!("second SIG{second_signal}: exited {took:?} after it");
-        // The next start sends the part (the cut upload left nothing in the chat).
+        // The next start stores the file again (the cut upload left nothing in the channel).
         let mut again = harness.start("run");
-        assert_completed_and_delivered_once(&backend, &harness, job_id, user).await;
+        assert_completed_with_summary(&backend, &harness, job_id).await;
+        let uploads: Vec<_> = harness.telegram.calls_of("sendVideo")[uploads_before..]
+            .iter()
+            .filter(|call| call.http_status == 200 && call.chat_id() == Some(STORAGE_CHANNEL))
+            .cloned()
+            .collect();
+        assert_eq!(uploads.len(), 1, "stored once\n{}", harness.logs());
         terminate_within_limit(&mut again, &harness, "after the delivery");
     }
 }
@@ -620,17 +656,10 @@ async fn redis_worker_blocked_on_an_empty_queue_and_recording_exits_within_ten_s
 /// delivers it; the channel holds it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_while_storing_stores_and_delivers_after_restart() {
-    if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
+    let Some((harness, backend)) = channel_storage_harness().await else {
         return;
-    }
-    let channel: i64 = -1_001_234_567_890;
-    let harness = Harness::new(WorkerEnvironment::embedded())
-        .await
-        .with_environment("STORAGE_BACKEND", "telegram")
-        .with_environment("TELEGRAM_STORAGE_CHANNEL_ID", &channel.to_string());
-    let backend = SqliteBackend::open_in_data_directory(harness.environment.data_path())
-        .await
-        .expect("store");
+    };
+    let channel = STORAGE_CHANNEL;
     let user = 7111;
     harness
         .telegram
@@ -651,18 +680,7 @@ async fn a_run_killed_while_storing_stores_and_delivers_after_restart() {
     assert!(storing.delivery.is_none(), "still storing: {storing:?}");
     run.kill();
     let _run = harness.start("run");
-    let finished = wait_for_completion(&backend, job_id, Duration::from_secs(150), || {
-        harness.logs()
-    })
-    .await;
-    assert!(
-        finished
-            .delivery
-            .as_ref()
-            .is_some_and(|delivery| delivery.summary_sent),
-        "{}",
-        harness.logs()
-    );
+    assert_completed_with_summary(&backend, &harness, job_id).await;
     assert!(
         harness
             .logs()
