@@ -536,6 +536,18 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
     Ok((backend, engine))
 }
 
+/// [`start`], or a clean exit (status 0) when shutdown is asked while it runs (a slow ffmpeg
+/// check, a store that takes long to open).
+async fn start_unless_stopped(
+    settings: &JobsSettings,
+    shutdown: &CancellationToken,
+) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
+    tokio::select! {
+        started = start(settings) => started,
+        _ = shutdown.cancelled() => Err(ExitCode::SUCCESS),
+    }
+}
+
 fn exit_code(result: Result<(), streambot_store::JobsError>, role: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -578,7 +590,7 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let (backend, engine) = match start(&settings).await {
+    let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -611,7 +623,7 @@ pub async fn run_scheduler_role() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let (backend, _) = match start(&settings).await {
+    let (backend, _) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -658,7 +670,7 @@ pub async fn run_all_in_one() -> ExitCode {
         Ok(bot_settings) => bot_settings,
         Err(code) => return code,
     };
-    let (backend, engine) = match start(&settings).await {
+    let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };

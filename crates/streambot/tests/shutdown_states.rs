@@ -700,7 +700,8 @@ async fn a_run_killed_while_storing_stores_and_delivers_after_restart() {
 /// Found by the chaos test (SQLite, `CHAOS_SEED=1796432017406449825`): a SIGTERM while
 /// `streambot run` was still starting (the ffmpeg check, the store) killed it by the signal's
 /// default action, before its handler was there. The handler is now the first thing each role
-/// installs: here the ffmpeg check takes 5 s, and SIGTERM in the middle of it is a clean stop.
+/// installs, and start-up gives way to it: here the ffmpeg check takes 5 s, and SIGTERM in the
+/// middle of it is a clean stop, at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_during_start_up_is_a_clean_stop() {
     if !streambot_testkit::requirements::require_or_skip("ffmpeg") {
@@ -726,5 +727,10 @@ async fn a_sigterm_during_start_up_is_a_clean_stop() {
         "still starting\n{}",
         harness.logs()
     );
-    terminate_within_limit(&mut run, &harness, "run during start-up");
+    let took = terminate_within_limit(&mut run, &harness, "run during start-up");
+    assert!(
+        took < Duration::from_secs(3),
+        "start-up gave way at once: {took:?}\n{}",
+        harness.logs()
+    );
 }
