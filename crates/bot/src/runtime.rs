@@ -445,6 +445,16 @@ pub async fn run_bot<B: BotBackend>(
             if let Some(secret) = &webhook.secret_token {
                 options = options.secret_token(secret.clone());
             }
+            // teloxide panics when it cannot listen: try the address first, so a taken or
+            // wrong TELEGRAM_WEBHOOK_BIND is one clear error.
+            if let Err(error) = std::net::TcpListener::bind(webhook.bind_address) {
+                shutdown.cancel();
+                let _ = updater.await;
+                return Err(BotError::Webhook(format!(
+                    "cannot listen on TELEGRAM_WEBHOOK_BIND={}: {error}",
+                    webhook.bind_address
+                )));
+            }
             let listener =
                 match teloxide::update_listeners::webhooks::axum(bot.clone(), options).await {
                     Ok(listener) => listener,
@@ -466,7 +476,9 @@ pub async fn run_bot<B: BotBackend>(
     shutdown.cancel();
     let _ = updater.await;
     context.tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), context.tasks.wait()).await;
+    // Within the process's shutdown bound (Docker sends SIGKILL 10 s after SIGTERM): the last
+    // status messages get what is left of it.
+    let _ = tokio::time::timeout(Duration::from_secs(6), context.tasks.wait()).await;
     dispatched.map_err(|error| {
         BotError::Telegram(redact_secret(&error.to_string(), &context.settings.token))
     })

@@ -105,6 +105,9 @@ impl JobState {
             (Uploading, Queued) | (Starting, Uploading) => true,
             // Lost its worker, or a retry: back in the queue, resumed as a new part.
             (Starting, Queued) | (Recording, Queued) | (Paused, Queued) => true,
+            // A finalize interrupted by a shutdown (or a lost worker): the next worker finalizes
+            // the same parts (`finalize-pending` in the job's directory) or records on.
+            (Finalizing, Queued) => true,
             (from, Failed) | (from, Cancelled) => !from.is_terminal(),
             _ => false,
         }
@@ -468,6 +471,7 @@ mod tests {
         (Paused, Failed),
         (Paused, Cancelled),
         (Finalizing, Uploading),
+        (Finalizing, Queued),
         (Finalizing, Failed),
         (Finalizing, Cancelled),
         (Uploading, Completed),
@@ -495,7 +499,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ALLOWED.len(), 25);
+        assert_eq!(ALLOWED.len(), 26);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use crate::JobId;
 pub const FINALIZED_FILE_NAME: &str = "finalized.json";
 /// `recording.json`: the recorder's report of the recording.
 pub const RECORDING_FILE_NAME: &str = "recording.json";
+/// `finalize-pending`: the recording ended and its finalize has not finished; a worker that claims
+/// the job finalizes the parts `recording.json` lists instead of recording again.
+pub const FINALIZE_PENDING_FILE_NAME: &str = "finalize-pending";
 /// `stored.json`: where each finished part went (local storage, Drive, a channel).
 pub const DELIVERED_PARTS_FILE_NAME: &str = "stored.json";
 /// `tracks.json`: the extra audio and subtitle tracks of a recording, for finalize.

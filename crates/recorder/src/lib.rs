@@ -20,7 +20,7 @@ pub use resolve::{is_not_live_yet, link_for_messages, resolve_source};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use streambot_core::{RecordingEndReason, RecordingOptions, RecordingProgress};
 use streambot_hls::ledger::PartSummary;
 use streambot_hls::url_safety::parse_and_check_url;
@@ -135,11 +135,14 @@ impl RecorderError {
 }
 
 /// Where the recording's bytes come from, after the master playlist was read.
-#[derive(Debug, Clone, Serialize)]
+/// Read back (a finalize resumed after a restart) without the variant choice, which finalize does
+/// not use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResolvedSource {
     pub requested_url: String,
     pub main_media_playlist_url: String,
     pub audio_media_playlist_url: Option<String>,
+    #[serde(skip_deserializing)]
     pub choice: Option<VariantChoice>,
     pub audio_only: bool,
     /// Backups of the main media playlist: the chosen variant listed again on another host or
@@ -258,7 +261,7 @@ pub enum RecorderEvent {
 }
 
 /// A finished track, as written to `recording.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrackReport {
     pub track_name: String,
     pub ended: String,
@@ -274,7 +277,7 @@ pub struct TrackReport {
 }
 
 /// How the whole recording ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RecordingOutcome {
     Finished {
@@ -289,8 +292,9 @@ pub enum RecordingOutcome {
     },
 }
 
-/// Everything a recording left behind; also written as `recording.json`.
-#[derive(Debug, Clone, Serialize)]
+/// Everything a recording left behind; also written as `recording.json` (and read back from it
+/// when a finalize interrupted by a shutdown is resumed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordingReport {
     pub outcome: RecordingOutcome,
     pub source: Option<ResolvedSource>,

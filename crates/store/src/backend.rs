@@ -684,7 +684,9 @@ pub mod mutation {
 
     /// The lease lapsed: fence the old holder out (next epoch) and requeue the job, which the next
     /// worker resumes as a new part, or, when it was delivering (`Uploading` with a delivery
-    /// record), resumes the delivery. A job lost while finalizing or storing fails.
+    /// record), resumes the delivery. A job lost while finalizing or storing its files is
+    /// requeued too: the next worker finishes the same recording from its directory
+    /// (`finalize-pending`: finalize again, or store the finalized files).
     pub fn reap(job: &mut Job, now: DateTime<Utc>) -> Result<QueuePlacement, JobsError> {
         let lapsed = job
             .lease
@@ -698,10 +700,7 @@ pub mod mutation {
             });
         }
         job.fencing_epoch += 1;
-        let resumable_delivery = job.state == JobState::Uploading && job.delivery.is_some();
-        if job.state.can_transition_to(JobState::Queued)
-            && (job.state != JobState::Uploading || resumable_delivery)
-        {
+        if job.state.can_transition_to(JobState::Queued) {
             job.apply_transition(JobState::Queued, now)?;
             Ok(QueuePlacement::Enqueue { available_at: now })
         } else {

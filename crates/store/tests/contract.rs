@@ -892,8 +892,9 @@ async fn delivery_is_recorded_fenced_and_resumed<B: JobBackend>(backend: B) {
         .expect("cleared");
 }
 
-/// A job lost while finalizing or storing (no delivery record yet) still fails.
-async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
+/// A job lost while storing its files (`Uploading`, no delivery record yet) is requeued, not
+/// failed: the next worker stores the files its finalize left (`finalize-pending`).
+async fn a_job_lost_while_storing_is_requeued<B: JobBackend>(backend: B) {
     let job = submit_job(&backend, request(4, JobPriority::Normal))
         .await
         .expect("submit");
@@ -914,8 +915,55 @@ async fn a_job_lost_before_delivery_fails<B: JobBackend>(backend: B) {
     }
     tokio::time::sleep(Duration::from_millis(1300)).await;
     backend.reap_expired_leases().await.expect("reap");
-    let failed = backend.get_job(job.id).await.expect("get").expect("exists");
-    assert_eq!(failed.state, JobState::Failed);
+    let requeued = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!(requeued.error, None);
+}
+
+/// Issue 13 item 7: a finalize interrupted by a shutdown gives the job back (`Finalizing →
+/// Queued`), and a worker lost while finalizing is reaped back to the queue, not failed: the next
+/// worker finalizes the same parts.
+async fn a_job_lost_or_released_while_finalizing_is_requeued<B: JobBackend>(backend: B) {
+    let job = submit_job(&backend, request(5, JobPriority::Normal))
+        .await
+        .expect("submit");
+    for (round, worker) in ["stops", "dies"].into_iter().enumerate() {
+        let lease_duration = if round == 0 {
+            LEASE
+        } else {
+            Duration::from_millis(200)
+        };
+        let (_, lease) = backend
+            .claim(worker, &BOTH, lease_duration, LEASE)
+            .await
+            .expect("claim")
+            .expect("the job");
+        for (from, to) in [
+            (JobState::Starting, JobState::Recording),
+            (JobState::Recording, JobState::Finalizing),
+        ] {
+            backend
+                .transition_job(job.id, from, to, Some(&lease), None)
+                .await
+                .expect("walk to finalizing");
+        }
+        if round == 0 {
+            backend.release(&lease).await.expect("given back");
+        } else {
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+            let reaped = backend.reap_expired_leases().await.expect("reap");
+            assert_eq!(reaped, vec![job.id]);
+        }
+        let requeued = backend.get_job(job.id).await.expect("get").expect("exists");
+        assert_eq!(requeued.state, JobState::Queued, "{worker}");
+        assert_eq!(requeued.error, None, "{worker}");
+    }
+    let (_, lease) = backend
+        .claim("survivor", &BOTH, LEASE, LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable again");
+    assert_eq!(lease.fencing_epoch, 4, "three claims and a reap");
 }
 
 /// Waits (bounded) for an event the predicate accepts; the others are skipped.
@@ -1243,9 +1291,10 @@ contract_tests!(
     user_preferences_are_kept_per_user,
     create_queued_job_is_claimable_at_once,
     delivery_is_recorded_fenced_and_resumed,
-    a_job_lost_before_delivery_fails,
     record_changes_are_published,
     redelivery_is_queued_once_and_resumed,
+    a_job_lost_while_storing_is_requeued,
+    a_job_lost_or_released_while_finalizing_is_requeued,
 );
 
 /// Issue 13 item 3. The creator died between create and push (the bot announces a job before it

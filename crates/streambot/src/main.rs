@@ -162,7 +162,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async move {
+    let exit_code = runtime.block_on(async move {
         match cli.command {
             Command::Run => roles::run_all_in_one().await,
             Command::Bot => roles::run_bot_only().await,
@@ -175,5 +175,8 @@ fn main() -> ExitCode {
             Command::Dashboard => dashboard_role::run_dashboard_role().await,
             Command::Config(arguments) => config_command::run_config_command(arguments).await,
         }
-    })
+    });
+    // Work left behind by a bounded shutdown (a blocking file copy, say) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    exit_code
 }

@@ -333,27 +333,69 @@ pub struct WorkerArguments {
     pub queues: Vec<JobPriority>,
 }
 
-/// Cancels `token` on Ctrl-C or SIGTERM.
+/// Cancels `token` on the first Ctrl-C or SIGTERM (every role winds down: segments in flight are
+/// committed, jobs given back); a second one exits at once with status 130, whatever is running.
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut stream) => {
-                    stream.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
+        let mut signals = ShutdownSignals::install();
+        signals.next().await;
         tracing::info!("shutting down: finishing the segments in flight");
+        eprintln!(
+            "streambot: shutting down (finishing the segments in flight); send the signal again to exit at once"
+        );
         token.cancel();
+        signals.next().await;
+        eprintln!(
+            "streambot: second signal: exiting at once; unfinished jobs resume on the next start"
+        );
+        std::process::exit(130);
     });
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, as one stream of "a signal came"; registered once, so a signal
+/// between two waits is not lost.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+async fn next_of(stream: &mut Option<tokio::signal::unix::Signal>) {
+    match stream.as_mut() {
+        Some(stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            ShutdownSignals {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = next_of(&mut self.terminate) => {}
+            _ = next_of(&mut self.interrupt) => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The jobs settings of this process; the first bad one is one line and exit code 2.
@@ -432,6 +474,7 @@ fn worker_config(
         }
     };
     config.queues = queues;
+    config.shutdown_deadline = WORKER_SHUTDOWN_DEADLINE;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
     // Bot API server).
     config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes(
@@ -493,6 +536,18 @@ async fn start(settings: &JobsSettings) -> Result<(ConfiguredBackend, NativeHlsE
     Ok((backend, engine))
 }
 
+/// [`start`], or a clean exit (status 0) when shutdown is asked while it runs (a slow ffmpeg
+/// check, a store that takes long to open).
+async fn start_unless_stopped(
+    settings: &JobsSettings,
+    shutdown: &CancellationToken,
+) -> Result<(ConfiguredBackend, NativeHlsEngine), ExitCode> {
+    tokio::select! {
+        started = start(settings) => started,
+        _ = shutdown.cancelled() => Err(ExitCode::SUCCESS),
+    }
+}
+
 fn exit_code(result: Result<(), streambot_store::JobsError>, role: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -544,16 +599,17 @@ fn admin_notifier_from_environment<B: streambot_store::JobBackend>(
 
 /// `streambot worker`.
 pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let (backend, engine) = match start(&settings).await {
+    let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let mut queues = Vec::new();
     for queue in arguments.queues {
         if !queues.contains(&queue) {
@@ -576,16 +632,17 @@ pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
 
 /// `streambot scheduler`.
 pub async fn run_scheduler_role() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let (backend, _) = match start(&settings).await {
+    let (backend, _) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let mut config = match scheduler_config(&settings) {
         Ok(config) => config,
         Err(code) => return code,
@@ -622,6 +679,9 @@ fn bot_settings_with_storage(
 
 /// `streambot run`: the bot, a worker and the scheduler in one process.
 pub async fn run_all_in_one() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -630,12 +690,10 @@ pub async fn run_all_in_one() -> ExitCode {
         Ok(bot_settings) => bot_settings,
         Err(code) => return code,
     };
-    let (backend, engine) = match start(&settings).await {
+    let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
     let mut worker_config =
         match worker_config(&settings, vec![JobPriority::Priority, JobPriority::Normal]) {
@@ -662,55 +720,133 @@ pub async fn run_all_in_one() -> ExitCode {
         let dashboard_task = dashboard.map(|prepared| {
             tracker.spawn(crate::dashboard_role::serve_prepared_dashboard(prepared, backend.clone(), shutdown.clone()))
         });
+        let mut roles = Vec::new();
+        let role_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = RoleWatcher { tracker: &tracker, shutdown: &shutdown, role_failed: &role_failed };
         let scheduler_backend = backend.clone();
         let scheduler_shutdown = shutdown.clone();
-        let scheduler = tracker.spawn(async move {
-            run_scheduler(scheduler_backend, scheduler_config, scheduler_shutdown).await
-        });
-        let schedule_runner = tracker.spawn(run_schedule_runner(
-            backend.clone(),
-            ScheduleRunnerConfig::default(),
-            shutdown.clone(),
-        ));
+        roles.push(watcher.watch("scheduler", async move {
+            run_scheduler(scheduler_backend, scheduler_config, scheduler_shutdown).await.map_err(|error| error.to_string())
+        }));
+        roles.push(watcher.watch("schedule runner", {
+            let runner = run_schedule_runner(backend.clone(), ScheduleRunnerConfig::default(), shutdown.clone());
+            async move { runner.await.map_err(|error| error.to_string()) }
+        }));
         let bot_backend = backend.clone();
         let bot_shutdown = shutdown.clone();
-        let bot = tracker.spawn(async move {
-            let result = crate::bot_role::run_bot_role(bot_settings, bot_backend, bot_shutdown.clone()).await;
-            // Without the bot there is no one to talk to: stop the other roles too.
-            bot_shutdown.cancel();
-            result
-        });
-        let worker = tracker.spawn(run_worker(backend, engine, worker_config, shutdown.clone()));
+        roles.push(watcher.watch("bot", async move {
+            crate::bot_role::run_bot_role(bot_settings, bot_backend, bot_shutdown).await
+        }));
+        roles.push(watcher.watch("worker", {
+            let worker = run_worker(backend, engine, worker_config, shutdown.clone());
+            async move { worker.await.map_err(|error| error.to_string()) }
+        }));
         tracker.close();
-        let worker_result = worker.await;
-        shutdown.cancel();
-        let scheduler_result = scheduler.await;
-        let _ = schedule_runner.await;
-        let bot_result = bot.await;
-        if let Some(dashboard_task) = dashboard_task {
-            let _ = dashboard_task.await;
-        }
-        if let Ok(Err(error)) = &bot_result {
-            eprintln!("streambot run: the bot stopped: {error}");
-            return ExitCode::from(1);
-        }
-        match (worker_result, scheduler_result) {
-            (Ok(Ok(())), Ok(Ok(()))) => ExitCode::SUCCESS,
-            (Ok(Err(error)), _) | (_, Ok(Err(error))) => {
-                eprintln!("streambot run: {error}");
-                ExitCode::from(1)
+        let every_role_ended = async {
+            let mut healthy = true;
+            for role in roles {
+                healthy &= role.await.unwrap_or(false);
             }
-            _ => {
-                eprintln!("streambot run: a role's task failed");
-                ExitCode::from(1)
+            if let Some(dashboard_task) = dashboard_task {
+                let _ = dashboard_task.await;
             }
-        }
+            healthy
+        };
+        let healthy = within_shutdown_bound(&shutdown, "streambot run", every_role_ended)
+            .await
+            .unwrap_or(!role_failed.load(std::sync::atomic::Ordering::SeqCst));
+        if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) }
     })
+}
+
+/// `work` to its end, but once `shutdown` was asked at most [`SHUTDOWN_BOUND`] more: `None`
+/// (with a warning) when the bound cut it short. The jobs were given back before (the worker's
+/// own wind-down is shorter); what is cut is the bot's last status edits.
+async fn within_shutdown_bound<T>(
+    shutdown: &CancellationToken,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let bound = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_BOUND).await;
+    };
+    tokio::select! {
+        output = work => Some(output),
+        _ = bound => {
+            tracing::warn!(
+                bound_seconds = SHUTDOWN_BOUND.as_secs(),
+                "{what}: still winding down after the shutdown bound; exiting (unsent status messages are dropped, jobs resume on the next start)"
+            );
+            None
+        }
+    }
+}
+
+/// The longest `streambot run` and `streambot bot` take to exit once shutdown was asked (Docker
+/// sends SIGKILL after 10 s); the worker's own wind-down is bounded by
+/// [`WORKER_SHUTDOWN_DEADLINE`] within it.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(9);
+
+/// How long a worker waits for its jobs to wind down (segments in flight committed, jobs given
+/// back) before it returns anyway; their leases lapse and another worker resumes them.
+const WORKER_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
+
+/// Where `streambot run` watches its roles.
+struct RoleWatcher<'a> {
+    tracker: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+    role_failed: &'a std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RoleWatcher<'_> {
+    /// Runs one role of `streambot run` on the tracker. A role that ends on its own (an error,
+    /// a panic, or simply returning before shutdown was asked) takes the whole process down: it
+    /// says so in one line, marks the run failed and cancels `shutdown`, and the watcher answers
+    /// `false` (exit status 1, so systemd or Docker start it again). Ended by shutdown without
+    /// an error: `true`.
+    fn watch(
+        &self,
+        name: &'static str,
+        role: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) -> tokio::task::JoinHandle<bool> {
+        let running = self.tracker.spawn(role);
+        let shutdown = self.shutdown.clone();
+        let role_failed = self.role_failed.clone();
+        self.tracker.spawn(async move {
+            let outcome = running.await;
+            let asked_to_stop = shutdown.is_cancelled();
+            let problem = match outcome {
+                Ok(Ok(())) if asked_to_stop => None,
+                Ok(Ok(())) => Some("it ended on its own".to_string()),
+                Ok(Err(error)) => Some(error),
+                Err(join_error) if join_error.is_panic() => {
+                    Some("it crashed (internal error)".to_string())
+                }
+                Err(join_error) => Some(join_error.to_string()),
+            };
+            match problem {
+                None => true,
+                Some(problem) => {
+                    eprintln!(
+                        "streambot run: the {name} stopped: {problem}; stopping the other roles"
+                    );
+                    tracing::error!(role = name, %problem, "a role stopped; the process stops with it");
+                    role_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    shutdown.cancel();
+                    false
+                }
+            }
+        })
+    }
 }
 
 /// `streambot bot`: the Telegram bot alone (workers run elsewhere, sharing Redis and the
 /// recordings volume).
 pub async fn run_bot_only() -> ExitCode {
+    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -723,9 +859,10 @@ pub async fn run_bot_only() -> ExitCode {
         Ok(backend) => backend,
         Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
-    let result = with_backend!(backend, backend => crate::bot_role::run_bot_role(bot_settings, backend, shutdown).await);
+    let result = with_backend!(backend, backend => {
+        let bot = crate::bot_role::run_bot_role(bot_settings, backend, shutdown.clone());
+        within_shutdown_bound(&shutdown, "streambot bot", bot).await.unwrap_or(Ok(()))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -478,3 +478,31 @@ async fn an_unreachable_telegram_is_retried_and_logged_without_the_token() {
         "the token leaked: {stderr}"
     );
 }
+
+/// A role that dies takes the process down: the bot's webhook cannot listen (its address is
+/// taken), so the bot role ends with an error; `streambot run` stops the worker and the
+/// scheduler too and exits non-zero with one line naming the role, no panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_dies_takes_streambot_run_down_with_a_non_zero_status() {
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let taken_address = taken.local_addr().expect("address");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        base_command(directory.path())
+            .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+            .env("TELEGRAM_API_URL", &telegram.api_url)
+            .env("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/telegram")
+            .env("TELEGRAM_WEBHOOK_BIND", taken_address.to_string())
+            .output(),
+    )
+    .await
+    .expect("exits instead of staying half alive")
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("the bot stopped"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(taken);
+}

@@ -46,7 +46,23 @@ pub async fn store_finished_files(
         };
         let mut part =
             DeliveredPart::from_finalized_file(&file.finalized_file(), part_number, part_count);
-        match storage.put_part(&file.path, &metadata).await {
+        // The file may have been moved into local storage before an upload failed, or before
+        // the worker was lost (the next one stores the same files again).
+        let stored_path = storage.local.job_directory(job.owner.user_id, job.id).join(
+            streambot_storage::layout::part_file_name(
+                part_number,
+                file.path
+                    .extension()
+                    .and_then(|extension| extension.to_str()),
+            ),
+        );
+        let moved_before = !file.path.exists() && stored_path.exists();
+        let source = if moved_before {
+            &stored_path
+        } else {
+            &file.path
+        };
+        match storage.put_part(source, &metadata).await {
             Ok(stored) => {
                 part.local_path = stored.local_path.clone();
                 if let Some(remote) = &stored.remote {
@@ -58,15 +74,6 @@ pub async fn store_finished_files(
             }
             Err(error) => {
                 tracing::warn!(job_id = %job.id, part = part_number, %error, "storing a finished part failed; it stays where it is");
-                // The file may have been moved into local storage before an upload failed.
-                let stored_path = storage.local.job_directory(job.owner.user_id, job.id).join(
-                    streambot_storage::layout::part_file_name(
-                        part_number,
-                        file.path
-                            .extension()
-                            .and_then(|extension| extension.to_str()),
-                    ),
-                );
                 if !file.path.exists() && stored_path.exists() {
                     part.local_path = Some(stored_path);
                 }

@@ -24,7 +24,8 @@ use streambot_core::{
 use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::{DesiredState, FetchLimits, HlsHttpClient, NetworkPolicy, TrackEvent};
 use streambot_recorder::clip::{ClipError, ClippedFile, clip_last};
-use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings, finalize_recording};
+use streambot_recorder::finalize::{FinalizeReport, FinalizeSettings};
+use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
 use streambot_recorder::{RecorderEvent, RecordingOutcome, RecordingReport, RecordingSettings};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -280,14 +281,17 @@ pub trait RecordingEngine: Send + Sync + 'static {
         events: mpsc::UnboundedSender<RecorderEvent>,
     ) -> impl Future<Output = RecordingReport> + Send;
 
-    /// Turns the recorded parts into finished files (remux, check, thumbnail). The default keeps
-    /// the parts as they are (stand-in engines in tests).
+    /// Turns the recorded parts into finished files (remux, check, thumbnail); `None` when
+    /// `cancel` (shutdown) interrupted it: every ffmpeg stopped and the parts untouched, so the
+    /// same report can be finalized again by the next worker. The default keeps the parts as
+    /// they are (stand-in engines in tests).
     fn finalize(
         &self,
         _report: &RecordingReport,
         _options: &RecordingOptions,
-    ) -> impl Future<Output = FinalizeReport> + Send {
-        std::future::ready(FinalizeReport::default())
+        _cancel: &CancellationToken,
+    ) -> impl Future<Output = Option<FinalizeReport>> + Send {
+        std::future::ready(Some(FinalizeReport::default()))
     }
 
     /// A clip of the last `last` of the recording in `directory` (`/clip`), made while it goes
@@ -353,9 +357,13 @@ impl RecordingEngine for NativeHlsEngine {
         &self,
         report: &RecordingReport,
         options: &RecordingOptions,
-    ) -> FinalizeReport {
+        cancel: &CancellationToken,
+    ) -> Option<FinalizeReport> {
         let settings = FinalizeSettings::new(options.format, options.quality);
-        finalize_recording(&self.finalizer, report, &settings).await
+        match finalize_recording_interruptible(&self.finalizer, report, &settings, cancel).await {
+            FinalizeEnd::Finished(finalized) => Some(finalized),
+            FinalizeEnd::Interrupted => None,
+        }
     }
 
     async fn clip(
@@ -789,10 +797,53 @@ struct RunningJob<B: JobBackend> {
 }
 
 impl<B: JobBackend> RunningJob<B> {
+    /// The fenced transition, once (while recording nothing may hold up the recorder).
     async fn move_to(&mut self, to: JobState, error: Option<String>) -> Result<(), JobsError> {
         self.backend
             .transition_job(self.lease.job_id, self.state, to, Some(&self.lease), error)
             .await?;
+        self.state = to;
+        Ok(())
+    }
+
+    /// [`RunningJob::move_to`] after the recording: a store that cannot be reached (a Redis
+    /// restart, a busy SQLite) is tried again with the delivery's backoff (1 s doubling, 5
+    /// attempts), and a retry that finds the transition already made (its answer was lost)
+    /// counts as done.
+    async fn move_to_persistently(
+        &mut self,
+        to: JobState,
+        error: Option<String>,
+    ) -> Result<(), JobsError> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome = self
+                .backend
+                .transition_job(
+                    self.lease.job_id,
+                    self.state,
+                    to,
+                    Some(&self.lease),
+                    error.clone(),
+                )
+                .await;
+            match outcome {
+                Ok(_) => break,
+                Err(JobsError::StateConflict { actual, .. }) if attempt > 1 && actual == to => {
+                    break;
+                }
+                Err(failure) if failure.is_retryable() => {
+                    let Some(wait) = streambot_core::delivery::send_retry_delay(attempt, None)
+                    else {
+                        return Err(failure);
+                    };
+                    tracing::warn!(job_id = %self.lease.job_id, %failure, ?wait, to = %to, "could not record the job's state; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
         self.state = to;
         Ok(())
     }
@@ -903,6 +954,36 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             &config,
             &job,
             &parts,
+            failure_after,
+            &shutdown,
+        )
+        .await;
+        return;
+    }
+    if let Some(report) = pending_finalize(&config.recordings_directory, job_id) {
+        // Recorded before, finalize or store cut short (a shutdown, a lost worker): finish the
+        // same recording instead of recording again.
+        tracing::info!(%job_id, "resuming the finalize of a finished recording");
+        let failure_after = match &report.outcome {
+            RecordingOutcome::Failed {
+                message, failure, ..
+            } => Some(FailureAfterDelivery {
+                message: message.clone(),
+                failure: *failure,
+            }),
+            RecordingOutcome::Finished { .. } => None,
+        };
+        let finished = FinishingJob {
+            backend: &backend,
+            lease: &lease,
+            config: &config,
+            job: &job,
+            report: &report,
+        };
+        finish_recording(
+            &mut running,
+            &finished,
+            engine.as_ref(),
             failure_after,
             &shutdown,
         )
@@ -1161,23 +1242,64 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
     shutdown: &CancellationToken,
 ) {
     let job_id = finished.job.id;
+    // The recording ended: kept until the job's directory goes, so that a worker lost at any
+    // step from here on (or a store that could not be reached) leaves the next one a recording
+    // to finish, never one to record again.
+    let marker = finished
+        .report
+        .output_directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME);
+    if let Err(error) = std::fs::write(&marker, b"") {
+        tracing::warn!(%job_id, %error, "could not mark the recording ended");
+    }
     let walked = async {
         if running.state == JobState::Starting {
             // An engine that ended without reporting the link resolved.
-            running.move_to(JobState::Recording, None).await?;
+            running
+                .move_to_persistently(JobState::Recording, None)
+                .await?;
         }
         if matches!(running.state, JobState::Recording | JobState::Paused) {
-            running.move_to(JobState::Finalizing, None).await?;
+            running
+                .move_to_persistently(JobState::Finalizing, None)
+                .await?;
         }
         // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
         // would take the job back from a worker that is still busy with it.
-        let finalized = finished.finalize(engine).await;
-        running.move_to(JobState::Uploading, None).await?;
-        Ok::<_, JobsError>(finished.store(&finalized).await)
+        let directory = &finished.report.output_directory;
+        let finalized = match finalized_before(directory) {
+            Some(finalized) => {
+                // Lost or stopped after its finalize (while storing): store the same files.
+                tracing::info!(%job_id, "finalized before: storing its files");
+                finalized
+            }
+            None => {
+                let Some(finalized) = finished.finalize(engine, shutdown).await else {
+                    return Ok(None);
+                };
+                finalized
+            }
+        };
+        running
+            .move_to_persistently(JobState::Uploading, None)
+            .await?;
+        Ok::<_, JobsError>(Some(finished.store(&finalized).await))
     }
     .await;
     match walked {
-        Ok(parts) => {
+        Ok(None) => {
+            // Shutdown interrupted the finalize: ffmpeg stopped, the parts are untouched and the
+            // next worker finalizes them (`finalize-pending`).
+            match running.backend.release(&running.lease).await {
+                Ok(()) => {
+                    tracing::info!(%job_id, "finalize interrupted by shutdown; the next worker finalizes")
+                }
+                Err(error) => {
+                    tracing::warn!(%job_id, %error, "could not release; the lease will lapse")
+                }
+            }
+        }
+        Ok(Some(parts)) => {
             deliver_and_finish(
                 running,
                 finished.config,
@@ -1187,6 +1309,11 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
                 shutdown,
             )
             .await
+        }
+        Err(error) if error.is_retryable() => {
+            // The store stayed unreachable: the lease lapses, the job is reaped back to its
+            // queue and the next worker finishes this recording (`finalize-pending`).
+            tracing::warn!(%job_id, %error, "could not record the job's progress; the next worker finishes it");
         }
         Err(error) => {
             tracing::warn!(%job_id, %error, "could not finish the job");
@@ -1268,7 +1395,10 @@ async fn deliver_and_finish<B: JobBackend>(
     match failure_after {
         Some(failure) => fail_job(&backend, &lease, &failure.message, failure.failure).await,
         None => {
-            if let Err(error) = running.move_to(JobState::Completed, None).await {
+            if let Err(error) = running
+                .move_to_persistently(JobState::Completed, None)
+                .await
+            {
                 tracing::warn!(%job_id, %error, "could not complete the job");
                 if matches!(error, JobsError::LeaseLost { .. }) {
                     return;
@@ -1279,6 +1409,46 @@ async fn deliver_and_finish<B: JobBackend>(
             }
         }
     }
+}
+
+/// The recorder's report of a recording that ended before (`finalize-pending` and
+/// `recording.json` in its directory: its finalize or store was cut short), or `None`: record
+/// (again).
+fn pending_finalize(recordings_directory: &Path, job_id: JobId) -> Option<RecordingReport> {
+    let directory = job_directory(recordings_directory, job_id);
+    if !directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME)
+        .exists()
+    {
+        return None;
+    }
+    let text =
+        std::fs::read(directory.join(streambot_core::job_files::RECORDING_FILE_NAME)).ok()?;
+    match serde_json::from_slice::<RecordingReport>(&text) {
+        Ok(mut report) => {
+            // Where the parts are now (the directory may have been mounted elsewhere).
+            report.output_directory = directory;
+            Some(report)
+        }
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "the interrupted finalize's report cannot be read; recording again");
+            None
+        }
+    }
+}
+
+/// The finalize report of a job whose finalize finished before (`finalize-pending` and
+/// `finalized.json` in its directory): its worker was lost or stopped while storing the files.
+fn finalized_before(directory: &Path) -> Option<FinalizeReport> {
+    if !directory
+        .join(streambot_core::job_files::FINALIZE_PENDING_FILE_NAME)
+        .exists()
+    {
+        return None;
+    }
+    let text =
+        std::fs::read(directory.join(streambot_core::job_files::FINALIZED_FILE_NAME)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// `finalized.json` beside the files: what the bot sends and the dashboard lists.
@@ -1321,7 +1491,11 @@ struct FinishingJob<'a, B: JobBackend> {
 
 impl<B: JobBackend> FinishingJob<'_, B> {
     /// Finalize (remux, check, thumbnail) and write `finalized.json`.
-    async fn finalize<E: RecordingEngine>(&self, engine: &E) -> FinalizeReport {
+    async fn finalize<E: RecordingEngine>(
+        &self,
+        engine: &E,
+        shutdown: &CancellationToken,
+    ) -> Option<FinalizeReport> {
         // A bounded pool per worker: re-encoding finalizes apart (few, CPU-heavy), remuxes
         // beside them; a job waiting here keeps its lease (the heartbeat renews it).
         let transcodes =
@@ -1336,14 +1510,14 @@ impl<B: JobBackend> FinishingJob<'_, B> {
             self.backend,
             self.lease,
             self.config,
-            engine.finalize(self.report, &self.job.options),
+            engine.finalize(self.report, &self.job.options, shutdown),
         )
-        .await;
+        .await?;
         write_finalize_report(&self.report.output_directory, &finalized);
         for failure in &finalized.failures {
             tracing::warn!(job_id = %self.job.id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
         }
-        finalized
+        Some(finalized)
     }
 
     /// Hand the finished files to storage and write `stored.json`; the parts to deliver.

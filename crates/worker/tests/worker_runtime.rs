@@ -196,10 +196,11 @@ impl RecordingEngine for StandInEngine {
         &self,
         _report: &RecordingReport,
         _options: &RecordingOptions,
-    ) -> streambot_recorder::finalize::FinalizeReport {
+        _cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<streambot_recorder::finalize::FinalizeReport> {
         self.finalize_calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.finalize_takes).await;
-        streambot_recorder::finalize::FinalizeReport::default()
+        Some(streambot_recorder::finalize::FinalizeReport::default())
     }
 }
 

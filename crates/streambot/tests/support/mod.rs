@@ -46,9 +46,17 @@ impl Guarded {
     /// SIGTERM; the exit status and how long the exit took, or a panic (and SIGKILL on drop)
     /// when it has not exited within `limit`.
     pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        self.terminate_with("TERM", limit)
+    }
+
+    /// [`Guarded::terminate`] with another signal ("INT", "TERM").
+    pub fn terminate_with(&mut self, signal: &str, limit: Duration) -> (ExitStatus, Duration) {
         let process_id = self.child().id();
         let started = Instant::now();
-        assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
+        assert!(
+            send_signal(process_id, signal),
+            "kill -{signal} {process_id}"
+        );
         loop {
             if let Some(status) = self.child().try_wait().expect("wait") {
                 self.0 = None;
@@ -56,7 +64,7 @@ impl Guarded {
             }
             assert!(
                 started.elapsed() < limit,
-                "pid {process_id} did not exit within {limit:?} of SIGTERM"
+                "pid {process_id} did not exit within {limit:?} of SIG{signal}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -398,6 +406,32 @@ pub fn files_with_extension(directory: &Path, extension: &str) -> Vec<PathBuf> {
     files_under(directory, |path| {
         path.extension().is_some_and(|found| found == extension)
     })
+}
+
+/// An `FFMPEG_PATH` that answers `-version` at once but holds every other call while
+/// `stall_flag` exists (touching `<stall_flag>.used`), then runs the real ffmpeg: a finalize that
+/// takes long. `release_on_removal`: it goes on as soon as the flag is removed (at most 60 s);
+/// otherwise it waits the whole minute (a wrapper orphaned by a SIGKILLed worker must not write
+/// into the job's directory while the next worker finalizes it).
+pub fn stalling_ffmpeg(directory: &Path, stall_flag: &Path, release_on_removal: bool) -> PathBuf {
+    let script = directory.join("stalling-ffmpeg.sh");
+    let hold = if release_on_removal {
+        "i=0; while [ -e \"$flag\" ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done"
+    } else {
+        "sleep 60"
+    };
+    let text = format!(
+        "#!/bin/sh\nflag='{flag}'\nfor argument in \"$@\"; do\n  case \"$argument\" in -version) exec ffmpeg \"$@\";; esac\ndone\nif [ -e \"$flag\" ]; then touch \"$flag.used\"; {hold}; fi\nexec ffmpeg \"$@\"\n",
+        flag = stall_flag.display()
+    );
+    std::fs::write(&script, text).expect("write the wrapper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+    }
+    script
 }
 
 pub fn ffmpeg_available() -> bool {
