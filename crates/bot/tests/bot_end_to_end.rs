@@ -964,7 +964,15 @@ async fn pickers_go_after_use() {
         telegram
             .message_keyboard(picker)
             .is_none_or(|keyboard| keyboard.is_null()),
-        "the picker's buttons are gone"
+        "the picker's buttons are gone; calls on it: {:?}",
+        telegram
+            .calls()
+            .iter()
+            .filter(
+                |call| call.parameters.get("message_id").and_then(Value::as_i64) == Some(picker)
+            )
+            .map(|call| (call.method.clone(), call.parameters.to_string()))
+            .collect::<Vec<_>>()
     );
     let toast = telegram
         .wait_for_call(WAIT, |call| {
