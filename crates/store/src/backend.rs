@@ -970,3 +970,56 @@ pub mod shared_operations {
         }
     }
 }
+
+/// The `JobStore` methods that both backends answer with the same [`shared_operations`] call,
+/// written once (expanded inside each backend's `impl JobStore`).
+macro_rules! job_store_methods_shared_by_both_backends {
+    () => {
+        async fn fail_job(
+            &self,
+            job_id: JobId,
+            expected: JobState,
+            fence: Option<&Lease>,
+            message: String,
+            failure: FailureKind,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::fail_job(
+                self, job_id, expected, fence, message, failure,
+            )
+            .await
+        }
+
+        async fn record_delivery(
+            &self,
+            lease: &Lease,
+            delivery: JobDelivery,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::record_delivery(self, lease, delivery).await
+        }
+
+        async fn set_status_message(
+            &self,
+            job_id: JobId,
+            status_message: Option<StatusMessageRef>,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::set_status_message(self, job_id, status_message)
+                .await
+        }
+
+        async fn request_redelivery(
+            &self,
+            job_id: JobId,
+        ) -> Result<(Job, RedeliveryOutcome), JobsError> {
+            $crate::backend::shared_operations::request_redelivery(self, job_id).await
+        }
+
+        async fn record_recording_deleted(
+            &self,
+            job_id: JobId,
+            reason: String,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::record_recording_deleted(self, job_id, reason).await
+        }
+    };
+}
+pub(crate) use job_store_methods_shared_by_both_backends;

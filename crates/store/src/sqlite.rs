@@ -558,47 +558,7 @@ impl JobStore for SqliteBackend {
         Ok(())
     }
 
-    async fn fail_job(
-        &self,
-        job_id: JobId,
-        expected: JobState,
-        fence: Option<&Lease>,
-        message: String,
-        failure: FailureKind,
-    ) -> Result<Job, JobsError> {
-        shared_operations::fail_job(self, job_id, expected, fence, message, failure).await
-    }
-
-    async fn record_delivery(
-        &self,
-        lease: &Lease,
-        delivery: JobDelivery,
-    ) -> Result<Job, JobsError> {
-        shared_operations::record_delivery(self, lease, delivery).await
-    }
-
-    async fn set_status_message(
-        &self,
-        job_id: JobId,
-        status_message: Option<StatusMessageRef>,
-    ) -> Result<Job, JobsError> {
-        shared_operations::set_status_message(self, job_id, status_message).await
-    }
-
-    async fn request_redelivery(
-        &self,
-        job_id: JobId,
-    ) -> Result<(Job, RedeliveryOutcome), JobsError> {
-        shared_operations::request_redelivery(self, job_id).await
-    }
-
-    async fn record_recording_deleted(
-        &self,
-        job_id: JobId,
-        reason: String,
-    ) -> Result<Job, JobsError> {
-        shared_operations::record_recording_deleted(self, job_id, reason).await
-    }
+    crate::backend::job_store_methods_shared_by_both_backends!();
 }
 
 impl Queue for SqliteBackend {
