@@ -359,6 +359,16 @@ mod tests {
         )
     }
 
+    /// `ftyp` with `brand`, the `moov`, then boxes of zeros (name, body length), in that order.
+    fn mp4_file(brand: &[u8], moov: Vec<u8>, boxes_after: &[(&[u8; 4], usize)]) -> Vec<u8> {
+        let mut file = mp4_box(b"ftyp", brand);
+        file.extend(moov);
+        for (name, length) in boxes_after {
+            file.extend(mp4_box(name, &vec![0u8; *length]));
+        }
+        file
+    }
+
     /// `bytes` as `x.mp4` in a new temporary directory (kept while the first value lives).
     fn written_to_a_file(bytes: &[u8]) -> io::Result<(tempfile::TempDir, std::path::PathBuf)> {
         let directory = tempfile::tempdir()?;
@@ -369,13 +379,11 @@ mod tests {
 
     #[test]
     fn the_index_of_a_faststart_file() -> io::Result<()> {
-        let bytes = [
-            mp4_box(b"ftyp", b"isom\0\0\x02\0"),
+        let bytes = mp4_file(
+            b"isom\0\0\x02\0",
             movie(45),
-            mp4_box(b"free", &[0u8; 100]),
-            mp4_box(b"mdat", &[0u8; 1000]),
-        ]
-        .concat();
+            &[(b"free", 100), (b"mdat", 1000)],
+        );
         let index = parse_mp4_index(&bytes)?;
         assert!(index.moov_before_mdat && !index.fragmented);
         assert_eq!(index.duration, Duration::from_secs(45));
@@ -405,13 +413,7 @@ mod tests {
         .concat();
         let (_directory, path) = written_to_a_file(&bytes)?;
         assert!(!read_mp4_index(&path)?.moov_before_mdat);
-        let fragmented = [
-            mp4_box(b"ftyp", b"isom"),
-            movie(0),
-            mp4_box(b"moof", &[0u8; 16]),
-            mp4_box(b"mdat", &[0u8; 16]),
-        ]
-        .concat();
+        let fragmented = mp4_file(b"isom", movie(0), &[(b"moof", 16), (b"mdat", 16)]);
         std::fs::write(&path, &fragmented)?;
         let index = read_mp4_index(&path)?;
         assert!(index.fragmented && index.moov_before_mdat);

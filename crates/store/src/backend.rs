@@ -904,7 +904,7 @@ pub mod shared_operations {
         update.await.map(|_| ())
     }
 
-    /// Claims one job that a backend found waiting; `None` when it was not claimable any more.
+    /// Records a job's delivery, fenced by its lease.
     pub async fn record_delivery<R: VersionedJobRecords>(
         records: &R,
         lease: &Lease,
@@ -936,6 +936,7 @@ pub mod shared_operations {
         Ok(update.await?.0)
     }
 
+    /// Claims one job that a backend found waiting; `None` when it was not claimable any more.
     pub async fn claim_found_job<R: VersionedJobRecords>(
         records: &R,
         job_id: JobId,
@@ -975,6 +976,36 @@ pub mod shared_operations {
 /// written once (expanded inside each backend's `impl JobStore`).
 macro_rules! job_store_methods_shared_by_both_backends {
     () => {
+        async fn transition_job(
+            &self,
+            job_id: JobId,
+            expected: JobState,
+            to: JobState,
+            fence: Option<&Lease>,
+            error: Option<String>,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::transition_job(
+                self, job_id, expected, to, fence, error,
+            )
+            .await
+        }
+
+        async fn set_desired_state(
+            &self,
+            job_id: JobId,
+            desired: DesiredJobState,
+        ) -> Result<Job, JobsError> {
+            $crate::backend::shared_operations::set_desired_state(self, job_id, desired).await
+        }
+
+        async fn set_waiting_for_live(
+            &self,
+            lease: &Lease,
+            waiting: Option<::streambot_core::WaitingForLive>,
+        ) -> Result<(), JobsError> {
+            $crate::backend::shared_operations::set_waiting_for_live(self, lease, waiting).await
+        }
+
         async fn fail_job(
             &self,
             job_id: JobId,
@@ -1023,3 +1054,27 @@ macro_rules! job_store_methods_shared_by_both_backends {
     };
 }
 pub(crate) use job_store_methods_shared_by_both_backends;
+
+/// The `Queue` methods that both backends answer with the same [`shared_operations`] call.
+macro_rules! queue_methods_shared_by_both_backends {
+    () => {
+        async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
+            $crate::backend::shared_operations::complete(self, lease).await
+        }
+
+        async fn retry(
+            &self,
+            lease: &Lease,
+            error: String,
+            failure: FailureKind,
+            backoff: Duration,
+        ) -> Result<RetryDecision, JobsError> {
+            $crate::backend::shared_operations::retry(self, lease, error, failure, backoff).await
+        }
+
+        async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
+            $crate::backend::shared_operations::release(self, lease).await
+        }
+    };
+}
+pub(crate) use queue_methods_shared_by_both_backends;

@@ -479,25 +479,6 @@ impl JobStore for SqliteBackend {
         Ok(jobs)
     }
 
-    async fn transition_job(
-        &self,
-        job_id: JobId,
-        expected: JobState,
-        to: JobState,
-        fence: Option<&Lease>,
-        error: Option<String>,
-    ) -> Result<Job, JobsError> {
-        shared_operations::transition_job(self, job_id, expected, to, fence, error).await
-    }
-
-    async fn set_desired_state(
-        &self,
-        job_id: JobId,
-        desired: DesiredJobState,
-    ) -> Result<Job, JobsError> {
-        shared_operations::set_desired_state(self, job_id, desired).await
-    }
-
     async fn update_progress(
         &self,
         lease: &Lease,
@@ -506,14 +487,6 @@ impl JobStore for SqliteBackend {
         let event = shared_operations::update_progress(self, lease, progress).await?;
         let _ = self.events.send(event);
         Ok(())
-    }
-
-    async fn set_waiting_for_live(
-        &self,
-        lease: &Lease,
-        waiting: Option<streambot_core::WaitingForLive>,
-    ) -> Result<(), JobsError> {
-        shared_operations::set_waiting_for_live(self, lease, waiting).await
     }
 
     fn subscribe_events(&self) -> broadcast::Receiver<JobEvent> {
@@ -655,23 +628,7 @@ impl Queue for SqliteBackend {
         }
     }
 
-    async fn complete(&self, lease: &Lease) -> Result<(), JobsError> {
-        shared_operations::complete(self, lease).await
-    }
-
-    async fn retry(
-        &self,
-        lease: &Lease,
-        error: String,
-        failure: FailureKind,
-        backoff: Duration,
-    ) -> Result<RetryDecision, JobsError> {
-        shared_operations::retry(self, lease, error, failure, backoff).await
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), JobsError> {
-        shared_operations::release(self, lease).await
-    }
+    crate::backend::queue_methods_shared_by_both_backends!();
 
     async fn reap_expired_leases(&self) -> Result<Vec<JobId>, JobsError> {
         let cutoff = Utc::now() - crate::backend::chrono_duration(self.lease_reap_grace);

@@ -599,59 +599,37 @@ fn admin_notifier_from_environment<B: streambot_store::JobBackend>(
 
 /// `streambot worker`.
 pub async fn run_worker_role(arguments: WorkerArguments) -> ExitCode {
-    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
-    let settings = match load_settings() {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    worker_role(arguments).await.unwrap_or_else(|code| code)
+}
+
+async fn worker_role(arguments: WorkerArguments) -> Result<ExitCode, ExitCode> {
+    let (shutdown, settings) = begin_a_role()?;
+    let (backend, engine) = start_unless_stopped(&settings, &shutdown).await?;
     let mut queues = Vec::new();
     for queue in arguments.queues {
         if !queues.contains(&queue) {
             queues.push(queue);
         }
     }
-    let mut config = match worker_config(&settings, queues) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
+    let mut config = worker_config(&settings, queues)?;
     let result = with_backend!(backend, backend => {
-        config.part_sender = match part_sender_from_environment(&settings, &backend) {
-            Ok(sender) => sender,
-            Err(code) => return code,
-        };
+        config.part_sender = part_sender_from_environment(&settings, &backend)?;
         run_worker(backend, engine, config, shutdown).await
     });
-    exit_code(result, "worker")
+    Ok(exit_code(result, "worker"))
 }
 
 /// `streambot scheduler`.
 pub async fn run_scheduler_role() -> ExitCode {
-    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
-    let settings = match load_settings() {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let (backend, _) = match start_unless_stopped(&settings, &shutdown).await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let mut config = match scheduler_config(&settings) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
+    scheduler_role().await.unwrap_or_else(|code| code)
+}
+
+async fn scheduler_role() -> Result<ExitCode, ExitCode> {
+    let (shutdown, settings) = begin_a_role()?;
+    let (backend, _) = start_unless_stopped(&settings, &shutdown).await?;
+    let mut config = scheduler_config(&settings)?;
     let result = with_backend!(backend, backend => {
-        config.admin_notifier = match admin_notifier_from_environment(&settings, &backend) {
-            Ok(notifier) => notifier,
-            Err(code) => return code,
-        };
+        config.admin_notifier = admin_notifier_from_environment(&settings, &backend)?;
         // Scheduled recordings start from here too (any number of runners is safe).
         let runner = tokio::spawn(run_schedule_runner(
             backend.clone(),
@@ -663,7 +641,7 @@ pub async fn run_scheduler_role() -> ExitCode {
         let _ = runner.await;
         result
     });
-    exit_code(result, "scheduler")
+    Ok(exit_code(result, "scheduler"))
 }
 
 /// The bot's settings, with the storage `/delete` goes through.
@@ -677,17 +655,27 @@ fn bot_settings_with_storage(
     Ok(bot_settings)
 }
 
-/// `streambot run`: the bot, a worker and the scheduler in one process.
-pub async fn run_all_in_one() -> ExitCode {
-    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
+/// How every role begins: the signal handler first of all (a SIGTERM during start-up, a slow
+/// store or Telegram retried, is a clean stop), then the settings.
+fn begin_a_role() -> Result<(CancellationToken, JobsSettings), ExitCode> {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let settings = match load_settings() {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let bot_settings = match bot_settings_with_storage(&settings) {
-        Ok(bot_settings) => bot_settings,
+    let settings = load_settings()?;
+    Ok((shutdown, settings))
+}
+
+/// How `run` and `bot` begin: [`begin_a_role`], then the bot's settings.
+fn begin_a_role_with_the_bot()
+-> Result<(CancellationToken, JobsSettings, streambot_bot::BotSettings), ExitCode> {
+    let (shutdown, settings) = begin_a_role()?;
+    let bot_settings = bot_settings_with_storage(&settings)?;
+    Ok((shutdown, settings, bot_settings))
+}
+
+/// `streambot run`: the bot, a worker and the scheduler in one process.
+pub async fn run_all_in_one() -> ExitCode {
+    let (shutdown, settings, bot_settings) = match begin_a_role_with_the_bot() {
+        Ok(begun) => begun,
         Err(code) => return code,
     };
     let (backend, engine) = match start_unless_stopped(&settings, &shutdown).await {
@@ -844,15 +832,8 @@ impl RoleWatcher<'_> {
 /// `streambot bot`: the Telegram bot alone (workers run elsewhere, sharing Redis and the
 /// recordings volume).
 pub async fn run_bot_only() -> ExitCode {
-    // First of all: a SIGTERM during start-up (a slow store, Telegram retried) is a clean stop.
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
-    let settings = match load_settings() {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let bot_settings = match bot_settings_with_storage(&settings) {
-        Ok(bot_settings) => bot_settings,
+    let (shutdown, settings, bot_settings) = match begin_a_role_with_the_bot() {
+        Ok(begun) => begun,
         Err(code) => return code,
     };
     let backend = match open_backend_or_exit(&settings, "streambot").await {
