@@ -289,6 +289,7 @@ message_keys!(
     DiskFilling,
     DiskFreed,
     DiskFullNothingToDelete,
+    RepeatNotUnderstood,
 );
 
 use Key::*;
@@ -1439,6 +1440,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         DiskFullNothingToDelete,
         Ru,
         "🛑 Диск заполнен на {percent} ({used} из {limit}), а готовых записей для удаления нет: новые записи ждут, пока освободится место.",
+    ),
+    (
+        RepeatNotUnderstood,
+        En,
+        "I can't repeat {given}. Recordings repeat every day, on weekdays, on weekends or on named days, for example: `every Friday at 20:00 for 2h`, `every weekday at 7:00`.",
+    ),
+    (
+        RepeatNotUnderstood,
+        Ru,
+        "Не умею повторять {given}. Запись повторяется каждый день, по будням, по выходным или в названные дни, например: `каждую пятницу в 20:00 на 2 часа`, `по будням в 7:00`.",
     ),
 ];
 

@@ -501,6 +501,9 @@ mod tests {
                 CommandError::ClipLength {
                     maximum_minutes: 60,
                 },
+                CommandError::RepeatNotUnderstood {
+                    given: HOSTILE_TEXTS[0].into(),
+                },
             ] {
                 texts.push(words.command_error(&error));
             }

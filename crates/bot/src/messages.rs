@@ -233,6 +233,9 @@ impl Words {
                 Key::ClipLength,
                 &[("minutes", plain(&maximum_minutes.to_string()))],
             ),
+            CommandError::RepeatNotUnderstood { given } => {
+                self.say(Key::RepeatNotUnderstood, &[("given", code(given))])
+            }
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use streambot_core::schedule::parse_weekday;
+use streambot_core::schedule::{WEEKEND_WORDS, WORKING_DAY_WORDS, parse_weekday};
 use streambot_core::{
     DEFAULT_CLIP_DURATION, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence, SubtitleChoice,
     TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases, language_code_from_name,
@@ -126,6 +126,9 @@ pub enum CommandError {
     /// A clip longer than the longest one, or zero.
     #[error("clips are 1 s to {maximum_minutes} min long")]
     ClipLength { maximum_minutes: u64 },
+    /// "every Feb 30 at 20:00", "every 2 hours at 20:00": a repetition the bot cannot do.
+    #[error("{given:?} is not a repetition the bot understands")]
+    RepeatNotUnderstood { given: String },
 }
 
 /// The result of reading one message.
@@ -427,6 +430,16 @@ const CLOCK_MARKERS: [&str; 8] = [
     "tonight",
     "завтра",
     "сегодня",
+];
+/// Words that start a repetition; left unread after the schedule words, they were not understood.
+const EVERY_WORDS_FOR_REFUSAL: [&str; 7] = [
+    "every",
+    "each",
+    "каждый",
+    "каждую",
+    "каждое",
+    "каждая",
+    "каждые",
 ];
 const TODAY_WORDS: [&str; 4] = ["today", "tonight", "сегодня", "вечером"];
 const DAY_NAME_WORDS: [&str; 5] = ["tomorrow", "today", "tonight", "завтра", "сегодня"];
@@ -873,8 +886,11 @@ fn read_record_request(
                                 "дням",
                                 "and",
                                 "и",
+                                "каждые",
                             ]
                             .contains(&word.as_str())
+                            || WORKING_DAY_WORDS.contains(&word.as_str())
+                            || WEEKEND_WORDS.contains(&word.as_str())
                     }) {
                         cover(&mut covered, *index..*index + 1);
                     }
@@ -883,6 +899,17 @@ fn read_record_request(
             }
             None => Recurrence::Once,
         };
+        // "every Feb 30", "every 2 hours", "каждый месяц": a repetition that was not understood
+        // is said, not silently recorded once.
+        if let Some(index) = lowered.iter().enumerate().position(|(index, word)| {
+            short
+                && EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                && !covered.get(index).copied().unwrap_or(true)
+        }) {
+            return Err(CommandError::RepeatNotUnderstood {
+                given: said(&rest, index, (index + 3).min(rest.len())),
+            });
+        }
         let today = lowered
             .iter()
             .any(|word| TODAY_WORDS.contains(&word.as_str()));
@@ -897,10 +924,23 @@ fn read_record_request(
         for (index, word) in lowered.iter().enumerate() {
             let next = lowered.get(index + 1).map(String::as_str).unwrap_or("");
             let repeats = ["daily", "ежедневно"].contains(&word.as_str())
-                || (["every", "each", "каждый", "каждую", "каждое"].contains(&word.as_str())
-                    && (parse_weekday(next).is_some() || ["day", "день"].contains(&next)));
+                || (EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                    && (parse_weekday(next).is_some()
+                        || ["day", "день"].contains(&next)
+                        || WORKING_DAY_WORDS.contains(&next)
+                        || WEEKEND_WORDS.contains(&next)))
+                || (word == "по"
+                    && (WORKING_DAY_WORDS.contains(&next) || WEEKEND_WORDS.contains(&next)));
             if repeats {
                 return Err(CommandError::RepeatWithoutTime);
+            }
+            // "every 2 hours": not a duration to record now.
+            if EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                && next.starts_with(|character: char| character.is_ascii_digit())
+            {
+                return Err(CommandError::RepeatNotUnderstood {
+                    given: said(&rest, index, (index + 3).min(rest.len())),
+                });
             }
             if DAY_NAME_WORDS.contains(&word.as_str()) {
                 return Err(CommandError::DayWithoutTime {
@@ -1470,6 +1510,57 @@ mod tests {
         record_request(text)
             .start
             .unwrap_or_else(|| panic!("{text:?} names no start"))
+    }
+
+    /// Finding (attack 16): "every weekday at 20:00", "по будням в 20:00" were scheduled once;
+    /// "every Feb 30 at 20:00" became once with a 30 min duration; "every 2 hours" recorded two
+    /// hours now; "every weekday" without a time recorded now.
+    #[test]
+    fn repetitions_are_understood_or_refused() {
+        let url = "https://x.example/live.m3u8";
+        let working_days = Recurrence::Weekly {
+            weekdays: vec![
+                chrono::Weekday::Mon,
+                chrono::Weekday::Tue,
+                chrono::Weekday::Wed,
+                chrono::Weekday::Thu,
+                chrono::Weekday::Fri,
+            ],
+        };
+        for text in [
+            format!("{url} every weekday at 20:00 for 2h"),
+            format!("{url} по будням в 20:00"),
+        ] {
+            assert_eq!(start_of(&text).recurrence, working_days, "{text}");
+            assert_eq!(record_request(&text).quality, Quality::Best, "{text}");
+        }
+        assert_eq!(
+            start_of(&format!("{url} каждые выходные в 20:00")).recurrence,
+            Recurrence::Weekly {
+                weekdays: vec![chrono::Weekday::Sat, chrono::Weekday::Sun]
+            }
+        );
+        for (text, given) in [
+            (format!("{url} every Feb 30 at 20:00"), "every Feb 30"),
+            (format!("{url} every 2 hours at 20:00"), "every 2 hours"),
+            (format!("{url} every 2 hours"), "every 2 hours"),
+            (format!("{url} каждый месяц в 20:00"), "каждый месяц в"),
+        ] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::RepeatNotUnderstood {
+                    given: given.to_string()
+                }),
+                "{text}"
+            );
+        }
+        for text in [format!("{url} every weekday"), format!("{url} по выходным")] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::RepeatWithoutTime),
+                "{text}"
+            );
+        }
     }
 
     #[test]

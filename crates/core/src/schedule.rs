@@ -451,7 +451,7 @@ pub fn parse_weekday(word: &str) -> Option<Weekday> {
         .map(|(_, day)| *day)
 }
 
-const EVERY_WORDS: [&str; 7] = [
+const EVERY_WORDS: [&str; 8] = [
     "every",
     "each",
     "каждый",
@@ -459,7 +459,12 @@ const EVERY_WORDS: [&str; 7] = [
     "каждое",
     "каждая",
     "по",
+    "каждые",
 ];
+/// "every weekday", "по будням": Monday to Friday.
+pub const WORKING_DAY_WORDS: [&str; 5] = ["weekday", "weekdays", "будням", "будние", "будний"];
+/// "every weekend", "по выходным": Saturday and Sunday.
+pub const WEEKEND_WORDS: [&str; 4] = ["weekend", "weekends", "выходные", "выходным"];
 const DAY_WORDS: [&str; 3] = ["day", "день", "дням"];
 const DAILY_WORDS: [&str; 3] = ["daily", "ежедневно", "everyday"];
 
@@ -506,7 +511,27 @@ pub fn find_schedule_words(text: &str) -> Option<ScheduleWords> {
             let Some(following) = words.get(position + 1) else {
                 continue;
             };
-            if DAY_WORDS.contains(&following.as_str()) {
+            let group: &[Weekday] = if WORKING_DAY_WORDS.contains(&following.as_str()) {
+                &[
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ]
+            } else if WEEKEND_WORDS.contains(&following.as_str()) {
+                &[Weekday::Sat, Weekday::Sun]
+            } else {
+                &[]
+            };
+            if !group.is_empty() {
+                for day in group {
+                    if !weekdays.contains(day) {
+                        weekdays.push(*day);
+                    }
+                }
+                used_words.extend([position, position + 1]);
+            } else if DAY_WORDS.contains(&following.as_str()) {
                 daily = true;
                 used_words.extend([position, position + 1]);
             } else if let Some(day) = parse_weekday(following) {
@@ -696,6 +721,35 @@ mod tests {
         );
         assert_eq!(words.hour, 20);
         assert!(find_schedule_words("link for 2h").is_none());
+    }
+
+    /// Finding (attack 16): "every weekday at 20:00", "every weekend", "по будням",
+    /// "каждые выходные" were read as once (today).
+    #[test]
+    fn weekdays_and_weekends_repeat() {
+        let working = Recurrence::Weekly {
+            weekdays: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
+        };
+        let weekend = Recurrence::Weekly {
+            weekdays: vec![Weekday::Sat, Weekday::Sun],
+        };
+        for (text, expected) in [
+            ("link every weekday at 20:00 for 2h", &working),
+            ("link every weekdays at 20:00", &working),
+            ("ссылка по будням в 20:00", &working),
+            ("link every weekend at 20:00", &weekend),
+            ("ссылка каждые выходные в 20:00", &weekend),
+            ("ссылка по выходным в 20:00", &weekend),
+        ] {
+            let words = find_schedule_words(text).expect("words");
+            assert_eq!(&words.recurrence, expected, "{text}");
+        }
     }
 
     #[test]
