@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use streambot_core::schedule::{WEEKEND_WORDS, WORKING_DAY_WORDS, parse_weekday};
 use streambot_core::{
-    DEFAULT_CLIP_DURATION, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence, SubtitleChoice,
-    TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases, language_code_from_name,
-    parse_language_tag, parse_time_zone,
+    DEFAULT_CLIP_DURATION, DurationTextError, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence,
+    SubtitleChoice, TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases,
+    language_code_from_name, parse_language_tag, parse_time_zone,
 };
 
 /// Which job a control command is about.
@@ -999,6 +999,14 @@ fn parse_clip(arguments: &str) -> ParsedMessage {
             TimeMeaning::Duration(found) => {
                 last.get_or_insert(found);
             }
+            // "/clip ID 0m", "/clip ID 99999m": the clip's own limits, not a recording's.
+            TimeMeaning::Invalid(
+                DurationTextError::Zero { .. } | DurationTextError::TooLong { .. },
+            ) => {
+                return ParsedMessage::Invalid(CommandError::ClipLength {
+                    maximum_minutes: MAXIMUM_CLIP_DURATION.as_secs() / 60,
+                });
+            }
             TimeMeaning::Invalid(error) => {
                 return ParsedMessage::Invalid(CommandError::BadDuration(error));
             }
@@ -1560,6 +1568,25 @@ mod tests {
                 ParsedMessage::Invalid(CommandError::RepeatWithoutTime),
                 "{text}"
             );
+        }
+    }
+
+    /// Finding (attack 16): "/clip ID 99999m" answered "longer than the longest recording (168
+    /// hours)" and "/clip ID 0m" a generic zero-duration error, though a clip is at most 60 min.
+    #[test]
+    fn clip_lengths_out_of_range_name_the_clip_limit() {
+        let limit = ParsedMessage::Invalid(CommandError::ClipLength {
+            maximum_minutes: MAXIMUM_CLIP_DURATION.as_secs() / 60,
+        });
+        for text in [
+            "/clip A3F2B1C9 0m",
+            "/clip A3F2B1C9 99999m",
+            "/clip A3F2B1C9 99999999999999999999999999999m",
+            "/clip 0",
+            "/clip 61m",
+            "clip 2h",
+        ] {
+            assert_eq!(parse_message(text, None), limit, "{text}");
         }
     }
 
