@@ -561,7 +561,16 @@ fn time_zone_token(token: &str) -> Option<String> {
         && trimmed
             .chars()
             .all(|character| character.is_ascii_alphanumeric() || "/_-+".contains(character));
-    let is_utc = ["utc", "gmt"].contains(&trimmed.to_lowercase().as_str());
+    let lowered = trimmed.to_lowercase();
+    // "UTC", "GMT+3", "utc-05:00".
+    let is_utc = ["utc", "gmt"].contains(&lowered.as_str())
+        || (["utc+", "utc-", "gmt+", "gmt-"]
+            .iter()
+            .any(|prefix| lowered.starts_with(prefix))
+            && lowered
+                .chars()
+                .skip(4)
+                .all(|character| character.is_ascii_digit() || character == ':'));
     (looks_like_zone || is_utc).then(|| trimmed.to_string())
 }
 
@@ -1588,6 +1597,24 @@ mod tests {
         ] {
             assert_eq!(parse_message(text, None), limit, "{text}");
         }
+    }
+
+    /// Finding (attack 16): "at 20:00 UTC+3" was read in the user's own zone, ignoring UTC+3.
+    #[test]
+    fn an_offset_in_the_message_is_its_time_zone() {
+        let url = "https://x.example/live.m3u8";
+        assert_eq!(
+            start_of(&format!("{url} at 20:00 UTC+3"))
+                .time_zone
+                .as_deref(),
+            Some("Etc/GMT-3")
+        );
+        assert_eq!(
+            parse_message(&format!("{url} at 20:00 UTC+5:30"), None),
+            ParsedMessage::Invalid(CommandError::UnknownTimeZone {
+                given: "UTC+5:30".to_string()
+            })
+        );
     }
 
     #[test]
