@@ -233,6 +233,14 @@ fn tokenize(text: &str) -> Vec<Token> {
                     }
                     index += 1;
                 }
+                // "at 20.30", "в 20.30": a clock written with a dot after an "at" word.
+                let after_at_word = tokens
+                    .last()
+                    .is_some_and(|previous: &Token| previous.word_is(&AT_WORDS));
+                if after_at_word && groups.len() == 1 && decimal.len() == 3 {
+                    groups.push(decimal.split_off(1));
+                    decimal.clear();
+                }
                 let kind = if groups.len() > 1 {
                     let parsed: Option<Vec<u64>> =
                         groups.iter().map(|group| group.parse().ok()).collect();
@@ -473,6 +481,19 @@ fn time_of_day_at(
         }
         _ => return None,
     };
+    // "at 20h", "в 20ч": the French and Russian way to write 20:00 after an "at" word.
+    let glued_hour = marked
+        && !russian_at_hours_word(tokens, next)
+        && matches!(reading.kind, TokenKind::Number(_))
+        && tokens.get(next).is_some_and(|unit| {
+            unit.word == reading.word && unit.word_is(&["h", "ч"]) && is_word_end(tokens, next + 1)
+        })
+        && tokens
+            .get(index.wrapping_sub(1))
+            .is_some_and(|previous| previous.word_is(&["at", "@", "в"]));
+    if glued_hour {
+        next += 1;
+    }
     let meridiem = meridiem_at(next);
     if let Some(afternoon) = meridiem {
         next += 1;
@@ -493,7 +514,7 @@ fn time_of_day_at(
                 .is_some_and(|token| token.word_is(&["час", "часа", "часов"]));
         if russian_hour {
             next += 1;
-        } else if !marked || tokens.get(next).and_then(unit_seconds).is_some() {
+        } else if !glued_hour && (!marked || tokens.get(next).and_then(unit_seconds).is_some()) {
             return None;
         }
     } else if !marked && !day_word_in_message {
@@ -513,6 +534,12 @@ fn time_of_day_at(
         },
         next,
     ))
+}
+
+fn russian_at_hours_word(tokens: &[Token], position: usize) -> bool {
+    tokens
+        .get(position)
+        .is_some_and(|token| token.word_is(&["час", "часа", "часов"]))
 }
 
 fn checked_duration(given: &str, total_seconds: f64) -> Result<Duration, DurationTextError> {
@@ -803,6 +830,23 @@ mod tests {
         assert_eq!(meanings("at 8am tonight"), [at(8, 0, false)]);
         assert_eq!(meanings("tonight at 1"), [at(1, 0, false)]);
         assert_eq!(meanings("at 8 in the morning"), [at(8, 0, false)]);
+    }
+
+    /// Finding (attack 16): "at 20.30" was a duration of 20.3 minutes and "at 20h" one of 20
+    /// hours; after an "at" word they are the clock times they mean.
+    #[test]
+    fn clock_times_with_a_dot_or_an_h_after_at() {
+        assert_eq!(meanings("at 20.30"), [at(20, 30, false)]);
+        assert_eq!(
+            meanings("в 20.30 на 2 часа"),
+            [at(20, 30, false), lasting(7200)]
+        );
+        assert_eq!(meanings("at 20h"), [at(20, 0, false)]);
+        assert_eq!(meanings("в 20ч"), [at(20, 0, false)]);
+        // Elsewhere they stay durations.
+        assert_eq!(meanings("for 1.5 hours"), [lasting(5400)]);
+        assert_eq!(meanings("for 20h"), [lasting(72000)]);
+        assert_eq!(meanings("в 2 часа"), [at(2, 0, false)]);
     }
 
     /// Finding (attack 16): "at noon", "at midnight" were ignored and the link recorded at once.
