@@ -290,6 +290,7 @@ message_keys!(
     DiskFreed,
     DiskFullNothingToDelete,
     RepeatNotUnderstood,
+    StartInNotSupported,
 );
 
 use Key::*;
@@ -1450,6 +1451,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         RepeatNotUnderstood,
         Ru,
         "Не умею повторять {given}. Запись повторяется каждый день, по будням, по выходным или в названные дни, например: `каждую пятницу в 20:00 на 2 часа`, `по будням в 7:00`.",
+    ),
+    (
+        StartInNotSupported,
+        En,
+        "To start later ({given}), write the clock time, for example `at 20:30 for 2h`. Without a time the link is recorded now.",
+    ),
+    (
+        StartInNotSupported,
+        Ru,
+        "Чтобы начать позже ({given}), напишите время, например `в 20:30 на 2 часа`. Без времени ссылка записывается сразу.",
     ),
 ];
 

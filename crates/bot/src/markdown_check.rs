@@ -504,6 +504,9 @@ mod tests {
                 CommandError::RepeatNotUnderstood {
                     given: HOSTILE_TEXTS[0].into(),
                 },
+                CommandError::StartInNotSupported {
+                    given: HOSTILE_TEXTS[1].into(),
+                },
             ] {
                 texts.push(words.command_error(&error));
             }

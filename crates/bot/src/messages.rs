@@ -236,6 +236,9 @@ impl Words {
             CommandError::RepeatNotUnderstood { given } => {
                 self.say(Key::RepeatNotUnderstood, &[("given", code(given))])
             }
+            CommandError::StartInNotSupported { given } => {
+                self.say(Key::StartInNotSupported, &[("given", code(given))])
+            }
         }
     }
 

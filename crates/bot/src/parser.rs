@@ -129,6 +129,9 @@ pub enum CommandError {
     /// "every Feb 30 at 20:00", "every 2 hours at 20:00": a repetition the bot cannot do.
     #[error("{given:?} is not a repetition the bot understands")]
     RepeatNotUnderstood { given: String },
+    /// "in 5 minutes": a start later needs a clock time.
+    #[error("{given:?}: a later start needs a time of day")]
+    StartInNotSupported { given: String },
 }
 
 /// The result of reading one message.
@@ -834,6 +837,19 @@ fn read_record_request(
         }
         if is_bare_number && !short && wait_word.is_none() {
             continue;
+        }
+        // "in 5 minutes", "через 10 минут": a start later, which needs a clock time; recording
+        // five minutes now would be the wrong thing, silently.
+        if wait_word.is_none()
+            && matches!(phrase.meaning, TimeMeaning::Duration(_))
+            && let Some(before) = phrase.first_word.checked_sub(1)
+            && lowered
+                .get(before)
+                .is_some_and(|word| ["in", "через"].contains(&word.as_str()))
+        {
+            return Err(CommandError::StartInNotSupported {
+                given: said(&rest, before, phrase.end_word),
+            });
         }
         let first = wait_word.unwrap_or(phrase.first_word);
         cover(&mut covered, first..phrase.end_word);
@@ -1614,6 +1630,30 @@ mod tests {
             ParsedMessage::Invalid(CommandError::UnknownTimeZone {
                 given: "UTC+5:30".to_string()
             })
+        );
+    }
+
+    /// Finding (attack 16): "record <link> in 5 minutes" recorded five minutes at once.
+    #[test]
+    fn a_start_in_some_minutes_asks_for_the_clock_time() {
+        let url = "https://x.example/live.m3u8";
+        for (text, given) in [
+            (format!("record {url} in 5 minutes"), "in 5 minutes"),
+            (format!("{url} in 5 minutes for 1h"), "in 5 minutes"),
+            (format!("{url} через 10 минут"), "через 10 минут"),
+        ] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::StartInNotSupported {
+                    given: given.to_string()
+                }),
+                "{text}"
+            );
+        }
+        // A language after "in" is still a language.
+        assert_eq!(
+            record_request(&format!("{url} in German for 5 minutes")).duration,
+            Some(Duration::from_secs(300))
         );
     }
 
