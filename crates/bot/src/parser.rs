@@ -32,6 +32,8 @@ pub struct RequestedStart {
     pub today: bool,
     /// A zone named in the message ("at 20:00 Europe/Berlin"), checked; else the user's zone.
     pub time_zone: Option<String>,
+    /// "on Friday at 20:00": once, on the next Friday.
+    pub on_weekday: Option<chrono::Weekday>,
 }
 
 /// A recording request as the user phrased it (the URL is checked later, by the recorder's rules).
@@ -889,8 +891,10 @@ fn read_record_request(
     read_request_options(&rest, &lowered, &mut covered, &mut options)?;
     let mut start = None;
     if let Some((time, _)) = starts_at {
+        let mut on_weekday = None;
         let recurrence = match find_schedule_words(&rest_text) {
             Some(words) => {
+                on_weekday = words.on_weekday;
                 for index in &words.used_words {
                     // Only the weekday words: durations and times were read above.
                     if lowered.get(*index).is_some_and(|word| {
@@ -943,6 +947,7 @@ fn read_record_request(
             recurrence,
             today: today && !time.tomorrow,
             time_zone: time_zone.map(|(zone, _)| zone),
+            on_weekday,
         });
     } else if short {
         // "every Friday", "tomorrow" without a time: say so rather than record now.
@@ -1630,6 +1635,25 @@ mod tests {
             ParsedMessage::Invalid(CommandError::UnknownTimeZone {
                 given: "UTC+5:30".to_string()
             })
+        );
+    }
+
+    /// Finding (attack 16): "on Friday at 20:00" was scheduled for today.
+    #[test]
+    fn a_named_day_is_carried_to_the_schedule() {
+        let url = "https://x.example/live.m3u8";
+        for text in [
+            format!("{url} on Friday at 20:00 for 2h"),
+            format!("{url} friday at 20:00"),
+            format!("{url} в пятницу в 20:00"),
+        ] {
+            let start = start_of(&text);
+            assert_eq!(start.on_weekday, Some(chrono::Weekday::Fri), "{text}");
+            assert_eq!(start.recurrence, Recurrence::Once, "{text}");
+        }
+        assert_eq!(
+            start_of(&format!("{url} every Friday at 20:00")).on_weekday,
+            None
         );
     }
 

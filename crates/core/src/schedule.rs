@@ -458,6 +458,8 @@ pub struct ScheduleWords {
     pub tomorrow: bool,
     pub recurrence: Recurrence,
     pub duration: Option<Duration>,
+    /// "on Friday at 20:00", "в пятницу в 20:00": once, on the next such day.
+    pub on_weekday: Option<Weekday>,
     /// Word positions (whitespace-separated) that were read, so the rest can be parsed as usual.
     pub used_words: Vec<usize>,
 }
@@ -615,6 +617,19 @@ pub fn find_schedule_words(text: &str) -> Option<ScheduleWords> {
             }
         }
     }
+    // A weekday without "every": once, on that day (full names only: "sun" may be a title).
+    let mut on_weekday = None;
+    if weekdays.is_empty() && !daily {
+        for (position, word) in words.iter().enumerate() {
+            if used_words.contains(&position) || word.chars().count() <= 3 {
+                continue;
+            }
+            if let Some(day) = parse_weekday(word) {
+                on_weekday.get_or_insert(day);
+                used_words.push(position);
+            }
+        }
+    }
     used_words.sort_unstable();
     used_words.dedup();
     weekdays.sort_by_key(|day| day.num_days_from_monday());
@@ -631,6 +646,7 @@ pub fn find_schedule_words(text: &str) -> Option<ScheduleWords> {
         tomorrow: time_of_day.tomorrow,
         recurrence,
         duration,
+        on_weekday,
         used_words,
     })
 }
@@ -654,6 +670,17 @@ pub fn rule_from_words(
         && resolve_local_time(zone, start_date.and_time(time_of_day)) <= now
     {
         start_date = start_date.succ_opt().unwrap_or(start_date);
+    }
+    if let (Recurrence::Once, Some(day)) = (&words.recurrence, words.on_weekday) {
+        // The first such day from here on whose time is still ahead (at most a week and a day).
+        for _ in 0..8 {
+            if start_date.weekday() == day
+                && resolve_local_time(zone, start_date.and_time(time_of_day)) > now
+            {
+                break;
+            }
+            start_date = start_date.succ_opt().unwrap_or(start_date);
+        }
     }
     Ok(ScheduleRule {
         time_zone: zone.name().to_string(),
@@ -814,6 +841,28 @@ mod tests {
         ] {
             assert!(parse_time_zone(given).is_err(), "{given}");
         }
+    }
+
+    /// Finding (attack 16): "on Friday at 20:00" / "в пятницу в 20:00" was scheduled today.
+    #[test]
+    fn a_named_day_without_every_is_once_on_that_day() {
+        let words = find_schedule_words("link on Friday at 20:00 for 2h").expect("words");
+        assert_eq!(words.recurrence, Recurrence::Once);
+        assert_eq!(words.on_weekday, Some(Weekday::Fri));
+        // Saturday 5 Dec 2026, 10:00 in Berlin: the next Friday is the 11th.
+        let now = utc("2026-12-05T09:00:00Z");
+        let rule = rule_from_words(&words, berlin(), now).expect("rule");
+        assert_eq!(rule.start_date.to_string(), "2026-12-11");
+        // Saturday itself, before the time: today; after it: a week later.
+        let words = find_schedule_words("ссылка в субботу в 20:00").expect("words");
+        let rule = rule_from_words(&words, berlin(), now).expect("rule");
+        assert_eq!(rule.start_date.to_string(), "2026-12-05");
+        let late = utc("2026-12-05T20:00:00Z");
+        let rule = rule_from_words(&words, berlin(), late).expect("rule");
+        assert_eq!(rule.start_date.to_string(), "2026-12-12");
+        // Short forms are not read alone ("Sun" may be a title).
+        let words = find_schedule_words("Sun live at 20:00").expect("words");
+        assert_eq!(words.on_weekday, None);
     }
 
     /// Finding (attack 16): "every weekday at 20:00", "every weekend", "по будням",
