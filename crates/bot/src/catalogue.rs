@@ -291,6 +291,7 @@ message_keys!(
     DiskFullNothingToDelete,
     RepeatNotUnderstood,
     StartInNotSupported,
+    EndWithoutStart,
 );
 
 use Key::*;
@@ -1461,6 +1462,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         StartInNotSupported,
         Ru,
         "Чтобы начать позже ({given}), напишите время, например `в 20:30 на 2 часа`. Без времени ссылка записывается сразу.",
+    ),
+    (
+        EndWithoutStart,
+        En,
+        "{given} from when? Write the start too, for example `at 20:00 until 22:00`, or how long: `for 2h`.",
+    ),
+    (
+        EndWithoutStart,
+        Ru,
+        "{given} – а с какого времени? Напишите и начало, например `с 20:00 до 22:00`, или сколько записывать: `на 2 часа`.",
     ),
 ];
 

@@ -507,6 +507,9 @@ mod tests {
                 CommandError::StartInNotSupported {
                     given: HOSTILE_TEXTS[1].into(),
                 },
+                CommandError::EndWithoutStart {
+                    given: HOSTILE_TEXTS[2].into(),
+                },
             ] {
                 texts.push(words.command_error(&error));
             }

@@ -239,6 +239,9 @@ impl Words {
             CommandError::StartInNotSupported { given } => {
                 self.say(Key::StartInNotSupported, &[("given", code(given))])
             }
+            CommandError::EndWithoutStart { given } => {
+                self.say(Key::EndWithoutStart, &[("given", code(given))])
+            }
         }
     }
 

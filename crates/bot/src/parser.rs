@@ -134,6 +134,9 @@ pub enum CommandError {
     /// "in 5 minutes": a start later needs a clock time.
     #[error("{given:?}: a later start needs a time of day")]
     StartInNotSupported { given: String },
+    /// "until 22:00" without a start time.
+    #[error("{given:?} needs a start time")]
+    EndWithoutStart { given: String },
 }
 
 /// The result of reading one message.
@@ -425,8 +428,15 @@ const AUDIO_WORDS: [&str; 9] = [
 const IN_WORDS: [&str; 3] = ["in", "на", "language"];
 const ALL_WORDS: [&str; 6] = ["all", "every", "все", "всеми", "всех", "всё"];
 const NO_WORDS: [&str; 5] = ["no", "without", "w/o", "без", "nosubs"];
+/// Words before an end time: "from 20:00 to 22:00", "с 20:00 до 22:00".
+const END_WORDS: [&str; 4] = ["to", "until", "till", "до"];
 /// Words that say a clock reading is a time ("at 25:00").
-const CLOCK_MARKERS: [&str; 8] = [
+const CLOCK_MARKERS: [&str; 13] = [
+    "to",
+    "until",
+    "till",
+    "до",
+    "с",
     "at",
     "@",
     "в",
@@ -809,6 +819,35 @@ fn read_record_request(
             cover(&mut covered, index..index + 1);
         }
     }
+    // "from 20:00 to 22:00", "at 20:00 until 22:00", "с 20:00 до 22:00": an end time, not 22
+    // minutes.
+    let mut ends_at: Option<(u32, String)> = None;
+    for (index, word) in lowered.iter().enumerate() {
+        let Some(reading) = lowered.get(index + 1) else {
+            continue;
+        };
+        // "wait up to 1:30", "ждать до 1:30": how long to wait, read below.
+        let after_wait = (index.saturating_sub(2)..index).any(|before| {
+            lowered
+                .get(before)
+                .is_some_and(|word| WAIT_WORDS.contains(&word.as_str()) || word == "up")
+        });
+        if !END_WORDS.contains(&word.as_str()) || after_wait {
+            continue;
+        }
+        if let Some((hour, minute)) = reading.split_once(':')
+            && let (Ok(hour), Ok(minute)) = (hour.parse::<u32>(), minute.parse::<u32>())
+            && hour < 24
+            && minute < 60
+        {
+            set_once(
+                &mut ends_at,
+                hour * 60 + minute,
+                said(&rest, index, index + 2),
+            )?;
+            cover(&mut covered, index..index + 2);
+        }
+    }
     let phrases = find_time_phrases(&rest_text);
     let mut options = RequestOptions::default();
     let mut duration: Option<(Duration, String)> = None;
@@ -887,6 +926,28 @@ fn read_record_request(
         if WAIT_WORDS.contains(&word.as_str()) {
             cover(&mut covered, index..index + 1);
         }
+    }
+    if let Some((end_minute, end_said)) = ends_at {
+        let Some((start_time, _)) = &starts_at else {
+            return Err(CommandError::EndWithoutStart { given: end_said });
+        };
+        let start_minute = u32::from(start_time.hour) * 60 + u32::from(start_time.minute);
+        let minutes = (i64::from(end_minute) - i64::from(start_minute)).rem_euclid(24 * 60);
+        if minutes == 0 {
+            return Err(CommandError::BadDuration(DurationTextError::Zero {
+                given: end_said,
+            }));
+        }
+        let until_end = Duration::from_secs(minutes.unsigned_abs() * 60);
+        if let Some((existing, first_said)) = &duration
+            && *existing != until_end
+        {
+            return Err(CommandError::Contradiction {
+                first: first_said.clone(),
+                second: end_said,
+            });
+        }
+        duration = Some((until_end, end_said));
     }
     read_request_options(&rest, &lowered, &mut covered, &mut options)?;
     let mut start = None;
@@ -1655,6 +1716,50 @@ mod tests {
             start_of(&format!("{url} every Friday at 20:00")).on_weekday,
             None
         );
+    }
+
+    /// Finding (attack 16): "from 20:00 to 22:00" and "at 20:00 until 22:00" recorded 22 minutes
+    /// (the end read as mm:ss); "until 22:00" alone recorded 22 minutes now.
+    #[test]
+    fn an_end_time_gives_the_duration() {
+        let url = "https://x.example/live.m3u8";
+        for (text, minutes) in [
+            (format!("{url} from 20:00 to 22:00"), 120),
+            (format!("{url} at 20:00 until 22:00"), 120),
+            (format!("{url} с 20:00 до 22:00"), 120),
+            (format!("{url} at 23:30 till 01:00"), 90),
+            (format!("{url} at 20:00 until 22:00 for 2h"), 120),
+        ] {
+            let request = record_request(&text);
+            assert_eq!(
+                request.duration,
+                Some(Duration::from_secs(minutes * 60)),
+                "{text}"
+            );
+            assert!(request.start.is_some(), "{text}");
+        }
+        assert_eq!(
+            record_request(&format!("{url} wait up to 1:30")).wait_for_live,
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_message(&format!("{url} until 22:00"), None),
+            ParsedMessage::Invalid(CommandError::EndWithoutStart {
+                given: "until 22:00".to_string()
+            })
+        );
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 22:00 for 1h"), None),
+            ParsedMessage::Invalid(CommandError::Contradiction { .. })
+        ));
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 20:00"), None),
+            ParsedMessage::Invalid(CommandError::BadDuration(DurationTextError::Zero { .. }))
+        ));
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 25:00"), None),
+            ParsedMessage::Invalid(CommandError::ImpossibleTime { .. })
+        ));
     }
 
     /// Finding (attack 16): "record <link> in 5 minutes" recorded five minutes at once.

@@ -157,7 +157,7 @@ const NAMED_TIMES: [(&str, u8); 4] = [
     ("полдень", 12),
     ("полночь", 0),
 ];
-const AT_WORDS: [&str; 4] = ["at", "@", "в", "from"];
+const AT_WORDS: [&str; 5] = ["at", "@", "в", "from", "с"];
 const CONNECTOR_WORDS: [&str; 2] = ["and", "и"];
 
 fn unit_seconds(token: &Token) -> Option<f64> {
