@@ -292,6 +292,7 @@ message_keys!(
     RepeatNotUnderstood,
     StartInNotSupported,
     EndWithoutStart,
+    ScheduleListMore,
 );
 
 use Key::*;
@@ -1473,6 +1474,12 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         Ru,
         "{given} – а с какого времени? Напишите и начало, например `с 20:00 до 22:00`, или сколько записывать: `на 2 часа`.",
     ),
+    (
+        ScheduleListMore,
+        En,
+        "…and {count} more, on the buttons below.",
+    ),
+    (ScheduleListMore, Ru, "…и ещё {count}, на кнопках ниже."),
 ];
 
 /// The template of `key` in `language` (English when a language lacks it: the test below makes

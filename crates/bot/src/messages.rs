@@ -40,6 +40,9 @@ pub fn shortened(text: &str, maximum: usize) -> String {
     cut
 }
 
+/// Telegram's longest message, in UTF-16 code units.
+pub const MAXIMUM_MESSAGE_LENGTH: usize = 4096;
+
 /// The longest link shown in a message.
 const SHOWN_LINK_CHARACTERS: usize = 300;
 /// The longest error, reason or user text shown in a message.
@@ -1069,12 +1072,16 @@ impl Words {
             Key::ScheduleListTitle,
             &[("count", plain(&schedules.len().to_string()))],
         )];
-        for schedule in schedules {
+        // Long links make twenty lines longer than one message: stop before Telegram would
+        // refuse it (with room for the "cancelled" line the list gets after a Cancel).
+        let budget = MAXIMUM_MESSAGE_LENGTH - 400;
+        let mut length: usize = lines.iter().map(|line| line.encode_utf16().count()).sum();
+        for (shown, schedule) in schedules.iter().enumerate() {
             let next = schedule
                 .next_occurrence_at
                 .map(|next| self.local_time(next, reader_zone))
                 .unwrap_or_else(|| "–".to_string());
-            lines.push(self.say(
+            let line = self.say(
                 Key::ScheduleLine,
                 &[
                     Self::id(schedule.id),
@@ -1092,7 +1099,17 @@ impl Words {
                     ("zone", plain(reader_zone.name())),
                     ("link", plain(&redacted_link(&schedule.url))),
                 ],
-            ));
+            );
+            let line_length = line.encode_utf16().count() + 2;
+            if length + line_length > budget {
+                lines.push(self.say(
+                    Key::ScheduleListMore,
+                    &[("count", plain(&(schedules.len() - shown).to_string()))],
+                ));
+                break;
+            }
+            length += line_length;
+            lines.push(line);
         }
         lines.join("\n\n")
     }
