@@ -1003,6 +1003,22 @@ fn read_record_request(
         let today = lowered
             .iter()
             .any(|word| TODAY_WORDS.contains(&word.as_str()));
+        // "today … tomorrow": two days, not whichever is read first.
+        let day_named = |days: &[&str]| {
+            lowered
+                .iter()
+                .position(|word| days.contains(&word.as_str()))
+                .map(|index| said(&rest, index, index + 1))
+        };
+        if let (Some(today_said), Some(tomorrow_said)) = (
+            day_named(&["today", "сегодня"]),
+            day_named(&["tomorrow", "завтра"]),
+        ) {
+            return Err(CommandError::Contradiction {
+                first: today_said,
+                second: tomorrow_said,
+            });
+        }
         start = Some(RequestedStart {
             time,
             recurrence,
@@ -1760,6 +1776,26 @@ mod tests {
             parse_message(&format!("{url} at 20:00 until 25:00"), None),
             ParsedMessage::Invalid(CommandError::ImpossibleTime { .. })
         ));
+    }
+
+    /// Finding (attack 16): "at 20:00 tomorrow today" was read as one of the two days.
+    #[test]
+    fn today_and_tomorrow_together_contradict() {
+        let url = "https://x.example/live.m3u8";
+        for text in [
+            format!("{url} at 20:00 tomorrow today"),
+            format!("{url} сегодня завтра в 20:00"),
+        ] {
+            assert!(
+                matches!(
+                    parse_message(&text, None),
+                    ParsedMessage::Invalid(CommandError::Contradiction { .. })
+                ),
+                "{text}"
+            );
+        }
+        let start = start_of(&format!("{url} завтра вечером в 8"));
+        assert_eq!((start.time.hour, start.time.tomorrow), (20, true));
     }
 
     /// Finding (attack 16): "record <link> in 5 minutes" recorded five minutes at once.
