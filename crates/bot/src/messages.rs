@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use streambot_core::duration_text::{DurationTextError, format_duration_with_units};
 use streambot_core::job::{Job, JobState};
+use streambot_core::schedule::time_zone_label;
 use streambot_core::{FailureKind, JobId, Quality, RecordingProgress, TimeOfDay};
 
 pub use streambot_core::quantity_text::{format_bitrate, format_size};
@@ -1022,7 +1023,7 @@ impl Words {
                     "time",
                     plain(&schedule.rule.time_of_day.format("%H:%M").to_string()),
                 ),
-                ("zone", plain(&schedule.rule.time_zone)),
+                ("zone", plain(&time_zone_label(&schedule.rule.time_zone))),
                 ("duration", plain(&self.duration(schedule.duration))),
                 ("next", plain(&next)),
             ],
@@ -1034,7 +1035,7 @@ impl Words {
             Key::ScheduleInThePast,
             &[
                 ("time", plain(&time.to_string())),
-                ("zone", plain(zone)),
+                ("zone", plain(&time_zone_label(zone))),
                 ("now", plain(now)),
             ],
         )
@@ -1095,8 +1096,11 @@ impl Words {
                     ),
                     ("duration", plain(&self.duration(schedule.duration))),
                     ("next", plain(&next)),
-                    ("rule_zone", plain(&schedule.rule.time_zone)),
-                    ("zone", plain(reader_zone.name())),
+                    (
+                        "rule_zone",
+                        plain(&time_zone_label(&schedule.rule.time_zone)),
+                    ),
+                    ("zone", plain(&time_zone_label(reader_zone.name()))),
                     ("link", plain(&redacted_link(&schedule.url))),
                 ],
             );
@@ -1133,14 +1137,14 @@ impl Words {
     pub fn time_zone_current(&self, zone: &str, now: &str) -> String {
         self.say(
             Key::TimeZoneCurrent,
-            &[("zone", code(zone)), ("now", plain(now))],
+            &[("zone", code(&time_zone_label(zone))), ("now", plain(now))],
         )
     }
 
     pub fn time_zone_set(&self, zone: &str, now: &str) -> String {
         self.say(
             Key::TimeZoneSet,
-            &[("zone", code(zone)), ("now", plain(now))],
+            &[("zone", code(&time_zone_label(zone))), ("now", plain(now))],
         )
     }
 

@@ -59,6 +59,18 @@ pub fn parse_time_zone(given: &str) -> Result<Tz, ScheduleError> {
         })
 }
 
+/// A zone's name as people read it: `Etc/GMT-3` (POSIX signs, reversed) is shown as `UTC+3`.
+pub fn time_zone_label(name: &str) -> String {
+    let Some(offset) = name.strip_prefix("Etc/GMT") else {
+        return name.to_string();
+    };
+    match offset.split_at_checked(1) {
+        Some(("-", hours)) => format!("UTC+{hours}"),
+        Some(("+", hours)) => format!("UTC-{hours}"),
+        _ => "UTC".to_string(),
+    }
+}
+
 /// `UTC+3`, `GMT-5`, `+03:00`, `utc+03`: the `Etc/GMT∓N` zone; half hours have no such zone.
 fn time_zone_of_offset(given: &str) -> Option<Tz> {
     let lowered = given.to_ascii_lowercase();
@@ -828,6 +840,11 @@ mod tests {
                 "{given}"
             );
         }
+        // Shown the way it was written, not with the POSIX sign.
+        assert_eq!(time_zone_label("Etc/GMT-3"), "UTC+3");
+        assert_eq!(time_zone_label("Etc/GMT+5"), "UTC-5");
+        assert_eq!(time_zone_label("Etc/GMT"), "UTC");
+        assert_eq!(time_zone_label("Europe/Berlin"), "Europe/Berlin");
         for given in [
             "UTC+5:30",
             "UTC+15",
