@@ -1019,6 +1019,21 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever follows /timezone, or whatever a message says, nothing panics.
+        #[test]
+        fn zones_and_schedule_words_never_panic(
+            text in "\\PC{0,60}",
+            offset in "(UTC|GMT|utc|)[+\\-−][0-9:]{0,8}",
+            minutes in 0i64..(3 * 366 * 24 * 60),
+        ) {
+            let _ = parse_time_zone(&text);
+            let _ = parse_time_zone(&offset);
+            if let Some(words) = find_schedule_words(&text) {
+                let now = utc("2026-01-01T00:00:00Z") + chrono::Duration::minutes(minutes);
+                let _ = rule_from_words(&words, berlin(), now);
+            }
+        }
+
         #[test]
         fn next_occurrence_is_after_and_at_the_local_time(
             days in 0i64..800,
