@@ -289,6 +289,10 @@ message_keys!(
     DiskFilling,
     DiskFreed,
     DiskFullNothingToDelete,
+    RepeatNotUnderstood,
+    StartInNotSupported,
+    EndWithoutStart,
+    ScheduleListMore,
 );
 
 use Key::*;
@@ -1440,6 +1444,42 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         Ru,
         "🛑 Диск заполнен на {percent} ({used} из {limit}), а готовых записей для удаления нет: новые записи ждут, пока освободится место.",
     ),
+    (
+        RepeatNotUnderstood,
+        En,
+        "I can't repeat {given}. Recordings repeat every day, on weekdays, on weekends or on named days, for example: `every Friday at 20:00 for 2h`, `every weekday at 7:00`.",
+    ),
+    (
+        RepeatNotUnderstood,
+        Ru,
+        "Не умею повторять {given}. Запись повторяется каждый день, по будням, по выходным или в названные дни, например: `каждую пятницу в 20:00 на 2 часа`, `по будням в 7:00`.",
+    ),
+    (
+        StartInNotSupported,
+        En,
+        "To start later ({given}), write the clock time, for example `at 20:30 for 2h`. Without a time the link is recorded now.",
+    ),
+    (
+        StartInNotSupported,
+        Ru,
+        "Чтобы начать позже ({given}), напишите время, например `в 20:30 на 2 часа`. Без времени ссылка записывается сразу.",
+    ),
+    (
+        EndWithoutStart,
+        En,
+        "{given} from when? Write the start too, for example `at 20:00 until 22:00`, or how long: `for 2h`.",
+    ),
+    (
+        EndWithoutStart,
+        Ru,
+        "{given} – а с какого времени? Напишите и начало, например `с 20:00 до 22:00`, или сколько записывать: `на 2 часа`.",
+    ),
+    (
+        ScheduleListMore,
+        En,
+        "…and {count} more, on the buttons below.",
+    ),
+    (ScheduleListMore, Ru, "…и ещё {count}, на кнопках ниже."),
 ];
 
 /// The template of `key` in `language` (English when a language lacks it: the test below makes

@@ -95,6 +95,7 @@ pub(crate) async fn schedule_recording<B: BotBackend>(
         tomorrow: start.time.tomorrow,
         recurrence: start.recurrence.clone(),
         duration: None,
+        on_weekday: start.on_weekday,
         used_words: Vec::new(),
     };
     let rule = match rule_from_words(&schedule_words, zone, now) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const RESERVED: &str = "_*[]()~`>#+-=|{}.!";
 /// Telegram's longest message.
-pub const MAXIMUM_MESSAGE_LENGTH: usize = 4096;
+pub use crate::messages::MAXIMUM_MESSAGE_LENGTH;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct MarkdownProblem(pub String);
@@ -314,6 +314,57 @@ mod tests {
     }
 
     /// Every message the bot builds, with hostile jobs, links, errors and names.
+    /// Finding (attack 16): twenty schedules with long links made a /schedule list longer than
+    /// Telegram's 4096 characters, so the user got nothing at all.
+    #[test]
+    fn a_long_schedule_list_fits_in_one_message() {
+        let zone = streambot_core::parse_time_zone("Europe/Berlin").expect("zone");
+        let schedules: Vec<streambot_core::Schedule> = (0..50u32)
+            .map(|number| {
+                streambot_core::Schedule::new(
+                    streambot_core::JobId::from_u32(number),
+                    streambot_core::NewSchedule {
+                        owner: streambot_core::JobOwner {
+                            user_id: 1,
+                            chat_id: 1,
+                        },
+                        url: format!("https://cdn.example/{}/live.m3u8", "_".repeat(400)),
+                        options: streambot_core::RecordingOptions::default(),
+                        priority: streambot_core::JobPriority::Normal,
+                        rule: streambot_core::ScheduleRule {
+                            time_zone: "America/Argentina/ComodRivadavia".into(),
+                            start_date: chrono::NaiveDate::from_ymd_opt(2030, 1, 4)
+                                .unwrap_or_default(),
+                            time_of_day: chrono::NaiveTime::from_hms_opt(20, 0, 0)
+                                .unwrap_or_default(),
+                            recurrence: streambot_core::Recurrence::Weekly {
+                                weekdays: vec![
+                                    chrono::Weekday::Mon,
+                                    chrono::Weekday::Tue,
+                                    chrono::Weekday::Wed,
+                                    chrono::Weekday::Thu,
+                                    chrono::Weekday::Fri,
+                                ],
+                            },
+                        },
+                        duration: Duration::from_secs(5400),
+                        lead: Duration::from_secs(60),
+                    },
+                    chrono::Utc::now(),
+                )
+                .expect("a schedule in the future")
+            })
+            .collect();
+        for language in [Language::English, Language::Russian] {
+            let words = Words::new(language);
+            let list = words.schedule_list(&schedules, zone);
+            assert!(validate_markdown_v2(&list).is_ok(), "{list}");
+            assert!(list.contains("50"), "the title counts them all");
+            let after_cancel = format!("{}\n\n{list}", words.schedule_cancelled(schedules[0].id));
+            assert!(validate_markdown_v2(&after_cancel).is_ok());
+        }
+    }
+
     #[test]
     fn every_message_is_valid_markdown_with_hostile_text() {
         let long = long_url();
@@ -500,6 +551,15 @@ mod tests {
                 },
                 CommandError::ClipLength {
                     maximum_minutes: 60,
+                },
+                CommandError::RepeatNotUnderstood {
+                    given: HOSTILE_TEXTS[0].into(),
+                },
+                CommandError::StartInNotSupported {
+                    given: HOSTILE_TEXTS[1].into(),
+                },
+                CommandError::EndWithoutStart {
+                    given: HOSTILE_TEXTS[2].into(),
                 },
             ] {
                 texts.push(words.command_error(&error));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use streambot_core::duration_text::{DurationTextError, format_duration_with_units};
 use streambot_core::job::{Job, JobState};
+use streambot_core::schedule::time_zone_label;
 use streambot_core::{FailureKind, JobId, Quality, RecordingProgress, TimeOfDay};
 
 pub use streambot_core::quantity_text::{format_bitrate, format_size};
@@ -39,6 +40,9 @@ pub fn shortened(text: &str, maximum: usize) -> String {
     cut.push('…');
     cut
 }
+
+/// Telegram's longest message, in UTF-16 code units.
+pub const MAXIMUM_MESSAGE_LENGTH: usize = 4096;
 
 /// The longest link shown in a message.
 const SHOWN_LINK_CHARACTERS: usize = 300;
@@ -233,6 +237,15 @@ impl Words {
                 Key::ClipLength,
                 &[("minutes", plain(&maximum_minutes.to_string()))],
             ),
+            CommandError::RepeatNotUnderstood { given } => {
+                self.say(Key::RepeatNotUnderstood, &[("given", code(given))])
+            }
+            CommandError::StartInNotSupported { given } => {
+                self.say(Key::StartInNotSupported, &[("given", code(given))])
+            }
+            CommandError::EndWithoutStart { given } => {
+                self.say(Key::EndWithoutStart, &[("given", code(given))])
+            }
         }
     }
 
@@ -1010,7 +1023,7 @@ impl Words {
                     "time",
                     plain(&schedule.rule.time_of_day.format("%H:%M").to_string()),
                 ),
-                ("zone", plain(&schedule.rule.time_zone)),
+                ("zone", plain(&time_zone_label(&schedule.rule.time_zone))),
                 ("duration", plain(&self.duration(schedule.duration))),
                 ("next", plain(&next)),
             ],
@@ -1022,7 +1035,7 @@ impl Words {
             Key::ScheduleInThePast,
             &[
                 ("time", plain(&time.to_string())),
-                ("zone", plain(zone)),
+                ("zone", plain(&time_zone_label(zone))),
                 ("now", plain(now)),
             ],
         )
@@ -1060,12 +1073,16 @@ impl Words {
             Key::ScheduleListTitle,
             &[("count", plain(&schedules.len().to_string()))],
         )];
-        for schedule in schedules {
+        // Long links make twenty lines longer than one message: stop before Telegram would
+        // refuse it (with room for the "cancelled" line the list gets after a Cancel).
+        let budget = MAXIMUM_MESSAGE_LENGTH - 400;
+        let mut length: usize = lines.iter().map(|line| line.encode_utf16().count()).sum();
+        for (shown, schedule) in schedules.iter().enumerate() {
             let next = schedule
                 .next_occurrence_at
                 .map(|next| self.local_time(next, reader_zone))
                 .unwrap_or_else(|| "–".to_string());
-            lines.push(self.say(
+            let line = self.say(
                 Key::ScheduleLine,
                 &[
                     Self::id(schedule.id),
@@ -1079,11 +1096,24 @@ impl Words {
                     ),
                     ("duration", plain(&self.duration(schedule.duration))),
                     ("next", plain(&next)),
-                    ("rule_zone", plain(&schedule.rule.time_zone)),
-                    ("zone", plain(reader_zone.name())),
+                    (
+                        "rule_zone",
+                        plain(&time_zone_label(&schedule.rule.time_zone)),
+                    ),
+                    ("zone", plain(&time_zone_label(reader_zone.name()))),
                     ("link", plain(&redacted_link(&schedule.url))),
                 ],
-            ));
+            );
+            let line_length = line.encode_utf16().count() + 2;
+            if length + line_length > budget {
+                lines.push(self.say(
+                    Key::ScheduleListMore,
+                    &[("count", plain(&(schedules.len() - shown).to_string()))],
+                ));
+                break;
+            }
+            length += line_length;
+            lines.push(line);
         }
         lines.join("\n\n")
     }
@@ -1107,14 +1137,14 @@ impl Words {
     pub fn time_zone_current(&self, zone: &str, now: &str) -> String {
         self.say(
             Key::TimeZoneCurrent,
-            &[("zone", code(zone)), ("now", plain(now))],
+            &[("zone", code(&time_zone_label(zone))), ("now", plain(now))],
         )
     }
 
     pub fn time_zone_set(&self, zone: &str, now: &str) -> String {
         self.say(
             Key::TimeZoneSet,
-            &[("zone", code(zone)), ("now", plain(now))],
+            &[("zone", code(&time_zone_label(zone))), ("now", plain(now))],
         )
     }
 

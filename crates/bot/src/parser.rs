@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use streambot_core::schedule::parse_weekday;
+use streambot_core::schedule::{WEEKEND_WORDS, WORKING_DAY_WORDS, parse_weekday};
 use streambot_core::{
-    DEFAULT_CLIP_DURATION, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence, SubtitleChoice,
-    TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases, language_code_from_name,
-    parse_language_tag, parse_time_zone,
+    DEFAULT_CLIP_DURATION, DurationTextError, JobId, MAXIMUM_CLIP_DURATION, Quality, Recurrence,
+    SubtitleChoice, TimeMeaning, TimeOfDay, find_schedule_words, find_time_phrases,
+    language_code_from_name, parse_language_tag, parse_time_zone,
 };
 
 /// Which job a control command is about.
@@ -32,6 +32,8 @@ pub struct RequestedStart {
     pub today: bool,
     /// A zone named in the message ("at 20:00 Europe/Berlin"), checked; else the user's zone.
     pub time_zone: Option<String>,
+    /// "on Friday at 20:00": once, on the next Friday.
+    pub on_weekday: Option<chrono::Weekday>,
 }
 
 /// A recording request as the user phrased it (the URL is checked later, by the recorder's rules).
@@ -126,6 +128,15 @@ pub enum CommandError {
     /// A clip longer than the longest one, or zero.
     #[error("clips are 1 s to {maximum_minutes} min long")]
     ClipLength { maximum_minutes: u64 },
+    /// "every Feb 30 at 20:00", "every 2 hours at 20:00": a repetition the bot cannot do.
+    #[error("{given:?} is not a repetition the bot understands")]
+    RepeatNotUnderstood { given: String },
+    /// "in 5 minutes": a start later needs a clock time.
+    #[error("{given:?}: a later start needs a time of day")]
+    StartInNotSupported { given: String },
+    /// "until 22:00" without a start time.
+    #[error("{given:?} needs a start time")]
+    EndWithoutStart { given: String },
 }
 
 /// The result of reading one message.
@@ -417,8 +428,15 @@ const AUDIO_WORDS: [&str; 9] = [
 const IN_WORDS: [&str; 3] = ["in", "на", "language"];
 const ALL_WORDS: [&str; 6] = ["all", "every", "все", "всеми", "всех", "всё"];
 const NO_WORDS: [&str; 5] = ["no", "without", "w/o", "без", "nosubs"];
+/// Words before an end time: "from 20:00 to 22:00", "с 20:00 до 22:00".
+const END_WORDS: [&str; 4] = ["to", "until", "till", "до"];
 /// Words that say a clock reading is a time ("at 25:00").
-const CLOCK_MARKERS: [&str; 8] = [
+const CLOCK_MARKERS: [&str; 13] = [
+    "to",
+    "until",
+    "till",
+    "до",
+    "с",
     "at",
     "@",
     "в",
@@ -427,6 +445,16 @@ const CLOCK_MARKERS: [&str; 8] = [
     "tonight",
     "завтра",
     "сегодня",
+];
+/// Words that start a repetition; left unread after the schedule words, they were not understood.
+const EVERY_WORDS_FOR_REFUSAL: [&str; 7] = [
+    "every",
+    "each",
+    "каждый",
+    "каждую",
+    "каждое",
+    "каждая",
+    "каждые",
 ];
 const TODAY_WORDS: [&str; 4] = ["today", "tonight", "сегодня", "вечером"];
 const DAY_NAME_WORDS: [&str; 5] = ["tomorrow", "today", "tonight", "завтра", "сегодня"];
@@ -548,7 +576,16 @@ fn time_zone_token(token: &str) -> Option<String> {
         && trimmed
             .chars()
             .all(|character| character.is_ascii_alphanumeric() || "/_-+".contains(character));
-    let is_utc = ["utc", "gmt"].contains(&trimmed.to_lowercase().as_str());
+    let lowered = trimmed.to_lowercase();
+    // "UTC", "GMT+3", "utc-05:00".
+    let is_utc = ["utc", "gmt"].contains(&lowered.as_str())
+        || (["utc+", "utc-", "gmt+", "gmt-"]
+            .iter()
+            .any(|prefix| lowered.starts_with(prefix))
+            && lowered
+                .chars()
+                .skip(4)
+                .all(|character| character.is_ascii_digit() || character == ':'));
     (looks_like_zone || is_utc).then(|| trimmed.to_string())
 }
 
@@ -782,6 +819,35 @@ fn read_record_request(
             cover(&mut covered, index..index + 1);
         }
     }
+    // "from 20:00 to 22:00", "at 20:00 until 22:00", "с 20:00 до 22:00": an end time, not 22
+    // minutes.
+    let mut ends_at: Option<(u32, String)> = None;
+    for (index, word) in lowered.iter().enumerate() {
+        let Some(reading) = lowered.get(index + 1) else {
+            continue;
+        };
+        // "wait up to 1:30", "ждать до 1:30": how long to wait, read below.
+        let after_wait = (index.saturating_sub(2)..index).any(|before| {
+            lowered
+                .get(before)
+                .is_some_and(|word| WAIT_WORDS.contains(&word.as_str()) || word == "up")
+        });
+        if !END_WORDS.contains(&word.as_str()) || after_wait {
+            continue;
+        }
+        if let Some((hour, minute)) = reading.split_once(':')
+            && let (Ok(hour), Ok(minute)) = (hour.parse::<u32>(), minute.parse::<u32>())
+            && hour < 24
+            && minute < 60
+        {
+            set_once(
+                &mut ends_at,
+                hour * 60 + minute,
+                said(&rest, index, index + 2),
+            )?;
+            cover(&mut covered, index..index + 2);
+        }
+    }
     let phrases = find_time_phrases(&rest_text);
     let mut options = RequestOptions::default();
     let mut duration: Option<(Duration, String)> = None;
@@ -812,6 +878,19 @@ fn read_record_request(
         }
         if is_bare_number && !short && wait_word.is_none() {
             continue;
+        }
+        // "in 5 minutes", "через 10 минут": a start later, which needs a clock time; recording
+        // five minutes now would be the wrong thing, silently.
+        if wait_word.is_none()
+            && matches!(phrase.meaning, TimeMeaning::Duration(_))
+            && let Some(before) = phrase.first_word.checked_sub(1)
+            && lowered
+                .get(before)
+                .is_some_and(|word| ["in", "через"].contains(&word.as_str()))
+        {
+            return Err(CommandError::StartInNotSupported {
+                given: said(&rest, before, phrase.end_word),
+            });
         }
         let first = wait_word.unwrap_or(phrase.first_word);
         cover(&mut covered, first..phrase.end_word);
@@ -848,11 +927,35 @@ fn read_record_request(
             cover(&mut covered, index..index + 1);
         }
     }
+    if let Some((end_minute, end_said)) = ends_at {
+        let Some((start_time, _)) = &starts_at else {
+            return Err(CommandError::EndWithoutStart { given: end_said });
+        };
+        let start_minute = u32::from(start_time.hour) * 60 + u32::from(start_time.minute);
+        let minutes = (i64::from(end_minute) - i64::from(start_minute)).rem_euclid(24 * 60);
+        if minutes == 0 {
+            return Err(CommandError::BadDuration(DurationTextError::Zero {
+                given: end_said,
+            }));
+        }
+        let until_end = Duration::from_secs(minutes.unsigned_abs() * 60);
+        if let Some((existing, first_said)) = &duration
+            && *existing != until_end
+        {
+            return Err(CommandError::Contradiction {
+                first: first_said.clone(),
+                second: end_said,
+            });
+        }
+        duration = Some((until_end, end_said));
+    }
     read_request_options(&rest, &lowered, &mut covered, &mut options)?;
     let mut start = None;
     if let Some((time, _)) = starts_at {
+        let mut on_weekday = None;
         let recurrence = match find_schedule_words(&rest_text) {
             Some(words) => {
+                on_weekday = words.on_weekday;
                 for index in &words.used_words {
                     // Only the weekday words: durations and times were read above.
                     if lowered.get(*index).is_some_and(|word| {
@@ -873,8 +976,11 @@ fn read_record_request(
                                 "дням",
                                 "and",
                                 "и",
+                                "каждые",
                             ]
                             .contains(&word.as_str())
+                            || WORKING_DAY_WORDS.contains(&word.as_str())
+                            || WEEKEND_WORDS.contains(&word.as_str())
                     }) {
                         cover(&mut covered, *index..*index + 1);
                     }
@@ -883,24 +989,65 @@ fn read_record_request(
             }
             None => Recurrence::Once,
         };
+        // "every Feb 30", "every 2 hours", "каждый месяц": a repetition that was not understood
+        // is said, not silently recorded once.
+        if let Some(index) = lowered.iter().enumerate().position(|(index, word)| {
+            short
+                && EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                && !covered.get(index).copied().unwrap_or(true)
+        }) {
+            return Err(CommandError::RepeatNotUnderstood {
+                given: said(&rest, index, (index + 3).min(rest.len())),
+            });
+        }
         let today = lowered
             .iter()
             .any(|word| TODAY_WORDS.contains(&word.as_str()));
+        // "today … tomorrow": two days, not whichever is read first.
+        let day_named = |days: &[&str]| {
+            lowered
+                .iter()
+                .position(|word| days.contains(&word.as_str()))
+                .map(|index| said(&rest, index, index + 1))
+        };
+        if let (Some(today_said), Some(tomorrow_said)) = (
+            day_named(&["today", "сегодня"]),
+            day_named(&["tomorrow", "завтра"]),
+        ) {
+            return Err(CommandError::Contradiction {
+                first: today_said,
+                second: tomorrow_said,
+            });
+        }
         start = Some(RequestedStart {
             time,
             recurrence,
             today: today && !time.tomorrow,
             time_zone: time_zone.map(|(zone, _)| zone),
+            on_weekday,
         });
     } else if short {
         // "every Friday", "tomorrow" without a time: say so rather than record now.
         for (index, word) in lowered.iter().enumerate() {
             let next = lowered.get(index + 1).map(String::as_str).unwrap_or("");
             let repeats = ["daily", "ежедневно"].contains(&word.as_str())
-                || (["every", "each", "каждый", "каждую", "каждое"].contains(&word.as_str())
-                    && (parse_weekday(next).is_some() || ["day", "день"].contains(&next)));
+                || (EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                    && (parse_weekday(next).is_some()
+                        || ["day", "день"].contains(&next)
+                        || WORKING_DAY_WORDS.contains(&next)
+                        || WEEKEND_WORDS.contains(&next)))
+                || (word == "по"
+                    && (WORKING_DAY_WORDS.contains(&next) || WEEKEND_WORDS.contains(&next)));
             if repeats {
                 return Err(CommandError::RepeatWithoutTime);
+            }
+            // "every 2 hours": not a duration to record now.
+            if EVERY_WORDS_FOR_REFUSAL.contains(&word.as_str())
+                && next.starts_with(|character: char| character.is_ascii_digit())
+            {
+                return Err(CommandError::RepeatNotUnderstood {
+                    given: said(&rest, index, (index + 3).min(rest.len())),
+                });
             }
             if DAY_NAME_WORDS.contains(&word.as_str()) {
                 return Err(CommandError::DayWithoutTime {
@@ -958,6 +1105,14 @@ fn parse_clip(arguments: &str) -> ParsedMessage {
         match phrase.meaning {
             TimeMeaning::Duration(found) => {
                 last.get_or_insert(found);
+            }
+            // "/clip ID 0m", "/clip ID 99999m": the clip's own limits, not a recording's.
+            TimeMeaning::Invalid(
+                DurationTextError::Zero { .. } | DurationTextError::TooLong { .. },
+            ) => {
+                return ParsedMessage::Invalid(CommandError::ClipLength {
+                    maximum_minutes: MAXIMUM_CLIP_DURATION.as_secs() / 60,
+                });
             }
             TimeMeaning::Invalid(error) => {
                 return ParsedMessage::Invalid(CommandError::BadDuration(error));
@@ -1470,6 +1625,201 @@ mod tests {
         record_request(text)
             .start
             .unwrap_or_else(|| panic!("{text:?} names no start"))
+    }
+
+    /// Finding (attack 16): "every weekday at 20:00", "по будням в 20:00" were scheduled once;
+    /// "every Feb 30 at 20:00" became once with a 30 min duration; "every 2 hours" recorded two
+    /// hours now; "every weekday" without a time recorded now.
+    #[test]
+    fn repetitions_are_understood_or_refused() {
+        let url = "https://x.example/live.m3u8";
+        let working_days = Recurrence::Weekly {
+            weekdays: vec![
+                chrono::Weekday::Mon,
+                chrono::Weekday::Tue,
+                chrono::Weekday::Wed,
+                chrono::Weekday::Thu,
+                chrono::Weekday::Fri,
+            ],
+        };
+        for text in [
+            format!("{url} every weekday at 20:00 for 2h"),
+            format!("{url} по будням в 20:00"),
+        ] {
+            assert_eq!(start_of(&text).recurrence, working_days, "{text}");
+            assert_eq!(record_request(&text).quality, Quality::Best, "{text}");
+        }
+        assert_eq!(
+            start_of(&format!("{url} каждые выходные в 20:00")).recurrence,
+            Recurrence::Weekly {
+                weekdays: vec![chrono::Weekday::Sat, chrono::Weekday::Sun]
+            }
+        );
+        for (text, given) in [
+            (format!("{url} every Feb 30 at 20:00"), "every Feb 30"),
+            (format!("{url} every 2 hours at 20:00"), "every 2 hours"),
+            (format!("{url} every 2 hours"), "every 2 hours"),
+            (format!("{url} каждый месяц в 20:00"), "каждый месяц в"),
+        ] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::RepeatNotUnderstood {
+                    given: given.to_string()
+                }),
+                "{text}"
+            );
+        }
+        for text in [format!("{url} every weekday"), format!("{url} по выходным")] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::RepeatWithoutTime),
+                "{text}"
+            );
+        }
+    }
+
+    /// Finding (attack 16): "/clip ID 99999m" answered "longer than the longest recording (168
+    /// hours)" and "/clip ID 0m" a generic zero-duration error, though a clip is at most 60 min.
+    #[test]
+    fn clip_lengths_out_of_range_name_the_clip_limit() {
+        let limit = ParsedMessage::Invalid(CommandError::ClipLength {
+            maximum_minutes: MAXIMUM_CLIP_DURATION.as_secs() / 60,
+        });
+        for text in [
+            "/clip A3F2B1C9 0m",
+            "/clip A3F2B1C9 99999m",
+            "/clip A3F2B1C9 99999999999999999999999999999m",
+            "/clip 0",
+            "/clip 61m",
+            "clip 2h",
+        ] {
+            assert_eq!(parse_message(text, None), limit, "{text}");
+        }
+    }
+
+    /// Finding (attack 16): "at 20:00 UTC+3" was read in the user's own zone, ignoring UTC+3.
+    #[test]
+    fn an_offset_in_the_message_is_its_time_zone() {
+        let url = "https://x.example/live.m3u8";
+        assert_eq!(
+            start_of(&format!("{url} at 20:00 UTC+3"))
+                .time_zone
+                .as_deref(),
+            Some("Etc/GMT-3")
+        );
+        assert_eq!(
+            parse_message(&format!("{url} at 20:00 UTC+5:30"), None),
+            ParsedMessage::Invalid(CommandError::UnknownTimeZone {
+                given: "UTC+5:30".to_string()
+            })
+        );
+    }
+
+    /// Finding (attack 16): "on Friday at 20:00" was scheduled for today.
+    #[test]
+    fn a_named_day_is_carried_to_the_schedule() {
+        let url = "https://x.example/live.m3u8";
+        for text in [
+            format!("{url} on Friday at 20:00 for 2h"),
+            format!("{url} friday at 20:00"),
+            format!("{url} в пятницу в 20:00"),
+        ] {
+            let start = start_of(&text);
+            assert_eq!(start.on_weekday, Some(chrono::Weekday::Fri), "{text}");
+            assert_eq!(start.recurrence, Recurrence::Once, "{text}");
+        }
+        assert_eq!(
+            start_of(&format!("{url} every Friday at 20:00")).on_weekday,
+            None
+        );
+    }
+
+    /// Finding (attack 16): "from 20:00 to 22:00" and "at 20:00 until 22:00" recorded 22 minutes
+    /// (the end read as mm:ss); "until 22:00" alone recorded 22 minutes now.
+    #[test]
+    fn an_end_time_gives_the_duration() {
+        let url = "https://x.example/live.m3u8";
+        for (text, minutes) in [
+            (format!("{url} from 20:00 to 22:00"), 120),
+            (format!("{url} at 20:00 until 22:00"), 120),
+            (format!("{url} с 20:00 до 22:00"), 120),
+            (format!("{url} at 23:30 till 01:00"), 90),
+            (format!("{url} at 20:00 until 22:00 for 2h"), 120),
+        ] {
+            let request = record_request(&text);
+            assert_eq!(
+                request.duration,
+                Some(Duration::from_secs(minutes * 60)),
+                "{text}"
+            );
+            assert!(request.start.is_some(), "{text}");
+        }
+        assert_eq!(
+            record_request(&format!("{url} wait up to 1:30")).wait_for_live,
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_message(&format!("{url} until 22:00"), None),
+            ParsedMessage::Invalid(CommandError::EndWithoutStart {
+                given: "until 22:00".to_string()
+            })
+        );
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 22:00 for 1h"), None),
+            ParsedMessage::Invalid(CommandError::Contradiction { .. })
+        ));
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 20:00"), None),
+            ParsedMessage::Invalid(CommandError::BadDuration(DurationTextError::Zero { .. }))
+        ));
+        assert!(matches!(
+            parse_message(&format!("{url} at 20:00 until 25:00"), None),
+            ParsedMessage::Invalid(CommandError::ImpossibleTime { .. })
+        ));
+    }
+
+    /// Finding (attack 16): "at 20:00 tomorrow today" was read as one of the two days.
+    #[test]
+    fn today_and_tomorrow_together_contradict() {
+        let url = "https://x.example/live.m3u8";
+        for text in [
+            format!("{url} at 20:00 tomorrow today"),
+            format!("{url} сегодня завтра в 20:00"),
+        ] {
+            assert!(
+                matches!(
+                    parse_message(&text, None),
+                    ParsedMessage::Invalid(CommandError::Contradiction { .. })
+                ),
+                "{text}"
+            );
+        }
+        let start = start_of(&format!("{url} завтра вечером в 8"));
+        assert_eq!((start.time.hour, start.time.tomorrow), (20, true));
+    }
+
+    /// Finding (attack 16): "record <link> in 5 minutes" recorded five minutes at once.
+    #[test]
+    fn a_start_in_some_minutes_asks_for_the_clock_time() {
+        let url = "https://x.example/live.m3u8";
+        for (text, given) in [
+            (format!("record {url} in 5 minutes"), "in 5 minutes"),
+            (format!("{url} in 5 minutes for 1h"), "in 5 minutes"),
+            (format!("{url} через 10 минут"), "через 10 минут"),
+        ] {
+            assert_eq!(
+                parse_message(&text, None),
+                ParsedMessage::Invalid(CommandError::StartInNotSupported {
+                    given: given.to_string()
+                }),
+                "{text}"
+            );
+        }
+        // A language after "in" is still a language.
+        assert_eq!(
+            record_request(&format!("{url} in German for 5 minutes")).duration,
+            Some(Duration::from_secs(300))
+        );
     }
 
     #[test]

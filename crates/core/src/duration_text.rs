@@ -148,7 +148,16 @@ const DAY_WORDS: [&str; 8] = [
     "днём",
 ];
 const TOMORROW_WORDS: [&str; 2] = ["tomorrow", "завтра"];
-const AT_WORDS: [&str; 4] = ["at", "@", "в", "from"];
+/// Words that put a bare hour from 4 to 11 in the evening: "at 8 tonight", "в 8 вечера".
+const EVENING_WORDS: [&str; 4] = ["tonight", "evening", "вечера", "вечером"];
+/// Words that are a time of day on their own: "at noon", "в полночь".
+const NAMED_TIMES: [(&str, u8); 4] = [
+    ("noon", 12),
+    ("midnight", 0),
+    ("полдень", 12),
+    ("полночь", 0),
+];
+const AT_WORDS: [&str; 5] = ["at", "@", "в", "from", "с"];
 const CONNECTOR_WORDS: [&str; 2] = ["and", "и"];
 
 fn unit_seconds(token: &Token) -> Option<f64> {
@@ -223,6 +232,14 @@ fn tokenize(text: &str) -> Vec<Token> {
                         break;
                     }
                     index += 1;
+                }
+                // "at 20.30", "в 20.30": a clock written with a dot after an "at" word.
+                let after_at_word = tokens
+                    .last()
+                    .is_some_and(|previous: &Token| previous.word_is(&AT_WORDS));
+                if after_at_word && groups.len() == 1 && decimal.len() == 3 {
+                    groups.push(decimal.split_off(1));
+                    decimal.clear();
                 }
                 let kind = if groups.len() > 1 {
                     let parsed: Option<Vec<u64>> =
@@ -413,6 +430,7 @@ fn time_of_day_at(
     tokens: &[Token],
     start: usize,
     day_word_in_message: bool,
+    evening_in_message: bool,
 ) -> Option<(TimeOfDay, usize)> {
     let mut index = start;
     let mut tomorrow = false;
@@ -441,6 +459,19 @@ fn time_of_day_at(
             None
         }
     };
+    if let Some(word) = reading.text()
+        && let Some((_, hour)) = NAMED_TIMES.iter().find(|(name, _)| *name == word)
+        && marked
+    {
+        return Some((
+            TimeOfDay {
+                hour: *hour,
+                minute: 0,
+                tomorrow,
+            },
+            index + 1,
+        ));
+    }
     let (mut hour, minute, mut next) = match &reading.kind {
         TokenKind::Clock(pieces) if pieces.len() == 2 => {
             (*pieces.first()?, *pieces.get(1)?, index + 1)
@@ -450,6 +481,19 @@ fn time_of_day_at(
         }
         _ => return None,
     };
+    // "at 20h", "в 20ч": the French and Russian way to write 20:00 after an "at" word.
+    let glued_hour = marked
+        && !russian_at_hours_word(tokens, next)
+        && matches!(reading.kind, TokenKind::Number(_))
+        && tokens.get(next).is_some_and(|unit| {
+            unit.word == reading.word && unit.word_is(&["h", "ч"]) && is_word_end(tokens, next + 1)
+        })
+        && tokens
+            .get(index.wrapping_sub(1))
+            .is_some_and(|previous| previous.word_is(&["at", "@", "в"]));
+    if glued_hour {
+        next += 1;
+    }
     let meridiem = meridiem_at(next);
     if let Some(afternoon) = meridiem {
         next += 1;
@@ -470,11 +514,14 @@ fn time_of_day_at(
                 .is_some_and(|token| token.word_is(&["час", "часа", "часов"]));
         if russian_hour {
             next += 1;
-        } else if !marked || tokens.get(next).and_then(unit_seconds).is_some() {
+        } else if !glued_hour && (!marked || tokens.get(next).and_then(unit_seconds).is_some()) {
             return None;
         }
     } else if !marked && !day_word_in_message {
         return None;
+    }
+    if meridiem.is_none() && evening_in_message && (4..12).contains(&hour) {
+        hour += 12;
     }
     if hour >= 24 || minute >= 60 {
         return None;
@@ -487,6 +534,12 @@ fn time_of_day_at(
         },
         next,
     ))
+}
+
+fn russian_at_hours_word(tokens: &[Token], position: usize) -> bool {
+    tokens
+        .get(position)
+        .is_some_and(|token| token.word_is(&["час", "часа", "часов"]))
 }
 
 fn checked_duration(given: &str, total_seconds: f64) -> Result<Duration, DurationTextError> {
@@ -516,19 +569,26 @@ fn words_text(text: &str, first_word: usize, end_word: usize) -> String {
 pub fn find_time_phrases(text: &str) -> Vec<TimePhrase> {
     let tokens = tokenize(text);
     let day_word_in_message = tokens.iter().any(|token| token.word_is(&DAY_WORDS));
+    let evening_in_message = tokens.iter().any(|token| token.word_is(&EVENING_WORDS));
+    // "at 20:00 tomorrow": the day word may come after the time.
+    let tomorrow_in_message = tokens.iter().any(|token| token.word_is(&TOMORROW_WORDS));
     let mut phrases = Vec::new();
     let mut index = 0;
     while let Some(token) = tokens.get(index) {
         if is_word_start(&tokens, index) {
             let first_word = token.word;
-            if let Some((time_of_day, next)) = time_of_day_at(&tokens, index, day_word_in_message)
+            if let Some((time_of_day, next)) =
+                time_of_day_at(&tokens, index, day_word_in_message, evening_in_message)
                 && is_word_end(&tokens, next)
                 && let Some(last) = tokens.get(next - 1)
             {
                 phrases.push(TimePhrase {
                     first_word,
                     end_word: last.word + 1,
-                    meaning: TimeMeaning::TimeOfDay(time_of_day),
+                    meaning: TimeMeaning::TimeOfDay(TimeOfDay {
+                        tomorrow: time_of_day.tomorrow || tomorrow_in_message,
+                        ..time_of_day
+                    }),
                 });
                 index = next;
                 continue;
@@ -573,7 +633,7 @@ pub fn parse_duration_text(given: &str) -> Result<Duration, DurationTextError> {
         return Err(unrecognised());
     }
     let day_word_in_message = tokens.iter().any(|token| token.word_is(&DAY_WORDS));
-    if time_of_day_at(&tokens, start, day_word_in_message).is_some() {
+    if time_of_day_at(&tokens, start, day_word_in_message, false).is_some() {
         return Err(DurationTextError::TimeOfDay {
             given: given.to_string(),
         });
@@ -747,6 +807,59 @@ mod tests {
         assert_eq!(meanings("на 2 часа"), [lasting(7200)]);
         assert_eq!(meanings("20:00"), [lasting(1200)]);
         assert_eq!(meanings("tonight 20:00"), [at(20, 0, false)]);
+    }
+
+    /// Finding (attack 16): "at 20:00 tomorrow" was read as today; the day word may follow.
+    #[test]
+    fn tomorrow_after_the_time_is_tomorrow() {
+        assert_eq!(meanings("at 20:00 tomorrow"), [at(20, 0, true)]);
+        assert_eq!(meanings("at 00:00 tomorrow"), [at(0, 0, true)]);
+        assert_eq!(meanings("в 21:30 завтра"), [at(21, 30, true)]);
+    }
+
+    /// Finding (attack 16): "at 8 tonight", "в 8 вечера", "at 7 in the evening" were 08:00/07:00.
+    #[test]
+    fn evening_words_put_a_bare_hour_in_the_evening() {
+        assert_eq!(meanings("at 8 tonight"), [at(20, 0, false)]);
+        assert_eq!(meanings("tonight at 11:30"), [at(23, 30, false)]);
+        assert_eq!(meanings("в 8 вечера"), [at(20, 0, false)]);
+        assert_eq!(meanings("сегодня вечером в 9"), [at(21, 0, false)]);
+        assert_eq!(meanings("at 7 in the evening"), [at(19, 0, false)]);
+        // Already in the evening, or written with am, or the small hours: as written.
+        assert_eq!(meanings("at 20:00 tonight"), [at(20, 0, false)]);
+        assert_eq!(meanings("at 8am tonight"), [at(8, 0, false)]);
+        assert_eq!(meanings("tonight at 1"), [at(1, 0, false)]);
+        assert_eq!(meanings("at 8 in the morning"), [at(8, 0, false)]);
+    }
+
+    /// Finding (attack 16): "at 20.30" was a duration of 20.3 minutes and "at 20h" one of 20
+    /// hours; after an "at" word they are the clock times they mean.
+    #[test]
+    fn clock_times_with_a_dot_or_an_h_after_at() {
+        assert_eq!(meanings("at 20.30"), [at(20, 30, false)]);
+        assert_eq!(
+            meanings("в 20.30 на 2 часа"),
+            [at(20, 30, false), lasting(7200)]
+        );
+        assert_eq!(meanings("at 20h"), [at(20, 0, false)]);
+        assert_eq!(meanings("в 20ч"), [at(20, 0, false)]);
+        // Elsewhere they stay durations.
+        assert_eq!(meanings("for 1.5 hours"), [lasting(5400)]);
+        assert_eq!(meanings("for 20h"), [lasting(72000)]);
+        assert_eq!(meanings("в 2 часа"), [at(2, 0, false)]);
+    }
+
+    /// Finding (attack 16): "at noon", "at midnight" were ignored and the link recorded at once.
+    #[test]
+    fn noon_and_midnight_are_times_of_day() {
+        assert_eq!(meanings("at noon"), [at(12, 0, false)]);
+        assert_eq!(
+            meanings("at midnight for 1h"),
+            [at(0, 0, false), lasting(3600)]
+        );
+        assert_eq!(meanings("tomorrow at noon"), [at(12, 0, true)]);
+        assert_eq!(meanings("в полночь"), [at(0, 0, false)]);
+        assert!(meanings("noon").is_empty());
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn rule_from_arguments(
         tomorrow: false,
         recurrence,
         duration: None,
+        on_weekday: None,
         used_words: Vec::new(),
     };
     rule_from_words(&words, zone, now).map_err(|error| error.to_string())
