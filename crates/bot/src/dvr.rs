@@ -114,15 +114,8 @@ pub(crate) async fn schedule_recording<B: BotBackend>(
     };
     // "today at 20:00" (or "tonight") after 20:00: not silently tomorrow.
     let today = now.with_timezone(&zone).date_naive();
-    if start.today && start.recurrence == Recurrence::Once && rule.start_date != today {
-        context
-            .reply(
-                chat_id,
-                &words.schedule_in_the_past(start.time, zone.name(), &now_in(zone)),
-            )
-            .await;
-        return Ok(());
-    }
+    let past_today =
+        start.today && start.recurrence == Recurrence::Once && rule.start_date != today;
     let is_admin = context.is_admin(owner_id);
     let cap = context
         .settings
@@ -157,23 +150,26 @@ pub(crate) async fn schedule_recording<B: BotBackend>(
         lead: context.settings.schedule_lead,
     };
     // Checked here for a clear message; the store checks again.
-    match Schedule::new(ScheduleId::from_u32(0), new_schedule.clone(), now) {
-        Ok(_) => {}
-        Err(ScheduleError::UnknownTimeZone { given }) => {
-            context
-                .reply(chat_id, &words.unknown_time_zone(&given))
-                .await;
-            return Ok(());
-        }
-        Err(ScheduleError::InThePast | ScheduleError::NoWeekdays) => {
-            context
-                .reply(
-                    chat_id,
-                    &words.schedule_in_the_past(start.time, zone.name(), &now_in(zone)),
-                )
-                .await;
-            return Ok(());
-        }
+    let checked = Schedule::new(ScheduleId::from_u32(0), new_schedule.clone(), now);
+    if let Err(ScheduleError::UnknownTimeZone { given }) = &checked {
+        context
+            .reply(chat_id, &words.unknown_time_zone(given))
+            .await;
+        return Ok(());
+    }
+    if past_today
+        || matches!(
+            checked,
+            Err(ScheduleError::InThePast | ScheduleError::NoWeekdays)
+        )
+    {
+        context
+            .reply(
+                chat_id,
+                &words.schedule_in_the_past(start.time, zone.name(), &now_in(zone)),
+            )
+            .await;
+        return Ok(());
     }
     let limit = (!is_admin).then_some(context.settings.maximum_schedules_per_user);
     match context.backend.create_schedule(new_schedule, limit).await? {

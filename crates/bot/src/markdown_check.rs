@@ -338,13 +338,7 @@ mod tests {
                             time_of_day: chrono::NaiveTime::from_hms_opt(20, 0, 0)
                                 .unwrap_or_default(),
                             recurrence: streambot_core::Recurrence::Weekly {
-                                weekdays: vec![
-                                    chrono::Weekday::Mon,
-                                    chrono::Weekday::Tue,
-                                    chrono::Weekday::Wed,
-                                    chrono::Weekday::Thu,
-                                    chrono::Weekday::Fri,
-                                ],
+                                weekdays: streambot_core::schedule::WORKING_DAYS.to_vec(),
                             },
                         },
                         duration: Duration::from_secs(5400),

@@ -1634,13 +1634,7 @@ mod tests {
     fn repetitions_are_understood_or_refused() {
         let url = "https://x.example/live.m3u8";
         let working_days = Recurrence::Weekly {
-            weekdays: vec![
-                chrono::Weekday::Mon,
-                chrono::Weekday::Tue,
-                chrono::Weekday::Wed,
-                chrono::Weekday::Thu,
-                chrono::Weekday::Fri,
-            ],
+            weekdays: streambot_core::schedule::WORKING_DAYS.to_vec(),
         };
         for text in [
             format!("{url} every weekday at 20:00 for 2h"),

@@ -108,19 +108,10 @@ fn classify(error: &RequestError, token: &str) -> PartSendError {
             PartSendError::transient(reason, Some(seconds.duration()))
         }
         RequestError::Network(_) | RequestError::Io(_) => PartSendError::transient(reason, None),
-        RequestError::Api(
-            ApiError::BotBlocked
-            | ApiError::UserDeactivated
-            | ApiError::BotKicked
-            | ApiError::BotKickedFromSupergroup
-            | ApiError::ChatNotFound,
-        ) => PartSendError::permanent("the user blocked the bot"),
-        RequestError::Api(ApiError::RequestEntityTooLarge) => {
-            PartSendError::permanent("the file is larger than Telegram accepts")
+        error if crate::telegram_api::the_chat_is_gone(error) => {
+            PartSendError::permanent("the user blocked the bot")
         }
-        RequestError::InvalidJson { raw, .. }
-            if raw.contains("Too Large") || raw.contains("413") =>
-        {
+        error if crate::telegram_api::the_file_is_too_large(error) => {
             PartSendError::permanent("the file is larger than Telegram accepts")
         }
         _ if reason.contains("Internal Server Error")

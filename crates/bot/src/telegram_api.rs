@@ -583,18 +583,9 @@ impl TelegramConnection {
                         retry_after: seconds.duration(),
                     });
                 }
-                RequestError::Api(
-                    ApiError::BotBlocked
-                    | ApiError::UserDeactivated
-                    | ApiError::BotKicked
-                    | ApiError::BotKickedFromSupergroup
-                    | ApiError::ChatNotFound,
-                ) => {
+                error if the_chat_is_gone(error) => {
                     self.mark_blocked(chat_id);
                     return Err(TelegramSendError::ChatBlocked);
-                }
-                RequestError::Api(ApiError::RequestEntityTooLarge) => {
-                    return Err(TelegramSendError::FileTooLarge);
                 }
                 RequestError::Network(_) | RequestError::Io(_) => {
                     if attempt >= MAXIMUM_ATTEMPTS {
@@ -602,9 +593,7 @@ impl TelegramConnection {
                     }
                     tokio::time::sleep(Duration::from_millis(500) * attempt).await;
                 }
-                RequestError::InvalidJson { raw, .. }
-                    if raw.contains("Too Large") || raw.contains("413") =>
-                {
+                error if the_file_is_too_large(error) => {
                     return Err(TelegramSendError::FileTooLarge);
                 }
                 _ => {
@@ -775,5 +764,28 @@ impl TelegramConnection {
             async move { request.await.map(|_| ()) }
         })
         .await
+    }
+}
+
+/// The bot can no longer write to the chat: blocked, kicked, the user deleted, the chat gone.
+pub(crate) fn the_chat_is_gone(error: &RequestError) -> bool {
+    matches!(
+        error,
+        RequestError::Api(
+            ApiError::BotBlocked
+                | ApiError::UserDeactivated
+                | ApiError::BotKicked
+                | ApiError::BotKickedFromSupergroup
+                | ApiError::ChatNotFound,
+        )
+    )
+}
+
+/// Telegram refused the upload for its size (a 413 from the API or from a proxy in front of it).
+pub(crate) fn the_file_is_too_large(error: &RequestError) -> bool {
+    match error {
+        RequestError::Api(ApiError::RequestEntityTooLarge) => true,
+        RequestError::InvalidJson { raw, .. } => raw.contains("Too Large") || raw.contains("413"),
+        _ => false,
     }
 }

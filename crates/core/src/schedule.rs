@@ -169,6 +169,17 @@ pub fn english_weekday(day: Weekday) -> &'static str {
     }
 }
 
+/// Monday to Friday ("every weekday", "по будням").
+pub const WORKING_DAYS: [Weekday; 5] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+];
+/// Saturday and Sunday ("every weekend", "каждые выходные").
+pub const WEEKEND_DAYS: [Weekday; 2] = [Weekday::Sat, Weekday::Sun];
+
 /// When a schedule's occurrences are: a local time of day in a zone, from a first date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleRule {
@@ -583,15 +594,9 @@ pub fn find_schedule_words(text: &str) -> Option<ScheduleWords> {
                 continue;
             };
             let group: &[Weekday] = if WORKING_DAY_WORDS.contains(&following.as_str()) {
-                &[
-                    Weekday::Mon,
-                    Weekday::Tue,
-                    Weekday::Wed,
-                    Weekday::Thu,
-                    Weekday::Fri,
-                ]
+                &WORKING_DAYS
             } else if WEEKEND_WORDS.contains(&following.as_str()) {
-                &[Weekday::Sat, Weekday::Sun]
+                &WEEKEND_DAYS
             } else {
                 &[]
             };
@@ -887,13 +892,7 @@ mod tests {
     #[test]
     fn weekdays_and_weekends_repeat() {
         let working = Recurrence::Weekly {
-            weekdays: vec![
-                Weekday::Mon,
-                Weekday::Tue,
-                Weekday::Wed,
-                Weekday::Thu,
-                Weekday::Fri,
-            ],
+            weekdays: WORKING_DAYS.to_vec(),
         };
         let weekend = Recurrence::Weekly {
             weekdays: vec![Weekday::Sat, Weekday::Sun],
