@@ -303,3 +303,55 @@ impl<B: JobStore + Queue + Clone + 'static> Queue for CountingBackend<B> {
         self.inner.try_acquire_lock(name, holder, time_to_live)
     }
 }
+
+impl<B: streambot_store::ScheduleStore> streambot_store::ScheduleStore for CountingBackend<B> {
+    fn create_schedule(
+        &self,
+        request: streambot_core::NewSchedule,
+        maximum_active: Option<usize>,
+    ) -> impl Future<Output = Result<streambot_store::ScheduleCreation, JobsError>> + Send {
+        self.count("create_schedule");
+        self.inner.create_schedule(request, maximum_active)
+    }
+
+    fn get_schedule(
+        &self,
+        schedule_id: streambot_core::ScheduleId,
+    ) -> impl Future<Output = Result<Option<streambot_core::Schedule>, JobsError>> + Send {
+        self.count("get_schedule");
+        self.inner.get_schedule(schedule_id)
+    }
+
+    fn list_schedules_for_user(
+        &self,
+        user_id: i64,
+    ) -> impl Future<Output = Result<Vec<streambot_core::Schedule>, JobsError>> + Send {
+        self.count("list_schedules_for_user");
+        self.inner.list_schedules_for_user(user_id)
+    }
+
+    fn list_schedules(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<streambot_core::Schedule>, JobsError>> + Send {
+        self.count("list_schedules");
+        self.inner.list_schedules(limit)
+    }
+
+    fn cancel_schedule(
+        &self,
+        schedule_id: streambot_core::ScheduleId,
+        by: streambot_store::ScheduleCanceller,
+    ) -> impl Future<Output = Result<Option<streambot_core::Schedule>, JobsError>> + Send {
+        self.count("cancel_schedule");
+        self.inner.cancel_schedule(schedule_id, by)
+    }
+
+    fn take_due_schedules(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Vec<streambot_store::TakenSchedule>, JobsError>> + Send {
+        self.count("take_due_schedules");
+        self.inner.take_due_schedules(now)
+    }
+}
