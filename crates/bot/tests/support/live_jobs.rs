@@ -22,7 +22,8 @@ pub struct LiveJobsHarness {
     pub telegram: FakeTelegram,
     /// The store as the test reaches it (uncounted).
     pub backend: SqliteBackend,
-    /// The same store as the bot reaches it, its calls counted.
+    /// The same store as the bot reaches it, its calls counted (the benchmark does not look).
+    #[allow(dead_code)]
     pub bot_backend: CountingBackend<SqliteBackend>,
     pub shutdown: CancellationToken,
     pub bot_task: tokio::task::JoinHandle<()>,
