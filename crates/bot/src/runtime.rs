@@ -296,9 +296,29 @@ impl<B: JobBackend> BotContext<B> {
 
     /// The words for someone: their `/language`, else their Telegram language, else English.
     pub async fn words_for(&self, owner_id: i64) -> Words {
-        let chosen = self
-            .preferences_of(owner_id)
-            .await
+        let preferences = self.preferences_of(owner_id).await;
+        self.words_in(owner_id, &preferences)
+    }
+
+    /// The words for a progress edit of a status message: from this process's cached
+    /// preferences however old (they are read at once when not cached), so the status scan's
+    /// edits of 1,000 live jobs read no preferences; state changes and button presses use
+    /// `words_for` (fresh within `PREFERENCES_CACHE_TIME`). This process's own changes are
+    /// cached when made.
+    pub async fn words_for_progress_edit(&self, owner_id: i64) -> Words {
+        let cached = self.preferences.lock().ok().and_then(|cache| {
+            cache
+                .get(&owner_id)
+                .map(|(_, preferences)| preferences.clone())
+        });
+        match cached {
+            Some(preferences) => self.words_in(owner_id, &preferences),
+            None => self.words_for(owner_id).await,
+        }
+    }
+
+    fn words_in(&self, owner_id: i64, preferences: &UserPreferences) -> Words {
+        let chosen = preferences
             .language
             .as_deref()
             .and_then(Language::from_code);

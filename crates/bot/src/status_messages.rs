@@ -178,7 +178,11 @@ impl<B: JobBackend> BotContext<B> {
         if !force && edited_recently {
             return;
         }
-        let words: Words = self.words_for(job.owner.user_id).await;
+        let words: Words = if force {
+            self.words_for(job.owner.user_id).await
+        } else {
+            self.words_for_progress_edit(job.owner.user_id).await
+        };
         let view = self.status_view(job);
         let text = words.job_status(job, &view);
         if text == existing.last_text && !force {

@@ -196,3 +196,57 @@ async fn a_429_from_telegram_pauses_every_send_for_its_retry_after() {
         Err(_) => panic!("the harness is still shared"),
     }
 }
+
+/// The status scan (every 3 s) at 1,000 live jobs that all have their status message: a list
+/// call per scan and nothing per job (no job read, no preferences read), even once the
+/// preferences cached by the first messages are older than the cache time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_scan_of_1000_live_jobs_costs_one_store_list_per_tick() {
+    const LIVE_JOBS: usize = 1_000;
+    /// Scans every 3 s: a window of 4 to 5 scans.
+    const WINDOW: Duration = Duration::from_secs(14);
+    let harness = LiveJobsHarness::start(with_test_margin).await;
+    let jobs = harness.start_live_jobs(LIVE_JOBS).await;
+    assert!(
+        harness
+            .wait_for_status_messages(&jobs, Duration::from_secs(300))
+            .await,
+        "every job got its status message"
+    );
+    // Every message recorded in the store (the last store writes of the first messages).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while harness.bot_backend.calls_of("set_status_message") < LIVE_JOBS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status messages recorded: {:?}",
+            harness.bot_backend.all_calls()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The first messages took over 30 s (1,000 at 30 a second): the window starts past the
+    // cache time of the preferences they read.
+    let before = harness.bot_backend.all_calls();
+    tokio::time::sleep(WINDOW).await;
+    let after = harness.bot_backend.all_calls();
+    let made = |method: &str| {
+        after.get(method).copied().unwrap_or(0) - before.get(method).copied().unwrap_or(0)
+    };
+    let scans = made("list_jobs");
+    let total: usize = after.values().sum::<usize>() - before.values().sum::<usize>();
+    assert!(
+        (1..=6).contains(&scans),
+        "{scans} list calls in {WINDOW:?}: before {before:?}, after {after:?}"
+    );
+    assert_eq!(made("get_job"), 0, "before {before:?}, after {after:?}");
+    assert_eq!(
+        made("get_user_preferences"),
+        0,
+        "before {before:?}, after {after:?}"
+    );
+    assert!(
+        total <= scans + 2,
+        "{total} store calls for {scans} scans of {LIVE_JOBS} jobs: before {before:?}, after {after:?}"
+    );
+    harness.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(20), harness.bot_task).await;
+}

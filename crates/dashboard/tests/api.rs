@@ -55,6 +55,71 @@ api_contract_tests! {
         stats_metrics_and_history_hold_on_the_redis_store;
 }
 
+/// More than a thousand jobs in SQLite: a page never holds more than the maximum (500), a larger
+/// limit is refused, and walking the pages (offset, `has_more`) shows every job exactly once.
+#[tokio::test]
+async fn paging_through_1100_jobs_shows_each_once_within_the_page_bound() {
+    const JOBS: usize = 1_100;
+    let (backend, directory) = sqlite_backend_for_test().await;
+    let mut created = std::collections::BTreeSet::new();
+    for number in 0..JOBS {
+        let job = streambot_store::submit_job(&backend, new_job_request(1 + (number % 40) as i64))
+            .await
+            .expect("submit");
+        created.insert(job.id.to_string());
+    }
+    let dashboard =
+        TestDashboard::start(backend, settings_for_test(directory.path().join("r"))).await;
+
+    let (status, first) = dashboard.get_json("/jobs").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        job_ids(&first).len(),
+        streambot_dashboard::api::DEFAULT_PAGE_SIZE
+    );
+    assert_eq!(first["has_more"], true);
+    let (status, refused) = dashboard
+        .get_json(&format!(
+            "/jobs?limit={}",
+            streambot_dashboard::api::MAXIMUM_PAGE_SIZE + 1
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+
+    for page_size in [streambot_dashboard::api::MAXIMUM_PAGE_SIZE, 97] {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut offset = 0;
+        let mut pages = 0;
+        loop {
+            let (status, page) = dashboard
+                .get_json(&format!("/jobs?limit={page_size}&offset={offset}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let ids = job_ids(&page);
+            assert!(
+                ids.len() <= page_size,
+                "{} jobs on a page of {page_size}",
+                ids.len()
+            );
+            for id in &ids {
+                assert!(
+                    seen.insert(id.clone()),
+                    "job {id} on two pages (size {page_size})"
+                );
+            }
+            pages += 1;
+            assert!(pages <= JOBS / page_size + 1, "more pages than jobs allow");
+            if page["has_more"] != true {
+                break;
+            }
+            assert_eq!(ids.len(), page_size, "a page before the last is full");
+            offset += ids.len();
+        }
+        assert_eq!(seen, created, "page size {page_size}: every job once");
+    }
+    dashboard.stop().await;
+}
+
 #[test]
 fn a_short_secret_is_refused_with_one_line() {
     for secret in ["", "short", "fifteen-chars!!"] {

@@ -382,7 +382,7 @@ type DesiredStateSenders = Arc<Mutex<HashMap<JobId, watch::Sender<DesiredJobStat
 #[derive(Debug, Clone)]
 enum RenewalOutcome {
     Renewed(Box<Job>),
-    LeaseLost,
+    LeaseLost { held_epoch: u64, current_epoch: u64 },
     Failed(String),
 }
 
@@ -460,7 +460,14 @@ impl HeartbeatRegistry {
             };
             let outcome = match result {
                 Ok(job) => RenewalOutcome::Renewed(Box::new(job)),
-                Err(JobsError::LeaseLost { .. }) => RenewalOutcome::LeaseLost,
+                Err(JobsError::LeaseLost {
+                    held_epoch,
+                    current_epoch,
+                    ..
+                }) => RenewalOutcome::LeaseLost {
+                    held_epoch,
+                    current_epoch,
+                },
                 Err(error) => RenewalOutcome::Failed(error.to_string()),
             };
             entry.outcome.send_replace(Some(outcome));
@@ -791,6 +798,9 @@ async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str, fail
 struct RunningJob<B: JobBackend> {
     backend: B,
     lease: Lease,
+    /// What the worker's heartbeat says of this job's lease (finalize and delivery stop when
+    /// it is lost).
+    lease_outcomes: watch::Receiver<Option<RenewalOutcome>>,
     control: watch::Sender<DesiredState>,
     state: JobState,
     stop_requested: bool,
@@ -932,6 +942,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     let mut running = RunningJob {
         backend: backend.clone(),
         lease: lease.clone(),
+        lease_outcomes: heartbeat.renewals.clone(),
         control: control_sender,
         state: JobState::Starting,
         stop_requested: false,
@@ -974,8 +985,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             RecordingOutcome::Finished { .. } => None,
         };
         let finished = FinishingJob {
-            backend: &backend,
-            lease: &lease,
             config: &config,
             job: &job,
             report: &report,
@@ -1033,7 +1042,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                     Some(RenewalOutcome::Renewed(current)) if !shutting_down => {
                         running.reconcile(current.desired_state).await;
                     }
-                    Some(RenewalOutcome::LeaseLost) => {
+                    Some(RenewalOutcome::LeaseLost { .. }) => {
                         tracing::warn!(%job_id, "lease lost: another worker owns this job now; stopping at once");
                         lease_lost = true;
                         heartbeat.registry.unregister(job_id);
@@ -1130,8 +1139,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     }
 
     let finished = FinishingJob {
-        backend: &backend,
-        lease: &lease,
         config: &config,
         job: &job,
         report: &report,
@@ -1139,8 +1146,6 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     if let Some((used_bytes, quota_bytes)) = quota_reached {
         // What was recorded is finished and delivered; the failure says why it stopped.
         let finished = FinishingJob {
-            backend: &backend,
-            lease: &lease,
             config: &config,
             job: &job,
             report: &report,
@@ -1236,7 +1241,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
 /// delivered). The job walks the states so the bot and the dashboard see them.
 async fn finish_recording<B: JobBackend, E: RecordingEngine>(
     running: &mut RunningJob<B>,
-    finished: &FinishingJob<'_, B>,
+    finished: &FinishingJob<'_>,
     engine: &E,
     failure_after: Option<FailureAfterDelivery>,
     shutdown: &CancellationToken,
@@ -1252,6 +1257,7 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
     if let Err(error) = std::fs::write(&marker, b"") {
         tracing::warn!(%job_id, %error, "could not mark the recording ended");
     }
+    let lease_outcomes = running.lease_outcomes.clone();
     let walked = async {
         if running.state == JobState::Starting {
             // An engine that ended without reporting the link resolved.
@@ -1264,8 +1270,9 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
                 .move_to_persistently(JobState::Finalizing, None)
                 .await?;
         }
-        // Finalize and upload can take minutes: the lease is renewed beside them, or the reaper
-        // would take the job back from a worker that is still busy with it.
+        // Finalize and upload can take minutes: the worker's heartbeat keeps renewing the lease
+        // (or the reaper would take the job back from a worker still busy with it), and a lease
+        // lost meanwhile stops them.
         let directory = &finished.report.output_directory;
         let finalized = match finalized_before(directory) {
             Some(finalized) => {
@@ -1274,7 +1281,10 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
                 finalized
             }
             None => {
-                let Some(finalized) = finished.finalize(engine, shutdown).await else {
+                let Some(finalized) =
+                    until_lease_lost(&lease_outcomes, job_id, finished.finalize(engine, shutdown))
+                        .await?
+                else {
                     return Ok(None);
                 };
                 finalized
@@ -1283,7 +1293,8 @@ async fn finish_recording<B: JobBackend, E: RecordingEngine>(
         running
             .move_to_persistently(JobState::Uploading, None)
             .await?;
-        Ok::<_, JobsError>(Some(finished.store(&finalized).await))
+        let parts = until_lease_lost(&lease_outcomes, job_id, finished.store(&finalized)).await?;
+        Ok::<_, JobsError>(Some(parts))
     }
     .await;
     match walked {
@@ -1351,10 +1362,9 @@ async fn deliver_and_finish<B: JobBackend>(
     if let Some(sender) = &config.part_sender {
         let delivery = crate::part_delivery::initial_delivery(job, parts, failure_after.clone());
         failure_after = delivery.failure_after.clone();
-        let sending = with_lease_renewal(
-            &backend,
-            &lease,
-            config,
+        let sending = until_lease_lost(
+            &running.lease_outcomes,
+            job_id,
             crate::part_delivery::send_parts(
                 &backend,
                 &lease,
@@ -1365,7 +1375,8 @@ async fn deliver_and_finish<B: JobBackend>(
                 shutdown,
             ),
         )
-        .await;
+        .await
+        .and_then(|sent| sent);
         match sending {
             Ok(SendingOutcome::Done(delivery)) => {
                 tracing::info!(%job_id, sent = delivery.sent_count(), parts = delivery.parts.len(), "delivered");
@@ -1459,21 +1470,41 @@ fn write_finalize_report(directory: &Path, report: &FinalizeReport) {
     }
 }
 
-/// Runs `work` while renewing the job's lease every heartbeat.
-async fn with_lease_renewal<B: JobBackend, F: Future>(
-    backend: &B,
-    lease: &Lease,
-    config: &WorkerConfig,
+/// Runs `work` (finalize, storage, delivery) while the worker's heartbeat renews the job's
+/// lease with all the others (one `renew_leases` batch per beat: no renewal of its own here);
+/// stops it (drops it, killing what it started) as soon as the heartbeat reports the lease lost.
+async fn until_lease_lost<F: Future>(
+    lease_outcomes: &watch::Receiver<Option<RenewalOutcome>>,
+    job_id: JobId,
     work: F,
-) -> F::Output {
+) -> Result<F::Output, JobsError> {
+    let mut lease_outcomes = lease_outcomes.clone();
+    let lost = |outcome: &Option<RenewalOutcome>| match outcome {
+        Some(RenewalOutcome::LeaseLost {
+            held_epoch,
+            current_epoch,
+        }) => Some(JobsError::LeaseLost {
+            job_id,
+            held_epoch: *held_epoch,
+            current_epoch: *current_epoch,
+        }),
+        _ => None,
+    };
+    if let Some(error) = lost(&lease_outcomes.borrow_and_update()) {
+        return Err(error);
+    }
     tokio::pin!(work);
-    let mut renewal = heartbeat_ticker(config.heartbeat_interval);
     loop {
         tokio::select! {
-            output = &mut work => return output,
-            _ = renewal.tick() => {
-                if let Err(error) = backend.renew_lease(lease, config.lease_duration).await {
-                    tracing::warn!(job_id = %lease.job_id, %error, "could not renew the lease while finishing");
+            output = &mut work => return Ok(output),
+            changed = lease_outcomes.changed() => {
+                if changed.is_err() {
+                    // Out of the heartbeat (the job's task is ending): nothing more to hear.
+                    return Ok(work.await);
+                }
+                if let Some(error) = lost(&lease_outcomes.borrow_and_update()) {
+                    tracing::warn!(%job_id, "lease lost while finishing: another worker owns this job now; stopping");
+                    return Err(error);
                 }
             }
         }
@@ -1481,15 +1512,13 @@ async fn with_lease_renewal<B: JobBackend, F: Future>(
 }
 
 /// A recording that ended, being turned into delivered files under a renewed lease.
-struct FinishingJob<'a, B: JobBackend> {
-    backend: &'a B,
-    lease: &'a Lease,
+struct FinishingJob<'a> {
     config: &'a WorkerConfig,
     job: &'a Job,
     report: &'a RecordingReport,
 }
 
-impl<B: JobBackend> FinishingJob<'_, B> {
+impl FinishingJob<'_> {
     /// Finalize (remux, check, thumbnail) and write `finalized.json`.
     async fn finalize<E: RecordingEngine>(
         &self,
@@ -1506,13 +1535,9 @@ impl<B: JobBackend> FinishingJob<'_, B> {
             &self.config.finalize_slots
         };
         let _finalize_slot = pool.acquire().await;
-        let finalized = with_lease_renewal(
-            self.backend,
-            self.lease,
-            self.config,
-            engine.finalize(self.report, &self.job.options, shutdown),
-        )
-        .await?;
+        let finalized = engine
+            .finalize(self.report, &self.job.options, shutdown)
+            .await?;
         write_finalize_report(&self.report.output_directory, &finalized);
         for failure in &finalized.failures {
             tracing::warn!(job_id = %self.job.id, part = failure.part_number, detail = %failure.detail, "a part could not be finalized; it is kept");
@@ -1525,16 +1550,11 @@ impl<B: JobBackend> FinishingJob<'_, B> {
         let Some(storage) = &self.config.storage else {
             return crate::part_delivery::finished_parts(&self.report.output_directory);
         };
-        with_lease_renewal(
-            self.backend,
-            self.lease,
-            self.config,
-            crate::delivery::store_finished_files(
-                storage,
-                self.job,
-                &self.report.output_directory,
-                finalized,
-            ),
+        crate::delivery::store_finished_files(
+            storage,
+            self.job,
+            &self.report.output_directory,
+            finalized,
         )
         .await
         .parts

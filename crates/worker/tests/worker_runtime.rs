@@ -50,6 +50,8 @@ struct StandInEngine {
     most_at_once: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
     finalize_calls: Arc<AtomicUsize>,
+    /// Finalizes running now (one ends when it finishes or is stopped: its future dropped).
+    finalizing_now: Arc<AtomicUsize>,
     /// The options of every recording started.
     seen_options: Arc<std::sync::Mutex<Vec<RecordingOptions>>>,
 }
@@ -64,6 +66,7 @@ impl StandInEngine {
             most_at_once: Arc::default(),
             calls: Arc::default(),
             finalize_calls: Arc::default(),
+            finalizing_now: Arc::default(),
             seen_options: Arc::default(),
         }
     }
@@ -199,8 +202,25 @@ impl RecordingEngine for StandInEngine {
         _cancel: &tokio_util::sync::CancellationToken,
     ) -> Option<streambot_recorder::finalize::FinalizeReport> {
         self.finalize_calls.fetch_add(1, Ordering::SeqCst);
+        let _running = RunningFinalize::start(&self.finalizing_now);
         tokio::time::sleep(self.finalize_takes).await;
         Some(streambot_recorder::finalize::FinalizeReport::default())
+    }
+}
+
+/// Counts a finalize as running until it ends or is dropped.
+struct RunningFinalize(Arc<AtomicUsize>);
+
+impl RunningFinalize {
+    fn start(finalizing_now: &Arc<AtomicUsize>) -> Self {
+        finalizing_now.fetch_add(1, Ordering::SeqCst);
+        RunningFinalize(finalizing_now.clone())
+    }
+}
+
+impl Drop for RunningFinalize {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -500,11 +520,13 @@ async fn a_priority_only_worker_leaves_normal_jobs<B: JobBackend>(backend: B) {
 }
 
 /// Finalize (and upload) can outlast the lease many times over: the worker keeps renewing it, so
-/// the reaper never takes the job back from a worker that is still finishing it.
+/// the reaper never takes the job back from a worker that is still finishing it. The renewals
+/// are the heartbeat's batches (`renew_leases`), never one of the job's own (`renew_lease`).
 async fn a_slow_finalize_keeps_its_lease<B: JobBackend>(backend: B) {
     let mut engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(100)));
     engine.finalize_takes = Duration::from_secs(8);
-    let worker = RunningWorker::start(backend.clone(), engine, |_| {});
+    let counted = common::counting::CountingBackend::new(backend.clone());
+    let worker = RunningWorker::start(counted.clone(), engine, |_| {});
     let job = submit_job(&backend, request("https://example.com/slow-finalize.m3u8"))
         .await
         .expect("submit");
@@ -525,6 +547,85 @@ async fn a_slow_finalize_keeps_its_lease<B: JobBackend>(backend: B) {
     let finished = backend.get_job(job.id).await.expect("get").expect("exists");
     assert!(finished.error.is_none(), "{:?}", finished.error);
     worker.stop().await;
+    assert_eq!(
+        counted.calls_of("renew_lease"),
+        0,
+        "a job renewed its own lease beside the heartbeat: {:?}",
+        counted.all_calls()
+    );
+    // 8 s of finalize at a 300 ms heartbeat (the figure is loose: a loaded machine beats late).
+    assert!(
+        counted.calls_of("renew_leases") >= 5,
+        "{:?}",
+        counted.all_calls()
+    );
+}
+
+/// A lease lost while finalizing (the store unreachable for longer than the lease, the reaper
+/// took the job back) stops the finalize at the heartbeat that hears it, and the old worker
+/// writes nothing more to the job.
+async fn a_lease_lost_while_finalizing_stops_the_finalize<B: JobBackend>(backend: B) {
+    let mut engine = StandInEngine::new(Behaviour::FinishAfter(Duration::from_millis(100)));
+    engine.finalize_takes = Duration::from_secs(120);
+    let finalizing_now = engine.finalizing_now.clone();
+    let counted = common::counting::CountingBackend::new(backend.clone());
+    let worker = RunningWorker::start(counted.clone(), engine, |config| config.concurrency = 1);
+    let job = submit_job(
+        &backend,
+        request("https://example.com/lost-in-finalize.m3u8"),
+    )
+    .await
+    .expect("submit");
+    wait_for_state(
+        &backend,
+        job.id,
+        JobState::Finalizing,
+        Duration::from_secs(10),
+    )
+    .await;
+    counted.hold_back_renewals(true);
+    // The 3 s lease lapses; the reaper takes the job back (a new fencing epoch; queued again, or
+    // failed when it cannot be resumed).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reaped = backend.reap_expired_leases().await.expect("reap");
+        let current = backend.get_job(job.id).await.expect("get").expect("exists");
+        if reaped.contains(&job.id) || current.fencing_epoch > job.fencing_epoch + 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never lapsed: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nobody records it again: cancelled if queued (the worker's one slot is still busy).
+    let reaped = backend.get_job(job.id).await.expect("get").expect("exists");
+    let reaped = if reaped.state == JobState::Queued {
+        backend
+            .set_desired_state(job.id, DesiredJobState::Stop)
+            .await
+            .expect("cancel the queued job")
+    } else {
+        reaped
+    };
+    assert_eq!(finalizing_now.load(Ordering::SeqCst), 1);
+    counted.hold_back_renewals(false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while finalizing_now.load(Ordering::SeqCst) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the finalize went on after the lease was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
+    let after = backend.get_job(job.id).await.expect("get").expect("exists");
+    assert_eq!(
+        (after.state, after.fencing_epoch),
+        (reaped.state, reaped.fencing_epoch),
+        "{after:?}"
+    );
 }
 
 /// The job stays `Starting` ("Checking the link…") until the recorder reports the link
@@ -796,6 +897,7 @@ worker_tests!(
     a_link_that_does_not_resolve_fails_from_starting,
     stopping_a_starting_job_cancels_it,
     a_slow_finalize_keeps_its_lease,
+    a_lease_lost_while_finalizing_stops_the_finalize,
     the_slot_quota_is_respected,
     a_panic_fails_only_its_job,
     transient_failures_are_retried_then_dead_lettered,

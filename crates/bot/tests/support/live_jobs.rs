@@ -12,9 +12,19 @@ use streambot_store::{JobStore, Lease, Queue, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, RecordedCall};
 use tokio_util::sync::CancellationToken;
 
+#[path = "../../../store/tests/common/counting.rs"]
+#[allow(dead_code)]
+pub mod counting;
+
+use counting::CountingBackend;
+
 pub struct LiveJobsHarness {
     pub telegram: FakeTelegram,
+    /// The store as the test reaches it (uncounted).
     pub backend: SqliteBackend,
+    /// The same store as the bot reaches it, its calls counted (the benchmark does not look).
+    #[allow(dead_code)]
+    pub bot_backend: CountingBackend<SqliteBackend>,
     pub shutdown: CancellationToken,
     pub bot_task: tokio::task::JoinHandle<()>,
     _directory: tempfile::TempDir,
@@ -46,15 +56,17 @@ impl LiveJobsHarness {
         adjust(&mut settings);
         let shutdown = CancellationToken::new();
         let bot_shutdown = shutdown.clone();
-        let bot_backend = backend.clone();
+        let bot_backend = CountingBackend::new(backend.clone());
+        let counted = bot_backend.clone();
         let bot_task = tokio::spawn(async move {
-            if let Err(error) = run_bot(settings, bot_backend, bot_shutdown).await {
+            if let Err(error) = run_bot(settings, counted, bot_shutdown).await {
                 eprintln!("the bot stopped: {error}");
             }
         });
         LiveJobsHarness {
             telegram,
             backend,
+            bot_backend,
             shutdown,
             bot_task,
             _directory: directory,

@@ -12,6 +12,9 @@
   let pollTimer = null;
   let historyTimer = null;
   let generation = 0;
+  // The jobs list is paged by the API (newest first): this page's first job's position.
+  const JOBS_PAGE_SIZE = 100;
+  let jobsOffset = 0;
 
   // A secret passed in the fragment (`/#secret=...`) is taken and removed from the address bar.
   function takeSecretFromFragment() {
@@ -195,12 +198,26 @@
   }
 
   function jobsQuery() {
-    const parameters = new URLSearchParams({ limit: "100" });
+    const parameters = new URLSearchParams({ limit: String(JOBS_PAGE_SIZE), offset: String(jobsOffset) });
     const state = element("state-filter").value;
     if (state) parameters.set("state", state);
     const user = element("user-filter").value.trim();
     if (/^-?\d+$/.test(user)) parameters.set("user", user);
     return "/jobs?" + parameters.toString();
+  }
+
+  function renderJobsPage(page) {
+    element("jobs-newer").disabled = page.offset === 0;
+    element("jobs-older").disabled = !page.has_more;
+    element("jobs-page").textContent = page.jobs.length === 0 ? "" :
+      "jobs " + (page.offset + 1) + "–" + (page.offset + page.jobs.length);
+  }
+
+  function showJobsFrom(offset) {
+    jobsOffset = Math.max(0, offset);
+    stopPolling();
+    refresh();
+    refreshHistory();
   }
 
   function handleError(error) {
@@ -218,6 +235,7 @@
       const [jobs, stats] = await Promise.all([api(jobsQuery()), api("/stats")]);
       if (mine !== generation) return;
       renderJobs(jobs.jobs);
+      renderJobsPage(jobs);
       renderStats(stats);
       element("jobs-message").textContent = "";
       element("connection-status").textContent = "updated " + new Date().toLocaleTimeString();
@@ -292,8 +310,10 @@
   });
 
   for (const id of ["state-filter", "user-filter"]) {
-    element(id).addEventListener("change", () => { stopPolling(); refresh(); refreshHistory(); });
+    element(id).addEventListener("change", () => showJobsFrom(0));
   }
+  element("jobs-newer").addEventListener("click", () => showJobsFrom(jobsOffset - JOBS_PAGE_SIZE));
+  element("jobs-older").addEventListener("click", () => showJobsFrom(jobsOffset + JOBS_PAGE_SIZE));
 
   takeSecretFromFragment();
   if (secret()) showApp(); else logout("");

@@ -256,7 +256,7 @@ pub fn parse_metrics(text: &str) -> Vec<MetricSample> {
     samples
 }
 
-fn job_ids(body: &Value) -> Vec<String> {
+pub fn job_ids(body: &Value) -> Vec<String> {
     body["jobs"]
         .as_array()
         .expect("jobs array")

@@ -3,6 +3,8 @@
 
 use streambot_store::{RedisBackend, SqliteBackend};
 
+pub mod counting;
+
 pub async fn sqlite_backend_for_test() -> (SqliteBackend, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("tempdir");
     let backend = SqliteBackend::open_in_data_directory(directory.path())
