@@ -131,7 +131,8 @@ pub async fn send_parts<B: JobBackend>(
     shutdown: &CancellationToken,
 ) -> Result<SendingOutcome, JobsError> {
     let mut job = job.clone();
-    delivery.redelivery_requested = false;
+    // A "Send again" stays pending until the delivery is done: a tap meanwhile is told it is on
+    // its way (the store answers `AlreadyPending` while the flag is set).
     record(backend, lease, &mut job, &delivery).await?;
     while let Some(part_number) = delivery.next_part_to_send() {
         if shutdown.is_cancelled() {
@@ -193,6 +194,10 @@ pub async fn send_parts<B: JobBackend>(
             tracing::warn!(job_id = %job.id, %error, "the summary was not sent");
         }
         delivery.summary_sent = true;
+        delivery.redelivery_requested = false;
+        record(backend, lease, &mut job, &delivery).await?;
+    } else if delivery.redelivery_requested {
+        delivery.redelivery_requested = false;
         record(backend, lease, &mut job, &delivery).await?;
     }
     Ok(SendingOutcome::Done(delivery))
