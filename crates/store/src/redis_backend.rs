@@ -47,6 +47,11 @@ const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
 const BLOCK_SLICE: Duration = Duration::from_millis(500);
 /// Pending entries idle this long are looked at by the reaper (the job's lease decides).
 const REAPER_MINIMUM_IDLE: Duration = Duration::from_millis(1000);
+/// After Redis starts (a restart, with its data back from disk), no lease is reaped until it has
+/// been up this long: every lease's deadline may have passed while it was down, and the workers
+/// that hold them renew within a heartbeat once it is back. Reaping at once would hand every
+/// running job to a second worker (a recording twice, a part sent twice).
+const REAPING_HELD_AFTER_REDIS_STARTS: Duration = crate::backend::DEFAULT_LEASE_DURATION;
 
 /// KEYS[1] the job hash, KEYS[2] the `live` index; ARGV: version read, next version, record,
 /// state, then the job id, its creation time and '1' when the new state is terminal.
@@ -626,6 +631,16 @@ impl RedisBackend {
         Ok(claimed)
     }
 
+    /// How long the Redis server has been up (`INFO server`), `None` when it does not say.
+    async fn server_up_for(&self) -> Result<Option<Duration>, JobsError> {
+        let mut connection = self.commands.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut connection)
+            .await?;
+        Ok(uptime_from_server_info(&info))
+    }
+
     /// Reaps the lapsed entries of one stream.
     async fn reap_stream(&self, queue: JobPriority) -> Result<Vec<JobId>, JobsError> {
         let mut connection = self.commands.clone();
@@ -1085,8 +1100,16 @@ impl Queue for RedisBackend {
 
     async fn reap_expired_leases(&self) -> Result<Vec<JobId>, JobsError> {
         let mut reaped = Vec::new();
-        for queue in [JobPriority::Priority, JobPriority::Normal] {
-            reaped.extend(self.reap_stream(queue).await?);
+        let up_for = self.server_up_for().await?;
+        if up_for.is_none_or(|up_for| up_for >= REAPING_HELD_AFTER_REDIS_STARTS) {
+            for queue in [JobPriority::Priority, JobPriority::Normal] {
+                reaped.extend(self.reap_stream(queue).await?);
+            }
+        } else {
+            tracing::info!(
+                ?up_for,
+                "Redis started a moment ago: leases are reaped once their workers had a heartbeat to renew them"
+            );
         }
         reaped.extend(self.requeue_unqueued_jobs().await?);
         Ok(reaped)
@@ -1130,5 +1153,29 @@ impl VersionedJobRecords for RedisBackend {
         mutate: impl FnMut(&mut Job) -> Result<(QueuePlacement, T), JobsError> + Send,
     ) -> Result<(Job, T), JobsError> {
         self.update_job_record(job_id, mutate).await
+    }
+}
+
+/// `uptime_in_seconds` from the text of `INFO server`.
+fn uptime_from_server_info(info: &str) -> Option<Duration> {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("uptime_in_seconds:"))
+        .and_then(|seconds| seconds.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uptime_is_read_from_info_server() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nprocess_id:812\r\nuptime_in_seconds:42\r\nuptime_in_days:0\r\n";
+        assert_eq!(uptime_from_server_info(info), Some(Duration::from_secs(42)));
+        assert_eq!(
+            uptime_from_server_info("# Server\r\nredis_version:7\r\n"),
+            None
+        );
+        assert_eq!(uptime_from_server_info("uptime_in_seconds:soon\r\n"), None);
     }
 }

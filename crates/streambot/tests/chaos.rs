@@ -531,13 +531,44 @@ async fn chaos_over_redis_with_two_workers_a_bot_and_a_scheduler() {
 /// seconds): the delivery still completes, each part once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_during_delivery_delivers_each_part_once() {
-    let Some((_redis_directory, mut redis)) = private_redis_with_aof() else {
-        return;
-    };
+    // Redis is back (1 s) before Telegram answers (6 s).
+    redis_restart_while_an_upload_waits_for_telegram(
+        Duration::from_secs(6),
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
+/// Found by the chaos test (Redis, `CHAOS_SEED=1796437661934820997`: a part sent twice): Telegram
+/// answers an upload while Redis is down (after 2 s; Redis down 12 s, longer than the 10 s lease). The
+/// worker waits for Redis to record the part `Sent` (it no longer leaves the job to the next
+/// worker on the first failed write), and no lease is reaped in Redis's first seconds up (every
+/// deadline passed while it was down; the reaper used to requeue the job before its worker's
+/// next heartbeat): the job completes under its first lease, its part in the chat once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn telegram_answering_while_redis_is_down_still_delivers_each_part_once() {
+    let job = redis_restart_while_an_upload_waits_for_telegram(
+        Duration::from_secs(2),
+        Duration::from_secs(12),
+    )
+    .await;
+    if let Some(job) = job {
+        assert_eq!(job.fencing_epoch, 1, "never requeued: {job:?}");
+    }
+}
+
+/// One job's first upload is held `answer_after` by the fake Bot API; Redis stops as soon as the
+/// upload arrives and starts again after `redis_down_for`. The part reaches the chat once and the
+/// job completes; the finished job (`None` when Redis is not available to the test).
+async fn redis_restart_while_an_upload_waits_for_telegram(
+    answer_after: Duration,
+    redis_down_for: Duration,
+) -> Option<streambot_core::Job> {
+    let (_redis_directory, mut redis) = private_redis_with_aof()?;
     let url = redis.url();
     let prefix = "restart-during-delivery:";
     let telegram = FakeTelegram::start().await.expect("fake telegram");
-    telegram.delay_answer("sendVideo", 1, Duration::from_secs(6));
+    telegram.delay_answer("sendVideo", 1, answer_after);
     let origin = live_origin(0, 3).await;
     let environment = WorkerEnvironment::redis(&url, prefix);
     let backend = RedisBackend::connect(&url, prefix).await.expect("redis");
@@ -552,7 +583,7 @@ async fn redis_restart_during_delivery_delivers_each_part_once() {
         "the upload starts\n{}",
         fleet.logs()
     );
-    let stopped_in = tokio::task::block_in_place(|| redis.restart_after(Duration::from_secs(1)));
+    let stopped_in = tokio::task::block_in_place(|| redis.restart_after(redis_down_for));
     eprintln!("Redis stopped in {stopped_in:?} during the upload");
     let finished =
         wait_until_every_job_ends(&backend, &[(job_id, user)], Instant::now(), &fleet).await;
@@ -566,6 +597,7 @@ async fn redis_restart_during_delivery_delivers_each_part_once() {
     assert_eq!(completed, 1, "{:?}\n{}", finished[0].error, fleet.logs());
     assert_nothing_stuck(&backend).await;
     fleet.stop("worker-a");
+    finished.into_iter().next()
 }
 
 /// Found by the chaos test (Redis, `CHAOS_SEED=1796432013847068421`): Redis restarting while a

@@ -78,15 +78,42 @@ pub fn initial_delivery(
     }
 }
 
+/// Writes the delivery record (fenced by the lease). A store that is briefly unreachable (Redis
+/// restarting, SQLite busy) is waited for with the send backoff (1, 2, 4, 8 s: 15 s in all), since giving
+/// up here leaves the job to the next worker, which sends again every part not recorded `Sent`.
+/// `shutdown` cuts the waiting short only before a send (`None` after Telegram answered: that
+/// answer must reach the store, or the user gets the file twice).
 async fn record<B: JobBackend>(
     backend: &B,
     lease: &Lease,
     job: &mut Job,
     delivery: &JobDelivery,
+    shutdown: Option<&CancellationToken>,
 ) -> Result<(), JobsError> {
-    let written = backend.record_delivery(lease, delivery.clone()).await?;
-    job.delivery = written.delivery;
-    Ok(())
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match backend.record_delivery(lease, delivery.clone()).await {
+            Ok(written) => {
+                job.delivery = written.delivery;
+                return Ok(());
+            }
+            Err(error) if error.is_retryable() => {
+                let Some(wait) = send_retry_delay(attempt, None) else {
+                    return Err(error);
+                };
+                tracing::warn!(job_id = %job.id, %error, ?wait, "could not record the delivery; trying again");
+                match shutdown {
+                    Some(shutdown) => tokio::select! {
+                        _ = shutdown.cancelled() => return Err(error),
+                        _ = tokio::time::sleep(wait) => {}
+                    },
+                    None => tokio::time::sleep(wait).await,
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// One send with the transient-error retries; `None` when shutdown cut it short.
@@ -133,7 +160,7 @@ pub async fn send_parts<B: JobBackend>(
     let mut job = job.clone();
     // A "Send again" stays pending until the delivery is done: a tap meanwhile is told it is on
     // its way (the store answers `AlreadyPending` while the flag is set).
-    record(backend, lease, &mut job, &delivery).await?;
+    record(backend, lease, &mut job, &delivery, Some(shutdown)).await?;
     while let Some(part_number) = delivery.next_part_to_send() {
         if shutdown.is_cancelled() {
             return Ok(SendingOutcome::Interrupted);
@@ -147,7 +174,7 @@ pub async fn send_parts<B: JobBackend>(
                     retryable: false,
                 },
             );
-            record(backend, lease, &mut job, &delivery).await?;
+            record(backend, lease, &mut job, &delivery, Some(shutdown)).await?;
             continue;
         };
         delivery.set_part_state(
@@ -156,7 +183,7 @@ pub async fn send_parts<B: JobBackend>(
                 started_at: Utc::now(),
             },
         );
-        record(backend, lease, &mut job, &delivery).await?;
+        record(backend, lease, &mut job, &delivery, Some(shutdown)).await?;
         let Some((result, attempts)) =
             send_with_retries(shutdown, job.id, "part", || sender.send_part(&job, part)).await
         else {
@@ -180,7 +207,7 @@ pub async fn send_parts<B: JobBackend>(
             }
         };
         delivery.set_part_state(part_number, state);
-        record(backend, lease, &mut job, &delivery).await?;
+        record(backend, lease, &mut job, &delivery, None).await?;
     }
     if !delivery.summary_sent {
         let Some((result, _)) = send_with_retries(shutdown, job.id, "summary", || {
@@ -195,10 +222,10 @@ pub async fn send_parts<B: JobBackend>(
         }
         delivery.summary_sent = true;
         delivery.redelivery_requested = false;
-        record(backend, lease, &mut job, &delivery).await?;
+        record(backend, lease, &mut job, &delivery, None).await?;
     } else if delivery.redelivery_requested {
         delivery.redelivery_requested = false;
-        record(backend, lease, &mut job, &delivery).await?;
+        record(backend, lease, &mut job, &delivery, Some(shutdown)).await?;
     }
     Ok(SendingOutcome::Done(delivery))
 }
