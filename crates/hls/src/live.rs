@@ -694,6 +694,7 @@ impl TrackState {
         let mut consecutive_playlist_failures: u32 = 0;
         let mut stop_mode: Option<StopMode> = None;
         let mut stop_deadline: Option<Instant> = None;
+        let mut control_open = true;
         self.apply_desired_state(*control.borrow(), &mut stop_mode, writer);
 
         loop {
@@ -745,12 +746,12 @@ impl TrackState {
                 .next_wake(next_reload_at, stop_deadline, downloads.len());
             tokio::select! {
                 biased;
-                changed = control.changed() => {
+                changed = control.changed(), if control_open => {
+                    // The owner gone (the sender dropped) means stop, once: the channel is not
+                    // polled again (a closed one is always ready, and with `biased` it would keep
+                    // the downloads below from ever being collected until the grace ran out).
+                    control_open = changed.is_ok();
                     let desired = if changed.is_ok() { *control.borrow_and_update() } else { DesiredState::Stop };
-                    if changed.is_err() && stop_mode.is_some() {
-                        // The owner is gone and we are already stopping: let the grace run out.
-                        tokio::time::sleep_until(stop_deadline.unwrap_or_else(Instant::now)).await;
-                    }
                     let was_stopping = stop_mode.is_some();
                     self.apply_desired_state(desired, &mut stop_mode, writer);
                     if !was_stopping && stop_mode.is_some() {

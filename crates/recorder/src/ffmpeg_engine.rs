@@ -626,6 +626,8 @@ pub async fn record_with_ffmpeg_engine(
         (*control.borrow() == DesiredState::Pause).then(Instant::now);
     let mut paused_total = Duration::ZERO;
     let mut progress_updates = recording.progress();
+    // A closed progress channel (ffmpeg's output ended) is always ready: not polled again.
+    let mut progress_open = true;
     let mut stop_requested = false;
     let ended = loop {
         if recording.has_exited() {
@@ -686,7 +688,8 @@ pub async fn record_with_ffmpeg_engine(
                     }
                 }
             }
-            changed = progress_updates.changed() => {
+            changed = progress_updates.changed(), if progress_open => {
+                progress_open = changed.is_ok();
                 if changed.is_ok() {
                     let latest = progress_updates.borrow_and_update().clone();
                     let progress = RecordingProgress {

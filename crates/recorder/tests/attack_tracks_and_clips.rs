@@ -653,9 +653,11 @@ async fn clip_on_a_lying_ledger_fails_clearly_or_clips_only_the_part() {
 
 /// Attack: one subtitle segment of 6 MB (a single cue's text), past the 4 MiB at which a body
 /// is spilled to a file. Wanted: it and every other segment of the rendition are recorded (a big
-/// body is not a reason to lose subtitles).
+/// body is not a reason to lose subtitles). It found: when the main track ended, the subtitle
+/// track's control channel closed, and its loop (a `biased` select with the closed channel
+/// first) slept out the whole 15 s stop grace without collecting the last download, then wrote
+/// that segment as a gap ("the recording ended before it was downloaded").
 #[tokio::test]
-#[ignore = "attack: with a 6 MB WebVTT segment in the rendition, a subtitle segment still pending when the main track ends (sometimes the big one, sometimes the last) waits out the whole 15 s stop grace and is recorded as a gap ('the recording ended before it was downloaded'); small segments alone all arrive (webvtt_after_an_mpeg_ts_body_...). Cause not found (hls live.rs download/budget path, not this helper's file)"]
 async fn a_subtitle_segment_larger_than_the_spill_threshold_is_recorded() {
     if !streambot_testkit::requirements::require_or_skip("ffprobe") {
         return;
