@@ -16,13 +16,13 @@
 //!   SIGTERM, then SIGKILL after `orphan_grace`. It is local to the host, so it runs on every tick,
 //!   with or without the lock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use streambot_core::{AdminNotice, AdminNotifier, DiskUsageLevel, JobEvent, JobId};
+use streambot_core::{AdminNotice, AdminNotifier, DiskUsageLevel, JobEvent, JobId, JobState};
 use streambot_storage::retention::{Deletion, StoredCopy, scan_candidates};
 use tokio_util::sync::CancellationToken;
 
@@ -215,23 +215,51 @@ pub async fn run_scheduler_pass<B: JobBackend>(
         Err(error) => tracing::warn!(%error, "orphan-ffmpeg watchdog failed"),
     }
 
-    let all_jobs = backend.list_jobs(JobFilter::default()).await?;
-    // Never touched: every job that is not terminal (queued for a retry included).
-    let live_job_ids: HashSet<JobId> = all_jobs
-        .iter()
-        .filter(|job| !job.state.is_terminal())
+    // What the pass reads is bounded by what is live and what is on this disk, not by every job
+    // the store has ever held (100,000 finished jobs cost nothing here): the live jobs through
+    // the store's live index, then each job with a directory or finished files here, by id.
+    let live_job_ids: HashSet<JobId> = backend
+        .list_jobs(JobFilter {
+            states: JobState::ALL
+                .into_iter()
+                .filter(|state| !state.is_terminal())
+                .collect(),
+            ..JobFilter::default()
+        })
+        .await?
+        .into_iter()
         .map(|job| job.id)
         .collect();
-    let finished_at_by_job: HashMap<JobId, SystemTime> = all_jobs
-        .iter()
-        .filter_map(|job| Some((job.id, SystemTime::from(job.finished_at?))))
-        .collect();
-    let mut finished_on_disk: Vec<(JobId, Option<SystemTime>)> = all_jobs
-        .iter()
-        .filter(|job| job.state.is_terminal())
-        .filter(|job| job_directory(&config.recordings_directory, job.id).exists())
-        .map(|job| (job.id, job.finished_at.map(SystemTime::from)))
-        .collect();
+    let working_directories = job_ids_with_a_working_directory(&config.recordings_directory).await;
+    let user_files_root = config.user_files_root();
+    let with_user_files: BTreeSet<JobId> =
+        tokio::task::spawn_blocking(move || scan_candidates(&user_files_root))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|file| file.job_id)
+            .collect();
+    let mut finished_at_by_job: HashMap<JobId, SystemTime> = HashMap::new();
+    let mut finished_on_disk: Vec<(JobId, Option<SystemTime>)> = Vec::new();
+    for job_id in working_directories.union(&with_user_files) {
+        if live_job_ids.contains(job_id) {
+            continue;
+        }
+        // A job the store does not know (deleted, another store's) is left alone, as before.
+        let Some(job) = backend.get_job(*job_id).await? else {
+            continue;
+        };
+        if !job.state.is_terminal() {
+            continue;
+        }
+        let finished_at = job.finished_at.map(SystemTime::from);
+        if let Some(finished_at) = finished_at {
+            finished_at_by_job.insert(job.id, finished_at);
+        }
+        if working_directories.contains(job_id) {
+            finished_on_disk.push((job.id, finished_at));
+        }
+    }
 
     if let Some(retention) = config.retention {
         let cutoff = SystemTime::from(Utc::now() - chrono_duration(retention));
@@ -401,6 +429,30 @@ async fn emergency_candidates(
     let mut candidates: Vec<EmergencyCandidate> = by_job.into_values().collect();
     candidates.sort_by_key(|candidate| candidate.finished_at);
     candidates
+}
+
+/// The jobs with a working directory (`recordings_directory/<JOB ID>`) on this disk.
+async fn job_ids_with_a_working_directory(recordings_directory: &Path) -> BTreeSet<JobId> {
+    let directory = recordings_directory.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            return BTreeSet::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let name = name.to_str()?;
+                // Only the name `job_directory` gives (not a case variant of it).
+                name.parse::<JobId>()
+                    .ok()
+                    .filter(|job_id| job_id.to_string() == name)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 async fn remove_directory(path: &Path) -> Result<(), JobsError> {

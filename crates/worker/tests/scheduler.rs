@@ -25,6 +25,16 @@ fn request() -> NewJob {
     }
 }
 
+/// A job submitted, then cancelled before any worker took it: finished.
+async fn submit_finished_job<B: streambot_store::JobBackend>(backend: &B) -> streambot_core::Job {
+    let job = submit_job(backend, request()).await.expect("submit");
+    backend
+        .set_desired_state(job.id, DesiredJobState::Stop)
+        .await
+        .expect("cancel");
+    job
+}
+
 fn write_recording(directory: &std::path::Path, bytes: usize) {
     std::fs::create_dir_all(directory).expect("mkdir");
     std::fs::write(directory.join("main-0001.ts"), vec![0u8; bytes]).expect("write");
@@ -58,11 +68,7 @@ async fn the_disk_guard_warns_then_deletes_the_oldest_finished_never_a_live_one(
     let mut events = backend.subscribe_events();
     let mut finished = Vec::new();
     for _ in 0..2 {
-        let job = submit_job(&backend, request()).await.expect("submit");
-        backend
-            .set_desired_state(job.id, DesiredJobState::Stop)
-            .await
-            .expect("cancel");
+        let job = submit_finished_job(&backend).await;
         write_recording(&job_directory(&recordings, job.id), 400);
         finished.push(job.id);
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -196,11 +202,7 @@ async fn the_disk_guard_frees_user_files_oldest_first() {
     let recordings = data.path().join("recordings");
     let mut finished = Vec::new();
     for _ in 0..2 {
-        let job = submit_job(&backend, request()).await.expect("submit");
-        backend
-            .set_desired_state(job.id, DesiredJobState::Stop)
-            .await
-            .expect("cancel");
+        let job = submit_finished_job(&backend).await;
         write_user_file(&recordings, 1, job.id, 400);
         finished.push(job.id);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -297,4 +299,47 @@ fn the_admins_are_told_at_80_percent_once_and_what_95_percent_deleted() {
         None
     );
     assert!(disk_notice(&filling, LIMIT, None).is_some());
+}
+
+/// A pass reads what is live and what is on this disk, not every job the store holds: 200
+/// finished jobs whose files are gone cost it nothing; the one with a working directory and the
+/// one with a user's finished file are read by id (and retention deletes both).
+#[tokio::test]
+async fn a_pass_reads_the_live_jobs_and_those_on_disk_not_every_finished_job() {
+    let (backend, data) = sqlite_backend_for_test().await;
+    let recordings = data.path().join("recordings");
+    let mut finished = Vec::new();
+    for _ in 0..202 {
+        finished.push(submit_finished_job(&backend).await.id);
+    }
+    let live = submit_job(&backend, request()).await.expect("submit");
+    write_recording(&job_directory(&recordings, finished[0]), 100);
+    write_user_file(&recordings, 1, finished[1], 100);
+    write_recording(&job_directory(&recordings, live.id), 100);
+    // Not a job's directory: left alone, not read.
+    std::fs::create_dir_all(recordings.join("not-a-job")).expect("mkdir");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let counted = common::counting::CountingBackend::new(backend.clone());
+    let mut config = SchedulerConfig::new("scheduler-a", recordings.clone());
+    config.retention = Some(Duration::from_millis(10));
+    let report = run_scheduler_pass(&counted, &config).await.expect("pass");
+    assert_eq!(
+        counted.calls_of("list_jobs including finished ones"),
+        0,
+        "{:?}",
+        counted.all_calls()
+    );
+    assert_eq!(counted.calls_of("get_job"), 2, "{:?}", counted.all_calls());
+    assert_eq!(report.deleted_for_retention, vec![finished[0]]);
+    assert!(!job_directory(&recordings, finished[0]).exists());
+    assert!(
+        report
+            .files_deleted_for_retention
+            .iter()
+            .any(|deletion| deletion.job_id == finished[1]),
+        "{:?}",
+        report.files_deleted_for_retention
+    );
+    assert!(job_directory(&recordings, live.id).exists());
+    assert!(recordings.join("not-a-job").exists());
 }
