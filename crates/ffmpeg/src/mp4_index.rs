@@ -154,7 +154,7 @@ pub fn parse_mp4_index(bytes: &[u8]) -> io::Result<Mp4Index> {
 
 /// (size of the box, size of its header) from the first 8 or 16 bytes; `remaining` is what the
 /// file holds from the box's start.
-fn box_size(header: &[u8], remaining: u64) -> io::Result<(u64, u64)> {
+pub fn box_size(header: &[u8], remaining: u64) -> io::Result<(u64, u64)> {
     let short = header
         .get(..4)
         .map(|bytes| u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])))
@@ -178,7 +178,7 @@ fn box_size(header: &[u8], remaining: u64) -> io::Result<(u64, u64)> {
 }
 
 /// The child boxes of `bytes`: (type, body).
-fn child_boxes(bytes: &[u8]) -> io::Result<Vec<([u8; 4], &[u8])>> {
+pub fn child_boxes(bytes: &[u8]) -> io::Result<Vec<([u8; 4], &[u8])>> {
     let mut children = Vec::new();
     let mut offset = 0usize;
     while offset + 8 <= bytes.len() {
@@ -196,12 +196,14 @@ fn child_boxes(bytes: &[u8]) -> io::Result<Vec<([u8; 4], &[u8])>> {
     Ok(children)
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+/// The big-endian `u32` at `at`, if `bytes` holds it.
+pub fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let slice = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([slice[0], slice[1], slice[2], slice[3]]))
 }
 
-fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+/// The big-endian `u64` at `at`, if `bytes` holds it.
+pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     let slice = bytes.get(at..at.checked_add(8)?)?;
     let mut array = [0u8; 8];
     array.copy_from_slice(slice);
@@ -209,7 +211,7 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 /// (timescale, duration) of an `mvhd` or `mdhd` body (version 0 or 1).
-fn timescale_and_duration(body: &[u8]) -> Option<(u32, u64)> {
+pub fn timescale_and_duration(body: &[u8]) -> Option<(u32, u64)> {
     match body.first()? {
         1 => Some((read_u32(body, 20)?, read_u64(body, 24)?)),
         _ => Some((read_u32(body, 12)?, u64::from(read_u32(body, 16)?))),

@@ -523,7 +523,15 @@ impl<B> LiveCore<B> {
         deadline: Instant,
         now: Instant,
     ) -> Result<TrackedSegment<B>, HlsError> {
-        let (url, key_info, init) = segment_locations(segment, base_url)?;
+        let (url, key_info, mut init) = segment_locations(segment, base_url)?;
+        // An init is cached for one span between discontinuities: a packager that goes on with
+        // its playlist after a restart rewrites `init.mp4` behind the same URI (issue 17).
+        if let Some(init) = &mut init {
+            init.identity = format!(
+                "{}#span-{}-{}",
+                init.identity, key.0, self.discontinuity_count
+            );
+        }
         Ok(TrackedSegment {
             epoch: key.0,
             media_sequence: segment.media_sequence,

@@ -16,8 +16,10 @@
 //! (codecs from [`known_streams`], picture size probed) — a pause, an encoder restart, a reconnect
 //! in between — are joined with the concat demuxer (timestamps made continuous) and finalized as
 //! one part ([`FinishedFile::joined_part_numbers`] says which); a split for the size or duration
-//! limit, or a change of codec or picture size, starts a new file. When the join or its check
-//! fails, each part is finalized on its own.
+//! limit, or a change of codec or picture size, starts a new file. fMP4 parts are joined the same
+//! way when their init segments describe the same media ([`crate::fmp4_join`]: the fragments
+//! concatenated after one init, decode times made continuous). When the join or its check fails,
+//! each part is finalized on its own.
 //!
 //! Every finished file is then decoded (`ffmpeg -v error -f null -`; the first, a middle and the
 //! last 10 s of a file longer than a minute): one that prints errors is delivered but reported
@@ -200,6 +202,12 @@ pub async fn finalize_recording(
         .as_ref()
         .map_or(&[], |audio| audio.parts.as_slice());
     let main_count = main.parts.len();
+    // fMP4 parts whose decode times go back (an unannounced encoder restart) are made continuous.
+    for part in main.parts.iter().chain(audio_parts) {
+        if let Ok(input) = identify(&part.path).await {
+            crate::fmp4_join::make_part_continuous(&input).await;
+        }
+    }
     // Parts that can be one file (no separate audio rendition to keep in step with).
     let mut joined_parts: Vec<bool> = vec![false; main_count];
     let has_extra_tracks = !crate::tracks::read_track_plan(&report.output_directory)
@@ -280,12 +288,14 @@ pub async fn finalize_recording(
     finalize_report
 }
 
-/// What must match for two parts to be one file: container, codecs, picture size, audio.
+/// What must match for two parts to be one file: container, codecs, picture size, audio; for
+/// fMP4 parts also the init's sample descriptions ([`crate::fmp4_join::Fmp4Identity`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinKey {
     pub format: streambot_ffmpeg::InputFormat,
     pub video: Option<(String, u32, u32)>,
     pub audio_codec: Option<String>,
+    pub fragmented_mp4: Option<crate::fmp4_join::Fmp4Identity>,
 }
 
 /// Consecutive runs of parts (indices) that can be joined (pure): same [`JoinKey`], no split for
@@ -331,12 +341,14 @@ async fn join_key(runner: &FfmpegRunner, part: &PartSummary) -> Option<JoinKey> 
     if info.video.as_ref().is_some_and(|video| video.height == 0) {
         info = runner.probe(&part.path).await.ok()?;
     }
+    let fragmented_mp4 = crate::fmp4_join::identity_of_part(&input).await;
     Some(JoinKey {
         format: input.format,
         video: info
             .video
             .map(|video| (video.codec, video.width, video.height)),
         audio_codec: info.audio.map(|audio| audio.codec),
+        fragmented_mp4,
     })
 }
 
@@ -347,23 +359,24 @@ async fn joinable_groups(
 ) -> Vec<Vec<usize>> {
     let mut keys = Vec::with_capacity(parts.len());
     for part in parts {
-        // Only MPEG-TS parts are joined (fMP4 parts each carry their own init).
-        let key = join_key(runner, part)
-            .await
-            .filter(|key| key.format == streambot_ffmpeg::InputFormat::MpegTs);
+        // MPEG-TS parts, and fMP4 parts whose init segments were read.
+        let key = join_key(runner, part).await.filter(|key| {
+            key.format == streambot_ffmpeg::InputFormat::MpegTs || key.fragmented_mp4.is_some()
+        });
         keys.push(key);
     }
     group_joinable_parts(parts, &keys, maximum_bytes)
 }
 
-/// File name of the intermediate that joins parts from `first_number` on.
-fn joined_part_file_name(first_number: u32) -> String {
-    format!("joined-{first_number:04}.ts")
+/// File name of the intermediate that joins parts from `first_number` on (`ts` or `mp4`).
+fn joined_part_file_name(first_number: u32, extension: &str) -> String {
+    format!("joined-{first_number:04}.{extension}")
 }
 
 /// Join `parts` (in order, same streams) with the concat demuxer into one MPEG-TS intermediate
-/// (timestamps made continuous), finalize that as one part, and only when the finished file passed
-/// its checks remove the joined intermediate and (unless kept) the parts.
+/// (fMP4 parts: [`crate::fmp4_join`] into one fMP4) with timestamps made continuous, finalize that
+/// as one part, and only when the finished file passed its checks remove the joined intermediate
+/// and (unless kept) the parts.
 async fn finalize_joined(
     runner: &FfmpegRunner,
     parts: &[&PartSummary],
@@ -377,10 +390,22 @@ async fn finalize_joined(
         });
     };
     let directory = first.path.parent().unwrap_or_else(|| Path::new("."));
-    let joined_path = directory.join(joined_part_file_name(first.number));
     let inputs: Vec<PathBuf> = parts.iter().map(|part| part.path.clone()).collect();
-    let options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
-    if let Err(error) = runner.concat(&inputs, &joined_path, &options, None).await {
+    let fragmented = identify(&first.path).await?.format == streambot_ffmpeg::InputFormat::Mp4;
+    let joined_path = directory.join(joined_part_file_name(
+        first.number,
+        if fragmented { "mp4" } else { "ts" },
+    ));
+    let joining = if fragmented {
+        crate::fmp4_join::join_parts(&inputs, &joined_path).await
+    } else {
+        let options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+        runner
+            .concat(&inputs, &joined_path, &options, None)
+            .await
+            .map(|_| ())
+    };
+    if let Err(error) = joining {
         let _ = std::fs::remove_file(&joined_path);
         return Err(error);
     }

@@ -8,6 +8,7 @@
 pub mod clip;
 pub mod ffmpeg_engine;
 pub mod finalize;
+pub mod fmp4_join;
 pub mod interruptible_finalize;
 pub mod live_wait;
 pub mod progressive;

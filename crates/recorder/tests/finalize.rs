@@ -359,6 +359,23 @@ fn ts_part(
     }
 }
 
+/// (first part number, picture height, parts joined) of every finished file.
+fn file_shapes(
+    finalized: &streambot_recorder::finalize::FinalizeReport,
+) -> Vec<(u32, Option<u32>, Vec<u32>)> {
+    finalized
+        .files
+        .iter()
+        .map(|file| {
+            (
+                file.part_number,
+                file.height,
+                file.joined_part_numbers.clone(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn parts_with_the_same_streams_around_a_pause_end_as_one_file() {
     use streambot_hls::ledger::PartStartReason;
@@ -423,17 +440,7 @@ async fn a_resolution_change_or_the_size_limit_splits_the_file() {
     settings.maximum_joined_bytes = Some(parts[2].bytes + parts[3].bytes + 1024);
     let finalized = finalize_recording(&runner(), &report, &settings).await;
     assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
-    let shapes: Vec<(u32, Option<u32>, Vec<u32>)> = finalized
-        .files
-        .iter()
-        .map(|file| {
-            (
-                file.part_number,
-                file.height,
-                file.joined_part_numbers.clone(),
-            )
-        })
-        .collect();
+    let shapes = file_shapes(&finalized);
     assert_eq!(
         shapes,
         vec![
@@ -483,4 +490,218 @@ async fn a_finished_file_that_does_not_decode_cleanly_is_reported_as_damaged() {
     assert!(!check.first_errors.is_empty());
     assert!(!finalized.all_ok());
     assert_eq!(finalized.damaged_files().count(), 1);
+}
+
+/// Issue 17 item 2 for fMP4: one run of ffmpeg's HLS muxer in fMP4 mode (`size`, `seconds` of
+/// 25 fps test media with a tone, 2 s segments): its init and segment files, in order.
+fn fmp4_packager_run(
+    directory: &std::path::Path,
+    name: &str,
+    size: &str,
+    seconds: u32,
+) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    let folder = directory.join(name);
+    std::fs::create_dir_all(&folder).expect("folder");
+    let status = std::process::Command::new("ffmpeg")
+        .current_dir(&folder)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
+        .args(["-keyint_min", "50", "-sc_threshold", "0", "-c:a", "aac"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
+        .args([
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+        ])
+        .args(["-hls_segment_filename", "segment-%d.m4s", "live.m3u8"])
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let segments = (0..seconds / 2)
+        .map(|index| folder.join(format!("segment-{index}.m4s")))
+        .filter(|path| path.exists())
+        .collect();
+    (folder.join("init.mp4"), segments)
+}
+
+/// A part as the recorder writes one from an fMP4 playlist: the init, then the segments.
+fn fmp4_part(
+    directory: &std::path::Path,
+    number: u32,
+    init: &std::path::Path,
+    segments: &[std::path::PathBuf],
+    reason: streambot_hls::ledger::PartStartReason,
+) -> streambot_hls::ledger::PartSummary {
+    let path = directory.join(format!("part-{number:04}.mp4"));
+    let mut bytes = std::fs::read(init).expect("init");
+    for segment in segments {
+        bytes.extend(std::fs::read(segment).expect("segment"));
+    }
+    std::fs::write(&path, &bytes).expect("part");
+    streambot_hls::ledger::PartSummary {
+        number,
+        path,
+        reason,
+        bytes: bytes.len() as u64,
+        segments: segments.len() as u64,
+        media_seconds: 2.0 * segments.len() as f64,
+    }
+}
+
+/// The largest step between consecutive packet times of a stream of `file` (`v` or `a`).
+fn largest_packet_step(file: &std::path::Path, stream: &str) -> f64 {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream])
+        .args(["-show_entries", "packet=dts_time", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    assert!(times.len() > 10, "{} packets", times.len());
+    times
+        .windows(2)
+        .map(|pair| {
+            assert!(pair[1] > pair[0], "timestamps go back: {pair:?}");
+            pair[1] - pair[0]
+        })
+        .fold(0.0, f64::max)
+}
+
+/// fMP4 parts split by a pause and by a packager restart with the same settings (the same init
+/// again, decode times from zero) end as one file with continuous timestamps; the parts after
+/// a restart with another encode (another picture size: another init) stay a file of their own.
+#[tokio::test]
+async fn fmp4_parts_with_the_same_init_end_as_one_file_and_another_encode_splits() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (first_init, first_run) = fmp4_packager_run(scratch.path(), "run1", "160x90", 16);
+    let (second_init, second_run) = fmp4_packager_run(scratch.path(), "run2", "160x90", 6);
+    let (third_init, third_run) = fmp4_packager_run(scratch.path(), "run3", "320x180", 6);
+    assert_eq!(
+        std::fs::read(&first_init).expect("init"),
+        std::fs::read(&second_init).expect("init"),
+        "a restart with the same settings writes the same init"
+    );
+    let parts = vec![
+        // From 2 s on the packager's clock (a recording that started mid-stream) ...
+        fmp4_part(
+            directory.path(),
+            1,
+            &first_init,
+            &first_run[1..3],
+            PartStartReason::First,
+        ),
+        // ... a pause of 4 s ...
+        fmp4_part(
+            directory.path(),
+            2,
+            &first_init,
+            &first_run[5..7],
+            PartStartReason::Resume,
+        ),
+        // ... a restart with the same settings (decode times from zero again) ...
+        fmp4_part(
+            directory.path(),
+            3,
+            &second_init,
+            &second_run[0..3],
+            PartStartReason::Discontinuity,
+        ),
+        // ... and one with another encode.
+        fmp4_part(
+            directory.path(),
+            4,
+            &third_init,
+            &third_run[0..3],
+            PartStartReason::InitChanged,
+        ),
+    ];
+    let report = report_of_parts(directory.path(), parts.clone());
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    let shapes = file_shapes(&finalized);
+    assert_eq!(
+        shapes,
+        vec![(1, Some(90), vec![1, 2, 3]), (4, Some(180), vec![])]
+    );
+    let joined = &finalized.files[0];
+    // 7 segments of 2 s: no pause, no jump back at the restart.
+    assert!(
+        (joined.duration_seconds - 14.0).abs() < 0.6,
+        "{} s",
+        joined.duration_seconds
+    );
+    assert!(largest_packet_step(&joined.path, "v") < 0.1);
+    assert!(largest_packet_step(&joined.path, "a") < 0.1);
+    assert!(moov_before_mdat(&joined.path).expect("mp4"));
+    for file in &finalized.files {
+        assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
+    }
+    assert!(finalized.all_ok(), "{:?}", finalized.files);
+    for part in &parts {
+        assert!(!part.path.exists(), "the parts are removed once checked");
+    }
+    assert!(!directory.path().join("joined-0001.mp4").exists());
+}
+
+/// An fMP4 part in which the packager restarted without the playlist saying so (the same init,
+/// decode times from zero again in the middle of the part): its decode times are made continuous
+/// before the remux, so the file has the whole duration and decodes cleanly (before, the remux
+/// dropped what came after the jump back and the duration check failed).
+#[tokio::test]
+async fn an_fmp4_part_whose_decode_times_go_back_is_made_continuous() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (init, first_run) = fmp4_packager_run(scratch.path(), "run1", "160x90", 12);
+    let (_, second_run) = fmp4_packager_run(scratch.path(), "run2", "160x90", 6);
+    let segments: Vec<std::path::PathBuf> = first_run[2..5]
+        .iter()
+        .chain(&second_run[0..3])
+        .cloned()
+        .collect();
+    let part = fmp4_part(
+        directory.path(),
+        1,
+        &init,
+        &segments,
+        PartStartReason::First,
+    );
+    let report = report_of_parts(directory.path(), vec![part]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    assert_eq!(finalized.files.len(), 1);
+    let file = &finalized.files[0];
+    assert!(
+        (file.duration_seconds - 12.0).abs() < 0.6,
+        "{} s",
+        file.duration_seconds
+    );
+    assert!(largest_packet_step(&file.path, "v") < 0.1);
+    assert!(largest_packet_step(&file.path, "a") < 0.1);
+    assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
+    assert!(finalized.all_ok(), "{:?}", file.decode_check);
 }

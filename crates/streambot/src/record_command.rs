@@ -334,13 +334,7 @@ async fn finalize_and_report(
         }
     } else {
         for file in &finalized.files {
-            eprintln!(
-                "finished: {} ({}, {}{})",
-                file.path.display(),
-                format_size(file.size_bytes),
-                format_clock_duration(file.duration_seconds),
-                if file.transcoded { ", re-encoded" } else { "" }
-            );
+            eprintln!("finished: {}", finished_file_line(file));
         }
     }
     for failure in &finalized.failures {
@@ -356,6 +350,34 @@ async fn finalize_and_report(
     } else {
         ExitCode::from(4)
     }
+}
+
+/// One finished file for the summary: path, size, duration, and whether it was re-encoded, joined
+/// from several parts (issue 17 item 2) or does not decode cleanly (item 4).
+fn finished_file_line(file: &streambot_recorder::finalize::FinishedFile) -> String {
+    let mut notes = vec![
+        format_size(file.size_bytes),
+        format_clock_duration(file.duration_seconds),
+    ];
+    if file.transcoded {
+        notes.push("re-encoded".to_owned());
+    }
+    if file.joined_part_numbers.len() > 1 {
+        let numbers: Vec<String> = file
+            .joined_part_numbers
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        notes.push(format!("parts {} joined", numbers.join(", ")));
+    }
+    if file.damaged {
+        let errors = file
+            .decode_check
+            .as_ref()
+            .map_or(0, |check| check.error_count);
+        notes.push(format!("DAMAGED: {errors} decode errors"));
+    }
+    format!("{} ({})", file.path.display(), notes.join(", "))
 }
 
 fn progress_line(progress: &RecordingProgress) -> String {

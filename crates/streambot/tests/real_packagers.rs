@@ -296,7 +296,14 @@ fn rtmp_encoder(nginx: &Nginx, size: &str) -> GroupChild {
 enum HlsMode {
     Ts,
     Fmp4,
+    /// fMP4 with `-hls_flags append_list`: a restarted packager goes on with the playlist it
+    /// finds (numbering continues, `#EXT-X-DISCONTINUITY` before its first segment) and rewrites
+    /// `init.mp4` behind the same URI without a new `#EXT-X-MAP`.
+    Fmp4AppendList,
     Aes128,
+    /// AES-128 with `append_list`: the new key is written behind the same key URI, the numbering
+    /// goes on after a discontinuity tag.
+    Aes128AppendList,
 }
 
 /// ffmpeg's own HLS muxer writing `www/live.m3u8` (2 s segments, 10 in the playlist, old
@@ -317,7 +324,10 @@ fn ffmpeg_hls_packager(nginx: &Nginx, size: &str, mode: HlsMode, run: u32) -> Gr
         HlsMode::Ts => {
             command.args(["-hls_segment_filename", &format!("run{run}-%d.ts")]);
         }
-        HlsMode::Fmp4 => {
+        HlsMode::Fmp4 | HlsMode::Fmp4AppendList => {
+            if mode == HlsMode::Fmp4AppendList {
+                command.args(["-hls_flags", "append_list"]);
+            }
             command.args([
                 "-hls_segment_type",
                 "fmp4",
@@ -327,7 +337,10 @@ fn ffmpeg_hls_packager(nginx: &Nginx, size: &str, mode: HlsMode, run: u32) -> Gr
                 &format!("run{run}-%d.m4s"),
             ]);
         }
-        HlsMode::Aes128 => {
+        HlsMode::Aes128 | HlsMode::Aes128AppendList => {
+            if mode == HlsMode::Aes128AppendList {
+                command.args(["-hls_flags", "append_list"]);
+            }
             let key: Vec<u8> = (0..16u8)
                 .map(|index| index.wrapping_mul(17).wrapping_add(run as u8 * 31))
                 .collect();
@@ -716,20 +729,172 @@ async fn ffmpeg_fmp4_restart_with_a_new_init_behind_the_same_uri_decodes_cleanly
     if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
         return;
     }
+    let sizes = ffmpeg_packager_restart(HlsMode::Fmp4, "480x270").await;
+    assert_eq!(sizes, vec!["320,180".to_string(), "480,270".to_string()]);
+}
+
+/// Records while ffmpeg's HLS muxer in `mode` (fMP4 or AES-128) crashes 14 s in and comes back
+/// 2 s later with a picture of `size_after` (and, in AES-128 modes, a new key); returns the finished files' picture sizes (each checked to decode
+/// cleanly) after checking the ledger against what the packager published.
+async fn ffmpeg_packager_restart(mode: HlsMode, size_after: &str) -> Vec<String> {
     let nginx = Nginx::start(false);
     let (published, _watching) = Published::watch(nginx.www().join("live.m3u8"));
-    let mut packager = ffmpeg_hls_packager(&nginx, "320x180", HlsMode::Fmp4, 1);
+    let mut packager = ffmpeg_hls_packager(&nginx, "320x180", mode, 1);
     published.wait_for(3, Duration::from_secs(30));
     let recording = start_recording(nginx.url("live.m3u8"), "36s");
     sleep(14).await;
     packager.crash();
     sleep(2).await;
-    let _packager = ffmpeg_hls_packager(&nginx, "480x270", HlsMode::Fmp4, 2);
+    let _packager = ffmpeg_hls_packager(&nginx, size_after, mode, 2);
     let recording = recording.await.expect("recording task");
     assert_recorded_to_the_end(&recording);
-    ledger_matches_published(&recording, &published);
+    let ledger = ledger_matches_published(&recording, &published);
     let sizes = finished_files_decode(&recording);
+    eprintln!("parts {:?}, files {sizes:?}", parts_in(&ledger));
+    sizes
+}
+
+/// Issue 17 item 2 for fMP4: the packager crashes and comes back with the same settings (the
+/// same `init.mp4`, its numbering from 0: a new epoch, a new part). The parts are joined into one
+/// file at finalize, which decodes cleanly, and nothing published is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_fmp4_restart_with_the_same_settings_gives_one_file() {
+    if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
+        return;
+    }
+    let sizes = ffmpeg_packager_restart(HlsMode::Fmp4, "320x180").await;
+    assert_eq!(sizes, vec!["320,180".to_string()], "one file expected");
+}
+
+/// A packager that goes on with its playlist after a restart (`append_list`): the numbering
+/// continues, a discontinuity tag stands before the new encode's first segment, and `init.mp4` is
+/// rewritten behind the same URI with no new `#EXT-X-MAP`. The init fetched before the
+/// discontinuity must not be used after it: two files, one per picture size, each decoding
+/// cleanly (before: the new fragments were written after the old init and did not decode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_fmp4_append_list_restart_with_another_encode_uses_the_new_init() {
+    if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
+        return;
+    }
+    let sizes = ffmpeg_packager_restart(HlsMode::Fmp4AppendList, "480x270").await;
     assert_eq!(sizes, vec!["320,180".to_string(), "480,270".to_string()]);
+}
+
+/// The same packager restarted with the same settings: the discontinuity splits the recording
+/// into two parts, joined into one file at finalize.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_fmp4_append_list_restart_with_the_same_settings_gives_one_file() {
+    if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
+        return;
+    }
+    let sizes = ffmpeg_packager_restart(HlsMode::Fmp4AppendList, "320x180").await;
+    assert_eq!(sizes, vec!["320,180".to_string()], "one file expected");
+}
+
+/// A pre-made fMP4 encode (ffmpeg's HLS muxer, not live): `prefix-init.mp4` and
+/// `prefix-N.m4s` (2 s each) in `folder`; the segment names in order.
+fn fmp4_encode(folder: &Path, prefix: &str, size: &str, seconds: u32) -> Vec<String> {
+    let mut command = Command::new("ffmpeg");
+    let mut arguments = ffmpeg_source(size);
+    arguments.retain(|argument| argument != "-re");
+    let status = command
+        .current_dir(folder)
+        .args(arguments)
+        .args(["-t", &seconds.to_string(), "-f", "hls", "-hls_time", "2"])
+        .args(["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"])
+        .args(["-hls_fmp4_init_filename", &format!("{prefix}-init.mp4")])
+        .args(["-hls_segment_filename", &format!("{prefix}-%d.m4s")])
+        .arg(format!("{prefix}.m3u8"))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    (0..seconds / 2)
+        .map(|index| format!("{prefix}-{index}.m4s"))
+        .filter(|name| folder.join(name).exists())
+        .collect()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let temporary = path.with_extension("writing");
+    std::fs::write(&temporary, bytes).expect("write");
+    std::fs::rename(&temporary, path).expect("rename");
+}
+
+/// An origin that rewrites `init.mp4` with another encode's init in the middle of the stream and
+/// says nothing else: the media sequence goes on, no `#EXT-X-DISCONTINUITY`, no new
+/// `#EXT-X-MAP`, the new encode's decode times start again from zero. The recorder cannot tell
+/// from the playlist, and the init it holds is stale: whatever it writes must not be reported as
+/// a good file. Each finished file either decodes cleanly or is reported DAMAGED (with its error
+/// count), nothing published is missing from the ledger, and the summary is not silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_swapped_behind_the_same_uri_without_a_tag_is_never_a_silent_good_file() {
+    if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
+        return;
+    }
+    let nginx = Nginx::start(false);
+    let www = nginx.www();
+    let first = fmp4_encode(&www, "a", "320x180", 24);
+    let second = fmp4_encode(&www, "b", "480x270", 24);
+    let segments: Vec<String> = first.iter().take(9).chain(second.iter()).cloned().collect();
+    let switch_at = 9;
+    let (published, _watching) = Published::watch(www.join("live.m3u8"));
+    write_atomically(
+        &www.join("init.mp4"),
+        &std::fs::read(www.join("a-init.mp4")).expect("init"),
+    );
+    let publisher = {
+        let www = www.clone();
+        let segments = segments.clone();
+        std::thread::spawn(move || {
+            for newest in 2..segments.len() {
+                if newest == switch_at {
+                    let init = std::fs::read(www.join("b-init.mp4")).expect("init");
+                    write_atomically(&www.join("init.mp4"), &init);
+                }
+                let oldest = newest.saturating_sub(5);
+                let mut playlist = format!(
+                    "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n\
+                     #EXT-X-MEDIA-SEQUENCE:{oldest}\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+                );
+                for name in &segments[oldest..=newest] {
+                    playlist.push_str(&format!("#EXTINF:2.000000,\n{name}\n"));
+                }
+                write_atomically(&www.join("live.m3u8"), playlist.as_bytes());
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+    };
+    published.wait_for(3, Duration::from_secs(30));
+    let recording = start_recording(nginx.url("live.m3u8"), "30s")
+        .await
+        .expect("recording task");
+    let _ = publisher.join();
+    assert_recorded_to_the_end(&recording);
+    ledger_matches_published(&recording, &published);
+    let files = files_with_extension(recording.directory.path(), "mp4");
+    assert!(!files.is_empty(), "no finished file: {}", recording.stderr);
+    for file in &files {
+        let errors = decode_errors(file);
+        let name = file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        let summary_line = recording
+            .stderr
+            .lines()
+            .find(|line| line.starts_with("finished:") && line.contains(name))
+            .unwrap_or_default();
+        eprintln!(
+            "{name}: {} decode error lines; {summary_line}",
+            errors.len()
+        );
+        assert!(
+            errors.is_empty() || summary_line.contains("DAMAGED"),
+            "{name} does not decode cleanly ({} error lines) and the summary says nothing: {}",
+            errors.len(),
+            recording.stderr
+        );
+    }
 }
 
 /// ffmpeg's HLS muxer with AES-128 crashes and is restarted with a new key behind the same key URI: the key is
@@ -739,19 +904,19 @@ async fn ffmpeg_aes128_restart_with_a_new_key_loses_nothing() {
     if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
         return;
     }
-    let nginx = Nginx::start(false);
-    let (published, _watching) = Published::watch(nginx.www().join("live.m3u8"));
-    let mut packager = ffmpeg_hls_packager(&nginx, "320x180", HlsMode::Aes128, 1);
-    published.wait_for(3, Duration::from_secs(30));
-    let recording = start_recording(nginx.url("live.m3u8"), "36s");
-    sleep(14).await;
-    packager.crash();
-    sleep(2).await;
-    let _packager = ffmpeg_hls_packager(&nginx, "320x180", HlsMode::Aes128, 2);
-    let recording = recording.await.expect("recording task");
-    assert_recorded_to_the_end(&recording);
-    ledger_matches_published(&recording, &published);
-    let sizes = finished_files_decode(&recording);
+    let sizes = ffmpeg_packager_restart(HlsMode::Aes128, "320x180").await;
+    assert_eq!(sizes.len(), 1, "one file expected: {sizes:?}");
+}
+
+/// The same with a packager that goes on with its playlist (`append_list`): no new epoch, only a
+/// discontinuity tag, and the key behind the same URI changed. The stale key fails to decrypt (or
+/// gives a body that is not media), the key is fetched again: nothing lost, one clean file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_aes128_append_list_restart_with_a_new_key_loses_nothing() {
+    if !packagers_available(&["nginx", "ffmpeg", "ffprobe"], false) {
+        return;
+    }
+    let sizes = ffmpeg_packager_restart(HlsMode::Aes128AppendList, "320x180").await;
     assert_eq!(sizes.len(), 1, "one file expected: {sizes:?}");
 }
 
