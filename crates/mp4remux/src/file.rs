@@ -1,0 +1,179 @@
+//! The thin IO wrapper: read the inputs twice (1 MiB blocks of whole packets), write the header
+//! and then each chunk at its offset, fsync. All decisions are in the pure modules.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::Unsupported;
+use crate::copy::{ChunkWrite, InputCopier};
+use crate::plan::{Brand, Plan, TrackMedia, plan_output};
+use crate::scan::{InputRole, InputScanner, Limits};
+use crate::ts::TS_PACKET_BYTES;
+
+const READ_BLOCK_PACKETS: usize = 5_577; // ~1 MiB
+
+/// One input file and what it gives.
+#[derive(Debug, Clone)]
+pub struct RemuxInput {
+    pub path: PathBuf,
+    pub role: InputRole,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemuxError {
+    /// Not for this remuxer: run ffmpeg.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> RemuxError {
+    let context = context.into();
+    move |source| RemuxError::Io { context, source }
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemuxSummary {
+    pub bytes: u64,
+    pub duration_seconds: f64,
+    pub video_samples: usize,
+    pub audio_samples: usize,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Where the first keyframe's access unit starts and its size in the output (for a
+    /// thumbnail that decodes only that frame).
+    pub first_keyframe: Option<(u64, u32)>,
+}
+
+/// Feed every whole 188-byte packet of `path` to `push` (a trailing partial packet is ignored,
+/// as ffmpeg does).
+fn for_each_packet(
+    path: &Path,
+    mut push: impl FnMut(&[u8]) -> Result<(), Unsupported>,
+) -> Result<(), RemuxError> {
+    let mut file = File::open(path).map_err(io_error(format!("opening {}", path.display())))?;
+    let mut buffer = vec![0u8; READ_BLOCK_PACKETS * TS_PACKET_BYTES];
+    let mut filled = 0usize;
+    loop {
+        let read = match file.read(&mut buffer[filled..]) {
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(io_error(format!("reading {}", path.display()))(error)),
+        };
+        filled += read;
+        let whole = filled - filled % TS_PACKET_BYTES;
+        if read == 0 || whole == buffer.len() {
+            for packet in buffer[..whole].chunks_exact(TS_PACKET_BYTES) {
+                push(packet)?;
+            }
+            buffer.copy_within(whole..filled, 0);
+            filled -= whole;
+            if read == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Scan and plan `inputs` (main first) without writing anything.
+pub fn plan_files(inputs: &[RemuxInput], brand: Brand, limits: Limits) -> Result<Plan, RemuxError> {
+    let mut summaries = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let mut scanner = InputScanner::new(input.role, limits);
+        for_each_packet(&input.path, |packet| scanner.push_packet(packet))?;
+        summaries.push(scanner.finish()?);
+    }
+    if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
+        return Err(Unsupported::new("video in an audio-only output".to_owned()).into());
+    }
+    Ok(plan_output(&summaries, brand)?)
+}
+
+/// Remux `inputs` into `output` (created or truncated; the caller removes it on error), fsynced.
+pub fn remux_to_mp4(
+    inputs: &[RemuxInput],
+    output: &Path,
+    brand: Brand,
+    limits: Limits,
+) -> Result<RemuxSummary, RemuxError> {
+    let plan = plan_files(inputs, brand, limits)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(output)
+        .map_err(io_error(format!("creating {}", output.display())))?;
+    let write_context = format!("writing {}", output.display());
+    file.write_all(&plan.header)
+        .map_err(io_error(write_context.clone()))?;
+    let mut position = plan.header.len() as u64;
+    let mut write_error: Option<io::Error> = None;
+    for (index, input) in inputs.iter().enumerate() {
+        let mut copier = InputCopier::new(&plan, index);
+        let mut sink = |chunk: ChunkWrite<'_>| -> Result<(), Unsupported> {
+            let result = (|| {
+                if chunk.offset != position {
+                    file.seek(SeekFrom::Start(chunk.offset))?;
+                }
+                file.write_all(chunk.bytes)?;
+                position = chunk.offset + chunk.bytes.len() as u64;
+                Ok(())
+            })();
+            result.map_err(|error: io::Error| {
+                let message = error.to_string();
+                write_error = Some(error);
+                Unsupported::new(format!("write failed: {message}"))
+            })
+        };
+        let copied = for_each_packet(&input.path, |packet| copier.push_packet(packet, &mut sink))
+            .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
+        if let Some(error) = write_error.take() {
+            return Err(io_error(write_context)(error));
+        }
+        copied?;
+    }
+    let length = file
+        .metadata()
+        .map_err(io_error(write_context.clone()))?
+        .len();
+    if length != plan.total_bytes {
+        return Err(Unsupported::new("the output is not the planned size".to_owned()).into());
+    }
+    file.sync_all().map_err(io_error(write_context))?;
+    Ok(summary_of(&plan))
+}
+
+fn summary_of(plan: &Plan) -> RemuxSummary {
+    let mut summary = RemuxSummary {
+        bytes: plan.total_bytes,
+        duration_seconds: plan.duration_seconds(),
+        video_samples: 0,
+        audio_samples: 0,
+        width: None,
+        height: None,
+        first_keyframe: None,
+    };
+    for track in &plan.tracks {
+        match &track.media {
+            TrackMedia::Video { sequence, .. } => {
+                summary.video_samples = track.sample_sizes.len();
+                summary.width = Some(sequence.width);
+                summary.height = Some(sequence.height);
+                summary.first_keyframe = track
+                    .chunks
+                    .first()
+                    .zip(track.sample_sizes.first())
+                    .map(|(chunk, size)| (chunk.offset, *size));
+            }
+            TrackMedia::Audio { .. } => summary.audio_samples = track.sample_sizes.len(),
+        }
+    }
+    summary
+}

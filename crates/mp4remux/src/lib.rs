@@ -1,0 +1,41 @@
+//! Native MPEG-TS → MP4 remux for the common case of an HLS recording: H.264 video and/or AAC
+//! (ADTS) audio, in one or two TS inputs (the part, and a separately recorded audio rendition).
+//!
+//! Two passes over the input, one over the output: the first pass ([`scan`]) reads every packet
+//! and keeps only sample sizes, timestamps and sync flags (bounded by [`Limits`]); the plan
+//! ([`plan`]) computes ffmpeg-compatible sample times and edit lists ([`timeline`]), chunks and
+//! their offsets, and the `moov` ([`mp4`]) that goes before `mdat`; the second pass ([`copy`])
+//! reads the packets again and writes each chunk's bytes at its offset. Everything but [`file`]
+//! is pure (bytes in, decisions and bytes out) and never panics on any input: what it does not
+//! fully understand is an [`Unsupported`] refusal, and the caller runs ffmpeg instead.
+//!
+//! What this crate must not know: files other than those it is given ([`file`] only), ffmpeg,
+//! the recorder's parts, ledgers or jobs.
+
+pub mod adts;
+pub mod bits;
+pub mod copy;
+pub mod file;
+pub mod h264;
+pub mod mp4;
+pub mod plan;
+pub mod scan;
+pub mod timeline;
+pub mod ts;
+
+pub use file::{RemuxError, RemuxInput, RemuxSummary, remux_to_mp4};
+pub use plan::{Brand, Plan, plan_output};
+pub use scan::{InputRole, InputScanner, InputSummary, Limits};
+
+/// Why the native remuxer declined an input: a reason for the log; the caller falls back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not remuxed natively: {reason}")]
+pub struct Unsupported {
+    pub reason: String,
+}
+
+impl Unsupported {
+    pub fn new(reason: String) -> Self {
+        Unsupported { reason }
+    }
+}
