@@ -39,3 +39,49 @@ impl Unsupported {
         Unsupported { reason }
     }
 }
+
+fn packets(bytes: &[u8]) -> std::slice::ChunksExact<'_, u8> {
+    bytes.chunks_exact(ts::TS_PACKET_BYTES)
+}
+
+/// The whole remux in memory (tests, fuzzing, small inputs): the same passes as
+/// [`remux_to_mp4`] over byte slices. Trailing partial packets are ignored.
+pub fn remux_bytes(
+    inputs: &[(&[u8], InputRole)],
+    brand: Brand,
+    limits: Limits,
+) -> Result<Vec<u8>, Unsupported> {
+    let mut summaries = Vec::with_capacity(inputs.len());
+    for (bytes, role) in inputs {
+        let mut scanner = InputScanner::new(*role, limits);
+        for packet in packets(bytes) {
+            scanner.push_packet(packet)?;
+        }
+        summaries.push(scanner.finish()?);
+    }
+    if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
+        return Err(Unsupported::new("video in an audio-only output".to_owned()));
+    }
+    let plan = plan_output(&summaries, brand)?;
+    let total = usize::try_from(plan.total_bytes)
+        .map_err(|_| Unsupported::new("too large for memory".to_owned()))?;
+    let mut output = plan.header.clone();
+    output.resize(total, 0);
+    for (index, (bytes, _)) in inputs.iter().enumerate() {
+        let mut copier = copy::InputCopier::new(&plan, index);
+        let mut sink = |chunk: copy::ChunkWrite<'_>| -> Result<(), Unsupported> {
+            let start =
+                usize::try_from(chunk.offset).map_err(|_| Unsupported::new("offset".to_owned()))?;
+            output
+                .get_mut(start..start + chunk.bytes.len())
+                .ok_or_else(|| Unsupported::new("a chunk outside the plan".to_owned()))?
+                .copy_from_slice(chunk.bytes);
+            Ok(())
+        };
+        for packet in packets(bytes) {
+            copier.push_packet(packet, &mut sink)?;
+        }
+        copier.finish(&mut sink)?;
+    }
+    Ok(output)
+}
