@@ -1,6 +1,7 @@
 //! `native_remux MAIN.ts [AUDIO.ts] OUT.mp4`: the native remux of a part (and an audio rendition).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::process::ExitCode;
 
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
@@ -36,8 +37,9 @@ fn main() -> ExitCode {
     match remux_to_mp4(
         &inputs,
         output,
-        Brand::Mp4 { has_video: true },
+        Brand::Mp4,
         Limits::default(),
+        &AtomicBool::new(false),
     ) {
         Ok(summary) => {
             println!("{summary:?}");

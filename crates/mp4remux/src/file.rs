@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Unsupported;
 use crate::copy::{ChunkWrite, InputCopier};
@@ -25,6 +26,9 @@ pub enum RemuxError {
     /// Not for this remuxer: run ffmpeg.
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
+    /// `cancelled` was set: stopped between two reads, the output removed.
+    #[error("the remux was cancelled")]
+    Cancelled,
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -56,12 +60,16 @@ pub struct RemuxSummary {
 /// as ffmpeg does).
 fn for_each_packet(
     path: &Path,
+    cancelled: &AtomicBool,
     mut push: impl FnMut(&[u8]) -> Result<(), Unsupported>,
 ) -> Result<(), RemuxError> {
     let mut file = File::open(path).map_err(io_error(format!("opening {}", path.display())))?;
     let mut buffer = vec![0u8; READ_BLOCK_PACKETS * TS_PACKET_BYTES];
     let mut filled = 0usize;
     loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(RemuxError::Cancelled);
+        }
         let read = match file.read(&mut buffer[filled..]) {
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -83,11 +91,18 @@ fn for_each_packet(
 }
 
 /// Scan and plan `inputs` (main first) without writing anything.
-pub fn plan_files(inputs: &[RemuxInput], brand: Brand, limits: Limits) -> Result<Plan, RemuxError> {
+pub fn plan_files(
+    inputs: &[RemuxInput],
+    brand: Brand,
+    limits: Limits,
+    cancelled: &AtomicBool,
+) -> Result<Plan, RemuxError> {
     let mut summaries = Vec::with_capacity(inputs.len());
     for input in inputs {
         let mut scanner = InputScanner::new(input.role, limits);
-        for_each_packet(&input.path, |packet| scanner.push_packet(packet))?;
+        for_each_packet(&input.path, cancelled, |packet| {
+            scanner.push_packet(packet)
+        })?;
         summaries.push(scanner.finish()?);
     }
     if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
@@ -96,14 +111,30 @@ pub fn plan_files(inputs: &[RemuxInput], brand: Brand, limits: Limits) -> Result
     Ok(plan_output(&summaries, brand)?)
 }
 
-/// Remux `inputs` into `output` (created or truncated; the caller removes it on error), fsynced.
+/// Remux `inputs` into `output` (created or truncated), fsynced. On any error the output is
+/// removed; the inputs are only read. `cancelled` is checked between reads of 1 MiB.
 pub fn remux_to_mp4(
     inputs: &[RemuxInput],
     output: &Path,
     brand: Brand,
     limits: Limits,
+    cancelled: &AtomicBool,
 ) -> Result<RemuxSummary, RemuxError> {
-    let plan = plan_files(inputs, brand, limits)?;
+    let result = write_output(inputs, output, brand, limits, cancelled);
+    if result.is_err() {
+        let _ = std::fs::remove_file(output);
+    }
+    result
+}
+
+fn write_output(
+    inputs: &[RemuxInput],
+    output: &Path,
+    brand: Brand,
+    limits: Limits,
+    cancelled: &AtomicBool,
+) -> Result<RemuxSummary, RemuxError> {
+    let plan = plan_files(inputs, brand, limits, cancelled)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -132,7 +163,9 @@ pub fn remux_to_mp4(
                 Unsupported::new(format!("write failed: {message}"))
             })
         };
-        let copied = for_each_packet(&input.path, |packet| copier.push_packet(packet, &mut sink))
+        let copied = for_each_packet(&input.path, cancelled, |packet| {
+            copier.push_packet(packet, &mut sink)
+        })
             .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
         if let Some(error) = write_error.take() {
             return Err(io_error(write_context)(error));

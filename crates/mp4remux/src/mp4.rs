@@ -72,10 +72,10 @@ impl BoxWriter {
 }
 
 /// The `ftyp` box for the brand.
-pub fn file_type_box(brand: Brand) -> Vec<u8> {
+pub fn file_type_box(brand: Brand, has_video: bool) -> Vec<u8> {
     let mut writer = BoxWriter { bytes: Vec::new() };
     writer.boxed(b"ftyp", |writer| match brand {
-        Brand::Mp4 { has_video } => {
+        Brand::Mp4 => {
             writer.bytes(b"isom");
             writer.u32(512);
             writer.bytes(b"isomiso2");

@@ -17,10 +17,10 @@ const MAXIMUM_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
 /// are refused (10 s of the 90 kHz clock).
 const MAXIMUM_INPUT_START_DIFFERENCE: i64 = 10 * TS_CLOCK;
 
-/// The file type: `.mp4`, or `.m4a` for audio only.
+/// The file type: `.mp4` (compatible with `avc1` when it has video), or `.m4a` (audio only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Brand {
-    Mp4 { has_video: bool },
+    Mp4,
     M4a,
 }
 
@@ -429,7 +429,10 @@ fn lay_out(brand: Brand, mut tracks: Vec<TrackPlan>) -> Result<Plan, Unsupported
         .flat_map(|track| track.chunks.iter())
         .map(|chunk| chunk.bytes)
         .sum();
-    let file_type = file_type_box(brand);
+    let has_video = tracks
+        .iter()
+        .any(|track| matches!(track.media, TrackMedia::Video { .. }));
+    let file_type = file_type_box(brand, has_video);
     let mdat_header = media_data_header(payload_bytes);
     let mut plan = Plan {
         brand,

@@ -6,6 +6,7 @@
 //! made with `-bsf:v filter_units=remove_types=7|8|9`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::process::Command;
 
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
@@ -142,13 +143,13 @@ impl Case {
                 role: *role,
             })
             .collect();
-        remux_to_mp4(&inputs, &output, brand, Limits::default()).expect("remuxed natively");
+        remux_to_mp4(&inputs, &output, brand, Limits::default(), &AtomicBool::new(false)).expect("remuxed natively");
         output
     }
 }
 
 const MAIN: InputRole = InputRole::Main { take_audio: true };
-const MP4: Brand = Brand::Mp4 { has_video: true };
+const MP4: Brand = Brand::Mp4;
 
 /// Everything equal to ffmpeg's remux: packets, streams; decodes; index first.
 fn assert_same_as_ffmpeg(case: &Case, part: &Path) {

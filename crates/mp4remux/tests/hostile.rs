@@ -6,7 +6,7 @@ use streambot_mp4remux::{Brand, InputRole, Limits, remux_bytes};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/exoplayer-cea608-sd-hls0000000000.ts");
 const MAIN: InputRole = InputRole::Main { take_audio: true };
-const MP4: Brand = Brand::Mp4 { has_video: true };
+const MP4: Brand = Brand::Mp4;
 
 fn remux(bytes: &[u8]) -> Result<Vec<u8>, streambot_mp4remux::Unsupported> {
     remux_bytes(&[(bytes, MAIN)], MP4, Limits::default())
