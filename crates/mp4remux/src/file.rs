@@ -100,9 +100,7 @@ pub fn plan_files(
     let mut summaries = Vec::with_capacity(inputs.len());
     for input in inputs {
         let mut scanner = InputScanner::new(input.role, limits);
-        for_each_packet(&input.path, cancelled, |packet| {
-            scanner.push_packet(packet)
-        })?;
+        for_each_packet(&input.path, cancelled, |packet| scanner.push_packet(packet))?;
         summaries.push(scanner.finish()?);
     }
     if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
@@ -166,7 +164,7 @@ fn write_output(
         let copied = for_each_packet(&input.path, cancelled, |packet| {
             copier.push_packet(packet, &mut sink)
         })
-            .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
+        .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
         if let Some(error) = write_error.take() {
             return Err(io_error(write_context)(error));
         }
