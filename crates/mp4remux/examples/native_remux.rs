@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
-use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
+use streambot_mp4remux::{
+    Brand, InputRole, Limits, RemuxInput, estimated_index_bytes, remux_to_mp4_in_one_pass,
+};
 
 fn main() -> ExitCode {
     let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -34,11 +36,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match remux_to_mp4(
+    match remux_to_mp4_in_one_pass(
         &inputs,
         output,
         Brand::Mp4,
         Limits::default(),
+        estimated_index_bytes(4.0 * 3600.0),
         &AtomicBool::new(false),
     ) {
         Ok(summary) => {
