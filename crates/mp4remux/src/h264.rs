@@ -329,6 +329,7 @@ pub fn summarize_access_unit(
         has_picture: false,
     };
     let mut recovery_point = false;
+    let mut picture_starts = 0u32;
     for nal in nal_units(data) {
         let kind = nal_type(nal);
         if nal[0] & 0x80 != 0 {
@@ -337,6 +338,17 @@ pub fn summarize_access_unit(
             ));
         }
         parameter_sets.absorb(nal)?;
+        if matches!(kind, NAL_SLICE | NAL_IDR_SLICE)
+            && nal.get(1).is_some_and(|byte| byte & 0x80 != 0)
+        {
+            // first_mb_in_slice == 0 (its Exp-Golomb code is the single bit 1): a new picture.
+            picture_starts += 1;
+            if picture_starts > 1 {
+                return Err(Unsupported::new(
+                    "more than one picture in a PES packet".to_owned(),
+                ));
+            }
+        }
         match kind {
             NAL_IDR_SLICE => {
                 summary.sync = true;
@@ -418,6 +430,16 @@ mod tests {
         assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
         assert_eq!(nal_units(&[]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1, 0, 0, 1]).count(), 0);
+    }
+
+    #[test]
+    fn two_pictures_in_one_access_unit_are_refused() {
+        let mut parameter_sets = ParameterSets::default();
+        let one = [0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x65, 0x00, 0x21];
+        let summary = summarize_access_unit(&one, &mut parameter_sets).expect("one picture");
+        assert!(summary.sync && summary.has_picture);
+        let two = [0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x41, 0x9A, 0x21];
+        assert!(summarize_access_unit(&two, &mut parameter_sets).is_err());
     }
 
     #[test]
