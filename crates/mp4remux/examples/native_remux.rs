@@ -1,4 +1,6 @@
-//! `native_remux MAIN.ts [AUDIO.ts] OUT.mp4`: the native remux of a part (and an audio rendition).
+//! `native_remux [--seconds S] MAIN.ts [AUDIO.ts] OUT.mp4`: the one-pass native remux of a part
+//! (and an audio rendition), the index room reserved for S seconds of media (default 3600), as
+//! finalize reserves it from the ledger's duration.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +11,24 @@ use streambot_mp4remux::{
 };
 
 fn main() -> ExitCode {
-    let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let mut arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let mut media_seconds = 3600.0;
+    if arguments
+        .first()
+        .is_some_and(|first| first.as_os_str() == "--seconds")
+    {
+        match arguments
+            .get(1)
+            .and_then(|value| value.to_str()?.parse::<f64>().ok())
+        {
+            Some(value) => media_seconds = value,
+            None => {
+                eprintln!("--seconds wants a number");
+                return ExitCode::from(2);
+            }
+        }
+        arguments.drain(..2);
+    }
     let (inputs, output) = match arguments.as_slice() {
         [main, output] => (
             vec![RemuxInput {
@@ -32,7 +51,7 @@ fn main() -> ExitCode {
             output,
         ),
         _ => {
-            eprintln!("usage: native_remux MAIN.ts [AUDIO.ts] OUT.mp4");
+            eprintln!("usage: native_remux [--seconds S] MAIN.ts [AUDIO.ts] OUT.mp4");
             return ExitCode::from(2);
         }
     };
@@ -41,7 +60,7 @@ fn main() -> ExitCode {
         output,
         Brand::Mp4,
         Limits::default(),
-        estimated_index_bytes(4.0 * 3600.0),
+        estimated_index_bytes(media_seconds),
         &AtomicBool::new(false),
     ) {
         Ok(summary) => {
