@@ -1,5 +1,10 @@
 //! Finalize: turn the recorded parts into files people can play and share.
 //!
+//! In process first (issue 18): an MPEG-TS part of H.264 and/or AAC (and an MPEG-TS audio
+//! rendition) with no extra tracks is remuxed to mp4/m4a by [`streambot_mp4remux`] (one read of
+//! the part, one write, the index into room reserved from the ledger's duration; no process); whatever it refuses (HEVC, MP3, a changed SPS, a timestamp
+//! jump, an index over its cap, ...) goes the ffmpeg way below, and the checks after are the same.
+//!
 //! One ffmpeg pass per part (issue 18): what the part holds is read in process from its own bytes
 //! (the TS program map, the fMP4 init segment: [`known_streams`]), not probed; it is remuxed
 //! (`-c copy`, timestamps from zero) to mp4 with the index written first into space reserved up
@@ -26,6 +31,8 @@
 //! as damaged with the error count ([`FinishedFile::damaged`], [`FinalizeReport::all_ok`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +44,7 @@ use streambot_ffmpeg::{
     TranscodePreset, check_output, known_streams, read_mp4_index, stream_info_from_index,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
+use streambot_mp4remux::{Brand, InputRole, Limits, RemuxError, RemuxInput};
 
 use crate::RecordingReport;
 
@@ -54,6 +62,12 @@ pub struct FinalizeSettings {
     pub maximum_joined_bytes: Option<u64>,
     /// Decode every finished file (sampled when long) and report errors as damage (issue 17).
     pub check_decoding: bool,
+    /// Remux MPEG-TS parts of H.264/AAC to mp4/m4a in process before trying ffmpeg (issue 18).
+    pub native_remux: bool,
+    /// Make a thumbnail (one short ffmpeg run on the first keyframe) for a natively remuxed file.
+    /// Telegram's `sendVideo` makes its own from an mp4 when none is given, so a worker delivering
+    /// there can turn this off (see BENCHMARKS.md, issue 18).
+    pub thumbnails_for_native_remux: bool,
 }
 
 impl FinalizeSettings {
@@ -65,6 +79,8 @@ impl FinalizeSettings {
             duration_tolerance: Duration::from_secs(3),
             maximum_joined_bytes: None,
             check_decoding: true,
+            native_remux: true,
+            thumbnails_for_native_remux: true,
         }
     }
 }
@@ -115,6 +131,9 @@ pub struct FinishedFile {
     /// The file did not decode cleanly: delivered, but not ok (say so to the user).
     #[serde(default)]
     pub damaged: bool,
+    /// Remuxed by `streambot_mp4remux` in process (not by ffmpeg).
+    #[serde(default)]
+    pub remuxed_in_process: bool,
 }
 
 impl FinishedFile {
@@ -646,6 +665,140 @@ async fn finished_streams(
     Ok(info)
 }
 
+/// The ffmpeg remux of one part (mp4/m4a: one pass with the index reserved).
+async fn remux_with_ffmpeg(
+    runner: &FfmpegRunner,
+    part: &PartSummary,
+    output: &Path,
+    options: &RemuxOptions,
+    container: OutputContainer,
+    has_video: bool,
+    expect_audio: bool,
+) -> Result<(), FfmpegError> {
+    if container.supports_faststart() {
+        remux_in_one_pass(runner, part, output, options, has_video, expect_audio).await?;
+    } else {
+        runner.remux(&part.path, output, options, None).await?;
+    }
+    Ok(())
+}
+
+/// The native remuxer's inputs for an mp4 remux with these options (pure): an MPEG-TS part, and
+/// an MPEG-TS audio rendition if any, with no extra audio tracks, subtitles or track labels
+/// (those stay with ffmpeg). `None`: ffmpeg does it.
+pub fn native_remux_inputs(main: &MediaInput, options: &RemuxOptions) -> Option<Vec<RemuxInput>> {
+    use streambot_ffmpeg::InputFormat;
+    if main.format != InputFormat::MpegTs
+        || options.container != OutputContainer::Mp4
+        || !options.timestamps_from_zero
+        || !options.extra_audio_inputs.is_empty()
+        || !options.subtitle_inputs.is_empty()
+        || options.first_audio_track != streambot_ffmpeg::TrackLabel::default()
+    {
+        return None;
+    }
+    let mut inputs = vec![RemuxInput {
+        path: main.path.clone(),
+        role: InputRole::Main {
+            take_audio: options.audio_input.is_none(),
+        },
+    }];
+    if let Some(audio) = &options.audio_input {
+        if audio.format != InputFormat::MpegTs {
+            return None;
+        }
+        inputs.push(RemuxInput {
+            path: audio.path.clone(),
+            role: InputRole::AudioRendition,
+        });
+    }
+    Some(inputs)
+}
+
+/// The native remuxer's input for an audio-only m4a (pure): the AAC of an MPEG-TS part.
+pub fn native_audio_only_inputs(
+    main: &MediaInput,
+    source_info: &StreamInfo,
+) -> Option<Vec<RemuxInput>> {
+    (main.format == streambot_ffmpeg::InputFormat::MpegTs && source_info.audio_is_adts_aac()).then(
+        || {
+            vec![RemuxInput {
+                path: main.path.clone(),
+                role: InputRole::AudioRendition,
+            }]
+        },
+    )
+}
+
+/// Sets the flag when dropped: a finalize dropped mid-remux stops the blocking task at its next
+/// read (it removes its own output).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Remux in process to `<output>.partial`, fsynced, renamed to `output`. `false` when the remuxer
+/// declined (the reason logged) or failed: the caller runs ffmpeg, the part untouched.
+async fn remux_natively(
+    inputs: Vec<RemuxInput>,
+    brand: Brand,
+    media_seconds: f64,
+    output: &Path,
+) -> bool {
+    let partial = streambot_ffmpeg::run::partial_path(output);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+    let task_partial = partial.clone();
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        // One read of the part, the index written last into room reserved for it (two passes
+        // when it does not fit: the ledger's duration was far off).
+        streambot_mp4remux::remux_to_mp4_in_one_pass(
+            &inputs,
+            &task_partial,
+            brand,
+            Limits::default(),
+            streambot_mp4remux::estimated_index_bytes(media_seconds),
+            &cancelled,
+        )
+    })
+    .await;
+    match result {
+        Ok(Ok(summary)) => match std::fs::rename(&partial, output) {
+            Ok(()) => {
+                tracing::debug!(
+                    file = %output.display(),
+                    bytes = summary.bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "remuxed in process"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "moving the remuxed file into place failed; ffmpeg remuxes");
+                let _ = std::fs::remove_file(&partial);
+                false
+            }
+        },
+        Ok(Err(RemuxError::Unsupported(refusal))) => {
+            tracing::info!(reason = %refusal.reason, "not remuxed in process; ffmpeg remuxes");
+            false
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the in-process remux failed; ffmpeg remuxes");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the in-process remux stopped; ffmpeg remuxes");
+            let _ = std::fs::remove_file(&partial);
+            false
+        }
+    }
+}
+
 async fn finalize_part(
     runner: &FfmpegRunner,
     part: &PartSummary,
@@ -689,15 +842,24 @@ async fn finalize_part(
     let expect_audio = audio_only
         || source_info.has_audio()
         || audio_info.as_ref().is_some_and(StreamInfo::has_audio);
+    let mut remuxed_natively = false;
     if audio_only {
-        let options = AudioOnlyOptions {
-            source_audio_is_aac: source_info.audio_is_aac(),
-            source_audio_is_adts: source_info.audio_is_adts_aac(),
-            ..AudioOnlyOptions::default()
-        };
-        runner
-            .audio_only(&part.path, &output, &options, None)
-            .await?;
+        let native = native_audio_only_inputs(&main_input, &source_info)
+            .filter(|_| settings.native_remux && container == OutputContainer::M4a);
+        if let Some(inputs) = native {
+            remuxed_natively =
+                remux_natively(inputs, Brand::M4a, part.media_seconds, &output).await;
+        }
+        if !remuxed_natively {
+            let options = AudioOnlyOptions {
+                source_audio_is_aac: source_info.audio_is_aac(),
+                source_audio_is_adts: source_info.audio_is_adts_aac(),
+                ..AudioOnlyOptions::default()
+            };
+            runner
+                .audio_only(&part.path, &output, &options, None)
+                .await?;
+        }
     } else if let Some(preset) = preset {
         let mut options = TranscodeOptions::new(container, preset);
         options.audio_input = audio_input;
@@ -710,24 +872,33 @@ async fn finalize_part(
         options.audio_is_adts_aac = audio_is_adts;
         let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
         let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
-        if source_info.has_video() {
-            let thumbnail = output.with_extension("jpg");
-            // Never mistake an earlier attempt's picture for this pass's.
-            let _ = std::fs::remove_file(&thumbnail);
-            options.thumbnail = Some(thumbnail);
+        let native = native_remux_inputs(&main_input, &options)
+            .filter(|_| settings.native_remux && container == OutputContainer::Mp4);
+        if let Some(inputs) = native {
+            // Never mistake an earlier attempt's picture for this file's.
+            let _ = std::fs::remove_file(output.with_extension("jpg"));
+            remuxed_natively =
+                remux_natively(inputs, Brand::Mp4, part.media_seconds, &output).await;
         }
-        if container.supports_faststart() {
-            remux_in_one_pass(
+        if remuxed_natively {
+            // Written, fsynced and renamed into place: checked below like ffmpeg's.
+        } else {
+            if source_info.has_video() {
+                let thumbnail = output.with_extension("jpg");
+                // Never mistake an earlier attempt's picture for this pass's.
+                let _ = std::fs::remove_file(&thumbnail);
+                options.thumbnail = Some(thumbnail);
+            }
+            remux_with_ffmpeg(
                 runner,
                 part,
                 &output,
                 &options,
+                container,
                 source_info.has_video(),
                 expect_audio,
             )
             .await?;
-        } else {
-            runner.remux(&part.path, &output, &options, None).await?;
         }
     }
     let finished_info = match finished_streams(runner, &output, container).await {
@@ -773,7 +944,9 @@ async fn finalize_part(
         None
     };
     let thumbnail_path = output.with_extension("jpg");
-    let thumbnail = if !finished_info.has_video() {
+    let thumbnail = if !finished_info.has_video()
+        || (remuxed_natively && !settings.thumbnails_for_native_remux)
+    {
         None
     } else if is_valid_thumbnail(&thumbnail_path) {
         // Written by the remux pass itself.
@@ -805,6 +978,7 @@ async fn finalize_part(
         joined_part_numbers: Vec::new(),
         damaged: decode_check.as_ref().is_some_and(|check| !check.is_clean()),
         decode_check,
+        remuxed_in_process: remuxed_natively,
     })
 }
 
@@ -818,6 +992,40 @@ mod tests {
             .arg("-version")
             .output()
             .is_ok_and(|output| output.status.success())
+    }
+
+    #[test]
+    fn the_native_remuxer_takes_ts_parts_without_extra_tracks() {
+        use streambot_ffmpeg::{AudioTrackInput, InputFormat, TrackLabel};
+        let main = MediaInput::new("/job/main-0001.ts", InputFormat::MpegTs);
+        let mut options = RemuxOptions::new(OutputContainer::Mp4);
+        let inputs = native_remux_inputs(&main, &options).expect("taken");
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].role, InputRole::Main { take_audio: true });
+        options.audio_input = Some(MediaInput::new("/job/audio-0001.ts", InputFormat::MpegTs));
+        let inputs = native_remux_inputs(&main, &options).expect("taken");
+        assert_eq!(inputs[0].role, InputRole::Main { take_audio: false });
+        assert_eq!(inputs[1].role, InputRole::AudioRendition);
+        // An .aac rendition, fMP4 parts, other containers, labels and extra tracks: ffmpeg.
+        let mut aac = options.clone();
+        aac.audio_input = Some(MediaInput::new("/job/audio-0001.aac", InputFormat::Adts));
+        assert!(native_remux_inputs(&main, &aac).is_none());
+        let fmp4 = MediaInput::new("/job/main-0001.mp4", InputFormat::Mp4);
+        assert!(native_remux_inputs(&fmp4, &options).is_none());
+        let mkv = RemuxOptions::new(OutputContainer::Mkv);
+        assert!(native_remux_inputs(&main, &mkv).is_none());
+        let mut labelled = options.clone();
+        labelled.first_audio_track = TrackLabel {
+            language: Some("de".to_owned()),
+            title: None,
+        };
+        assert!(native_remux_inputs(&main, &labelled).is_none());
+        let mut extra = options.clone();
+        extra.extra_audio_inputs.push(AudioTrackInput {
+            input: MediaInput::new("/job/audio2-0001.ts", InputFormat::MpegTs),
+            label: TrackLabel::default(),
+        });
+        assert!(native_remux_inputs(&main, &extra).is_none());
     }
 
     /// A reservation far too small for the part (the ledger claims 1 s of a 240 s part): ffmpeg

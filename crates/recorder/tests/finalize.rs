@@ -85,6 +85,10 @@ async fn a_recording_with_an_audio_rendition_ends_as_one_playable_mp4() {
         "moov must come before mdat"
     );
     assert!(file.has_audio, "the audio rendition is muxed in");
+    assert!(
+        file.remuxed_in_process,
+        "H.264 + AAC in MPEG-TS: no ffmpeg remux"
+    );
     let info = runner().probe(&file.path).await.expect("probe");
     assert!(info.has_video() && info.has_audio());
     let ledger_seconds = report.main.as_ref().expect("main").progress.media_seconds;
@@ -144,6 +148,8 @@ async fn audio_only_ends_as_m4a() {
             .extension()
             .is_some_and(|extension| extension == "m4a")
     );
+    assert!(file.remuxed_in_process, "AAC in MPEG-TS: no ffmpeg remux");
+    assert!(moov_before_mdat(&file.path).expect("readable"));
     let info = runner().probe(&file.path).await.expect("probe");
     assert!(info.has_audio() && !info.has_video());
 }
@@ -704,4 +710,92 @@ async fn an_fmp4_part_whose_decode_times_go_back_is_made_continuous() {
     assert!(largest_packet_step(&file.path, "a") < 0.1);
     assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
     assert!(finalized.all_ok(), "{:?}", file.decode_check);
+}
+
+/// A TS part of 4 s with the given codecs (ffmpeg encoder names).
+fn make_part_with_codecs(path: &std::path::Path, video: &str, audio: &str) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=192x108:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine", "-t", "4"])
+        .args(["-c:v", video, "-preset", "ultrafast", "-c:a", audio])
+        .args(["-x265-params", "log-level=error", "-f", "mpegts"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+}
+
+/// Issue 18: H.264 + AAC parts are remuxed in process into the same streams and frame counts as
+/// ffmpeg makes of them; HEVC or MP3 parts are refused by the native remuxer and ffmpeg remuxes
+/// them, as before.
+#[tokio::test]
+async fn h264_aac_parts_are_remuxed_in_process_and_others_by_ffmpeg() {
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        ("libx264", "aac", true),
+        ("libx265", "aac", false),
+        ("libx264", "libmp3lame", false),
+    ];
+    for (video, audio, in_process) in cases {
+        let mut frames: Vec<Vec<(String, String, String)>> = Vec::new();
+        for native_remux in [true, false] {
+            let path = directory.path().join("part-0001.ts");
+            make_part_with_codecs(&path, video, audio);
+            let part = streambot_hls::ledger::PartSummary {
+                number: 1,
+                bytes: std::fs::metadata(&path).expect("part").len(),
+                path,
+                reason: streambot_hls::ledger::PartStartReason::First,
+                segments: 2,
+                media_seconds: 4.0,
+            };
+            let report = report_of_parts(directory.path(), vec![part]);
+            let mut settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+            settings.native_remux = native_remux;
+            let finalized = finalize_recording(&runner(), &report, &settings).await;
+            assert!(
+                finalized.all_ok(),
+                "{video}/{audio}: {:?}",
+                finalized.failures
+            );
+            let file = &finalized.files[0];
+            assert_eq!(
+                file.remuxed_in_process,
+                native_remux && in_process,
+                "{video}/{audio}"
+            );
+            assert!(moov_before_mdat(&file.path).expect("readable"));
+            let output = std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-count_packets", "-show_entries"])
+                .args([
+                    "stream=codec_name,nb_read_packets,start_time",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&file.path)
+                .output()
+                .expect("ffprobe");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            frames.push(
+                text.lines()
+                    .map(|line| {
+                        let fields: Vec<&str> = line.split(',').collect();
+                        (
+                            fields[0].to_owned(),
+                            fields[1].to_owned(),
+                            fields[2].to_owned(),
+                        )
+                    })
+                    .collect(),
+            );
+            let _ = std::fs::remove_file(&file.path);
+        }
+        assert_eq!(frames[0], frames[1], "{video}/{audio}: native vs ffmpeg");
+        assert_eq!(frames[0].len(), 2);
+    }
 }
