@@ -1,8 +1,8 @@
 //! `native_remux MAIN.ts [AUDIO.ts] OUT.mp4`: the native remux of a part (and an audio rendition).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
 

@@ -100,9 +100,7 @@ pub fn plan_files(
     let mut summaries = Vec::with_capacity(inputs.len());
     for input in inputs {
         let mut scanner = InputScanner::new(input.role, limits);
-        for_each_packet(&input.path, cancelled, |packet| {
-            scanner.push_packet(packet)
-        })?;
+        for_each_packet(&input.path, cancelled, |packet| scanner.push_packet(packet))?;
         summaries.push(scanner.finish()?);
     }
     if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
@@ -111,8 +109,10 @@ pub fn plan_files(
     Ok(plan_output(&summaries, brand)?)
 }
 
-/// Remux `inputs` into `output` (created or truncated), fsynced. On any error the output is
-/// removed; the inputs are only read. `cancelled` is checked between reads of 1 MiB.
+/// Remux `inputs` into `output` (a new file: what was at that path, a file or a symbolic link, is
+/// replaced, never written through), fsynced. On any error the output this call created is
+/// removed; the inputs are only read, and an output that is one of them is refused. `cancelled`
+/// is checked between reads of 1 MiB.
 pub fn remux_to_mp4(
     inputs: &[RemuxInput],
     output: &Path,
@@ -120,11 +120,49 @@ pub fn remux_to_mp4(
     limits: Limits,
     cancelled: &AtomicBool,
 ) -> Result<RemuxSummary, RemuxError> {
-    let result = write_output(inputs, output, brand, limits, cancelled);
-    if result.is_err() {
+    let mut created = false;
+    let result = write_output(inputs, output, brand, limits, cancelled, &mut created);
+    if result.is_err() && created {
         let _ = std::fs::remove_file(output);
     }
     result
+}
+
+/// The output path must not name an input (itself or through a link): replacing it would lose
+/// the part.
+fn refuse_an_input_as_output(inputs: &[RemuxInput], output: &Path) -> Result<(), RemuxError> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |metadata: std::fs::Metadata| (metadata.dev(), metadata.ino());
+    let mut existing = Vec::new();
+    for metadata in [std::fs::metadata(output), std::fs::symlink_metadata(output)]
+        .into_iter()
+        .flatten()
+    {
+        existing.push(identity(metadata));
+    }
+    for input in inputs {
+        let metadata = std::fs::metadata(&input.path)
+            .map_err(io_error(format!("reading {}", input.path.display())))?;
+        if existing.contains(&identity(metadata)) {
+            return Err(Unsupported::new("the output path is an input".to_owned()).into());
+        }
+    }
+    Ok(())
+}
+
+/// A new file at `output`: a file or link already there is removed first (not followed).
+fn create_output(output: &Path) -> Result<File, RemuxError> {
+    let context = format!("creating {}", output.display());
+    if let Ok(metadata) = std::fs::symlink_metadata(output)
+        && (metadata.is_file() || metadata.file_type().is_symlink())
+    {
+        std::fs::remove_file(output).map_err(io_error(context.clone()))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .map_err(io_error(context))
 }
 
 fn write_output(
@@ -133,14 +171,12 @@ fn write_output(
     brand: Brand,
     limits: Limits,
     cancelled: &AtomicBool,
+    created: &mut bool,
 ) -> Result<RemuxSummary, RemuxError> {
+    refuse_an_input_as_output(inputs, output)?;
     let plan = plan_files(inputs, brand, limits, cancelled)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(output)
-        .map_err(io_error(format!("creating {}", output.display())))?;
+    let mut file = create_output(output)?;
+    *created = true;
     let write_context = format!("writing {}", output.display());
     file.write_all(&plan.header)
         .map_err(io_error(write_context.clone()))?;
@@ -166,7 +202,7 @@ fn write_output(
         let copied = for_each_packet(&input.path, cancelled, |packet| {
             copier.push_packet(packet, &mut sink)
         })
-            .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
+        .and_then(|()| copier.finish(&mut sink).map_err(RemuxError::from));
         if let Some(error) = write_error.take() {
             return Err(io_error(write_context)(error));
         }

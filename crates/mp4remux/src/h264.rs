@@ -325,6 +325,17 @@ pub struct AccessUnitSummary {
     pub has_picture: bool,
 }
 
+/// After a coded slice, this NAL unit starts the next access unit (H.264 7.4.1.2.3): an access
+/// unit delimiter, SEI, SPS, PPS or prefix/reserved types 14-18, or the first slice of a picture
+/// (`first_mb_in_slice` 0: the slice header's first bit is set).
+fn begins_another_access_unit(nal: &[u8]) -> bool {
+    match nal_type(nal) {
+        NAL_SEI | NAL_SPS | NAL_PPS | NAL_ACCESS_UNIT_DELIMITER | 14..=18 => true,
+        NAL_SLICE | 2 | NAL_IDR_SLICE => nal.get(1).is_some_and(|byte| byte & 0x80 != 0),
+        _ => false,
+    }
+}
+
 /// Read an access unit: its parameter sets go into `parameter_sets` (changes refused).
 pub fn summarize_access_unit(
     data: &[u8],
@@ -341,6 +352,13 @@ pub fn summarize_access_unit(
         if nal[0] & 0x80 != 0 {
             return Err(Unsupported::new(
                 "a NAL unit with the forbidden bit".to_owned(),
+            ));
+        }
+        if summary.has_picture && begins_another_access_unit(nal) {
+            // ffmpeg's parser splits such a PES packet into two samples; one sample holding two
+            // pictures does not decode.
+            return Err(Unsupported::new(
+                "more than one picture in a PES packet".to_owned(),
             ));
         }
         parameter_sets.absorb(nal)?;

@@ -13,6 +13,12 @@ pub const TS_PACKET_BYTES: usize = 188;
 const SYNC_BYTE: u8 = 0x47;
 /// A PES packet (one access unit of video, a few frames of audio) larger than this is refused.
 pub const MAXIMUM_PES_BYTES: usize = 8 * 1024 * 1024;
+/// All PES packets being assembled (one per stream) together: a program map of many streams
+/// does not multiply [`MAXIMUM_PES_BYTES`].
+pub const MAXIMUM_ASSEMBLING_BYTES: usize = MAXIMUM_PES_BYTES + 2 * 1024 * 1024;
+/// An assembly buffer larger than this is given back after its PES packet (a stream that once
+/// had a huge PES packet does not keep it allocated).
+const RETAINED_ASSEMBLY_BYTES: usize = 1024 * 1024;
 /// A PSI section (PAT, PMT) is at most 1021 bytes after its 3-byte header.
 const MAXIMUM_SECTION_BYTES: usize = 1024 + 3;
 /// Elementary streams in one program map, at most.
@@ -106,6 +112,9 @@ struct PesAssembly {
     bytes: Vec<u8>,
     in_progress: bool,
     last_continuity: Option<u8>,
+    /// The last packet with a payload (a packet repeated with the same continuity counter must
+    /// be this one, byte for byte).
+    last_packet: Vec<u8>,
 }
 
 /// The demuxer's state. Feed it packets with [`TsDemuxer::push_packet`], then call
@@ -326,10 +335,23 @@ impl TsDemuxer {
         if scrambling != 0 {
             return Err(Unsupported::new("scrambled packets".to_owned()));
         }
+        let assembling_elsewhere: usize = self
+            .assemblies
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, assembly)| assembly.bytes.len())
+            .sum();
         let assembly = &mut self.assemblies[index];
         if let Some(last) = assembly.last_continuity {
             if last == continuity && !discontinuity {
-                // A duplicate packet (allowed once by the standard): ignored.
+                // A duplicate packet (allowed once by the standard): ignored. A different packet
+                // with the same counter is not a duplicate (ffmpeg keeps its bytes).
+                if assembly.last_packet != packet {
+                    return Err(Unsupported::new(format!(
+                        "a repeated continuity counter with other bytes on PID {pid}"
+                    )));
+                }
                 return Ok(());
             }
             let expected = (last + 1) & 0x0F;
@@ -340,6 +362,8 @@ impl TsDemuxer {
             }
         }
         assembly.last_continuity = Some(continuity);
+        assembly.last_packet.clear();
+        assembly.last_packet.extend_from_slice(packet);
         if payload_unit_start {
             Self::flush(assembly, sink)?;
             assembly.bytes.clear();
@@ -350,6 +374,11 @@ impl TsDemuxer {
         if assembly.bytes.len() + payload.len() > MAXIMUM_PES_BYTES {
             return Err(Unsupported::new(format!(
                 "a PES packet over {MAXIMUM_PES_BYTES} bytes"
+            )));
+        }
+        if assembling_elsewhere + assembly.bytes.len() + payload.len() > MAXIMUM_ASSEMBLING_BYTES {
+            return Err(Unsupported::new(format!(
+                "PES packets of several streams over {MAXIMUM_ASSEMBLING_BYTES} bytes together"
             )));
         }
         assembly.bytes.extend_from_slice(payload);
@@ -398,8 +427,10 @@ impl TsDemuxer {
                 payload: &bytes[header.payload_offset..],
             })
         })();
-        assembly.bytes = bytes;
-        assembly.bytes.clear();
+        if bytes.capacity() <= RETAINED_ASSEMBLY_BYTES {
+            assembly.bytes = bytes;
+            assembly.bytes.clear();
+        }
         result
     }
 
@@ -486,6 +517,7 @@ impl TsDemuxer {
                     bytes: Vec::new(),
                     in_progress: false,
                     last_continuity: None,
+                    last_packet: Vec::new(),
                 }),
             }
         }

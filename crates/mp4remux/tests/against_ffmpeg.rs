@@ -6,8 +6,8 @@
 //! made with `-bsf:v filter_units=remove_types=7|8|9`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
 
@@ -143,7 +143,14 @@ impl Case {
                 role: *role,
             })
             .collect();
-        remux_to_mp4(&inputs, &output, brand, Limits::default(), &AtomicBool::new(false)).expect("remuxed natively");
+        remux_to_mp4(
+            &inputs,
+            &output,
+            brand,
+            Limits::default(),
+            &AtomicBool::new(false),
+        )
+        .expect("remuxed natively");
         output
     }
 }
