@@ -69,8 +69,14 @@ fn pes_packets(packets: &[Vec<u8>], pid: u16) -> Vec<(usize, Vec<usize>, Vec<u8>
 
 /// Packets of one PES packet (stuffing in an adaptation field of the last one).
 fn packetize(pid: u16, pes: &[u8], continuity: &mut u8) -> Vec<Vec<u8>> {
+    packetize_in_chunks(pid, pes, continuity, 184)
+}
+
+/// Packets of one PES packet carrying `chunk` bytes each (the rest adaptation field stuffing:
+/// 183 bytes make an adaptation field of length 0, 1 byte one of length 182).
+fn packetize_in_chunks(pid: u16, pes: &[u8], continuity: &mut u8, chunk: usize) -> Vec<Vec<u8>> {
     let mut packets = Vec::new();
-    for (number, chunk) in pes.chunks(184).enumerate() {
+    for (number, chunk) in pes.chunks(chunk).enumerate() {
         let mut packet = vec![
             0x47,
             (if number == 0 { 0x40 } else { 0 }) | (pid >> 8) as u8,
@@ -100,6 +106,17 @@ fn rewrite_pes(
     pid: u16,
     mut change: impl FnMut(usize, Vec<u8>) -> Option<Vec<u8>>,
 ) -> Vec<u8> {
+    repacketize(bytes, pid, |number, pes, continuity| {
+        change(number, pes).map(|new_pes| packetize(pid, &new_pes, continuity))
+    })
+}
+
+/// Replace the packets of every PES packet of `pid` with `packets(index, pes, continuity)`.
+fn repacketize(
+    bytes: &[u8],
+    pid: u16,
+    mut packets_of: impl FnMut(usize, Vec<u8>, &mut u8) -> Option<Vec<Vec<u8>>>,
+) -> Vec<u8> {
     let packets = split_packets(bytes);
     let mut replaced = vec![false; packets.len()];
     let mut inserted: Vec<Option<Vec<Vec<u8>>>> = vec![None; packets.len()];
@@ -108,9 +125,7 @@ fn rewrite_pes(
         for index in indices {
             replaced[index] = true;
         }
-        if let Some(new_pes) = change(number, pes) {
-            inserted[first] = Some(packetize(pid, &new_pes, &mut continuity));
-        }
+        inserted[first] = packets_of(number, pes, &mut continuity);
     }
     let mut output = Vec::new();
     for (index, packet) in packets.iter().enumerate() {
@@ -475,4 +490,68 @@ fn offsets_past_4_gib_use_co64_and_a_64_bit_mdat() {
         u64::from(u32::from_be_bytes(mdat[..4].try_into().expect("4"))),
         plan.total_bytes - (plan.header.len() as u64 - 8)
     );
+}
+
+// --- Checked, no finding: odd adaptation fields, program map changes. ---
+
+/// Adaptation fields of length 0 (a packet of 183 payload bytes), 182 (1 byte), and 183 (no
+/// payload at all) around the payload: the samples are the same. Longer than the packet: declined.
+#[test]
+fn adaptation_fields_of_any_length_leave_the_samples_alone() {
+    let original = remux(FIXTURE).expect("remuxed");
+    for chunk in [183, 1, 97] {
+        let output = repacketize(FIXTURE, VIDEO, |_, pes, continuity| {
+            let mut new_packets = packetize_in_chunks(VIDEO, &pes, continuity, chunk);
+            // And a packet of adaptation field only (length 183, no payload) in between: it does
+            // not count for the continuity counter.
+            let mut empty = vec![
+                0x47,
+                (VIDEO >> 8) as u8,
+                VIDEO as u8,
+                0x20 | (*continuity & 0x0F),
+                183,
+            ];
+            empty.resize(188, 0xFF);
+            new_packets.insert(1.min(new_packets.len()), empty);
+            Some(new_packets)
+        });
+        assert_eq!(
+            remux(&output).expect("remuxed"),
+            original,
+            "chunks of {chunk}"
+        );
+    }
+    // An adaptation field of 184 bytes (past the packet's end) on a payload packet.
+    let mut packets = split_packets(FIXTURE);
+    let (_, indices, _) = pes_packets(&packets, VIDEO)
+        .into_iter()
+        .find(|(_, indices, _)| indices.len() > 1)
+        .expect("a video PES of two packets");
+    let packet = &mut packets[indices[1]];
+    packet[3] |= 0x20;
+    packet[4] = 184;
+    declined_because(&packets.concat(), "adaptation field longer");
+}
+
+/// A program map that changes mid-part (the video becomes HEVC, a stream is added) is declined:
+/// ffmpeg follows it.
+#[test]
+fn a_program_map_that_changes_mid_part_is_declined() {
+    let mut bytes = FIXTURE.to_vec();
+    let half = bytes.len() / 188 / 2 * 188;
+    let map = |video_type: u8, extra: Option<(u8, u16)>| -> Vec<u8> {
+        let mut streams = vec![(video_type, VIDEO), (0x0F, AUDIO)];
+        streams.extend(extra);
+        // The program map packet of `program_with_streams` (PID 0x1000 there; the fixture's is 0x100).
+        let mut packet = program_with_streams(&streams)[188..].to_vec();
+        packet[1] = 0x40 | 0x01;
+        packet[2] = 0x00;
+        packet[3] = 0x10 | 0x05;
+        packet
+    };
+    let mut hevc = bytes.clone();
+    hevc.splice(half..half, map(0x24, None));
+    declined_because(&hevc, "HEVC");
+    bytes.splice(half..half, map(0x1B, Some((0x0F, 0x103))));
+    declined_because(&bytes, "program map changed");
 }
