@@ -325,12 +325,13 @@ pub struct AccessUnitSummary {
     pub has_picture: bool,
 }
 
-/// After a coded slice, this NAL unit starts the next access unit (H.264 7.4.1.2.3): an access
-/// unit delimiter, SEI, SPS, PPS or prefix/reserved types 14-18, or the first slice of a picture
-/// (`first_mb_in_slice` 0: the slice header's first bit is set).
+/// This NAL unit starts an access unit, as ffmpeg's parser splits them (after a coded slice:
+/// the next one): an access unit delimiter, SEI, SPS or PPS, or the first slice of a picture
+/// (`first_mb_in_slice` 0: the slice header's first bit is set). Other types (end of sequence,
+/// filler, prefix NAL units, ...) stay with the access unit before them.
 fn begins_another_access_unit(nal: &[u8]) -> bool {
     match nal_type(nal) {
-        NAL_SEI | NAL_SPS | NAL_PPS | NAL_ACCESS_UNIT_DELIMITER | 14..=18 => true,
+        NAL_SEI | NAL_SPS | NAL_PPS | NAL_ACCESS_UNIT_DELIMITER => true,
         NAL_SLICE | 2 | NAL_IDR_SLICE => nal.get(1).is_some_and(|byte| byte & 0x80 != 0),
         _ => false,
     }
@@ -346,12 +347,26 @@ pub fn summarize_access_unit(
         sync: false,
         has_picture: false,
     };
+    let leading = find_start_code(data, 0).unwrap_or(data.len());
+    if data[..leading].iter().any(|&byte| byte != 0) {
+        // ffmpeg's parser appends them to the previous access unit's last NAL unit.
+        return Err(Unsupported::new(
+            "bytes before the first start code of a PES packet".to_owned(),
+        ));
+    }
     let mut recovery_point = false;
-    for nal in nal_units(data) {
+    for (position, nal) in nal_units(data).enumerate() {
         let kind = nal_type(nal);
         if nal[0] & 0x80 != 0 {
             return Err(Unsupported::new(
                 "a NAL unit with the forbidden bit".to_owned(),
+            ));
+        }
+        if position == 0 && !begins_another_access_unit(nal) {
+            // An end of sequence, filler, a second slice, ...: ffmpeg's parser appends it to the
+            // previous access unit.
+            return Err(Unsupported::new(
+                "a PES packet that does not begin an access unit".to_owned(),
             ));
         }
         if summary.has_picture && begins_another_access_unit(nal) {

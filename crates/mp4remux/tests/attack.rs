@@ -555,3 +555,47 @@ fn a_program_map_that_changes_mid_part_is_declined() {
     bytes.splice(half..half, map(0x1B, Some((0x0F, 0x103))));
     declined_because(&bytes, "program map changed");
 }
+
+// --- Finding: what ffmpeg's parser gives to the access unit before. ---
+
+/// ffmpeg's H.264 parser splits the stream at start codes, not at PES packets: bytes before a
+/// PES packet's first start code, or a first NAL unit that does not begin an access unit (end of
+/// sequence, filler, a slice that is not the picture's first), go to the previous sample. The
+/// remuxer dropped the bytes or kept the unit in this sample (samples a few bytes off
+/// ffmpeg's, found by corrupting parts at random). Declined now.
+#[test]
+fn a_pes_packet_that_does_not_begin_an_access_unit_is_declined() {
+    let es_start = |pes: &[u8]| 9 + usize::from(pes[8]);
+    let garbage = rewrite_pes(FIXTURE, VIDEO, |index, mut pes| {
+        if index == 7 {
+            let start = es_start(&pes);
+            pes.insert(start, 0x7E);
+        }
+        Some(pes)
+    });
+    declined_because(&garbage, "before the first start code");
+    for first_unit in [
+        &[0, 0, 0, 1, 0x0A][..],
+        &[0, 0, 0, 1, 0x0C, 0xFF, 0x80],
+        &[0, 0, 1, 0x0E, 0x80, 1],
+    ] {
+        let leading = rewrite_pes(FIXTURE, VIDEO, |index, mut pes| {
+            if index == 7 {
+                let start = es_start(&pes);
+                pes.splice(start..start, first_unit.iter().copied());
+            }
+            Some(pes)
+        });
+        declined_because(&leading, "does not begin an access unit");
+    }
+    // Leading zero bytes are part of a start code.
+    let zeros = rewrite_pes(FIXTURE, VIDEO, |_, mut pes| {
+        let start = es_start(&pes);
+        pes.splice(start..start, [0, 0, 0]);
+        Some(pes)
+    });
+    assert_eq!(
+        remux(&zeros).expect("remuxed"),
+        remux(FIXTURE).expect("remuxed")
+    );
+}
