@@ -3,7 +3,10 @@
 //!
 //! Access unit delimiters and in-band SPS/PPS are dropped from the samples (the parameter sets
 //! go once into `avcC`); an SPS or PPS that differs from the first one with its id is refused
-//! (the stream changed mid-part: ffmpeg handles it).
+//! (the stream changed mid-part: ffmpeg handles it). Each PES packet must hold exactly one access
+//! unit as ffmpeg's parser splits the stream (it splits at start codes, not at PES packets): no
+//! bytes before the first start code, a first NAL unit that begins an access unit, no second
+//! picture; anything else is refused.
 
 use crate::Unsupported;
 use crate::bits::{BitReader, unescape_rbsp};

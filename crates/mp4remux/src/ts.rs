@@ -4,8 +4,10 @@
 //! Only what a remux of an HLS part needs is accepted; everything else is an [`Unsupported`]
 //! refusal (the caller falls back to ffmpeg): lost sync, transport errors, scrambling, more than
 //! one program, a program map that changes its streams, a continuity error inside a PES packet,
-//! a PES packet over [`MAXIMUM_PES_BYTES`] or shorter than it says. Memory: one PES packet being
-//! assembled per stream, at most [`MAXIMUM_PES_BYTES`] each, and one PSI section.
+//! a repeated continuity counter with other bytes (an exact duplicate is dropped), a PES packet
+//! over [`MAXIMUM_PES_BYTES`] or shorter than it says. Memory: one PES packet being assembled
+//! per stream, at most [`MAXIMUM_PES_BYTES`] each and [`MAXIMUM_ASSEMBLING_BYTES`] together, and
+//! one PSI section.
 
 use crate::Unsupported;
 
