@@ -5,9 +5,9 @@
 //! refusal (the caller falls back to ffmpeg): lost sync, transport errors, scrambling, more than
 //! one program, a program map that changes its streams, a continuity error inside a PES packet,
 //! a repeated continuity counter with other bytes (an exact duplicate is dropped), a PES packet
-//! over [`MAXIMUM_PES_BYTES`] or shorter than it says. Memory: one PES packet being assembled
-//! per stream, at most [`MAXIMUM_PES_BYTES`] each and [`MAXIMUM_ASSEMBLING_BYTES`] together, and
-//! one PSI section.
+//! over [`MAXIMUM_PES_BYTES`], shorter or longer than it says. Memory: one PES packet being
+//! assembled per stream, at most [`MAXIMUM_PES_BYTES`] each and [`MAXIMUM_ASSEMBLING_BYTES`]
+//! together, and one PSI section.
 
 use crate::Unsupported;
 
@@ -386,8 +386,14 @@ impl TsDemuxer {
         assembly.bytes.extend_from_slice(payload);
         if assembly.bytes.len() >= 6 {
             let declared = usize::from(u16::from_be_bytes([assembly.bytes[4], assembly.bytes[5]]));
-            if declared > 0 && assembly.bytes.len() >= 6 + declared {
-                assembly.bytes.truncate(6 + declared);
+            if declared > 0 && assembly.bytes.len() > 6 + declared {
+                // ffmpeg does not cut there: it keeps the rest as the start of another PES
+                // packet (its parser joins them), or keeps the stuffing in the sample.
+                return Err(Unsupported::new(format!(
+                    "a PES packet longer than its declared length on PID {pid}"
+                )));
+            }
+            if declared > 0 && assembly.bytes.len() == 6 + declared {
                 Self::flush(assembly, sink)?;
             }
         }

@@ -599,3 +599,38 @@ fn a_pes_packet_that_does_not_begin_an_access_unit_is_declined() {
         remux(FIXTURE).expect("remuxed")
     );
 }
+
+// --- Finding: a PES packet longer than its declared length. ---
+
+/// A PES packet whose declared length ends inside a packet's payload was cut there (the rest of
+/// the access unit, or the last AAC frame, dropped); ffmpeg keeps those bytes (as the start of
+/// another PES packet its parser joins to this one). Declined now. Ending exactly at a packet's
+/// end is still followed (ffmpeg skips what comes after, as the remuxer does).
+#[test]
+fn a_pes_packet_longer_than_its_declared_length_is_declined() {
+    let declare = |pes: &mut Vec<u8>, length: usize| {
+        pes[4] = (length >> 8) as u8;
+        pes[5] = length as u8;
+    };
+    for (pid, cut) in [(VIDEO, 97usize), (VIDEO, 300), (AUDIO, 20)] {
+        let shortened = rewrite_pes(FIXTURE, pid, |index, mut pes| {
+            if index == 5 && pes.len() > cut + 6 {
+                let length = pes.len() - 6 - cut;
+                declare(&mut pes, length);
+            }
+            Some(pes)
+        });
+        declined_because(&shortened, "longer than its declared length");
+    }
+    let exact = rewrite_pes(FIXTURE, VIDEO, |_, mut pes| {
+        let length = pes.len() - 6;
+        if length < 65_536 {
+            declare(&mut pes, length);
+        }
+        Some(pes)
+    });
+    assert_eq!(
+        remux(&exact).expect("remuxed"),
+        remux(FIXTURE).expect("remuxed")
+    );
+}
