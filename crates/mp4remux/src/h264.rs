@@ -340,6 +340,14 @@ fn begins_another_access_unit(nal: &[u8]) -> bool {
     }
 }
 
+/// `first_mb_in_slice` of a slice NAL unit (the first field of its header).
+fn first_macroblock(nal: &[u8]) -> Result<u32, Unsupported> {
+    let header = unescape_rbsp(nal.get(1..nal.len().min(12)).unwrap_or(&[]));
+    BitReader::new(&header)
+        .unsigned_golomb()
+        .ok_or_else(|| Unsupported::new("a malformed slice header".to_owned()))
+}
+
 /// Read an access unit: its parameter sets go into `parameter_sets` (changes refused).
 pub fn summarize_access_unit(
     data: &[u8],
@@ -358,6 +366,7 @@ pub fn summarize_access_unit(
         ));
     }
     let mut recovery_point = false;
+    let mut last_first_macroblock: Option<u32> = None;
     for (position, nal) in nal_units(data).enumerate() {
         let kind = nal_type(nal);
         if nal[0] & 0x80 != 0 {
@@ -372,13 +381,23 @@ pub fn summarize_access_unit(
                 "a PES packet that does not begin an access unit".to_owned(),
             ));
         }
-        if summary.has_picture && begins_another_access_unit(nal) {
+        // ffmpeg's parser also starts a new picture at a slice whose first macroblock is not
+        // after the previous slice's.
+        let first_macroblock = match kind {
+            NAL_SLICE | 2 | NAL_IDR_SLICE => Some(first_macroblock(nal)?),
+            _ => None,
+        };
+        let slice_goes_back = first_macroblock
+            .zip(last_first_macroblock)
+            .is_some_and(|(this, last)| this <= last);
+        if summary.has_picture && (begins_another_access_unit(nal) || slice_goes_back) {
             // ffmpeg's parser splits such a PES packet into two samples; one sample holding two
             // pictures does not decode.
             return Err(Unsupported::new(
                 "more than one picture in a PES packet".to_owned(),
             ));
         }
+        last_first_macroblock = first_macroblock.or(last_first_macroblock);
         parameter_sets.absorb(nal)?;
         match kind {
             NAL_IDR_SLICE => {

@@ -221,6 +221,17 @@ fn two_pictures_in_one_pes_packet_are_declined() {
         });
         declined_because(&trailing, "more than one picture");
     }
+    // A slice whose first macroblock is not after the previous slice's starts a picture too
+    // (ffmpeg's parser): slices at macroblocks 0, 5, then 3.
+    let reordered = rewrite_pes(FIXTURE, VIDEO, |index, mut pes| {
+        if index == 10 {
+            pes.extend_from_slice(&[0, 0, 1, 0x41, 0x30, 0x80, 0, 0, 1, 0x41, 0x20, 0x80]);
+            pes[4] = 0;
+            pes[5] = 0;
+        }
+        Some(pes)
+    });
+    declined_because(&reordered, "more than one picture");
     // Filler data and an end of sequence after the slices belong to the access unit.
     let filler = rewrite_pes(FIXTURE, VIDEO, |_, mut pes| {
         pes.extend_from_slice(&[0, 0, 1, 0x0C, 0xFF, 0xFF, 0x80, 0, 0, 1, 0x0A]);
