@@ -3,7 +3,8 @@
 //!
 //! Only what a remux of an HLS part needs is accepted; everything else is an [`Unsupported`]
 //! refusal (the caller falls back to ffmpeg): lost sync, transport errors, scrambling, more than
-//! one program, a program map that changes its streams, a continuity error inside a PES packet,
+//! one program, a program map that changes its streams, a PES packet of a mapped stream that
+//! begins before the map (ffmpeg reads those), a continuity error inside a PES packet,
 //! a repeated continuity counter with other bytes (an exact duplicate is dropped), a PES packet
 //! over [`MAXIMUM_PES_BYTES`], shorter or longer than it says. Memory: one PES packet being
 //! assembled per stream, at most [`MAXIMUM_PES_BYTES`] each and [`MAXIMUM_ASSEMBLING_BYTES`]
@@ -23,6 +24,8 @@ pub const MAXIMUM_ASSEMBLING_BYTES: usize = MAXIMUM_PES_BYTES + 2 * 1024 * 1024;
 const RETAINED_ASSEMBLY_BYTES: usize = 1024 * 1024;
 /// A PSI section (PAT, PMT) is at most 1021 bytes after its 3-byte header.
 const MAXIMUM_SECTION_BYTES: usize = 1024 + 3;
+/// PIDs remembered with a payload unit before the program map, at most.
+const MAXIMUM_EARLY_UNIT_PIDS: usize = 64;
 /// Elementary streams in one program map, at most.
 const MAXIMUM_PROGRAM_STREAMS: usize = 32;
 
@@ -130,6 +133,10 @@ pub struct TsDemuxer {
     pmt_section: SectionBuffer,
     assemblies: Vec<PesAssembly>,
     data_pids: Vec<(u16, Option<u8>)>,
+    /// PIDs on which a payload unit started before the program map was known (at most
+    /// [`MAXIMUM_EARLY_UNIT_PIDS`]; more sets `many_early_units`).
+    early_unit_pids: Vec<u16>,
+    many_early_units: bool,
     packets: u64,
 }
 
@@ -287,6 +294,13 @@ impl TsDemuxer {
             }
         }
         let payload = &packet[payload_offset..];
+        if self.streams.is_none() && payload_unit_start && pid != 0 {
+            if self.early_unit_pids.len() >= MAXIMUM_EARLY_UNIT_PIDS {
+                self.many_early_units = true;
+            } else if !self.early_unit_pids.contains(&pid) {
+                self.early_unit_pids.push(pid);
+            }
+        }
         if pid == 0 {
             if let Some(section) = gather_section(
                 &mut self.pat_section,
@@ -516,6 +530,17 @@ impl TsDemuxer {
             }
             return Ok(());
         }
+        // ffmpeg finds the program map first and then reads the input from its start: PES
+        // packets before the map are in its remux, and not in one that starts at the map.
+        if streams.iter().any(|stream| {
+            stream.kind != StreamKind::Data
+                && (self.many_early_units || self.early_unit_pids.contains(&stream.pid))
+        }) {
+            return Err(Unsupported::new(
+                "a PES packet before the program map".to_owned(),
+            ));
+        }
+        self.early_unit_pids = Vec::new();
         for stream in &streams {
             match stream.kind {
                 StreamKind::Data => self.data_pids.push((stream.pid, None)),

@@ -645,3 +645,34 @@ fn a_pes_packet_longer_than_its_declared_length_is_declined() {
         remux(FIXTURE).expect("remuxed")
     );
 }
+
+// --- Finding: PES packets before the program map. ---
+
+/// ffmpeg looks for the program map first and then demuxes the input from its start, so a PES
+/// packet that begins before the map (a map that comes late, or whose first copy is damaged) is
+/// in its remux; the remuxer started at the map and left those seconds out (found by damaging a
+/// part's first PMT at random). Declined now. Continuation packets before the map (a part that
+/// starts inside a PES packet) are left out by both.
+#[test]
+fn a_pes_packet_before_the_program_map_is_declined() {
+    let packets = split_packets(FIXTURE);
+    let (program, media): (Vec<usize>, Vec<usize>) =
+        (0..packets.len()).partition(|&index| matches!(pid_of(&packets[index]), 0 | 0x100));
+    let late_map: Vec<u8> = media[..20]
+        .iter()
+        .chain(&program)
+        .chain(&media[20..])
+        .flat_map(|&index| packets[index].clone())
+        .collect();
+    declined_because(&late_map, "before the program map");
+    let continuation = packets
+        .iter()
+        .find(|packet| pid_of(packet) == VIDEO && !starts_a_unit(packet))
+        .expect("a continuation packet");
+    let mut early_continuation = continuation.clone();
+    early_continuation.extend_from_slice(FIXTURE);
+    assert_eq!(
+        remux(&early_continuation).expect("remuxed"),
+        remux(FIXTURE).expect("remuxed")
+    );
+}
