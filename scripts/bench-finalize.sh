@@ -15,7 +15,9 @@
 #    default 3, page cache dropped before each measurement) and on the 45 s part (--runs
 #    $BENCH_SHORT_RUNS, default 15, --warm: a busy worker has ffmpeg's libraries cached). Each:
 #    copy+fsync, seed (probe, remux +faststart, probe, thumbnail), frag (one fragmented pass),
-#    finalize (now), order alternated run by run; medians of wall and CPU seconds.
+#    finalize (ffmpeg's one pass), native (the in-process remux finalize runs first, issue 18),
+#    native+jpg (the same with an ffmpeg thumbnail), order alternated run by run; medians of wall
+#    and CPU seconds. The decode check (issue 17) is off in every variant (measured apart).
 #
 # Temp outputs (beside the input) are removed by the example and again here on exit; the cached
 # input is kept (delete $BENCH_CACHE to rebuild it). Needs ~5 GB free where the cache lives.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Unsupported;
 use crate::copy::{ChunkWrite, InputCopier};
-use crate::plan::{Brand, Plan, TrackMedia, plan_output};
+use crate::plan::{Brand, ChunkRecorder, Plan, TrackMedia, plan_output, plan_recorded_output};
 use crate::scan::{InputRole, InputScanner, Limits};
 use crate::ts::TS_PACKET_BYTES;
 
@@ -217,6 +217,191 @@ fn write_output(
     }
     file.sync_all().map_err(io_error(write_context))?;
     Ok(summary_of(&plan))
+}
+
+/// A reservation larger than this is not made (a day of media needs ~160 MB).
+const MAXIMUM_RESERVED_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Whole packets of one input, a block at a time (for reading two inputs in step).
+struct PacketReader {
+    file: File,
+    path: PathBuf,
+    buffer: Vec<u8>,
+    filled: usize,
+    ended: bool,
+}
+
+impl PacketReader {
+    fn open(path: &Path) -> Result<Self, RemuxError> {
+        Ok(PacketReader {
+            file: File::open(path).map_err(io_error(format!("opening {}", path.display())))?,
+            path: path.to_path_buf(),
+            buffer: vec![0u8; READ_BLOCK_PACKETS * TS_PACKET_BYTES],
+            filled: 0,
+            ended: false,
+        })
+    }
+
+    /// Read one block and feed its whole packets to `push`; `false` at the end of the file.
+    fn next_block(
+        &mut self,
+        mut push: impl FnMut(&[u8]) -> Result<(), Unsupported>,
+    ) -> Result<bool, RemuxError> {
+        if self.ended {
+            return Ok(false);
+        }
+        loop {
+            match self.file.read(&mut self.buffer[self.filled..]) {
+                Ok(0) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(read) => {
+                    self.filled += read;
+                    if self.filled == self.buffer.len() {
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    return Err(io_error(format!("reading {}", self.path.display()))(error));
+                }
+            }
+        }
+        let whole = self.filled - self.filled % TS_PACKET_BYTES;
+        for packet in self.buffer[..whole].chunks_exact(TS_PACKET_BYTES) {
+            push(packet)?;
+        }
+        self.buffer.copy_within(whole..self.filled, 0);
+        self.filled -= whole;
+        Ok(!self.ended)
+    }
+}
+
+/// Remux in one read of the inputs: the samples are written as they are read, after
+/// `reserved_index_bytes` left for the header (`ftyp`, `moov`, `free`, `mdat` header), which is
+/// written last (see [`crate::plan::estimated_index_bytes`]). Two inputs are read in step (the
+/// one behind in time first), so their chunks interleave. When the index does not fit in the
+/// reservation, the two-pass [`remux_to_mp4`] runs instead. The output is made as
+/// [`remux_to_mp4`] makes it (an input as output refused, a link replaced, what this call created
+/// removed on any error).
+pub fn remux_to_mp4_in_one_pass(
+    inputs: &[RemuxInput],
+    output: &Path,
+    brand: Brand,
+    limits: Limits,
+    reserved_index_bytes: u64,
+    cancelled: &AtomicBool,
+) -> Result<RemuxSummary, RemuxError> {
+    let reserved = reserved_index_bytes.clamp(1024, MAXIMUM_RESERVED_INDEX_BYTES);
+    let mut created = false;
+    match write_in_one_pass(
+        inputs,
+        output,
+        brand,
+        limits,
+        reserved,
+        cancelled,
+        &mut created,
+    ) {
+        Ok(Some(summary)) => Ok(summary),
+        Ok(None) => remux_to_mp4(inputs, output, brand, limits, cancelled),
+        Err(error) => {
+            if created {
+                let _ = std::fs::remove_file(output);
+            }
+            Err(error)
+        }
+    }
+}
+
+fn write_in_one_pass(
+    inputs: &[RemuxInput],
+    output: &Path,
+    brand: Brand,
+    limits: Limits,
+    reserved: u64,
+    cancelled: &AtomicBool,
+    created: &mut bool,
+) -> Result<Option<RemuxSummary>, RemuxError> {
+    refuse_an_input_as_output(inputs, output)?;
+    let mut readers = inputs
+        .iter()
+        .map(|input| PacketReader::open(&input.path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut scanners: Vec<InputScanner> = inputs
+        .iter()
+        .map(|input| InputScanner::new(input.role, limits).keeping_sample_bytes())
+        .collect();
+    let mut file = create_output(output)?;
+    *created = true;
+    let write_context = format!("writing {}", output.display());
+    let mut recorder = ChunkRecorder::new(reserved);
+    let mut position = 0u64;
+    let mut write_error: Option<io::Error> = None;
+    let mut write = |offset: u64, bytes: &[u8]| -> Result<(), Unsupported> {
+        let result = (|| {
+            if offset != position {
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            file.write_all(bytes)?;
+            position = offset + bytes.len() as u64;
+            Ok(())
+        })();
+        result.map_err(|error: io::Error| {
+            let message = error.to_string();
+            write_error = Some(error);
+            Unsupported::new(format!("write failed: {message}"))
+        })
+    };
+    let mut reading = vec![true; inputs.len()];
+    let outcome = (|| -> Result<(), RemuxError> {
+        loop {
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(RemuxError::Cancelled);
+            }
+            // The input that is behind (or has no samples yet) is read next.
+            let next = (0..inputs.len())
+                .filter(|&index| reading[index])
+                .min_by_key(|&index| scanners[index].latest_dts().unwrap_or(i64::MIN));
+            let Some(index) = next else { break };
+            let scanner = &mut scanners[index];
+            reading[index] = readers[index].next_block(|packet| scanner.push_packet(packet))?;
+            if !reading[index] {
+                scanner.end_of_input()?;
+            }
+            scanner
+                .drain_accepted(|sample, bytes| recorder.add(index, sample, bytes, &mut write))?;
+        }
+        recorder.finish(&mut write)?;
+        Ok(())
+    })();
+    if let Some(error) = write_error.take() {
+        return Err(io_error(write_context)(error));
+    }
+    outcome?;
+    let summaries = scanners
+        .into_iter()
+        .map(InputScanner::finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    if brand == Brand::M4a && summaries.iter().any(|summary| summary.video.is_some()) {
+        return Err(Unsupported::new("video in an audio-only output".to_owned()).into());
+    }
+    let Some(plan) = plan_recorded_output(&summaries, brand, &recorder, reserved)? else {
+        return Ok(None);
+    };
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&plan.header))
+        .map_err(io_error(write_context.clone()))?;
+    let length = file
+        .metadata()
+        .map_err(io_error(write_context.clone()))?
+        .len();
+    if length != plan.total_bytes {
+        return Err(Unsupported::new("the output is not the planned size".to_owned()).into());
+    }
+    file.sync_all().map_err(io_error(write_context))?;
+    Ok(Some(summary_of(&plan)))
 }
 
 fn summary_of(plan: &Plan) -> RemuxSummary {

@@ -22,20 +22,13 @@ const MAXIMUM_PPS: usize = 32;
 /// The SEI payload type of a recovery point (a sync sample without IDR, as ffmpeg's parser reads it).
 const SEI_RECOVERY_POINT: u32 = 6;
 
-/// Position of the next `00 00 01` at or after `from`.
+/// Position of the next `00 00 01` at or after `from` (SIMD search: the scan of every video byte
+/// is most of the remux's own CPU).
 fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
-    let mut index = from;
-    while index + 2 < data.len() {
-        let third = data[index + 2];
-        if third > 1 {
-            index += 3;
-        } else if third == 1 && data[index] == 0 && data[index + 1] == 0 {
-            return Some(index);
-        } else {
-            index += 1;
-        }
-    }
-    None
+    static START_CODE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(&[0, 0, 1]));
+    let rest = data.get(from..)?;
+    START_CODE.find(rest).map(|position| from + position)
 }
 
 /// The NAL units of an Annex B buffer (start codes and trailing zero bytes removed; empty units
@@ -340,12 +333,11 @@ fn begins_another_access_unit(nal: &[u8]) -> bool {
     }
 }
 
-/// `first_mb_in_slice` of a slice NAL unit (the first field of its header).
-fn first_macroblock(nal: &[u8]) -> Result<u32, Unsupported> {
-    let header = unescape_rbsp(nal.get(1..nal.len().min(12)).unwrap_or(&[]));
-    BitReader::new(&header)
-        .unsigned_golomb()
-        .ok_or_else(|| Unsupported::new("a malformed slice header".to_owned()))
+/// `first_mb_in_slice` of a slice NAL unit (the first field of its header; `None` when the unit
+/// is too short to hold it, which ffmpeg's parser does not compare either).
+fn first_macroblock(nal: &[u8]) -> Option<u32> {
+    let header = unescape_rbsp(nal.get(1..nal.len().min(12))?);
+    BitReader::new(&header).unsigned_golomb()
 }
 
 /// Read an access unit: its parameter sets go into `parameter_sets` (changes refused).
@@ -384,7 +376,7 @@ pub fn summarize_access_unit(
         // ffmpeg's parser also starts a new picture at a slice whose first macroblock is not
         // after the previous slice's.
         let first_macroblock = match kind {
-            NAL_SLICE | 2 | NAL_IDR_SLICE => Some(first_macroblock(nal)?),
+            NAL_SLICE | 2 | NAL_IDR_SLICE => first_macroblock(nal),
             _ => None,
         };
         let slice_goes_back = first_macroblock
@@ -480,6 +472,16 @@ mod tests {
         assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
         assert_eq!(nal_units(&[]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1, 0, 0, 1]).count(), 0);
+    }
+
+    #[test]
+    fn two_pictures_in_one_access_unit_are_refused() {
+        let mut parameter_sets = ParameterSets::default();
+        let one = [0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x65, 0x00, 0x21];
+        let summary = summarize_access_unit(&one, &mut parameter_sets).expect("one picture");
+        assert!(summary.sync && summary.has_picture);
+        let two = [0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 1, 0x41, 0x9A, 0x21];
+        assert!(summarize_access_unit(&two, &mut parameter_sets).is_err());
     }
 
     #[test]

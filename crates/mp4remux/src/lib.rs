@@ -23,8 +23,8 @@ pub mod scan;
 pub mod timeline;
 pub mod ts;
 
-pub use file::{RemuxError, RemuxInput, RemuxSummary, remux_to_mp4};
-pub use plan::{Brand, Plan, plan_output};
+pub use file::{RemuxError, RemuxInput, RemuxSummary, remux_to_mp4, remux_to_mp4_in_one_pass};
+pub use plan::{Brand, Plan, estimated_index_bytes, plan_output};
 pub use scan::{InputRole, InputScanner, InputSummary, Limits};
 
 /// Why the native remuxer declined an input: a reason for the log; the caller falls back.

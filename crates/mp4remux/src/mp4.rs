@@ -87,7 +87,7 @@ pub fn file_type_box(brand: Brand, has_video: bool) -> Vec<u8> {
         Brand::M4a => {
             writer.bytes(b"M4A ");
             writer.u32(512);
-            writer.bytes(b"M4A isomiso2mp41");
+            writer.bytes(b"M4A isomiso2");
         }
     });
     writer.bytes

@@ -6,7 +6,7 @@ use crate::Unsupported;
 use crate::adts::{AudioConfig, SAMPLES_PER_FRAME};
 use crate::h264::{SequenceParameters, avc_configuration_record};
 use crate::mp4::{file_type_box, media_data_header, movie_box};
-use crate::scan::{InputSummary, VideoScan};
+use crate::scan::{AcceptedSample, InputSummary, VideoScan};
 use crate::timeline::{MOVIE_TIMESCALE, Rounding, TS_CLOCK, rescale};
 
 /// A chunk holds at most this much track time (in seconds) ...
@@ -145,8 +145,9 @@ fn video_times(video: &VideoScan, start: i64) -> TrackTimes {
     }
 }
 
-/// Build the plan. `inputs` in order (main first); `brand` decides `ftyp`.
-pub fn plan_output(inputs: &[InputSummary], brand: Brand) -> Result<Plan, Unsupported> {
+/// The tracks of the output with their sample tables, times and edits (chunks of about a second
+/// each, offsets not yet placed). `inputs` in order (main first).
+fn track_plans(inputs: &[InputSummary]) -> Result<Vec<TrackPlan>, Unsupported> {
     struct Pending<'a> {
         media: TrackMedia,
         source: TrackSource,
@@ -371,7 +372,202 @@ pub fn plan_output(inputs: &[InputSummary], brand: Brand) -> Result<Plan, Unsupp
             end_seconds: end_pts as f64 / timescale as f64,
         });
     }
-    lay_out(brand, tracks)
+    Ok(tracks)
+}
+
+/// Build the plan of a two-pass remux: chunks of about a second per track, interleaved by time.
+pub fn plan_output(inputs: &[InputSummary], brand: Brand) -> Result<Plan, Unsupported> {
+    lay_out(brand, track_plans(inputs)?)
+}
+
+/// The plan of a one-pass remux: the chunks as [`ChunkRecorder`] wrote them from
+/// `reserved_bytes` on; the header (`ftyp`, `moov`, a `free` box, the `mdat` header) must fit in
+/// exactly `reserved_bytes`. `Ok(None)`: it does not (the caller remuxes in two passes).
+pub fn plan_recorded_output(
+    inputs: &[InputSummary],
+    brand: Brand,
+    recorder: &ChunkRecorder,
+    reserved_bytes: u64,
+) -> Result<Option<Plan>, Unsupported> {
+    let mut tracks = track_plans(inputs)?;
+    for track in &mut tracks {
+        let is_video = matches!(track.media, TrackMedia::Video { .. });
+        let chunks = recorder.chunks_of(track.source.input, is_video);
+        let samples: u64 = chunks
+            .iter()
+            .map(|chunk| u64::from(chunk.sample_count))
+            .sum();
+        let bytes: u64 = chunks.iter().map(|chunk| chunk.bytes).sum();
+        let planned_bytes: u64 = track.sample_sizes.iter().map(|&size| u64::from(size)).sum();
+        if samples != track.sample_sizes.len() as u64 || bytes != planned_bytes {
+            return Err(Unsupported::new(
+                "the written chunks do not match the samples".to_owned(),
+            ));
+        }
+        track.chunks = chunks;
+    }
+    let has_video = tracks
+        .iter()
+        .any(|track| matches!(track.media, TrackMedia::Video { .. }));
+    let payload_bytes = recorder.payload_bytes();
+    let use_64_bit_offsets = reserved_bytes + payload_bytes > u64::from(u32::MAX);
+    let mut plan = Plan {
+        brand,
+        tracks,
+        use_64_bit_offsets,
+        header: Vec::new(),
+        total_bytes: reserved_bytes + payload_bytes,
+    };
+    let file_type = file_type_box(brand, has_video);
+    let movie = movie_box(&plan);
+    let mdat_header = media_data_header(payload_bytes);
+    let used = (file_type.len() + movie.len() + mdat_header.len()) as u64;
+    if used + 8 > reserved_bytes {
+        return Ok(None);
+    }
+    let free_bytes = reserved_bytes - used;
+    if free_bytes > u64::from(u32::MAX) {
+        return Ok(None);
+    }
+    let mut header = file_type;
+    header.extend_from_slice(&movie);
+    header.extend_from_slice(&u32::try_from(free_bytes).unwrap_or(u32::MAX).to_be_bytes());
+    header.extend_from_slice(b"free");
+    header.resize(header.len() + (free_bytes as usize - 8), 0);
+    header.extend_from_slice(&mdat_header);
+    if header.len() as u64 != reserved_bytes {
+        return Ok(None);
+    }
+    plan.header = header;
+    Ok(Some(plan))
+}
+
+/// A generous size for the index of `media_seconds` of H.264 + AAC (up to 60 fps video with
+/// B-frames and 48 kHz audio: ~1.7 KB per second), for a one-pass remux's reservation.
+pub fn estimated_index_bytes(media_seconds: f64) -> u64 {
+    let seconds = if media_seconds.is_finite() {
+        media_seconds.clamp(0.0, 86_400.0)
+    } else {
+        0.0
+    };
+    32 * 1024 + (seconds * 1_800.0) as u64
+}
+
+/// Where a [`ChunkRecorder`] puts a chunk: its offset in the output and its bytes.
+pub type WriteAt<'a> = dyn FnMut(u64, &[u8]) -> Result<(), Unsupported> + 'a;
+
+/// One-pass layout: chunks are formed as samples arrive (about a second or 2 MiB per track) and
+/// each is placed right after the previous one, from `payload_start` on. Pure: the bytes go to
+/// the caller's `write` with their offset.
+pub struct ChunkRecorder {
+    payload_start: u64,
+    next_offset: u64,
+    tracks: Vec<RecordingTrack>,
+}
+
+struct RecordingTrack {
+    input: usize,
+    is_video: bool,
+    chunks: Vec<Chunk>,
+    buffer: Vec<u8>,
+    chunk_start_dts: i64,
+    chunk_samples: u32,
+    samples: u32,
+}
+
+impl ChunkRecorder {
+    pub fn new(payload_start: u64) -> Self {
+        ChunkRecorder {
+            payload_start,
+            next_offset: payload_start,
+            tracks: Vec::new(),
+        }
+    }
+
+    pub fn payload_bytes(&self) -> u64 {
+        self.next_offset - self.payload_start
+    }
+
+    fn chunks_of(&self, input: usize, is_video: bool) -> Vec<Chunk> {
+        self.tracks
+            .iter()
+            .find(|track| track.input == input && track.is_video == is_video)
+            .map(|track| track.chunks.clone())
+            .unwrap_or_default()
+    }
+
+    fn flush(
+        next_offset: &mut u64,
+        track: &mut RecordingTrack,
+        write: &mut WriteAt<'_>,
+    ) -> Result<(), Unsupported> {
+        if track.chunk_samples == 0 {
+            return Ok(());
+        }
+        let bytes = track.buffer.len() as u64;
+        write(*next_offset, &track.buffer)?;
+        track.chunks.push(Chunk {
+            first_sample: track.samples - track.chunk_samples,
+            sample_count: track.chunk_samples,
+            offset: *next_offset,
+            bytes,
+        });
+        *next_offset += bytes;
+        track.buffer.clear();
+        track.chunk_samples = 0;
+        Ok(())
+    }
+
+    /// One accepted sample of `input`.
+    pub fn add(
+        &mut self,
+        input: usize,
+        sample: AcceptedSample,
+        bytes: &[u8],
+        write: &mut WriteAt<'_>,
+    ) -> Result<(), Unsupported> {
+        let index = match self
+            .tracks
+            .iter()
+            .position(|track| track.input == input && track.is_video == sample.is_video)
+        {
+            Some(index) => index,
+            None => {
+                self.tracks.push(RecordingTrack {
+                    input,
+                    is_video: sample.is_video,
+                    chunks: Vec::new(),
+                    buffer: Vec::new(),
+                    chunk_start_dts: sample.dts,
+                    chunk_samples: 0,
+                    samples: 0,
+                });
+                self.tracks.len() - 1
+            }
+        };
+        let track = &mut self.tracks[index];
+        if track.chunk_samples > 0
+            && (sample.dts - track.chunk_start_dts >= CHUNK_SECONDS * TS_CLOCK
+                || track.buffer.len() as u64 + bytes.len() as u64 > MAXIMUM_CHUNK_BYTES)
+        {
+            Self::flush(&mut self.next_offset, track, write)?;
+        }
+        if track.chunk_samples == 0 {
+            track.chunk_start_dts = sample.dts;
+        }
+        track.buffer.extend_from_slice(bytes);
+        track.chunk_samples += 1;
+        track.samples += 1;
+        Ok(())
+    }
+
+    /// Write every partial chunk.
+    pub fn finish(&mut self, write: &mut WriteAt<'_>) -> Result<(), Unsupported> {
+        for track in &mut self.tracks {
+            Self::flush(&mut self.next_offset, track, write)?;
+        }
+        Ok(())
+    }
 }
 
 /// Chunks of one track (offsets filled in by [`lay_out`]); `start` DTS per chunk in `starts`.

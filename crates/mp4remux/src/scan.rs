@@ -105,6 +105,20 @@ struct ScanState {
     last_input_dts: Option<i64>,
     started_pids: Vec<u16>,
     total_samples: usize,
+    /// Keep each accepted sample's bytes for [`InputScanner::drain_accepted`] (one-pass mode).
+    keep_bytes: bool,
+    accepted_bytes: Vec<u8>,
+    accepted: Vec<AcceptedSample>,
+}
+
+/// A sample the scan accepted, in arrival order (one-pass mode): its bytes are the next
+/// `bytes` bytes of the scanner's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedSample {
+    pub is_video: bool,
+    /// 90 kHz, unwrapped.
+    pub dts: i64,
+    pub bytes: usize,
 }
 
 /// The result of scanning one input.
@@ -238,6 +252,14 @@ impl ScanState {
         }
         let size = u32::try_from(summary.sample_bytes)
             .map_err(|_| Unsupported::new("a sample over 4 GiB".to_owned()))?;
+        if self.keep_bytes {
+            let appended = h264::append_sample(payload, &mut self.accepted_bytes);
+            self.accepted.push(AcceptedSample {
+                is_video: true,
+                dts,
+                bytes: appended as usize,
+            });
+        }
         video.samples.push(VideoSample {
             dts,
             composition_offset: u32::try_from(pts - dts).unwrap_or(u32::MAX),
@@ -304,6 +326,14 @@ impl ScanState {
                 dts: next_dts,
                 size: raw.len() as u32,
             });
+            if self.keep_bytes {
+                self.accepted_bytes.extend_from_slice(raw);
+                self.accepted.push(AcceptedSample {
+                    is_video: false,
+                    dts: next_dts,
+                    bytes: raw.len(),
+                });
+            }
             self.last_audio_dts = Some(next_dts);
             let sample_rate = i64::from(audio.config.sample_rate());
             next_dts = add_samples_stable(next_dts, i64::from(SAMPLES_PER_FRAME), sample_rate);
@@ -323,6 +353,51 @@ impl InputScanner {
         }
     }
 
+    /// Keep the bytes of every accepted sample (MP4 form) for [`Self::drain_accepted`].
+    pub fn keeping_sample_bytes(mut self) -> Self {
+        self.state.keep_bytes = true;
+        self
+    }
+
+    /// The samples accepted since the last call, in order, with their bytes.
+    pub fn drain_accepted(
+        &mut self,
+        mut each: impl FnMut(AcceptedSample, &[u8]) -> Result<(), Unsupported>,
+    ) -> Result<(), Unsupported> {
+        let mut position = 0usize;
+        let mut result = Ok(());
+        for sample in &self.state.accepted {
+            let end = position + sample.bytes;
+            if let Some(bytes) = self.state.accepted_bytes.get(position..end) {
+                result = each(*sample, bytes);
+                if result.is_err() {
+                    break;
+                }
+            }
+            position = end;
+        }
+        self.state.accepted.clear();
+        self.state.accepted_bytes.clear();
+        result
+    }
+
+    /// The latest accepted DTS (90 kHz), for reading two inputs in step.
+    pub fn latest_dts(&self) -> Option<i64> {
+        let video = self
+            .state
+            .video
+            .as_ref()
+            .and_then(|video| video.samples.last())
+            .map(|sample| sample.dts);
+        let audio = self
+            .state
+            .audio
+            .as_ref()
+            .and_then(|audio| audio.samples.last())
+            .map(|sample| sample.dts);
+        video.max(audio)
+    }
+
     /// One 188-byte packet.
     pub fn push_packet(&mut self, packet: &[u8]) -> Result<(), Unsupported> {
         let role = self.role;
@@ -333,13 +408,19 @@ impl InputScanner {
         })
     }
 
-    /// The end of the input.
-    pub fn finish(mut self) -> Result<InputSummary, Unsupported> {
+    /// The end of the input: the PES packets in progress are complete (their samples accepted).
+    pub fn end_of_input(&mut self) -> Result<(), Unsupported> {
         let role = self.role;
         let limits = self.limits;
         let state = &mut self.state;
         self.demuxer
-            .finish(&mut |event| handle_event(role, &limits, state, event))?;
+            .finish(&mut |event| handle_event(role, &limits, state, event))
+    }
+
+    /// The end of the input and the summary of what it holds.
+    pub fn finish(mut self) -> Result<InputSummary, Unsupported> {
+        self.end_of_input()?;
+        let role = self.role;
         let Some(streams) = self.demuxer.streams() else {
             return Err(Unsupported::new("no program map".to_owned()));
         };

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use streambot_mp4remux::{Brand, InputRole, Limits, RemuxInput, remux_to_mp4};
+use streambot_mp4remux::{
+    Brand, InputRole, Limits, RemuxInput, estimated_index_bytes, remux_to_mp4,
+    remux_to_mp4_in_one_pass,
+};
 
 fn tools_available() -> bool {
     let available = Command::new("ffmpeg")
@@ -134,8 +137,11 @@ impl Case {
         self.directory.path().join(name)
     }
 
+    /// The one-pass remux (index reserved for a minute), checked against the two-pass one: the
+    /// same packets, whichever way the chunks were laid out.
     fn native(&self, inputs: &[(&Path, InputRole)], brand: Brand) -> PathBuf {
         let output = self.path("native.mp4");
+        let two_pass = self.path("native-two-pass.mp4");
         let inputs: Vec<RemuxInput> = inputs
             .iter()
             .map(|(path, role)| RemuxInput {
@@ -143,14 +149,20 @@ impl Case {
                 role: *role,
             })
             .collect();
-        remux_to_mp4(
+        let not_cancelled = AtomicBool::new(false);
+        remux_to_mp4_in_one_pass(
             &inputs,
             &output,
             brand,
             Limits::default(),
-            &AtomicBool::new(false),
+            estimated_index_bytes(60.0),
+            &not_cancelled,
         )
-        .expect("remuxed natively");
+        .expect("remuxed natively in one pass");
+        remux_to_mp4(&inputs, &two_pass, brand, Limits::default(), &not_cancelled)
+            .expect("remuxed natively in two passes");
+        assert!(moov_before_mdat(&two_pass));
+        assert_eq!(packets(&output), packets(&two_pass));
         output
     }
 }
@@ -363,4 +375,42 @@ fn an_audio_rendition_keeps_its_place_on_the_common_clock() {
         (input_difference - output_difference).abs() < 0.002,
         "input {input_difference}, output {output_difference}"
     );
+}
+
+/// A reservation too small for the index: the one-pass remux falls back to two passes, and the
+/// file is the same.
+#[test]
+fn a_reservation_too_small_falls_back_to_two_passes() {
+    if !tools_available() {
+        return;
+    }
+    let case = Case::new();
+    let part = case.path("main-0001.ts");
+    make_part(
+        &part,
+        &["testsrc2=size=192x108:rate=25", "sine"],
+        &["-t", "20", "-c:v", "libx264", "-c:a", "aac"],
+    );
+    let output = case.path("small.mp4");
+    let inputs = [RemuxInput {
+        path: part.clone(),
+        role: MAIN,
+    }];
+    remux_to_mp4_in_one_pass(
+        &inputs,
+        &output,
+        MP4,
+        Limits::default(),
+        2048,
+        &AtomicBool::new(false),
+    )
+    .expect("remuxed");
+    assert!(moov_before_mdat(&output));
+    let bytes = std::fs::read(&output).expect("read");
+    assert!(
+        !bytes.windows(4).any(|window| window == b"free"),
+        "two-pass layout"
+    );
+    let reference = case.native(&[(&part, MAIN)], MP4);
+    assert_eq!(packets(&output), packets(&reference));
 }

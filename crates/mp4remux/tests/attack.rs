@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use streambot_mp4remux::h264::{ParameterSets, parse_sps};
 use streambot_mp4remux::scan::{VideoSample, VideoScan};
 use streambot_mp4remux::{
-    Brand, InputRole, InputSummary, Limits, RemuxError, RemuxInput, Unsupported, plan_output,
-    remux_bytes, remux_to_mp4,
+    Brand, InputRole, InputSummary, Limits, RemuxError, RemuxInput, Unsupported,
+    estimated_index_bytes, plan_output, remux_bytes, remux_to_mp4, remux_to_mp4_in_one_pass,
 };
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/exoplayer-cea608-sd-hls0000000000.ts");
@@ -357,17 +357,31 @@ fn audio_and_video_hours_apart_are_declined() {
 
 // --- Finding: an output path that is the part. ---
 
-fn remux_file(input: &Path, output: &Path) -> Result<(), RemuxError> {
-    remux_to_mp4(
-        &[RemuxInput {
-            path: input.to_path_buf(),
-            role: MAIN,
-        }],
-        output,
-        Brand::Mp4,
-        Limits::default(),
-        &AtomicBool::new(false),
-    )
+/// Both ways of writing a file: two passes, and one pass with the index reserved.
+fn remux_file(input: &Path, output: &Path, one_pass: bool) -> Result<(), RemuxError> {
+    let inputs = [RemuxInput {
+        path: input.to_path_buf(),
+        role: MAIN,
+    }];
+    let not_cancelled = AtomicBool::new(false);
+    if one_pass {
+        remux_to_mp4_in_one_pass(
+            &inputs,
+            output,
+            Brand::Mp4,
+            Limits::default(),
+            estimated_index_bytes(60.0),
+            &not_cancelled,
+        )
+    } else {
+        remux_to_mp4(
+            &inputs,
+            output,
+            Brand::Mp4,
+            Limits::default(),
+            &not_cancelled,
+        )
+    }
     .map(|_| ())
 }
 
@@ -377,6 +391,12 @@ fn remux_file(input: &Path, output: &Path) -> Result<(), RemuxError> {
 /// and an existing link at the output path is replaced, not written through.
 #[test]
 fn an_output_path_naming_the_part_leaves_the_part_intact() {
+    for one_pass in [false, true] {
+        output_path_checks(one_pass);
+    }
+}
+
+fn output_path_checks(one_pass: bool) {
     let directory = tempfile::tempdir().expect("tempdir");
     let part = directory.path().join("part.ts");
     std::fs::write(&part, FIXTURE).expect("write");
@@ -385,7 +405,7 @@ fn an_output_path_naming_the_part_leaves_the_part_intact() {
     let hard = directory.path().join("hard.mp4");
     std::fs::hard_link(&part, &hard).expect("hard link");
     for output in [&part, &symbolic, &hard] {
-        let error = remux_file(&part, output).expect_err("refused");
+        let error = remux_file(&part, output, one_pass).expect_err("refused");
         assert!(
             error.to_string().contains("output path is an input"),
             "{error}"
@@ -397,7 +417,7 @@ fn an_output_path_naming_the_part_leaves_the_part_intact() {
     std::fs::write(&other, b"keep").expect("write");
     let link = directory.path().join("linked.mp4");
     std::os::unix::fs::symlink(&other, &link).expect("symlink");
-    remux_file(&part, &link).expect("remuxed");
+    remux_file(&part, &link, one_pass).expect("remuxed");
     assert_eq!(std::fs::read(&other).expect("read"), b"keep");
     assert!(
         !std::fs::symlink_metadata(&link)
@@ -407,12 +427,16 @@ fn an_output_path_naming_the_part_leaves_the_part_intact() {
     );
     assert_eq!(&std::fs::read(&link).expect("read")[4..8], b"ftyp");
     // A failed remux removes only what it created: an existing output named by a failing
-    // input is not deleted before the remux begins writing.
+    // input is not deleted before the remux begins writing (two passes; one pass writes from
+    // the start).
+    if one_pass {
+        return;
+    }
     let garbage = directory.path().join("garbage.ts");
     std::fs::write(&garbage, [0u8; 188 * 4]).expect("write");
     let kept = directory.path().join("kept.mp4");
     std::fs::write(&kept, b"previous").expect("write");
-    remux_file(&garbage, &kept).expect_err("refused");
+    remux_file(&garbage, &kept, one_pass).expect_err("refused");
     assert_eq!(std::fs::read(&kept).expect("read"), b"previous");
 }
 

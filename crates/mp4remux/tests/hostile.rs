@@ -195,3 +195,46 @@ fn the_index_is_capped() {
     let refusal = remux_bytes(&[(FIXTURE, MAIN)], MP4, limits).expect_err("refused");
     assert!(refusal.reason.contains("index cap"), "{refusal}");
 }
+
+/// A cancelled remux stops between two reads and leaves no output; the input is untouched.
+#[test]
+fn a_cancelled_remux_leaves_nothing() {
+    use std::sync::atomic::AtomicBool;
+    use streambot_mp4remux::{RemuxError, RemuxInput, remux_to_mp4, remux_to_mp4_in_one_pass};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let part = directory.path().join("main-0001.ts");
+    std::fs::write(&part, FIXTURE).expect("part");
+    let output = directory.path().join("recording-0001.mp4.partial");
+    let inputs = [RemuxInput {
+        path: part.clone(),
+        role: MAIN,
+    }];
+    let cancelled = AtomicBool::new(true);
+    let one_pass =
+        remux_to_mp4_in_one_pass(&inputs, &output, MP4, Limits::default(), 65536, &cancelled);
+    assert!(
+        matches!(one_pass, Err(RemuxError::Cancelled)),
+        "{one_pass:?}"
+    );
+    assert!(!output.exists());
+    let two_pass = remux_to_mp4(&inputs, &output, MP4, Limits::default(), &cancelled);
+    assert!(
+        matches!(two_pass, Err(RemuxError::Cancelled)),
+        "{two_pass:?}"
+    );
+    assert!(!output.exists());
+    assert_eq!(std::fs::read(&part).expect("part"), FIXTURE);
+    // Not cancelled: written, and an input that is not media leaves no output either.
+    let running = AtomicBool::new(false);
+    remux_to_mp4_in_one_pass(&inputs, &output, MP4, Limits::default(), 65536, &running)
+        .expect("remuxed");
+    assert!(output.exists());
+    std::fs::write(&part, b"#EXTM3U\n").expect("not media");
+    let refused =
+        remux_to_mp4_in_one_pass(&inputs, &output, MP4, Limits::default(), 65536, &running);
+    assert!(
+        matches!(refused, Err(RemuxError::Unsupported(_))),
+        "{refused:?}"
+    );
+    assert!(!output.exists());
+}

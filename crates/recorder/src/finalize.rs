@@ -1,8 +1,8 @@
 //! Finalize: turn the recorded parts into files people can play and share.
 //!
 //! In process first (issue 18): an MPEG-TS part of H.264 and/or AAC (and an MPEG-TS audio
-//! rendition) with no extra tracks is remuxed to mp4/m4a by [`streambot_mp4remux`] (two reads of
-//! the part, one write, no process); whatever it refuses (HEVC, MP3, a changed SPS, a timestamp
+//! rendition) with no extra tracks is remuxed to mp4/m4a by [`streambot_mp4remux`] (one read of
+//! the part, one write, the index into room reserved from the ledger's duration; no process); whatever it refuses (HEVC, MP3, a changed SPS, a timestamp
 //! jump, an index over its cap, ...) goes the ffmpeg way below, and the checks after are the same.
 //!
 //! One ffmpeg pass per part (issue 18): what the part holds is read in process from its own bytes
@@ -717,18 +717,26 @@ impl Drop for CancelOnDrop {
 
 /// Remux in process to `<output>.partial`, fsynced, renamed to `output`. `false` when the remuxer
 /// declined (the reason logged) or failed: the caller runs ffmpeg, the part untouched.
-async fn remux_natively(inputs: Vec<RemuxInput>, brand: Brand, output: &Path) -> bool {
+async fn remux_natively(
+    inputs: Vec<RemuxInput>,
+    brand: Brand,
+    media_seconds: f64,
+    output: &Path,
+) -> bool {
     let partial = streambot_ffmpeg::run::partial_path(output);
     let cancelled = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(cancelled.clone());
     let task_partial = partial.clone();
     let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
-        streambot_mp4remux::remux_to_mp4(
+        // One read of the part, the index written last into room reserved for it (two passes
+        // when it does not fit: the ledger's duration was far off).
+        streambot_mp4remux::remux_to_mp4_in_one_pass(
             &inputs,
             &task_partial,
             brand,
             Limits::default(),
+            streambot_mp4remux::estimated_index_bytes(media_seconds),
             &cancelled,
         )
     })
@@ -814,7 +822,8 @@ async fn finalize_part(
         let native = native_audio_only_inputs(&main_input, &source_info)
             .filter(|_| settings.native_remux && container == OutputContainer::M4a);
         if let Some(inputs) = native {
-            remuxed_natively = remux_natively(inputs, Brand::M4a, &output).await;
+            remuxed_natively =
+                remux_natively(inputs, Brand::M4a, part.media_seconds, &output).await;
         }
         if !remuxed_natively {
             let options = AudioOnlyOptions {
@@ -843,7 +852,8 @@ async fn finalize_part(
         if let Some(inputs) = native {
             // Never mistake an earlier attempt's picture for this file's.
             let _ = std::fs::remove_file(output.with_extension("jpg"));
-            remuxed_natively = remux_natively(inputs, Brand::Mp4, &output).await;
+            remuxed_natively =
+                remux_natively(inputs, Brand::Mp4, part.media_seconds, &output).await;
         }
         if remuxed_natively {
             // Written, fsynced and renamed into place: checked below like ffmpeg's.

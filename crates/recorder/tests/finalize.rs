@@ -148,6 +148,8 @@ async fn audio_only_ends_as_m4a() {
             .extension()
             .is_some_and(|extension| extension == "m4a")
     );
+    assert!(file.remuxed_in_process, "AAC in MPEG-TS: no ffmpeg remux");
+    assert!(moov_before_mdat(&file.path).expect("readable"));
     let info = runner().probe(&file.path).await.expect("probe");
     assert!(info.has_audio() && !info.has_video());
 }
