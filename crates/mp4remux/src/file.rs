@@ -109,8 +109,10 @@ pub fn plan_files(
     Ok(plan_output(&summaries, brand)?)
 }
 
-/// Remux `inputs` into `output` (created or truncated), fsynced. On any error the output is
-/// removed; the inputs are only read. `cancelled` is checked between reads of 1 MiB.
+/// Remux `inputs` into `output` (a new file: what was at that path, a file or a symbolic link, is
+/// replaced, never written through), fsynced. On any error the output this call created is
+/// removed; the inputs are only read, and an output that is one of them is refused. `cancelled`
+/// is checked between reads of 1 MiB.
 pub fn remux_to_mp4(
     inputs: &[RemuxInput],
     output: &Path,
@@ -118,11 +120,49 @@ pub fn remux_to_mp4(
     limits: Limits,
     cancelled: &AtomicBool,
 ) -> Result<RemuxSummary, RemuxError> {
-    let result = write_output(inputs, output, brand, limits, cancelled);
-    if result.is_err() {
+    let mut created = false;
+    let result = write_output(inputs, output, brand, limits, cancelled, &mut created);
+    if result.is_err() && created {
         let _ = std::fs::remove_file(output);
     }
     result
+}
+
+/// The output path must not name an input (itself or through a link): replacing it would lose
+/// the part.
+fn refuse_an_input_as_output(inputs: &[RemuxInput], output: &Path) -> Result<(), RemuxError> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |metadata: std::fs::Metadata| (metadata.dev(), metadata.ino());
+    let mut existing = Vec::new();
+    for metadata in [std::fs::metadata(output), std::fs::symlink_metadata(output)]
+        .into_iter()
+        .flatten()
+    {
+        existing.push(identity(metadata));
+    }
+    for input in inputs {
+        let metadata = std::fs::metadata(&input.path)
+            .map_err(io_error(format!("reading {}", input.path.display())))?;
+        if existing.contains(&identity(metadata)) {
+            return Err(Unsupported::new("the output path is an input".to_owned()).into());
+        }
+    }
+    Ok(())
+}
+
+/// A new file at `output`: a file or link already there is removed first (not followed).
+fn create_output(output: &Path) -> Result<File, RemuxError> {
+    let context = format!("creating {}", output.display());
+    if let Ok(metadata) = std::fs::symlink_metadata(output)
+        && (metadata.is_file() || metadata.file_type().is_symlink())
+    {
+        std::fs::remove_file(output).map_err(io_error(context.clone()))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .map_err(io_error(context))
 }
 
 fn write_output(
@@ -131,14 +171,12 @@ fn write_output(
     brand: Brand,
     limits: Limits,
     cancelled: &AtomicBool,
+    created: &mut bool,
 ) -> Result<RemuxSummary, RemuxError> {
+    refuse_an_input_as_output(inputs, output)?;
     let plan = plan_files(inputs, brand, limits, cancelled)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(output)
-        .map_err(io_error(format!("creating {}", output.display())))?;
+    let mut file = create_output(output)?;
+    *created = true;
     let write_context = format!("writing {}", output.display());
     file.write_all(&plan.header)
         .map_err(io_error(write_context.clone()))?;
@@ -244,7 +282,9 @@ impl PacketReader {
 /// `reserved_index_bytes` left for the header (`ftyp`, `moov`, `free`, `mdat` header), which is
 /// written last (see [`crate::plan::estimated_index_bytes`]). Two inputs are read in step (the
 /// one behind in time first), so their chunks interleave. When the index does not fit in the
-/// reservation, the two-pass [`remux_to_mp4`] runs instead. Output removed on any error.
+/// reservation, the two-pass [`remux_to_mp4`] runs instead. The output is made as
+/// [`remux_to_mp4`] makes it (an input as output refused, a link replaced, what this call created
+/// removed on any error).
 pub fn remux_to_mp4_in_one_pass(
     inputs: &[RemuxInput],
     output: &Path,
@@ -254,11 +294,22 @@ pub fn remux_to_mp4_in_one_pass(
     cancelled: &AtomicBool,
 ) -> Result<RemuxSummary, RemuxError> {
     let reserved = reserved_index_bytes.clamp(1024, MAXIMUM_RESERVED_INDEX_BYTES);
-    match write_in_one_pass(inputs, output, brand, limits, reserved, cancelled) {
+    let mut created = false;
+    match write_in_one_pass(
+        inputs,
+        output,
+        brand,
+        limits,
+        reserved,
+        cancelled,
+        &mut created,
+    ) {
         Ok(Some(summary)) => Ok(summary),
         Ok(None) => remux_to_mp4(inputs, output, brand, limits, cancelled),
         Err(error) => {
-            let _ = std::fs::remove_file(output);
+            if created {
+                let _ = std::fs::remove_file(output);
+            }
             Err(error)
         }
     }
@@ -271,7 +322,9 @@ fn write_in_one_pass(
     limits: Limits,
     reserved: u64,
     cancelled: &AtomicBool,
+    created: &mut bool,
 ) -> Result<Option<RemuxSummary>, RemuxError> {
+    refuse_an_input_as_output(inputs, output)?;
     let mut readers = inputs
         .iter()
         .map(|input| PacketReader::open(&input.path))
@@ -280,12 +333,8 @@ fn write_in_one_pass(
         .iter()
         .map(|input| InputScanner::new(input.role, limits).keeping_sample_bytes())
         .collect();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(output)
-        .map_err(io_error(format!("creating {}", output.display())))?;
+    let mut file = create_output(output)?;
+    *created = true;
     let write_context = format!("writing {}", output.display());
     let mut recorder = ChunkRecorder::new(reserved);
     let mut position = 0u64;

@@ -3,7 +3,10 @@
 //!
 //! Access unit delimiters and in-band SPS/PPS are dropped from the samples (the parameter sets
 //! go once into `avcC`); an SPS or PPS that differs from the first one with its id is refused
-//! (the stream changed mid-part: ffmpeg handles it).
+//! (the stream changed mid-part: ffmpeg handles it). Each PES packet must hold exactly one access
+//! unit as ffmpeg's parser splits the stream (it splits at start codes, not at PES packets): no
+//! bytes before the first start code, a first NAL unit that begins an access unit, no second
+//! picture; anything else is refused.
 
 use crate::Unsupported;
 use crate::bits::{BitReader, unescape_rbsp};
@@ -318,6 +321,25 @@ pub struct AccessUnitSummary {
     pub has_picture: bool,
 }
 
+/// This NAL unit starts an access unit, as ffmpeg's parser splits them (after a coded slice:
+/// the next one): an access unit delimiter, SEI, SPS or PPS, or the first slice of a picture
+/// (`first_mb_in_slice` 0: the slice header's first bit is set). Other types (end of sequence,
+/// filler, prefix NAL units, ...) stay with the access unit before them.
+fn begins_another_access_unit(nal: &[u8]) -> bool {
+    match nal_type(nal) {
+        NAL_SEI | NAL_SPS | NAL_PPS | NAL_ACCESS_UNIT_DELIMITER => true,
+        NAL_SLICE | 2 | NAL_IDR_SLICE => nal.get(1).is_some_and(|byte| byte & 0x80 != 0),
+        _ => false,
+    }
+}
+
+/// `first_mb_in_slice` of a slice NAL unit (the first field of its header; `None` when the unit
+/// is too short to hold it, which ffmpeg's parser does not compare either).
+fn first_macroblock(nal: &[u8]) -> Option<u32> {
+    let header = unescape_rbsp(nal.get(1..nal.len().min(12))?);
+    BitReader::new(&header).unsigned_golomb()
+}
+
 /// Read an access unit: its parameter sets go into `parameter_sets` (changes refused).
 pub fn summarize_access_unit(
     data: &[u8],
@@ -328,27 +350,47 @@ pub fn summarize_access_unit(
         sync: false,
         has_picture: false,
     };
+    let leading = find_start_code(data, 0).unwrap_or(data.len());
+    if data[..leading].iter().any(|&byte| byte != 0) {
+        // ffmpeg's parser appends them to the previous access unit's last NAL unit.
+        return Err(Unsupported::new(
+            "bytes before the first start code of a PES packet".to_owned(),
+        ));
+    }
     let mut recovery_point = false;
-    let mut picture_starts = 0u32;
-    for nal in nal_units(data) {
+    let mut last_first_macroblock: Option<u32> = None;
+    for (position, nal) in nal_units(data).enumerate() {
         let kind = nal_type(nal);
         if nal[0] & 0x80 != 0 {
             return Err(Unsupported::new(
                 "a NAL unit with the forbidden bit".to_owned(),
             ));
         }
-        parameter_sets.absorb(nal)?;
-        if matches!(kind, NAL_SLICE | NAL_IDR_SLICE)
-            && nal.get(1).is_some_and(|byte| byte & 0x80 != 0)
-        {
-            // first_mb_in_slice == 0 (its Exp-Golomb code is the single bit 1): a new picture.
-            picture_starts += 1;
-            if picture_starts > 1 {
-                return Err(Unsupported::new(
-                    "more than one picture in a PES packet".to_owned(),
-                ));
-            }
+        if position == 0 && !begins_another_access_unit(nal) {
+            // An end of sequence, filler, a second slice, ...: ffmpeg's parser appends it to the
+            // previous access unit.
+            return Err(Unsupported::new(
+                "a PES packet that does not begin an access unit".to_owned(),
+            ));
         }
+        // ffmpeg's parser also starts a new picture at a slice whose first macroblock is not
+        // after the previous slice's.
+        let first_macroblock = match kind {
+            NAL_SLICE | 2 | NAL_IDR_SLICE => first_macroblock(nal),
+            _ => None,
+        };
+        let slice_goes_back = first_macroblock
+            .zip(last_first_macroblock)
+            .is_some_and(|(this, last)| this <= last);
+        if summary.has_picture && (begins_another_access_unit(nal) || slice_goes_back) {
+            // ffmpeg's parser splits such a PES packet into two samples; one sample holding two
+            // pictures does not decode.
+            return Err(Unsupported::new(
+                "more than one picture in a PES packet".to_owned(),
+            ));
+        }
+        last_first_macroblock = first_macroblock.or(last_first_macroblock);
+        parameter_sets.absorb(nal)?;
         match kind {
             NAL_IDR_SLICE => {
                 summary.sync = true;

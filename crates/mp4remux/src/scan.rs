@@ -100,6 +100,10 @@ struct ScanState {
     /// Timestamp unwrapping reference: the last timestamp seen on any stream.
     reference: Option<i64>,
     last_audio_dts: Option<i64>,
+    /// The decoding time of the last mapped packet of the input (any stream, in packet order),
+    /// and the mapped streams seen so far (ffmpeg's inter-stream discontinuity check).
+    last_input_dts: Option<i64>,
+    started_pids: Vec<u16>,
     total_samples: usize,
     /// Keep each accepted sample's bytes for [`InputScanner::drain_accepted`] (one-pass mode).
     keep_bytes: bool,
@@ -152,6 +156,31 @@ impl ScanState {
         }
     }
 
+    /// ffmpeg (`ts_discontinuity_detect`) compares the first packet of each mapped stream with
+    /// the input's last packet: further apart than its `-dts_delta_threshold` (the step limit),
+    /// it moves the whole input's clock (audio and video that start hours apart come out
+    /// together). This remuxer keeps timestamps as written, so such an input is declined.
+    fn follow_input_clock(
+        &mut self,
+        pid: u16,
+        dts: i64,
+        limits: &Limits,
+    ) -> Result<(), Unsupported> {
+        if !self.started_pids.contains(&pid) {
+            self.started_pids.push(pid);
+            if let Some(last) = self.last_input_dts
+                && (dts - last).abs() > limits.maximum_timestamp_step
+            {
+                return Err(Unsupported::new(format!(
+                    "a stream starting {} ticks away from the others (discontinuity)",
+                    dts - last
+                )));
+            }
+        }
+        self.last_input_dts = Some(dts);
+        Ok(())
+    }
+
     fn count_sample(&mut self, limits: &Limits) -> Result<(), Unsupported> {
         self.total_samples += 1;
         if self.total_samples > limits.maximum_samples {
@@ -188,6 +217,7 @@ impl ScanState {
             None => pts,
         };
         Self::note_first(&mut self.first_media_pts, pid, pts);
+        self.follow_input_clock(pid, dts, limits)?;
         let video = self.video.get_or_insert_with(|| VideoScan {
             pid,
             ..VideoScan::default()
@@ -273,6 +303,7 @@ impl ScanState {
         };
         for frame in adts::frames(payload) {
             let (frame, raw) = frame?;
+            self.follow_input_clock(pid, next_dts, limits)?;
             let audio = self.audio.get_or_insert_with(|| AudioScan {
                 pid,
                 config: frame.config,

@@ -3,9 +3,12 @@
 //!
 //! Only what a remux of an HLS part needs is accepted; everything else is an [`Unsupported`]
 //! refusal (the caller falls back to ffmpeg): lost sync, transport errors, scrambling, more than
-//! one program, a program map that changes its streams, a continuity error inside a PES packet,
-//! a PES packet over [`MAXIMUM_PES_BYTES`] or shorter than it says. Memory: one PES packet being
-//! assembled per stream, at most [`MAXIMUM_PES_BYTES`] each, and one PSI section.
+//! one program, a program map that changes its streams, a PES packet of a mapped stream that
+//! begins before the map (ffmpeg reads those), a continuity error inside a PES packet,
+//! a repeated continuity counter with other bytes (an exact duplicate is dropped), a PES packet
+//! over [`MAXIMUM_PES_BYTES`], shorter or longer than it says. Memory: one PES packet being
+//! assembled per stream, at most [`MAXIMUM_PES_BYTES`] each and [`MAXIMUM_ASSEMBLING_BYTES`]
+//! together, and one PSI section.
 
 use crate::Unsupported;
 
@@ -13,8 +16,16 @@ pub const TS_PACKET_BYTES: usize = 188;
 const SYNC_BYTE: u8 = 0x47;
 /// A PES packet (one access unit of video, a few frames of audio) larger than this is refused.
 pub const MAXIMUM_PES_BYTES: usize = 8 * 1024 * 1024;
+/// All PES packets being assembled (one per stream) together: a program map of many streams
+/// does not multiply [`MAXIMUM_PES_BYTES`].
+pub const MAXIMUM_ASSEMBLING_BYTES: usize = MAXIMUM_PES_BYTES + 2 * 1024 * 1024;
+/// An assembly buffer larger than this is given back after its PES packet (a stream that once
+/// had a huge PES packet does not keep it allocated).
+const RETAINED_ASSEMBLY_BYTES: usize = 1024 * 1024;
 /// A PSI section (PAT, PMT) is at most 1021 bytes after its 3-byte header.
 const MAXIMUM_SECTION_BYTES: usize = 1024 + 3;
+/// PIDs remembered with a payload unit before the program map, at most.
+const MAXIMUM_EARLY_UNIT_PIDS: usize = 64;
 /// Elementary streams in one program map, at most.
 const MAXIMUM_PROGRAM_STREAMS: usize = 32;
 
@@ -106,6 +117,9 @@ struct PesAssembly {
     bytes: Vec<u8>,
     in_progress: bool,
     last_continuity: Option<u8>,
+    /// The last packet with a payload (a packet repeated with the same continuity counter must
+    /// be this one, byte for byte).
+    last_packet: Vec<u8>,
 }
 
 /// The demuxer's state. Feed it packets with [`TsDemuxer::push_packet`], then call
@@ -119,6 +133,10 @@ pub struct TsDemuxer {
     pmt_section: SectionBuffer,
     assemblies: Vec<PesAssembly>,
     data_pids: Vec<(u16, Option<u8>)>,
+    /// PIDs on which a payload unit started before the program map was known (at most
+    /// [`MAXIMUM_EARLY_UNIT_PIDS`]; more sets `many_early_units`).
+    early_unit_pids: Vec<u16>,
+    many_early_units: bool,
     packets: u64,
 }
 
@@ -276,6 +294,13 @@ impl TsDemuxer {
             }
         }
         let payload = &packet[payload_offset..];
+        if self.streams.is_none() && payload_unit_start && pid != 0 {
+            if self.early_unit_pids.len() >= MAXIMUM_EARLY_UNIT_PIDS {
+                self.many_early_units = true;
+            } else if !self.early_unit_pids.contains(&pid) {
+                self.early_unit_pids.push(pid);
+            }
+        }
         if pid == 0 {
             if let Some(section) = gather_section(
                 &mut self.pat_section,
@@ -326,10 +351,23 @@ impl TsDemuxer {
         if scrambling != 0 {
             return Err(Unsupported::new("scrambled packets".to_owned()));
         }
+        let assembling_elsewhere: usize = self
+            .assemblies
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, assembly)| assembly.bytes.len())
+            .sum();
         let assembly = &mut self.assemblies[index];
         if let Some(last) = assembly.last_continuity {
             if last == continuity && !discontinuity {
-                // A duplicate packet (allowed once by the standard): ignored.
+                // A duplicate packet (allowed once by the standard): ignored. A different packet
+                // with the same counter is not a duplicate (ffmpeg keeps its bytes).
+                if assembly.last_packet != packet {
+                    return Err(Unsupported::new(format!(
+                        "a repeated continuity counter with other bytes on PID {pid}"
+                    )));
+                }
                 return Ok(());
             }
             let expected = (last + 1) & 0x0F;
@@ -340,6 +378,8 @@ impl TsDemuxer {
             }
         }
         assembly.last_continuity = Some(continuity);
+        assembly.last_packet.clear();
+        assembly.last_packet.extend_from_slice(packet);
         if payload_unit_start {
             Self::flush(assembly, sink)?;
             assembly.bytes.clear();
@@ -352,11 +392,22 @@ impl TsDemuxer {
                 "a PES packet over {MAXIMUM_PES_BYTES} bytes"
             )));
         }
+        if assembling_elsewhere + assembly.bytes.len() + payload.len() > MAXIMUM_ASSEMBLING_BYTES {
+            return Err(Unsupported::new(format!(
+                "PES packets of several streams over {MAXIMUM_ASSEMBLING_BYTES} bytes together"
+            )));
+        }
         assembly.bytes.extend_from_slice(payload);
         if assembly.bytes.len() >= 6 {
             let declared = usize::from(u16::from_be_bytes([assembly.bytes[4], assembly.bytes[5]]));
-            if declared > 0 && assembly.bytes.len() >= 6 + declared {
-                assembly.bytes.truncate(6 + declared);
+            if declared > 0 && assembly.bytes.len() > 6 + declared {
+                // ffmpeg does not cut there: it keeps the rest as the start of another PES
+                // packet (its parser joins them), or keeps the stuffing in the sample.
+                return Err(Unsupported::new(format!(
+                    "a PES packet longer than its declared length on PID {pid}"
+                )));
+            }
+            if declared > 0 && assembly.bytes.len() == 6 + declared {
                 Self::flush(assembly, sink)?;
             }
         }
@@ -398,8 +449,10 @@ impl TsDemuxer {
                 payload: &bytes[header.payload_offset..],
             })
         })();
-        assembly.bytes = bytes;
-        assembly.bytes.clear();
+        if bytes.capacity() <= RETAINED_ASSEMBLY_BYTES {
+            assembly.bytes = bytes;
+            assembly.bytes.clear();
+        }
         result
     }
 
@@ -477,6 +530,17 @@ impl TsDemuxer {
             }
             return Ok(());
         }
+        // ffmpeg finds the program map first and then reads the input from its start: PES
+        // packets before the map are in its remux, and not in one that starts at the map.
+        if streams.iter().any(|stream| {
+            stream.kind != StreamKind::Data
+                && (self.many_early_units || self.early_unit_pids.contains(&stream.pid))
+        }) {
+            return Err(Unsupported::new(
+                "a PES packet before the program map".to_owned(),
+            ));
+        }
+        self.early_unit_pids = Vec::new();
         for stream in &streams {
             match stream.kind {
                 StreamKind::Data => self.data_pids.push((stream.pid, None)),
@@ -486,6 +550,7 @@ impl TsDemuxer {
                     bytes: Vec::new(),
                     in_progress: false,
                     last_continuity: None,
+                    last_packet: Vec::new(),
                 }),
             }
         }
