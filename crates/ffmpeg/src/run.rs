@@ -507,6 +507,11 @@ impl FfmpegRunner {
         }
         let partial_output = partial_path(output);
         let partial = partial_output.as_path();
+        // A leftover at that name (an earlier attempt's file, or a link) is removed, never
+        // written through: `-y` would follow a symbolic link.
+        if std::fs::symlink_metadata(partial).is_ok_and(|metadata| !metadata.is_dir()) {
+            let _ = std::fs::remove_file(partial);
+        }
         let arguments = build_arguments(partial);
         let ran = run_ffmpeg(
             &self.binaries.ffmpeg,

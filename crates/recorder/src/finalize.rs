@@ -842,82 +842,91 @@ async fn finalize_part(
     let expect_audio = audio_only
         || source_info.has_audio()
         || audio_info.as_ref().is_some_and(StreamInfo::has_audio);
-    let mut remuxed_natively = false;
-    if audio_only {
-        let native = native_audio_only_inputs(&main_input, &source_info)
-            .filter(|_| settings.native_remux && container == OutputContainer::M4a);
-        if let Some(inputs) = native {
-            remuxed_natively =
-                remux_natively(inputs, Brand::M4a, part.media_seconds, &output).await;
-        }
-        if !remuxed_natively {
-            let options = AudioOnlyOptions {
-                source_audio_is_aac: source_info.audio_is_aac(),
-                source_audio_is_adts: source_info.audio_is_adts_aac(),
-                ..AudioOnlyOptions::default()
-            };
-            runner
-                .audio_only(&part.path, &output, &options, None)
-                .await?;
-        }
-    } else if let Some(preset) = preset {
-        let mut options = TranscodeOptions::new(container, preset);
-        options.audio_input = audio_input;
-        runner
-            .transcode(&part.path, &output, &options, None)
-            .await?;
-    } else {
-        let mut options = RemuxOptions::new(container);
-        options.audio_input = audio_input;
-        options.audio_is_adts_aac = audio_is_adts;
-        let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
-        let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
-        let native = native_remux_inputs(&main_input, &options)
-            .filter(|_| settings.native_remux && container == OutputContainer::Mp4);
-        if let Some(inputs) = native {
-            // Never mistake an earlier attempt's picture for this file's.
-            let _ = std::fs::remove_file(output.with_extension("jpg"));
-            remuxed_natively =
-                remux_natively(inputs, Brand::Mp4, part.media_seconds, &output).await;
-        }
-        if remuxed_natively {
-            // Written, fsynced and renamed into place: checked below like ffmpeg's.
-        } else {
-            if source_info.has_video() {
-                let thumbnail = output.with_extension("jpg");
-                // Never mistake an earlier attempt's picture for this pass's.
-                let _ = std::fs::remove_file(&thumbnail);
-                options.thumbnail = Some(thumbnail);
+    // The in-process remux first where it applies; a file of it that fails the check is thrown
+    // away and ffmpeg remuxes the part (a remuxer bug must not cost the user the recording).
+    let mut native_allowed = settings.native_remux;
+    let (remuxed_natively, finished_info) = loop {
+        let mut remuxed_natively = false;
+        if audio_only {
+            let native = native_audio_only_inputs(&main_input, &source_info)
+                .filter(|_| native_allowed && container == OutputContainer::M4a);
+            if let Some(inputs) = native {
+                remuxed_natively =
+                    remux_natively(inputs, Brand::M4a, part.media_seconds, &output).await;
             }
-            remux_with_ffmpeg(
-                runner,
-                part,
-                &output,
-                &options,
-                container,
-                source_info.has_video(),
-                expect_audio,
-            )
-            .await?;
+            if !remuxed_natively {
+                let options = AudioOnlyOptions {
+                    source_audio_is_aac: source_info.audio_is_aac(),
+                    source_audio_is_adts: source_info.audio_is_adts_aac(),
+                    ..AudioOnlyOptions::default()
+                };
+                runner
+                    .audio_only(&part.path, &output, &options, None)
+                    .await?;
+            }
+        } else if let Some(preset) = &preset {
+            let mut options = TranscodeOptions::new(container, preset.clone());
+            options.audio_input = audio_input.clone();
+            runner
+                .transcode(&part.path, &output, &options, None)
+                .await?;
+        } else {
+            let mut options = RemuxOptions::new(container);
+            options.audio_input = audio_input.clone();
+            options.audio_is_adts_aac = audio_is_adts;
+            let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
+            let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
+            let native = native_remux_inputs(&main_input, &options)
+                .filter(|_| native_allowed && container == OutputContainer::Mp4);
+            if let Some(inputs) = native {
+                // Never mistake an earlier attempt's picture for this file's.
+                let _ = std::fs::remove_file(output.with_extension("jpg"));
+                remuxed_natively =
+                    remux_natively(inputs, Brand::Mp4, part.media_seconds, &output).await;
+            }
+            if remuxed_natively {
+                // Written, fsynced and renamed into place: checked below like ffmpeg's.
+            } else {
+                if source_info.has_video() {
+                    let thumbnail = output.with_extension("jpg");
+                    // Never mistake an earlier attempt's picture for this pass's.
+                    let _ = std::fs::remove_file(&thumbnail);
+                    options.thumbnail = Some(thumbnail);
+                }
+                remux_with_ffmpeg(
+                    runner,
+                    part,
+                    &output,
+                    &options,
+                    container,
+                    source_info.has_video(),
+                    expect_audio,
+                )
+                .await?;
+            }
         }
-    }
-    let finished_info = match finished_streams(runner, &output, container).await {
-        Ok(info) => info,
-        Err(error) => {
-            let _ = std::fs::remove_file(&output);
-            return Err(error);
+        let expectations = OutputExpectations {
+            require_video: !audio_only && source_info.has_video(),
+            require_audio: expect_audio,
+            expected_duration: Some(Duration::from_secs_f64(part.media_seconds.max(0.0))),
+            duration_tolerance: settings.duration_tolerance,
+        };
+        let checked = match finished_streams(runner, &output, container).await {
+            Ok(info) => check_output(&output, &info, &expectations).map(|()| info),
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok(info) => break (remuxed_natively, info),
+            Err(error) => {
+                let _ = std::fs::remove_file(&output);
+                if !remuxed_natively {
+                    return Err(error);
+                }
+                tracing::warn!(file = %output.display(), %error, "the in-process remux made a file that fails the check; ffmpeg remuxes the part");
+                native_allowed = false;
+            }
         }
     };
-    let expectations = OutputExpectations {
-        require_video: !audio_only && source_info.has_video(),
-        require_audio: expect_audio,
-        expected_duration: Some(Duration::from_secs_f64(part.media_seconds.max(0.0))),
-        duration_tolerance: settings.duration_tolerance,
-    };
-    if let Err(error) = check_output(&output, &finished_info, &expectations) {
-        let _ = std::fs::remove_file(&output);
-        return Err(error);
-    }
     let decode_check = if settings.check_decoding {
         let duration_seconds = finished_info
             .duration

@@ -799,3 +799,32 @@ async fn h264_aac_parts_are_remuxed_in_process_and_others_by_ffmpeg() {
         assert_eq!(frames[0].len(), 2);
     }
 }
+
+/// A file the in-process remux made that fails the check is not the end: it is removed and
+/// ffmpeg remuxes the part; when ffmpeg's fails the same check, the part is reported failed and
+/// kept as it was (here the ledger says 40 s of a 4 s part: both files fail the duration check).
+#[tokio::test]
+async fn a_native_file_that_fails_the_check_goes_to_ffmpeg_and_the_part_is_kept() {
+    use streambot_hls::ledger::PartStartReason;
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut part = ts_part(directory.path(), 1, "160x90", 0, PartStartReason::First);
+    part.media_seconds = 40.0;
+    let before = std::fs::read(&part.path).expect("part");
+    let report = report_of_parts(directory.path(), vec![part.clone()]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    assert!(finalized.files.is_empty(), "{:?}", finalized.files);
+    assert_eq!(finalized.failures.len(), 1, "{:?}", finalized.failures);
+    assert_eq!(std::fs::read(&part.path).expect("part kept"), before);
+    let left: Vec<_> = std::fs::read_dir(directory.path())
+        .expect("directory")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".mp4") || name.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "no half-made file left: {left:?}");
+}
