@@ -319,25 +319,7 @@ fn report_of_parts(
     directory: &std::path::Path,
     parts: Vec<streambot_hls::ledger::PartSummary>,
 ) -> RecordingReport {
-    RecordingReport {
-        outcome: streambot_recorder::RecordingOutcome::Finished {
-            reason: streambot_core::RecordingEndReason::Stopped,
-        },
-        source: None,
-        main: Some(streambot_recorder::TrackReport {
-            track_name: "main".to_owned(),
-            ended: "stopped".to_owned(),
-            error: None,
-            parts,
-            progress: streambot_core::RecordingProgress::default(),
-            ledger_path: directory.join("ledger.jsonl"),
-            first_media_sequence: None,
-            last_media_sequence: None,
-            maximum_part_bytes: None,
-        }),
-        audio: None,
-        output_directory: directory.to_path_buf(),
-    }
+    RecordingReport::of_main_parts(directory, parts)
 }
 
 fn ts_part(
