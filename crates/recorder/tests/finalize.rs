@@ -687,3 +687,73 @@ async fn an_fmp4_part_whose_decode_times_go_back_is_made_continuous() {
     assert_eq!(common::decode_errors(&file.path), Vec::<String>::new());
     assert!(finalized.all_ok(), "{:?}", file.decode_check);
 }
+
+/// Hostile or broken fMP4 parts (cut anywhere, bytes flipped in the boxes) are never joined
+/// wrongly and never panic: the join and the continuity pass answer an error or a file, and
+/// finalize keeps a part it cannot join on its own.
+#[tokio::test]
+async fn broken_fmp4_parts_are_refused_by_the_join_without_panicking() {
+    use streambot_hls::ledger::PartStartReason;
+    use streambot_recorder::fmp4_join::{
+        join_fragmented_parts, make_decode_times_continuous, read_fmp4_identity,
+    };
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (init, run) = fmp4_packager_run(scratch.path(), "run", "160x90", 8);
+    let good = fmp4_part(scratch.path(), 1, &init, &run, PartStartReason::First);
+    let bytes = std::fs::read(&good.path).expect("part");
+    let broken_path = scratch.path().join("broken.mp4");
+    let output = scratch.path().join("joined.mp4");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for attempt in 0..200 {
+        let mut broken = bytes.clone();
+        if attempt % 2 == 0 {
+            broken.truncate((next() as usize) % bytes.len());
+        } else {
+            for _ in 0..8 {
+                let at = (next() as usize) % broken.len();
+                broken[at] = next() as u8;
+            }
+        }
+        std::fs::write(&broken_path, &broken).expect("write");
+        let _ = read_fmp4_identity(&broken_path);
+        let _ = join_fragmented_parts(&[good.path.as_path(), broken_path.as_path()], &output);
+        let _ = make_decode_times_continuous(&broken_path);
+    }
+    // A part cut in the middle of a fragment beside a good one: never joined; the good part is
+    // still finalized.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let first = fmp4_part(directory.path(), 1, &init, &run, PartStartReason::First);
+    let mut second = fmp4_part(
+        directory.path(),
+        2,
+        &init,
+        &run,
+        PartStartReason::Discontinuity,
+    );
+    let cut = std::fs::read(&second.path).expect("part");
+    std::fs::write(&second.path, &cut[..cut.len() - 1000]).expect("cut");
+    second.bytes -= 1000;
+    let report = report_of_parts(directory.path(), vec![first, second]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    let first_file = finalized
+        .files
+        .iter()
+        .find(|file| file.part_number == 1)
+        .expect("the good part is finalized");
+    assert!(first_file.joined_part_numbers.is_empty());
+    assert_eq!(
+        common::decode_errors(&first_file.path),
+        Vec::<String>::new()
+    );
+}
