@@ -23,7 +23,8 @@
 # installed into target/compare-recorders/venv from PyPI when missing. Builds streambot (release).
 # Settings: STREAMBOT_BIN (a streambot binary to use instead of building one), COMPARE_SECONDS
 # (recording length, default 50), COMPARE_RUNS (runs of each scenario, default 1; with more the
-# table shows each figure's median and how many runs stopped early), COMPARE_OUTPUT (default
+# table shows each figure's median and how many runs stopped early), COMPARE_SUMMARIZE_ONLY=1 (no
+# recording: print the table of the runs already in COMPARE_OUTPUT), COMPARE_OUTPUT (default
 # target/compare-recorders/<date>). Everything listens on 127.0.0.1 only; every child is stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +53,11 @@ output="${COMPARE_OUTPUT:-target/compare-recorders/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$output"
 output="$(cd "$output" && pwd)"
 
+summarize_only="${COMPARE_SUMMARIZE_ONLY:-}"
 venv="target/compare-recorders/venv"
-if command -v streamlink >/dev/null 2>&1; then
+if [ -n "$summarize_only" ]; then
+  streamlink_bin=streamlink
+elif command -v streamlink >/dev/null 2>&1; then
   streamlink_bin="$(command -v streamlink)"
 else
   if [ ! -x "$venv/bin/streamlink" ]; then
@@ -64,7 +68,9 @@ else
   streamlink_bin="$(pwd)/$venv/bin/streamlink"
 fi
 
-if [ -n "${STREAMBOT_BIN:-}" ]; then
+if [ -n "$summarize_only" ]; then
+  streambot_bin=streambot
+elif [ -n "${STREAMBOT_BIN:-}" ]; then
   streambot_bin="$STREAMBOT_BIN"
 else
   log "building streambot (release)"
@@ -237,6 +243,7 @@ run_scenario() { # SCENARIO RUN
 }
 
 for run in $(seq 1 "$runs"); do
+  [ -z "$summarize_only" ] || break
   for scenario in "${scenarios[@]}"; do run_scenario "$scenario" "$run"; done
 done
 
@@ -282,8 +289,10 @@ def measure(scenario, run, recorder):
                 lost += 1 + max(0, (entry.get("range_last_media_sequence") or entry["media_sequence"]) - entry["media_sequence"])
     else:
         lost, exact = max(0.0, seconds - media) / 2, False
+    # Stopped early: exited before the requested span was covered (a recorder that starts at the
+    # live edge may finish a few seconds sooner than the span with all of it recorded).
     return {"files": len(files), "media": media, "errors": errors, "lost": lost, "exact": exact,
-            "early": end - start < seconds - 5, "wall": end - start}
+            "early": end - start < seconds - 5 and media < seconds - 2, "wall": end - start}
 header = ("scenario", "recorder", "files", "media s", "decode errors", "lost segments", "stopped early", "wall s")
 rows, run_rows = [], []
 for scenario in scenarios:

@@ -315,6 +315,30 @@ impl RecordingReport {
     pub fn succeeded(&self) -> bool {
         matches!(self.outcome, RecordingOutcome::Finished { .. })
     }
+
+    /// A stopped recording of `parts` (main track only) in `directory`: what finalize is given
+    /// for parts made outside a recording (tests, benchmarks).
+    pub fn of_main_parts(directory: &Path, parts: Vec<PartSummary>) -> RecordingReport {
+        RecordingReport {
+            outcome: RecordingOutcome::Finished {
+                reason: RecordingEndReason::Stopped,
+            },
+            source: None,
+            main: Some(TrackReport {
+                track_name: "main".to_owned(),
+                ended: "stopped".to_owned(),
+                error: None,
+                parts,
+                progress: RecordingProgress::default(),
+                ledger_path: directory.join("main-ledger.jsonl"),
+                first_media_sequence: None,
+                last_media_sequence: None,
+                maximum_part_bytes: None,
+            }),
+            audio: None,
+            output_directory: directory.to_path_buf(),
+        }
+    }
 }
 
 /// The parts of a track: every part still on disk that the ledger says holds segments (earlier

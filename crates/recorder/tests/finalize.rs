@@ -325,25 +325,7 @@ fn report_of_parts(
     directory: &std::path::Path,
     parts: Vec<streambot_hls::ledger::PartSummary>,
 ) -> RecordingReport {
-    RecordingReport {
-        outcome: streambot_recorder::RecordingOutcome::Finished {
-            reason: streambot_core::RecordingEndReason::Stopped,
-        },
-        source: None,
-        main: Some(streambot_recorder::TrackReport {
-            track_name: "main".to_owned(),
-            ended: "stopped".to_owned(),
-            error: None,
-            parts,
-            progress: streambot_core::RecordingProgress::default(),
-            ledger_path: directory.join("ledger.jsonl"),
-            first_media_sequence: None,
-            last_media_sequence: None,
-            maximum_part_bytes: None,
-        }),
-        audio: None,
-        output_directory: directory.to_path_buf(),
-    }
+    RecordingReport::of_main_parts(directory, parts)
 }
 
 fn ts_part(
@@ -827,4 +809,74 @@ async fn a_native_file_that_fails_the_check_goes_to_ffmpeg_and_the_part_is_kept(
         .filter(|name| name.ends_with(".mp4") || name.ends_with(".partial"))
         .collect();
     assert!(left.is_empty(), "no half-made file left: {left:?}");
+}
+
+/// Hostile or broken fMP4 parts (cut anywhere, bytes flipped in the boxes) are never joined
+/// wrongly and never panic: the join and the continuity pass answer an error or a file, and
+/// finalize keeps a part it cannot join on its own.
+#[tokio::test]
+async fn broken_fmp4_parts_are_refused_by_the_join_without_panicking() {
+    use streambot_hls::ledger::PartStartReason;
+    use streambot_recorder::fmp4_join::{
+        join_fragmented_parts, make_decode_times_continuous, read_fmp4_identity,
+    };
+    if !ffmpeg_available() {
+        eprintln!("ffmpeg not installed: skipping");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (init, run) = fmp4_packager_run(scratch.path(), "run", "160x90", 8);
+    let good = fmp4_part(scratch.path(), 1, &init, &run, PartStartReason::First);
+    let bytes = std::fs::read(&good.path).expect("part");
+    let broken_path = scratch.path().join("broken.mp4");
+    let output = scratch.path().join("joined.mp4");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for attempt in 0..200 {
+        let mut broken = bytes.clone();
+        if attempt % 2 == 0 {
+            broken.truncate((next() as usize) % bytes.len());
+        } else {
+            for _ in 0..8 {
+                let at = (next() as usize) % broken.len();
+                broken[at] = next() as u8;
+            }
+        }
+        std::fs::write(&broken_path, &broken).expect("write");
+        let _ = read_fmp4_identity(&broken_path);
+        let _ = join_fragmented_parts(&[good.path.as_path(), broken_path.as_path()], &output);
+        let _ = make_decode_times_continuous(&broken_path);
+    }
+    // A part cut in the middle of a fragment beside a good one: never joined; the good part is
+    // still finalized.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let first = fmp4_part(directory.path(), 1, &init, &run, PartStartReason::First);
+    let mut second = fmp4_part(
+        directory.path(),
+        2,
+        &init,
+        &run,
+        PartStartReason::Discontinuity,
+    );
+    let cut = std::fs::read(&second.path).expect("part");
+    std::fs::write(&second.path, &cut[..cut.len() - 1000]).expect("cut");
+    second.bytes -= 1000;
+    let report = report_of_parts(directory.path(), vec![first, second]);
+    let settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Best);
+    let finalized = finalize_recording(&runner(), &report, &settings).await;
+    let first_file = finalized
+        .files
+        .iter()
+        .find(|file| file.part_number == 1)
+        .expect("the good part is finalized");
+    assert!(first_file.joined_part_numbers.is_empty());
+    assert_eq!(
+        common::decode_errors(&first_file.path),
+        Vec::<String>::new()
+    );
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use streambot_core::{OutputFormat, Quality};
 use streambot_ffmpeg::FfmpegRunner;
 use streambot_hls::ledger::{PartStartReason, PartSummary};
+use streambot_recorder::RecordingReport;
 use streambot_recorder::finalize::FinalizeSettings;
 use streambot_recorder::interruptible_finalize::{FinalizeEnd, finalize_recording_interruptible};
-use streambot_recorder::{RecordingOutcome, RecordingReport, TrackReport};
 use tokio_util::sync::CancellationToken;
 
 /// A 720p MPEG-TS part of `seconds` (a re-encode to 480p of it takes a while).
@@ -29,25 +29,7 @@ fn make_720p_part(path: &Path, seconds: u32) -> u64 {
 }
 
 fn report_with_part(directory: &Path, part: PartSummary) -> RecordingReport {
-    RecordingReport {
-        outcome: RecordingOutcome::Finished {
-            reason: streambot_core::RecordingEndReason::Stopped,
-        },
-        source: None,
-        main: Some(TrackReport {
-            track_name: "main".to_owned(),
-            ended: "stopped".to_owned(),
-            error: None,
-            parts: vec![part],
-            progress: streambot_core::RecordingProgress::default(),
-            ledger_path: directory.join("main-ledger.jsonl"),
-            first_media_sequence: None,
-            last_media_sequence: None,
-            maximum_part_bytes: None,
-        }),
-        audio: None,
-        output_directory: directory.to_path_buf(),
-    }
+    RecordingReport::of_main_parts(directory, vec![part])
 }
 
 /// The ids of running processes whose command line mentions `needle`.
