@@ -192,6 +192,7 @@ message_keys!(
     CaptionGaps,
     CaptionDamaged,
     FilesDamaged,
+    PartsJoined,
     DeleteNeedsId,
     DeleteWhileLive,
     DeleteConfirm,
@@ -905,6 +906,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         FilesDamaged,
         Ru,
         "⚠️ Часть {parts} декодируется с ошибками: я отправил её, но что-то в ней может не воспроизводиться.",
+    ),
+    (
+        PartsJoined,
+        En,
+        "The stream paused or restarted {times}; the pieces ({pieces}) are joined into one file.",
+    ),
+    (
+        PartsJoined,
+        Ru,
+        "Трансляция прерывалась или перезапускалась (раз: {times}); фрагменты ({pieces}) склеены в один файл.",
     ),
     (
         DeleteNeedsId,

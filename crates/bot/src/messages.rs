@@ -743,6 +743,33 @@ impl Words {
         )
     }
 
+    /// In the summary: recorded pieces finalize joined into one file (`joined`: each file's
+    /// piece numbers, only files made of two or more).
+    pub fn parts_joined(&self, joined: &[Vec<u32>]) -> String {
+        let times: usize = joined
+            .iter()
+            .map(|pieces| pieces.len().saturating_sub(1))
+            .sum();
+        let pieces = joined
+            .iter()
+            .map(|pieces| {
+                pieces
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.say(
+            Key::PartsJoined,
+            &[
+                ("times", plain(&times.to_string())),
+                ("pieces", plain(&pieces)),
+            ],
+        )
+    }
+
     /// After the summary: which sent parts did not decode cleanly.
     pub fn files_damaged(&self, part_numbers: &[u32]) -> String {
         let parts = part_numbers

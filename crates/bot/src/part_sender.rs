@@ -339,6 +339,15 @@ impl<B: JobBackend> TelegramPartSender<B> {
             }
         }
         let mut summary = words.final_summary(job, delivery.sent_count(), &kept_on_server);
+        let joined: Vec<Vec<u32>> = parts
+            .iter()
+            .filter(|part| part.joined_part_numbers.len() > 1)
+            .map(|part| part.joined_part_numbers.clone())
+            .collect();
+        if !joined.is_empty() {
+            summary.push('\n');
+            summary.push_str(&words.parts_joined(&joined));
+        }
         if let Some(expires_at) = self
             .file_retention
             .filter(|_| delivery.sent_count() > 0 || !kept_on_server.is_empty())

@@ -29,6 +29,7 @@ fn part(path: std::path::PathBuf, part_number: u32, damaged: Option<usize>) -> D
         telegram_file_id: None,
         storage_error: None,
         damaged_decode_errors: damaged,
+        joined_part_numbers: Vec::new(),
     }
 }
 
@@ -56,9 +57,21 @@ async fn a_damaged_part_says_so_in_its_caption_and_in_the_summary() {
     std::fs::write(&clean_file, b"mp4!").expect("file");
     std::fs::write(&damaged_file, b"mp4!").expect("file");
 
-    for (user_id, language, expected_note, expected_expiry) in [
-        (41_i64, "en", "damaged: 7 decoding errors", "kept until"),
-        (42_i64, "ru", "ошибок декодирования: 7", "хранятся до"),
+    for (user_id, language, expected_note, expected_expiry, expected_join) in [
+        (
+            41_i64,
+            "en",
+            "damaged: 7 decoding errors",
+            "kept until",
+            "are joined into one file",
+        ),
+        (
+            42_i64,
+            "ru",
+            "ошибок декодирования: 7",
+            "хранятся до",
+            "склеены в один файл",
+        ),
     ] {
         backend
             .set_user_preferences(
@@ -82,10 +95,12 @@ async fn a_damaged_part_says_so_in_its_caption_and_in_the_summary() {
             })
             .await
             .expect("job");
-        let parts = [
+        let mut parts = [
             part(clean_file.clone(), 1, None),
             part(damaged_file.clone(), 2, Some(7)),
         ];
+        // The second file is three recorded pieces joined (two restarts of the stream).
+        parts[1].joined_part_numbers = vec![2, 3, 4];
         let mut delivery = JobDelivery::pending([1, 2], None);
         for delivered in &parts {
             let sent = sender.send_part(&job, delivered).await.expect("sent");
@@ -126,6 +141,15 @@ async fn a_damaged_part_says_so_in_its_caption_and_in_the_summary() {
             .wait_for_text(user_id, expected_expiry, Duration::from_secs(10))
             .await
             .expect("the summary says when the files go");
+        let joined = telegram
+            .wait_for_text(user_id, expected_join, Duration::from_secs(10))
+            .await
+            .expect("the summary says which pieces were joined");
+        let joined_text = joined.text().unwrap_or_default().replace('\\', "");
+        assert!(
+            joined_text.contains("2+3+4") && joined_text.contains('2'),
+            "{joined_text}"
+        );
         let in_half_an_hour = (chrono::Utc::now() + chrono::Duration::minutes(30))
             .format("%H:%M")
             .to_string();

@@ -97,6 +97,10 @@ pub struct FinalizedFile {
     /// What the decode check found, when it ran.
     #[serde(default)]
     pub decode_check: Option<FinalizedDecodeCheck>,
+    /// The recorded parts joined into this file (a pause, an encoder restart); empty when it is
+    /// one part's.
+    #[serde(default)]
+    pub joined_part_numbers: Vec<u32>,
 }
 
 /// The decode check of a finished file, as read from `finalized.json`.
@@ -135,6 +139,9 @@ pub struct DeliveredPart {
     /// Finalize reported the file damaged: the decode errors it counted (the caption says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged_decode_errors: Option<usize>,
+    /// The recorded parts finalize joined into this file (the summary says so); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_part_numbers: Vec<u32>,
 }
 
 impl DeliveredPart {
@@ -158,6 +165,7 @@ impl DeliveredPart {
             telegram_file_id: None,
             storage_error: None,
             damaged_decode_errors: file.damaged_decode_errors(),
+            joined_part_numbers: file.joined_part_numbers.clone(),
         }
     }
 }

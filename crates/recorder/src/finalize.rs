@@ -155,6 +155,7 @@ impl FinishedFile {
                     error_count: check.error_count,
                 }
             }),
+            joined_part_numbers: self.joined_part_numbers.clone(),
         }
     }
 }

@@ -157,6 +157,7 @@ async fn make_and_send_clip<E: RecordingEngine>(
         telegram_file_id: None,
         storage_error: None,
         damaged_decode_errors: None,
+        joined_part_numbers: Vec::new(),
     };
     let mut attempt = 0;
     loop {
