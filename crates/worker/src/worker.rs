@@ -359,7 +359,12 @@ impl RecordingEngine for NativeHlsEngine {
         options: &RecordingOptions,
         cancel: &CancellationToken,
     ) -> Option<FinalizeReport> {
-        let settings = FinalizeSettings::new(options.format, options.quality);
+        let mut settings = FinalizeSettings::new(options.format, options.quality);
+        // Every destination makes its own preview of an mp4 (Telegram's sendVideo and a storage
+        // channel generate one server-side, "thumbnail ... can be ignored if thumbnail generation
+        // for the file is supported server-side"; Drive too): the one ffmpeg run a natively
+        // remuxed part would still cost (~0.07 s of CPU, 7x the remux) is left out.
+        settings.thumbnails_for_native_remux = false;
         match finalize_recording_interruptible(&self.finalizer, report, &settings, cancel).await {
             FinalizeEnd::Finished(finalized) => Some(finalized),
             FinalizeEnd::Interrupted => None,
