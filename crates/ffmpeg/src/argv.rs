@@ -833,29 +833,53 @@ pub fn concat_arguments(
     arguments
 }
 
-/// Files up to this long are decode-checked whole; longer ones in [`decode_check_slices`].
-pub const DECODE_CHECK_WHOLE_FILE_SECONDS: f64 = 60.0;
-/// Length of each sampled slice of a long file.
-pub const DECODE_CHECK_SLICE_SECONDS: f64 = 10.0;
-
-/// What of a file of `duration_seconds` is decoded to check it (pure): the whole file when short,
-/// else `(start, length)` slices: the first, a middle and the last [`DECODE_CHECK_SLICE_SECONDS`].
-pub fn decode_check_slices(duration_seconds: f64) -> Vec<Option<(f64, f64)>> {
-    if !duration_seconds.is_finite() || duration_seconds <= DECODE_CHECK_WHOLE_FILE_SECONDS {
-        return vec![None];
-    }
-    let slice = DECODE_CHECK_SLICE_SECONDS;
-    vec![
-        Some((0.0, slice)),
-        Some(((duration_seconds - slice) / 2.0, slice)),
-        Some((duration_seconds - slice, slice)),
-    ]
+/// How much of a finished file the decode check decodes: all of a file up to
+/// `whole_file_up_to_seconds`, else the first, a middle and the last `slice_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeCheckSampling {
+    pub whole_file_up_to_seconds: f64,
+    pub slice_seconds: f64,
 }
 
-/// Decode `input` (or the slice `(start, length)` of it) and discard the frames, printing only
-/// errors (`-v error -f null -`): each stderr line is a decode error. One decoder thread.
-pub fn decode_check_arguments(input: &MediaInput, slice: Option<(f64, f64)>) -> Vec<OsString> {
-    let mut arguments = Vec::with_capacity(24);
+impl DecodeCheckSampling {
+    /// For a file whatever made it (an fMP4 part after an init change, ffmpeg's remux of
+    /// anything): whole up to a minute, then three 10 s slices.
+    pub const THOROUGH: DecodeCheckSampling = DecodeCheckSampling {
+        whole_file_up_to_seconds: 60.0,
+        slice_seconds: 10.0,
+    };
+    /// For a file streambot's own remuxer wrote from an MPEG-TS part, which it read NAL unit by
+    /// NAL unit and ADTS frame by frame (a changed SPS, a lost sync, a broken PES: declined,
+    /// and ffmpeg's path is checked thoroughly): three 2 s slices past 9 s. Decoding a 45 s
+    /// 720p part whole cost 70x its remux (BENCHMARKS.md, issue 18).
+    pub const QUICK: DecodeCheckSampling = DecodeCheckSampling {
+        whole_file_up_to_seconds: 9.0,
+        slice_seconds: 2.0,
+    };
+}
+
+/// What of a file of `duration_seconds` is decoded to check it (pure): `None` for the whole
+/// file, else the `(start, length)` slices: the first, a middle and the last.
+pub fn decode_check_slices(
+    duration_seconds: f64,
+    sampling: DecodeCheckSampling,
+) -> Option<[(f64, f64); 3]> {
+    if !duration_seconds.is_finite() || duration_seconds <= sampling.whole_file_up_to_seconds {
+        return None;
+    }
+    let slice = sampling.slice_seconds;
+    Some([
+        (0.0, slice),
+        ((duration_seconds - slice) / 2.0, slice),
+        (duration_seconds - slice, slice),
+    ])
+}
+
+/// Decode `input` (whole, or the slices `(start, length)` of it, each an input of the same one
+/// process) and discard the frames, printing only errors (`-v error -f null -`): each stderr
+/// line is a decode error. One decoder thread.
+pub fn decode_check_arguments(input: &MediaInput, slices: Option<&[(f64, f64)]>) -> Vec<OsString> {
+    let mut arguments = Vec::with_capacity(48);
     push_all(
         &mut arguments,
         &[
@@ -868,17 +892,28 @@ pub fn decode_check_arguments(input: &MediaInput, slice: Option<(f64, f64)>) -> 
             "1",
         ],
     );
-    if let Some((start, length)) = slice {
+    let Some(slices) = slices.filter(|slices| !slices.is_empty()) else {
+        push_local_input(&mut arguments, input);
+        push_all(
+            &mut arguments,
+            &["-map", "0:v?", "-map", "0:a?", "-f", "null", "-"],
+        );
+        return arguments;
+    };
+    for (start, length) in slices {
         arguments.push("-ss".into());
         arguments.push(format!("{:.3}", start.max(0.0)).into());
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", length.max(0.0)).into());
+        push_local_input(&mut arguments, input);
     }
-    push_local_input(&mut arguments, input);
-    push_all(
-        &mut arguments,
-        &["-map", "0:v?", "-map", "0:a?", "-f", "null", "-"],
-    );
+    for index in 0..slices.len() {
+        arguments.push("-map".into());
+        arguments.push(format!("{index}:v?").into());
+        arguments.push("-map".into());
+        arguments.push(format!("{index}:a?").into());
+    }
+    push_all(&mut arguments, &["-f", "null", "-"]);
     arguments
 }
 
@@ -1573,18 +1608,31 @@ mod tests {
 
     #[test]
     fn decode_checks_sample_long_files_and_read_only_the_named_file() {
-        assert_eq!(decode_check_slices(45.0), vec![None]);
-        assert_eq!(decode_check_slices(f64::NAN), vec![None]);
+        let thorough = DecodeCheckSampling::THOROUGH;
+        assert_eq!(decode_check_slices(45.0, thorough), None);
+        assert_eq!(decode_check_slices(f64::NAN, thorough), None);
         assert_eq!(
-            decode_check_slices(600.0),
-            vec![Some((0.0, 10.0)), Some((295.0, 10.0)), Some((590.0, 10.0))]
+            decode_check_slices(600.0, thorough),
+            Some([(0.0, 10.0), (295.0, 10.0), (590.0, 10.0)])
+        );
+        assert_eq!(decode_check_slices(9.0, DecodeCheckSampling::QUICK), None);
+        assert_eq!(
+            decode_check_slices(45.0, DecodeCheckSampling::QUICK),
+            Some([(0.0, 2.0), (21.5, 2.0), (43.0, 2.0)])
         );
         let input = MediaInput::new("/r/recording-0001.mp4", InputFormat::Mp4);
+        let slices = [(0.0, 10.0), (295.0, 10.0)];
         assert_eq!(
-            joined(&decode_check_arguments(&input, Some((295.0, 10.0)))),
-            "-hide_banner -nostats -nostdin -loglevel error -threads 1 -ss 295.000 -t 10.000 \
+            joined(&decode_check_arguments(&input, Some(&slices))),
+            "-hide_banner -nostats -nostdin -loglevel error -threads 1 -ss 0.000 -t 10.000 \
              -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
-             -i file:/r/recording-0001.mp4 -map 0:v? -map 0:a? -f null -"
+             -i file:/r/recording-0001.mp4 -ss 295.000 -t 10.000 \
+             -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
+             -i file:/r/recording-0001.mp4 -map 0:v? -map 0:a? -map 1:v? -map 1:a? -f null -"
+        );
+        assert_every_input_whitelisted(
+            &decode_check_arguments(&input, Some(&slices)),
+            LOCAL_PROTOCOL_WHITELIST,
         );
         assert_every_input_whitelisted(
             &decode_check_arguments(&input, None),

@@ -24,9 +24,9 @@ pub mod progress;
 pub mod run;
 
 pub use argv::{
-    AudioOnlyOptions, AudioTrackInput, ConcatOptions, EngineInput, EngineOptions, OutputContainer,
-    RemuxOptions, SplitOptions, SubtitleInput, TrackLabel, TranscodeOptions, TranscodePreset,
-    is_probably_hls, iso639_2_code,
+    AudioOnlyOptions, AudioTrackInput, ConcatOptions, DecodeCheckSampling, EngineInput,
+    EngineOptions, OutputContainer, RemuxOptions, SplitOptions, SubtitleInput, TrackLabel,
+    TranscodeOptions, TranscodePreset, is_probably_hls, iso639_2_code,
 };
 pub use error::{FfmpegError, FfmpegResult};
 pub use input::{InputFormat, MediaInput, NotMedia, sniff_media};

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::argv::{
-    AudioOnlyOptions, ConcatOptions, EngineInput, EngineOptions, RemuxOptions, SplitOptions,
-    TranscodeOptions, audio_only_arguments, concat_arguments, concat_list_contents,
+    AudioOnlyOptions, ConcatOptions, DecodeCheckSampling, EngineInput, EngineOptions, RemuxOptions,
+    SplitOptions, TranscodeOptions, audio_only_arguments, concat_arguments, concat_list_contents,
     decode_check_arguments, decode_check_slices, engine_output_pattern, engine_record_arguments,
     probe_arguments, remux_arguments, split_arguments, split_output_pattern, thumbnail_arguments,
     transcode_arguments,
@@ -401,49 +401,48 @@ impl FfmpegRunner {
         result
     }
 
-    /// Decode `input` (of `duration_seconds`; sampled when long, see [`decode_check_slices`]) and
+    /// Decode `input` (of `duration_seconds`; sampled past `sampling`'s length, see
+    /// [`decode_check_slices`]) and
     /// count the errors ffmpeg prints. A run that fails outright counts its lines too (at least
     /// one): the file is damaged, not the check.
     pub async fn decode_check(
         &self,
         input: &Path,
         duration_seconds: f64,
+        sampling: DecodeCheckSampling,
     ) -> FfmpegResult<DecodeCheck> {
         ensure_input_exists(input).await?;
         let media = identify(input).await?;
-        let slices = decode_check_slices(duration_seconds);
-        let mut check = DecodeCheck {
-            sampled: slices.iter().any(Option::is_some),
-            ..DecodeCheck::default()
+        let slices = decode_check_slices(duration_seconds, sampling);
+        let arguments = decode_check_arguments(&media, slices.as_ref().map(|slices| &slices[..]));
+        // One process for every slice (a process start costs more than decoding 2 s).
+        let (finished, _) = run_ffmpeg(
+            &self.binaries.ffmpeg,
+            &arguments,
+            "decode check",
+            self.timeouts.remux,
+            None,
+        )
+        .await?;
+        let lines: Vec<&str> = finished
+            .stderr_tail
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        let error_count = if lines.is_empty() && !finished.success() {
+            1
+        } else {
+            lines.len()
         };
-        for slice in slices {
-            let arguments = decode_check_arguments(&media, slice);
-            let (finished, _) = run_ffmpeg(
-                &self.binaries.ffmpeg,
-                &arguments,
-                "decode check",
-                self.timeouts.remux,
-                None,
-            )
-            .await?;
-            let lines: Vec<&str> = finished
-                .stderr_tail
-                .lines()
-                .filter(|line| !line.trim().is_empty())
-                .collect();
-            let errors = if lines.is_empty() && !finished.success() {
-                1
-            } else {
-                lines.len()
-            };
-            check.error_count += errors;
-            for line in lines {
-                if check.first_errors.len() < DECODE_CHECK_ERRORS_KEPT {
-                    check.first_errors.push(line.to_owned());
-                }
-            }
-        }
-        Ok(check)
+        Ok(DecodeCheck {
+            sampled: slices.is_some(),
+            error_count,
+            first_errors: lines
+                .into_iter()
+                .take(DECODE_CHECK_ERRORS_KEPT)
+                .map(str::to_owned)
+                .collect(),
+        })
     }
 
     /// A JPEG of the first keyframe, at most 320 px on the long side.
@@ -570,8 +569,7 @@ pub const DECODE_CHECK_ERRORS_KEPT: usize = 5;
 /// How a finished file decoded (`ffmpeg -v error -f null -`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DecodeCheck {
-    /// Errors ffmpeg printed (counted from its last lines: at most the stderr tail's 40 lines per
-    /// slice).
+    /// Errors ffmpeg printed (counted from its last lines: at most the stderr tail's 40 lines).
     pub error_count: usize,
     /// Only slices were decoded (a long file).
     pub sampled: bool,

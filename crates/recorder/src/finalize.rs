@@ -932,7 +932,17 @@ async fn finalize_part(
         let duration_seconds = finished_info
             .duration
             .map_or(part.media_seconds, |duration| duration.as_secs_f64());
-        match runner.decode_check(&output, duration_seconds).await {
+        // The in-process remuxer read every NAL unit and ADTS frame of the part (and declines
+        // what it cannot follow): its files are sampled briefly; anything else thoroughly.
+        let sampling = if remuxed_natively {
+            streambot_ffmpeg::DecodeCheckSampling::QUICK
+        } else {
+            streambot_ffmpeg::DecodeCheckSampling::THOROUGH
+        };
+        match runner
+            .decode_check(&output, duration_seconds, sampling)
+            .await
+        {
             Ok(check) => {
                 if !check.is_clean() {
                     tracing::warn!(

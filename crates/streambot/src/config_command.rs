@@ -259,6 +259,7 @@ async fn check(arguments: &CheckArguments, values: &EnvironmentValues) -> Report
         finalize_concurrency: None,
         worker_id: "check".into(),
         maximum_disk_bytes: None,
+        maximum_part_bytes: None,
         retention: None,
         allow_private_networks: false,
         maximum_recording_duration: streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION,

@@ -42,6 +42,9 @@ pub struct JobsSettings {
     pub finalize_concurrency: Option<usize>,
     pub worker_id: String,
     pub maximum_disk_bytes: Option<u64>,
+    /// `MAX_PART_SIZE_MB`: recordings are cut into files of at most this many bytes (never over
+    /// the upload limit); `None`: the upload limit.
+    pub maximum_part_bytes: Option<u64>,
     pub retention: Option<Duration>,
     pub allow_private_networks: bool,
     /// `FFMPEG_DEFAULT_TIMEOUT`: the longest a job with no duration records (default 7200 s).
@@ -104,6 +107,11 @@ impl JobsSettings {
             &mut problems,
         )
         .flatten();
+        let maximum_part_bytes = keep_or_note(
+            parse_maximum_part_bytes(values.max_part_size_mb.as_deref()),
+            &mut problems,
+        )
+        .flatten();
         let retention = keep_or_note(
             parse_retention(values.file_retention_hours.as_deref()),
             &mut problems,
@@ -143,6 +151,7 @@ impl JobsSettings {
                 finalize_concurrency,
                 worker_id,
                 maximum_disk_bytes,
+                maximum_part_bytes,
                 retention,
                 allow_private_networks,
                 maximum_recording_duration,
@@ -228,6 +237,23 @@ fn parse_maximum_disk_bytes(value: Option<&str>) -> Result<Option<u64>, SettingE
                 "MAX_DISK_USAGE_GB",
                 value,
                 "a number of gigabytes greater than 0, e.g. 50",
+            )),
+        },
+    }
+}
+
+/// `MAX_PART_SIZE_MB`: decimal megabytes (as Telegram's limits are written), fractions allowed.
+fn parse_maximum_part_bytes(value: Option<&str>) -> Result<Option<u64>, SettingError> {
+    match value {
+        None => Ok(None),
+        Some(value) => match value.trim().parse::<f64>() {
+            Ok(megabytes) if (0.01..=1_000_000.0).contains(&megabytes) => {
+                Ok(Some((megabytes * 1e6).round() as u64))
+            }
+            _ => Err(invalid(
+                "MAX_PART_SIZE_MB",
+                value,
+                "a number of megabytes from 0.01 up, e.g. 20 (unset: the upload limit, 50 MB for Telegram)",
             )),
         },
     }
@@ -476,10 +502,13 @@ fn worker_config(
     config.queues = queues;
     config.shutdown_deadline = WORKER_SHUTDOWN_DEADLINE;
     // Parts are cut to fit the delivery's upload limit (Telegram: 50 MB, 2000 MB with a local
-    // Bot API server).
-    config.maximum_part_bytes = Some(crate::bot_role::upload_limit_bytes(
-        crate::settings::environment(),
-    ));
+    // Bot API server), or smaller files when `MAX_PART_SIZE_MB` asks for them.
+    let upload_limit = crate::bot_role::upload_limit_bytes(crate::settings::environment());
+    config.maximum_part_bytes = Some(
+        settings
+            .maximum_part_bytes
+            .map_or(upload_limit, |asked| asked.min(upload_limit)),
+    );
     let storage = storage_from_environment(settings)?;
     config.user_disk_quota_bytes = storage.local.user_quota_bytes();
     config.storage = Some(storage);

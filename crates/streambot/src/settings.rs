@@ -109,6 +109,7 @@ environment_values! {
     finalize_concurrency = "FINALIZE_CONCURRENCY",
     worker_id = "WORKER_ID",
     max_disk_usage_gb = "MAX_DISK_USAGE_GB",
+    max_part_size_mb = "MAX_PART_SIZE_MB",
     file_retention_hours = "FILE_RETENTION_HOURS",
     file_retention_delete_remote = "FILE_RETENTION_DELETE_REMOTE",
     allow_private_networks = "ALLOW_PRIVATE_NETWORKS",

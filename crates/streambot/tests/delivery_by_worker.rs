@@ -25,8 +25,9 @@ use support::{Guarded, WorkerEnvironment, wait_for_completion, wait_for_job};
 
 const USER: i64 = 4242;
 
-/// A finished stream of 9 fMP4 segments with two discontinuities: three parts (fMP4 parts are not
-/// joined), each a finished mp4.
+/// A finished stream of 9 fMP4 segments (about 45 KB each) with two discontinuities; the
+/// delivering worker's `MAX_PART_SIZE_MB` (0.14) cuts it into several parts that finalize does not
+/// join (the discontinuities alone would be joined into one file), each a finished mp4.
 async fn three_part_stream() -> OriginHandle {
     spawn_origin(
         OriginConfig::new(SegmentKind::Fmp4)
@@ -52,6 +53,9 @@ fn start_delivering_worker(
         environment
             .command(&["worker"])
             .env("WORKER_ID", worker_id)
+            // Parts of the same encode are joined into one file at finalize (issue 17); a size
+            // limit of about three segments keeps this recording several files.
+            .env("MAX_PART_SIZE_MB", "0.14")
             .env("TELEGRAM_BOT_TOKEN", &telegram.token)
             .env("TELEGRAM_API_URL", &telegram.api_url)
             .stdin(Stdio::null())
