@@ -227,9 +227,11 @@ async fn a_user_records_stops_with_the_button_and_receives_the_video() {
             .and_then(Value::as_str),
         Some("true")
     );
+    // No thumbnail of ours for a part streambot remuxed itself: Telegram makes its own preview
+    // of an mp4 (issue 18: the ffmpeg run for it cost 7x the remux).
     assert!(
-        video.files.iter().any(|file| file.field == "thumbnail"),
-        "a thumbnail is attached"
+        !video.files.iter().any(|file| file.field == "thumbnail"),
+        "no thumbnail is attached"
     );
     harness.expect_text(owner, "*done*").await;
     // The stranger never got anything about this job.

@@ -14,11 +14,15 @@ use streambot_core::{JobId, JobState, PartDeliveryState};
 use streambot_store::{JobStore, SqliteBackend};
 use streambot_testkit::telegram::{FakeTelegram, InjectedFailure};
 use streambot_testkit::{Fault, OriginConfig, OriginHandle, SegmentKind, spawn_origin};
-use support::{WorkerEnvironment, edits_of, start_role, wait_for_job, wait_until};
+use support::{WorkerEnvironment, edits_of, start_role_with, wait_for_job, wait_until};
 
 const USER: i64 = 6161;
 
-/// A finished stream of 9 fMP4 segments with two discontinuities: three parts.
+/// Files of at most about three of the stream's segments.
+const SMALL_PARTS: (&str, &str) = ("MAX_PART_SIZE_MB", "0.14");
+
+/// A finished stream of 9 fMP4 segments (about 45 KB each) with two discontinuities: several
+/// parts with [`SMALL_PARTS`] (the discontinuities alone are joined into one file).
 async fn three_part_stream() -> OriginHandle {
     spawn_origin(
         OriginConfig::new(SegmentKind::Fmp4)
@@ -61,7 +65,7 @@ async fn send_again_resends_the_failed_part_once_across_a_restart() {
         .await
         .expect("store");
     let logs = || environment.logs(&["run-1", "run-2"]);
-    let mut first = start_role(&environment, &telegram, "run", "run-1");
+    let mut first = start_role_with(&environment, &telegram, "run", "run-1", &[SMALL_PARTS]);
     telegram.send_text_from_user(USER, &format!("record {}", origin.media_playlist_url()));
     let announced = telegram
         .wait_for_text(USER, "checking the link", Duration::from_secs(60))
@@ -89,7 +93,8 @@ async fn send_again_resends_the_failed_part_once_across_a_restart() {
     .await;
     assert_eq!(failed.state, JobState::Completed, "{}", logs());
     let delivery = failed.delivery.clone().expect("delivery");
-    assert_eq!(delivery.parts.len(), 3, "{delivery:?}");
+    assert!(delivery.parts.len() >= 2, "{delivery:?}");
+    let part_count = delivery.parts.len();
     assert!(
         matches!(
             delivery.part(1).map(|part| &part.state),
@@ -139,7 +144,7 @@ async fn send_again_resends_the_failed_part_once_across_a_restart() {
         logs()
     );
     first.kill();
-    let mut second = start_role(&environment, &telegram, "run", "run-2");
+    let mut second = start_role_with(&environment, &telegram, "run", "run-2", &[SMALL_PARTS]);
 
     let resent = wait_for_job(
         &backend,
@@ -161,7 +166,7 @@ async fn send_again_resends_the_failed_part_once_across_a_restart() {
     .await;
     assert_eq!(resent.state, JobState::Completed);
     let files = telegram.files_received_in_chat(USER);
-    assert_eq!(files.len(), 3, "{files:?}\n{}", logs());
+    assert_eq!(files.len(), part_count, "{files:?}\n{}", logs());
     assert!(
         files.values().all(|count| *count == 1),
         "each part exactly once: {files:?}\n{}",

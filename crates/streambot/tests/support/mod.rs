@@ -215,11 +215,23 @@ pub fn start_role(
     role: &str,
     name: &str,
 ) -> Guarded {
+    start_role_with(environment, telegram, role, name, &[])
+}
+
+/// [`start_role`] with more settings in its environment.
+pub fn start_role_with(
+    environment: &WorkerEnvironment,
+    telegram: &streambot_testkit::telegram::FakeTelegram,
+    role: &str,
+    name: &str,
+    settings: &[(&str, &str)],
+) -> Guarded {
     let log = std::fs::File::create(environment.data_path().join(format!("{name}.log")))
         .expect("log file");
     Guarded::new(
         environment
             .command(&[role])
+            .envs(settings.iter().copied())
             .env("WORKER_ID", name)
             .env("TELEGRAM_BOT_TOKEN", &telegram.token)
             .env("TELEGRAM_API_URL", &telegram.api_url)
