@@ -165,6 +165,30 @@ async fn main() {
         "429 answers provoked               {}",
         harness.telegram.too_many_requests_sent()
     );
+    // How evenly the requests go out while the queue is saturated: the gaps between
+    // consecutive requests the fake received in the window.
+    let mut arrivals: Vec<Duration> = calls
+        .iter()
+        .filter(|call| call.at >= window_start && call.at <= window_end)
+        .filter(|call| call.method != "getUpdates")
+        .map(|call| call.at)
+        .collect();
+    arrivals.sort();
+    let mut gaps: Vec<Duration> = arrivals
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .collect();
+    let gaps_over_100_ms = gaps
+        .iter()
+        .filter(|gap| **gap > Duration::from_millis(100))
+        .count();
+    gaps.sort();
+    println!(
+        "gaps between requests              p50 {:.1} ms  p90 {:.1} ms  max {:.1} ms; {gaps_over_100_ms} gaps over 100 ms",
+        percentile(&gaps, 0.5).as_secs_f64() * 1000.0,
+        percentile(&gaps, 0.9).as_secs_f64() * 1000.0,
+        gaps.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    );
     summary("reply latency, idle bot", idle, IDLE_QUESTIONS);
     summary("reply latency, edits flooding", flooded, asked);
     match Arc::try_unwrap(harness) {

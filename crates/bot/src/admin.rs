@@ -26,19 +26,16 @@ pub(crate) async fn run_admin_command<B: JobBackend>(
             context.reply(chat_id, &words.admin_help()).await;
         }
         AdminCommand::Overview => {
-            let jobs = context.backend.list_jobs(JobFilter::default()).await?;
-            let by_state: Vec<(JobState, usize)> = JobState::ALL
-                .iter()
-                .map(|state| {
-                    (
-                        *state,
-                        jobs.iter().filter(|job| job.state == *state).count(),
-                    )
-                })
+            // Counted by the store, not by reading every job it holds.
+            let counts = context.backend.count_jobs_by_state().await?;
+            let by_state: Vec<(JobState, usize)> = counts
+                .by_state()
                 .filter(|(_, count)| *count > 0)
+                .map(|(state, count)| (state, usize::try_from(count).unwrap_or(usize::MAX)))
                 .collect();
+            let total = usize::try_from(counts.total()).unwrap_or(usize::MAX);
             context
-                .reply(chat_id, &words.admin_overview(&by_state, jobs.len()))
+                .reply(chat_id, &words.admin_overview(&by_state, total))
                 .await;
         }
         AdminCommand::AllJobs => {

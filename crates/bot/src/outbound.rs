@@ -157,6 +157,21 @@ impl SendWindow {
         self.sent_at.get(index).map_or(now, |sent| *sent + window)
     }
 
+    /// Once the window is half full, the next request goes `window / requests` after the last
+    /// one (`None`: no spacing). Without it a saturated queue sends a whole window in one burst
+    /// and nothing until the window slides, so a reply offered just after a burst waited for the
+    /// next one (~0.6 s in `bench_outbound`, BENCHMARKS.md); spaced, it waits one step (~37 ms
+    /// for 30 per 1.1 s) and the throughput is the same. Call after `free_at` (which drops the
+    /// sends that left the window).
+    fn spaced_free_at(&self, requests: usize, window: Duration) -> Option<Instant> {
+        let requests = requests.max(1);
+        if self.sent_at.len() < requests.div_ceil(2) {
+            return None;
+        }
+        let spacing = window / u32::try_from(requests).unwrap_or(u32::MAX);
+        self.sent_at.back().map(|last| *last + spacing)
+    }
+
     fn record(&mut self, now: Instant) {
         self.sent_at.push_back(now);
     }
@@ -337,13 +352,19 @@ impl<P> OutboundScheduler<P> {
         if self.in_flight >= self.limits.maximum_in_flight {
             return Decision::Idle;
         }
-        let global_free = self.global_window.free_at(
-            now,
-            self.limits.global_requests,
-            self.limits.global_window + self.limits.window_margin,
-        );
+        let global_window = self.limits.global_window + self.limits.window_margin;
+        let global_free =
+            self.global_window
+                .free_at(now, self.limits.global_requests, global_window);
         if global_free > now {
             return Decision::WaitUntil(global_free);
+        }
+        if let Some(spaced) = self
+            .global_window
+            .spaced_free_at(self.limits.global_requests, global_window)
+            && spaced > now
+        {
+            return Decision::WaitUntil(spaced);
         }
         let mut earliest: Option<Instant> = None;
         let mut blocked_chats = HashSet::new();
@@ -638,8 +659,9 @@ mod tests {
         for _ in 0..25 {
             scheduler.offer(Some(-5), OutboundKind::Reply, ());
         }
+        // Spaced as the global limit wants them past half its window (1 s / 30).
         for sent in 0..20 {
-            let dispatch = send(&mut scheduler, start + Duration::from_millis(sent));
+            let dispatch = send(&mut scheduler, start + Duration::from_millis(sent * 40));
             scheduler.finished(dispatch.ticket);
         }
         match scheduler.next(start + Duration::from_secs(1)) {
@@ -650,22 +672,42 @@ mod tests {
     }
 
     #[test]
-    fn all_chats_together_get_thirty_a_second() {
+    fn all_chats_together_get_thirty_a_second_spaced_once_half_the_window_is_used() {
         let mut scheduler = OutboundScheduler::new(limits());
         let start = Instant::now();
-        for chat in 1..=100 {
+        for chat in 1..=200 {
             scheduler.offer(Some(chat), OutboundKind::StatusEdit { message_id: 1 }, chat);
         }
-        let mut sent = 0;
-        while let Decision::Send(dispatch) = scheduler.next(start) {
-            scheduler.finished(dispatch.ticket);
-            sent += 1;
+        // Half the window goes at once, then one request every second / 30.
+        let mut sent_at = Vec::new();
+        let mut now = start;
+        while now < start + Duration::from_secs(3) {
+            match scheduler.next(now) {
+                Decision::Send(dispatch) => {
+                    scheduler.finished(dispatch.ticket);
+                    sent_at.push(now);
+                }
+                Decision::WaitUntil(at) => now = at.max(now + Duration::from_micros(1)),
+                Decision::Idle => panic!("requests are pending"),
+            }
         }
-        assert_eq!(sent, 30);
-        match scheduler.next(start) {
-            Decision::WaitUntil(at) => assert_eq!(at, start + Duration::from_secs(1)),
-            other => panic!("expected a wait, got {other:?}"),
+        assert_eq!(sent_at.iter().filter(|at| **at == start).count(), 15);
+        let spacing = Duration::from_secs(1) / 30;
+        for pair in sent_at[14..].windows(2) {
+            assert!(pair[1] - pair[0] >= spacing, "{:?}", pair[1] - pair[0]);
         }
+        for (index, at) in sent_at.iter().enumerate() {
+            let in_window = sent_at[index..]
+                .iter()
+                .take_while(|later| **later - *at < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 30,
+                "{in_window} requests within a second of {at:?}"
+            );
+        }
+        // The limit is used: about 30 a second after the first.
+        assert!(sent_at.len() >= 15 + 2 * 30 - 2, "{} sent", sent_at.len());
     }
 
     #[test]
@@ -676,7 +718,8 @@ mod tests {
         let start = Instant::now();
         let mut last_refresh = vec![start; 1000];
         let mut longest_unrefreshed = Duration::ZERO;
-        let step = Duration::from_millis(10);
+        // 1 ms steps: the sends are spaced 1.1 s / 30 apart, which coarser steps would round up.
+        let step = Duration::from_millis(1);
         let mut now = start;
         while now < start + Duration::from_secs(180) {
             if (now - start).as_millis().is_multiple_of(1000) {

@@ -707,6 +707,13 @@ fn conversation_cases(url: &str, admin: i64) -> Vec<Case> {
             job: None,
         },
         Case {
+            name: "admin stats: the jobs per state, counted by the store",
+            sent: Sent::Text("/admin stats".to_string()),
+            answer_chat: admin,
+            says: " jobs",
+            job: None,
+        },
+        Case {
             name: "a duration that is too long for a user is capped and said",
             sent: Sent::Text(format!("/record {url} 5h")),
             answer_chat: 20_013,

@@ -392,9 +392,13 @@ async fn system_snapshot<B: JobBackend>(state: &DashboardState<B>) -> SystemSnap
 pub async fn stats<B: JobBackend>(
     State(state): State<DashboardState<B>>,
 ) -> Result<Json<StatsResponse>, DashboardError> {
-    let jobs = state.shared.backend.list_jobs(JobFilter::default()).await?;
     let now = Utc::now();
-    let store = StoreSnapshot::from_jobs(&jobs, now, state.shared.settings.worker_lease_duration);
+    let (store, _) = StoreSnapshot::read(
+        &state.shared.backend,
+        now,
+        state.shared.settings.worker_lease_duration,
+    )
+    .await?;
     let system = system_snapshot(&state).await;
     Ok(Json(StatsResponse {
         generated_at: now,
@@ -444,14 +448,14 @@ pub async fn stats_history<B: JobBackend>(
 pub async fn metrics<B: JobBackend>(
     State(state): State<DashboardState<B>>,
 ) -> Result<Response, DashboardError> {
-    let jobs = state.shared.backend.list_jobs(JobFilter::default()).await?;
-    let store = StoreSnapshot::from_jobs(
-        &jobs,
+    let (store, live_jobs) = StoreSnapshot::read(
+        &state.shared.backend,
         Utc::now(),
         state.shared.settings.worker_lease_duration,
-    );
+    )
+    .await?;
     let system = system_snapshot(&state).await;
-    let text = render_metrics(&jobs, &store, &system, &state.shared.counters);
+    let text = render_metrics(&live_jobs, &store, &system, &state.shared.counters);
     Ok((
         [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         text,

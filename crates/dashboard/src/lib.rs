@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use streambot_store::{JobBackend, JobFilter};
+use streambot_store::JobBackend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -315,15 +315,20 @@ pub fn dashboard_router<B: JobBackend>(state: DashboardState<B>) -> Router {
 }
 
 async fn take_history_sample<B: JobBackend>(state: &DashboardState<B>) {
-    let jobs = match state.shared.backend.list_jobs(JobFilter::default()).await {
-        Ok(jobs) => jobs,
+    let now = Utc::now();
+    let store = match StoreSnapshot::read(
+        &state.shared.backend,
+        now,
+        state.shared.settings.worker_lease_duration,
+    )
+    .await
+    {
+        Ok((store, _)) => store,
         Err(error) => {
             tracing::warn!(%error, "dashboard: no history sample, the store failed");
             return;
         }
     };
-    let now = Utc::now();
-    let store = StoreSnapshot::from_jobs(&jobs, now, state.shared.settings.worker_lease_duration);
     let shared = Arc::clone(&state.shared);
     let system = tokio::task::spawn_blocking(move || shared.system.snapshot())
         .await

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use streambot_core::{Job, JobEvent, JobId, JobState, RecordingProgress};
-use streambot_store::JobBackend;
+use streambot_store::{JobBackend, JobFilter, JobStateCounts, JobsError};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -28,7 +28,8 @@ pub struct WorkerLoad {
     pub heartbeat_age_seconds: f64,
 }
 
-/// Counts computed from one listing of the store.
+/// Counts from the store: jobs per state as the store counts them, and the workers' load from
+/// the live jobs' leases (no read of the finished jobs, however many the store holds).
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct StoreSnapshot {
     /// Every state, zeros included.
@@ -41,17 +42,21 @@ pub struct StoreSnapshot {
 }
 
 impl StoreSnapshot {
-    pub fn from_jobs(jobs: &[Job], now: DateTime<Utc>, lease_duration: Duration) -> StoreSnapshot {
-        let mut jobs_by_state: BTreeMap<String, u64> = JobState::ALL
-            .iter()
-            .map(|state| (state.as_str().to_string(), 0))
+    /// `counts` from `JobStore::count_jobs_by_state`, `live_jobs` from a list of the live jobs
+    /// (`JobFilter::live_jobs`): terminal jobs hold no lease that counts.
+    pub fn from_counts(
+        counts: &JobStateCounts,
+        live_jobs: &[Job],
+        now: DateTime<Utc>,
+        lease_duration: Duration,
+    ) -> StoreSnapshot {
+        let jobs_by_state: BTreeMap<String, u64> = counts
+            .by_state()
+            .map(|(state, count)| (state.as_str().to_string(), count))
             .collect();
         let mut workers: BTreeMap<String, WorkerLoad> = BTreeMap::new();
         let lease_seconds = lease_duration.as_secs_f64();
-        for job in jobs {
-            *jobs_by_state
-                .entry(job.state.as_str().to_string())
-                .or_default() += 1;
+        for job in live_jobs {
             if let Some(lease) = &job.lease
                 && !job.state.is_terminal()
             {
@@ -70,14 +75,25 @@ impl StoreSnapshot {
                 load.heartbeat_age_seconds = load.heartbeat_age_seconds.max(age);
             }
         }
-        let count = |state: JobState| jobs_by_state.get(state.as_str()).copied().unwrap_or(0);
         StoreSnapshot {
-            total_jobs: jobs.len() as u64,
-            active_recordings: count(JobState::Recording),
-            queue_depth: count(JobState::Queued),
+            total_jobs: counts.total(),
+            active_recordings: counts.count(JobState::Recording),
+            queue_depth: counts.count(JobState::Queued),
             jobs_by_state,
             workers: workers.into_values().collect(),
         }
+    }
+
+    /// Counts the store and lists its live jobs; the snapshot and the live jobs.
+    pub async fn read<B: JobBackend>(
+        backend: &B,
+        now: DateTime<Utc>,
+        lease_duration: Duration,
+    ) -> Result<(StoreSnapshot, Vec<Job>), JobsError> {
+        let counts = backend.count_jobs_by_state().await?;
+        let live_jobs = backend.list_jobs(JobFilter::live_jobs()).await?;
+        let snapshot = StoreSnapshot::from_counts(&counts, &live_jobs, now, lease_duration);
+        Ok((snapshot, live_jobs))
     }
 }
 

@@ -64,9 +64,10 @@ fn without_period(help: &str) -> &str {
     help.strip_suffix('.').unwrap_or(help)
 }
 
-/// The whole exposition.
+/// The whole exposition; the segment, gap and byte sums are over `live_jobs` (the jobs not
+/// finished: the store's history is not read for a scrape).
 pub fn render_metrics(
-    jobs: &[Job],
+    live_jobs: &[Job],
     store: &StoreSnapshot,
     system: &SystemSnapshot,
     counters: &EventCounters,
@@ -84,7 +85,7 @@ pub fn render_metrics(
             .map(|(state, count)| (state.clone(), *count as f64)),
     );
     let (mut segments, mut gap_segments, mut bytes, mut gap_seconds) = (0u64, 0u64, 0u64, 0f64);
-    for job in jobs {
+    for job in live_jobs {
         segments = segments.saturating_add(job.progress.segments_written);
         gap_segments = gap_segments.saturating_add(job.progress.gap_segments);
         bytes = bytes.saturating_add(job.progress.bytes_written);
@@ -103,17 +104,17 @@ pub fn render_metrics(
         ),
         (
             "streambot_store_segments_written",
-            "Segments written, summed over the jobs in the store.",
+            "Segments written, summed over the live (not finished) jobs.",
             segments,
         ),
         (
             "streambot_store_gap_segments",
-            "Segments lost (gaps), summed over the jobs in the store.",
+            "Segments lost (gaps), summed over the live (not finished) jobs.",
             gap_segments,
         ),
         (
             "streambot_store_bytes_written",
-            "Bytes recorded, summed over the jobs in the store.",
+            "Bytes recorded, summed over the live (not finished) jobs.",
             bytes,
         ),
         (

@@ -14,7 +14,9 @@ use streambot_core::{
     RecordingProgress, UserPreferences,
 };
 use streambot_dashboard::{DashboardError, DashboardSettings};
-use streambot_store::{JobFilter, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend};
+use streambot_store::{
+    JobFilter, JobStateCounts, JobStore, JobsError, Lease, Queue, RetryDecision, SqliteBackend,
+};
 use tokio::sync::broadcast;
 
 use common::*;
@@ -361,6 +363,10 @@ impl JobStore for SwitchableBackend {
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobsError> {
         self.check()?;
         self.inner.list_jobs(filter).await
+    }
+    async fn count_jobs_by_state(&self) -> Result<JobStateCounts, JobsError> {
+        self.check()?;
+        self.inner.count_jobs_by_state().await
     }
     async fn transition_job(
         &self,

@@ -33,6 +33,13 @@ pub struct FetchLimits {
     pub read_timeout: Duration,
     /// Longest time for a whole playlist or key request.
     pub small_request_timeout: Duration,
+    /// Idle keep-alive connections kept per host. One client serves every recording of a worker,
+    /// and many recordings of one origin (one CDN host) poll it every target duration: with too
+    /// few kept, most requests open (and close) a new TCP connection, which costs more than the
+    /// request itself. An idle connection is one that was in use, so the number kept never
+    /// exceeds the peak of connections in use (already within the worker's descriptor budget);
+    /// idle ones are closed after 90 s.
+    pub maximum_idle_connections_per_host: usize,
 }
 
 impl Default for FetchLimits {
@@ -47,6 +54,7 @@ impl Default for FetchLimits {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(20),
             small_request_timeout: Duration::from_secs(20),
+            maximum_idle_connections_per_host: 4096,
         }
     }
 }
@@ -224,7 +232,8 @@ impl HlsHttpClient {
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.read_timeout)
             .no_proxy()
-            .pool_max_idle_per_host(8)
+            .pool_max_idle_per_host(limits.maximum_idle_connections_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("streambot/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| HlsError::ClientSetup {

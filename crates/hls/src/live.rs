@@ -68,6 +68,14 @@ pub enum StartFrom {
     WindowStart,
 }
 
+/// How often a live track fsyncs its part and ledger. Every byte and ledger line is written
+/// (`write`) before its segment is reported committed, so a killed process (`kill -9`, a panic,
+/// the OOM killer) loses nothing it reported: the page cache outlives it. A crash of the machine
+/// loses at most the last interval's writes, which a resumed recording fetches again while the
+/// live window still offers them. Each fsync is a journal commit in the kernel; with 2 s
+/// segments, an fsync every segment was a third of a recording's CPU (BENCHMARKS.md, issue 14).
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Settings of one track recording.
 #[derive(Debug, Clone)]
 pub struct TrackRecorderConfig {
@@ -82,6 +90,8 @@ pub struct TrackRecorderConfig {
     pub live_edge_segments: usize,
     /// From the live edge or from the window's start (`--from-start`).
     pub start_from: StartFrom,
+    /// The part and the ledger are fsync'd together at most this often (at a commit, and when a
+    /// part closes): [`DEFAULT_FSYNC_INTERVAL`].
     pub fsync_interval: Duration,
     pub maximum_part_bytes: Option<u64>,
     pub maximum_part_seconds: Option<f64>,
@@ -166,7 +176,7 @@ impl TrackRecorderConfig {
             parallel_downloads: 3,
             live_edge_segments: 3,
             start_from: StartFrom::LiveEdge,
-            fsync_interval: Duration::from_secs(2),
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
             maximum_part_bytes: None,
             maximum_part_seconds: None,
             stop_grace: Duration::from_secs(15),
@@ -1154,15 +1164,22 @@ impl TrackState {
             SegmentStatus::Done(mut downloaded) => {
                 self.ensure_part_for(&segment, &downloaded, writer)?;
                 let entry = self.base_entry(&segment, SegmentState::Ok);
-                let length = downloaded.bytes.len();
-                let mut reader = downloaded.bytes.reader().map_err(|source| HlsError::Io {
-                    path: self.config.output_directory.clone(),
-                    source,
-                })?;
                 let mut record = LedgerRecord::new(entry);
                 record.live_edge_at_start = segment.live_edge_at_start.then_some(true);
                 record.source = crate::live_core::source_name(downloaded.source);
-                let entry = writer.append_segment_record(record, &mut reader, length)?;
+                let entry = match &mut downloaded.bytes {
+                    SegmentBody::Memory(bytes) => {
+                        writer.append_segment_record_bytes(record, bytes)?
+                    }
+                    spilled @ SegmentBody::Spilled(_) => {
+                        let length = spilled.len();
+                        let mut reader = spilled.reader().map_err(|source| HlsError::Io {
+                            path: self.config.output_directory.clone(),
+                            source,
+                        })?;
+                        writer.append_segment_record(record, &mut reader, length)?
+                    }
+                };
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
                 self.last_media_sequence = Some(segment.media_sequence);

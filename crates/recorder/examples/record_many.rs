@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! record_many --count N --url URL --output DIR [--for 60s] [--stall-timeout 30s]
-//!             [--fsync-interval 2s]
+//!             [--fsync-interval 2s] [--idle-connections 4096]
 //! ```
 //!
 //! Runs N `streambot_recorder::record` calls concurrently in one multi-thread tokio runtime (default
@@ -23,7 +23,7 @@ use streambot_recorder::{RecorderEvent, RecordingSettings, record};
 use tokio::sync::{mpsc, watch};
 
 const USAGE: &str = "usage: record_many --count N --url URL --output DIR [--for 60s] \
-[--stall-timeout 30s] [--fsync-interval 2s]";
+[--stall-timeout 30s] [--fsync-interval 2s] [--idle-connections 4096]";
 
 struct CommandLine {
     count: usize,
@@ -33,6 +33,9 @@ struct CommandLine {
     stall_timeout: Option<Duration>,
     /// For experiments only: the recorder's default is kept unless given.
     fsync_interval: Option<Duration>,
+    /// For experiments only: idle keep-alive connections kept per host (the client's default
+    /// unless given).
+    idle_connections: Option<usize>,
 }
 
 fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
@@ -42,6 +45,7 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
     let mut maximum_duration = None;
     let mut stall_timeout = None;
     let mut fsync_interval = None;
+    let mut idle_connections = None;
     let mut remaining = arguments.iter();
     while let Some(flag) = remaining.next() {
         let mut value_of = |name: &str| -> Result<String, String> {
@@ -76,6 +80,12 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
                     value_of("--fsync-interval")?,
                 )?)
             }
+            "--idle-connections" => {
+                let text = value_of("--idle-connections")?;
+                idle_connections = Some(text.parse::<usize>().map_err(|_| {
+                    format!("--idle-connections wants a whole number, got {text:?}")
+                })?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -86,6 +96,7 @@ fn parse_command_line(arguments: &[String]) -> Result<CommandLine, String> {
         maximum_duration,
         stall_timeout,
         fsync_interval,
+        idle_connections,
     })
 }
 
@@ -175,7 +186,11 @@ fn median(values: &mut [f64]) -> Option<f64> {
 }
 
 async fn run(command_line: CommandLine) -> Result<Output, String> {
-    let client = HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, FetchLimits::default())
+    let mut limits = FetchLimits::default();
+    if let Some(idle_connections) = command_line.idle_connections {
+        limits.maximum_idle_connections_per_host = idle_connections;
+    }
+    let client = HlsHttpClient::new(NetworkPolicy::ALLOW_PRIVATE, limits)
         .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
     let mut options = RecordingOptions {
         maximum_duration: command_line.maximum_duration,

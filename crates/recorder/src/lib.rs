@@ -227,7 +227,7 @@ impl RecordingSettings {
             live_edge_segments: 3,
             maximum_part_bytes: None,
             maximum_part_seconds: None,
-            fsync_interval: Duration::from_secs(2),
+            fsync_interval: streambot_hls::live::DEFAULT_FSYNC_INTERVAL,
             stop_grace: Duration::from_secs(15),
             maximum_download_bytes: progressive::MAXIMUM_PROGRESSIVE_DOWNLOAD_BYTES,
             ffmpeg_binaries: streambot_ffmpeg::FfmpegBinaries::default(),

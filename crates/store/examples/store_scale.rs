@@ -3,7 +3,9 @@
 //! - list: the newest-first page of 50 (dashboard, admin), a user's 50 newest (`/list`), the live
 //!   jobs (the dashboard's live view, the bot's "recording now");
 //! - submit (create + enqueue) and claim with 100,000 jobs stored;
-//! - renew: one heartbeat for 1,000 leases, as `renew_lease` × 1,000 and as one `renew_leases`.
+//! - renew: one heartbeat for 1,000 leases, as `renew_lease` × 1,000 and as one `renew_leases`;
+//! - jobs per state (the bot's `/stats`, the dashboard's `/stats` and `/metrics`): the store's
+//!   `count_jobs_by_state` against reading every job and counting (median of 3 for that one).
 //!
 //! The history is written as the stores keep it (the record JSON, the indexes), in bulk; the
 //! 1,000 live jobs go through the API (`create_queued_job`, `claim`).
@@ -15,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use streambot_core::{Job, JobId, JobOwner, JobPriority, JobState, NewJob, RecordingOptions};
-use streambot_store::{JobBackend, JobFilter, LeaseRenewal, RedisBackend, SqliteBackend};
+use streambot_store::{
+    JobBackend, JobFilter, JobStateCounts, LeaseRenewal, RedisBackend, SqliteBackend,
+};
 
 const ROUNDS: usize = 21;
 const LIVE_JOBS: usize = 1000;
@@ -201,6 +205,21 @@ async fn measure<B: JobBackend>(name: &str, backend: &B, jobs: usize) {
         assert_eq!(listed.len(), LIVE_JOBS);
     })
     .await;
+    let counted = time_rounds(|_| async {
+        let counts = backend.count_jobs_by_state().await.expect("count");
+        assert_eq!(counts.total() as usize, jobs + LIVE_JOBS);
+        assert_eq!(counts.count(JobState::Starting) as usize, LIVE_JOBS);
+    })
+    .await;
+    let mut scans = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let every_job = backend.list_jobs(JobFilter::default()).await.expect("list");
+        let counts = JobStateCounts::of_jobs(&every_job);
+        assert_eq!(counts.total() as usize, jobs + LIVE_JOBS);
+        scans.push(started.elapsed());
+    }
+    let scanned = median(scans);
     let renewals: Vec<LeaseRenewal> = leases
         .iter()
         .map(|lease| LeaseRenewal {
@@ -224,7 +243,7 @@ async fn measure<B: JobBackend>(name: &str, backend: &B, jobs: usize) {
     let one_by_one = median(one_by_one);
     let batched = median(batched);
     println!(
-        "{name:<6} {jobs} jobs | page of 50 newest {:.2} ms | a user's 50 {:.2} ms | {LIVE_JOBS} live {:.1} ms | submit {:.3} ms | claim {:.3} ms | renew {LIVE_JOBS}: one by one {:.0} ms, renew_leases {:.0} ms ({:.1}x)",
+        "{name:<6} {jobs} jobs | page of 50 newest {:.2} ms | a user's 50 {:.2} ms | {LIVE_JOBS} live {:.1} ms | submit {:.3} ms | claim {:.3} ms | renew {LIVE_JOBS}: one by one {:.0} ms, renew_leases {:.0} ms ({:.1}x) | jobs per state: counted by the store {:.2} ms, every job read {:.0} ms",
         milliseconds(page),
         milliseconds(user_page),
         milliseconds(live),
@@ -233,6 +252,8 @@ async fn measure<B: JobBackend>(name: &str, backend: &B, jobs: usize) {
         milliseconds(one_by_one),
         milliseconds(batched),
         one_by_one.as_secs_f64() / batched.as_secs_f64().max(1e-9),
+        milliseconds(counted),
+        milliseconds(scanned),
     );
 }
 

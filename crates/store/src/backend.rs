@@ -53,6 +53,55 @@ pub struct LeaseRenewal {
     pub progress: Option<RecordingProgress>,
 }
 
+/// How many jobs the store holds in each state, as the store keeps them (an index in SQLite, a
+/// counter kept by every record change in Redis): reading them costs the same at 100 jobs and at
+/// 100,000, unlike reading the jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobStateCounts {
+    counts: [u64; JobState::ALL.len()],
+}
+
+impl JobStateCounts {
+    fn position(state: JobState) -> usize {
+        JobState::ALL
+            .iter()
+            .position(|known| *known == state)
+            .unwrap_or(0)
+    }
+
+    pub fn count(&self, state: JobState) -> u64 {
+        self.counts[Self::position(state)]
+    }
+
+    pub fn add(&mut self, state: JobState, count: u64) {
+        let slot = &mut self.counts[Self::position(state)];
+        *slot = slot.saturating_add(count);
+    }
+
+    /// Every state with its count (zeros included), in `JobState::ALL` order.
+    pub fn by_state(&self) -> impl Iterator<Item = (JobState, u64)> + '_ {
+        JobState::ALL
+            .iter()
+            .copied()
+            .zip(self.counts.iter().copied())
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts
+            .iter()
+            .fold(0u64, |total, count| total.saturating_add(*count))
+    }
+
+    /// Counts the jobs given (for a store that has no better way, and for tests).
+    pub fn of_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> JobStateCounts {
+        let mut counts = JobStateCounts::default();
+        for job in jobs {
+            counts.add(job.state, 1);
+        }
+        counts
+    }
+}
+
 /// Which jobs `list_jobs` returns, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -63,6 +112,17 @@ pub struct JobFilter {
 }
 
 impl JobFilter {
+    /// The jobs not in a terminal state (read through the stores' live indexes).
+    pub fn live_jobs() -> JobFilter {
+        JobFilter {
+            states: JobState::ALL
+                .into_iter()
+                .filter(|state| !state.is_terminal())
+                .collect(),
+            ..JobFilter::default()
+        }
+    }
+
     pub fn matches(&self, job: &Job) -> bool {
         (self.states.is_empty() || self.states.contains(&job.state))
             && self
@@ -123,6 +183,11 @@ pub trait JobStore: Send + Sync {
         &self,
         filter: JobFilter,
     ) -> impl Future<Output = Result<Vec<Job>, JobsError>> + Send;
+
+    /// How many jobs are in each state, without reading the jobs (the bot's `/stats`, the
+    /// dashboard's `/stats` and `/metrics`).
+    fn count_jobs_by_state(&self)
+    -> impl Future<Output = Result<JobStateCounts, JobsError>> + Send;
 
     /// Compare-and-set on the state: `expected → to`, refused when the job is not in `expected`,
     /// when the state machine forbids it, or (with `fence`) when the lease was taken over.

@@ -19,7 +19,7 @@ mod schedules_sqlite;
 pub mod sqlite;
 
 pub use backend::{
-    DEFAULT_LEASE_DURATION, JobBackend, JobFilter, JobStore, Lease, LeaseRenewal,
+    DEFAULT_LEASE_DURATION, JobBackend, JobFilter, JobStateCounts, JobStore, Lease, LeaseRenewal,
     MAXIMUM_FAILED_ATTEMPTS, Queue, QueuePlacement, RetryDecision, UNQUEUED_JOB_GRACE,
     retry_backoff, submit_job,
 };

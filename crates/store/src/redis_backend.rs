@@ -5,6 +5,8 @@
 //!   a compare-and-set on `version` (a Lua script).
 //! - `jobs` and `user:{USER}:jobs`: sorted sets of job ids by creation time; `live`: the same for
 //!   the jobs not terminal (every record change keeps it; built once at connect when missing).
+//! - `state_counts`: a hash, state → how many jobs are in it (the create and compare-and-set
+//!   scripts keep it; counted once at connect, in one script, for a store written before it).
 //! - `stream:priority`, `stream:normal`: the queues, read by the consumer group `workers`, one entry
 //!   at a time (no prefetch). A claimed entry stays pending under the worker's consumer until the
 //!   job leaves the worker; lease renewal re-claims it (`XCLAIM … JUSTID`) so its idle time only
@@ -35,7 +37,7 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::backend::{
-    JobFilter, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
+    JobFilter, JobStateCounts, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
     VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
@@ -53,11 +55,17 @@ const REAPER_MINIMUM_IDLE: Duration = Duration::from_millis(1000);
 /// running job to a second worker (a recording twice, a part sent twice).
 const REAPING_HELD_AFTER_REDIS_STARTS: Duration = crate::backend::DEFAULT_LEASE_DURATION;
 
-/// KEYS[1] the job hash, KEYS[2] the `live` index; ARGV: version read, next version, record,
-/// state, then the job id, its creation time and '1' when the new state is terminal.
+/// KEYS[1] the job hash, KEYS[2] the `live` index, KEYS[3] `state_counts`; ARGV: version read,
+/// next version, record, state, then the job id, its creation time and '1' when the new state is
+/// terminal.
 const COMPARE_AND_SET_SCRIPT: &str = r#"
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+local before = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'record', ARGV[3], 'state', ARGV[4])
+if before ~= ARGV[4] then
+  if before then redis.call('HINCRBY', KEYS[3], before, -1) end
+  redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+end
 if ARGV[7] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[5])
 else
@@ -72,6 +80,7 @@ return 1
 const CREATE_SCRIPT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', '1', 'record', ARGV[1], 'state', ARGV[2])
+redis.call('HINCRBY', KEYS[7], ARGV[2], 1)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[6], ARGV[3], ARGV[4])
@@ -81,6 +90,22 @@ else
   redis.call('ZADD', KEYS[5], ARGV[3], ARGV[4])
 end
 return 1
+"#;
+
+/// Counts the jobs of a store written before `state_counts` existed, once, in one script (so no
+/// change made meanwhile is counted twice or missed): KEYS[1] `state_counts`, KEYS[2]
+/// `state_counts:built`, KEYS[3] the `jobs` index; ARGV[1] the job hash key without the id. Reads
+/// every job's state field (100,000 jobs: a fraction of a second, once per store).
+const BUILD_STATE_COUNTS_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+local identifiers = redis.call('ZRANGE', KEYS[3], 0, -1)
+for _, identifier in ipairs(identifiers) do
+  local state = redis.call('HGET', ARGV[1] .. identifier, 'state')
+  if state then redis.call('HINCRBY', KEYS[1], state, 1) end
+end
+redis.call('SET', KEYS[2], '1')
+return #identifiers
 "#;
 
 /// A heartbeat's renewals: KEYS are the job hashes; ARGV[1] the events channel, ARGV[2] the
@@ -180,6 +205,7 @@ impl RedisBackend {
         };
         backend.ensure_consumer_groups().await?;
         backend.ensure_live_index().await?;
+        backend.ensure_state_counts().await?;
         // Subscribe before returning, so no event published after `connect` is missed.
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(backend.key("events")).await?;
@@ -286,6 +312,20 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// Builds `state_counts` (jobs per state) once for a store written before it existed;
+    /// the create and compare-and-set scripts keep it afterwards.
+    async fn ensure_state_counts(&self) -> Result<(), JobsError> {
+        let mut connection = self.commands.clone();
+        let _: i64 = Script::new(BUILD_STATE_COUNTS_SCRIPT)
+            .key(self.key("state_counts"))
+            .key(self.key("state_counts:built"))
+            .key(self.key("jobs"))
+            .arg(self.key("job:"))
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
     async fn load(&self, job_id: JobId) -> Result<Option<(Job, String)>, JobsError> {
         let mut connection = self.commands.clone();
         let (version, record): (Option<String>, Option<String>) = redis::cmd("HMGET")
@@ -334,6 +374,7 @@ impl RedisBackend {
             let written: i64 = script
                 .key(self.job_key(job_id))
                 .key(self.key("live"))
+                .key(self.key("state_counts"))
                 .arg(&version)
                 .arg(next_version.to_string())
                 .arg(encode_record(&after)?)
@@ -409,6 +450,7 @@ impl RedisBackend {
                 .key(self.stream_key(job.priority))
                 .key(self.key("unqueued"))
                 .key(self.key("live"))
+                .key(self.key("state_counts"))
                 .arg(encode_record(&job)?)
                 .arg(job.state.as_str())
                 .arg(now.timestamp_millis())
@@ -945,6 +987,22 @@ impl JobStore for RedisBackend {
             }
         }
         Ok(jobs)
+    }
+
+    async fn count_jobs_by_state(&self) -> Result<JobStateCounts, JobsError> {
+        let mut connection = self.commands.clone();
+        let stored: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(self.key("state_counts"))
+            .query_async(&mut connection)
+            .await?;
+        let mut counts = JobStateCounts::default();
+        for (state, jobs) in stored {
+            match state.parse::<JobState>() {
+                Ok(state) => counts.add(state, u64::try_from(jobs).unwrap_or(0)),
+                Err(error) => tracing::warn!(%error, "state_counts holds an unknown state"),
+            }
+        }
+        Ok(counts)
     }
 
     async fn update_progress(

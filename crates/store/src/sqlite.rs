@@ -17,7 +17,7 @@ use streambot_core::{
 use tokio::sync::{Notify, broadcast};
 
 use crate::backend::{
-    JobFilter, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
+    JobFilter, JobStateCounts, JobStore, Lease, LeaseRenewal, Queue, QueuePlacement, RetryDecision,
     VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
@@ -477,6 +477,23 @@ impl JobStore for SqliteBackend {
             }
         }
         Ok(jobs)
+    }
+
+    async fn count_jobs_by_state(&self) -> Result<JobStateCounts, JobsError> {
+        // Read from the `jobs_by_state` index (state first), not from the records.
+        let rows = sqlx::query("SELECT state, COUNT(*) AS jobs FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = JobStateCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let jobs: i64 = row.try_get("jobs")?;
+            match state.parse::<JobState>() {
+                Ok(state) => counts.add(state, u64::try_from(jobs).unwrap_or(0)),
+                Err(error) => tracing::warn!(%error, "a job row with an unknown state"),
+            }
+        }
+        Ok(counts)
     }
 
     async fn update_progress(

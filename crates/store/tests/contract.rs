@@ -13,8 +13,8 @@ use streambot_core::{
     PartDeliveryState, RedeliveryOutcome, StatusMessageRef, UserPreferences, WaitingForLive,
 };
 use streambot_store::{
-    JobBackend, JobFilter, JobsError, Lease, LeaseRenewal, MAXIMUM_FAILED_ATTEMPTS, RetryDecision,
-    submit_job,
+    JobBackend, JobFilter, JobStateCounts, JobStore, JobsError, Lease, LeaseRenewal,
+    MAXIMUM_FAILED_ATTEMPTS, Queue, RetryDecision, submit_job,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -1295,6 +1295,7 @@ contract_tests!(
     redelivery_is_queued_once_and_resumed,
     a_job_lost_while_storing_is_requeued,
     a_job_lost_or_released_while_finalizing_is_requeued,
+    jobs_are_counted_by_state,
 );
 
 /// Issue 13 item 3. The creator died between create and push (the bot announces a job before it
@@ -1358,6 +1359,162 @@ async fn create_queued_job_is_claimable_at_once<B: JobBackend>(backend: B) {
         .expect("the job");
     assert_eq!(claimed.id, job.id);
     assert_nothing_to_reap(&backend, "nothing was left unqueued").await;
+}
+
+/// The store's per-state counts are the jobs' states, through creation, claims, every kind of
+/// transition (compare-and-set refused ones included), retries and dead letters.
+async fn jobs_are_counted_by_state<B: JobBackend>(backend: B) {
+    async fn assert_counts_match<B: JobBackend>(backend: &B, step: &str) {
+        let counted = backend.count_jobs_by_state().await.expect("count");
+        let every_job = backend.list_jobs(JobFilter::default()).await.expect("list");
+        assert_eq!(counted, JobStateCounts::of_jobs(&every_job), "{step}");
+        assert_eq!(counted.total() as usize, every_job.len(), "{step}");
+    }
+    assert_eq!(
+        backend.count_jobs_by_state().await.expect("count"),
+        JobStateCounts::default(),
+        "an empty store"
+    );
+    let mut created = Vec::new();
+    for user_id in 0..5 {
+        created.push(
+            backend
+                .create_queued_job(request(user_id, JobPriority::Normal))
+                .await
+                .expect("create"),
+        );
+    }
+    let unpushed = backend
+        .create_job(request(9, JobPriority::Normal))
+        .await
+        .expect("create");
+    assert_counts_match(&backend, "created").await;
+    assert_eq!(
+        backend
+            .count_jobs_by_state()
+            .await
+            .expect("count")
+            .count(JobState::Queued),
+        6
+    );
+    let (first, first_lease) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let (second, second_lease) = backend
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_counts_match(&backend, "two claimed").await;
+    backend
+        .transition_job(
+            first.id,
+            first.state,
+            JobState::Recording,
+            Some(&first_lease),
+            None,
+        )
+        .await
+        .expect("recording");
+    // A refused compare-and-set changes no count.
+    assert!(
+        backend
+            .transition_job(
+                second.id,
+                JobState::Recording,
+                JobState::Finalizing,
+                None,
+                None
+            )
+            .await
+            .is_err()
+    );
+    backend
+        .transition_job(
+            unpushed.id,
+            JobState::Queued,
+            JobState::Cancelled,
+            None,
+            None,
+        )
+        .await
+        .expect("cancel");
+    assert_counts_match(&backend, "recording, refused, cancelled").await;
+    backend
+        .retry(
+            &second_lease,
+            "trouble".to_string(),
+            FailureKind::default(),
+            Duration::ZERO,
+        )
+        .await
+        .expect("retry");
+    assert_counts_match(&backend, "retried").await;
+    backend
+        .fail_job(
+            first.id,
+            JobState::Recording,
+            Some(&first_lease),
+            "broken".to_string(),
+            FailureKind::default(),
+        )
+        .await
+        .expect("failed");
+    assert_counts_match(&backend, "failed").await;
+    let renewals = [LeaseRenewal {
+        lease: first_lease.clone(),
+        progress: None,
+    }];
+    let _ = backend.renew_leases(&renewals, LEASE).await;
+    assert_counts_match(&backend, "renewed").await;
+    assert_eq!(
+        backend.count_jobs_by_state().await.expect("count").total(),
+        created.len() as u64 + 1
+    );
+}
+
+/// A Redis store written before the counts existed is counted once at connect.
+#[tokio::test]
+async fn redis_counts_a_store_written_before_the_counts_at_connect() {
+    let Some(url) = common::redis_url_for_test() else {
+        return;
+    };
+    let prefix = common::random_prefix();
+    let first = streambot_store::RedisBackend::connect(&url, &prefix)
+        .await
+        .expect("connect");
+    for user_id in 0..4 {
+        first
+            .create_queued_job(request(user_id, JobPriority::Normal))
+            .await
+            .expect("create");
+    }
+    let (claimed, _) = first
+        .claim("worker", &BOTH, LEASE, SHORT_WAIT)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}state_counts"))
+        .arg(format!("{prefix}state_counts:built"))
+        .query_async(&mut connection)
+        .await
+        .expect("forget the counts");
+    let second = streambot_store::RedisBackend::connect(&url, &prefix)
+        .await
+        .expect("connect again");
+    let counts = second.count_jobs_by_state().await.expect("count");
+    assert_eq!(counts.count(JobState::Queued), 3);
+    assert_eq!(counts.count(claimed.state), 1);
+    assert_eq!(counts.total(), 4);
+    second.delete_all_keys().await.expect("clean up");
 }
 
 const TEST_UNQUEUED_GRACE: Duration = Duration::from_millis(300);

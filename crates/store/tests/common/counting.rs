@@ -12,7 +12,9 @@ use streambot_core::{
     DesiredJobState, FailureKind, Job, JobDelivery, JobEvent, JobId, JobPriority, JobState, NewJob,
     RecordingProgress, RedeliveryOutcome, StatusMessageRef, UserPreferences, WaitingForLive,
 };
-use streambot_store::{JobFilter, JobStore, JobsError, Lease, LeaseRenewal, Queue, RetryDecision};
+use streambot_store::{
+    JobFilter, JobStateCounts, JobStore, JobsError, Lease, LeaseRenewal, Queue, RetryDecision,
+};
 use tokio::sync::broadcast;
 
 #[derive(Clone)]
@@ -92,6 +94,13 @@ impl<B: JobStore + Queue + Clone + 'static> JobStore for CountingBackend<B> {
             self.count("list_jobs including finished ones");
         }
         self.inner.list_jobs(filter)
+    }
+
+    fn count_jobs_by_state(
+        &self,
+    ) -> impl Future<Output = Result<JobStateCounts, JobsError>> + Send {
+        self.count("count_jobs_by_state");
+        self.inner.count_jobs_by_state()
     }
 
     fn transition_job(
