@@ -834,11 +834,13 @@ pub fn concat_arguments(
 }
 
 /// How much of a finished file the decode check decodes: all of a file up to
-/// `whole_file_up_to_seconds`, else the first, a middle and the last `slice_seconds`.
+/// `whole_file_up_to_seconds`, else the first, a middle and the last `slice_seconds`; every
+/// picture, or only the keyframes (`-skip_frame nokey`; audio whole either way).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeCheckSampling {
     pub whole_file_up_to_seconds: f64,
     pub slice_seconds: f64,
+    pub keyframes_only: bool,
 }
 
 impl DecodeCheckSampling {
@@ -847,14 +849,17 @@ impl DecodeCheckSampling {
     pub const THOROUGH: DecodeCheckSampling = DecodeCheckSampling {
         whole_file_up_to_seconds: 60.0,
         slice_seconds: 10.0,
+        keyframes_only: false,
     };
     /// For a file streambot's own remuxer wrote from an MPEG-TS part, which it read NAL unit by
     /// NAL unit and ADTS frame by frame (a changed SPS, a lost sync, a broken PES: declined,
-    /// and ffmpeg's path is checked thoroughly): three 2 s slices past 9 s. Decoding a 45 s
-    /// 720p part whole cost 70x its remux (BENCHMARKS.md, issue 18).
+    /// and ffmpeg's path is checked thoroughly): every keyframe and all the audio up to 10
+    /// minutes, then three 60 s slices of them. Decoding a 45 s 720p part whole cost 70x its
+    /// remux; its keyframes and audio about 10x (BENCHMARKS.md, issue 18).
     pub const QUICK: DecodeCheckSampling = DecodeCheckSampling {
-        whole_file_up_to_seconds: 9.0,
-        slice_seconds: 2.0,
+        whole_file_up_to_seconds: 600.0,
+        slice_seconds: 60.0,
+        keyframes_only: true,
     };
 }
 
@@ -878,7 +883,11 @@ pub fn decode_check_slices(
 /// Decode `input` (whole, or the slices `(start, length)` of it, each an input of the same one
 /// process) and discard the frames, printing only errors (`-v error -f null -`): each stderr
 /// line is a decode error. One decoder thread.
-pub fn decode_check_arguments(input: &MediaInput, slices: Option<&[(f64, f64)]>) -> Vec<OsString> {
+pub fn decode_check_arguments(
+    input: &MediaInput,
+    slices: Option<&[(f64, f64)]>,
+    keyframes_only: bool,
+) -> Vec<OsString> {
     let mut arguments = Vec::with_capacity(48);
     push_all(
         &mut arguments,
@@ -892,7 +901,13 @@ pub fn decode_check_arguments(input: &MediaInput, slices: Option<&[(f64, f64)]>)
             "1",
         ],
     );
+    let skip = |arguments: &mut Vec<OsString>| {
+        if keyframes_only {
+            push_all(arguments, &["-skip_frame", "nokey"]);
+        }
+    };
     let Some(slices) = slices.filter(|slices| !slices.is_empty()) else {
+        skip(&mut arguments);
         push_local_input(&mut arguments, input);
         push_all(
             &mut arguments,
@@ -905,6 +920,7 @@ pub fn decode_check_arguments(input: &MediaInput, slices: Option<&[(f64, f64)]>)
         arguments.push(format!("{:.3}", start.max(0.0)).into());
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", length.max(0.0)).into());
+        skip(&mut arguments);
         push_local_input(&mut arguments, input);
     }
     for index in 0..slices.len() {
@@ -1615,27 +1631,33 @@ mod tests {
             decode_check_slices(600.0, thorough),
             Some([(0.0, 10.0), (295.0, 10.0), (590.0, 10.0)])
         );
-        assert_eq!(decode_check_slices(9.0, DecodeCheckSampling::QUICK), None);
+        assert_eq!(decode_check_slices(45.0, DecodeCheckSampling::QUICK), None);
         assert_eq!(
-            decode_check_slices(45.0, DecodeCheckSampling::QUICK),
-            Some([(0.0, 2.0), (21.5, 2.0), (43.0, 2.0)])
+            decode_check_slices(3600.0, DecodeCheckSampling::QUICK),
+            Some([(0.0, 60.0), (1770.0, 60.0), (3540.0, 60.0)])
         );
         let input = MediaInput::new("/r/recording-0001.mp4", InputFormat::Mp4);
         let slices = [(0.0, 10.0), (295.0, 10.0)];
         assert_eq!(
-            joined(&decode_check_arguments(&input, Some(&slices))),
+            joined(&decode_check_arguments(&input, Some(&slices), false)),
             "-hide_banner -nostats -nostdin -loglevel error -threads 1 -ss 0.000 -t 10.000 \
              -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
              -i file:/r/recording-0001.mp4 -ss 295.000 -t 10.000 \
              -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
              -i file:/r/recording-0001.mp4 -map 0:v? -map 0:a? -map 1:v? -map 1:a? -f null -"
         );
+        assert_eq!(
+            joined(&decode_check_arguments(&input, None, true)),
+            "-hide_banner -nostats -nostdin -loglevel error -threads 1 -skip_frame nokey \
+             -f mov -format_whitelist mov -enable_drefs 0 -protocol_whitelist file \
+             -i file:/r/recording-0001.mp4 -map 0:v? -map 0:a? -f null -"
+        );
         assert_every_input_whitelisted(
-            &decode_check_arguments(&input, Some(&slices)),
+            &decode_check_arguments(&input, Some(&slices), true),
             LOCAL_PROTOCOL_WHITELIST,
         );
         assert_every_input_whitelisted(
-            &decode_check_arguments(&input, None),
+            &decode_check_arguments(&input, None, false),
             LOCAL_PROTOCOL_WHITELIST,
         );
     }

@@ -414,7 +414,11 @@ impl FfmpegRunner {
         ensure_input_exists(input).await?;
         let media = identify(input).await?;
         let slices = decode_check_slices(duration_seconds, sampling);
-        let arguments = decode_check_arguments(&media, slices.as_ref().map(|slices| &slices[..]));
+        let arguments = decode_check_arguments(
+            &media,
+            slices.as_ref().map(|slices| &slices[..]),
+            sampling.keyframes_only,
+        );
         // One process for every slice (a process start costs more than decoding 2 s).
         let (finished, _) = run_ffmpeg(
             &self.binaries.ffmpeg,
@@ -435,7 +439,7 @@ impl FfmpegRunner {
             lines.len()
         };
         Ok(DecodeCheck {
-            sampled: slices.is_some(),
+            sampled: slices.is_some() || sampling.keyframes_only,
             error_count,
             first_errors: lines
                 .into_iter()
@@ -571,7 +575,7 @@ pub const DECODE_CHECK_ERRORS_KEPT: usize = 5;
 pub struct DecodeCheck {
     /// Errors ffmpeg printed (counted from its last lines: at most the stderr tail's 40 lines).
     pub error_count: usize,
-    /// Only slices were decoded (a long file).
+    /// Only slices, or only the keyframes, were decoded.
     pub sampled: bool,
     /// The first few error lines.
     pub first_errors: Vec<String>,

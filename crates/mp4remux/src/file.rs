@@ -210,15 +210,7 @@ fn write_output(
         }
         copied?;
     }
-    let length = file
-        .metadata()
-        .map_err(io_error(write_context.clone()))?
-        .len();
-    if length != plan.total_bytes {
-        return Err(Unsupported::new("the output is not the planned size".to_owned()).into());
-    }
-    file.sync_all().map_err(io_error(write_context))?;
-    Ok(summary_of(&plan))
+    finish_output(&file, &plan, write_context)
 }
 
 /// A reservation larger than this is not made (a day of media needs ~160 MB).
@@ -402,6 +394,15 @@ fn write_in_one_pass(
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.write_all(&plan.header))
         .map_err(io_error(write_context.clone()))?;
+    finish_output(&file, &plan, write_context).map(Some)
+}
+
+/// The written file is the planned size (else nothing of it is trusted) and on disk (fsync).
+fn finish_output(
+    file: &File,
+    plan: &Plan,
+    write_context: String,
+) -> Result<RemuxSummary, RemuxError> {
     let length = file
         .metadata()
         .map_err(io_error(write_context.clone()))?
@@ -410,7 +411,7 @@ fn write_in_one_pass(
         return Err(Unsupported::new("the output is not the planned size".to_owned()).into());
     }
     file.sync_all().map_err(io_error(write_context))?;
-    Ok(Some(summary_of(&plan)))
+    Ok(summary_of(plan))
 }
 
 fn summary_of(plan: &Plan) -> RemuxSummary {
