@@ -241,6 +241,7 @@ fn bad_values_exit_2_with_one_line_per_problem_naming_the_variable() {
             ("DASHBOARD_RATE_LIMIT", "unlimited"),
             ("FFMPEG_DEFAULT_TIMEOUT", "soon"),
             ("FFMPEG_PATH", "/nonexistent/ffmpeg"),
+            ("MAX_PART_SIZE_MB", "big"),
         ],
     );
     let stderr = text(&output.stderr);
@@ -252,6 +253,7 @@ fn bad_values_exit_2_with_one_line_per_problem_naming_the_variable() {
         "DASHBOARD_RATE_LIMIT",
         "FFMPEG_DEFAULT_TIMEOUT",
         "FFMPEG_PATH",
+        "MAX_PART_SIZE_MB",
     ] {
         let lines: Vec<&str> = stderr
             .lines()
