@@ -90,19 +90,37 @@ async fn record<B: JobBackend>(
     delivery: &JobDelivery,
     shutdown: Option<&CancellationToken>,
 ) -> Result<(), JobsError> {
+    let written = retry_store_write(job.id, "the delivery", shutdown, || {
+        backend.record_delivery(lease, delivery.clone())
+    })
+    .await?;
+    job.delivery = written.delivery;
+    Ok(())
+}
+
+/// A store write tried again while the store is unreachable (`is_retryable`: Redis restarting,
+/// SQLite busy), with the send backoff (1, 2, 4, 8 s); `shutdown`, when given, ends the waiting.
+/// The one retry of the worker's writes that must not be lost (the finish's state changes, the
+/// delivery record).
+pub(crate) async fn retry_store_write<T, F>(
+    job_id: streambot_core::JobId,
+    what: &str,
+    shutdown: Option<&CancellationToken>,
+    mut write: impl FnMut() -> F,
+) -> Result<T, JobsError>
+where
+    F: std::future::Future<Output = Result<T, JobsError>>,
+{
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        match backend.record_delivery(lease, delivery.clone()).await {
-            Ok(written) => {
-                job.delivery = written.delivery;
-                return Ok(());
-            }
+        match write().await {
+            Ok(written) => return Ok(written),
             Err(error) if error.is_retryable() => {
                 let Some(wait) = send_retry_delay(attempt, None) else {
                     return Err(error);
                 };
-                tracing::warn!(job_id = %job.id, %error, ?wait, "could not record the delivery; trying again");
+                tracing::warn!(%job_id, %error, ?wait, what, "could not write to the store; trying again");
                 match shutdown {
                     Some(shutdown) => tokio::select! {
                         _ = shutdown.cancelled() => return Err(error),

@@ -831,34 +831,25 @@ impl<B: JobBackend> RunningJob<B> {
         error: Option<String>,
     ) -> Result<(), JobsError> {
         let mut attempt: u32 = 0;
-        loop {
+        let (backend, lease, from) = (&self.backend, &self.lease, self.state);
+        crate::part_delivery::retry_store_write(lease.job_id, "the job's state", None, || {
             attempt += 1;
-            let outcome = self
-                .backend
-                .transition_job(
-                    self.lease.job_id,
-                    self.state,
-                    to,
-                    Some(&self.lease),
-                    error.clone(),
-                )
-                .await;
-            match outcome {
-                Ok(_) => break,
-                Err(JobsError::StateConflict { actual, .. }) if attempt > 1 && actual == to => {
-                    break;
+            let error = error.clone();
+            let retried = attempt > 1;
+            async move {
+                match backend
+                    .transition_job(lease.job_id, from, to, Some(lease), error)
+                    .await
+                {
+                    // A try that reached the store before the connection broke.
+                    Err(JobsError::StateConflict { actual, .. }) if retried && actual == to => {
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
                 }
-                Err(failure) if failure.is_retryable() => {
-                    let Some(wait) = streambot_core::delivery::send_retry_delay(attempt, None)
-                    else {
-                        return Err(failure);
-                    };
-                    tracing::warn!(job_id = %self.lease.job_id, %failure, ?wait, to = %to, "could not record the job's state; trying again");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(failure) => return Err(failure),
             }
-        }
+        })
+        .await?;
         self.state = to;
         Ok(())
     }
