@@ -27,7 +27,9 @@ use streambot_ffmpeg::{
     EngineInput, EngineOptions, EngineRecording, FfmpegRunner, InputFormat, MediaInput,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
-use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_check_url};
+use streambot_hls::url_safety::{
+    check_url_and_resolved_addresses, parse_and_check_url, redact_url,
+};
 use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
@@ -267,7 +269,7 @@ async fn feed_pipe(
                         }
                         None if carry.len() > TS_RESYNC_SEARCH_BYTES => {
                             outcome.error = Some(HlsError::Network {
-                                url: url.to_string(),
+                                url: redact_url(&url),
                                 detail: "the link no longer serves MPEG-TS".to_string(),
                             });
                             break;
@@ -486,7 +488,7 @@ pub async fn record_with_ffmpeg_engine(
     };
     let engine_input = match opened.kind {
         BodyKind::HlsPlaylist => {
-            tracing::info!(%url, final_url = %opened.final_url, "the link is an HLS playlist: recording it with the native engine");
+            tracing::info!(url = %redact_url(&url), final_url = %redact_url(&opened.final_url), "the link is an HLS playlist: recording it with the native engine");
             let final_url = opened.final_url.to_string();
             drop(opened);
             return crate::record_with_native_engine(
@@ -501,7 +503,7 @@ pub async fn record_with_ffmpeg_engine(
         }
         BodyKind::Refused(what) => {
             let error = RecorderError::NotAStream {
-                url: url.to_string(),
+                url: redact_url(&url),
                 looks_like: what,
             };
             return failed(&settings, error.user_message(), false, error.failure_kind());
@@ -514,7 +516,7 @@ pub async fn record_with_ffmpeg_engine(
             let download = settings
                 .output_directory
                 .join(PROGRESSIVE_DOWNLOAD_FILE_NAME);
-            tracing::info!(%url, "an mp4 with its index at the end: downloading it before the remux");
+            tracing::info!(url = %redact_url(&url), "an mp4 with its index at the end: downloading it before the remux");
             let downloading = tokio::select! {
                 downloaded = download_to_file(opened, &download, settings.maximum_download_bytes) => downloaded,
                 _ = stop_requested(&mut control) => {
@@ -524,7 +526,7 @@ pub async fn record_with_ffmpeg_engine(
                 _ = sleep_or_forever(wall_clock_limit(options.maximum_duration)) => {
                     let _ = std::fs::remove_file(&download);
                     let error = HlsError::TooLarge {
-                        url: url.to_string(),
+                        url: redact_url(&url),
                         what: "progressive mp4 (its index is at the end, so all of it is needed) within the duration asked for",
                         limit_bytes: settings.maximum_download_bytes,
                     };
@@ -619,7 +621,7 @@ pub async fn record_with_ffmpeg_engine(
         }
     }
     let mut feed_outcome: Option<FeedOutcome> = None;
-    tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
+    tracing::info!(url = %redact_url(&url), "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
     let wall_limit = wall_clock_limit(options.maximum_duration);
     let mut paused_since: Option<Instant> =
