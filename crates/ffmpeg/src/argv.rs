@@ -109,6 +109,10 @@ pub struct RemuxOptions {
     /// WebVTT subtitle files, each its own subtitle track (`mov_text` in mp4, WebVTT in mkv;
     /// left out of ts and m4a). See [`SubtitleInput`].
     pub subtitle_inputs: Vec<SubtitleInput>,
+    /// Stream ids (MPEG-TS PIDs) of the main input left out (`-map -0:i:<id>`): streams its
+    /// program map declares that carry no packet, which ffmpeg cannot write (see
+    /// [`crate::known_streams::ts_streams_without_packets`]).
+    pub main_streams_left_out: Vec<u16>,
 }
 
 /// A track's language (any BCP 47 tag; written as its ISO 639-2 code, see [`iso639_2_code`])
@@ -217,6 +221,7 @@ impl RemuxOptions {
             extra_audio_inputs: Vec::new(),
             first_audio_track: TrackLabel::default(),
             subtitle_inputs: Vec::new(),
+            main_streams_left_out: Vec::new(),
         }
     }
 }
@@ -584,6 +589,10 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.container,
         options.audio_input.is_some(),
     );
+    for stream_id in &options.main_streams_left_out {
+        arguments.push("-map".into());
+        arguments.push(format!("-0:i:{stream_id}").into());
+    }
     for index in 0..extra_audio.len() {
         arguments.push("-map".into());
         arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
@@ -1706,5 +1715,24 @@ mod tests {
         );
         assert!(text.contains("-segment_time 60 "), "{text}");
         assert!(text.contains("-segment_start_number 4 "), "{text}");
+    }
+
+    /// Streams of the main input left out (declared, no packets): one negative map each, after
+    /// the maps that would take them.
+    #[test]
+    fn streams_left_out_get_negative_maps_after_the_maps() {
+        let options = RemuxOptions {
+            main_streams_left_out: vec![0x102, 0x1FF],
+            ..RemuxOptions::new(OutputContainer::Mkv)
+        };
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &options,
+        ));
+        assert!(
+            text.contains("-map 0:v? -map 0:a? -map -0:i:258 -map -0:i:511"),
+            "{text}"
+        );
     }
 }

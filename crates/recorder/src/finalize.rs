@@ -41,7 +41,8 @@ use streambot_ffmpeg::argv::{estimated_index_bytes, reserved_index_shortfall};
 use streambot_ffmpeg::{
     AudioOnlyOptions, DecodeCheck, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput,
     OutputContainer, OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions,
-    TranscodePreset, check_output, known_streams, read_mp4_index, stream_info_from_index,
+    TranscodePreset, check_output, known_streams, known_streams_with_packets, read_mp4_index,
+    stream_info_from_index,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxError, RemuxInput};
@@ -493,6 +494,27 @@ async fn streams_of(runner: &FfmpegRunner, input: &MediaInput) -> Result<StreamI
     }
 }
 
+/// [`streams_of`] for the main part, without the streams its program map declares that carry
+/// no packet (an audio rendition that is off, or a hostile map: ffmpeg cannot write them and the
+/// whole part would be lost), and those streams' ids for [`RemuxOptions::main_streams_left_out`].
+async fn streams_with_packets_of(
+    runner: &FfmpegRunner,
+    input: &MediaInput,
+) -> Result<(StreamInfo, Vec<u16>), FfmpegError> {
+    let reading = input.clone();
+    let (known, left_out) =
+        tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
+            .await
+            .unwrap_or_default();
+    if !left_out.is_empty() {
+        tracing::warn!(part = %input.path.display(), streams = ?left_out, "streams the program map declares carry no packet; left out");
+    }
+    match known {
+        Some(info) => Ok((info, left_out)),
+        None => Ok((runner.probe(&input.path).await?, left_out)),
+    }
+}
+
 /// Removes its files when dropped (the WebVTT files made for one remux).
 struct RemoveOnDrop(Vec<PathBuf>);
 
@@ -812,7 +834,8 @@ async fn finalize_part(
     let container = output_container(settings.format, audio_only);
     let output = directory.join(finished_file_name(part.number, container));
     let main_input = identify(&part.path).await?;
-    let mut source_info = streams_of(runner, &main_input).await?;
+    let (mut source_info, main_streams_left_out) =
+        streams_with_packets_of(runner, &main_input).await?;
     let audio_input = match audio_part {
         Some(audio) => Some(identify(&audio.path).await?),
         None => None,
@@ -875,6 +898,7 @@ async fn finalize_part(
             let mut options = RemuxOptions::new(container);
             options.audio_input = audio_input.clone();
             options.audio_is_adts_aac = audio_is_adts;
+            options.main_streams_left_out = main_streams_left_out.clone();
             let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
             let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
             let native = native_remux_inputs(&main_input, &options)
