@@ -293,6 +293,8 @@ pub struct TranscodeOptions {
     pub audio_input: Option<MediaInput>,
     pub timestamps_from_zero: bool,
     pub preset: TranscodePreset,
+    /// See [`RemuxOptions::main_streams_left_out`].
+    pub main_streams_left_out: Vec<u16>,
 }
 
 impl TranscodeOptions {
@@ -303,6 +305,7 @@ impl TranscodeOptions {
             audio_input: None,
             timestamps_from_zero: true,
             preset,
+            main_streams_left_out: Vec::new(),
         }
     }
 }
@@ -350,6 +353,9 @@ pub struct ConcatOptions {
     pub container: OutputContainer,
     pub faststart: bool,
     pub audio_is_adts_aac: bool,
+    /// See [`RemuxOptions::main_streams_left_out`] (the first file's: the concat demuxer takes
+    /// its streams from it).
+    pub main_streams_left_out: Vec<u16>,
 }
 
 impl ConcatOptions {
@@ -358,6 +364,7 @@ impl ConcatOptions {
             container,
             faststart: true,
             audio_is_adts_aac: false,
+            main_streams_left_out: Vec::new(),
         }
     }
 }
@@ -465,6 +472,14 @@ fn push_stream_maps(
         push_all(arguments, &["-map", "0:v", "-map", "1:a"]);
     } else {
         push_all(arguments, &["-map", "0:v?", "-map", "0:a?"]);
+    }
+}
+
+/// `-map -0:i:<id>` for each stream of the main input left out (after the maps that take it).
+fn push_streams_left_out(arguments: &mut Vec<OsString>, stream_ids: &[u16]) {
+    for stream_id in stream_ids {
+        arguments.push("-map".into());
+        arguments.push(format!("-0:i:{stream_id}").into());
     }
 }
 
@@ -589,10 +604,7 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.container,
         options.audio_input.is_some(),
     );
-    for stream_id in &options.main_streams_left_out {
-        arguments.push("-map".into());
-        arguments.push(format!("-0:i:{stream_id}").into());
-    }
+    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
     for index in 0..extra_audio.len() {
         arguments.push("-map".into());
         arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
@@ -729,6 +741,7 @@ pub fn transcode_arguments(
     let preset = &options.preset;
     let mut arguments =
         arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
+    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
     if !options.container.is_audio_only() {
         arguments.push("-vf".into());
         arguments.push(scale_filter_for_max_height(preset.max_height).into());
@@ -831,6 +844,7 @@ pub fn concat_arguments(
     );
     arguments.push(local_path_argument(list_file));
     push_stream_maps(&mut arguments, options.container, false);
+    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
     push_output(
         &mut arguments,
@@ -1734,5 +1748,26 @@ mod tests {
             text.contains("-map 0:v? -map 0:a? -map -0:i:258 -map -0:i:511"),
             "{text}"
         );
+        let transcode = TranscodeOptions {
+            main_streams_left_out: vec![0x102],
+            ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())
+        };
+        let text = joined(&transcode_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mp4"),
+            &transcode,
+        ));
+        assert!(text.contains("-map 0:a? -map -0:i:258 "), "{text}");
+        let concat = ConcatOptions {
+            main_streams_left_out: vec![0x102],
+            ..ConcatOptions::new(OutputContainer::Ts)
+        };
+        let text = joined(&concat_arguments(
+            Path::new("/r/list.txt"),
+            InputFormat::MpegTs,
+            Path::new("/r/joined.ts"),
+            &concat,
+        ));
+        assert!(text.contains("-map 0:a? -map -0:i:258 "), "{text}");
     }
 }

@@ -420,7 +420,17 @@ async fn finalize_joined(
     let joining = if fragmented {
         crate::fmp4_join::join_parts(&inputs, &joined_path).await
     } else {
-        let options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+        let mut options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+        // The concat demuxer takes its streams from the first part.
+        let first_input = identify(&first.path).await?;
+        options.main_streams_left_out = tokio::task::spawn_blocking(move || {
+            streambot_ffmpeg::declared_streams_without_packets(&first_input)
+                .iter()
+                .map(|stream| stream.pid)
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
         runner
             .concat(&inputs, &joined_path, &options, None)
             .await
@@ -891,6 +901,7 @@ async fn finalize_part(
         } else if let Some(preset) = &preset {
             let mut options = TranscodeOptions::new(container, preset.clone());
             options.audio_input = audio_input.clone();
+            options.main_streams_left_out = main_streams_left_out.clone();
             runner
                 .transcode(&part.path, &output, &options, None)
                 .await?;
