@@ -198,3 +198,140 @@ fn real_packed_audio_segments_pass_the_frame_walk() {
         }
     }
 }
+
+/// How the byte-range origin of [`a_partial_answer_is_held_to_the_range_asked_for`] answers a
+/// `Range` request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangeAnswer {
+    /// 206 with the range asked for (the honest origin).
+    Honest,
+    /// 206, but the whole file (`Content-Range: bytes 0-<last>/<length>`).
+    WholeFileAs206,
+    /// 206 with as many bytes as asked, always from offset 0 (`Content-Range` says so).
+    FromTheStart,
+}
+
+/// A VOD of `segments` cut by `EXT-X-BYTERANGE` out of one file `/all.ts`.
+async fn serve_byte_range_vod(segments: &[bytes::Bytes], answer: RangeAnswer) -> String {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let file: Vec<u8> = segments
+        .iter()
+        .flat_map(|segment| segment.to_vec())
+        .collect();
+    let mut playlist = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n",
+    );
+    let mut offset = 0;
+    for segment in segments {
+        playlist.push_str(&format!(
+            "#EXTINF:1.0,\n#EXT-X-BYTERANGE:{}@{offset}\nall.ts\n",
+            segment.len()
+        ));
+        offset += segment.len();
+    }
+    playlist.push_str("#EXT-X-ENDLIST\n");
+    let file = bytes::Bytes::from(file);
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let playlist = playlist.clone();
+        let file = file.clone();
+        async move {
+            if uri.path().ends_with(".m3u8") {
+                return playlist.into_response();
+            }
+            let length = file.len();
+            let asked = headers
+                .get(header::RANGE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("bytes="))
+                .and_then(|value| value.split_once('-'))
+                .and_then(|(first, last)| {
+                    Some((first.parse::<usize>().ok()?, last.parse::<usize>().ok()?))
+                });
+            let Some((first, last)) = asked else {
+                return file.into_response();
+            };
+            let (start, end) = match answer {
+                RangeAnswer::Honest => (first, last + 1),
+                RangeAnswer::WholeFileAs206 => (0, length),
+                RangeAnswer::FromTheStart => (0, last + 1 - first),
+            };
+            let end = end.min(length);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                [(
+                    header::CONTENT_RANGE,
+                    format!("bytes {start}-{}/{length}", end - 1),
+                )],
+                file.slice(start..end),
+            )
+                .into_response()
+        }
+    });
+    let address = streambot_testkit::hostile::serve_on_loopback(router)
+        .await
+        .expect("origin");
+    format!("http://127.0.0.1:{}/live.m3u8", address.port())
+}
+
+/// Attack: byte-range segments answered with 206 Partial Content, but not with the range asked
+/// for: the whole file, or the right length from offset 0 (`Content-Range` saying so each
+/// time). The fetcher believed any 206 body: the part got the whole file once per segment (five
+/// copies of the stream), or the first segment five times. Defended: a 206 body is placed by
+/// its `Content-Range`; the range asked for is cut out of it when it holds it (the whole file),
+/// and it is a gap "the server answered the byte range ... with bytes ..." when it does not.
+#[tokio::test]
+async fn a_partial_answer_is_held_to_the_range_asked_for() {
+    let media = media_fixtures(SegmentKind::MpegTs).expect("fixtures (ffmpeg)");
+    let segments: Vec<bytes::Bytes> = media.segments[..5].to_vec();
+    let whole: Vec<u8> = segments
+        .iter()
+        .flat_map(|segment| segment.to_vec())
+        .collect();
+    for answer in [
+        RangeAnswer::Honest,
+        RangeAnswer::WholeFileAs206,
+        RangeAnswer::FromTheStart,
+    ] {
+        let url = serve_byte_range_vod(&segments, answer).await;
+        let recording = record(&url).await;
+        if let TrackEnd::Failed(error) = &recording.outcome.end {
+            assert!(
+                !error.to_string().contains("panicked"),
+                "{answer:?}: {error}"
+            );
+        }
+        let ok = records_in(&recording.records, SegmentState::Ok);
+        let gaps = records_in(&recording.records, SegmentState::Gap);
+        let mut written = Vec::new();
+        for part in &recording.outcome.parts {
+            written.extend(std::fs::read(&part.path).expect("part"));
+        }
+        // Whatever was committed is exactly the segments' own bytes, in order.
+        let expected: Vec<u8> = ok
+            .iter()
+            .flat_map(|record| segments[record.entry.media_sequence as usize].to_vec())
+            .collect();
+        assert!(
+            written == expected,
+            "{answer:?}: {} bytes in the parts, {} expected",
+            written.len(),
+            expected.len()
+        );
+        match answer {
+            RangeAnswer::Honest | RangeAnswer::WholeFileAs206 => {
+                assert_eq!(ok.len(), 5, "{answer:?}: {gaps:?}");
+                assert_eq!(written, whole, "{answer:?}");
+            }
+            RangeAnswer::FromTheStart => {
+                // The first segment starts at 0: its answer is right; the others are gaps.
+                assert_eq!(ok.len(), 1, "{answer:?}");
+                assert_eq!(gaps.len(), 4, "{answer:?}");
+                for gap in gaps {
+                    let reason = gap.reason.as_deref().unwrap_or_default();
+                    assert!(reason.contains("byte range"), "{answer:?}: {reason}");
+                }
+            }
+        }
+    }
+}
