@@ -113,6 +113,9 @@ pub struct RemuxOptions {
     /// program map declares that carry no packet, which ffmpeg cannot write (see
     /// [`crate::known_streams::ts_streams_without_packets`]).
     pub main_streams_left_out: Vec<u16>,
+    /// The stream id of the main input's video the thumbnail is made from (`-map N:i:<id>`);
+    /// `None`: its first video stream (`v:0`).
+    pub thumbnail_stream_id: Option<u16>,
 }
 
 /// A track's language (any BCP 47 tag; written as its ISO 639-2 code, see [`iso639_2_code`])
@@ -222,6 +225,7 @@ impl RemuxOptions {
             first_audio_track: TrackLabel::default(),
             subtitle_inputs: Vec::new(),
             main_streams_left_out: Vec::new(),
+            thumbnail_stream_id: None,
         }
     }
 }
@@ -624,7 +628,12 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         output,
     );
     if let Some(thumbnail) = thumbnail {
-        push_thumbnail_output(&mut arguments, input_count, thumbnail);
+        push_thumbnail_output(
+            &mut arguments,
+            input_count,
+            options.thumbnail_stream_id,
+            thumbnail,
+        );
     }
     arguments
 }
@@ -685,10 +694,19 @@ fn push_track_labels(
     }
 }
 
-/// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
-fn push_thumbnail_output(arguments: &mut Vec<OsString>, input_index: usize, output_jpeg: &Path) {
+/// The first video frame of input `input_index` (of its stream `stream_id`, else of its first
+/// video stream), scaled to a JPEG at `output_jpeg`.
+fn push_thumbnail_output(
+    arguments: &mut Vec<OsString>,
+    input_index: usize,
+    stream_id: Option<u16>,
+    output_jpeg: &Path,
+) {
     arguments.push("-map".into());
-    arguments.push(format!("{input_index}:v:0").into());
+    match stream_id {
+        Some(stream_id) => arguments.push(format!("{input_index}:i:{stream_id}").into()),
+        None => arguments.push(format!("{input_index}:v:0").into()),
+    }
     push_all(arguments, &["-an", "-sn", "-dn", "-frames:v", "1", "-vf"]);
     arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
     push_all(
@@ -798,7 +816,7 @@ pub fn thumbnail_arguments(input: &MediaInput, output_jpeg: &Path) -> Vec<OsStri
     // One decoder thread: the frame threads' start costs more than decoding one keyframe.
     push_all(&mut arguments, &["-threads", "1", "-skip_frame", "nokey"]);
     push_local_input(&mut arguments, input);
-    push_thumbnail_output(&mut arguments, 0, output_jpeg);
+    push_thumbnail_output(&mut arguments, 0, None, output_jpeg);
     arguments
 }
 
@@ -1737,6 +1755,8 @@ mod tests {
     fn streams_left_out_get_negative_maps_after_the_maps() {
         let options = RemuxOptions {
             main_streams_left_out: vec![0x102, 0x1FF],
+            thumbnail_stream_id: Some(0x101),
+            thumbnail: Some(PathBuf::from("/r/out.jpg")),
             ..RemuxOptions::new(OutputContainer::Mkv)
         };
         let text = joined(&remux_arguments(
@@ -1748,6 +1768,8 @@ mod tests {
             text.contains("-map 0:v? -map 0:a? -map -0:i:258 -map -0:i:511"),
             "{text}"
         );
+        // The thumbnail comes from the video with packets, not from `v:0`.
+        assert!(text.contains("-map 1:i:257 -an"), "{text}");
         let transcode = TranscodeOptions {
             main_streams_left_out: vec![0x102],
             ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())

@@ -278,17 +278,49 @@ pub fn ts_streams_without_packets(bytes: &[u8]) -> Vec<TsStream> {
     mapped
 }
 
-/// What a part holds as finalize maps it: [`known_streams`] without the declared streams that
-/// carry no packet, and those streams' ids (MPEG-TS PIDs) to leave out of ffmpeg's maps.
-pub fn known_streams_with_packets(input: &MediaInput) -> (Option<StreamInfo>, Vec<u16>) {
+/// What a part holds as finalize maps it ([`known_streams_with_packets`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartStreams {
+    /// [`known_streams`] without the declared streams that carry no packet.
+    pub known: Option<StreamInfo>,
+    /// Ids (MPEG-TS PIDs) of the declared streams that carry no packet: left out of the maps.
+    pub left_out: Vec<u16>,
+    /// When streams are left out: the id of the first video stream that has packets (the
+    /// thumbnail's; `v:0` could be an empty one).
+    pub first_video_id: Option<u16>,
+}
+
+/// [`PartStreams`] of a local part.
+pub fn known_streams_with_packets(input: &MediaInput) -> PartStreams {
     let left_out: Vec<u16> = declared_streams_without_packets(input)
         .iter()
         .map(|stream| stream.pid)
         .collect();
-    let known = read_media_header(Path::new(&input.path))
-        .ok()
-        .and_then(|header| known_streams_leaving_out(input.format, &header, &left_out));
-    (known, left_out)
+    let header = read_media_header(Path::new(&input.path)).ok();
+    let known = header
+        .as_deref()
+        .and_then(|header| known_streams_leaving_out(input.format, header, &left_out));
+    let first_video_id = if left_out.is_empty() {
+        None
+    } else {
+        header
+            .as_deref()
+            .and_then(ts_program_streams)
+            .and_then(|streams| {
+                streams
+                    .iter()
+                    .find(|stream| {
+                        !left_out.contains(&stream.pid)
+                            && ts_stream_codec(stream.stream_type).is_some_and(|(_, video)| video)
+                    })
+                    .map(|stream| stream.pid)
+            })
+    };
+    PartStreams {
+        known,
+        left_out,
+        first_video_id,
+    }
 }
 
 /// [`ts_streams_without_packets`] of a local part (its first [`STREAM_PACKETS_WINDOW_BYTES`]);

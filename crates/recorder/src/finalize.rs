@@ -510,18 +510,17 @@ async fn streams_of(runner: &FfmpegRunner, input: &MediaInput) -> Result<StreamI
 async fn streams_with_packets_of(
     runner: &FfmpegRunner,
     input: &MediaInput,
-) -> Result<(StreamInfo, Vec<u16>), FfmpegError> {
+) -> Result<(StreamInfo, streambot_ffmpeg::PartStreams), FfmpegError> {
     let reading = input.clone();
-    let (known, left_out) =
-        tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
-            .await
-            .unwrap_or_default();
-    if !left_out.is_empty() {
-        tracing::warn!(part = %input.path.display(), streams = ?left_out, "streams the program map declares carry no packet; left out");
+    let mut streams = tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
+        .await
+        .unwrap_or_default();
+    if !streams.left_out.is_empty() {
+        tracing::warn!(part = %input.path.display(), streams = ?streams.left_out, "streams the program map declares carry no packet; left out");
     }
-    match known {
-        Some(info) => Ok((info, left_out)),
-        None => Ok((runner.probe(&input.path).await?, left_out)),
+    match streams.known.take() {
+        Some(info) => Ok((info, streams)),
+        None => Ok((runner.probe(&input.path).await?, streams)),
     }
 }
 
@@ -844,8 +843,8 @@ async fn finalize_part(
     let container = output_container(settings.format, audio_only);
     let output = directory.join(finished_file_name(part.number, container));
     let main_input = identify(&part.path).await?;
-    let (mut source_info, main_streams_left_out) =
-        streams_with_packets_of(runner, &main_input).await?;
+    let (mut source_info, part_streams) = streams_with_packets_of(runner, &main_input).await?;
+    let main_streams_left_out = part_streams.left_out;
     let audio_input = match audio_part {
         Some(audio) => Some(identify(&audio.path).await?),
         None => None,
@@ -910,6 +909,7 @@ async fn finalize_part(
             options.audio_input = audio_input.clone();
             options.audio_is_adts_aac = audio_is_adts;
             options.main_streams_left_out = main_streams_left_out.clone();
+            options.thumbnail_stream_id = part_streams.first_video_id;
             let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
             let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
             let native = native_remux_inputs(&main_input, &options)

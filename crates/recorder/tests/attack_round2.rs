@@ -84,9 +84,22 @@ fn pid_of(packet: &[u8]) -> u16 {
     (u16::from(packet[1] & 0x1F) << 8) | u16::from(packet[2])
 }
 
-/// HLS segments of H.264 video and two AAC streams whose program map keeps the second audio
-/// stream (PID 0x102) but none of its packets: a rendition that is off, or a hostile map.
-fn segments_with_an_empty_declared_stream(directory: &Path) -> Vec<Bytes> {
+/// Which declared stream of [`segments_with_an_empty_declared_stream`] is empty.
+#[derive(Debug, Clone, Copy)]
+enum EmptyStream {
+    /// Video, audio, audio: the second audio stream (PID 0x102).
+    SecondAudio,
+    /// Video, video, audio: the first video stream (PID 0x100), before the one that plays.
+    FirstVideo,
+}
+
+/// HLS segments of H.264 and AAC streams whose program map keeps one stream but none of its
+/// packets: a rendition that is off, or a hostile map.
+fn segments_with_an_empty_declared_stream(directory: &Path, empty: EmptyStream) -> Vec<Bytes> {
+    let (maps, empty_pid): (&[&str], u16) = match empty {
+        EmptyStream::SecondAudio => (&["-map", "0:v", "-map", "1:a", "-map", "2:a"], 0x102),
+        EmptyStream::FirstVideo => (&["-map", "0:v", "-map", "0:v", "-map", "1:a"], 0x100),
+    };
     let status = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
         .arg("testsrc=size=320x240:rate=25:d=8")
@@ -100,9 +113,8 @@ fn segments_with_an_empty_declared_stream(directory: &Path) -> Vec<Bytes> {
             "-i",
             "sine=f=880:d=8",
         ])
-        .args([
-            "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-g", "25",
-        ])
+        .args(maps)
+        .args(["-c:v", "libx264", "-g", "25"])
         .args([
             "-c:a",
             "aac",
@@ -126,7 +138,7 @@ fn segments_with_an_empty_declared_stream(directory: &Path) -> Vec<Bytes> {
         };
         let kept: Vec<u8> = bytes
             .chunks_exact(188)
-            .filter(|packet| pid_of(packet) != 0x102)
+            .filter(|packet| pid_of(packet) != empty_pid)
             .flatten()
             .copied()
             .collect();
@@ -136,16 +148,28 @@ fn segments_with_an_empty_declared_stream(directory: &Path) -> Vec<Bytes> {
     segments
 }
 
-/// Attack: a TS stream whose program map declares an audio stream that never carries a packet.
-/// ffmpeg cannot find that stream's parameters and refuses to write any output with it ("sample
-/// rate not set"), so every format ffmpeg finalizes (mkv, ts, and mp4 whenever the in-process
-/// remuxer declines) lost the whole part: "part 1 could not be finalized". Defended: the empty
-/// stream is left out of the maps; each format gives a file with the video and the one audio
-/// stream that has packets, which decodes without errors.
+/// Attack: a TS stream whose program map declares an audio stream (or a video stream before
+/// the one that plays) that never carries a packet. ffmpeg cannot find that stream's parameters
+/// and refuses to write any output with it ("sample rate not set"; the thumbnail of `v:0`:
+/// "Cannot determine format of input stream"), so every format ffmpeg finalizes (mkv, ts, and
+/// mp4 whenever the in-process remuxer declines) lost the whole part: "part 1 could not be
+/// finalized". Defended: the empty stream is left out of the maps and the thumbnail is taken
+/// from the video that has packets; each format gives a file with one video and one audio
+/// stream, which decodes without errors.
 #[tokio::test]
 async fn a_declared_stream_without_packets_does_not_cost_the_part() {
-    let sources = tempfile::tempdir().expect("tempdir");
-    let url = serve_vod(segments_with_an_empty_declared_stream(sources.path())).await;
+    for empty in [EmptyStream::SecondAudio, EmptyStream::FirstVideo] {
+        let sources = tempfile::tempdir().expect("tempdir");
+        let url = serve_vod(segments_with_an_empty_declared_stream(
+            sources.path(),
+            empty,
+        ))
+        .await;
+        finalize_in_every_format(&url, empty).await;
+    }
+}
+
+async fn finalize_in_every_format(url: &str, empty: EmptyStream) {
     for (format, native_remux) in [
         (OutputFormat::Mkv, true),
         (OutputFormat::Ts, true),
@@ -153,27 +177,30 @@ async fn a_declared_stream_without_packets_does_not_cost_the_part() {
         (OutputFormat::Mp4, true),
     ] {
         let directory = tempfile::tempdir().expect("tempdir");
-        let report = record_into(&url, directory.path()).await;
+        let report = record_into(url, directory.path()).await;
         assert!(report.succeeded(), "{:?}", report.outcome);
         let mut settings = FinalizeSettings::new(format, Quality::Best);
         settings.native_remux = native_remux;
         let finalized = finalize_recording(&FfmpegRunner::default(), &report, &settings).await;
         assert!(
             finalized.failures.is_empty(),
-            "{format:?} (native {native_remux}): {:?}",
+            "{empty:?} {format:?} (native {native_remux}): {:?}",
             finalized.failures
         );
         assert_eq!(finalized.files.len(), 1, "{format:?}");
         let file = &finalized.files[0];
-        assert!(!file.damaged, "{format:?}: {file:?}");
-        assert!(file.has_audio, "{format:?}");
+        assert!(!file.damaged, "{empty:?} {format:?}: {file:?}");
+        assert!(file.has_audio, "{empty:?} {format:?}");
+        if format != OutputFormat::Ts && !(format == OutputFormat::Mp4 && native_remux) {
+            assert!(file.thumbnail.is_some(), "{empty:?} {format:?}: {file:?}");
+        }
         // (ffprobe lists a TS file's streams twice: in its program and on their own.)
         let mut kinds = common::ffprobe_values(&file.path, "stream=codec_type");
         kinds.sort();
         kinds.dedup();
-        assert_eq!(kinds, ["audio", "video"], "{format:?}");
+        assert_eq!(kinds, ["audio", "video"], "{empty:?} {format:?}");
         let count = common::ffprobe_values(&file.path, "format=nb_streams");
-        assert_eq!(count, ["2"], "{format:?}");
+        assert_eq!(count, ["2"], "{empty:?} {format:?}");
         assert!(
             common::decode_errors(&file.path).is_empty(),
             "{format:?}: {:?}",
