@@ -116,6 +116,8 @@ pub struct RemuxOptions {
     /// The stream id of the main input's video the thumbnail is made from (`-map N:i:<id>`);
     /// `None`: its first video stream (`v:0`).
     pub thumbnail_stream_id: Option<u16>,
+    /// Stream ids of `audio_input` left out (`-map -1:i:<id>`), as `main_streams_left_out`.
+    pub audio_streams_left_out: Vec<u16>,
 }
 
 /// A track's language (any BCP 47 tag; written as its ISO 639-2 code, see [`iso639_2_code`])
@@ -226,6 +228,7 @@ impl RemuxOptions {
             subtitle_inputs: Vec::new(),
             main_streams_left_out: Vec::new(),
             thumbnail_stream_id: None,
+            audio_streams_left_out: Vec::new(),
         }
     }
 }
@@ -299,6 +302,8 @@ pub struct TranscodeOptions {
     pub preset: TranscodePreset,
     /// See [`RemuxOptions::main_streams_left_out`].
     pub main_streams_left_out: Vec<u16>,
+    /// See [`RemuxOptions::audio_streams_left_out`].
+    pub audio_streams_left_out: Vec<u16>,
 }
 
 impl TranscodeOptions {
@@ -310,6 +315,7 @@ impl TranscodeOptions {
             timestamps_from_zero: true,
             preset,
             main_streams_left_out: Vec::new(),
+            audio_streams_left_out: Vec::new(),
         }
     }
 }
@@ -479,11 +485,12 @@ fn push_stream_maps(
     }
 }
 
-/// `-map -0:i:<id>` for each stream of the main input left out (after the maps that take it).
-fn push_streams_left_out(arguments: &mut Vec<OsString>, stream_ids: &[u16]) {
+/// `-map -<input>:i:<id>` for each stream of input `input` left out (after the maps that take
+/// it).
+fn push_streams_left_out(arguments: &mut Vec<OsString>, input: usize, stream_ids: &[u16]) {
     for stream_id in stream_ids {
         arguments.push("-map".into());
-        arguments.push(format!("-0:i:{stream_id}").into());
+        arguments.push(format!("-{input}:i:{stream_id}").into());
     }
 }
 
@@ -608,7 +615,10 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.container,
         options.audio_input.is_some(),
     );
-    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
+    if options.audio_input.is_some() {
+        push_streams_left_out(&mut arguments, 1, &options.audio_streams_left_out);
+    }
     for index in 0..extra_audio.len() {
         arguments.push("-map".into());
         arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
@@ -759,7 +769,10 @@ pub fn transcode_arguments(
     let preset = &options.preset;
     let mut arguments =
         arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
-    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
+    if options.audio_input.is_some() {
+        push_streams_left_out(&mut arguments, 1, &options.audio_streams_left_out);
+    }
     if !options.container.is_audio_only() {
         arguments.push("-vf".into());
         arguments.push(scale_filter_for_max_height(preset.max_height).into());
@@ -862,7 +875,7 @@ pub fn concat_arguments(
     );
     arguments.push(local_path_argument(list_file));
     push_stream_maps(&mut arguments, options.container, false);
-    push_streams_left_out(&mut arguments, &options.main_streams_left_out);
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
     push_output(
         &mut arguments,
@@ -1770,6 +1783,18 @@ mod tests {
         );
         // The thumbnail comes from the video with packets, not from `v:0`.
         assert!(text.contains("-map 1:i:257 -an"), "{text}");
+        // An audio rendition's own empty streams: left out of input 1.
+        let with_audio = RemuxOptions {
+            audio_input: Some(media("/r/audio-0001.ts")),
+            audio_streams_left_out: vec![0x101],
+            ..RemuxOptions::new(OutputContainer::Mkv)
+        };
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &with_audio,
+        ));
+        assert!(text.contains("-map 0:v -map 1:a -map -1:i:257 "), "{text}");
         let transcode = TranscodeOptions {
             main_streams_left_out: vec![0x102],
             ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())

@@ -849,9 +849,12 @@ async fn finalize_part(
         Some(audio) => Some(identify(&audio.path).await?),
         None => None,
     };
-    let audio_info = match &audio_input {
-        Some(audio) => Some(streams_of(runner, audio).await?),
-        None => None,
+    let (audio_info, audio_streams_left_out) = match &audio_input {
+        Some(audio) => {
+            let (info, streams) = streams_with_packets_of(runner, audio).await?;
+            (Some(info), streams.left_out)
+        }
+        None => (None, Vec::new()),
     };
     let audio_is_adts = match &audio_info {
         Some(info) => info.audio_is_adts_aac(),
@@ -901,6 +904,7 @@ async fn finalize_part(
             let mut options = TranscodeOptions::new(container, preset.clone());
             options.audio_input = audio_input.clone();
             options.main_streams_left_out = main_streams_left_out.clone();
+            options.audio_streams_left_out = audio_streams_left_out.clone();
             runner
                 .transcode(&part.path, &output, &options, None)
                 .await?;
@@ -909,6 +913,7 @@ async fn finalize_part(
             options.audio_input = audio_input.clone();
             options.audio_is_adts_aac = audio_is_adts;
             options.main_streams_left_out = main_streams_left_out.clone();
+            options.audio_streams_left_out = audio_streams_left_out.clone();
             options.thumbnail_stream_id = part_streams.first_video_id;
             let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
             let _remove_subtitle_files = RemoveOnDrop(subtitle_files);

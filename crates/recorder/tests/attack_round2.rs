@@ -169,6 +169,152 @@ async fn a_declared_stream_without_packets_does_not_cost_the_part() {
     }
 }
 
+/// HLS segments (2 s) made by ffmpeg from `inputs` with `maps`, with every packet of
+/// `empty_pid` dropped (its program map entry kept).
+fn hls_segments_without_pid(
+    directory: &Path,
+    name: &str,
+    inputs: &[&str],
+    maps: &[&str],
+    empty_pid: u16,
+) -> Vec<Bytes> {
+    let mut command = std::process::Command::new("ffmpeg");
+    command.args(["-nostdin", "-loglevel", "error"]);
+    for input in inputs {
+        command.args(["-f", "lavfi", "-i", input]);
+    }
+    let status = command
+        .args(maps)
+        .args(["-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls"])
+        .args([
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_filename",
+        ])
+        .arg(directory.join(format!("{name}%d.ts")))
+        .arg(directory.join(format!("{name}.m3u8")))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let mut segments = Vec::new();
+    for index in 0.. {
+        let Ok(bytes) = std::fs::read(directory.join(format!("{name}{index}.ts"))) else {
+            break;
+        };
+        let kept: Vec<u8> = bytes
+            .chunks_exact(188)
+            .filter(|packet| pid_of(packet) != empty_pid)
+            .flatten()
+            .copied()
+            .collect();
+        segments.push(Bytes::from(kept));
+    }
+    segments
+}
+
+/// Attack: the same empty declared stream in a separate audio rendition (`EXT-X-MEDIA`): its
+/// part is the second input of the remux, whose audio ffmpeg maps whole (`-map 1:a`).
+/// Defended: left out there too; the file has the video and the rendition's one audio stream.
+#[tokio::test]
+async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_the_part() {
+    let sources = tempfile::tempdir().expect("tempdir");
+    let video = hls_segments_without_pid(
+        sources.path(),
+        "v",
+        &["testsrc=size=320x240:rate=25:d=8"],
+        &["-map", "0:v"],
+        0x1FFF,
+    );
+    let audio = hls_segments_without_pid(
+        sources.path(),
+        "a",
+        &["sine=d=8", "sine=f=880:d=8"],
+        &["-map", "0:a", "-map", "1:a"],
+        0x101,
+    );
+    let media_playlist = |prefix: &str, count: usize| {
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n",
+        );
+        for index in 0..count {
+            text.push_str(&format!("#EXTINF:2.0,\n{prefix}-{index}.ts\n"));
+        }
+        text.push_str("#EXT-X-ENDLIST\n");
+        text
+    };
+    let master = "#EXTM3U\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"main\",DEFAULT=YES,URI=\"audio.m3u8\"\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=1000000,RESOLUTION=320x240,AUDIO=\"a\"\n\
+        video.m3u8\n"
+        .to_string();
+    let video_playlist = media_playlist("v", video.len());
+    let audio_playlist = media_playlist("a", audio.len());
+    let router = Router::new().fallback(move |uri: Uri| {
+        let (master, video_playlist, audio_playlist) = (
+            master.clone(),
+            video_playlist.clone(),
+            audio_playlist.clone(),
+        );
+        let (video, audio) = (video.clone(), audio.clone());
+        async move {
+            let path = uri.path().trim_start_matches('/').to_string();
+            let text = match path.as_str() {
+                "master.m3u8" => Some(master),
+                "video.m3u8" => Some(video_playlist),
+                "audio.m3u8" => Some(audio_playlist),
+                _ => None,
+            };
+            if let Some(text) = text {
+                return (
+                    [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+                    text,
+                )
+                    .into_response();
+            }
+            let segment = |prefix: &str, set: &[Bytes]| {
+                path.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix(".ts"))
+                    .and_then(|number| number.parse::<usize>().ok())
+                    .and_then(|index| set.get(index).cloned())
+            };
+            match segment("v-", &video).or_else(|| segment("a-", &audio)) {
+                Some(body) => ([(header::CONTENT_TYPE, "video/mp2t")], body).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let address = serve_on_loopback(router).await.expect("origin");
+    let url = format!("http://127.0.0.1:{}/master.m3u8", address.port());
+    for (format, native_remux) in [
+        (OutputFormat::Mkv, true),
+        (OutputFormat::Mp4, false),
+        (OutputFormat::Mp4, true),
+    ] {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let report = record_into(&url, directory.path()).await;
+        assert!(report.succeeded(), "{:?}", report.outcome);
+        assert!(
+            report.audio.is_some(),
+            "the rendition is recorded as its own track"
+        );
+        let mut settings = FinalizeSettings::new(format, Quality::Best);
+        settings.native_remux = native_remux;
+        let finalized = finalize_recording(&FfmpegRunner::default(), &report, &settings).await;
+        assert!(
+            finalized.failures.is_empty(),
+            "{format:?}: {:?}",
+            finalized.failures
+        );
+        let file = &finalized.files[0];
+        let mut kinds = common::ffprobe_values(&file.path, "stream=codec_type");
+        kinds.sort();
+        assert_eq!(kinds, ["audio", "video"], "{format:?}");
+        assert!(common::decode_errors(&file.path).is_empty(), "{format:?}");
+    }
+}
+
 async fn finalize_in_every_format(url: &str, empty: EmptyStream) {
     for (format, native_remux) in [
         (OutputFormat::Mkv, true),
