@@ -335,3 +335,88 @@ async fn a_partial_answer_is_held_to_the_range_asked_for() {
         }
     }
 }
+
+/// Packed-audio segments of one format made by ffmpeg (`muxer`, `codec`), 1 s each.
+fn packed_audio_segments(directory: &std::path::Path, muxer: &str, codec: &str) -> Vec<Vec<u8>> {
+    let pattern = directory.join(format!("{muxer}-%d.seg"));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("sine=f=440:d=3:sample_rate=44100")
+        .args(["-map", "0:a", "-ac", "2", "-c:a", codec])
+        .args([
+            "-f",
+            "segment",
+            "-segment_time",
+            "1",
+            "-segment_format",
+            muxer,
+        ])
+        .arg(&pattern)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "{muxer}");
+    (0..3)
+        .map(|index| {
+            std::fs::read(directory.join(format!("{muxer}-{index}.seg"))).expect("segment")
+        })
+        .collect()
+}
+
+/// Attack: packed audio that changes its format between segments without a discontinuity tag
+/// (ADTS AAC, then MP3, then ADTS again). Every body is media, and they all went into one raw
+/// part: AAC frames then MP3 frames in one `.bin`, which no demuxer reads through. Defended: a
+/// change of format starts a new part, so each part holds one format.
+#[tokio::test]
+async fn packed_audio_that_changes_format_starts_a_new_part() {
+    use streambot_hls::media_check::{MediaExpectation, check_media_body};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let adts = packed_audio_segments(directory.path(), "adts", "aac");
+    let mp3 = packed_audio_segments(directory.path(), "mp3", "libmp3lame");
+    let bodies: Vec<Vec<u8>> = [&adts[..2], &mp3[..2], &adts[..2]].concat();
+    let mut playlist = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n",
+    );
+    for index in 0..bodies.len() {
+        playlist.push_str(&format!("#EXTINF:1.0,\nseg-{index}.audio\n"));
+    }
+    playlist.push_str("#EXT-X-ENDLIST\n");
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        use axum::response::IntoResponse;
+        let playlist = playlist.clone();
+        let bodies = bodies.clone();
+        async move {
+            let path = uri.path();
+            if path.ends_with(".m3u8") {
+                return playlist.into_response();
+            }
+            let index = path
+                .strip_prefix("/seg-")
+                .and_then(|rest| rest.strip_suffix(".audio"))
+                .and_then(|number| number.parse::<usize>().ok());
+            match index.and_then(|index| bodies.get(index)) {
+                Some(body) => body.clone().into_response(),
+                None => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let address = streambot_testkit::hostile::serve_on_loopback(router)
+        .await
+        .expect("origin");
+    let recording = record(&format!("http://127.0.0.1:{}/live.m3u8", address.port())).await;
+    assert_eq!(records_in(&recording.records, SegmentState::Ok).len(), 6);
+    assert_eq!(
+        recording.outcome.parts.len(),
+        3,
+        "{:?}",
+        recording.outcome.parts
+    );
+    for part in &recording.outcome.parts {
+        let bytes = std::fs::read(&part.path).expect("part");
+        let verdict = check_media_body(&bytes, MediaExpectation::SelfContainedSegment);
+        assert!(
+            verdict.is_ok(),
+            "{} mixes formats: {verdict:?}",
+            part.path.display()
+        );
+    }
+}
