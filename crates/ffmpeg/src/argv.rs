@@ -133,6 +133,8 @@ pub struct TrackLabel {
 pub struct AudioTrackInput {
     pub input: MediaInput,
     pub label: TrackLabel,
+    /// The stream id of its audio to map (`-map N:i:<id>`); `None`: its first audio (`a:0`).
+    pub stream_id: Option<u16>,
 }
 
 /// A WebVTT file whose cue times are already the output's times (seconds from its start). ffmpeg
@@ -619,9 +621,13 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
     if options.audio_input.is_some() {
         push_streams_left_out(&mut arguments, 1, &options.audio_streams_left_out);
     }
-    for index in 0..extra_audio.len() {
+    for (index, extra) in extra_audio.iter().enumerate() {
+        let input = first_extra_audio_input + index;
         arguments.push("-map".into());
-        arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
+        match extra.stream_id {
+            Some(stream_id) => arguments.push(format!("{input}:i:{stream_id}").into()),
+            None => arguments.push(format!("{input}:a:0").into()),
+        }
     }
     for index in 0..subtitles.len() {
         arguments.push("-map".into());
@@ -1150,6 +1156,7 @@ mod tests {
                 language: Some("de-DE".to_string()),
                 title: None,
             },
+            stream_id: None,
         });
         options.subtitle_inputs.push(SubtitleInput {
             path: PathBuf::from("/job/subtitles1-for-0001.vtt"),
@@ -1795,6 +1802,19 @@ mod tests {
             &with_audio,
         ));
         assert!(text.contains("-map 0:v -map 1:a -map -1:i:257 "), "{text}");
+        // An extra audio track whose first audio is empty: its stream with packets by id.
+        let mut with_extra = RemuxOptions::new(OutputContainer::Mkv);
+        with_extra.extra_audio_inputs.push(AudioTrackInput {
+            input: media("/r/audio2-0001.ts"),
+            label: TrackLabel::default(),
+            stream_id: Some(0x101),
+        });
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &with_extra,
+        ));
+        assert!(text.contains("-map 0:v? -map 0:a? -map 1:i:257 "), "{text}");
         let transcode = TranscodeOptions {
             main_streams_left_out: vec![0x102],
             ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())

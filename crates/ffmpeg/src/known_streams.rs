@@ -288,6 +288,9 @@ pub struct PartStreams {
     /// When streams are left out: the id of the first video stream that has packets (the
     /// thumbnail's; `v:0` could be an empty one).
     pub first_video_id: Option<u16>,
+    /// When streams are left out: the id of the first audio stream that has packets (an extra
+    /// audio track's; `a:0` could be an empty one).
+    pub first_audio_id: Option<u16>,
 }
 
 /// [`PartStreams`] of a local part.
@@ -300,26 +303,29 @@ pub fn known_streams_with_packets(input: &MediaInput) -> PartStreams {
     let known = header
         .as_deref()
         .and_then(|header| known_streams_leaving_out(input.format, header, &left_out));
-    let first_video_id = if left_out.is_empty() {
-        None
+    let declared = if left_out.is_empty() {
+        Vec::new()
     } else {
         header
             .as_deref()
             .and_then(ts_program_streams)
-            .and_then(|streams| {
-                streams
-                    .iter()
-                    .find(|stream| {
-                        !left_out.contains(&stream.pid)
-                            && ts_stream_codec(stream.stream_type).is_some_and(|(_, video)| video)
-                    })
-                    .map(|stream| stream.pid)
+            .unwrap_or_default()
+    };
+    let first_with_packets = |want_video: bool| {
+        declared
+            .iter()
+            .find(|stream| {
+                !left_out.contains(&stream.pid)
+                    && ts_stream_codec(stream.stream_type)
+                        .is_some_and(|(_, video)| video == want_video)
             })
+            .map(|stream| stream.pid)
     };
     PartStreams {
+        first_video_id: first_with_packets(true),
+        first_audio_id: first_with_packets(false),
         known,
         left_out,
-        first_video_id,
     }
 }
 

@@ -546,11 +546,18 @@ async fn add_extra_tracks(
 ) -> Result<Vec<PathBuf>, FfmpegError> {
     options.first_audio_track = extras.first_audio.clone();
     for (audio_part, label) in &extras.audio {
+        let input = identify(&audio_part.path).await?;
+        let reading = input.clone();
+        // Its first audio stream may be one that carries no packet.
+        let streams = tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
+            .await
+            .unwrap_or_default();
         options
             .extra_audio_inputs
             .push(streambot_ffmpeg::AudioTrackInput {
-                input: identify(&audio_part.path).await?,
+                input,
                 label: label.clone(),
+                stream_id: streams.first_audio_id,
             });
     }
     let mut files = Vec::new();
@@ -1084,6 +1091,7 @@ mod tests {
         extra.extra_audio_inputs.push(AudioTrackInput {
             input: MediaInput::new("/job/audio2-0001.ts", InputFormat::MpegTs),
             label: TrackLabel::default(),
+            stream_id: None,
         });
         assert!(native_remux_inputs(&main, &extra).is_none());
     }

@@ -24,19 +24,20 @@ fn client() -> HlsHttpClient {
 }
 
 async fn record_into(url: &str, directory: &Path) -> RecordingReport {
+    record_with_options(url, directory, RecordingOptions::default()).await
+}
+
+async fn record_with_options(
+    url: &str,
+    directory: &Path,
+    options: RecordingOptions,
+) -> RecordingReport {
     let settings = RecordingSettings::new(directory.to_path_buf());
     let (_control_sender, control) = watch::channel(DesiredState::Record);
     let (events_sender, _events) = mpsc::unbounded_channel();
     tokio::time::timeout(
         Duration::from_secs(120),
-        record(
-            client(),
-            url,
-            RecordingOptions::default(),
-            settings,
-            control,
-            events_sender,
-        ),
+        record(client(), url, options, settings, control, events_sender),
     )
     .await
     .expect("a VOD ends by itself")
@@ -215,8 +216,10 @@ fn hls_segments_without_pid(
 }
 
 /// Attack: the same empty declared stream in a separate audio rendition (`EXT-X-MEDIA`): its
-/// part is the second input of the remux, whose audio ffmpeg maps whole (`-map 1:a`).
-/// Defended: left out there too; the file has the video and the rendition's one audio stream.
+/// part is the second input of the remux, whose audio ffmpeg maps whole (`-map 1:a`); with
+/// `--all-audio` a second rendition's first audio stream is mapped (`-map N:a:0`). Here the
+/// empty stream is the first of each rendition. Defended: left out there too; the file has the
+/// video and each rendition's one audio stream.
 #[tokio::test]
 async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_the_part() {
     let sources = tempfile::tempdir().expect("tempdir");
@@ -232,7 +235,7 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
         "a",
         &["sine=d=8", "sine=f=880:d=8"],
         &["-map", "0:a", "-map", "1:a"],
-        0x101,
+        0x100,
     );
     let media_playlist = |prefix: &str, count: usize| {
         let mut text = String::from(
@@ -245,7 +248,8 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
         text
     };
     let master = "#EXTM3U\n\
-        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"main\",DEFAULT=YES,URI=\"audio.m3u8\"\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"main\",LANGUAGE=\"en\",DEFAULT=YES,URI=\"audio.m3u8\"\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"second\",LANGUAGE=\"de\",URI=\"second/audio.m3u8\"\n\
         #EXT-X-STREAM-INF:BANDWIDTH=1000000,RESOLUTION=320x240,AUDIO=\"a\"\n\
         video.m3u8\n"
         .to_string();
@@ -263,7 +267,7 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
             let text = match path.as_str() {
                 "master.m3u8" => Some(master),
                 "video.m3u8" => Some(video_playlist),
-                "audio.m3u8" => Some(audio_playlist),
+                "audio.m3u8" | "second/audio.m3u8" => Some(audio_playlist),
                 _ => None,
             };
             if let Some(text) = text {
@@ -273,8 +277,9 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
                 )
                     .into_response();
             }
+            let name = path.rsplit('/').next().unwrap_or_default();
             let segment = |prefix: &str, set: &[Bytes]| {
-                path.strip_prefix(prefix)
+                name.strip_prefix(prefix)
                     .and_then(|rest| rest.strip_suffix(".ts"))
                     .and_then(|number| number.parse::<usize>().ok())
                     .and_then(|index| set.get(index).cloned())
@@ -287,13 +292,19 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
     });
     let address = serve_on_loopback(router).await.expect("origin");
     let url = format!("http://127.0.0.1:{}/master.m3u8", address.port());
-    for (format, native_remux) in [
-        (OutputFormat::Mkv, true),
-        (OutputFormat::Mp4, false),
-        (OutputFormat::Mp4, true),
+    for (format, native_remux, all_audio) in [
+        (OutputFormat::Mkv, true, false),
+        (OutputFormat::Mp4, false, false),
+        (OutputFormat::Mp4, true, false),
+        (OutputFormat::Mkv, true, true),
+        (OutputFormat::Mp4, true, true),
     ] {
         let directory = tempfile::tempdir().expect("tempdir");
-        let report = record_into(&url, directory.path()).await;
+        let options = RecordingOptions {
+            all_audio,
+            ..RecordingOptions::default()
+        };
+        let report = record_with_options(&url, directory.path(), options).await;
         assert!(report.succeeded(), "{:?}", report.outcome);
         assert!(
             report.audio.is_some(),
@@ -304,13 +315,19 @@ async fn a_declared_stream_without_packets_in_the_audio_rendition_does_not_cost_
         let finalized = finalize_recording(&FfmpegRunner::default(), &report, &settings).await;
         assert!(
             finalized.failures.is_empty(),
-            "{format:?}: {:?}",
+            "{format:?} all audio {all_audio}: {:?}",
             finalized.failures
         );
         let file = &finalized.files[0];
         let mut kinds = common::ffprobe_values(&file.path, "stream=codec_type");
         kinds.sort();
-        assert_eq!(kinds, ["audio", "video"], "{format:?}");
+        // With --all-audio the second rendition is one more audio track (`-map N:a:0`).
+        let expected: &[&str] = if all_audio {
+            &["audio", "audio", "video"]
+        } else {
+            &["audio", "video"]
+        };
+        assert_eq!(kinds, expected, "{format:?} all audio {all_audio}");
         assert!(common::decode_errors(&file.path).is_empty(), "{format:?}");
     }
 }
