@@ -390,6 +390,9 @@ pub struct EngineOptions {
     pub max_duration: Option<Duration>,
     /// Number of the first segment file (`part-0001.ts` for 1); a restart continues the numbering.
     pub first_segment_number: u32,
+    /// Stream ids (MPEG-TS PIDs) of the input left out: declared streams that carry no packet
+    /// (see [`RemuxOptions::main_streams_left_out`]).
+    pub streams_left_out: Vec<u16>,
 }
 
 impl Default for EngineOptions {
@@ -398,6 +401,7 @@ impl Default for EngineOptions {
             segment_seconds: 600,
             max_duration: None,
             first_segment_number: 1,
+            streams_left_out: Vec::new(),
         }
     }
 }
@@ -1091,19 +1095,11 @@ pub fn engine_record_arguments(
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", max_duration.as_secs_f64()).into());
     }
+    push_all(&mut arguments, &["-map", "0:v?", "-map", "0:a?"]);
+    push_streams_left_out(&mut arguments, 0, &options.streams_left_out);
     push_all(
         &mut arguments,
-        &[
-            "-map",
-            "0:v?",
-            "-map",
-            "0:a?",
-            "-c",
-            "copy",
-            "-f",
-            "segment",
-            "-segment_time",
-        ],
+        &["-c", "copy", "-f", "segment", "-segment_time"],
     );
     arguments.push(options.segment_seconds.max(1).to_string().into());
     push_all(
@@ -1751,6 +1747,7 @@ mod tests {
             segment_seconds: 60,
             max_duration: Some(Duration::from_millis(7_200_500)),
             first_segment_number: 4,
+            streams_left_out: Vec::new(),
         };
         let arguments = engine_record_arguments(
             &EngineInput::File(media("/r/download.mp4")),
@@ -1815,6 +1812,20 @@ mod tests {
             &with_extra,
         ));
         assert!(text.contains("-map 0:v? -map 0:a? -map 1:i:257 "), "{text}");
+        // The ffmpeg engine's input.
+        let engine = EngineOptions {
+            streams_left_out: vec![0x102],
+            ..EngineOptions::default()
+        };
+        let text = joined(&engine_record_arguments(
+            &EngineInput::Pipe(InputFormat::MpegTs),
+            Path::new("/r/part-%04d.ts"),
+            &engine,
+        ));
+        assert!(
+            text.contains("-map 0:v? -map 0:a? -map -0:i:258 -c copy -f segment"),
+            "{text}"
+        );
         let transcode = TranscodeOptions {
             main_streams_left_out: vec![0x102],
             ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())

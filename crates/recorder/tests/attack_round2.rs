@@ -544,3 +544,42 @@ fn find_box<'a>(bytes: &'a [u8], box_type: &[u8; 4]) -> Option<&'a [u8]> {
     }
     None
 }
+
+/// Attack: the ffmpeg engine's link (`.ts`, read by streambot and piped into ffmpeg) declares an
+/// audio stream that never carries a packet. ffmpeg failed the whole recording ("The input is not
+/// valid media"). Defended: the engine reads until every declared stream has begun (at most
+/// 4 MiB or 10 s, all of it given to ffmpeg), and leaves out the ones that have not; the
+/// recording and its finished file have the video and the audio that plays.
+#[tokio::test]
+async fn the_ffmpeg_engine_leaves_out_a_declared_stream_without_packets() {
+    let sources = tempfile::tempdir().expect("tempdir");
+    let segments = segments_with_an_empty_declared_stream(sources.path(), EmptyStream::SecondAudio);
+    let body = Bytes::from(segments.concat());
+    let router = Router::new().fallback(move |uri: Uri| {
+        let body = body.clone();
+        async move {
+            if uri.path() == "/live.ts" {
+                ([(header::CONTENT_TYPE, "video/mp2t")], body).into_response()
+            } else {
+                StatusCode::NOT_FOUND.into_response()
+            }
+        }
+    });
+    let address = serve_on_loopback(router).await.expect("origin");
+    let url = format!("http://127.0.0.1:{}/live.ts", address.port());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let report = record_into(&url, directory.path()).await;
+    assert!(report.succeeded(), "{:?}", report.outcome);
+    let finalized = finalize_recording(
+        &FfmpegRunner::default(),
+        &report,
+        &FinalizeSettings::new(OutputFormat::Mkv, Quality::Best),
+    )
+    .await;
+    assert!(finalized.failures.is_empty(), "{:?}", finalized.failures);
+    let file = &finalized.files[0];
+    let mut kinds = common::ffprobe_values(&file.path, "stream=codec_type");
+    kinds.sort();
+    assert_eq!(kinds, ["audio", "video"]);
+    assert!(common::decode_errors(&file.path).is_empty());
+}
