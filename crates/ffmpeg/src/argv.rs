@@ -109,6 +109,15 @@ pub struct RemuxOptions {
     /// WebVTT subtitle files, each its own subtitle track (`mov_text` in mp4, WebVTT in mkv;
     /// left out of ts and m4a). See [`SubtitleInput`].
     pub subtitle_inputs: Vec<SubtitleInput>,
+    /// Stream ids (MPEG-TS PIDs) of the main input left out (`-map -0:i:<id>`): streams its
+    /// program map declares that carry no packet, which ffmpeg cannot write (see
+    /// [`crate::known_streams::ts_streams_without_packets`]).
+    pub main_streams_left_out: Vec<u16>,
+    /// The stream id of the main input's video the thumbnail is made from (`-map N:i:<id>`);
+    /// `None`: its first video stream (`v:0`).
+    pub thumbnail_stream_id: Option<u16>,
+    /// Stream ids of `audio_input` left out (`-map -1:i:<id>`), as `main_streams_left_out`.
+    pub audio_streams_left_out: Vec<u16>,
 }
 
 /// A track's language (any BCP 47 tag; written as its ISO 639-2 code, see [`iso639_2_code`])
@@ -124,6 +133,8 @@ pub struct TrackLabel {
 pub struct AudioTrackInput {
     pub input: MediaInput,
     pub label: TrackLabel,
+    /// The stream id of its audio to map (`-map N:i:<id>`); `None`: its first audio (`a:0`).
+    pub stream_id: Option<u16>,
 }
 
 /// A WebVTT file whose cue times are already the output's times (seconds from its start). ffmpeg
@@ -217,6 +228,9 @@ impl RemuxOptions {
             extra_audio_inputs: Vec::new(),
             first_audio_track: TrackLabel::default(),
             subtitle_inputs: Vec::new(),
+            main_streams_left_out: Vec::new(),
+            thumbnail_stream_id: None,
+            audio_streams_left_out: Vec::new(),
         }
     }
 }
@@ -288,6 +302,10 @@ pub struct TranscodeOptions {
     pub audio_input: Option<MediaInput>,
     pub timestamps_from_zero: bool,
     pub preset: TranscodePreset,
+    /// See [`RemuxOptions::main_streams_left_out`].
+    pub main_streams_left_out: Vec<u16>,
+    /// See [`RemuxOptions::audio_streams_left_out`].
+    pub audio_streams_left_out: Vec<u16>,
 }
 
 impl TranscodeOptions {
@@ -298,6 +316,8 @@ impl TranscodeOptions {
             audio_input: None,
             timestamps_from_zero: true,
             preset,
+            main_streams_left_out: Vec::new(),
+            audio_streams_left_out: Vec::new(),
         }
     }
 }
@@ -345,6 +365,9 @@ pub struct ConcatOptions {
     pub container: OutputContainer,
     pub faststart: bool,
     pub audio_is_adts_aac: bool,
+    /// See [`RemuxOptions::main_streams_left_out`] (the first file's: the concat demuxer takes
+    /// its streams from it).
+    pub main_streams_left_out: Vec<u16>,
 }
 
 impl ConcatOptions {
@@ -353,6 +376,7 @@ impl ConcatOptions {
             container,
             faststart: true,
             audio_is_adts_aac: false,
+            main_streams_left_out: Vec::new(),
         }
     }
 }
@@ -366,6 +390,9 @@ pub struct EngineOptions {
     pub max_duration: Option<Duration>,
     /// Number of the first segment file (`part-0001.ts` for 1); a restart continues the numbering.
     pub first_segment_number: u32,
+    /// Stream ids (MPEG-TS PIDs) of the input left out: declared streams that carry no packet
+    /// (see [`RemuxOptions::main_streams_left_out`]).
+    pub streams_left_out: Vec<u16>,
 }
 
 impl Default for EngineOptions {
@@ -374,6 +401,7 @@ impl Default for EngineOptions {
             segment_seconds: 600,
             max_duration: None,
             first_segment_number: 1,
+            streams_left_out: Vec::new(),
         }
     }
 }
@@ -460,6 +488,15 @@ fn push_stream_maps(
         push_all(arguments, &["-map", "0:v", "-map", "1:a"]);
     } else {
         push_all(arguments, &["-map", "0:v?", "-map", "0:a?"]);
+    }
+}
+
+/// `-map -<input>:i:<id>` for each stream of input `input` left out (after the maps that take
+/// it).
+fn push_streams_left_out(arguments: &mut Vec<OsString>, input: usize, stream_ids: &[u16]) {
+    for stream_id in stream_ids {
+        arguments.push("-map".into());
+        arguments.push(format!("-{input}:i:{stream_id}").into());
     }
 }
 
@@ -584,9 +621,17 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         options.container,
         options.audio_input.is_some(),
     );
-    for index in 0..extra_audio.len() {
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
+    if options.audio_input.is_some() {
+        push_streams_left_out(&mut arguments, 1, &options.audio_streams_left_out);
+    }
+    for (index, extra) in extra_audio.iter().enumerate() {
+        let input = first_extra_audio_input + index;
         arguments.push("-map".into());
-        arguments.push(format!("{}:a:0", first_extra_audio_input + index).into());
+        match extra.stream_id {
+            Some(stream_id) => arguments.push(format!("{input}:i:{stream_id}").into()),
+            None => arguments.push(format!("{input}:a:0").into()),
+        }
     }
     for index in 0..subtitles.len() {
         arguments.push("-map".into());
@@ -603,7 +648,12 @@ pub fn remux_arguments(input: &MediaInput, output: &Path, options: &RemuxOptions
         output,
     );
     if let Some(thumbnail) = thumbnail {
-        push_thumbnail_output(&mut arguments, input_count, thumbnail);
+        push_thumbnail_output(
+            &mut arguments,
+            input_count,
+            options.thumbnail_stream_id,
+            thumbnail,
+        );
     }
     arguments
 }
@@ -664,10 +714,19 @@ fn push_track_labels(
     }
 }
 
-/// The first video frame of input `input_index`, scaled to a JPEG at `output_jpeg`.
-fn push_thumbnail_output(arguments: &mut Vec<OsString>, input_index: usize, output_jpeg: &Path) {
+/// The first video frame of input `input_index` (of its stream `stream_id`, else of its first
+/// video stream), scaled to a JPEG at `output_jpeg`.
+fn push_thumbnail_output(
+    arguments: &mut Vec<OsString>,
+    input_index: usize,
+    stream_id: Option<u16>,
+    output_jpeg: &Path,
+) {
     arguments.push("-map".into());
-    arguments.push(format!("{input_index}:v:0").into());
+    match stream_id {
+        Some(stream_id) => arguments.push(format!("{input_index}:i:{stream_id}").into()),
+        None => arguments.push(format!("{input_index}:v:0").into()),
+    }
     push_all(arguments, &["-an", "-sn", "-dn", "-frames:v", "1", "-vf"]);
     arguments.push(thumbnail_scale_filter(THUMBNAIL_MAX_SIDE_PIXELS).into());
     push_all(
@@ -720,6 +779,10 @@ pub fn transcode_arguments(
     let preset = &options.preset;
     let mut arguments =
         arguments_up_to_maps(input, options.audio_input.as_ref(), options.container);
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
+    if options.audio_input.is_some() {
+        push_streams_left_out(&mut arguments, 1, &options.audio_streams_left_out);
+    }
     if !options.container.is_audio_only() {
         arguments.push("-vf".into());
         arguments.push(scale_filter_for_max_height(preset.max_height).into());
@@ -776,7 +839,7 @@ pub fn thumbnail_arguments(input: &MediaInput, output_jpeg: &Path) -> Vec<OsStri
     // One decoder thread: the frame threads' start costs more than decoding one keyframe.
     push_all(&mut arguments, &["-threads", "1", "-skip_frame", "nokey"]);
     push_local_input(&mut arguments, input);
-    push_thumbnail_output(&mut arguments, 0, output_jpeg);
+    push_thumbnail_output(&mut arguments, 0, None, output_jpeg);
     arguments
 }
 
@@ -822,6 +885,7 @@ pub fn concat_arguments(
     );
     arguments.push(local_path_argument(list_file));
     push_stream_maps(&mut arguments, options.container, false);
+    push_streams_left_out(&mut arguments, 0, &options.main_streams_left_out);
     push_stream_copy(&mut arguments, options.container, options.audio_is_adts_aac);
     push_output(
         &mut arguments,
@@ -1031,19 +1095,11 @@ pub fn engine_record_arguments(
         arguments.push("-t".into());
         arguments.push(format!("{:.3}", max_duration.as_secs_f64()).into());
     }
+    push_all(&mut arguments, &["-map", "0:v?", "-map", "0:a?"]);
+    push_streams_left_out(&mut arguments, 0, &options.streams_left_out);
     push_all(
         &mut arguments,
-        &[
-            "-map",
-            "0:v?",
-            "-map",
-            "0:a?",
-            "-c",
-            "copy",
-            "-f",
-            "segment",
-            "-segment_time",
-        ],
+        &["-c", "copy", "-f", "segment", "-segment_time"],
     );
     arguments.push(options.segment_seconds.max(1).to_string().into());
     push_all(
@@ -1096,6 +1152,7 @@ mod tests {
                 language: Some("de-DE".to_string()),
                 title: None,
             },
+            stream_id: None,
         });
         options.subtitle_inputs.push(SubtitleInput {
             path: PathBuf::from("/job/subtitles1-for-0001.vtt"),
@@ -1690,6 +1747,7 @@ mod tests {
             segment_seconds: 60,
             max_duration: Some(Duration::from_millis(7_200_500)),
             first_segment_number: 4,
+            streams_left_out: Vec::new(),
         };
         let arguments = engine_record_arguments(
             &EngineInput::File(media("/r/download.mp4")),
@@ -1706,5 +1764,88 @@ mod tests {
         );
         assert!(text.contains("-segment_time 60 "), "{text}");
         assert!(text.contains("-segment_start_number 4 "), "{text}");
+    }
+
+    /// Streams of the main input left out (declared, no packets): one negative map each, after
+    /// the maps that would take them.
+    #[test]
+    fn streams_left_out_get_negative_maps_after_the_maps() {
+        let options = RemuxOptions {
+            main_streams_left_out: vec![0x102, 0x1FF],
+            thumbnail_stream_id: Some(0x101),
+            thumbnail: Some(PathBuf::from("/r/out.jpg")),
+            ..RemuxOptions::new(OutputContainer::Mkv)
+        };
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &options,
+        ));
+        assert!(
+            text.contains("-map 0:v? -map 0:a? -map -0:i:258 -map -0:i:511"),
+            "{text}"
+        );
+        // The thumbnail comes from the video with packets, not from `v:0`.
+        assert!(text.contains("-map 1:i:257 -an"), "{text}");
+        // An audio rendition's own empty streams: left out of input 1.
+        let with_audio = RemuxOptions {
+            audio_input: Some(media("/r/audio-0001.ts")),
+            audio_streams_left_out: vec![0x101],
+            ..RemuxOptions::new(OutputContainer::Mkv)
+        };
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &with_audio,
+        ));
+        assert!(text.contains("-map 0:v -map 1:a -map -1:i:257 "), "{text}");
+        // An extra audio track whose first audio is empty: its stream with packets by id.
+        let mut with_extra = RemuxOptions::new(OutputContainer::Mkv);
+        with_extra.extra_audio_inputs.push(AudioTrackInput {
+            input: media("/r/audio2-0001.ts"),
+            label: TrackLabel::default(),
+            stream_id: Some(0x101),
+        });
+        let text = joined(&remux_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mkv"),
+            &with_extra,
+        ));
+        assert!(text.contains("-map 0:v? -map 0:a? -map 1:i:257 "), "{text}");
+        // The ffmpeg engine's input.
+        let engine = EngineOptions {
+            streams_left_out: vec![0x102],
+            ..EngineOptions::default()
+        };
+        let text = joined(&engine_record_arguments(
+            &EngineInput::Pipe(InputFormat::MpegTs),
+            Path::new("/r/part-%04d.ts"),
+            &engine,
+        ));
+        assert!(
+            text.contains("-map 0:v? -map 0:a? -map -0:i:258 -c copy -f segment"),
+            "{text}"
+        );
+        let transcode = TranscodeOptions {
+            main_streams_left_out: vec![0x102],
+            ..TranscodeOptions::new(OutputContainer::Mp4, TranscodePreset::low())
+        };
+        let text = joined(&transcode_arguments(
+            &media("/r/part-0001.ts"),
+            Path::new("/r/out.mp4"),
+            &transcode,
+        ));
+        assert!(text.contains("-map 0:a? -map -0:i:258 "), "{text}");
+        let concat = ConcatOptions {
+            main_streams_left_out: vec![0x102],
+            ..ConcatOptions::new(OutputContainer::Ts)
+        };
+        let text = joined(&concat_arguments(
+            Path::new("/r/list.txt"),
+            InputFormat::MpegTs,
+            Path::new("/r/joined.ts"),
+            &concat,
+        ));
+        assert!(text.contains("-map 0:a? -map -0:i:258 "), "{text}");
     }
 }

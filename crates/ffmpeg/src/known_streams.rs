@@ -155,9 +155,20 @@ fn audio(codec: &str) -> AudioStreamInfo {
 
 /// The streams of a part from its first bytes (see the module doc).
 pub fn known_streams_from_header(format: InputFormat, header: &[u8]) -> Option<StreamInfo> {
+    known_streams_leaving_out(format, header, &[])
+}
+
+/// [`known_streams_from_header`] without the TS streams whose PIDs are in `left_out` (streams
+/// that carry no packet: [`ts_streams_without_packets`]).
+fn known_streams_leaving_out(
+    format: InputFormat,
+    header: &[u8],
+    left_out: &[u16],
+) -> Option<StreamInfo> {
     match format {
         InputFormat::MpegTs => {
-            let streams = ts_program_streams(header)?;
+            let mut streams = ts_program_streams(header)?;
+            streams.retain(|stream| !left_out.contains(&stream.pid));
             let mut video_stream = None;
             let mut audio_stream = None;
             for stream in &streams {
@@ -235,6 +246,110 @@ pub fn known_streams(input: &MediaInput) -> Option<StreamInfo> {
     known_streams_from_header(input.format, &header)
 }
 
+/// Bytes of a TS part looked at for the packets of each declared stream: ffmpeg finds a stream's
+/// parameters in its first 5 MB (`probesize`), so a stream with no packet here has none.
+pub const STREAM_PACKETS_WINDOW_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The video and audio streams the program map of a TS declares (in `bytes`, the start of the
+/// file) that begin no PES packet in `bytes`: a rendition that is off, or a hostile map. ffmpeg
+/// cannot find their parameters, and an output with such a stream fails at its header ("sample
+/// rate not set", "dimensions not set"): the whole part would be lost for a stream that holds
+/// nothing. Empty when there is no program map or every stream has packets.
+pub fn ts_streams_without_packets(bytes: &[u8]) -> Vec<TsStream> {
+    let Some(declared) = ts_program_streams(bytes) else {
+        return Vec::new();
+    };
+    let mut mapped: Vec<TsStream> = declared
+        .into_iter()
+        .filter(|stream| ts_stream_codec(stream.stream_type).is_some())
+        .collect();
+    mapped.dedup_by_key(|stream| stream.pid);
+    for packet in bytes.chunks_exact(TS_PACKET_BYTES) {
+        if mapped.is_empty() {
+            break;
+        }
+        if !payload_unit_start(packet) || packet_payload(packet).is_none() {
+            continue;
+        }
+        if let Some(pid) = packet_pid(packet) {
+            mapped.retain(|stream| stream.pid != pid);
+        }
+    }
+    mapped
+}
+
+/// What a part holds as finalize maps it ([`known_streams_with_packets`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartStreams {
+    /// [`known_streams`] without the declared streams that carry no packet.
+    pub known: Option<StreamInfo>,
+    /// Ids (MPEG-TS PIDs) of the declared streams that carry no packet: left out of the maps.
+    pub left_out: Vec<u16>,
+    /// When streams are left out: the id of the first video stream that has packets (the
+    /// thumbnail's; `v:0` could be an empty one).
+    pub first_video_id: Option<u16>,
+    /// When streams are left out: the id of the first audio stream that has packets (an extra
+    /// audio track's; `a:0` could be an empty one).
+    pub first_audio_id: Option<u16>,
+}
+
+/// [`PartStreams`] of a local part.
+pub fn known_streams_with_packets(input: &MediaInput) -> PartStreams {
+    let left_out: Vec<u16> = declared_streams_without_packets(input)
+        .iter()
+        .map(|stream| stream.pid)
+        .collect();
+    let header = read_media_header(Path::new(&input.path)).ok();
+    let known = header
+        .as_deref()
+        .and_then(|header| known_streams_leaving_out(input.format, header, &left_out));
+    let declared = if left_out.is_empty() {
+        Vec::new()
+    } else {
+        header
+            .as_deref()
+            .and_then(ts_program_streams)
+            .unwrap_or_default()
+    };
+    let first_with_packets = |want_video: bool| {
+        declared
+            .iter()
+            .find(|stream| {
+                !left_out.contains(&stream.pid)
+                    && ts_stream_codec(stream.stream_type)
+                        .is_some_and(|(_, video)| video == want_video)
+            })
+            .map(|stream| stream.pid)
+    };
+    PartStreams {
+        first_video_id: first_with_packets(true),
+        first_audio_id: first_with_packets(false),
+        known,
+        left_out,
+    }
+}
+
+/// [`ts_streams_without_packets`] of a local part (its first [`STREAM_PACKETS_WINDOW_BYTES`]);
+/// empty for other formats or when it cannot be read.
+pub fn declared_streams_without_packets(input: &MediaInput) -> Vec<TsStream> {
+    use std::io::Read;
+    if input.format != InputFormat::MpegTs {
+        return Vec::new();
+    }
+    let Ok(file) = std::fs::File::open(&input.path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    if file
+        .take(STREAM_PACKETS_WINDOW_BYTES)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    ts_streams_without_packets(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +420,51 @@ mod tests {
         .concat();
         let info = known_streams_from_header(InputFormat::MpegTs, &audio_only).expect("info");
         assert!(!info.has_video() && info.has_audio());
+    }
+
+    /// Issue 11, round 2: a program map declaring streams that carry no packet (an AC-3 before
+    /// the AAC that plays, a second video, data). Those mapped by finalize are named, and the
+    /// streams finalize reads are the ones with packets.
+    #[test]
+    fn declared_streams_without_packets_are_found_and_left_out() {
+        let bytes = [
+            packet(0, true, &pat(0x1000)),
+            packet(
+                0x1000,
+                true,
+                &pmt(&[
+                    (0x1B, 0x100),
+                    (0x81, 0x103),
+                    (0x0F, 0x101),
+                    (0x1B, 0x104),
+                    (0x15, 0x105),
+                ]),
+            ),
+            packet(0x100, true, &[0, 0, 1, 0xE0]),
+            packet(0x101, false, &[1, 2, 3]),
+            packet(0x101, true, &[0, 0, 1, 0xC0]),
+        ]
+        .concat();
+        let without: Vec<u16> = ts_streams_without_packets(&bytes)
+            .iter()
+            .map(|stream| stream.pid)
+            .collect();
+        assert_eq!(without, [0x103, 0x104]);
+        let info = known_streams_leaving_out(InputFormat::MpegTs, &bytes, &without).expect("info");
+        assert!(
+            info.audio_is_adts_aac(),
+            "the AAC with packets, not the empty AC-3: {info:?}"
+        );
+        assert_eq!(info.stream_count, 3);
+        // Every stream has packets: nothing left out; no program map: nothing known.
+        let clean = [
+            packet(0, true, &pat(0x20)),
+            packet(0x20, true, &pmt(&[(0x0F, 0x101)])),
+            packet(0x101, true, &[0, 0, 1, 0xC0]),
+        ]
+        .concat();
+        assert!(ts_streams_without_packets(&clean).is_empty());
+        assert!(ts_streams_without_packets(&packet(0x100, true, &[0u8; 10])).is_empty());
     }
 
     #[test]

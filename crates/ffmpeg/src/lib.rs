@@ -30,7 +30,10 @@ pub use argv::{
 };
 pub use error::{FfmpegError, FfmpegResult};
 pub use input::{InputFormat, MediaInput, NotMedia, sniff_media};
-pub use known_streams::{known_streams, stream_info_from_index};
+pub use known_streams::{
+    PartStreams, declared_streams_without_packets, known_streams, known_streams_with_packets,
+    stream_info_from_index,
+};
 pub use mp4_index::{Mp4Index, Mp4Track, read_mp4_index};
 pub use probe::{
     AudioStreamInfo, OutputExpectations, StreamInfo, VideoStreamInfo, check_output,

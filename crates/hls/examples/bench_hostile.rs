@@ -215,6 +215,28 @@ fn attacks() -> Vec<(Attack, HostileTimeline, SegmentKind)> {
             huge_slow_timeline(),
             ts,
         ),
+        // Issue 11, round 2 (rows 19 to 21): a playlist behind an audio frame header.
+        (
+            Attack::PlaylistBehindMediaHeader {
+                header: vec![0xFF, 0xFB, 0x90, 0x00],
+            },
+            default_timeline,
+            ts,
+        ),
+        (
+            Attack::PlaylistBehindMediaHeader {
+                header: vec![0x0B, 0x77, 0x00, 0x00, 0x08, 0x40, 0x00],
+            },
+            default_timeline,
+            ts,
+        ),
+        (
+            Attack::PlaylistBehindMediaHeader {
+                header: vec![0xFF, 0xF1, 0x50, 0x83, 0xFF, 0xFF, 0xFC],
+            },
+            default_timeline,
+            ts,
+        ),
     ]
 }
 

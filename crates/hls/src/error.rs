@@ -63,6 +63,14 @@ pub enum HlsError {
         #[source]
         source: std::io::Error,
     },
+    /// A 206 answer to a byte-range request that does not hold the range asked for (its
+    /// `Content-Range` starts elsewhere, or ends before it).
+    #[error("{url} answered the byte range {asked} with bytes {served}")]
+    RangeMismatch {
+        url: String,
+        asked: String,
+        served: String,
+    },
     /// A backup media playlist (a redundant stream) does not list the segment asked of it.
     #[error("{url} does not list media sequence {media_sequence}")]
     NotListed { url: String, media_sequence: u64 },
@@ -79,6 +87,7 @@ impl HlsError {
             }
             HlsError::Network { .. }
             | HlsError::ShortBody { .. }
+            | HlsError::RangeMismatch { .. }
             | HlsError::RequestDeadline { .. } => true,
             HlsError::Playlist {
                 error: crate::playlist::PlaylistParseError::OverLimit { .. },
@@ -129,6 +138,7 @@ impl HlsError {
             HlsError::Network { .. }
             | HlsError::ShortBody { .. }
             | HlsError::RequestDeadline { .. } => FailureKind::Unreachable,
+            HlsError::RangeMismatch { .. } => FailureKind::ServerError,
             HlsError::TooLarge { .. }
             | HlsError::OverLimit { .. }
             | HlsError::Playlist {

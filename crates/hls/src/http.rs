@@ -366,6 +366,15 @@ impl HlsHttpClient {
         }
         let final_url = response.url().clone();
         let expected_length = response.content_length();
+        // Where a 206 body starts in the resource (`Content-Range`); a 200 body starts at 0.
+        let body_offset = if status == reqwest::StatusCode::PARTIAL_CONTENT {
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|value| content_range_start(value.as_bytes()))
+        } else {
+            Some(0)
+        };
         if let Some(expected) = expected_length
             && expected > limit
         {
@@ -431,20 +440,33 @@ impl HlsHttpClient {
             });
         }
         let mut body = body.finish().map_err(spill_io_error)?;
-        // A server that ignores Range sends the whole resource: cut the range out of it.
+        // A server that ignores Range sends the whole resource (200), one may answer 206 with
+        // more or other bytes than asked (its `Content-Range` says which): cut the range out.
         if let Some(range) = byte_range
-            && status == reqwest::StatusCode::OK
-            && body.len() > range.length
+            && (body.len() > range.length || body_offset.is_some_and(|at| at != range.offset))
         {
-            let start = range.offset;
-            let end = start.saturating_add(range.length);
-            if end > body.len() {
-                return Err(HlsError::ShortBody {
+            // A 206 without a readable `Content-Range` is taken to start where asked.
+            let body_offset = body_offset.unwrap_or(range.offset);
+            let wanted_end = range.offset.saturating_add(range.length);
+            if body_offset > range.offset || body_offset.saturating_add(body.len()) < wanted_end {
+                if status == reqwest::StatusCode::OK {
+                    return Err(HlsError::ShortBody {
+                        url: redact_url(url),
+                        expected: wanted_end,
+                        received: body.len(),
+                    });
+                }
+                return Err(HlsError::RangeMismatch {
                     url: redact_url(url),
-                    expected: end,
-                    received: body.len(),
+                    asked: format!("{}-{}", range.offset, wanted_end.saturating_sub(1)),
+                    served: format!(
+                        "{body_offset}-{}",
+                        body_offset.saturating_add(body.len()).saturating_sub(1)
+                    ),
                 });
             }
+            let start = range.offset - body_offset;
+            let end = start.saturating_add(range.length);
             // Without a spill target nothing spills (the in-memory limit is unbounded), so
             // the directory is never written.
             let spill_target = spill.cloned().unwrap_or_else(|| SpillTarget {
@@ -512,6 +534,14 @@ fn refused_redirect(url: &Url, response: &reqwest::Response, policy: NetworkPoli
         location: redact_url_text(&location),
         reason,
     })
+}
+
+/// The first byte of a `Content-Range: bytes <first>-<last>/<length>` header.
+fn content_range_start(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let range = text.strip_prefix("bytes")?.trim_start();
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
 }
 
 /// `bytes=<first>-<last>` of a byte range from a playlist; offsets near `u64::MAX` saturate
@@ -590,6 +620,26 @@ mod tests {
             .await
             .expect("charged at most the whole budget");
         assert_eq!(second.take_charge().bytes(), 10);
+    }
+
+    #[test]
+    fn content_range_starts_are_read_and_nonsense_is_none() {
+        assert_eq!(content_range_start(b"bytes 100-199/1000"), Some(100));
+        assert_eq!(content_range_start(b" bytes  0-0/*"), Some(0));
+        for nonsense in [
+            &b"bytes */1000"[..],
+            b"items 1-2/3",
+            b"bytes -5/9",
+            b"\xff",
+            b"",
+        ] {
+            assert_eq!(content_range_start(nonsense), None);
+        }
+        assert_eq!(
+            content_range_start(format!("bytes {}-1/2", u64::MAX).as_bytes()),
+            Some(u64::MAX)
+        );
+        assert_eq!(content_range_start(b"bytes 18446744073709551616-1/2"), None);
     }
 
     #[test]

@@ -429,6 +429,8 @@ struct TrackState {
     progress: RecordingProgress,
     last_committed_discontinuity: Option<u64>,
     last_committed_epoch: Option<u32>,
+    /// What the last committed body was: a raw part holds one format only (ADTS, MP3, AC-3).
+    last_committed_format: Option<MediaFormat>,
     last_media_sequence: Option<u64>,
     playlist_base_url: Url,
     /// Bytes of bodies in memory (see [`TrackLimits::maximum_buffered_bytes`]).
@@ -595,6 +597,7 @@ impl TrackState {
             progress: RecordingProgress::default(),
             last_committed_discontinuity: None,
             last_committed_epoch: None,
+            last_committed_format: None,
             last_media_sequence: None,
             playlist_base_url: config.media_playlist_url.clone(),
             byte_budget: ByteBudget::new(config.limits.maximum_buffered_bytes),
@@ -1182,6 +1185,7 @@ impl TrackState {
                 };
                 self.last_committed_discontinuity = Some(segment.discontinuity_sequence);
                 self.last_committed_epoch = Some(segment.epoch);
+                self.last_committed_format = Some(downloaded.format);
                 self.last_media_sequence = Some(segment.media_sequence);
                 self.progress.segments_written += 1;
                 self.progress.bytes_written += entry.bytes;
@@ -1256,6 +1260,8 @@ impl TrackState {
                 Some(PartStartReason::Discontinuity)
             } else if writer.current_init_identity() != init_identity
                 || writer.current_container() != Some(container)
+                || (container == PartContainer::Raw
+                    && self.last_committed_format != Some(downloaded.format))
             {
                 Some(PartStartReason::InitChanged)
             } else if let Some(summary) = writer.current_part_summary() {

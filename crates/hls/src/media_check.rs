@@ -9,8 +9,10 @@
 //! - fMP4 fragments: a sequence of known top-level boxes (`styp`, `sidx`, `ssix`, `moof`, `mdat`,
 //!   `emsg`, `prft`, `free`, `skip`, `uuid`) that covers the body exactly and holds a `moof`.
 //! - Self-contained fMP4 segments (no `EXT-X-MAP`): the same, with `ftyp`/`moov` allowed too.
-//! - Packed audio: optional ID3 tag(s), then ADTS AAC frames (walked frame by frame), MPEG audio
-//!   (MP3) frame headers, or AC-3/E-AC-3 sync frames.
+//! - Packed audio: optional ID3 tag(s), then ADTS AAC, MPEG audio (MP3) or AC-3/E-AC-3 frames,
+//!   walked frame by frame by the length each header declares: the frames must cover the body
+//!   exactly (ID3 tags between them allowed), so a frame header followed by anything else (a
+//!   playlist behind four bytes of an MP3 header) is refused.
 //! - WebVTT, only for subtitle tracks.
 //! - Init segments (`EXT-X-MAP`): boxes `ftyp` and `moov` (with `free`/`skip`/`uuid`/`sidx`/`styp`
 //!   around them), nothing else.
@@ -187,13 +189,16 @@ fn check_self_contained(body: &mut dyn BodySource) -> Result<MediaFormat, NotMed
         return check_transport_stream(body, start).map_err(|reason| describe(body, reason));
     }
     if is_adts_header(&head) {
-        return check_adts(body, start).map_err(|reason| describe(body, reason));
+        return check_audio_frames(body, start, AudioFraming::Adts)
+            .map_err(|reason| describe(body, reason));
     }
     if is_mpeg_audio_header(&head) {
-        return Ok(MediaFormat::MpegAudio);
+        return check_audio_frames(body, start, AudioFraming::MpegAudio)
+            .map_err(|reason| describe(body, reason));
     }
-    if head.len() >= 5 && head[0] == 0x0B && head[1] == 0x77 {
-        return Ok(MediaFormat::Ac3);
+    if head.len() >= 2 && head[0] == 0x0B && head[1] == 0x77 {
+        return check_audio_frames(body, start, AudioFraming::Ac3)
+            .map_err(|reason| describe(body, reason));
     }
     if head.len() >= 8 {
         let mut allowed: Vec<&[u8; 4]> = FRAGMENT_BOXES.to_vec();
@@ -275,6 +280,24 @@ fn id3_tags_length(body: &mut dyn BodySource, offset: usize) -> usize {
     position - offset
 }
 
+/// The length of the one ID3v2 tag at `offset` when it ends inside the body.
+fn whole_id3_tag_length(body: &mut dyn BodySource, offset: usize) -> Option<usize> {
+    let header = body.bytes_at(offset, 10);
+    if header.len() < 10 || &header[0..3] != b"ID3" {
+        return None;
+    }
+    let size_bytes = &header[6..10];
+    if size_bytes.iter().any(|byte| byte & 0x80 != 0) {
+        return None;
+    }
+    let size = size_bytes
+        .iter()
+        .fold(0usize, |size, byte| (size << 7) | usize::from(*byte));
+    let footer = if header[5] & 0x10 != 0 { 10 } else { 0 };
+    let total = 10 + size + footer;
+    (total <= body.length().saturating_sub(offset)).then_some(total)
+}
+
 fn check_transport_stream(body: &mut dyn BodySource, start: usize) -> Result<MediaFormat, String> {
     let length = body.length().saturating_sub(start);
     if length < TS_PACKET_LENGTH {
@@ -306,40 +329,105 @@ fn is_adts_header(bytes: &[u8]) -> bool {
     bytes.len() >= 7 && bytes[0] == 0xFF && bytes[1] & 0xF6 == 0xF0
 }
 
-fn check_adts(body: &mut dyn BodySource, start: usize) -> Result<MediaFormat, String> {
+/// The packed-audio framings walked frame by frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AudioFraming {
+    Adts,
+    MpegAudio,
+    Ac3,
+}
+
+impl AudioFraming {
+    fn name(self) -> &'static str {
+        match self {
+            AudioFraming::Adts => "ADTS",
+            AudioFraming::MpegAudio => "MPEG audio",
+            AudioFraming::Ac3 => "AC-3",
+        }
+    }
+
+    fn format(self) -> MediaFormat {
+        match self {
+            AudioFraming::Adts => MediaFormat::AdtsAac,
+            AudioFraming::MpegAudio => MediaFormat::MpegAudio,
+            AudioFraming::Ac3 => MediaFormat::Ac3,
+        }
+    }
+
+    /// Bytes of a frame header this framing reads.
+    fn header_length(self) -> usize {
+        match self {
+            AudioFraming::Adts => 7,
+            AudioFraming::MpegAudio => 4,
+            AudioFraming::Ac3 => 6,
+        }
+    }
+
+    /// The length of the frame whose header is `header`, or why it is not one.
+    fn frame_length(self, header: &[u8]) -> Result<usize, String> {
+        match self {
+            AudioFraming::Adts => adts_frame_length(header),
+            AudioFraming::MpegAudio => mpeg_audio_frame_length(header),
+            AudioFraming::Ac3 => ac3_frame_length(header),
+        }
+    }
+}
+
+/// Walks the frames of a packed-audio body from `start`: every frame header must be of
+/// `framing`, and the frames (with ID3 tags between them) must end exactly at the body's end.
+/// A frame cut short at the end, like a partial TS packet, would carry foreign bytes into the
+/// part and misalign the segment after it.
+fn check_audio_frames(
+    body: &mut dyn BodySource,
+    start: usize,
+    framing: AudioFraming,
+) -> Result<MediaFormat, String> {
+    let name = framing.name();
     let mut offset = 0usize;
     let mut frames = 0usize;
     let length = body.length().saturating_sub(start);
     while offset < length {
-        let rest = body.bytes_at(start + offset, 7);
-        if rest.len() < 7 {
-            // A partial trailing header: tolerated like a partial TS packet.
-            break;
-        }
-        if !is_adts_header(rest) {
-            // Timed ID3 metadata may sit between frames.
-            let tags = id3_tags_length(body, start + offset);
-            if tags > 0 {
-                offset += tags;
-                continue;
+        let header = body
+            .bytes_at(start + offset, framing.header_length())
+            .to_vec();
+        let frame_length = match framing.frame_length(&header) {
+            Ok(frame_length) => frame_length,
+            Err(reason) => {
+                // Timed ID3 metadata may sit between frames (whole tags only).
+                if let Some(tag_length) = whole_id3_tag_length(body, start + offset) {
+                    offset += tag_length;
+                    continue;
+                }
+                return Err(format!("{name} sync lost at offset {offset}: {reason}"));
             }
-            return Err(format!("ADTS sync lost at offset {offset}"));
-        }
-        let frame_length = (usize::from(rest[3] & 0x03) << 11)
-            | (usize::from(rest[4]) << 3)
-            | (usize::from(rest[5]) >> 5);
-        if frame_length < 7 {
+        };
+        if frame_length > length - offset {
             return Err(format!(
-                "ADTS frame of {frame_length} bytes at offset {offset}"
+                "an {name} frame of {frame_length} bytes at offset {offset}, {} bytes remain",
+                length - offset
             ));
         }
-        offset = offset.saturating_add(frame_length);
+        offset += frame_length;
         frames += 1;
     }
     if frames == 0 {
-        return Err("no ADTS frame".to_string());
+        return Err(format!("no {name} frame"));
     }
-    Ok(MediaFormat::AdtsAac)
+    Ok(framing.format())
+}
+
+fn adts_frame_length(header: &[u8]) -> Result<usize, String> {
+    if !is_adts_header(header) {
+        return Err("not an ADTS header".to_string());
+    }
+    let frame_length = (usize::from(header[3] & 0x03) << 11)
+        | (usize::from(header[4]) << 3)
+        | (usize::from(header[5]) >> 5);
+    // The header itself (7 bytes, 9 with a CRC) and at least one byte of payload.
+    if frame_length <= 7 {
+        return Err(format!("an ADTS frame of {frame_length} bytes"));
+    }
+    Ok(frame_length)
 }
 
 fn is_mpeg_audio_header(bytes: &[u8]) -> bool {
@@ -351,6 +439,107 @@ fn is_mpeg_audio_header(bytes: &[u8]) -> bool {
     let bitrate_index = bytes[2] >> 4;
     let sample_rate_index = (bytes[2] >> 2) & 0x03;
     version != 0x01 && layer != 0x00 && bitrate_index != 0x0F && sample_rate_index != 0x03
+}
+
+/// kbit/s by bitrate index (1..=14) for MPEG-1 layers I, II, III, then MPEG-2/2.5 layer I and
+/// layers II/III.
+const MPEG_AUDIO_BITRATES: [[u32; 14]; 5] = [
+    [
+        32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448,
+    ],
+    [
+        32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
+    ],
+    [
+        32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ],
+    [
+        32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256,
+    ],
+    [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
+];
+
+fn mpeg_audio_frame_length(header: &[u8]) -> Result<usize, String> {
+    if !is_mpeg_audio_header(header) {
+        return Err("not an MPEG audio header".to_string());
+    }
+    // Version: 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5. Layer: 3 = I, 2 = II, 1 = III.
+    let version = (header[1] >> 3) & 0x03;
+    let layer = (header[1] >> 1) & 0x03;
+    let bitrate_index = usize::from(header[2] >> 4);
+    let sample_rate_index = usize::from((header[2] >> 2) & 0x03);
+    let padding = u32::from((header[2] >> 1) & 0x01);
+    if bitrate_index == 0 {
+        return Err("a free-format MPEG audio frame (no length in its header)".to_string());
+    }
+    let mpeg1 = version == 3;
+    let table = match (mpeg1, layer) {
+        (true, 3) => 0,
+        (true, 2) => 1,
+        (true, _) => 2,
+        (false, 3) => 3,
+        (false, _) => 4,
+    };
+    let bitrate = MPEG_AUDIO_BITRATES[table][bitrate_index - 1] * 1000;
+    let sample_rate = [44_100u32, 48_000, 32_000][sample_rate_index]
+        / match version {
+            3 => 1,
+            2 => 2,
+            _ => 4,
+        };
+    let length = match layer {
+        3 => (12 * bitrate / sample_rate + padding) * 4,
+        2 => 144 * bitrate / sample_rate + padding,
+        _ if mpeg1 => 144 * bitrate / sample_rate + padding,
+        _ => 72 * bitrate / sample_rate + padding,
+    };
+    Ok(length as usize)
+}
+
+/// AC-3 frame sizes in 16-bit words by `frmsizecod / 2`, for 48, 44.1 and 32 kHz (44.1 kHz adds
+/// one word when `frmsizecod` is odd).
+const AC3_FRAME_WORDS: [[u16; 19]; 3] = [
+    [
+        64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1152,
+        1280,
+    ],
+    [
+        69, 87, 104, 121, 139, 174, 208, 243, 278, 348, 417, 487, 557, 696, 835, 975, 1114, 1253,
+        1393,
+    ],
+    [
+        96, 120, 144, 168, 192, 240, 288, 336, 384, 480, 576, 672, 768, 960, 1152, 1344, 1536,
+        1728, 1920,
+    ],
+];
+
+/// The length of an AC-3 (bsid up to 10) or E-AC-3 (bsid 11 to 16) sync frame.
+fn ac3_frame_length(header: &[u8]) -> Result<usize, String> {
+    if header.len() < 6 || header[0] != 0x0B || header[1] != 0x77 {
+        return Err("no AC-3 sync word".to_string());
+    }
+    let bsid = header[5] >> 3;
+    match bsid {
+        0..=10 => {
+            let sample_rate_code = usize::from(header[4] >> 6);
+            let frame_size_code = usize::from(header[4] & 0x3F);
+            if sample_rate_code == 3 || frame_size_code >= 38 {
+                return Err(format!(
+                    "an AC-3 header with reserved codes ({sample_rate_code}, {frame_size_code})"
+                ));
+            }
+            let mut words = AC3_FRAME_WORDS[sample_rate_code][frame_size_code / 2];
+            if sample_rate_code == 1 {
+                words += (frame_size_code % 2) as u16;
+            }
+            Ok(usize::from(words) * 2)
+        }
+        11..=16 => {
+            let words = (usize::from(header[2] & 0x07) << 8) | usize::from(header[3]);
+            Ok((words + 1) * 2)
+        }
+        other => Err(format!("an AC-3 header with bitstream id {other}")),
+    }
 }
 
 /// Walks top-level MP4 boxes from `start`: they must be known and cover the body exactly.
@@ -584,12 +773,17 @@ mod tests {
             check_media_body(&adts, MediaExpectation::SelfContainedSegment),
             Ok(MediaFormat::AdtsAac)
         );
-        let mp3 = [0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0];
+        let mut mp3 = Vec::new();
+        for _ in 0..3 {
+            mp3.extend(frame_of(&[0xFF, 0xFB, 0x90, 0x64], 417));
+        }
         assert_eq!(
             check_media_body(&mp3, MediaExpectation::SelfContainedSegment),
             Ok(MediaFormat::MpegAudio)
         );
-        let ac3 = [0x0B, 0x77, 0x01, 0x02, 0x03, 0x04];
+        let mut ac3 = frame_of(&[0x0B, 0x77, 0x01, 0x02, 0x08, 0x40], 256);
+        ac3.extend(id3_tag(12));
+        ac3.extend(frame_of(&[0x0B, 0x77, 0x01, 0x02, 0x08, 0x40], 256));
         assert_eq!(
             check_media_body(&ac3, MediaExpectation::SelfContainedSegment),
             Ok(MediaFormat::Ac3)
@@ -602,6 +796,92 @@ mod tests {
         assert!(check_media_body(webvtt, MediaExpectation::SelfContainedSegment).is_err());
         assert!(check_media_body(&id3_tag(10), MediaExpectation::SelfContainedSegment).is_err());
         assert!(check_media_body(b"", MediaExpectation::SelfContainedSegment).is_err());
+    }
+
+    /// `header` then zeros up to `length` bytes.
+    fn frame_of(header: &[u8], length: usize) -> Vec<u8> {
+        let mut frame = header.to_vec();
+        frame.resize(length, 0);
+        frame
+    }
+
+    /// The frame lengths each header declares, against the standards' tables.
+    #[test]
+    fn audio_frame_lengths_follow_their_headers() {
+        for (header, expected) in [
+            // MPEG-1 layer III 128 kbit/s 44.1 kHz, without and with padding.
+            (&[0xFF, 0xFB, 0x90, 0x00][..], 417),
+            (&[0xFF, 0xFB, 0x92, 0x00][..], 418),
+            // MPEG-2 layer III 64 kbit/s 22.05 kHz: 72 * 64000 / 22050.
+            (&[0xFF, 0xF3, 0x80, 0x00][..], 208),
+            // MPEG-1 layer II 192 kbit/s 48 kHz.
+            (&[0xFF, 0xFD, 0xA4, 0x00][..], 576),
+            // MPEG-1 layer I 384 kbit/s 48 kHz: (12 * 384000 / 48000) * 4.
+            (&[0xFF, 0xFF, 0xC4, 0x00][..], 384),
+            // MPEG-2.5 layer III 8 kbit/s 8 kHz.
+            (&[0xFF, 0xE3, 0x18, 0x00][..], 72),
+        ] {
+            assert_eq!(
+                mpeg_audio_frame_length(header),
+                Ok(expected),
+                "{header:02x?}"
+            );
+        }
+        for (header, expected) in [
+            // AC-3 48 kHz frmsizecod 8, 44.1 kHz frmsizecod 9 (odd: one more word), 32 kHz 37.
+            (&[0x0B, 0x77, 0, 0, 0x08, 0x40][..], 256),
+            (&[0x0B, 0x77, 0, 0, 0x49, 0x40][..], 280),
+            (&[0x0B, 0x77, 0, 0, 0xA5, 0x40][..], 3840),
+            // E-AC-3 (bsid 16), frmsiz 0x2FF: 768 words.
+            (&[0x0B, 0x77, 0x02, 0xFF, 0x3F, 0x80][..], 1536),
+        ] {
+            assert_eq!(ac3_frame_length(header), Ok(expected), "{header:02x?}");
+        }
+        // Free format, reserved sample rates and frame sizes, an unknown bitstream id.
+        assert!(mpeg_audio_frame_length(&[0xFF, 0xFB, 0x00, 0x00]).is_err());
+        assert!(ac3_frame_length(&[0x0B, 0x77, 0, 0, 0xC8, 0x40]).is_err());
+        assert!(ac3_frame_length(&[0x0B, 0x77, 0, 0, 0x26, 0x40]).is_err());
+        assert!(ac3_frame_length(&[0x0B, 0x77, 0, 0, 0x08, 0xF8]).is_err());
+    }
+
+    /// A frame header followed by something else, a frame cut at the end, a trailing partial
+    /// header, an ID3 tag claiming more than the body: refused for every framing. The first
+    /// round looked at the MP3 and AC-3 headers alone and let an ADTS frame run past the end,
+    /// so a playlist behind four bytes of an MP3 header passed as media.
+    #[test]
+    fn audio_bodies_must_be_whole_frames() {
+        let playlist = b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n".to_vec();
+        let mp3_header = [0xFF, 0xFB, 0x90, 0x00];
+        let ac3_header = [0x0B, 0x77, 0x01, 0x02, 0x08, 0x40];
+        let mut adts_long_frame = adts_frame(8191);
+        adts_long_frame.truncate(7);
+        for (frame, header) in [
+            (frame_of(&mp3_header, 417), mp3_header.to_vec()),
+            (frame_of(&ac3_header, 256), ac3_header.to_vec()),
+            (adts_frame(300), adts_long_frame),
+        ] {
+            let mut behind_a_header = header.clone();
+            behind_a_header.extend_from_slice(&playlist);
+            let mut two_frames_and_a_playlist = frame.repeat(2);
+            two_frames_and_a_playlist.extend_from_slice(&playlist);
+            let mut cut = frame.repeat(3);
+            cut.truncate(cut.len() - 10);
+            let mut partial_header = frame.repeat(2);
+            partial_header.extend_from_slice(&header[..3]);
+            let mut overlong_tag = frame.clone();
+            overlong_tag.extend(id3_tag(100));
+            overlong_tag.truncate(overlong_tag.len() - 1);
+            for body in [
+                behind_a_header,
+                two_frames_and_a_playlist,
+                cut,
+                partial_header,
+                overlong_tag,
+            ] {
+                let verdict = check_media_body(&body, MediaExpectation::SelfContainedSegment);
+                assert!(verdict.is_err(), "{:02x?}: {verdict:?}", &body[..8]);
+            }
+        }
     }
 
     /// A spilled body is checked through a window, with the same verdicts as in memory.

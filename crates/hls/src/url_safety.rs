@@ -166,8 +166,14 @@ fn is_public_ipv6(address: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfe80 // link local
         || (segments[0] & 0xffc0) == 0xfec0 // site local (deprecated)
         || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[0] == 0x0064 && segments[1] == 0xff9b) // NAT64 can reach private v4
-        || segments[0] == 0x2002; // 6to4 can embed private v4
+        || (segments[0] == 0x0064 && segments[1] == 0xff9b) // NAT64 (96 and local-use /48)
+        || segments[0] == 0x2002 // 6to4 can embed private v4
+        || (segments[0] == 0x2001 && segments[1] == 0x0000) // Teredo embeds a v4 server
+        || (segments[..4] == [0x0100, 0, 0, 0]) // discard-only
+        // IPv4-compatible (::a.b.c.d, deprecated) and IPv4-translated (::ffff:0:a.b.c.d, SIIT):
+        // both carry a v4 address a translator or an old stack may reach.
+        || segments[..6] == [0; 6]
+        || segments[..6] == [0, 0, 0, 0, 0xffff, 0];
     !refused
 }
 
@@ -361,6 +367,15 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "::",
+            // Issue 11, round 2: v6 spellings that carry a private v4 address.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2002:7f00:1::1",
+            "100::1",
         ] {
             let address: IpAddr = text.parse().expect("test address");
             assert!(!is_public_address(address), "{text} should be refused");

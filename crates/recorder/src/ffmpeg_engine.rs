@@ -27,7 +27,9 @@ use streambot_ffmpeg::{
     EngineInput, EngineOptions, EngineRecording, FfmpegRunner, InputFormat, MediaInput,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
-use streambot_hls::url_safety::{check_url_and_resolved_addresses, parse_and_check_url};
+use streambot_hls::url_safety::{
+    check_url_and_resolved_addresses, parse_and_check_url, redact_url,
+};
 use streambot_hls::{DesiredState, HlsError, HlsHttpClient, TrackEvent};
 use tokio::sync::{mpsc, watch};
 
@@ -45,6 +47,42 @@ use crate::{
 const PROGRESSIVE_MEDIA_EXTENSIONS: [&str; 9] = [
     ".ts", ".mp4", ".flv", ".mkv", ".webm", ".mp3", ".aac", ".m4a", ".mov",
 ];
+
+/// Most bytes of a live MPEG-TS link read before ffmpeg starts, to see which streams its program
+/// map declares carry packets (ffmpeg's own probe reads 5 MB): a declared stream without any
+/// makes ffmpeg fail the whole recording ("sample rate not set"), so it is left out.
+const STREAM_PROBE_BYTES: usize = 4 * 1024 * 1024;
+/// Longest wait for those bytes (a live link arrives at its bitrate; ffmpeg gives up on a
+/// stream after 5 s of media).
+const STREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads more of a TS link into its first bytes until every stream its program map declares has
+/// begun a PES packet, [`STREAM_PROBE_BYTES`] are read, [`STREAM_PROBE_TIMEOUT`] passes, or the
+/// body ends (or fails: the feeder then reconnects). Nothing read is lost: ffmpeg gets it all.
+async fn read_until_every_declared_stream_is_seen(opened: &mut OpenedBody) {
+    let reading = async {
+        let mut checked_at = 0usize;
+        loop {
+            if opened.first_bytes.len() >= STREAM_PROBE_BYTES {
+                return;
+            }
+            // Checked every 256 KiB: each check reads the whole buffer.
+            if opened.first_bytes.len() >= checked_at {
+                if streambot_ffmpeg::known_streams::ts_streams_without_packets(&opened.first_bytes)
+                    .is_empty()
+                {
+                    return;
+                }
+                checked_at = opened.first_bytes.len() + 256 * 1024;
+            }
+            match opened.response.chunk().await {
+                Ok(Some(chunk)) => opened.first_bytes.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(STREAM_PROBE_TIMEOUT, reading).await;
+}
 
 /// True for links whose path ends like a single media file or stream, not a playlist.
 pub fn looks_like_progressive_media(url_text: &str) -> bool {
@@ -267,7 +305,7 @@ async fn feed_pipe(
                         }
                         None if carry.len() > TS_RESYNC_SEARCH_BYTES => {
                             outcome.error = Some(HlsError::Network {
-                                url: url.to_string(),
+                                url: redact_url(&url),
                                 detail: "the link no longer serves MPEG-TS".to_string(),
                             });
                             break;
@@ -484,9 +522,10 @@ pub async fn record_with_ffmpeg_engine(
             );
         }
     };
+    let mut streams_left_out = Vec::new();
     let engine_input = match opened.kind {
         BodyKind::HlsPlaylist => {
-            tracing::info!(%url, final_url = %opened.final_url, "the link is an HLS playlist: recording it with the native engine");
+            tracing::info!(url = %redact_url(&url), final_url = %redact_url(&opened.final_url), "the link is an HLS playlist: recording it with the native engine");
             let final_url = opened.final_url.to_string();
             drop(opened);
             return crate::record_with_native_engine(
@@ -501,20 +540,38 @@ pub async fn record_with_ffmpeg_engine(
         }
         BodyKind::Refused(what) => {
             let error = RecorderError::NotAStream {
-                url: url.to_string(),
+                url: redact_url(&url),
                 looks_like: what,
             };
             return failed(&settings, error.user_message(), false, error.failure_kind());
         }
-        BodyKind::Streamable(format) => FeedSource::Pipe {
-            format,
-            opened: Box::new(opened),
-        },
+        BodyKind::Streamable(format) => {
+            let mut opened = opened;
+            if format == InputFormat::MpegTs {
+                tokio::select! {
+                    () = read_until_every_declared_stream_is_seen(&mut opened) => {}
+                    _ = stop_requested(&mut control) => return stopped_before_recording(&settings),
+                }
+                streams_left_out = streambot_ffmpeg::known_streams::ts_streams_without_packets(
+                    &opened.first_bytes,
+                )
+                .iter()
+                .map(|stream| stream.pid)
+                .collect();
+                if !streams_left_out.is_empty() {
+                    tracing::warn!(streams = ?streams_left_out, "streams the program map declares carry no packet; left out");
+                }
+            }
+            FeedSource::Pipe {
+                format,
+                opened: Box::new(opened),
+            }
+        }
         BodyKind::Mp4IndexAtEnd => {
             let download = settings
                 .output_directory
                 .join(PROGRESSIVE_DOWNLOAD_FILE_NAME);
-            tracing::info!(%url, "an mp4 with its index at the end: downloading it before the remux");
+            tracing::info!(url = %redact_url(&url), "an mp4 with its index at the end: downloading it before the remux");
             let downloading = tokio::select! {
                 downloaded = download_to_file(opened, &download, settings.maximum_download_bytes) => downloaded,
                 _ = stop_requested(&mut control) => {
@@ -524,7 +581,7 @@ pub async fn record_with_ffmpeg_engine(
                 _ = sleep_or_forever(wall_clock_limit(options.maximum_duration)) => {
                     let _ = std::fs::remove_file(&download);
                     let error = HlsError::TooLarge {
-                        url: url.to_string(),
+                        url: redact_url(&url),
                         what: "progressive mp4 (its index is at the end, so all of it is needed) within the duration asked for",
                         limit_bytes: settings.maximum_download_bytes,
                     };
@@ -560,6 +617,7 @@ pub async fn record_with_ffmpeg_engine(
             .maximum_part_seconds
             .map_or(600, |seconds| seconds.clamp(1.0, 86_400.0) as u32),
         first_segment_number: next_segment_number(&settings.output_directory),
+        streams_left_out,
     };
     let input = match &engine_input {
         FeedSource::Pipe { format, .. } => EngineInput::Pipe(*format),
@@ -619,7 +677,7 @@ pub async fn record_with_ffmpeg_engine(
         }
     }
     let mut feed_outcome: Option<FeedOutcome> = None;
-    tracing::info!(%url, "recording with the ffmpeg engine (not an HLS link)");
+    tracing::info!(url = %redact_url(&url), "recording with the ffmpeg engine (not an HLS link)");
     let started = Instant::now();
     let wall_limit = wall_clock_limit(options.maximum_duration);
     let mut paused_since: Option<Instant> =

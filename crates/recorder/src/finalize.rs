@@ -41,7 +41,8 @@ use streambot_ffmpeg::argv::{estimated_index_bytes, reserved_index_shortfall};
 use streambot_ffmpeg::{
     AudioOnlyOptions, DecodeCheck, FfmpegError, FfmpegRunner, FinishedOutput, MediaInput,
     OutputContainer, OutputExpectations, RemuxOptions, StreamInfo, TranscodeOptions,
-    TranscodePreset, check_output, known_streams, read_mp4_index, stream_info_from_index,
+    TranscodePreset, check_output, known_streams, known_streams_with_packets, read_mp4_index,
+    stream_info_from_index,
 };
 use streambot_hls::ledger::{PartStartReason, PartSummary};
 use streambot_mp4remux::{Brand, InputRole, Limits, RemuxError, RemuxInput};
@@ -419,7 +420,17 @@ async fn finalize_joined(
     let joining = if fragmented {
         crate::fmp4_join::join_parts(&inputs, &joined_path).await
     } else {
-        let options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+        let mut options = streambot_ffmpeg::ConcatOptions::new(OutputContainer::Ts);
+        // The concat demuxer takes its streams from the first part.
+        let first_input = identify(&first.path).await?;
+        options.main_streams_left_out = tokio::task::spawn_blocking(move || {
+            streambot_ffmpeg::declared_streams_without_packets(&first_input)
+                .iter()
+                .map(|stream| stream.pid)
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
         runner
             .concat(&inputs, &joined_path, &options, None)
             .await
@@ -493,6 +504,26 @@ async fn streams_of(runner: &FfmpegRunner, input: &MediaInput) -> Result<StreamI
     }
 }
 
+/// [`streams_of`] for the main part, without the streams its program map declares that carry
+/// no packet (an audio rendition that is off, or a hostile map: ffmpeg cannot write them and the
+/// whole part would be lost), and those streams' ids for [`RemuxOptions::main_streams_left_out`].
+async fn streams_with_packets_of(
+    runner: &FfmpegRunner,
+    input: &MediaInput,
+) -> Result<(StreamInfo, streambot_ffmpeg::PartStreams), FfmpegError> {
+    let reading = input.clone();
+    let mut streams = tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
+        .await
+        .unwrap_or_default();
+    if !streams.left_out.is_empty() {
+        tracing::warn!(part = %input.path.display(), streams = ?streams.left_out, "streams the program map declares carry no packet; left out");
+    }
+    match streams.known.take() {
+        Some(info) => Ok((info, streams)),
+        None => Ok((runner.probe(&input.path).await?, streams)),
+    }
+}
+
 /// Removes its files when dropped (the WebVTT files made for one remux).
 struct RemoveOnDrop(Vec<PathBuf>);
 
@@ -515,11 +546,18 @@ async fn add_extra_tracks(
 ) -> Result<Vec<PathBuf>, FfmpegError> {
     options.first_audio_track = extras.first_audio.clone();
     for (audio_part, label) in &extras.audio {
+        let input = identify(&audio_part.path).await?;
+        let reading = input.clone();
+        // Its first audio stream may be one that carries no packet.
+        let streams = tokio::task::spawn_blocking(move || known_streams_with_packets(&reading))
+            .await
+            .unwrap_or_default();
         options
             .extra_audio_inputs
             .push(streambot_ffmpeg::AudioTrackInput {
-                input: identify(&audio_part.path).await?,
+                input,
                 label: label.clone(),
+                stream_id: streams.first_audio_id,
             });
     }
     let mut files = Vec::new();
@@ -812,14 +850,18 @@ async fn finalize_part(
     let container = output_container(settings.format, audio_only);
     let output = directory.join(finished_file_name(part.number, container));
     let main_input = identify(&part.path).await?;
-    let mut source_info = streams_of(runner, &main_input).await?;
+    let (mut source_info, part_streams) = streams_with_packets_of(runner, &main_input).await?;
+    let main_streams_left_out = part_streams.left_out;
     let audio_input = match audio_part {
         Some(audio) => Some(identify(&audio.path).await?),
         None => None,
     };
-    let audio_info = match &audio_input {
-        Some(audio) => Some(streams_of(runner, audio).await?),
-        None => None,
+    let (audio_info, audio_streams_left_out) = match &audio_input {
+        Some(audio) => {
+            let (info, streams) = streams_with_packets_of(runner, audio).await?;
+            (Some(info), streams.left_out)
+        }
+        None => (None, Vec::new()),
     };
     let audio_is_adts = match &audio_info {
         Some(info) => info.audio_is_adts_aac(),
@@ -868,6 +910,8 @@ async fn finalize_part(
         } else if let Some(preset) = &preset {
             let mut options = TranscodeOptions::new(container, preset.clone());
             options.audio_input = audio_input.clone();
+            options.main_streams_left_out = main_streams_left_out.clone();
+            options.audio_streams_left_out = audio_streams_left_out.clone();
             runner
                 .transcode(&part.path, &output, &options, None)
                 .await?;
@@ -875,6 +919,9 @@ async fn finalize_part(
             let mut options = RemuxOptions::new(container);
             options.audio_input = audio_input.clone();
             options.audio_is_adts_aac = audio_is_adts;
+            options.main_streams_left_out = main_streams_left_out.clone();
+            options.audio_streams_left_out = audio_streams_left_out.clone();
+            options.thumbnail_stream_id = part_streams.first_video_id;
             let subtitle_files = add_extra_tracks(runner, part, extras, &mut options).await?;
             let _remove_subtitle_files = RemoveOnDrop(subtitle_files);
             let native = native_remux_inputs(&main_input, &options)
@@ -1044,6 +1091,7 @@ mod tests {
         extra.extra_audio_inputs.push(AudioTrackInput {
             input: MediaInput::new("/job/audio2-0001.ts", InputFormat::MpegTs),
             label: TrackLabel::default(),
+            stream_id: None,
         });
         assert!(native_remux_inputs(&main, &extra).is_none());
     }

@@ -656,7 +656,14 @@ pub(crate) async fn record_with_native_engine(
         let _ = events.send(RecorderEvent::Resolved {
             source: current.clone(),
         });
-        tracing::info!(main = %current.main_media_playlist_url, audio = ?current.audio_media_playlist_url, "recording source resolved");
+        tracing::info!(
+            main = %streambot_hls::url_safety::redact_url_text(&current.main_media_playlist_url),
+            audio = ?current
+                .audio_media_playlist_url
+                .as_deref()
+                .map(streambot_hls::url_safety::redact_url_text),
+            "recording source resolved"
+        );
         source = Some(current.clone());
         let started = *recording_started.get_or_insert_with(std::time::Instant::now);
 

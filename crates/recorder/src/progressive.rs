@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use streambot_ffmpeg::{InputFormat, NotMedia, sniff_media};
 use streambot_hls::url_safety::{
-    NetworkPolicy, UrlSafetyError, check_url, redirect_policy, resolver_for,
+    NetworkPolicy, UrlSafetyError, check_url, redact_url, redirect_policy, resolver_for,
 };
 use streambot_hls::{FetchLimits, HlsError};
 use tokio::io::AsyncWriteExt;
@@ -166,7 +166,7 @@ fn network_error(url: &Url, error: &reqwest::Error) -> HlsError {
         source = cause.source();
     }
     HlsError::Network {
-        url: url.to_string(),
+        url: redact_url(url),
         detail,
     }
 }
@@ -198,7 +198,7 @@ pub async fn open_body(
     let status = response.status();
     if !status.is_success() {
         return Err(HlsError::HttpStatus {
-            url: url.to_string(),
+            url: redact_url(url),
             status: status.as_u16(),
         });
     }
@@ -224,7 +224,7 @@ pub async fn open_body(
             Ok(result) => result?,
             Err(_) => {
                 return Err(HlsError::Network {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     detail: format!("no media within {FIRST_BYTES_TIMEOUT:?}"),
                 });
             }
@@ -328,7 +328,7 @@ pub async fn download_to_file(
         && expected > maximum_bytes
     {
         return Err(HlsError::TooLarge {
-            url: url.to_string(),
+            url: redact_url(&url),
             what: "progressive mp4",
             limit_bytes: maximum_bytes,
         });
@@ -341,7 +341,7 @@ pub async fn download_to_file(
             written += chunk.len() as u64;
             if written > maximum_bytes {
                 return Err(HlsError::TooLarge {
-                    url: url.to_string(),
+                    url: redact_url(&url),
                     what: "progressive mp4",
                     limit_bytes: maximum_bytes,
                 });
@@ -354,7 +354,7 @@ pub async fn download_to_file(
     let result = match tokio::time::timeout(PROGRESSIVE_DOWNLOAD_TIMEOUT, copying).await {
         Ok(result) => result,
         Err(_) => Err(HlsError::Network {
-            url: url.to_string(),
+            url: redact_url(&url),
             detail: format!("download took longer than {PROGRESSIVE_DOWNLOAD_TIMEOUT:?}"),
         }),
     };

@@ -6,7 +6,7 @@
 
 use streambot_core::{FailureKind, RecordingOptions};
 use streambot_hls::playlist::{MasterPlaylist, Playlist, PlaylistParseError, parse_playlist};
-use streambot_hls::url_safety::parse_and_check_url;
+use streambot_hls::url_safety::{parse_and_check_url, redact_url, redact_url_text};
 use streambot_hls::variant_selection::{
     VariantChoice, VariantSelectionError, choose_variant, redundant_backup_uris,
 };
@@ -109,7 +109,7 @@ pub async fn resolve_live_source(
     let url = parse_and_check_url(url_text, client.policy()).map_err(HlsError::from)?;
     let (final_url, text) = client.fetch_playlist(&url).await?;
     let playlist = parse_playlist(&text).map_err(|error| HlsError::Playlist {
-        url: url.to_string(),
+        url: redact_url(&url),
         error,
     })?;
     match playlist {
@@ -133,11 +133,11 @@ pub async fn resolve_live_source(
 
 fn join_uri(base: &Url, uri: &str) -> Result<Url, HlsError> {
     base.join(uri).map_err(|error| HlsError::Playlist {
-        url: base.to_string(),
+        url: redact_url(base),
         error: PlaylistParseError::InvalidTag {
             line: 0,
             tag: "variant URI".to_string(),
-            reason: format!("{uri:?}: {error}"),
+            reason: format!("{:?}: {error}", redact_url_text(uri)),
         },
     })
 }
@@ -165,10 +165,10 @@ async fn try_candidate(
     match parse_playlist(&text) {
         Ok(Playlist::Media(media)) => Ok((variant_final_url, media)),
         Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
-            url: checked.to_string(),
+            url: redact_url(&checked),
         }),
         Err(error) => Err(HlsError::Playlist {
-            url: checked.to_string(),
+            url: redact_url(&checked),
             error,
         }),
     }
@@ -209,7 +209,7 @@ async fn choose_usable_variant(
             Ok(choice) => choice,
             Err(VariantSelectionError::NoVariants) if errors.is_empty() => {
                 return Err(RecorderError::NoVariants {
-                    url: url.to_string(),
+                    url: redact_url(url),
                 });
             }
             Err(VariantSelectionError::NoVariants) => break,
@@ -219,7 +219,7 @@ async fn choose_usable_variant(
                 if !errors.is_empty() {
                     tracing::warn!(
                         skipped = errors.len(),
-                        chosen = %choice.main_uri,
+                        chosen = %redact_url_text(&choice.main_uri),
                         "unusable variants skipped for the next candidate"
                     );
                 }
@@ -246,7 +246,7 @@ async fn choose_usable_variant(
                 });
             }
             Err(error) => {
-                tracing::warn!(uri = %choice.main_uri, %error, "variant unusable; trying the next candidate");
+                tracing::warn!(uri = %redact_url_text(&choice.main_uri), %error, "variant unusable; trying the next candidate");
                 errors.push(error);
                 if !without_candidate(&mut remaining, &choice.main_uri) {
                     break;

@@ -35,6 +35,11 @@ fn loopback_spellings(port: u16) -> Vec<String> {
         "[0:0:0:0:0:0:0:1]",
         "[::ffff:127.0.0.1]",
         "[::ffff:7f00:1]",
+        // Round 2: v6 forms that embed v4 (IPv4-compatible, SIIT, local-use NAT64, 6to4).
+        "[::127.0.0.1]",
+        "[::ffff:0:127.0.0.1]",
+        "[64:ff9b:1::7f00:1]",
+        "[2002:7f00:1::]",
         "0.0.0.0",
         "0",
         "localhost",

@@ -64,6 +64,9 @@ pub enum Attack {
     /// packager restarts, its numbering starts again from 0 and `init.mp4` is rewritten behind
     /// the same URI (another encode: see [`restarted_init`]).
     RestartWithNewInit { at_index: u64 },
+    /// One segment's body is `header` (the first bytes of an MP3, AC-3 or ADTS frame, or of a TS
+    /// packet) followed by [`FOREIGN_PLAYLIST_BODY`]: media by its first bytes only.
+    PlaylistBehindMediaHeader { header: Vec<u8> },
 }
 
 /// The init section served after [`Attack::RestartWithNewInit`]'s restart: the fixture's, with
@@ -94,6 +97,10 @@ impl Attack {
             Attack::KeyRotation => "key rotation".to_string(),
             Attack::KeyChangeBehindSameUri { .. } => "new key behind the same URI".to_string(),
             Attack::RestartWithNewInit { .. } => "restart with a new init".to_string(),
+            Attack::PlaylistBehindMediaHeader { header } => {
+                let hex: Vec<String> = header.iter().map(|byte| format!("{byte:02x}")).collect();
+                format!("playlist behind the header {}", hex.join(" "))
+            }
         }
     }
 }
@@ -457,6 +464,11 @@ async fn serve_hostile(State(state): State<Arc<HostileState>>, uri: Uri) -> Resp
         }
         Attack::HtmlBody if index == ATTACKED_SEGMENT_INDEX => {
             return foreign(FOREIGN_HTML_BODY);
+        }
+        Attack::PlaylistBehindMediaHeader { header: prefix } if index == ATTACKED_SEGMENT_INDEX => {
+            let mut body = prefix.clone();
+            body.extend_from_slice(FOREIGN_PLAYLIST_BODY.as_bytes());
+            return ([(header::CONTENT_TYPE, "video/mp2t")], body).into_response();
         }
         Attack::TricklingFirstSegment { step } if index == first_requested => {
             return trickling_body(state.clear_segment(index), *step);

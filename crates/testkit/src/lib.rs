@@ -45,8 +45,8 @@ pub use fixtures::{
     media_fixtures,
 };
 pub use hostile::{
-    ATTACKED_SEGMENT_INDEX, Attack, HostileOrigin, HostileTimeline, process_memory_kib,
-    restarted_init, rotating_key, spawn_hostile_origin,
+    ATTACKED_SEGMENT_INDEX, Attack, FOREIGN_PLAYLIST_BODY, HostileOrigin, HostileTimeline,
+    process_memory_kib, restarted_init, rotating_key, spawn_hostile_origin,
 };
 pub use origin::{
     EXPLICIT_IV_HIGH_BITS, Fault, HlsOrigin, LateOrigin, OriginConfig, OriginError, OriginHandle,
