@@ -166,6 +166,10 @@ impl Words {
         self.say(Key::NothingToRead, &[])
     }
 
+    pub fn unreadable_message(&self) -> String {
+        self.say(Key::UnreadableMessage, &[])
+    }
+
     pub fn did_you_mean(&self, command: &str, with_links: bool) -> String {
         let key = if with_links {
             Key::DidYouMeanWithLinks

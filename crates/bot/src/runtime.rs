@@ -23,9 +23,10 @@ use tokio_util::task::TaskTracker;
 use crate::catalogue::Language;
 use crate::messages::Words;
 use crate::outbound::OutboundLimits;
-use crate::rate_limit::{RateLimitRule, RateLimiter};
+use crate::rate_limit::{RateLimitDecision, RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
 use crate::telegram_api::{TelegramApi, redact_secret};
+use crate::unreadable_updates::{ReadableUpdatesOnly, UnreadableHandler, UnreadableUpdate};
 
 pub use streambot_core::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
 /// The longest recording of a job that names no duration, out of the box (the seed's
@@ -446,13 +447,32 @@ pub async fn run_bot<B: BotBackend>(
             }
         }
     });
+    // Updates teloxide cannot read never reach its dispatcher (which would log them whole).
+    let unreadable_context = Arc::clone(&context);
+    let on_unreadable: UnreadableHandler = Arc::new(move |unreadable: UnreadableUpdate| {
+        let Some((chat_id, language_code)) = unreadable.private_sender else {
+            return;
+        };
+        let context = Arc::clone(&unreadable_context);
+        unreadable_context.tasks.spawn(async move {
+            if let RateLimitDecision::Refused { .. } = context.rate_limiter.check(chat_id).await {
+                return;
+            }
+            context.remember_language_code(chat_id, language_code.as_deref());
+            let words = context.words_for(chat_id).await;
+            context.reply(chat_id, &words.unreadable_message()).await;
+        });
+    });
     let error_handler = Arc::new(RedactingErrorHandler {
         token: context.settings.token.clone(),
     });
     let dispatched = match &context.settings.webhook {
         None => {
             tracing::info!("the Telegram bot is running (long polling)");
-            let listener = teloxide::update_listeners::polling_default(bot.clone()).await;
+            let listener = ReadableUpdatesOnly::new(
+                teloxide::update_listeners::polling_default(bot.clone()).await,
+                Arc::clone(&on_unreadable),
+            );
             dispatcher
                 .try_dispatch_with_listener(listener, error_handler)
                 .await
@@ -477,7 +497,7 @@ pub async fn run_bot<B: BotBackend>(
             }
             let listener =
                 match teloxide::update_listeners::webhooks::axum(bot.clone(), options).await {
-                    Ok(listener) => listener,
+                    Ok(listener) => ReadableUpdatesOnly::new(listener, Arc::clone(&on_unreadable)),
                     Err(error) => {
                         shutdown.cancel();
                         let _ = updater.await;

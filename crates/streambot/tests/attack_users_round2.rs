@@ -1,0 +1,111 @@
+//! Issue 11, second attack round on the user side, through the real binary (`streambot run`) and
+//! the fake Bot API server: what reaches the process's output when Telegram sends updates the bot
+//! (or teloxide) cannot read. A stream URL's password must reach no log line at any level.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use streambot_testkit::telegram::FakeTelegram;
+use support::{BINARY, send_signal};
+use tokio::process::Command;
+
+const URL_PASSWORD: &str = "hunter2-url-password";
+
+fn message_with_text(user_id: i64, chat: serde_json::Value, text: &str) -> serde_json::Value {
+    json!({
+        "message_id": 700 + user_id,
+        "from": {"id": user_id, "is_bot": false, "first_name": "Eve"},
+        "chat": chat,
+        "date": 1_700_000_000,
+        "text": text,
+    })
+}
+
+/// Updates teloxide 0.17 cannot read (a chat type it does not know, an update kind newer than
+/// it): teloxide's dispatcher logged each one whole at ERROR ("Cannot parse an update … Value:
+/// {…}"), the user's text with a link's password in it, and the sender got no answer. They are
+/// now skipped with a line that names the update's kind and id only, and a private message is
+/// answered with a sentence saying it could not be read. Readable updates the bot does not handle (an edited
+/// message, an inline query) leave no trace of their text either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_the_bot_cannot_read_never_put_their_text_in_the_log() {
+    let telegram = FakeTelegram::start().await.expect("fake telegram");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(BINARY)
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATA_DIR", directory.path())
+        .env("LOG_LEVEL", "debug")
+        .env("TELEGRAM_BOT_TOKEN", &telegram.token)
+        .env("TELEGRAM_API_URL", &telegram.api_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("streambot run starts");
+    let link = format!("https://viewer:{URL_PASSWORD}@cdn.example.test/live/index.m3u8");
+    let private_chat = |id: i64| json!({"id": id, "type": "private", "first_name": "Eve"});
+    // A chat type teloxide does not know.
+    telegram.push_raw_update(json!({
+        "message": message_with_text(
+            3001,
+            json!({"id": -1_003_001, "type": "monoforum", "title": "Direct messages"}),
+            &format!("/record {link} 1h"),
+        ),
+    }));
+    // An update kind newer than teloxide.
+    telegram.push_raw_update(json!({
+        "guest_message": message_with_text(3002, private_chat(3002), &format!("/record {link}")),
+    }));
+    // A private message with a field in a shape teloxide does not expect: not read, but answered.
+    let mut odd_private = message_with_text(3006, private_chat(3006), &format!("/record {link}"));
+    odd_private["sender_business_bot"] = json!({"id": 5});
+    telegram.push_raw_update(json!({ "message": odd_private }));
+    // Readable, not handled by the bot.
+    telegram.push_raw_update(json!({
+        "edited_message": message_with_text(3003, private_chat(3003), &format!("/record {link}")),
+    }));
+    telegram.push_raw_update(json!({
+        "inline_query": {
+            "id": "iq-1",
+            "from": {"id": 3004, "is_bot": false, "first_name": "Eve"},
+            "query": link,
+            "offset": "",
+        },
+    }));
+    // Afterwards, an ordinary message is answered: the updates before it were dealt with.
+    telegram.send_text_from_user(3005, "/start");
+    telegram
+        .wait_for_text(3005, "records live streams", Duration::from_secs(30))
+        .await
+        .expect("the bot goes on answering");
+    telegram
+        .wait_for_text(3006, "could not read that message", Duration::from_secs(30))
+        .await
+        .expect("a private message that cannot be read is answered");
+    let process_id = child.id().expect("pid");
+    assert!(send_signal(process_id, "TERM"), "kill -TERM {process_id}");
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exits within 15 s of SIGTERM")
+        .expect("output");
+    let all_output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all_output.contains("panicked"), "{all_output}");
+    let leaking: Vec<&str> = all_output
+        .lines()
+        .filter(|line| line.contains(URL_PASSWORD))
+        .collect();
+    assert!(
+        leaking.is_empty(),
+        "a link's password reached the log: {leaking:#?}"
+    );
+}
