@@ -273,12 +273,26 @@ pub(crate) async fn press_cancel_schedule<B: BotBackend>(
             return words.label(Key::ToastTryAgain);
         }
     };
+    // The schedule's owner, or for a schedule a chat owns, that chat's administrators.
     let owner_id = if schedule.owner.user_id == user_id {
         user_id
-    } else if schedule.owner.user_id < 0 && schedule.owner.chat_id == chat_id {
-        schedule.owner.user_id
     } else {
-        return words.label(Key::ToastNotYours);
+        match context
+            .acting_identity(
+                schedule.owner.user_id,
+                schedule.owner.chat_id,
+                user_id,
+                chat_id,
+            )
+            .await
+        {
+            // A bot admin cancels through /admin; a button acts for the owner only.
+            crate::runtime::ActingDecision::As(_) if schedule.owner.user_id >= 0 => {
+                return words.label(Key::ToastNotYours);
+            }
+            crate::runtime::ActingDecision::As(_) => schedule.owner.user_id,
+            refused => return crate::callbacks::refusal_toast(words, refused),
+        }
     };
     let cancelled = match context
         .backend

@@ -202,7 +202,26 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub bot_username: Mutex<Option<String>>,
     /// Links offered on buttons, by number.
     pub offers: Mutex<OfferBook>,
+    /// (chat, user) → whether the user administers the chat, with when Telegram said so.
+    pub chat_administrators: Mutex<HashMap<(i64, i64), (Instant, bool)>>,
     pub tasks: TaskTracker,
+}
+
+/// How long Telegram's answer to "does this person administer the chat?" is kept.
+const CHAT_ADMINISTRATOR_CACHE_TIME: Duration = Duration::from_secs(60);
+/// Answers kept at most (the cache is emptied past it).
+const MAXIMUM_CACHED_CHAT_ADMINISTRATORS: usize = 10_000;
+
+/// May someone who pressed a button act for the owner of a job, a schedule or an offer?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActingDecision {
+    /// As this identity (the owner's id, or their own as an admin of the bot).
+    As(i64),
+    /// Someone else's.
+    NotYours,
+    /// A chat owns it and this person does not administer that chat (or Telegram could not
+    /// say).
+    ChatAdministratorsOnly,
 }
 
 impl<B: JobBackend> BotContext<B> {
@@ -214,8 +233,69 @@ impl<B: JobBackend> BotContext<B> {
         self.offers.lock().ok()?.offers.remove(&number)
     }
 
+    /// An offer taken by a press that may not use it goes back under its number.
+    pub fn put_back_offer(&self, number: u64, offer: Offer) {
+        if let Ok(mut book) = self.offers.lock() {
+            book.offers.insert(number, offer);
+        }
+    }
+
     pub fn is_admin(&self, owner_id: i64) -> bool {
         self.settings.admin_user_ids.contains(&owner_id)
+    }
+
+    /// Who a button press acts as. The owner (or an admin of the bot) acts as themselves. A
+    /// thing a chat owns (a channel post, a group's anonymous admin, a post as a channel; its
+    /// owner id is the chat's negative id) may be acted on from the chat it was asked in, and
+    /// only by an administrator of the owning chat: a channel's subscribers and a group's
+    /// members see its buttons too, and are not that identity (issue 11).
+    pub async fn acting_identity(
+        &self,
+        owner_id: i64,
+        owner_chat_id: i64,
+        user_id: i64,
+        pressed_in_chat_id: i64,
+    ) -> ActingDecision {
+        if owner_id == user_id || self.is_admin(user_id) {
+            return ActingDecision::As(user_id);
+        }
+        if owner_id >= 0 || owner_chat_id != pressed_in_chat_id {
+            return ActingDecision::NotYours;
+        }
+        if self.administers_chat(owner_id, user_id).await {
+            ActingDecision::As(owner_id)
+        } else {
+            ActingDecision::ChatAdministratorsOnly
+        }
+    }
+
+    /// Whether `user_id` is an administrator or the creator of `chat_id`, from Telegram
+    /// (cached for a minute); `false` when Telegram cannot say.
+    async fn administers_chat(&self, chat_id: i64, user_id: i64) -> bool {
+        let cached = self.chat_administrators.lock().ok().and_then(|cache| {
+            cache
+                .get(&(chat_id, user_id))
+                .filter(|(asked_at, _)| asked_at.elapsed() < CHAT_ADMINISTRATOR_CACHE_TIME)
+                .map(|(_, administers)| *administers)
+        });
+        if let Some(administers) = cached {
+            return administers;
+        }
+        match self.api.is_chat_administrator(chat_id, user_id).await {
+            Ok(administers) => {
+                if let Ok(mut cache) = self.chat_administrators.lock() {
+                    if cache.len() >= MAXIMUM_CACHED_CHAT_ADMINISTRATORS {
+                        cache.clear();
+                    }
+                    cache.insert((chat_id, user_id), (Instant::now(), administers));
+                }
+                administers
+            }
+            Err(error) => {
+                tracing::info!(chat_id, user_id, %error, "could not ask Telegram who administers a chat; the press is refused");
+                false
+            }
+        }
     }
 
     /// Saved preferences (cached; the defaults when the store cannot say).
@@ -413,6 +493,7 @@ pub async fn run_bot<B: BotBackend>(
         seen_languages: Mutex::new(HashMap::new()),
         bot_username: Mutex::new(me.user.username.clone()),
         offers: Mutex::new(OfferBook::default()),
+        chat_administrators: Mutex::new(HashMap::new()),
         tasks,
         settings,
     });

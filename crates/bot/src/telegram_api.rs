@@ -148,12 +148,19 @@ enum OutboundRequest {
         file: QueuedFile,
         answer: oneshot::Sender<Result<(), TelegramSendError>>,
     },
+    /// Is `user_id` an administrator (or the creator) of `chat_id`?
+    ChatAdministrator {
+        chat_id: i64,
+        user_id: i64,
+        answer: oneshot::Sender<Result<bool, TelegramSendError>>,
+    },
 }
 
 /// What a request gave back.
 enum Sent {
     Message(MessageId),
     Done,
+    Administrator(bool),
 }
 
 impl OutboundRequest {
@@ -163,8 +170,11 @@ impl OutboundRequest {
             OutboundRequest::Text { answer, .. } => {
                 let _ = answer.send(outcome.map(|sent| match sent {
                     Sent::Message(message_id) => message_id,
-                    Sent::Done => MessageId(0),
+                    Sent::Done | Sent::Administrator(_) => MessageId(0),
                 }));
+            }
+            OutboundRequest::ChatAdministrator { answer, .. } => {
+                let _ = answer.send(outcome.map(|sent| matches!(sent, Sent::Administrator(true))));
             }
             OutboundRequest::Edit {
                 answer: Some(answer),
@@ -394,6 +404,26 @@ impl TelegramApi {
         }
     }
 
+    /// Whether `user_id` is an administrator or the creator of `chat_id` (`getChatMember`),
+    /// for a button pressed on a job a chat owns. An error (the bot is not in that chat) is an
+    /// error: the caller refuses.
+    pub async fn is_chat_administrator(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+    ) -> Result<bool, TelegramSendError> {
+        let (answer, answered) = oneshot::channel();
+        let request = OutboundRequest::ChatAdministrator {
+            chat_id,
+            user_id,
+            answer,
+        };
+        if !self.offer(None, OutboundKind::Lookup, request) {
+            return Err(TelegramSendError::QueueFull);
+        }
+        answered.await.unwrap_or(Err(TelegramSendError::Stopping))
+    }
+
     /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.
     pub async fn send_file(
         &self,
@@ -510,6 +540,12 @@ async fn perform_request(
             .send_file(chat_id, &file.as_outgoing())
             .await
             .map(|()| Sent::Done),
+        OutboundRequest::ChatAdministrator {
+            chat_id, user_id, ..
+        } => connection
+            .is_chat_administrator(*chat_id, *user_id)
+            .await
+            .map(Sent::Administrator),
     };
     match outcome {
         Err(TelegramSendError::RateLimited { retry_after })
@@ -671,6 +707,32 @@ impl TelegramConnection {
             async move { request.await.map(|_| ()) }
         })
         .await
+    }
+
+    /// `getChatMember`, once. Not through `run`: an error about the chat asked about (the bot
+    /// is not in it) must not mark any chat blocked.
+    async fn is_chat_administrator(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+    ) -> Result<bool, TelegramSendError> {
+        let Ok(user_id) = u64::try_from(user_id) else {
+            return Ok(false);
+        };
+        match self
+            .bot
+            .get_chat_member(ChatId(chat_id), UserId(user_id))
+            .await
+        {
+            Ok(member) => Ok(member.is_privileged()),
+            Err(RequestError::RetryAfter(seconds)) => Err(TelegramSendError::RateLimited {
+                retry_after: seconds.duration(),
+            }),
+            Err(error @ (RequestError::Network(_) | RequestError::Io(_))) => {
+                Err(TelegramSendError::Unreachable(self.describe(&error)))
+            }
+            Err(error) => Err(TelegramSendError::Refused(self.describe(&error))),
+        }
     }
 
     /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.

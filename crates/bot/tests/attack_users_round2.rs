@@ -1,0 +1,226 @@
+//! Issue 11, second attack round on the user side, in one process: the fake Bot API server (real
+//! HTTP on 127.0.0.1), the real SQLite job store and the real bot (no worker: jobs stay queued,
+//! which is all these attacks need). Each test is a regression test of a finding.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use streambot_bot::{BotSettings, run_bot};
+use streambot_core::{DesiredJobState, JobId, JobState};
+use streambot_store::{JobStore, SqliteBackend};
+use streambot_testkit::telegram::{FakeTelegram, RecordedCall};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+const ADMIN: i64 = 9_999;
+/// Never fetched (no worker runs).
+const LINK: &str = "http://127.0.0.1:9/live/index.m3u8";
+
+struct Harness {
+    telegram: FakeTelegram,
+    backend: SqliteBackend,
+    shutdown: CancellationToken,
+    _directory: tempfile::TempDir,
+    bot_task: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let telegram = FakeTelegram::start().await.expect("fake telegram");
+        let directory = tempfile::tempdir().expect("tempdir");
+        let data_directory = directory.path().join("data");
+        let recordings_directory: PathBuf = directory.path().join("recordings");
+        std::fs::create_dir_all(&data_directory).expect("data dir");
+        let backend = SqliteBackend::open_in_data_directory(&data_directory)
+            .await
+            .expect("sqlite");
+        let shutdown = CancellationToken::new();
+        let mut settings = BotSettings::new(&telegram.token, recordings_directory, &data_directory);
+        settings.api_url = Some(telegram.api_url.parse().expect("url"));
+        settings.allow_private_networks = true;
+        settings.status_edit_interval = Duration::from_millis(500);
+        settings.admin_user_ids = HashSet::from([ADMIN]);
+        let bot_shutdown = shutdown.clone();
+        let bot_backend = backend.clone();
+        let bot_task = tokio::spawn(async move {
+            let _ = run_bot(settings, bot_backend, bot_shutdown).await;
+        });
+        Harness {
+            telegram,
+            backend,
+            shutdown,
+            _directory: directory,
+            bot_task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.bot_task).await;
+    }
+
+    async fn expect_text(&self, chat_id: i64, fragment: &str) -> RecordedCall {
+        match self.telegram.wait_for_text(chat_id, fragment, WAIT).await {
+            Some(call) => call,
+            None => {
+                let texts: Vec<String> = self
+                    .telegram
+                    .calls()
+                    .iter()
+                    .filter_map(|call| {
+                        call.text()
+                            .map(|text| format!("{} {:?} → {}", call.method, call.chat_id(), text))
+                    })
+                    .collect();
+                panic!("no message to {chat_id} containing {fragment:?}; sent: {texts:#?}")
+            }
+        }
+    }
+
+    /// Presses a button and returns the toast it was answered with.
+    async fn press(&self, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> String {
+        let answers_before = self.telegram.received_count("answerCallbackQuery");
+        let update_id = self
+            .telegram
+            .press_button(user_id, chat_id, message_id, data);
+        assert!(
+            self.telegram
+                .wait_for_received("answerCallbackQuery", answers_before + 1, WAIT)
+                .await,
+            "the press is answered"
+        );
+        let wanted = format!("cbq-{update_id}");
+        // The answer is recorded once Telegram's side answered it.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(call) = self
+                .telegram
+                .calls_of("answerCallbackQuery")
+                .into_iter()
+                .find(|call| {
+                    call.parameters
+                        .get("callback_query_id")
+                        .and_then(Value::as_str)
+                        == Some(wanted.as_str())
+                })
+            {
+                return call
+                    .parameters
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no answer recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn job(&self, job_id: &str) -> streambot_core::Job {
+        let job_id: JobId = job_id.parse().expect("job id");
+        self.backend
+            .get_job(job_id)
+            .await
+            .expect("store")
+            .expect("the job exists")
+    }
+}
+
+/// The job id in a status message ("⏳ `ID` *checking the link…*").
+fn job_id_in(text: &str) -> String {
+    text.split('`').nth(1).unwrap_or_default().to_string()
+}
+
+/// The bot's message in `chat_id` whose keyboard has a button with data `data`.
+fn message_with_button(telegram: &FakeTelegram, chat_id: i64, data: &str) -> Option<i64> {
+    telegram
+        .calls_of("sendMessage")
+        .iter()
+        .filter(|call| call.chat_id() == Some(chat_id))
+        .filter_map(|call| call.parameters.get("reply_markup").cloned())
+        .find(|markup| markup.to_string().contains(data))?;
+    (1..10_000).find(|message_id| {
+        telegram
+            .message_keyboard(*message_id)
+            .is_some_and(|keyboard| keyboard.to_string().contains(data))
+    })
+}
+
+/// A job a channel or a group owns (a channel post; an anonymous admin's message) had its buttons
+/// pressable by anyone who saw them: every subscriber of the channel, every member of the group
+/// stopped (or deleted, or clipped) the recording as the chat. Only the chat's administrators
+/// (asked with getChatMember) may act as the chat now; the others are told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_chats_administrators_press_the_buttons_of_the_chats_job() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let channel: i64 = -100_400_500;
+    let group: i64 = -100_200_300;
+    let subscriber = 5_151;
+    let channel_admin = 5_252;
+    telegram.set_chat_administrators(channel, &[channel_admin]);
+    telegram.set_chat_administrators(group, &[channel_admin]);
+    // A channel post asks for a recording: the channel owns it.
+    telegram.push_raw_update(json!({
+        "channel_post": {
+            "message_id": 77,
+            "sender_chat": {"id": channel, "type": "channel", "title": "Live"},
+            "chat": {"id": channel, "type": "channel", "title": "Live"},
+            "date": 1_700_000_000,
+            "text": format!("/record {LINK} 45 min"),
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        },
+    }));
+    let status = harness.expect_text(channel, "checking the link").await;
+    let channel_job = job_id_in(status.text().unwrap_or_default());
+    // An anonymous admin of a group asks for one: the group owns it.
+    telegram.push_raw_update(json!({
+        "message": {
+            "message_id": 501,
+            "from": {"id": 1_087_968_824_i64, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+            "sender_chat": {"id": group, "type": "supergroup", "title": "Fans"},
+            "chat": {"id": group, "type": "supergroup", "title": "Fans"},
+            "date": 1_700_000_000,
+            "text": format!("/record {LINK} 1h"),
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        },
+    }));
+    let status = harness.expect_text(group, "checking the link").await;
+    let group_job = job_id_in(status.text().unwrap_or_default());
+    for (chat, job_id) in [(channel, &channel_job), (group, &group_job)] {
+        let stop = format!("stop:{job_id}");
+        let message_id =
+            message_with_button(telegram, chat, &stop).expect("the status message has Stop");
+        // A subscriber / member: refused, the job untouched.
+        let toast = harness.press(subscriber, chat, message_id, &stop).await;
+        assert!(
+            toast.contains("administrators"),
+            "a subscriber's press is refused with the reason: {toast:?}"
+        );
+        let job = harness.job(job_id).await;
+        assert_eq!(job.state, JobState::Queued, "{job:?}");
+        assert_eq!(job.desired_state, DesiredJobState::Record, "{job:?}");
+        // The chat's administrator: taken.
+        let toast = harness.press(channel_admin, chat, message_id, &stop).await;
+        assert!(
+            !toast.contains("administrators"),
+            "{toast:?} {:?}",
+            telegram
+                .calls_of("getChatMember")
+                .iter()
+                .map(|call| (call.parameters.clone(), call.http_status))
+                .collect::<Vec<_>>()
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while harness.job(job_id).await.state != JobState::Cancelled {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the administrator's Stop cancels the queued job"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    harness.stop().await;
+}
