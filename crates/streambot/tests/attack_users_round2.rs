@@ -109,3 +109,94 @@ async fn updates_the_bot_cannot_read_never_put_their_text_in_the_log() {
         "a link's password reached the log: {leaking:#?}"
     );
 }
+
+/// Settings that carry a password, given wrong (another scheme, a malformed URL) or pointing at
+/// a Redis that is down: `run`, `worker`, `dashboard` and `config check` say which setting is
+/// wrong and never print the password. A setting's error used to quote the whole value
+/// (`REDIS_URL="http://:PASSWORD@host" is not allowed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_setting_with_a_password_is_named_without_the_password() {
+    const REDIS_PASSWORD: &str = "hunter2-redis-password";
+    const API_PASSWORD: &str = "hunter2-api-password";
+    let directory = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "REDIS_URL",
+            format!("http://:{REDIS_PASSWORD}@127.0.0.1:6379/0"),
+        ),
+        ("REDIS_URL", format!("redis://:{REDIS_PASSWORD}@[::1/0")),
+        // A Redis that does not answer (port 1 on loopback).
+        (
+            "REDIS_URL",
+            format!("redis://:{REDIS_PASSWORD}@127.0.0.1:1/0"),
+        ),
+        (
+            "TELEGRAM_API_URL",
+            format!("ftp://bot:{API_PASSWORD}@127.0.0.1:9/"),
+        ),
+        (
+            "TELEGRAM_WEBHOOK_URL",
+            format!("ftp://hook:{API_PASSWORD}@bot.example.test/telegram"),
+        ),
+    ];
+    for (variable, value) in &cases {
+        let roles: &[&[&str]] = if *variable == "REDIS_URL" {
+            &[&["run"], &["worker"], &["dashboard"], &["config", "check"]]
+        } else {
+            &[&["run"], &["bot"], &["config", "check"]]
+        };
+        for arguments in roles {
+            let mut child = Command::new(BINARY)
+                .args(*arguments)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("DATA_DIR", directory.path())
+                .env("LOG_LEVEL", "debug")
+                .env("TELEGRAM_BOT_TOKEN", "123456:not-a-real-token-abcdef")
+                .env("DASHBOARD_ENABLED", "true")
+                .env("DASHBOARD_SECRET", "dashboard-secret-0123456789")
+                .env("DASHBOARD_BIND", "127.0.0.1:0")
+                .env(variable, value)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("runs");
+            let readers = [
+                tokio::spawn(read_all(child.stdout.take())),
+                tokio::spawn(read_all(child.stderr.take())),
+            ];
+            // A wrong setting ends the process at once; a Redis that is down may be waited for
+            // a while: what it printed meanwhile counts.
+            if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                .await
+                .is_err()
+            {
+                child.start_kill().expect("kill");
+                let _ = child.wait().await;
+            }
+            let mut output = Vec::new();
+            for reader in readers {
+                output.extend(reader.await.expect("reader"));
+            }
+            let all_output = String::from_utf8_lossy(&output).to_string();
+            assert!(!all_output.contains("panicked"), "{all_output}");
+            for secret in [REDIS_PASSWORD, API_PASSWORD, "dashboard-secret-0123456789"] {
+                assert!(
+                    !all_output.contains(secret),
+                    "{arguments:?} with {variable}={value:?} printed a secret: {all_output}"
+                );
+            }
+        }
+    }
+}
+
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes).await;
+    }
+    bytes
+}
