@@ -224,3 +224,80 @@ async fn only_a_chats_administrators_press_the_buttons_of_the_chats_job() {
     }
     harness.stop().await;
 }
+
+/// A group that becomes a supergroup mid-recording (Telegram answers every call to the old id
+/// with 400 "group chat was upgraded to a supergroup chat" and `migrate_to_chat_id`): the
+/// finished files, the summary and the bot's notices to the owner's chat went nowhere (the
+/// error was "permanent"). They follow the migration now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_that_became_a_supergroup_still_gets_its_files_and_notices() {
+    use streambot_core::delivery::PartSender;
+    use streambot_core::job_files::DeliveredPart;
+    use streambot_core::{JobOwner, JobPriority, NewJob};
+
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let owner = 7_171;
+    let old_group: i64 = -4_242;
+    let supergroup: i64 = -1_000_000_004_242;
+    // Files: the worker's sender, straight to the fake.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut settings = BotSettings::new(
+        &telegram.token,
+        directory.path().join("recordings"),
+        directory.path(),
+    );
+    settings.api_url = Some(telegram.api_url.parse().expect("url"));
+    let sender =
+        streambot_bot::TelegramPartSender::new(&settings, harness.backend.clone()).expect("sender");
+    let job = harness
+        .backend
+        .create_job(NewJob {
+            owner: JobOwner {
+                user_id: owner,
+                chat_id: old_group,
+            },
+            url: LINK.to_string(),
+            options: Default::default(),
+            priority: JobPriority::Normal,
+        })
+        .await
+        .expect("job");
+    telegram.migrate_chat(old_group, supergroup);
+    let file = directory.path().join("part-0001.mp4");
+    std::fs::write(&file, b"mp4!").expect("file");
+    let part = DeliveredPart {
+        part_number: 1,
+        part_count: 1,
+        local_path: Some(file),
+        size_bytes: 4,
+        duration_seconds: 12.0,
+        width: None,
+        height: None,
+        has_audio: true,
+        thumbnail: None,
+        link: None,
+        telegram_file_id: None,
+        storage_error: None,
+        damaged_decode_errors: None,
+        joined_part_numbers: Vec::new(),
+    };
+    sender
+        .send_part(&job, &part)
+        .await
+        .expect("the part reaches the supergroup");
+    assert_eq!(
+        telegram
+            .files_received_in_chat(supergroup)
+            .values()
+            .sum::<usize>(),
+        1
+    );
+    // The bot's notice to the owner's chat (an admin stops the job) follows the migration too.
+    telegram.send_text_from_user(ADMIN, &format!("/admin stop {}", job.id));
+    harness.expect_text(ADMIN, "Stopping").await;
+    harness
+        .expect_text(supergroup, "An admin stopped your recording")
+        .await;
+    harness.stop().await;
+}

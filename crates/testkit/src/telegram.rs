@@ -170,6 +170,8 @@ struct FakeState {
     answer_delays: HashMap<(String, usize), Duration>,
     /// chat id → the users `getChatMember` calls administrators there (the others are members).
     chat_administrators: HashMap<i64, Vec<i64>>,
+    /// Group ids that became supergroups: old id → new id.
+    migrated_chats: HashMap<i64, i64>,
 }
 
 impl FakeState {
@@ -441,6 +443,15 @@ impl FakeTelegram {
     pub fn set_chat_administrators(&self, chat_id: i64, user_ids: &[i64]) {
         self.with_state(|state| {
             state.chat_administrators.insert(chat_id, user_ids.to_vec());
+        });
+    }
+
+    /// The group `old_chat_id` became the supergroup `new_chat_id`: every call to the old id is
+    /// answered 400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`,
+    /// as Telegram does.
+    pub fn migrate_chat(&self, old_chat_id: i64, new_chat_id: i64) {
+        self.with_state(|state| {
+            state.migrated_chats.insert(old_chat_id, new_chat_id);
         });
     }
 
@@ -776,6 +787,13 @@ fn answer_method(
             StatusCode::FORBIDDEN,
             "Forbidden: bot was blocked by the user",
             None,
+        );
+    }
+    if let Some(new_chat_id) = chat_id.and_then(|chat| state.migrated_chats.get(&chat).copied()) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            Some(json!({"migrate_to_chat_id": new_chat_id})),
         );
     }
     if let Some(failure) = state.failures.get_mut(method).and_then(VecDeque::pop_front) {
