@@ -313,8 +313,12 @@ pub(crate) fn job_list_page(
     with_owners: bool,
 ) -> (String, Option<teloxide::types::InlineKeyboardMarkup>) {
     let callback_prefix = if with_owners { "admin-list" } else { "list" };
-    let shown_until = ((page + 1) * LIST_PAGE_SIZE).min(jobs.len());
-    let start = (page * LIST_PAGE_SIZE).min(shown_until);
+    // The page comes from a button's data, which anyone can forge (`list:18446744073709551615`):
+    // past the last page is the last page, and no arithmetic here can overflow.
+    let last_page = jobs.len().saturating_sub(1) / LIST_PAGE_SIZE;
+    let page = page.min(last_page);
+    let start = page * LIST_PAGE_SIZE;
+    let shown_until = start.saturating_add(LIST_PAGE_SIZE).min(jobs.len());
     let page_jobs = jobs.get(start..shown_until).unwrap_or(&[]);
     let text = words.job_list(page_jobs, with_owners, jobs.len());
     let keyboard = (shown_until < jobs.len()).then(|| list_more(words, callback_prefix, page + 1));

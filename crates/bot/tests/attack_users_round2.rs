@@ -301,3 +301,44 @@ async fn a_group_that_became_a_supergroup_still_gets_its_files_and_notices() {
         .await;
     harness.stop().await;
 }
+
+/// Forged button data: pages at and past `usize::MAX`, negative and non-numbers, job ids that
+/// are not ids, actions that do not exist, an empty and a 64-byte payload. Every press is
+/// answered, the bot goes on answering the same chat, and nothing panics (a page of
+/// `usize::MAX` overflowed the page arithmetic: a panic in a debug build, a wrap in release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_button_data_is_answered_and_harms_nothing() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let user = 6_161;
+    telegram.send_text_from_user(user, &format!("/record {LINK} 1h"));
+    let status = harness.expect_text(user, "checking the link").await;
+    let job_id = job_id_in(status.text().unwrap_or_default());
+    let message_id =
+        message_with_button(telegram, user, &format!("stop:{job_id}")).expect("the status message");
+    let forged = [
+        "list:18446744073709551615".to_string(),
+        "list:18446744073709551614".to_string(),
+        "admin-list:18446744073709551615".to_string(),
+        "list:-1".to_string(),
+        "list:99999999999999999999999".to_string(),
+        "stop:../../etc/passwd".to_string(),
+        "stop:".to_string(),
+        ":".to_string(),
+        String::new(),
+        "offer:18446744073709551615".to_string(),
+        "unschedule:-1".to_string(),
+        format!("nonsense:{job_id}"),
+        format!("pick-nonsense:{job_id}"),
+        "x".repeat(64),
+    ];
+    for data in &forged {
+        let _toast = harness.press(user, user, message_id, data).await;
+    }
+    // The same chat is still served.
+    telegram.send_text_from_user(user, "/help");
+    harness.expect_text(user, "/record").await;
+    let job = harness.job(&job_id).await;
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+    harness.stop().await;
+}
