@@ -342,3 +342,82 @@ async fn forged_button_data_is_answered_and_harms_nothing() {
     assert_eq!(job.state, JobState::Queued, "{job:?}");
     harness.stop().await;
 }
+
+/// Entities whose offsets do not fit the text (Telegram counts in UTF-16 code units): past the
+/// end, inside an emoji's surrogate pair, a length that overflows. teloxide's
+/// `parse_entities` asserts on an offset inside a surrogate pair and slices the text at the
+/// others: the handler panicked and the sender got no answer. Each is now answered (the text's
+/// own link is still found), and the chat goes on being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn entities_that_do_not_fit_the_text_are_answered_without_a_panic() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let text = format!("😀😀 {LINK} 1h");
+    let utf16_length = text.encode_utf16().count() as u64;
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "past the end",
+            json!([{"type": "url", "offset": utf16_length + 10, "length": 5}]),
+        ),
+        (
+            "inside a surrogate pair",
+            json!([{"type": "url", "offset": 1, "length": 3}]),
+        ),
+        (
+            "a link behind words, inside a surrogate pair",
+            json!([{"type": "text_link", "offset": 3, "length": 1, "url": LINK}]),
+        ),
+        (
+            "a length that overflows",
+            json!([{"type": "url", "offset": 2, "length": u64::MAX}]),
+        ),
+        (
+            "a bold span ending past the end",
+            json!([{"type": "bold", "offset": 0, "length": utf16_length + 1}]),
+        ),
+    ];
+    for (index, (name, entities)) in cases.into_iter().enumerate() {
+        let user = 8_100 + index as i64;
+        for field in ["text", "caption"] {
+            let mut message = json!({
+                "message_id": 900 + index,
+                "from": {"id": user, "is_bot": false, "first_name": "Eve", "language_code": "en"},
+                "chat": {"id": user, "type": "private", "first_name": "Eve"},
+                "date": 1_700_000_000,
+            });
+            if field == "text" {
+                message["text"] = json!(text);
+                message["entities"] = entities.clone();
+            } else {
+                message["photo"] = json!([{"file_id": "AgAC", "file_unique_id": "AQAD", "width": 90, "height": 90}]);
+                message["caption"] = json!(text);
+                message["caption_entities"] = entities.clone();
+            }
+            let before = telegram
+                .calls_of("sendMessage")
+                .iter()
+                .filter(|call| call.chat_id() == Some(user))
+                .count();
+            telegram.push_raw_update(json!({ "message": message }));
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let answers = telegram
+                    .calls_of("sendMessage")
+                    .iter()
+                    .filter(|call| call.chat_id() == Some(user))
+                    .count();
+                if answers > before {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} ({field}): no answer"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        telegram.send_text_from_user(user, "/help");
+        harness.expect_text(user, "/record").await;
+    }
+    harness.stop().await;
+}
