@@ -200,3 +200,49 @@ async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
     }
     bytes
 }
+
+/// Whoever knows TELEGRAM_WEBHOOK_SECRET can post updates to the webhook as any user, an admin
+/// too. A guessable one (`a`, `aaaaaaaaaaaaaaaaaaaa`, 12 characters) was accepted; it is refused
+/// at start-up like a weak DASHBOARD_SECRET, and a good one still starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessable_webhook_secret_is_refused() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let check = |secret: &str| {
+        Command::new(BINARY)
+            .args(["config", "check"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DATA_DIR", directory.path())
+            .env("TELEGRAM_BOT_TOKEN", "123456:not-a-real-token-abcdef")
+            .env("TELEGRAM_WEBHOOK_URL", "https://bot.example.test/telegram")
+            .env("TELEGRAM_WEBHOOK_SECRET", secret)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    for weak in [
+        "a",
+        "aaaaaaaaaaaaaaaaaaaa",
+        "abcdefghijkl",
+        "abababababababababab",
+    ] {
+        let output = check(weak).await.expect("runs");
+        let all_output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{weak:?} accepted: {all_output}");
+        assert!(
+            all_output.contains("TELEGRAM_WEBHOOK_SECRET"),
+            "the setting is named: {all_output}"
+        );
+    }
+    let output = check("Zq9-webhook_Secret-7fK2").await.expect("runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
