@@ -16,6 +16,7 @@ use crate::handlers::{
 };
 use crate::messages::{DeliveryProgress, Words, plain};
 use crate::parser::RecordRequest;
+use crate::rate_limit::RateLimitDecision;
 use crate::runtime::{ActingDecision, BotBackend, BotContext};
 
 pub(crate) async fn handle_callback<B: BotBackend>(
@@ -24,6 +25,33 @@ pub(crate) async fn handle_callback<B: BotBackend>(
 ) -> Result<(), std::convert::Infallible> {
     let user_id = query.from.id.0 as i64;
     context.remember_language_code(user_id, query.from.language_code.as_deref());
+    // A script pressing a button hundreds of times must not spend the bot's sending allowance
+    // (answers go first in the outbound queue): past the limit, one "slow down", then silence.
+    if let RateLimitDecision::Refused { .. } = context.press_limiter.check(user_id).await {
+        let window = context.settings.rate_limit.window;
+        let should_notify = context
+            .press_limit_notices
+            .lock()
+            .map(|mut notices| {
+                let now = std::time::Instant::now();
+                let recently = notices
+                    .get(&user_id)
+                    .is_some_and(|noticed_at| now.duration_since(*noticed_at) < window);
+                if !recently {
+                    notices.insert(user_id, now);
+                }
+                !recently
+            })
+            .unwrap_or(false);
+        if should_notify {
+            let words = context.words_for(user_id).await;
+            context
+                .api
+                .answer_callback(&query.id.0, Some(words.label(Key::ToastSlowDown)))
+                .await;
+        }
+        return Ok(());
+    }
     let words = context.words_for(user_id).await;
     let data = query.data.clone().unwrap_or_default();
     let message = query

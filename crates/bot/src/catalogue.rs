@@ -228,6 +228,7 @@ message_keys!(
     ToastAlreadyFinished,
     ToastNotYours,
     ToastChatAdministratorsOnly,
+    ToastSlowDown,
     ToastTryAgain,
     ToastStarting,
     ToastExpired,
@@ -1083,6 +1084,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
     (ToastAlreadyFinished, Ru, "Уже закончена"),
     (ToastNotYours, En, "Not your recording"),
     (ToastNotYours, Ru, "Это не ваша запись"),
+    (
+        ToastSlowDown,
+        En,
+        "Too many presses: wait a minute, then press again",
+    ),
+    (
+        ToastSlowDown,
+        Ru,
+        "Слишком много нажатий: подождите минуту и нажмите снова",
+    ),
     (
         ToastChatAdministratorsOnly,
         En,

@@ -191,6 +191,10 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub rate_limiter: RateLimiter,
     /// When each user was last told they hit the rate limit.
     pub rate_limit_notices: Mutex<HashMap<i64, Instant>>,
+    /// Button presses per user: [`PRESSES_PER_MESSAGE`] times the message limit, same window.
+    pub press_limiter: RateLimiter,
+    /// When each user was last told to press more slowly.
+    pub press_limit_notices: Mutex<HashMap<i64, Instant>>,
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     /// Jobs whose first status message is on its way (sent by a task of the status updater).
     pub status_messages_being_sent: Mutex<HashSet<JobId>>,
@@ -206,6 +210,10 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub chat_administrators: Mutex<HashMap<(i64, i64), (Instant, bool)>>,
     pub tasks: TaskTracker,
 }
+
+/// Presses allowed per message allowed by the rate limit (paging a list, pickers and a status
+/// refresh take a few presses where a message takes one).
+pub(crate) const PRESSES_PER_MESSAGE: usize = 3;
 
 /// How long Telegram's answer to "does this person administer the chat?" is kept.
 const CHAT_ADMINISTRATOR_CACHE_TIME: Duration = Duration::from_secs(60);
@@ -487,6 +495,18 @@ pub async fn run_bot<B: BotBackend>(
             &settings.redis_key_prefix,
         ),
         rate_limit_notices: Mutex::new(HashMap::new()),
+        press_limiter: RateLimiter::from_settings(
+            RateLimitRule {
+                maximum_messages: settings
+                    .rate_limit
+                    .maximum_messages
+                    .saturating_mul(PRESSES_PER_MESSAGE),
+                window: settings.rate_limit.window,
+            },
+            settings.redis_url.as_deref(),
+            &format!("{}presses:", settings.redis_key_prefix),
+        ),
+        press_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
         status_messages_being_sent: Mutex::new(HashSet::new()),
         preferences: Mutex::new(HashMap::new()),

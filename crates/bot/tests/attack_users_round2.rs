@@ -421,3 +421,35 @@ async fn entities_that_do_not_fit_the_text_are_answered_without_a_panic() {
     }
     harness.stop().await;
 }
+
+/// A client that presses a button hundreds of times (a script, a user bot): presses had no rate
+/// limit, every one read the store and was answered, and answers go first in the outbound queue,
+/// so one presser spent the bot's whole sending allowance (30 requests a second) and everyone
+/// else waited. Presses now have a per-user limit (three times the message limit in the same
+/// window); past it a press is answered once with "slow down" and then not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_button_pressed_hundreds_of_times_costs_at_most_the_press_limit() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let presser = 6_262;
+    telegram.send_text_from_user(presser, &format!("/record {LINK} 1h"));
+    let status = harness.expect_text(presser, "checking the link").await;
+    let job_id = job_id_in(status.text().unwrap_or_default());
+    let status_data = format!("status:{job_id}");
+    let message_id =
+        message_with_button(telegram, presser, &status_data).expect("the status message");
+    let presses = 300;
+    for _ in 0..presses {
+        telegram.press_button(presser, presser, message_id, &status_data);
+    }
+    // The presser's next message is read after every press (one chat's updates are in order).
+    telegram.send_text_from_user(presser, "/help");
+    harness.expect_text(presser, "/record").await;
+    let answered = telegram.received_count("answerCallbackQuery");
+    // 20 messages a minute by default: 60 presses, and one "slow down".
+    assert!(
+        answered <= 61,
+        "{answered} of {presses} presses were answered (each a request to Telegram)"
+    );
+    harness.stop().await;
+}
