@@ -102,6 +102,7 @@ message_keys!(
     NotUnderstood,
     NothingToRead,
     UnreadableMessage,
+    EditedMessageIgnored,
     DidYouMean,
     DidYouMeanWithLinks,
     WhichLinks,
@@ -343,6 +344,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         NothingToRead,
         Ru,
         "Я записываю трансляции по ссылкам. Пришлите ссылку (плейлист .m3u8 или ссылку на прямой эфир), например:\n`https://example.com/live.m3u8 2h`",
+    ),
+    (
+        EditedMessageIgnored,
+        En,
+        "I don't act on edited messages. Send the corrected message again, for example:\n`/record https://example.com/live.m3u8 2h`",
+    ),
+    (
+        EditedMessageIgnored,
+        Ru,
+        "Отредактированные сообщения я не выполняю. Пришлите исправленное сообщение ещё раз, например:\n`/record https://example.com/live.m3u8 2h`",
     ),
     (
         UnreadableMessage,

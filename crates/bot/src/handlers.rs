@@ -217,6 +217,40 @@ pub(crate) async fn handle_message<B: BotBackend>(
     Ok(())
 }
 
+/// An edited message: never acted on (an edit would start a job again, or get around a limit);
+/// in a private chat the sender is told to send it again. Groups stay quiet.
+pub(crate) async fn handle_edited_message<B: BotBackend>(
+    message: Message,
+    context: Arc<BotContext<B>>,
+) -> Result<(), std::convert::Infallible> {
+    let sender = sender_of(
+        message.from.as_ref().map(|user| user.id.0 as i64),
+        message.sender_chat.as_ref().map(|chat| chat.id.0),
+        message.is_automatic_forward(),
+    );
+    let Some(owner_id) = sender.owner_id() else {
+        return Ok(());
+    };
+    if !message.chat.is_private() {
+        return Ok(());
+    }
+    if let RateLimitDecision::Refused { .. } = context.rate_limiter.check(owner_id).await {
+        return Ok(());
+    }
+    context.remember_language_code(
+        owner_id,
+        message
+            .from
+            .as_ref()
+            .and_then(|user| user.language_code.as_deref()),
+    );
+    let words = context.words_for(owner_id).await;
+    context
+        .reply(message.chat.id.0, &words.edited_message_ignored())
+        .await;
+    Ok(())
+}
+
 /// A keyboard with one "⏺ <link>" button per link.
 pub(crate) fn offer_keyboard<B: JobBackend>(
     context: &BotContext<B>,

@@ -166,6 +166,10 @@ impl Words {
         self.say(Key::NothingToRead, &[])
     }
 
+    pub fn edited_message_ignored(&self) -> String {
+        self.say(Key::EditedMessageIgnored, &[])
+    }
+
     pub fn unreadable_message(&self) -> String {
         self.say(Key::UnreadableMessage, &[])
     }

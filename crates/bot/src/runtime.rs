@@ -528,6 +528,9 @@ pub async fn run_bot<B: BotBackend>(
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(crate::handlers::handle_message::<B>))
         .branch(Update::filter_channel_post().endpoint(crate::handlers::handle_message::<B>))
+        .branch(
+            Update::filter_edited_message().endpoint(crate::handlers::handle_edited_message::<B>),
+        )
         .branch(Update::filter_callback_query().endpoint(crate::callbacks::handle_callback::<B>));
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(&context)])

@@ -453,3 +453,51 @@ async fn a_button_pressed_hundreds_of_times_costs_at_most_the_press_limit() {
     );
     harness.stop().await;
 }
+
+/// A user who fixes a typo in their link by editing the message got silence (edits were not read
+/// at all). An edit in a private chat is now answered: edits are not acted on (that would let an
+/// edit start a job again), send the message again. In a group an edit stays unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_message_is_answered_in_private_and_starts_nothing() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let user = 6_363;
+    let edited = |chat: Value, message_id: i64| {
+        json!({
+            "edited_message": {
+                "message_id": message_id,
+                "from": {"id": user, "is_bot": false, "first_name": "Eve", "language_code": "ru"},
+                "chat": chat,
+                "date": 1_700_000_000,
+                "edit_date": 1_700_000_100,
+                "text": format!("/record {LINK} 1h"),
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            }
+        })
+    };
+    telegram.push_raw_update(edited(
+        json!({"id": -100_777, "type": "supergroup", "title": "Fans"}),
+        11,
+    ));
+    telegram.push_raw_update(edited(
+        json!({"id": user, "type": "private", "first_name": "Eve"}),
+        12,
+    ));
+    harness
+        .expect_text(user, "Отредактированные сообщения")
+        .await;
+    let jobs = harness
+        .backend
+        .list_jobs_for_user(user, 10)
+        .await
+        .expect("store");
+    assert!(jobs.is_empty(), "an edit started a job: {jobs:?}");
+    assert!(
+        telegram
+            .calls_of("sendMessage")
+            .iter()
+            .all(|call| call.chat_id() != Some(-100_777)),
+        "an edit in a group is not answered"
+    );
+    harness.stop().await;
+}
