@@ -256,6 +256,7 @@ message_keys!(
     ScheduleCreated,
     ScheduleInThePast,
     ScheduleTooMany,
+    ScheduleOverlapsTooMany,
     ScheduleNeedsOneLink,
     ScheduleDurationCapped,
     ScheduleListTitle,
@@ -1250,6 +1251,16 @@ const CATALOGUE: &[(Key, Language, &str)] = &[
         ScheduleTooMany,
         Ru,
         "У вас уже {limit} запланированных записей – это предел. Сначала отмените одну в /schedule.",
+    ),
+    (
+        ScheduleOverlapsTooMany,
+        En,
+        "At those times {count} of your recordings would run at once, and you may run {limit} at once. Choose another time, or cancel one in /schedule first.",
+    ),
+    (
+        ScheduleOverlapsTooMany,
+        Ru,
+        "В это время у вас шли бы {count} записи одновременно, а можно не больше {limit}. Выберите другое время или сначала отмените одну в /schedule.",
     ),
     (
         ScheduleNeedsOneLink,

@@ -1083,6 +1083,16 @@ impl Words {
         )
     }
 
+    pub fn schedule_overlaps_too_many(&self, count: usize, limit: usize) -> String {
+        self.say(
+            Key::ScheduleOverlapsTooMany,
+            &[
+                ("count", plain(&count.to_string())),
+                ("limit", plain(&limit.to_string())),
+            ],
+        )
+    }
+
     pub fn schedule_needs_one_link(&self) -> String {
         self.say(Key::ScheduleNeedsOneLink, &[])
     }

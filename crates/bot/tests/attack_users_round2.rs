@@ -501,3 +501,51 @@ async fn an_edited_message_is_answered_in_private_and_starts_nothing() {
     );
     harness.stop().await;
 }
+
+/// Scheduled jobs are created by the store when due, past the per-user limit of recordings at
+/// once (3 by default): twenty schedules "every day at 20:00" (the schedule cap) were twenty
+/// recordings at once every evening. A schedule that would run beside more of the user's
+/// schedules than the limit is refused with the reason; another time is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schedules_cannot_run_more_recordings_at_once_than_the_limit() {
+    use streambot_store::ScheduleStore;
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let user = 6_464;
+    for number in 1..=3 {
+        telegram.send_text_from_user(
+            user,
+            &format!("record {LINK}?show={number} every day at 20:00 for 1h"),
+        );
+        harness.expect_text(user, "Every day at 20:00").await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while harness
+            .backend
+            .list_schedules_for_user(user)
+            .await
+            .expect("store")
+            .len()
+            < number
+        {
+            assert!(tokio::time::Instant::now() < deadline, "schedule {number}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    telegram.send_text_from_user(
+        user,
+        &format!("record {LINK}?show=4 every day at 20:30 for 1h"),
+    );
+    harness.expect_text(user, "would run at once").await;
+    telegram.send_text_from_user(
+        user,
+        &format!("record {LINK}?show=5 every day at 21:00 for 1h"),
+    );
+    harness.expect_text(user, "Every day at 21:00").await;
+    let schedules = harness
+        .backend
+        .list_schedules_for_user(user)
+        .await
+        .expect("store");
+    assert_eq!(schedules.len(), 4, "{schedules:?}");
+    harness.stop().await;
+}
