@@ -169,14 +169,77 @@ const PREFERENCES_CACHE_TIME: Duration = Duration::from_secs(30);
 /// Cached preferences kept at most (the oldest are dropped first).
 const MAXIMUM_CACHED_PREFERENCES: usize = 100_000;
 
+/// Offers one owner may have at once: past it their oldest goes, so one user sending links
+/// without end cannot push everyone else's offers out of the book.
+const MAXIMUM_OFFERS_PER_OWNER: usize = 50;
+
 impl OfferBook {
     fn add(&mut self, offer: Offer) -> u64 {
+        let owner_id = offer.owner_id;
         self.next_number += 1;
         self.offers.insert(self.next_number, offer);
+        let owners_offers: Vec<u64> = self
+            .offers
+            .iter()
+            .filter(|(_, kept)| kept.owner_id == owner_id)
+            .map(|(number, _)| *number)
+            .collect();
+        for number in owners_offers
+            .iter()
+            .take(owners_offers.len().saturating_sub(MAXIMUM_OFFERS_PER_OWNER))
+        {
+            self.offers.remove(number);
+        }
         while self.offers.len() > MAXIMUM_OFFERS_KEPT {
             self.offers.pop_first();
         }
         self.next_number
+    }
+}
+
+#[cfg(test)]
+mod offer_book_tests {
+    use super::*;
+
+    fn offer(owner_id: i64) -> Offer {
+        Offer {
+            owner_id,
+            chat_id: owner_id,
+            url: "https://example.com/live.m3u8".to_string(),
+        }
+    }
+
+    /// One user sending links without end (10 a message, 20 messages a minute) pushed every
+    /// other user's "Record this link" buttons out of the book (2,000 offers in all): they
+    /// answered "expired". Each owner now keeps at most their own 50.
+    #[test]
+    fn one_owner_cannot_push_out_the_offers_of_others() {
+        let mut book = OfferBook::default();
+        let others: Vec<u64> = (0..100)
+            .map(|owner| book.add(offer(1_000 + owner)))
+            .collect();
+        let mut flooder_numbers = Vec::new();
+        for _ in 0..5_000 {
+            flooder_numbers.push(book.add(offer(42)));
+        }
+        for number in &others {
+            assert!(
+                book.offers.contains_key(number),
+                "offer {number} was pushed out"
+            );
+        }
+        let flooder_kept = book
+            .offers
+            .values()
+            .filter(|kept| kept.owner_id == 42)
+            .count();
+        assert_eq!(flooder_kept, MAXIMUM_OFFERS_PER_OWNER);
+        // The newest of the flooder's are the ones kept.
+        assert!(
+            book.offers
+                .contains_key(&flooder_numbers[flooder_numbers.len() - 1])
+        );
+        assert!(!book.offers.contains_key(&flooder_numbers[0]));
     }
 }
 

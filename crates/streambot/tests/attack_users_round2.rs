@@ -110,10 +110,7 @@ async fn updates_the_bot_cannot_read_never_put_their_text_in_the_log() {
         .lines()
         .filter(|line| line.contains(URL_PASSWORD) || line.contains(&token_secret))
         .collect();
-    assert!(
-        leaking.is_empty(),
-        "a secret reached the log: {leaking:#?}"
-    );
+    assert!(leaking.is_empty(), "a secret reached the log: {leaking:#?}");
 }
 
 /// Settings that carry a password, given wrong (another scheme, a malformed URL) or pointing at
