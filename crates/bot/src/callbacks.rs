@@ -24,6 +24,10 @@ pub(crate) async fn handle_callback<B: BotBackend>(
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
     let user_id = query.from.id.0 as i64;
+    // Pressing a button in a chat means the bot may write there again.
+    if let Some(message) = &query.message {
+        context.api.chat_is_reachable(message.chat().id.0);
+    }
     context.remember_language_code(user_id, query.from.language_code.as_deref());
     // A script pressing a button hundreds of times must not spend the bot's sending allowance
     // (answers go first in the outbound queue): past the limit, one "slow down", then silence.

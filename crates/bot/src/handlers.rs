@@ -104,6 +104,7 @@ pub(crate) async fn handle_message<B: BotBackend>(
         return Ok(());
     }
     let chat_id = message.chat.id.0;
+    context.api.chat_is_reachable(chat_id);
     let is_private = message.chat.is_private();
     if let Some(owner_id) = sender.owner_id() {
         context.remember_language_code(

@@ -279,6 +279,16 @@ impl TelegramApi {
         self.connection.is_blocked(chat_id)
     }
 
+    /// Something arrived from this chat (a message, a press): the user unblocked the bot, or
+    /// the group added it back, so it may be written to again.
+    pub fn chat_is_reachable(&self, chat_id: i64) {
+        if let Ok(mut blocked) = self.connection.blocked_chats.lock()
+            && blocked.remove(&chat_id)
+        {
+            tracing::info!(chat_id, "a chat that had blocked the bot writes again");
+        }
+    }
+
     /// Requests waiting in the outbound queue.
     pub fn pending_requests(&self) -> usize {
         self.outbound

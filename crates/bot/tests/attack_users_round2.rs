@@ -549,3 +549,47 @@ async fn schedules_cannot_run_more_recordings_at_once_than_the_limit() {
     assert_eq!(schedules.len(), 4, "{schedules:?}");
     harness.stop().await;
 }
+
+/// A user who blocked the bot and unblocked it (or a group that removed the bot and added it
+/// back) was never written to again until the bot restarted: the chat stayed marked "blocked"
+/// in memory, so their next /start got silence. A message from a chat shows it is reachable
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_who_unblocks_the_bot_is_answered_again() {
+    let harness = Harness::start().await;
+    let telegram = &harness.telegram;
+    let user = 6_565;
+    telegram.send_text_from_user(user, "/start");
+    harness.expect_text(user, "records live streams").await;
+    telegram.block_bot_in_chat(user);
+    telegram.send_text_from_user(user, "/help");
+    // The answer is refused with 403: the chat is marked blocked.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !telegram
+        .calls_of("sendMessage")
+        .iter()
+        .any(|call| call.chat_id() == Some(user) && call.http_status == 403)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the 403 is seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    telegram.unblock_bot_in_chat(user);
+    let delivered = || {
+        telegram
+            .calls_of("sendMessage")
+            .iter()
+            .filter(|call| call.chat_id() == Some(user) && call.http_status == 200)
+            .count()
+    };
+    let delivered_before = delivered();
+    telegram.send_text_from_user(user, "/help");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while delivered() == delivered_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the user who unblocked the bot got no answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    harness.stop().await;
+}

@@ -1,6 +1,8 @@
-//! Issue 11, second attack round on the user side, through the real binary (`streambot run`) and
-//! the fake Bot API server: what reaches the process's output when Telegram sends updates the bot
-//! (or teloxide) cannot read. A stream URL's password must reach no log line at any level.
+//! Issue 11, second attack round on the user side, through the real binary (`streambot run`,
+//! `bot`, `worker`, `dashboard`, `config check`) and the fake Bot API server: what reaches the
+//! process's output when Telegram sends updates the bot (or teloxide) cannot read, and when a
+//! setting that carries a password is wrong; which webhook secrets start. No secret (a stream
+//! URL's password, the bot token, REDIS_URL's password) may reach any output at any log level.
 
 mod support;
 

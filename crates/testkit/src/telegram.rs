@@ -455,6 +455,11 @@ impl FakeTelegram {
         });
     }
 
+    /// The user unblocked the bot: calls to this chat are answered again.
+    pub fn unblock_bot_in_chat(&self, chat_id: i64) {
+        self.with_state(|state| state.blocked_chats.retain(|blocked| *blocked != chat_id));
+    }
+
     /// Every call to this chat fails with 403 from now on (the user blocked the bot).
     pub fn block_bot_in_chat(&self, chat_id: i64) {
         self.with_state(|state| state.blocked_chats.push(chat_id));
