@@ -16,31 +16,46 @@ use crate::handlers::{
 };
 use crate::messages::{DeliveryProgress, Words, plain};
 use crate::parser::RecordRequest;
-use crate::runtime::{BotBackend, BotContext};
-
-/// Who may press a job's buttons: its owner, an admin, or, for a job a chat owns (a group's
-/// anonymous admin, a channel), anyone pressing inside that chat. Returns the identity to act as.
-fn acting_identity<B: JobBackend>(
-    context: &BotContext<B>,
-    job: &Job,
-    user_id: i64,
-    chat_id: i64,
-) -> Option<i64> {
-    if job.owner.user_id == user_id || context.is_admin(user_id) {
-        Some(user_id)
-    } else if job.owner.user_id < 0 && job.owner.chat_id == chat_id {
-        Some(job.owner.user_id)
-    } else {
-        None
-    }
-}
+use crate::rate_limit::RateLimitDecision;
+use crate::runtime::{ActingDecision, BotBackend, BotContext};
 
 pub(crate) async fn handle_callback<B: BotBackend>(
     query: CallbackQuery,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
     let user_id = query.from.id.0 as i64;
+    // Pressing a button in a chat means the bot may write there again.
+    if let Some(message) = &query.message {
+        context.api.chat_is_reachable(message.chat().id.0);
+    }
     context.remember_language_code(user_id, query.from.language_code.as_deref());
+    // A script pressing a button hundreds of times must not spend the bot's sending allowance
+    // (answers go first in the outbound queue): past the limit, one "slow down", then silence.
+    if let RateLimitDecision::Refused { .. } = context.press_limiter.check(user_id).await {
+        let window = context.settings.rate_limit.window;
+        let should_notify = context
+            .press_limit_notices
+            .lock()
+            .map(|mut notices| {
+                let now = std::time::Instant::now();
+                let recently = notices
+                    .get(&user_id)
+                    .is_some_and(|noticed_at| now.duration_since(*noticed_at) < window);
+                if !recently {
+                    notices.insert(user_id, now);
+                }
+                !recently
+            })
+            .unwrap_or(false);
+        if should_notify {
+            let words = context.words_for(user_id).await;
+            context
+                .api
+                .answer_callback(&query.id.0, Some(words.label(Key::ToastSlowDown)))
+                .await;
+        }
+        return Ok(());
+    }
     let words = context.words_for(user_id).await;
     let data = query.data.clone().unwrap_or_default();
     let message = query
@@ -113,16 +128,22 @@ async fn press_offer<B: BotBackend>(
     user_id: i64,
     chat_id: i64,
 ) -> String {
-    let offer = argument
-        .parse::<u64>()
-        .ok()
-        .and_then(|number| context.take_offer(number));
-    let Some(offer) = offer else {
+    let Ok(number_of_offer) = argument.parse::<u64>() else {
         return words.label(Key::ToastExpired);
     };
-    let allowed = offer.owner_id == user_id || (offer.owner_id < 0 && offer.chat_id == chat_id);
-    if !allowed {
-        return words.label(Key::ToastNotYours);
+    let Some(offer) = context.take_offer(number_of_offer) else {
+        return words.label(Key::ToastExpired);
+    };
+    match context
+        .acting_identity(offer.owner_id, offer.chat_id, user_id, chat_id)
+        .await
+    {
+        ActingDecision::As(_) => {}
+        refused => {
+            // Not taken: the button stays usable by the one it was offered to.
+            context.put_back_offer(number_of_offer, offer);
+            return refusal_toast(words, refused);
+        }
     }
     let request = RecordRequest {
         urls: vec![offer.url.clone()],
@@ -154,8 +175,12 @@ async fn press_job_button<B: BotBackend>(
             return words.label(Key::ToastTryAgain);
         }
     };
-    let Some(actor_id) = acting_identity(context, &job, user_id, chat_id) else {
-        return words.label(Key::ToastNotYours);
+    let actor_id = match context
+        .acting_identity(job.owner.user_id, job.owner.chat_id, user_id, chat_id)
+        .await
+    {
+        ActingDecision::As(actor_id) => actor_id,
+        refused => return refusal_toast(words, refused),
     };
     // The Clip button, and the picker of `/clip` without an id: the default length.
     if action == "clip" || action == "pick-clip" {
@@ -320,5 +345,13 @@ async fn adopt_pressed_message<B: JobBackend>(
         context
             .api
             .remove_keyboard(previous.chat_id, previous.message_id, &previous.last_text);
+    }
+}
+
+/// The toast of a press that may not act.
+pub(crate) fn refusal_toast(words: &Words, decision: ActingDecision) -> String {
+    match decision {
+        ActingDecision::ChatAdministratorsOnly => words.label(Key::ToastChatAdministratorsOnly),
+        ActingDecision::As(_) | ActingDecision::NotYours => words.label(Key::ToastNotYours),
     }
 }

@@ -14,7 +14,7 @@ use streambot_core::job::{JobEvent, JobOwner, JobPriority, JobState};
 use streambot_core::schedule::{Tz, format_local_occurrence};
 use streambot_core::{
     JobId, NewSchedule, RecordingOptions, Recurrence, Schedule, ScheduleError, ScheduleId,
-    ScheduleWords, parse_time_zone, rule_from_words,
+    ScheduleRule, ScheduleWords, parse_time_zone, rule_from_words,
 };
 use streambot_hls::NetworkPolicy;
 use streambot_hls::url_safety::parse_and_check_url;
@@ -171,6 +171,26 @@ pub(crate) async fn schedule_recording<B: BotBackend>(
             .await;
         return Ok(());
     }
+    // Scheduled jobs are created by the store when due, past the per-user limit of recordings
+    // at once: a schedule that would run beside more of the user's schedules than that limit
+    // is refused here (issue 11: twenty schedules at 20:00 were twenty recordings at once).
+    if let Some(concurrent_limit) = context.concurrent_job_limit(owner_id).await {
+        let existing = active_schedules_of(context, owner_id).await?;
+        let others: Vec<(&ScheduleRule, Duration)> = existing
+            .iter()
+            .map(|schedule| (&schedule.rule, schedule.duration))
+            .collect();
+        let at_once = most_recordings_at_once_with(&new_schedule.rule, duration, &others, now);
+        if at_once > concurrent_limit {
+            context
+                .reply(
+                    chat_id,
+                    &words.schedule_overlaps_too_many(at_once, concurrent_limit),
+                )
+                .await;
+            return Ok(());
+        }
+    }
     let limit = (!is_admin).then_some(context.settings.maximum_schedules_per_user);
     match context.backend.create_schedule(new_schedule, limit).await? {
         ScheduleCreation::Created(schedule) => {
@@ -194,6 +214,64 @@ pub(crate) async fn schedule_recording<B: BotBackend>(
         }
     }
     Ok(())
+}
+
+/// Occurrences of the new schedule looked at: its first week and a day (every rule repeats
+/// within a week), at most this many.
+const OVERLAP_OCCURRENCES_CHECKED: usize = 16;
+/// Occurrences of another schedule within one of the new one's, at most.
+const OVERLAP_OTHERS_PER_OCCURRENCE: usize = 64;
+
+/// The most recordings that would run at one instant with a new schedule (`rule` recording
+/// `duration` each time) beside `others`: over the new schedule's occurrences in its first
+/// eight days, the largest count of occurrences (its own included) recording at once. Pure.
+pub(crate) fn most_recordings_at_once_with(
+    rule: &ScheduleRule,
+    duration: Duration,
+    others: &[(&ScheduleRule, Duration)],
+    now: chrono::DateTime<Utc>,
+) -> usize {
+    let Ok(length) = chrono::TimeDelta::from_std(duration) else {
+        return 1;
+    };
+    let Some(first) = rule.next_occurrence_after(now) else {
+        return 1;
+    };
+    let horizon = first + chrono::TimeDelta::days(8);
+    let mut most = 1;
+    let mut occurrence = Some(first);
+    for _ in 0..OVERLAP_OCCURRENCES_CHECKED {
+        let Some(start) = occurrence.filter(|start| *start <= horizon) else {
+            break;
+        };
+        let end = start + length;
+        // Each other occurrence that records during [start, end), cut to it: +1 at its
+        // start, -1 at its end.
+        let mut changes: Vec<(chrono::DateTime<Utc>, i32)> = Vec::new();
+        for (other_rule, other_duration) in others {
+            let Ok(other_length) = chrono::TimeDelta::from_std(*other_duration) else {
+                continue;
+            };
+            let mut other = other_rule.next_occurrence_after(start - other_length);
+            for _ in 0..OVERLAP_OTHERS_PER_OCCURRENCE {
+                let Some(other_start) = other.filter(|other_start| *other_start < end) else {
+                    break;
+                };
+                changes.push((other_start.max(start), 1));
+                changes.push(((other_start + other_length).min(end), -1));
+                other = other_rule.next_occurrence_after(other_start);
+            }
+        }
+        // Ends before starts at the same instant: back to back is not at once.
+        changes.sort_by_key(|(at, change)| (*at, *change));
+        let mut running = 0i32;
+        for (_, change) in changes {
+            running += change;
+            most = most.max(usize::try_from(running).unwrap_or(0) + 1);
+        }
+        occurrence = rule.next_occurrence_after(start);
+    }
+    most
 }
 
 /// The list's keyboard: one Cancel button per schedule.
@@ -273,12 +351,26 @@ pub(crate) async fn press_cancel_schedule<B: BotBackend>(
             return words.label(Key::ToastTryAgain);
         }
     };
+    // The schedule's owner, or for a schedule a chat owns, that chat's administrators.
     let owner_id = if schedule.owner.user_id == user_id {
         user_id
-    } else if schedule.owner.user_id < 0 && schedule.owner.chat_id == chat_id {
-        schedule.owner.user_id
     } else {
-        return words.label(Key::ToastNotYours);
+        match context
+            .acting_identity(
+                schedule.owner.user_id,
+                schedule.owner.chat_id,
+                user_id,
+                chat_id,
+            )
+            .await
+        {
+            // A bot admin cancels through /admin; a button acts for the owner only.
+            crate::runtime::ActingDecision::As(_) if schedule.owner.user_id >= 0 => {
+                return words.label(Key::ToastNotYours);
+            }
+            crate::runtime::ActingDecision::As(_) => schedule.owner.user_id,
+            refused => return crate::callbacks::refusal_toast(words, refused),
+        }
     };
     let cancelled = match context
         .backend
@@ -406,4 +498,65 @@ pub(crate) async fn request_clip<B: BotBackend>(
     };
     context.reply(chat_id, &text).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::*;
+    use chrono::{NaiveDate, NaiveTime, TimeZone};
+    use streambot_core::schedule::Recurrence;
+
+    fn rule(hour: u32, minute: u32, recurrence: Recurrence) -> ScheduleRule {
+        ScheduleRule {
+            time_zone: "UTC".to_string(),
+            start_date: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
+            time_of_day: NaiveTime::from_hms_opt(hour, minute, 0).expect("time"),
+            recurrence,
+        }
+    }
+
+    #[test]
+    fn schedules_that_record_at_once_are_counted() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 5, 12, 0, 0)
+            .single()
+            .expect("now");
+        let hour = Duration::from_secs(3600);
+        let daily_20 = rule(20, 0, Recurrence::Daily);
+        let daily_2030 = rule(20, 30, Recurrence::Daily);
+        let daily_21 = rule(21, 0, Recurrence::Daily);
+        let once_2010 = rule(20, 10, Recurrence::Once);
+        // Alone.
+        assert_eq!(most_recordings_at_once_with(&daily_20, hour, &[], now), 1);
+        // Two others at 20:00 and 20:30: three at 20:30.
+        assert_eq!(
+            most_recordings_at_once_with(
+                &daily_20,
+                hour,
+                &[(&daily_20, hour), (&daily_2030, hour)],
+                now
+            ),
+            3
+        );
+        // Back to back (20:00–21:00 then 21:00–22:00) is not at once.
+        assert_eq!(
+            most_recordings_at_once_with(&daily_21, hour, &[(&daily_20, hour)], now),
+            1
+        );
+        // A one-time recording inside a daily one.
+        assert_eq!(
+            most_recordings_at_once_with(&once_2010, hour, &[(&daily_20, hour)], now),
+            2
+        );
+        // Others that do not overlap each other: at most two at once.
+        assert_eq!(
+            most_recordings_at_once_with(
+                &daily_2030,
+                hour,
+                &[(&daily_20, Duration::from_secs(1800)), (&daily_21, hour)],
+                now
+            ),
+            2
+        );
+    }
 }

@@ -27,28 +27,64 @@ use crate::runtime::{BotBackend, BotContext, Offer};
 pub(crate) const LIST_PAGE_SIZE: usize = 10;
 
 /// Links carried by entities: `text_link` (a link behind words) and `url` (what Telegram saw as
-/// a link, with or without a scheme), in the text or the caption.
+/// a link, with or without a scheme), in the text or the caption. The entities' offsets are
+/// read here, not by teloxide's `parse_entities` (which asserts on an offset inside a surrogate
+/// pair and slices past the end of the text: a panic for an entity that does not fit); an
+/// entity that does not fit the text is skipped.
 fn linked_urls_of(message: &Message) -> Vec<String> {
     let mut urls = Vec::new();
-    let entities = message
-        .parse_entities()
-        .into_iter()
-        .flatten()
-        .chain(message.parse_caption_entities().into_iter().flatten());
-    for entity in entities {
-        match entity.kind() {
-            teloxide::types::MessageEntityKind::TextLink { url } => {
-                urls.push(url.to_string());
-            }
-            teloxide::types::MessageEntityKind::Url => {
-                if let Some(url) = crate::parser::link_in_token(entity.text()) {
-                    urls.push(url);
+    let sources = [
+        (message.text(), message.entities()),
+        (message.caption(), message.caption_entities()),
+    ];
+    for (text, entities) in sources {
+        let (Some(text), Some(entities)) = (text, entities) else {
+            continue;
+        };
+        for entity in entities {
+            match &entity.kind {
+                teloxide::types::MessageEntityKind::TextLink { url } => {
+                    urls.push(url.to_string());
                 }
+                teloxide::types::MessageEntityKind::Url => {
+                    if let Some(url) = utf16_span(text, entity.offset, entity.length)
+                        .and_then(crate::parser::link_in_token)
+                    {
+                        urls.push(url);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
     urls
+}
+
+/// The part of `text` an entity covers: `offset` and `length` count UTF-16 code units, as
+/// Telegram's do. `None` when the span ends past the text, or begins or ends inside a character
+/// (half of a surrogate pair).
+pub(crate) fn utf16_span(text: &str, offset: usize, length: usize) -> Option<&str> {
+    let end = offset.checked_add(length)?;
+    let mut start_byte = None;
+    let mut end_byte = None;
+    let mut units = 0usize;
+    for (byte_index, character) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), '\0')))
+    {
+        if units == offset {
+            start_byte = Some(byte_index);
+        }
+        if units == end {
+            end_byte = Some(byte_index);
+            break;
+        }
+        if units > end || byte_index == text.len() {
+            break;
+        }
+        units += character.len_utf16();
+    }
+    text.get(start_byte?..end_byte?)
 }
 
 pub(crate) fn directory_size(directory: &std::path::Path) -> u64 {
@@ -68,6 +104,7 @@ pub(crate) async fn handle_message<B: BotBackend>(
         return Ok(());
     }
     let chat_id = message.chat.id.0;
+    context.api.chat_is_reachable(chat_id);
     let is_private = message.chat.is_private();
     if let Some(owner_id) = sender.owner_id() {
         context.remember_language_code(
@@ -178,6 +215,40 @@ pub(crate) async fn handle_message<B: BotBackend>(
             context.reply(chat_id, &words.not_understood()).await;
         }
     }
+    Ok(())
+}
+
+/// An edited message: never acted on (an edit would start a job again, or get around a limit);
+/// in a private chat the sender is told to send it again. Groups stay quiet.
+pub(crate) async fn handle_edited_message<B: BotBackend>(
+    message: Message,
+    context: Arc<BotContext<B>>,
+) -> Result<(), std::convert::Infallible> {
+    let sender = sender_of(
+        message.from.as_ref().map(|user| user.id.0 as i64),
+        message.sender_chat.as_ref().map(|chat| chat.id.0),
+        message.is_automatic_forward(),
+    );
+    let Some(owner_id) = sender.owner_id() else {
+        return Ok(());
+    };
+    if !message.chat.is_private() {
+        return Ok(());
+    }
+    if let RateLimitDecision::Refused { .. } = context.rate_limiter.check(owner_id).await {
+        return Ok(());
+    }
+    context.remember_language_code(
+        owner_id,
+        message
+            .from
+            .as_ref()
+            .and_then(|user| user.language_code.as_deref()),
+    );
+    let words = context.words_for(owner_id).await;
+    context
+        .reply(message.chat.id.0, &words.edited_message_ignored())
+        .await;
     Ok(())
 }
 
@@ -313,8 +384,12 @@ pub(crate) fn job_list_page(
     with_owners: bool,
 ) -> (String, Option<teloxide::types::InlineKeyboardMarkup>) {
     let callback_prefix = if with_owners { "admin-list" } else { "list" };
-    let shown_until = ((page + 1) * LIST_PAGE_SIZE).min(jobs.len());
-    let start = (page * LIST_PAGE_SIZE).min(shown_until);
+    // The page comes from a button's data, which anyone can forge (`list:18446744073709551615`):
+    // past the last page is the last page, and no arithmetic here can overflow.
+    let last_page = jobs.len().saturating_sub(1) / LIST_PAGE_SIZE;
+    let page = page.min(last_page);
+    let start = page * LIST_PAGE_SIZE;
+    let shown_until = start.saturating_add(LIST_PAGE_SIZE).min(jobs.len());
     let page_jobs = jobs.get(start..shown_until).unwrap_or(&[]);
     let text = words.job_list(page_jobs, with_owners, jobs.len());
     let keyboard = (shown_until < jobs.len()).then(|| list_more(words, callback_prefix, page + 1));
@@ -713,4 +788,29 @@ async fn show_status<B: JobBackend>(
         None => context.reply(chat_id, &words.no_such_job(job_id)).await,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_span;
+
+    #[test]
+    fn an_entity_that_does_not_fit_the_text_has_no_span() {
+        let text = "😀😀 http://a.b/c 1h";
+        // Each emoji is two UTF-16 units.
+        assert_eq!(utf16_span(text, 5, 12), Some("http://a.b/c"));
+        assert_eq!(utf16_span(text, 0, 2), Some("😀"));
+        assert_eq!(utf16_span(text, 0, 0), Some(""));
+        let length = text.encode_utf16().count();
+        assert_eq!(utf16_span(text, length, 0), Some(""));
+        assert_eq!(utf16_span(text, 0, length), Some(text));
+        // Past the end, inside a surrogate pair, overflowing.
+        assert_eq!(utf16_span(text, length + 10, 5), None);
+        assert_eq!(utf16_span(text, 0, length + 1), None);
+        assert_eq!(utf16_span(text, 1, 3), None);
+        assert_eq!(utf16_span(text, 0, 3), None);
+        assert_eq!(utf16_span(text, 2, usize::MAX), None);
+        assert_eq!(utf16_span("", 0, 0), Some(""));
+        assert_eq!(utf16_span("", 0, 1), None);
+    }
 }

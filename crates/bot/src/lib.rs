@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod startup;
 mod status_messages;
 pub mod telegram_api;
+pub mod unreadable_updates;
 
 pub use part_sender::TelegramPartSender;
 pub use runtime::{BotBackend, BotError, BotSettings, WebhookSettings, run_bot};

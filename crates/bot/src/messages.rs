@@ -166,6 +166,14 @@ impl Words {
         self.say(Key::NothingToRead, &[])
     }
 
+    pub fn edited_message_ignored(&self) -> String {
+        self.say(Key::EditedMessageIgnored, &[])
+    }
+
+    pub fn unreadable_message(&self) -> String {
+        self.say(Key::UnreadableMessage, &[])
+    }
+
     pub fn did_you_mean(&self, command: &str, with_links: bool) -> String {
         let key = if with_links {
             Key::DidYouMeanWithLinks
@@ -1072,6 +1080,16 @@ impl Words {
         self.say(
             Key::ScheduleTooMany,
             &[("limit", plain(&limit.to_string()))],
+        )
+    }
+
+    pub fn schedule_overlaps_too_many(&self, count: usize, limit: usize) -> String {
+        self.say(
+            Key::ScheduleOverlapsTooMany,
+            &[
+                ("count", plain(&count.to_string())),
+                ("limit", plain(&limit.to_string())),
+            ],
         )
     }
 

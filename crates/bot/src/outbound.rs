@@ -65,6 +65,9 @@ impl Default for OutboundLimits {
 pub enum OutboundKind {
     /// `answerCallbackQuery`: stops the user's spinner; no chat.
     CallbackAnswer,
+    /// `getChatMember` for a pressed button (may this person act for the chat?): the press
+    /// waits for it; no chat (it sends nothing to one), first in line.
+    Lookup,
     /// A message to a person (an answer, a notice, a new status message).
     Reply,
     /// An edit made in answer to a person (a pressed button): a reply, never coalesced.
@@ -78,7 +81,7 @@ pub enum OutboundKind {
 impl OutboundKind {
     fn rank(self) -> u8 {
         match self {
-            OutboundKind::CallbackAnswer => 0,
+            OutboundKind::CallbackAnswer | OutboundKind::Lookup => 0,
             OutboundKind::Reply | OutboundKind::ReplyEdit { .. } | OutboundKind::Upload => 1,
             OutboundKind::StatusEdit { .. } => 2,
         }

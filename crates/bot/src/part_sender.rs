@@ -38,6 +38,8 @@ pub struct TelegramPartSender<B: JobBackend> {
     file_retention: Option<Duration>,
     /// `TELEGRAM_ADMIN_IDS`: who hears from the disk guard.
     admin_user_ids: Vec<i64>,
+    /// Groups that became supergroups: old id → new id (Telegram's `migrate_to_chat_id`).
+    migrated_chats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
 }
 
 /// What the status message says about a job's delivery, from the job record.
@@ -165,6 +167,7 @@ impl<B: JobBackend> TelegramPartSender<B> {
             upload_limit_bytes: settings.upload_limit_bytes(),
             file_retention: None,
             admin_user_ids,
+            migrated_chats: Default::default(),
         })
     }
 
@@ -190,12 +193,52 @@ impl<B: JobBackend> TelegramPartSender<B> {
         classify(error, self.bot.token())
     }
 
+    /// The chat a group's files go to now (itself, or the supergroup it became).
+    fn current_chat(&self, chat_id: i64) -> i64 {
+        self.migrated_chats
+            .lock()
+            .ok()
+            .and_then(|migrated| migrated.get(&chat_id).copied())
+            .unwrap_or(chat_id)
+    }
+
+    /// Runs `request` for the chat, following a group that became a supergroup (Telegram's
+    /// 400 with `migrate_to_chat_id`) once, and remembering it for the next requests.
+    async fn following_migration<T, F, Fut>(
+        &self,
+        chat_id: i64,
+        mut request: F,
+    ) -> Result<T, RequestError>
+    where
+        F: FnMut(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        match request(self.current_chat(chat_id)).await {
+            Err(RequestError::MigrateToChatId(new_chat_id)) => {
+                tracing::info!(
+                    old_chat_id = chat_id,
+                    new_chat_id = new_chat_id.0,
+                    "a group became a supergroup; its files go to the new chat"
+                );
+                if let Ok(mut migrated) = self.migrated_chats.lock() {
+                    migrated.insert(chat_id, new_chat_id.0);
+                }
+                request(new_chat_id.0).await
+            }
+            other => other,
+        }
+    }
+
     async fn send_text(&self, chat_id: i64, text: &str) -> Result<Message, PartSendError> {
-        self.bot
-            .send_message(ChatId(chat_id), text.to_string())
-            .parse_mode(ParseMode::MarkdownV2)
-            .await
-            .map_err(|error| self.error(&error))
+        self.following_migration(chat_id, |chat_id| {
+            let request = self
+                .bot
+                .send_message(ChatId(chat_id), text.to_string())
+                .parse_mode(ParseMode::MarkdownV2);
+            async move { request.await }
+        })
+        .await
+        .map_err(|error| self.error(&error))
     }
 
     async fn send_file(
@@ -289,7 +332,9 @@ impl<B: JobBackend> TelegramPartSender<B> {
         let name = part_name(job, part);
         let duration = duration_seconds.round() as u32;
         match self
-            .send_file(chat_id, path, name.clone(), caption.clone(), part, duration)
+            .following_migration(chat_id, |chat_id| {
+                self.send_file(chat_id, path, name.clone(), caption.clone(), part, duration)
+            })
             .await
         {
             Ok(message) => Ok(sent_part(&message)),
@@ -303,7 +348,10 @@ impl<B: JobBackend> TelegramPartSender<B> {
                 }
                 tracing::info!(reason = %classified.reason, "sending as video/audio was refused; sending as a document");
                 self.bot
-                    .send_document(ChatId(chat_id), InputFile::file(path).file_name(name))
+                    .send_document(
+                        ChatId(self.current_chat(chat_id)),
+                        InputFile::file(path).file_name(name),
+                    )
                     .caption(caption)
                     .await
                     .map(|message| sent_part(&message))

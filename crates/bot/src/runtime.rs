@@ -23,9 +23,10 @@ use tokio_util::task::TaskTracker;
 use crate::catalogue::Language;
 use crate::messages::Words;
 use crate::outbound::OutboundLimits;
-use crate::rate_limit::{RateLimitRule, RateLimiter};
+use crate::rate_limit::{RateLimitDecision, RateLimitRule, RateLimiter};
 use crate::status_messages::StatusMessage;
 use crate::telegram_api::{TelegramApi, redact_secret};
+use crate::unreadable_updates::{ReadableUpdatesOnly, UnreadableHandler, UnreadableUpdate};
 
 pub use streambot_core::{CLOUD_BOT_API_UPLOAD_LIMIT_BYTES, LOCAL_BOT_API_UPLOAD_LIMIT_BYTES};
 /// The longest recording of a job that names no duration, out of the box (the seed's
@@ -168,14 +169,77 @@ const PREFERENCES_CACHE_TIME: Duration = Duration::from_secs(30);
 /// Cached preferences kept at most (the oldest are dropped first).
 const MAXIMUM_CACHED_PREFERENCES: usize = 100_000;
 
+/// Offers one owner may have at once: past it their oldest goes, so one user sending links
+/// without end cannot push everyone else's offers out of the book.
+const MAXIMUM_OFFERS_PER_OWNER: usize = 50;
+
 impl OfferBook {
     fn add(&mut self, offer: Offer) -> u64 {
+        let owner_id = offer.owner_id;
         self.next_number += 1;
         self.offers.insert(self.next_number, offer);
+        let owners_offers: Vec<u64> = self
+            .offers
+            .iter()
+            .filter(|(_, kept)| kept.owner_id == owner_id)
+            .map(|(number, _)| *number)
+            .collect();
+        for number in owners_offers
+            .iter()
+            .take(owners_offers.len().saturating_sub(MAXIMUM_OFFERS_PER_OWNER))
+        {
+            self.offers.remove(number);
+        }
         while self.offers.len() > MAXIMUM_OFFERS_KEPT {
             self.offers.pop_first();
         }
         self.next_number
+    }
+}
+
+#[cfg(test)]
+mod offer_book_tests {
+    use super::*;
+
+    fn offer(owner_id: i64) -> Offer {
+        Offer {
+            owner_id,
+            chat_id: owner_id,
+            url: "https://example.com/live.m3u8".to_string(),
+        }
+    }
+
+    /// One user sending links without end (10 a message, 20 messages a minute) pushed every
+    /// other user's "Record this link" buttons out of the book (2,000 offers in all): they
+    /// answered "expired". Each owner now keeps at most their own 50.
+    #[test]
+    fn one_owner_cannot_push_out_the_offers_of_others() {
+        let mut book = OfferBook::default();
+        let others: Vec<u64> = (0..100)
+            .map(|owner| book.add(offer(1_000 + owner)))
+            .collect();
+        let mut flooder_numbers = Vec::new();
+        for _ in 0..5_000 {
+            flooder_numbers.push(book.add(offer(42)));
+        }
+        for number in &others {
+            assert!(
+                book.offers.contains_key(number),
+                "offer {number} was pushed out"
+            );
+        }
+        let flooder_kept = book
+            .offers
+            .values()
+            .filter(|kept| kept.owner_id == 42)
+            .count();
+        assert_eq!(flooder_kept, MAXIMUM_OFFERS_PER_OWNER);
+        // The newest of the flooder's are the ones kept.
+        assert!(
+            book.offers
+                .contains_key(&flooder_numbers[flooder_numbers.len() - 1])
+        );
+        assert!(!book.offers.contains_key(&flooder_numbers[0]));
     }
 }
 
@@ -190,6 +254,10 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub rate_limiter: RateLimiter,
     /// When each user was last told they hit the rate limit.
     pub rate_limit_notices: Mutex<HashMap<i64, Instant>>,
+    /// Button presses per user: [`PRESSES_PER_MESSAGE`] times the message limit, same window.
+    pub press_limiter: RateLimiter,
+    /// When each user was last told to press more slowly.
+    pub press_limit_notices: Mutex<HashMap<i64, Instant>>,
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     /// Jobs whose first status message is on its way (sent by a task of the status updater).
     pub status_messages_being_sent: Mutex<HashSet<JobId>>,
@@ -201,7 +269,30 @@ pub(crate) struct BotContext<B: JobBackend> {
     pub bot_username: Mutex<Option<String>>,
     /// Links offered on buttons, by number.
     pub offers: Mutex<OfferBook>,
+    /// (chat, user) → whether the user administers the chat, with when Telegram said so.
+    pub chat_administrators: Mutex<HashMap<(i64, i64), (Instant, bool)>>,
     pub tasks: TaskTracker,
+}
+
+/// Presses allowed per message allowed by the rate limit (paging a list, pickers and a status
+/// refresh take a few presses where a message takes one).
+pub(crate) const PRESSES_PER_MESSAGE: usize = 3;
+
+/// How long Telegram's answer to "does this person administer the chat?" is kept.
+const CHAT_ADMINISTRATOR_CACHE_TIME: Duration = Duration::from_secs(60);
+/// Answers kept at most (the cache is emptied past it).
+const MAXIMUM_CACHED_CHAT_ADMINISTRATORS: usize = 10_000;
+
+/// May someone who pressed a button act for the owner of a job, a schedule or an offer?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActingDecision {
+    /// As this identity (the owner's id, or their own as an admin of the bot).
+    As(i64),
+    /// Someone else's.
+    NotYours,
+    /// A chat owns it and this person does not administer that chat (or Telegram could not
+    /// say).
+    ChatAdministratorsOnly,
 }
 
 impl<B: JobBackend> BotContext<B> {
@@ -213,8 +304,69 @@ impl<B: JobBackend> BotContext<B> {
         self.offers.lock().ok()?.offers.remove(&number)
     }
 
+    /// An offer taken by a press that may not use it goes back under its number.
+    pub fn put_back_offer(&self, number: u64, offer: Offer) {
+        if let Ok(mut book) = self.offers.lock() {
+            book.offers.insert(number, offer);
+        }
+    }
+
     pub fn is_admin(&self, owner_id: i64) -> bool {
         self.settings.admin_user_ids.contains(&owner_id)
+    }
+
+    /// Who a button press acts as. The owner (or an admin of the bot) acts as themselves. A
+    /// thing a chat owns (a channel post, a group's anonymous admin, a post as a channel; its
+    /// owner id is the chat's negative id) may be acted on from the chat it was asked in, and
+    /// only by an administrator of the owning chat: a channel's subscribers and a group's
+    /// members see its buttons too, and are not that identity (issue 11).
+    pub async fn acting_identity(
+        &self,
+        owner_id: i64,
+        owner_chat_id: i64,
+        user_id: i64,
+        pressed_in_chat_id: i64,
+    ) -> ActingDecision {
+        if owner_id == user_id || self.is_admin(user_id) {
+            return ActingDecision::As(user_id);
+        }
+        if owner_id >= 0 || owner_chat_id != pressed_in_chat_id {
+            return ActingDecision::NotYours;
+        }
+        if self.administers_chat(owner_id, user_id).await {
+            ActingDecision::As(owner_id)
+        } else {
+            ActingDecision::ChatAdministratorsOnly
+        }
+    }
+
+    /// Whether `user_id` is an administrator or the creator of `chat_id`, from Telegram
+    /// (cached for a minute); `false` when Telegram cannot say.
+    async fn administers_chat(&self, chat_id: i64, user_id: i64) -> bool {
+        let cached = self.chat_administrators.lock().ok().and_then(|cache| {
+            cache
+                .get(&(chat_id, user_id))
+                .filter(|(asked_at, _)| asked_at.elapsed() < CHAT_ADMINISTRATOR_CACHE_TIME)
+                .map(|(_, administers)| *administers)
+        });
+        if let Some(administers) = cached {
+            return administers;
+        }
+        match self.api.is_chat_administrator(chat_id, user_id).await {
+            Ok(administers) => {
+                if let Ok(mut cache) = self.chat_administrators.lock() {
+                    if cache.len() >= MAXIMUM_CACHED_CHAT_ADMINISTRATORS {
+                        cache.clear();
+                    }
+                    cache.insert((chat_id, user_id), (Instant::now(), administers));
+                }
+                administers
+            }
+            Err(error) => {
+                tracing::info!(chat_id, user_id, %error, "could not ask Telegram who administers a chat; the press is refused");
+                false
+            }
+        }
     }
 
     /// Saved preferences (cached; the defaults when the store cannot say).
@@ -406,12 +558,25 @@ pub async fn run_bot<B: BotBackend>(
             &settings.redis_key_prefix,
         ),
         rate_limit_notices: Mutex::new(HashMap::new()),
+        press_limiter: RateLimiter::from_settings(
+            RateLimitRule {
+                maximum_messages: settings
+                    .rate_limit
+                    .maximum_messages
+                    .saturating_mul(PRESSES_PER_MESSAGE),
+                window: settings.rate_limit.window,
+            },
+            settings.redis_url.as_deref(),
+            &format!("{}presses:", settings.redis_key_prefix),
+        ),
+        press_limit_notices: Mutex::new(HashMap::new()),
         status_messages: Mutex::new(HashMap::new()),
         status_messages_being_sent: Mutex::new(HashSet::new()),
         preferences: Mutex::new(HashMap::new()),
         seen_languages: Mutex::new(HashMap::new()),
         bot_username: Mutex::new(me.user.username.clone()),
         offers: Mutex::new(OfferBook::default()),
+        chat_administrators: Mutex::new(HashMap::new()),
         tasks,
         settings,
     });
@@ -426,6 +591,9 @@ pub async fn run_bot<B: BotBackend>(
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(crate::handlers::handle_message::<B>))
         .branch(Update::filter_channel_post().endpoint(crate::handlers::handle_message::<B>))
+        .branch(
+            Update::filter_edited_message().endpoint(crate::handlers::handle_edited_message::<B>),
+        )
         .branch(Update::filter_callback_query().endpoint(crate::callbacks::handle_callback::<B>));
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(&context)])
@@ -446,13 +614,32 @@ pub async fn run_bot<B: BotBackend>(
             }
         }
     });
+    // Updates teloxide cannot read never reach its dispatcher (which would log them whole).
+    let unreadable_context = Arc::clone(&context);
+    let on_unreadable: UnreadableHandler = Arc::new(move |unreadable: UnreadableUpdate| {
+        let Some((chat_id, language_code)) = unreadable.private_sender else {
+            return;
+        };
+        let context = Arc::clone(&unreadable_context);
+        unreadable_context.tasks.spawn(async move {
+            if let RateLimitDecision::Refused { .. } = context.rate_limiter.check(chat_id).await {
+                return;
+            }
+            context.remember_language_code(chat_id, language_code.as_deref());
+            let words = context.words_for(chat_id).await;
+            context.reply(chat_id, &words.unreadable_message()).await;
+        });
+    });
     let error_handler = Arc::new(RedactingErrorHandler {
         token: context.settings.token.clone(),
     });
     let dispatched = match &context.settings.webhook {
         None => {
             tracing::info!("the Telegram bot is running (long polling)");
-            let listener = teloxide::update_listeners::polling_default(bot.clone()).await;
+            let listener = ReadableUpdatesOnly::new(
+                teloxide::update_listeners::polling_default(bot.clone()).await,
+                Arc::clone(&on_unreadable),
+            );
             dispatcher
                 .try_dispatch_with_listener(listener, error_handler)
                 .await
@@ -477,7 +664,7 @@ pub async fn run_bot<B: BotBackend>(
             }
             let listener =
                 match teloxide::update_listeners::webhooks::axum(bot.clone(), options).await {
-                    Ok(listener) => listener,
+                    Ok(listener) => ReadableUpdatesOnly::new(listener, Arc::clone(&on_unreadable)),
                     Err(error) => {
                         shutdown.cancel();
                         let _ = updater.await;

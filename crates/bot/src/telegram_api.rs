@@ -3,7 +3,7 @@
 //! again; "message is not modified" is success; 403 (the user blocked the bot) marks the chat and it is not messaged again;
 //! network trouble is retried a little and then given up: nothing here can stop a recording.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +98,8 @@ pub enum OutgoingFileKind {
 struct TelegramConnection {
     bot: Bot,
     blocked_chats: Arc<Mutex<HashSet<i64>>>,
+    /// Groups that became supergroups: old id → new id (Telegram's `migrate_to_chat_id`).
+    migrated_chats: Arc<Mutex<HashMap<i64, i64>>>,
 }
 
 /// What the bot sends Telegram: every request goes through the outbound queue
@@ -148,12 +150,19 @@ enum OutboundRequest {
         file: QueuedFile,
         answer: oneshot::Sender<Result<(), TelegramSendError>>,
     },
+    /// Is `user_id` an administrator (or the creator) of `chat_id`?
+    ChatAdministrator {
+        chat_id: i64,
+        user_id: i64,
+        answer: oneshot::Sender<Result<bool, TelegramSendError>>,
+    },
 }
 
 /// What a request gave back.
 enum Sent {
     Message(MessageId),
     Done,
+    Administrator(bool),
 }
 
 impl OutboundRequest {
@@ -163,8 +172,11 @@ impl OutboundRequest {
             OutboundRequest::Text { answer, .. } => {
                 let _ = answer.send(outcome.map(|sent| match sent {
                     Sent::Message(message_id) => message_id,
-                    Sent::Done => MessageId(0),
+                    Sent::Done | Sent::Administrator(_) => MessageId(0),
                 }));
+            }
+            OutboundRequest::ChatAdministrator { answer, .. } => {
+                let _ = answer.send(outcome.map(|sent| matches!(sent, Sent::Administrator(true))));
             }
             OutboundRequest::Edit {
                 answer: Some(answer),
@@ -243,6 +255,7 @@ impl TelegramApi {
             connection: TelegramConnection {
                 bot,
                 blocked_chats: Arc::new(Mutex::new(HashSet::new())),
+                migrated_chats: Arc::new(Mutex::new(HashMap::new())),
             },
             outbound: Arc::new(OutboundShared {
                 scheduler: Mutex::new(OutboundScheduler::new(limits)),
@@ -264,6 +277,16 @@ impl TelegramApi {
 
     pub fn is_blocked(&self, chat_id: i64) -> bool {
         self.connection.is_blocked(chat_id)
+    }
+
+    /// Something arrived from this chat (a message, a press): the user unblocked the bot, or
+    /// the group added it back, so it may be written to again.
+    pub fn chat_is_reachable(&self, chat_id: i64) {
+        if let Ok(mut blocked) = self.connection.blocked_chats.lock()
+            && blocked.remove(&chat_id)
+        {
+            tracing::info!(chat_id, "a chat that had blocked the bot writes again");
+        }
     }
 
     /// Requests waiting in the outbound queue.
@@ -394,6 +417,26 @@ impl TelegramApi {
         }
     }
 
+    /// Whether `user_id` is an administrator or the creator of `chat_id` (`getChatMember`),
+    /// for a button pressed on a job a chat owns. An error (the bot is not in that chat) is an
+    /// error: the caller refuses.
+    pub async fn is_chat_administrator(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+    ) -> Result<bool, TelegramSendError> {
+        let (answer, answered) = oneshot::channel();
+        let request = OutboundRequest::ChatAdministrator {
+            chat_id,
+            user_id,
+            answer,
+        };
+        if !self.offer(None, OutboundKind::Lookup, request) {
+            return Err(TelegramSendError::QueueFull);
+        }
+        answered.await.unwrap_or(Err(TelegramSendError::Stopping))
+    }
+
     /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.
     pub async fn send_file(
         &self,
@@ -510,6 +553,12 @@ async fn perform_request(
             .send_file(chat_id, &file.as_outgoing())
             .await
             .map(|()| Sent::Done),
+        OutboundRequest::ChatAdministrator {
+            chat_id, user_id, ..
+        } => connection
+            .is_chat_administrator(*chat_id, *user_id)
+            .await
+            .map(Sent::Administrator),
     };
     match outcome {
         Err(TelegramSendError::RateLimited { retry_after })
@@ -561,29 +610,61 @@ impl TelegramConnection {
         }
     }
 
-    /// Runs one request with the rules above; a 429 is returned as `RateLimited` at once.
+    /// The chat a group's messages go to now (itself, or the supergroup it became).
+    fn current_chat(&self, chat_id: i64) -> i64 {
+        self.migrated_chats
+            .lock()
+            .ok()
+            .and_then(|migrated| migrated.get(&chat_id).copied())
+            .unwrap_or(chat_id)
+    }
+
+    fn note_migration(&self, old_chat_id: i64, new_chat_id: i64) {
+        tracing::info!(
+            old_chat_id,
+            new_chat_id,
+            "a group became a supergroup; its messages go to the new chat"
+        );
+        if let Ok(mut migrated) = self.migrated_chats.lock() {
+            migrated.insert(old_chat_id, new_chat_id);
+        }
+    }
+
+    /// Runs one request with the rules above; a 429 is returned as `RateLimited` at once. The
+    /// request is given the chat to send to: a group that became a supergroup is followed
+    /// (once per request; remembered for the next ones).
     async fn run<T, F, Fut>(&self, chat_id: i64, mut request: F) -> Result<T, TelegramSendError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(i64) -> Fut,
         Fut: Future<Output = Result<T, RequestError>>,
     {
         if self.is_blocked(chat_id) {
             return Err(TelegramSendError::ChatBlocked);
         }
+        let mut target_chat_id = self.current_chat(chat_id);
+        let mut followed_migration = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match request().await {
+            let error = match request(target_chat_id).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             match &error {
+                RequestError::MigrateToChatId(new_chat_id)
+                    if !followed_migration && chat_id != 0 =>
+                {
+                    followed_migration = true;
+                    self.note_migration(chat_id, new_chat_id.0);
+                    target_chat_id = new_chat_id.0;
+                }
                 RequestError::RetryAfter(seconds) => {
                     return Err(TelegramSendError::RateLimited {
                         retry_after: seconds.duration(),
                     });
                 }
-                error if the_chat_is_gone(error) => {
+                // Chat 0 is "no chat" (a button's answer): nothing to mark.
+                error if the_chat_is_gone(error) && chat_id != 0 => {
                     self.mark_blocked(chat_id);
                     return Err(TelegramSendError::ChatBlocked);
                 }
@@ -616,7 +697,7 @@ impl TelegramConnection {
         text: &str,
         keyboard: Option<InlineKeyboardMarkup>,
     ) -> Result<MessageId, TelegramSendError> {
-        self.run(chat_id, || {
+        self.run(chat_id, |chat_id| {
             let mut request = self
                 .bot
                 .send_message(ChatId(chat_id), text.to_string())
@@ -637,7 +718,7 @@ impl TelegramConnection {
         text: &str,
         keyboard: Option<InlineKeyboardMarkup>,
     ) -> Result<(), TelegramSendError> {
-        self.run(chat_id, || {
+        self.run(chat_id, |chat_id| {
             let mut request = self
                 .bot
                 .edit_message_text(ChatId(chat_id), message_id, text.to_string())
@@ -661,7 +742,7 @@ impl TelegramConnection {
         callback_id: &str,
         text: Option<String>,
     ) -> Result<(), TelegramSendError> {
-        self.run(0, || {
+        self.run(0, |_| {
             let mut request = self
                 .bot
                 .answer_callback_query(CallbackQueryId(callback_id.to_string()));
@@ -671,6 +752,32 @@ impl TelegramConnection {
             async move { request.await.map(|_| ()) }
         })
         .await
+    }
+
+    /// `getChatMember`, once. Not through `run`: an error about the chat asked about (the bot
+    /// is not in it) must not mark any chat blocked.
+    async fn is_chat_administrator(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+    ) -> Result<bool, TelegramSendError> {
+        let Ok(user_id) = u64::try_from(user_id) else {
+            return Ok(false);
+        };
+        match self
+            .bot
+            .get_chat_member(ChatId(chat_id), UserId(user_id))
+            .await
+        {
+            Ok(member) => Ok(member.is_privileged()),
+            Err(RequestError::RetryAfter(seconds)) => Err(TelegramSendError::RateLimited {
+                retry_after: seconds.duration(),
+            }),
+            Err(error @ (RequestError::Network(_) | RequestError::Io(_))) => {
+                Err(TelegramSendError::Unreachable(self.describe(&error)))
+            }
+            Err(error) => Err(TelegramSendError::Refused(self.describe(&error))),
+        }
     }
 
     /// Sends a finished file: `sendVideo` (or `sendAudio`), falling back to `sendDocument`.
@@ -698,7 +805,7 @@ impl TelegramConnection {
         chat_id: i64,
         file: &OutgoingFile<'_>,
     ) -> Result<(), TelegramSendError> {
-        self.run(chat_id, || {
+        self.run(chat_id, |chat_id| {
             let mut request = self
                 .bot
                 .send_video(
@@ -729,7 +836,7 @@ impl TelegramConnection {
         chat_id: i64,
         file: &OutgoingFile<'_>,
     ) -> Result<(), TelegramSendError> {
-        self.run(chat_id, || {
+        self.run(chat_id, |chat_id| {
             let mut request = self
                 .bot
                 .send_audio(
@@ -750,7 +857,7 @@ impl TelegramConnection {
         chat_id: i64,
         file: &OutgoingFile<'_>,
     ) -> Result<(), TelegramSendError> {
-        self.run(chat_id, || {
+        self.run(chat_id, |chat_id| {
             let mut request = self
                 .bot
                 .send_document(
@@ -776,6 +883,7 @@ pub(crate) fn the_chat_is_gone(error: &RequestError) -> bool {
                 | ApiError::UserDeactivated
                 | ApiError::BotKicked
                 | ApiError::BotKickedFromSupergroup
+                | ApiError::BotKickedFromChannel
                 | ApiError::ChatNotFound,
         )
     )
@@ -787,5 +895,35 @@ pub(crate) fn the_file_is_too_large(error: &RequestError) -> bool {
         RequestError::Api(ApiError::RequestEntityTooLarge) => true,
         RequestError::InvalidJson { raw, .. } => raw.contains("Too Large") || raw.contains("413"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chat the bot can no longer write to is never written to again: removed from a channel
+    /// mid-recording, the status edits of its jobs used to go on failing every few seconds.
+    #[test]
+    fn every_way_out_of_a_chat_marks_it_gone() {
+        for error in [
+            ApiError::BotBlocked,
+            ApiError::UserDeactivated,
+            ApiError::BotKicked,
+            ApiError::BotKickedFromSupergroup,
+            ApiError::BotKickedFromChannel,
+            ApiError::ChatNotFound,
+        ] {
+            assert!(
+                the_chat_is_gone(&RequestError::Api(error.clone())),
+                "{error:?}"
+            );
+        }
+        assert!(!the_chat_is_gone(&RequestError::Api(
+            ApiError::MessageNotModified
+        )));
+        assert!(!the_chat_is_gone(&RequestError::MigrateToChatId(ChatId(
+            -100
+        ))));
     }
 }

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod quantity_text;
 pub mod schedule;
 pub mod telegram_limits;
+pub mod url_redaction;
 pub mod user;
 
 pub use delivery::{

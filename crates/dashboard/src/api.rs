@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use streambot_core::url_redaction::redact_url_text;
 use streambot_core::{DesiredJobState, Job, JobId, JobState};
 use streambot_store::{JobBackend, JobFilter};
 use utoipa::{IntoParams, ToSchema};
@@ -32,6 +33,7 @@ pub struct JobView {
     pub desired_state: String,
     pub user_id: i64,
     pub chat_id: i64,
+    /// The link without its userinfo (`user:password@`) and secret-looking query values.
     pub url: String,
     pub priority: String,
     pub attempt: u32,
@@ -69,7 +71,8 @@ impl JobView {
             desired_state: job.desired_state.to_string(),
             user_id: job.owner.user_id,
             chat_id: job.owner.chat_id,
-            url: job.url.clone(),
+            // The operator sees the link without its password or token (issue 11).
+            url: redact_url_text(&job.url),
             priority: job.priority.queue_name().to_string(),
             attempt: job.attempt,
             parts: job.parts,
@@ -86,7 +89,7 @@ impl JobView {
             gap_seconds: job.progress.gap_seconds,
             worker_id: job.worker_id().map(str::to_string),
             lease_expires_at: job.lease.as_ref().map(|lease| lease.expires_at),
-            error: job.error.clone(),
+            error: job.error.as_deref().map(redact_url_text),
         }
     }
 }

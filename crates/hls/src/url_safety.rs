@@ -29,84 +29,13 @@ pub enum UrlSafetyError {
     },
 }
 
-/// Query parameters whose names contain one of these (lower case) carry secrets: their values
-/// are replaced by [`REDACTED`] wherever a URL is written or logged.
-const SECRET_QUERY_NAME_PARTS: &[&str] = &[
-    "pass",
-    "pwd",
-    "secret",
-    "token",
-    "auth",
-    "key",
-    "sig",
-    "credential",
-    "session",
-];
-
-/// What stands in for a removed secret.
-pub const REDACTED: &str = "REDACTED";
+pub use streambot_core::url_redaction::{REDACTED, redact_url_text};
 
 /// A URL as it may be written to the ledger, an event, a log or an error text: the userinfo
 /// (`user:password@`) is removed and secret-looking query values are replaced; scheme, host,
 /// port and path stay.
 pub fn redact_url(url: &Url) -> String {
     redact_url_text(url.as_str())
-}
-
-/// [`redact_url`] for text that may not parse as a URL (a playlist's URI, a user's message):
-/// every `scheme://user:password@host` or `//user@host` loses its userinfo, and every query's
-/// secret-looking values are replaced.
-pub fn redact_url_text(text: &str) -> String {
-    let mut result = String::with_capacity(text.len());
-    let mut rest = text;
-    // Userinfo: between "//" and the end of the authority.
-    while let Some(slashes) = rest.find("//") {
-        let (before, after) = rest.split_at(slashes + 2);
-        result.push_str(before);
-        let authority_end = after
-            .find(|character: char| {
-                matches!(character, '/' | '?' | '#' | '\\') || character.is_whitespace()
-            })
-            .unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => result.push_str(&authority[at + 1..]),
-            None => result.push_str(authority),
-        }
-        rest = &after[authority_end..];
-    }
-    result.push_str(rest);
-    redact_query_secrets(&result)
-}
-
-fn redact_query_secrets(text: &str) -> String {
-    let Some(query_start) = text.find('?') else {
-        return text.to_string();
-    };
-    let (before, after) = text.split_at(query_start + 1);
-    let query_end = after
-        .find(|character: char| character == '#' || character.is_whitespace())
-        .unwrap_or(after.len());
-    let (query, tail) = after.split_at(query_end);
-    let redacted: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_query_name(name) => format!("{name}={REDACTED}"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!(
-        "{before}{}{}",
-        redacted.join("&"),
-        redact_query_secrets(tail)
-    )
-}
-
-fn is_secret_query_name(name: &str) -> bool {
-    let lowered = name.to_ascii_lowercase();
-    SECRET_QUERY_NAME_PARTS
-        .iter()
-        .any(|part| lowered.contains(part))
 }
 
 /// Whether private networks may be reached (`ALLOW_PRIVATE_NETWORKS=true`, tests).

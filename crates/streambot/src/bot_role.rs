@@ -5,7 +5,7 @@
 //! `MAX_CONCURRENT_JOBS_PER_USER` (3), `MAX_CONCURRENT_JOBS_PER_VIP` (6), `USER_DISK_QUOTA_GB`
 //! (unset: none), `RATE_LIMIT_PER_MINUTE` (20), `STALL_TIMEOUT` (2m), `TELEGRAM_WEBHOOK_URL`
 //! (webhook mode instead of long polling), `TELEGRAM_WEBHOOK_BIND` (0.0.0.0:8443),
-//! `TELEGRAM_WEBHOOK_SECRET` (random when unset), `FFMPEG_DEFAULT_TIMEOUT` (seconds, 7200: the
+//! `TELEGRAM_WEBHOOK_SECRET` (random when unset; a guessable one refused: 16 characters, 8 different), `FFMPEG_DEFAULT_TIMEOUT` (seconds, 7200: the
 //! longest recording; a job without a duration stops there, only admins may ask for longer).
 
 use std::collections::HashSet;
@@ -188,16 +188,15 @@ pub fn bot_settings_from_values(
             )
         })?;
         let secret_token = values.telegram_webhook_secret.clone();
+        // Whoever knows the secret can post updates as any user, an admin too: a guessable one
+        // is refused like a weak DASHBOARD_SECRET (unset, a random one is made at each start).
         if let Some(secret) = &secret_token
-            && (secret.len() > 256
-                || !secret
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'))
+            && !webhook_secret_is_acceptable(secret)
         {
             return Err(invalid(
                 "TELEGRAM_WEBHOOK_SECRET",
                 "(hidden)",
-                "1 to 256 characters of A-Z, a-z, 0-9, _ and -",
+                "16 to 256 characters of A-Z, a-z, 0-9, _ and -, at least 8 of them different (or leave it unset for a random one)",
             ));
         }
         settings.webhook = Some(streambot_bot::WebhookSettings {
@@ -207,6 +206,21 @@ pub fn bot_settings_from_values(
         });
     }
     Ok(settings)
+}
+
+/// A webhook secret Telegram accepts (A-Z, a-z, 0-9, `_`, `-`, at most 256) that is not
+/// guessable: the dashboard's rule (16 characters at least, 8 of them different).
+fn webhook_secret_is_acceptable(secret: &str) -> bool {
+    use streambot_dashboard::settings::{
+        MINIMUM_DISTINCT_SECRET_CHARACTERS, MINIMUM_SECRET_CHARACTERS,
+    };
+    let distinct: std::collections::BTreeSet<u8> = secret.bytes().collect();
+    secret.len() <= 256
+        && secret.len() >= MINIMUM_SECRET_CHARACTERS
+        && distinct.len() >= MINIMUM_DISTINCT_SECRET_CHARACTERS
+        && secret
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
 /// Runs the bot on `backend` until `shutdown`.

@@ -23,10 +23,14 @@ impl fmt::Display for SettingError {
         if self.value.is_empty() {
             return write!(formatter, "{} is not set: {}", self.variable, self.allowed);
         }
+        // The value as `config check` shows it: a secret setting masked, a URL's password
+        // replaced (REDIS_URL="http://:****@host"), so no error line carries a secret.
         write!(
             formatter,
             "{}={:?} is not allowed: {}",
-            self.variable, self.value, self.allowed
+            self.variable,
+            crate::config_command::masked_value(self.variable, &self.value),
+            self.allowed
         )
     }
 }

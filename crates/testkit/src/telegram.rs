@@ -168,6 +168,10 @@ struct FakeState {
     received_counts: HashMap<String, usize>,
     /// (method, nth call of it from 1) → how long to wait before answering it.
     answer_delays: HashMap<(String, usize), Duration>,
+    /// chat id → the users `getChatMember` calls administrators there (the others are members).
+    chat_administrators: HashMap<i64, Vec<i64>>,
+    /// Group ids that became supergroups: old id → new id.
+    migrated_chats: HashMap<i64, i64>,
 }
 
 impl FakeState {
@@ -434,6 +438,28 @@ impl FakeTelegram {
         self.with_state(|state| state.too_many_requests_sent)
     }
 
+    /// `getChatMember` answers `administrator` for these users in `chat_id` (`member` for
+    /// everyone else).
+    pub fn set_chat_administrators(&self, chat_id: i64, user_ids: &[i64]) {
+        self.with_state(|state| {
+            state.chat_administrators.insert(chat_id, user_ids.to_vec());
+        });
+    }
+
+    /// The group `old_chat_id` became the supergroup `new_chat_id`: every call to the old id is
+    /// answered 400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`,
+    /// as Telegram does.
+    pub fn migrate_chat(&self, old_chat_id: i64, new_chat_id: i64) {
+        self.with_state(|state| {
+            state.migrated_chats.insert(old_chat_id, new_chat_id);
+        });
+    }
+
+    /// The user unblocked the bot: calls to this chat are answered again.
+    pub fn unblock_bot_in_chat(&self, chat_id: i64) {
+        self.with_state(|state| state.blocked_chats.retain(|blocked| *blocked != chat_id));
+    }
+
     /// Every call to this chat fails with 403 from now on (the user blocked the bot).
     pub fn block_bot_in_chat(&self, chat_id: i64) {
         self.with_state(|state| state.blocked_chats.push(chat_id));
@@ -686,8 +712,9 @@ async fn handle_method(
     response
 }
 
-const KNOWN_METHODS: [&str; 16] = [
+const KNOWN_METHODS: [&str; 17] = [
     "getUpdates",
+    "getChatMember",
     "getMe",
     "deleteWebhook",
     "setWebhook",
@@ -767,6 +794,13 @@ fn answer_method(
             None,
         );
     }
+    if let Some(new_chat_id) = chat_id.and_then(|chat| state.migrated_chats.get(&chat).copied()) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            Some(json!({"migrate_to_chat_id": new_chat_id})),
+        );
+    }
     if let Some(failure) = state.failures.get_mut(method).and_then(VecDeque::pop_front) {
         return match failure {
             InjectedFailure::TooManyRequests {
@@ -830,6 +864,39 @@ fn answer_method(
         | "setWebhook"
         | "sendChatAction" => ok(json!(true)),
         "getMyCommands" => ok(json!([])),
+        "getChatMember" => {
+            let user_id = parameters
+                .get("user_id")
+                .and_then(value_as_i64)
+                .unwrap_or(0);
+            let is_administrator = chat_id.is_some_and(|chat| {
+                state
+                    .chat_administrators
+                    .get(&chat)
+                    .is_some_and(|administrators| administrators.contains(&user_id))
+            });
+            if is_administrator {
+                // The fields the Bot API sends for an administrator.
+                ok(json!({
+                    "status": "administrator",
+                    "user": user_json(user_id),
+                    "can_be_edited": false,
+                    "is_anonymous": false,
+                    "can_manage_chat": true,
+                    "can_delete_messages": true,
+                    "can_manage_video_chats": true,
+                    "can_restrict_members": true,
+                    "can_promote_members": false,
+                    "can_change_info": true,
+                    "can_invite_users": true,
+                    "can_post_stories": false,
+                    "can_edit_stories": false,
+                    "can_delete_stories": false,
+                }))
+            } else {
+                ok(json!({"status": "member", "user": user_json(user_id)}))
+            }
+        }
         "sendMessage" => {
             let Some(chat_id) = chat_id else {
                 return error_response(
