@@ -420,3 +420,110 @@ async fn packed_audio_that_changes_format_starts_a_new_part() {
         );
     }
 }
+
+/// Issue 11, the round after: two CDN edges behind a load balancer answer the playlist reloads
+/// in turn, edge B lagging 2 segments, or numbering the segments a million ahead (with A's URIs
+/// or its own). Every reload of B was a new epoch or a jump: its window fetched again, the same
+/// media twice, a part per reload (up to the part cap). Defended (live_core): a lagging or
+/// renumbered copy is stale and changes nothing, a renumbering is believed only when the next
+/// reload says it again. Each recording: one part, each segment fetched and recorded once, in
+/// A's numbering, no gap, the stream's bytes; the clean recording beside them unharmed.
+#[tokio::test]
+async fn alternating_cdn_edges_that_lag_or_number_differently_record_each_segment_once() {
+    let media = media_fixtures(SegmentKind::MpegTs).expect("fixtures (ffmpeg)");
+    let timeline = HostileTimeline {
+        total: 16,
+        ..HostileTimeline::default()
+    };
+    let clean_origin = spawn_hostile_origin(Attack::None, timeline, media.clone())
+        .await
+        .expect("clean origin");
+    let attacks = [
+        Attack::AlternatingEdges {
+            lag: 2,
+            numbering_offset: 0,
+            own_uris: false,
+        },
+        Attack::AlternatingEdges {
+            lag: 0,
+            numbering_offset: 1_000_000,
+            own_uris: false,
+        },
+        Attack::AlternatingEdges {
+            lag: 1,
+            numbering_offset: 1_000_000,
+            own_uris: true,
+        },
+    ];
+    let mut origins = Vec::new();
+    for attack in &attacks {
+        origins.push(
+            spawn_hostile_origin(attack.clone(), timeline, media.clone())
+                .await
+                .expect("hostile origin"),
+        );
+    }
+    let urls: Vec<String> = origins
+        .iter()
+        .map(|origin| origin.media_playlist_url())
+        .collect();
+    let clean_url = clean_origin.media_playlist_url();
+    let (first, second, third, clean) = tokio::join!(
+        record(&urls[0]),
+        record(&urls[1]),
+        record(&urls[2]),
+        record(&clean_url)
+    );
+    for ((attack, origin), recording) in attacks.iter().zip(&origins).zip([&first, &second, &third])
+    {
+        let name = attack.name();
+        assert!(
+            matches!(
+                recording.outcome.end,
+                TrackEnd::Finished(RecordingEndReason::StreamEnded)
+            ),
+            "{name}: {:?}",
+            recording.outcome.end
+        );
+        assert_eq!(
+            recording.outcome.parts.len(),
+            1,
+            "{name}: {:?}",
+            recording.outcome.parts
+        );
+        let gaps = records_in(&recording.records, SegmentState::Gap);
+        assert!(gaps.is_empty(), "{name}: {gaps:?}");
+        let sequences: Vec<(u32, u64)> = records_in(&recording.records, SegmentState::Ok)
+            .iter()
+            .map(|record| (record.entry.epoch, record.entry.media_sequence))
+            .collect();
+        let first_sequence = sequences.first().map_or(0, |(_, sequence)| *sequence);
+        let expected: Vec<(u32, u64)> = (first_sequence..timeline.total)
+            .map(|sequence| (0, sequence))
+            .collect();
+        assert_eq!(sequences, expected, "{name}: each segment once, to the end");
+        // Each segment was fetched once (no window fetched again).
+        let mut fetched: Vec<u64> = origin
+            .requested_paths()
+            .iter()
+            .filter(|path| path.ends_with(".ts"))
+            .filter_map(|path| {
+                path.rsplit("seg-")
+                    .next()?
+                    .strip_suffix(".ts")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let fetch_count = fetched.len();
+        fetched.sort_unstable();
+        fetched.dedup();
+        assert_eq!(
+            fetch_count,
+            fetched.len(),
+            "{name}: a segment fetched twice"
+        );
+        assert_no_foreign_byte(recording, origin);
+    }
+    assert_clean(&clean, &clean_origin);
+}
