@@ -1299,6 +1299,9 @@ pub(crate) fn gap_reason(error: &HlsError) -> String {
             what, limit_bytes, ..
         } => format!("{what} larger than {limit_bytes} bytes"),
         HlsError::UrlRefused(refusal) => format!("address refused: {refusal}"),
+        HlsError::SpillBudget { limit_bytes, .. } => format!(
+            "segment larger than the spill budget left (the track's spill files hold at most {limit_bytes} bytes)"
+        ),
         other => other.to_string(),
     }
 }
