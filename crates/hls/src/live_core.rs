@@ -273,7 +273,8 @@ pub(crate) struct LiveCore<B> {
     /// Seconds the last playlist listed (its window).
     window_seconds: f64,
     /// The identity (URI and byte range, hashed) of each segment the last accepted playlist
-    /// listed once, with its media sequence there (`None`: listed twice). A reload whose newest
+    /// listed once (its newest [`IDENTITY_WINDOW_SEGMENTS`]), with its media sequence there
+    /// (`None`: listed twice). A reload whose newest
     /// segment is known here under another number is a lagging or differently numbered copy.
     last_listed_identities: HashMap<u64, Option<u64>>,
     /// A reload that would restart or jump the numbering, held back until the next reload says
@@ -309,6 +310,20 @@ enum ReloadKind {
 /// How many segments more than twice the time since the last new segment explains a forward
 /// jump may skip before the reload is [`ReloadKind::Suspect`].
 const UNEXPLAINED_JUMP_SLACK_SEGMENTS: u64 = 3;
+
+/// Segments at the end of a playlist compared by identity across reloads: a copy lagging
+/// further than this is judged by its numbers alone (the work per reload stays small for a long
+/// EVENT playlist).
+const IDENTITY_WINDOW_SEGMENTS: usize = 256;
+
+/// The newest [`IDENTITY_WINDOW_SEGMENTS`] segments of `playlist`, newest first.
+fn recent_segments(playlist: &MediaPlaylist) -> impl Iterator<Item = &MediaSegment> {
+    playlist
+        .segments
+        .iter()
+        .rev()
+        .take(IDENTITY_WINDOW_SEGMENTS)
+}
 
 /// The identity of a listed segment across reloads and edges: its URI and byte range, hashed.
 fn segment_identity(segment: &MediaSegment) -> u64 {
@@ -472,17 +487,14 @@ impl<B> LiveCore<B> {
         // differently, or lagging): nothing in it is new. Offsets that disagree are URIs reused
         // by the stream itself (a loop), not a copy: decided by the numbers below.
         let newest_identity = segment_identity(newest);
-        let newest_listed_once = playlist
-            .segments
-            .iter()
-            .filter(|segment| segment_identity(segment) == newest_identity)
-            .count()
-            == 1;
-        if newest_listed_once
-            && let Some(Some(known_sequence)) = self.last_listed_identities.get(&newest_identity)
+        if let Some(Some(known_sequence)) = self.last_listed_identities.get(&newest_identity)
+            && recent_segments(playlist)
+                .filter(|segment| segment_identity(segment) == newest_identity)
+                .count()
+                == 1
         {
             let offset = i128::from(*known_sequence) - i128::from(newest.media_sequence);
-            let one_offset = playlist.segments.iter().all(|segment| {
+            let one_offset = recent_segments(playlist).all(|segment| {
                 match self.last_listed_identities.get(&segment_identity(segment)) {
                     Some(Some(known)) => {
                         i128::from(*known) - i128::from(segment.media_sequence) == offset
@@ -542,7 +554,7 @@ impl<B> LiveCore<B> {
     ) -> Result<bool, HlsError> {
         self.trust_next_playlist = false;
         self.last_listed_identities.clear();
-        for segment in &playlist.segments {
+        for segment in recent_segments(playlist) {
             self.last_listed_identities
                 .entry(segment_identity(segment))
                 .and_modify(|known| *known = None)
