@@ -332,6 +332,9 @@ pub struct AudioOnlyOptions {
     /// Bitrate when re-encoding to AAC.
     pub audio_bitrate_kbps: u32,
     pub faststart: bool,
+    /// The stream id of the audio to map (`-map 0:i:<id>`: the first audio stream with packets
+    /// when the program map declares empty ones); `None`: the first audio (`0:a:0`).
+    pub audio_stream_id: Option<u16>,
 }
 
 impl Default for AudioOnlyOptions {
@@ -341,6 +344,7 @@ impl Default for AudioOnlyOptions {
             source_audio_is_adts: false,
             audio_bitrate_kbps: 128,
             faststart: true,
+            audio_stream_id: None,
         }
     }
 }
@@ -804,7 +808,8 @@ pub fn transcode_arguments(
     arguments
 }
 
-/// Audio only, to an m4a: the first audio stream, copied when it is AAC, otherwise encoded to AAC.
+/// Audio only, to an m4a: the first audio stream (with packets, see
+/// [`AudioOnlyOptions::audio_stream_id`]), copied when it is AAC, otherwise encoded to AAC.
 pub fn audio_only_arguments(
     input: &MediaInput,
     output: &Path,
@@ -812,7 +817,12 @@ pub fn audio_only_arguments(
 ) -> Vec<OsString> {
     let mut arguments = common_arguments(true);
     push_local_input(&mut arguments, input);
-    push_all(&mut arguments, &["-map", "0:a:0", "-vn"]);
+    arguments.push("-map".into());
+    match options.audio_stream_id {
+        Some(stream_id) => arguments.push(format!("0:i:{stream_id}").into()),
+        None => arguments.push("0:a:0".into()),
+    }
+    arguments.push("-vn".into());
     if options.source_audio_is_aac {
         push_all(&mut arguments, &["-c:a", "copy"]);
         if options.source_audio_is_adts {
@@ -1611,6 +1621,16 @@ mod tests {
         ));
         assert!(encoded.contains("-c:a aac -b:a 96k"), "{encoded}");
         assert!(!encoded.contains("aac_adtstoasc"), "{encoded}");
+        // A program map declaring an empty audio stream first: the one with packets, by id.
+        let by_id = joined(&audio_only_arguments(
+            &media("in.ts"),
+            Path::new("out.m4a"),
+            &AudioOnlyOptions {
+                audio_stream_id: Some(0x102),
+                ..AudioOnlyOptions::default()
+            },
+        ));
+        assert!(by_id.contains("-map 0:i:258 -vn -c:a copy"), "{by_id}");
     }
 
     #[test]

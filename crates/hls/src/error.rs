@@ -76,6 +76,13 @@ pub enum HlsError {
     NotListed { url: String, media_sequence: u64 },
     #[error("could not build the HTTP client: {detail}")]
     ClientSetup { detail: String },
+    /// A segment body did not fit in what the track's spill files may hold together
+    /// ([`crate::live::TrackLimits::maximum_spilled_bytes`]): retried when the segments before it
+    /// are committed, a gap at its deadline.
+    #[error(
+        "{url} is larger than the spill budget left (the track's spill files hold at most {limit_bytes} bytes)"
+    )]
+    SpillBudget { url: String, limit_bytes: u64 },
 }
 
 impl HlsError {
@@ -100,6 +107,8 @@ impl HlsError {
             HlsError::NotMedia { .. } => true,
             // The backup's window may list it at the next reload.
             HlsError::NotListed { .. } => true,
+            // Room comes back when the segments before it are committed.
+            HlsError::SpillBudget { .. } => true,
             HlsError::OverLimit { .. } => false,
             HlsError::UrlRefused(_)
             | HlsError::TooLarge { .. }
@@ -140,6 +149,7 @@ impl HlsError {
             | HlsError::RequestDeadline { .. } => FailureKind::Unreachable,
             HlsError::RangeMismatch { .. } => FailureKind::ServerError,
             HlsError::TooLarge { .. }
+            | HlsError::SpillBudget { .. }
             | HlsError::OverLimit { .. }
             | HlsError::Playlist {
                 error: PlaylistParseError::OverLimit { .. },

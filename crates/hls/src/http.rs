@@ -384,11 +384,11 @@ impl HlsHttpClient {
                 limit_bytes: limit,
             });
         }
-        let spill_io_error = |source: std::io::Error| HlsError::Io {
-            path: spill
+        let spill_io_error = |source: std::io::Error| {
+            let directory = spill
                 .map(|target| target.directory.clone())
-                .unwrap_or_default(),
-            source,
+                .unwrap_or_default();
+            crate::segment_body::spill_error(source, &directory, url)
         };
         // What the server announces is not believed up front: the buffer grows as bytes come.
         let mut body = BodyAccumulator::with_capacity(
@@ -427,6 +427,15 @@ impl HlsHttpClient {
                 && body.keeps_in_memory(chunk.len())
             {
                 budget.charge(chunk.len()).await;
+            }
+            if let Some(target) = spill
+                && !body.keeps_in_memory(chunk.len())
+            {
+                // Past the threshold: room in the track's spill budget (at once for the head).
+                let moved_from_memory = if body.is_spilled() { 0 } else { body.len() };
+                target
+                    .wait_for_room(moved_from_memory + chunk.len() as u64)
+                    .await;
             }
             body.push(&chunk).map_err(spill_io_error)?;
         }
@@ -473,6 +482,8 @@ impl HlsHttpClient {
                 directory: std::path::PathBuf::from("."),
                 file_prefix: "unused".to_string(),
                 in_memory_limit: u64::MAX,
+                budget: crate::segment_body::SpillBudget::unbounded(),
+                head: None,
             });
             body = body
                 .slice(start, end, &spill_target)

@@ -41,7 +41,9 @@ use crate::playlist::{
     ByteRange, MediaPlaylist, MediaSegment, Playlist, PlaylistLimits, PlaylistParseError,
     parse_playlist_with_limits,
 };
-use crate::segment_body::{BodyAccumulator, SegmentBody, SpillTarget, remove_leftover_spill_files};
+use crate::segment_body::{
+    BodyAccumulator, SegmentBody, SpillBudget, SpillHead, SpillTarget, remove_leftover_spill_files,
+};
 use crate::url_safety::redact_url;
 
 /// What the owner of a recording wants it to do. Sent through a `watch` channel.
@@ -139,6 +141,11 @@ pub struct TrackLimits {
     pub minimum_segment_request_time: Duration,
     /// Longest whole-request deadline of a segment download, whatever the window.
     pub maximum_segment_request_time: Duration,
+    /// Bytes the track's spill files (segment bodies past `maximum_in_memory_segment_bytes`,
+    /// downloading, decrypting or waiting to be committed) hold together: a body that does not
+    /// fit is refused ([`HlsError::SpillBudget`], retried, a gap at its deadline). At least twice
+    /// the segment size limit, so that one segment and its decrypted copy always fit.
+    pub maximum_spilled_bytes: u64,
     /// AES keys kept in memory.
     pub maximum_cached_keys: usize,
     /// Init sections kept in memory.
@@ -154,6 +161,7 @@ impl Default for TrackLimits {
             maximum_buffered_segments: 6,
             maximum_buffered_bytes: 64 * 1024 * 1024,
             maximum_in_memory_segment_bytes: 4 * 1024 * 1024,
+            maximum_spilled_bytes: 256 * 1024 * 1024,
             minimum_segment_request_time: Duration::from_secs(5),
             maximum_segment_request_time: Duration::from_secs(120),
             maximum_cached_keys: 16,
@@ -435,6 +443,7 @@ struct TrackState {
     playlist_base_url: Url,
     /// Bytes of bodies in memory (see [`TrackLimits::maximum_buffered_bytes`]).
     byte_budget: ByteBudget,
+    spill_budget: SpillBudget,
     /// The key at the head of the commit order, for the downloads: the head is not charged.
     head_of_commit_order: watch::Sender<Option<SegmentKey>>,
     /// The media playlists of the sources (0: the original primary, then the backups), loaded on
@@ -601,6 +610,7 @@ impl TrackState {
             last_media_sequence: None,
             playlist_base_url: config.media_playlist_url.clone(),
             byte_budget: ByteBudget::new(config.limits.maximum_buffered_bytes),
+            spill_budget: SpillBudget::new(config.limits.maximum_spilled_bytes),
             head_of_commit_order: watch::Sender::new(None),
             backups: Arc::new(BackupPlaylists {
                 sources,
@@ -1050,6 +1060,11 @@ impl TrackState {
                 directory: self.config.output_directory.clone(),
                 file_prefix: self.config.track_name.clone(),
                 in_memory_limit: self.config.limits.maximum_in_memory_segment_bytes,
+                budget: self.spill_budget.clone(),
+                head: Some(SpillHead {
+                    head: self.head_of_commit_order.subscribe(),
+                    own_key: key,
+                }),
             };
             let subtitle_track = self.config.subtitle_track;
             let budget = BudgetedDownload::new(
@@ -1424,9 +1439,8 @@ fn decrypt_body(
         }
         mut spilled => {
             let length = spilled.len();
-            let io_error = |source: std::io::Error| HlsError::Io {
-                path: request.spill.directory.clone(),
-                source,
+            let io_error = |source: std::io::Error| {
+                crate::segment_body::spill_error(source, &request.spill.directory, &request.url)
             };
             let mut plain = BodyAccumulator::new(Some(request.spill.clone()));
             let mut encrypted = spilled.reader().map_err(io_error)?;

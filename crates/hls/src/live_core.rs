@@ -10,7 +10,7 @@
 //!
 //! `B` is what a finished download holds (the driver's body and init; `()` in tests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use streambot_core::RecordingEndReason;
@@ -272,6 +272,69 @@ pub(crate) struct LiveCore<B> {
     playlist_failing_since: Option<Instant>,
     /// Seconds the last playlist listed (its window).
     window_seconds: f64,
+    /// The identity (URI and byte range, hashed) of each segment the last accepted playlist
+    /// listed once (its newest [`IDENTITY_WINDOW_SEGMENTS`]), with its media sequence there
+    /// (`None`: listed twice). A reload whose newest
+    /// segment is known here under another number is a lagging or differently numbered copy.
+    last_listed_identities: HashMap<u64, Option<u64>>,
+    /// A reload that would restart or jump the numbering, held back until the next reload says
+    /// the same (a load balancer alternating between edges that number differently must not
+    /// restart the recording on every reload).
+    held_reload: Option<HeldReload>,
+    /// The next playlist is a new source's (a switch to a backup): its numbering is taken as
+    /// it comes.
+    trust_next_playlist: bool,
+}
+
+/// A reload held back by [`LiveCore::absorb_playlist`] (see [`ReloadKind::Suspect`]).
+struct HeldReload {
+    playlist: MediaPlaylist,
+    base_url: Url,
+}
+
+/// What a reload is, against what the recording has seen (players do the same: hls.js and
+/// ExoPlayer ignore a playlist older than the one they hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadKind {
+    /// Taken as it comes.
+    Accepted,
+    /// A lagging copy (a CDN edge behind another): nothing in it is new. Ignored: no new
+    /// epoch, nothing fetched again, polled again.
+    Stale,
+    /// It would restart the numbering (far behind) or jump it forward further than the time
+    /// since the last new segment explains: a real restart or jump says so again on the next
+    /// reload, an edge numbering differently is followed by one that does not.
+    Suspect,
+}
+
+/// How many segments more than twice the time since the last new segment explains a forward
+/// jump may skip before the reload is [`ReloadKind::Suspect`].
+const UNEXPLAINED_JUMP_SLACK_SEGMENTS: u64 = 3;
+
+/// Segments at the end of a playlist compared by identity across reloads: a copy lagging
+/// further than this is judged by its numbers alone (the work per reload stays small for a long
+/// EVENT playlist).
+const IDENTITY_WINDOW_SEGMENTS: usize = 256;
+
+/// The newest [`IDENTITY_WINDOW_SEGMENTS`] segments of `playlist`, newest first.
+fn recent_segments(playlist: &MediaPlaylist) -> impl Iterator<Item = &MediaSegment> {
+    playlist
+        .segments
+        .iter()
+        .rev()
+        .take(IDENTITY_WINDOW_SEGMENTS)
+}
+
+/// The identity of a listed segment across reloads and edges: its URI and byte range, hashed.
+fn segment_identity(segment: &MediaSegment) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    segment.uri.hash(&mut hasher);
+    segment
+        .byte_range
+        .map(|range| (range.offset, range.length))
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 impl<B> LiveCore<B> {
@@ -307,6 +370,9 @@ impl<B> LiveCore<B> {
             primary_source: 0,
             playlist_failing_since: None,
             window_seconds: 0.0,
+            last_listed_identities: HashMap::new(),
+            held_reload: None,
+            trust_next_playlist: false,
         }
     }
 
@@ -351,6 +417,10 @@ impl<B> LiveCore<B> {
 
     /// Takes in a freshly loaded playlist (relative URIs resolve against `base_url`, where it
     /// really came from). Returns whether it listed anything new.
+    ///
+    /// A stale reload (a lagging edge's copy) changes nothing; a reload that would restart or
+    /// jump the numbering is held until the next reload confirms it (then both are taken in, in
+    /// order), see [`ReloadKind`].
     pub(crate) fn absorb_playlist(
         &mut self,
         playlist: &MediaPlaylist,
@@ -358,6 +428,138 @@ impl<B> LiveCore<B> {
         is_first: bool,
         now: Instant,
     ) -> Result<bool, HlsError> {
+        self.playlist_failing_since = None;
+        match self.classify_reload(playlist, is_first, now) {
+            ReloadKind::Accepted => {
+                self.held_reload = None;
+                self.absorb_accepted_playlist(playlist, base_url, is_first, now)
+            }
+            ReloadKind::Stale => {
+                self.held_reload = None;
+                Ok(false)
+            }
+            ReloadKind::Suspect => {
+                let confirmed = self
+                    .held_reload
+                    .as_ref()
+                    .is_some_and(|held| reload_confirms(&held.playlist, playlist));
+                if !confirmed {
+                    self.held_reload = Some(HeldReload {
+                        playlist: playlist.clone(),
+                        base_url: base_url.clone(),
+                    });
+                    return Ok(false);
+                }
+                let mut listed_anything_new = false;
+                if let Some(held) = self.held_reload.take() {
+                    listed_anything_new |=
+                        self.absorb_accepted_playlist(&held.playlist, &held.base_url, false, now)?;
+                }
+                listed_anything_new |=
+                    self.absorb_accepted_playlist(playlist, base_url, false, now)?;
+                Ok(listed_anything_new)
+            }
+        }
+    }
+
+    /// What a reload is against what the recording has seen (see [`ReloadKind`]).
+    fn classify_reload(
+        &self,
+        playlist: &MediaPlaylist,
+        is_first: bool,
+        now: Instant,
+    ) -> ReloadKind {
+        if is_first || self.trust_next_playlist {
+            return ReloadKind::Accepted;
+        }
+        let (Some(oldest), Some(newest)) = (playlist.segments.first(), playlist.segments.last())
+        else {
+            return ReloadKind::Accepted;
+        };
+        let Some((seen_epoch, seen_sequence)) = self.highest_seen else {
+            return ReloadKind::Accepted;
+        };
+        if seen_epoch != self.current_epoch {
+            return ReloadKind::Accepted;
+        }
+        // By identity: the newest segment was listed by the last accepted playlist under another
+        // number, and every segment both list is off by the same amount (an edge numbering
+        // differently, or lagging): nothing in it is new. Offsets that disagree are URIs reused
+        // by the stream itself (a loop), not a copy: decided by the numbers below.
+        let newest_identity = segment_identity(newest);
+        if let Some(Some(known_sequence)) = self.last_listed_identities.get(&newest_identity)
+            && recent_segments(playlist)
+                .filter(|segment| segment_identity(segment) == newest_identity)
+                .count()
+                == 1
+        {
+            let offset = i128::from(*known_sequence) - i128::from(newest.media_sequence);
+            let one_offset = recent_segments(playlist).all(|segment| {
+                match self.last_listed_identities.get(&segment_identity(segment)) {
+                    Some(Some(known)) => {
+                        i128::from(*known) - i128::from(segment.media_sequence) == offset
+                    }
+                    _ => true,
+                }
+            });
+            if one_offset && (offset != 0 || newest.media_sequence < seen_sequence) {
+                return ReloadKind::Stale;
+            }
+        }
+        if newest.media_sequence < seen_sequence {
+            let far_behind = newest
+                .media_sequence
+                .saturating_add(playlist.segments.len() as u64)
+                < seen_sequence;
+            let discontinuity_advanced =
+                newest.discontinuity_sequence > self.highest_discontinuity_sequence;
+            return if far_behind || discontinuity_advanced {
+                ReloadKind::Suspect
+            } else {
+                ReloadKind::Stale
+            };
+        }
+        // A forward jump: the sequences skipped over must have been published since the last
+        // new segment (at twice the rate the listed durations say, plus a few).
+        if let Some(skipped) = oldest
+            .media_sequence
+            .checked_sub(seen_sequence.saturating_add(1))
+            .filter(|skipped| *skipped > 0)
+        {
+            let listed_seconds: f64 = playlist
+                .segments
+                .iter()
+                .map(|segment| sane_duration(segment.duration))
+                .sum();
+            let average_seconds = (listed_seconds / playlist.segments.len() as f64)
+                .max(self.settings.limits.minimum_counted_segment_seconds)
+                .max(0.1);
+            let quiet_seconds = now.duration_since(self.last_new_segment_at).as_secs_f64();
+            let explained = (2.0 * quiet_seconds / average_seconds).ceil().min(1e15) as u64
+                + UNEXPLAINED_JUMP_SLACK_SEGMENTS;
+            if skipped > explained {
+                return ReloadKind::Suspect;
+            }
+        }
+        ReloadKind::Accepted
+    }
+
+    /// Takes in a playlist that is not stale (or a held one, confirmed).
+    fn absorb_accepted_playlist(
+        &mut self,
+        playlist: &MediaPlaylist,
+        base_url: &Url,
+        is_first: bool,
+        now: Instant,
+    ) -> Result<bool, HlsError> {
+        self.trust_next_playlist = false;
+        self.last_listed_identities.clear();
+        for segment in recent_segments(playlist) {
+            self.last_listed_identities
+                .entry(segment_identity(segment))
+                .and_modify(|known| *known = None)
+                .or_insert(Some(segment.media_sequence));
+        }
         if playlist.target_duration > 0.0 && playlist.target_duration.is_finite() {
             self.target_duration_seconds = playlist.target_duration;
         }
@@ -365,7 +567,6 @@ impl<B> LiveCore<B> {
             self.end_list_seen = true;
         }
         let previous_playlist_at = std::mem::replace(&mut self.last_playlist_at, now);
-        self.playlist_failing_since = None;
         self.window_seconds = playlist
             .segments
             .iter()
@@ -776,6 +977,7 @@ impl<B> LiveCore<B> {
         let previous = self.primary_source;
         self.primary_source = to;
         self.playlist_failing_since = Some(now);
+        self.trust_next_playlist = true;
         for segment in self.pending.values_mut() {
             if segment.source == previous
                 && matches!(
@@ -973,6 +1175,23 @@ impl<B: HeldBody> LiveCore<B> {
     }
 }
 
+/// A suspect reload says the same as the one held before it: its numbering goes on from the held
+/// one's (the same window, or the next segments), not from another edge's.
+fn reload_confirms(held: &MediaPlaylist, current: &MediaPlaylist) -> bool {
+    let (Some(held_newest), Some(current_oldest), Some(current_newest)) = (
+        held.segments.last(),
+        current.segments.first(),
+        current.segments.last(),
+    ) else {
+        return false;
+    };
+    held_newest.media_sequence <= current_newest.media_sequence
+        && current_oldest.media_sequence
+            <= held_newest
+                .media_sequence
+                .saturating_add(1 + UNEXPLAINED_JUMP_SLACK_SEGMENTS)
+}
+
 /// Where a listed segment's bytes, key and init section are, against the URL its playlist came
 /// from (the primary's, or a backup's).
 pub(crate) fn segment_locations(
@@ -1092,6 +1311,9 @@ pub(crate) fn gap_reason(error: &HlsError) -> String {
             what, limit_bytes, ..
         } => format!("{what} larger than {limit_bytes} bytes"),
         HlsError::UrlRefused(refusal) => format!("address refused: {refusal}"),
+        HlsError::SpillBudget { limit_bytes, .. } => format!(
+            "segment larger than the spill budget left (the track's spill files hold at most {limit_bytes} bytes)"
+        ),
         other => other.to_string(),
     }
 }
@@ -1287,9 +1509,13 @@ mod tests {
 
     /// hls-monitor seq11: the live edge of the first poll, then a jump from 24 to 123: the 98
     /// sequences never listed are gap lines (known at once, in order), the recording goes on.
+    /// The jump is more than 10 s explain: it is held until the next reload says it again (an
+    /// edge numbering differently would not), poll 3 does; poll 3 once more lets the downloads
+    /// (three per poll here) catch up.
     #[test]
     fn hls_monitor_seq11_a_jump_is_gaps_known_at_once_then_recording_goes_on() {
-        let (_, commits, events) = run_hls_monitor(&hls_monitor_polls!("seq11"));
+        let [poll0, poll1, poll2, poll3] = hls_monitor_polls!("seq11");
+        let (_, commits, events) = run_hls_monitor(&[poll0, poll1, poll2, poll3, poll3]);
         let oks: Vec<(u64, u64)> = commits
             .iter()
             .filter(|commit| commit.fate == "ok")
@@ -1657,5 +1883,159 @@ b502.ts
         assert_eq!(found(11, None), None);
         assert_eq!(found(11, Some("2026-12-04T11:00:00Z")), None);
         assert_eq!(found(11, Some("not a date")), None);
+    }
+
+    /// One CDN edge's playlist at the moment `published` segments exist: the last 5 of those it
+    /// holds (`lag` fewer), segment `i` numbered `i + numbering` at `{prefix}seg-{i}.ts`.
+    fn edge_playlist(published: u64, lag: u64, numbering: u64, prefix: &str) -> String {
+        let newest_held = published.saturating_sub(lag);
+        let first = newest_held.saturating_sub(5);
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+            first + numbering
+        );
+        for index in first..newest_held {
+            text.push_str(&format!("#EXTINF:1.0,\n{prefix}seg-{index}.ts\n"));
+        }
+        text
+    }
+
+    /// The segment index a committed URI stands for (`seg-7.ts`, `b/seg-7.ts`).
+    fn index_of_uri(uri: &str) -> u64 {
+        uri.rsplit("seg-")
+            .next()
+            .and_then(|rest| rest.strip_suffix(".ts"))
+            .and_then(|number| number.parse().ok())
+            .unwrap_or(u64::MAX)
+    }
+
+    /// One edge: (lag, numbering, URI prefix).
+    type Edge = (u64, u64, &'static str);
+
+    /// Polls once a second, one new segment a second, alternating between edge A and edge B
+    /// (`(lag, numbering, prefix)` each), 30 polls: what was committed.
+    fn alternating_edges(edge_a: Edge, edge_b: Edge) -> (Vec<Decided>, Vec<CoreEvent>) {
+        let polls: Vec<String> = (0..30u64)
+            .map(|poll| {
+                let (lag, numbering, prefix) = if poll % 2 == 0 { edge_a } else { edge_b };
+                edge_playlist(8 + poll, lag, numbering, prefix)
+            })
+            .collect();
+        let poll_texts: Vec<&str> = polls.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let mut core = LiveCore::new(settings(), None, start);
+        run_polls(&mut core, &poll_texts, start, Duration::from_secs(1))
+    }
+
+    /// Every committed segment is ok, in epoch 0, each media once and consecutive, no new epoch.
+    fn assert_one_clean_run(commits: &[Decided], events: &[CoreEvent], case: &str) {
+        assert!(
+            commits.iter().all(|commit| commit.fate == "ok"
+                && commit.epoch == 0
+                && commit.discontinuity_sequence == 0),
+            "{case}: {commits:?}"
+        );
+        assert!(events.is_empty(), "{case}: {events:?}");
+        let indexes: Vec<u64> = commits
+            .iter()
+            .map(|commit| index_of_uri(&commit.uri))
+            .collect();
+        let first = indexes.first().copied().unwrap_or_default();
+        let expected: Vec<u64> = (first..first + indexes.len() as u64).collect();
+        assert_eq!(indexes, expected, "{case}: each segment once, in order");
+        assert!(
+            indexes.len() >= 25,
+            "{case}: the recording went on: {indexes:?}"
+        );
+    }
+
+    /// Issue 11 round 3: two CDN edges behind a load balancer answer the reloads in turn. Edge B
+    /// lags 2 segments, or numbers its segments otherwise (a million ahead or behind, with the
+    /// same URIs or its own). Every reload of B was a new epoch (or a jump) and its window was
+    /// fetched again: the same media twice and a part per reload. Now a lagging or renumbered
+    /// copy is stale (ignored) and a renumbering is only believed when the next reload says it
+    /// again: one run, each segment once, nothing lost.
+    #[test]
+    fn alternating_edges_that_lag_or_number_differently_change_nothing() {
+        let cases: [(&str, Edge, Edge); 6] = [
+            ("B lags 2", (0, 0, ""), (2, 0, "")),
+            ("B lags 3, 5-segment window", (0, 100, ""), (3, 100, "")),
+            ("B numbers a million ahead", (0, 0, ""), (0, 1_000_000, "")),
+            ("B numbers a million behind", (0, 1_000_000, ""), (0, 0, "")),
+            (
+                "B ahead with its own URIs",
+                (0, 0, ""),
+                (0, 1_000_000, "b/"),
+            ),
+            (
+                "B behind with its own URIs",
+                (0, 1_000_000, ""),
+                (1, 0, "b/"),
+            ),
+        ];
+        for (case, edge_a, edge_b) in cases {
+            let (commits, events) = alternating_edges(edge_a, edge_b);
+            assert_one_clean_run(&commits, &events, case);
+        }
+    }
+
+    /// A real encoder restart (media sequence back to 0, new segments) is still a new epoch,
+    /// one reload later than before: the reload after it says the same.
+    #[test]
+    fn a_restart_to_zero_is_still_a_new_epoch_on_the_next_reload() {
+        let mut polls: Vec<String> = (0..10u64)
+            .map(|poll| edge_playlist(8 + poll, 0, 0, ""))
+            .collect();
+        // The restart: the numbering starts again at 0 with new segments.
+        for published in 1..=6u64 {
+            polls.push(edge_playlist(published, 0, 0, "r/"));
+        }
+        let poll_texts: Vec<&str> = polls.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let mut core = LiveCore::new(settings(), None, start);
+        let base = core.settings.playlist_url.clone();
+        let mut new_epoch_at = None;
+        let mut commits = Vec::new();
+        for (index, text) in poll_texts.iter().enumerate() {
+            let now = start + Duration::from_secs(index as u64);
+            core.absorb_playlist(&media_playlist(text), &base, index == 0, now)
+                .expect("absorbed");
+            for (key, _) in core.downloads_to_start(now, 0) {
+                core.download_succeeded(key, ());
+            }
+            commits.extend(
+                core.take_ready()
+                    .iter()
+                    .map(|(segment, status)| decided(segment, status)),
+            );
+            if core
+                .drain_events()
+                .iter()
+                .any(|event| matches!(event, CoreEvent::NewEpoch { .. }))
+            {
+                new_epoch_at.get_or_insert(index);
+            }
+        }
+        assert_eq!(
+            new_epoch_at,
+            Some(11),
+            "the reload after the restart's first confirms it"
+        );
+        assert_eq!(
+            core.part_break_pending,
+            Some(PartStartReason::Discontinuity)
+        );
+        let after_restart: Vec<(u32, u64, String)> = commits
+            .iter()
+            .filter(|commit| commit.epoch == 1)
+            .map(|commit| (commit.epoch, commit.media_sequence, commit.uri.clone()))
+            .collect();
+        assert_eq!(
+            after_restart,
+            (0..6u64)
+                .map(|index| (1, index, format!("r/seg-{index}.ts")))
+                .collect::<Vec<_>>(),
+            "every segment after the restart, from its first"
+        );
     }
 }

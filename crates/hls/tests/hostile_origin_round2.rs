@@ -25,7 +25,15 @@ struct Recording {
 }
 
 async fn record(url: &str) -> Recording {
-    let directory = tempfile::tempdir().expect("tempdir");
+    record_configured(url, tempfile::tempdir().expect("tempdir"), |_| {}).await
+}
+
+/// [`record`] into `directory`, with `configure` applied to the track's configuration.
+async fn record_configured(
+    url: &str,
+    directory: tempfile::TempDir,
+    configure: impl FnOnce(&mut TrackRecorderConfig),
+) -> Recording {
     let mut config = TrackRecorderConfig::new(
         "main",
         Url::parse(url).expect("url"),
@@ -34,6 +42,7 @@ async fn record(url: &str) -> Recording {
     config.stall_timeout = Duration::from_secs(15);
     config.stop_grace = Duration::from_secs(3);
     config.fsync_interval = Duration::from_millis(500);
+    configure(&mut config);
     let limits = FetchLimits {
         read_timeout: Duration::from_secs(5),
         ..FetchLimits::default()
@@ -419,4 +428,231 @@ async fn packed_audio_that_changes_format_starts_a_new_part() {
             part.path.display()
         );
     }
+}
+
+/// Issue 11, the round after: two CDN edges behind a load balancer answer the playlist reloads
+/// in turn, edge B lagging 2 segments, or numbering the segments a million ahead (with A's URIs
+/// or its own). Every reload of B was a new epoch or a jump: its window fetched again, the same
+/// media twice, a part per reload (up to the part cap). Defended (live_core): a lagging or
+/// renumbered copy is stale and changes nothing, a renumbering is believed only when the next
+/// reload says it again. Each recording: one part, each segment fetched and recorded once, in
+/// A's numbering, no gap, the stream's bytes; the clean recording beside them unharmed.
+#[tokio::test]
+async fn alternating_cdn_edges_that_lag_or_number_differently_record_each_segment_once() {
+    let media = media_fixtures(SegmentKind::MpegTs).expect("fixtures (ffmpeg)");
+    let timeline = HostileTimeline {
+        total: 16,
+        ..HostileTimeline::default()
+    };
+    let clean_origin = spawn_hostile_origin(Attack::None, timeline, media.clone())
+        .await
+        .expect("clean origin");
+    let attacks = [
+        Attack::AlternatingEdges {
+            lag: 2,
+            numbering_offset: 0,
+            own_uris: false,
+        },
+        Attack::AlternatingEdges {
+            lag: 0,
+            numbering_offset: 1_000_000,
+            own_uris: false,
+        },
+        Attack::AlternatingEdges {
+            lag: 1,
+            numbering_offset: 1_000_000,
+            own_uris: true,
+        },
+    ];
+    let mut origins = Vec::new();
+    for attack in &attacks {
+        origins.push(
+            spawn_hostile_origin(attack.clone(), timeline, media.clone())
+                .await
+                .expect("hostile origin"),
+        );
+    }
+    let urls: Vec<String> = origins
+        .iter()
+        .map(|origin| origin.media_playlist_url())
+        .collect();
+    let clean_url = clean_origin.media_playlist_url();
+    let (first, second, third, clean) = tokio::join!(
+        record(&urls[0]),
+        record(&urls[1]),
+        record(&urls[2]),
+        record(&clean_url)
+    );
+    for ((attack, origin), recording) in attacks.iter().zip(&origins).zip([&first, &second, &third])
+    {
+        let name = attack.name();
+        assert!(
+            matches!(
+                recording.outcome.end,
+                TrackEnd::Finished(RecordingEndReason::StreamEnded)
+            ),
+            "{name}: {:?}",
+            recording.outcome.end
+        );
+        assert_eq!(
+            recording.outcome.parts.len(),
+            1,
+            "{name}: {:?}",
+            recording.outcome.parts
+        );
+        let gaps = records_in(&recording.records, SegmentState::Gap);
+        assert!(gaps.is_empty(), "{name}: {gaps:?}");
+        let sequences: Vec<(u32, u64)> = records_in(&recording.records, SegmentState::Ok)
+            .iter()
+            .map(|record| (record.entry.epoch, record.entry.media_sequence))
+            .collect();
+        let first_sequence = sequences.first().map_or(0, |(_, sequence)| *sequence);
+        let expected: Vec<(u32, u64)> = (first_sequence..timeline.total)
+            .map(|sequence| (0, sequence))
+            .collect();
+        assert_eq!(sequences, expected, "{name}: each segment once, to the end");
+        // Each segment was fetched once (no window fetched again).
+        let mut fetched: Vec<u64> = origin
+            .requested_paths()
+            .iter()
+            .filter(|path| path.ends_with(".ts"))
+            .filter_map(|path| {
+                path.rsplit("seg-")
+                    .next()?
+                    .strip_suffix(".ts")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let fetch_count = fetched.len();
+        fetched.sort_unstable();
+        fetched.dedup();
+        assert_eq!(
+            fetch_count,
+            fetched.len(),
+            "{name}: a segment fetched twice"
+        );
+        assert_no_foreign_byte(recording, origin);
+    }
+    assert_clean(&clean, &clean_origin);
+}
+
+/// Bytes the spill files of track `main` hold in `directory` now.
+fn spilled_bytes_on_disk(directory: &std::path::Path) -> u64 {
+    std::fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(".main-spill-")
+                })
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 11, the round after: disk between the worker's quota checks (every 10 s). Segment
+/// bodies past the in-memory threshold spill to files in the job's directory, and nothing
+/// bounded them together: behind a head that trickles, every download behind it (3 at once, 6
+/// buffered, each up to the 128 MiB segment limit, twice while decrypting) sat on disk, 17
+/// tracks x that per job. Defended: a track's spill files hold at most
+/// `TrackLimits::maximum_spilled_bytes` (256 MiB by default) together; a body past it is refused
+/// ("larger than the spill budget left"), retried, a gap at its deadline. Here the budget is two
+/// segments: the spill bytes on disk, sampled every 2 ms, never pass it; what was recorded is the
+/// stream's bytes; no spill file is left; the clean recording beside it is unharmed.
+#[tokio::test]
+async fn a_track_spills_no_more_than_its_spill_budget_to_disk() {
+    let media = media_fixtures(SegmentKind::MpegTs).expect("fixtures (ffmpeg)");
+    let timeline = HostileTimeline {
+        segment_seconds: 0.5,
+        window: 8,
+        initial: 8,
+        total: 24,
+        segment_copies: 4,
+    };
+    let origin = spawn_hostile_origin(
+        Attack::TricklingFirstSegment {
+            step: Duration::from_millis(100),
+        },
+        timeline,
+        media.clone(),
+    )
+    .await
+    .expect("hostile origin");
+    let clean_origin = spawn_hostile_origin(Attack::None, timeline, media.clone())
+        .await
+        .expect("clean origin");
+    let largest_segment = (0..timeline.total)
+        .map(|index| origin.clear_segment(index).len() as u64)
+        .max()
+        .unwrap_or_default();
+    let spill_budget = 2 * largest_segment;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let watched = directory.path().to_path_buf();
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut peak = 0u64;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(spilled_bytes_on_disk(&watched));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let configure = |config: &mut TrackRecorderConfig| {
+        config.live_edge_segments = 8;
+        config.limits.maximum_in_memory_segment_bytes = 16 * 1024;
+        config.limits.maximum_spilled_bytes = spill_budget;
+        config.limits.minimum_segment_request_time = Duration::from_secs(3);
+        config.limits.maximum_segment_request_time = Duration::from_secs(3);
+    };
+    let attacked_url = origin.media_playlist_url();
+    let clean_url = clean_origin.media_playlist_url();
+    let (attacked, clean) = tokio::join!(
+        record_configured(&attacked_url, directory, configure),
+        record(&clean_url)
+    );
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.expect("sampler");
+    assert!(
+        matches!(
+            attacked.outcome.end,
+            TrackEnd::Finished(RecordingEndReason::StreamEnded)
+        ),
+        "{:?}",
+        attacked.outcome.end
+    );
+    // The budget, plus the head of the commit order's body (never refused, never starved).
+    assert!(
+        peak > 0 && peak <= spill_budget + largest_segment,
+        "spill files held {peak} bytes at once; the budget is {spill_budget}"
+    );
+    let gaps = records_in(&attacked.records, SegmentState::Gap);
+    eprintln!(
+        "spill peak {peak} bytes (budget {spill_budget}), {} gaps of {} lines",
+        gaps.len(),
+        attacked.records.len()
+    );
+    for gap in &gaps {
+        let reason = gap.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("deadline") || reason.contains("spill budget"),
+            "{reason}"
+        );
+    }
+    assert!(
+        records_in(&attacked.records, SegmentState::Ok).len() >= 12,
+        "{:?}",
+        attacked.records
+    );
+    assert_no_foreign_byte(&attacked, &origin);
+    assert_eq!(spilled_bytes_on_disk(attacked._directory.path()), 0);
+    assert_clean(&clean, &clean_origin);
 }

@@ -901,6 +901,8 @@ async fn finalize_part(
                 let options = AudioOnlyOptions {
                     source_audio_is_aac: source_info.audio_is_aac(),
                     source_audio_is_adts: source_info.audio_is_adts_aac(),
+                    // `0:a:0` could be a declared stream without packets.
+                    audio_stream_id: part_streams.first_audio_id,
                     ..AudioOnlyOptions::default()
                 };
                 runner

@@ -92,6 +92,8 @@ enum EmptyStream {
     SecondAudio,
     /// Video, video, audio: the first video stream (PID 0x100), before the one that plays.
     FirstVideo,
+    /// Video, audio, audio: the first audio stream (PID 0x101), before the one that plays.
+    FirstAudio,
 }
 
 /// HLS segments of H.264 and AAC streams whose program map keeps one stream but none of its
@@ -100,6 +102,7 @@ fn segments_with_an_empty_declared_stream(directory: &Path, empty: EmptyStream) 
     let (maps, empty_pid): (&[&str], u16) = match empty {
         EmptyStream::SecondAudio => (&["-map", "0:v", "-map", "1:a", "-map", "2:a"], 0x102),
         EmptyStream::FirstVideo => (&["-map", "0:v", "-map", "0:v", "-map", "1:a"], 0x100),
+        EmptyStream::FirstAudio => (&["-map", "0:v", "-map", "2:a", "-map", "1:a"], 0x101),
     };
     let status = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
@@ -582,4 +585,54 @@ async fn the_ffmpeg_engine_leaves_out_a_declared_stream_without_packets() {
     kinds.sort();
     assert_eq!(kinds, ["audio", "video"]);
     assert!(common::decode_errors(&file.path).is_empty());
+}
+
+/// Attack (the round after): the empty declared stream is the first audio stream and the user
+/// asked for audio only (an m4a). The m4a's ffmpeg path mapped `0:a:0`, the empty stream: "part
+/// 1 could not be finalized" whenever the in-process remuxer declined (or was off). Defended: the
+/// audio with packets is mapped by its id (`-map 0:i:<pid>`), like the extra audio tracks; the
+/// m4a holds one audio stream, the one that plays, for the whole part.
+#[tokio::test]
+async fn audio_only_maps_the_audio_stream_that_has_packets() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let segments = segments_with_an_empty_declared_stream(source.path(), EmptyStream::FirstAudio);
+    let url = serve_vod(segments).await;
+    for native_remux in [false, true] {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let report = record_into(&url, directory.path()).await;
+        assert!(report.succeeded(), "{:?}", report.outcome);
+        let mut settings = FinalizeSettings::new(OutputFormat::Mp4, Quality::Audio);
+        settings.native_remux = native_remux;
+        let finalized = finalize_recording(&FfmpegRunner::default(), &report, &settings).await;
+        assert!(
+            finalized.failures.is_empty(),
+            "native {native_remux}: {:?}",
+            finalized.failures
+        );
+        assert_eq!(finalized.files.len(), 1);
+        let file = &finalized.files[0];
+        assert!(
+            file.path
+                .extension()
+                .is_some_and(|extension| extension == "m4a"),
+            "{file:?}"
+        );
+        assert!(
+            !file.damaged && file.has_audio,
+            "native {native_remux}: {file:?}"
+        );
+        assert_eq!(
+            common::ffprobe_values(&file.path, "stream=codec_type"),
+            ["audio"]
+        );
+        assert!(
+            common::decode_errors(&file.path).is_empty(),
+            "{:?}",
+            common::decode_errors(&file.path)
+        );
+        assert!(
+            (file.duration_seconds - 8.0).abs() < 1.0,
+            "native {native_remux}: {file:?}"
+        );
+    }
 }

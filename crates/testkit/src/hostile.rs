@@ -67,6 +67,15 @@ pub enum Attack {
     /// One segment's body is `header` (the first bytes of an MP3, AC-3 or ADTS frame, or of a TS
     /// packet) followed by [`FOREIGN_PLAYLIST_BODY`]: media by its first bytes only.
     PlaylistBehindMediaHeader { header: Vec<u8> },
+    /// Two CDN edges behind a load balancer answer the playlist requests in turn: the first,
+    /// third, ... request edge A (the stream as it is), the others edge B, which holds `lag`
+    /// fewer segments and numbers segment `i` as `i + numbering_offset`, at `b/seg-<i>.ts` when
+    /// `own_uris` (the same bytes) and at A's URIs otherwise.
+    AlternatingEdges {
+        lag: u64,
+        numbering_offset: u64,
+        own_uris: bool,
+    },
 }
 
 /// The init section served after [`Attack::RestartWithNewInit`]'s restart: the fixture's, with
@@ -97,6 +106,14 @@ impl Attack {
             Attack::KeyRotation => "key rotation".to_string(),
             Attack::KeyChangeBehindSameUri { .. } => "new key behind the same URI".to_string(),
             Attack::RestartWithNewInit { .. } => "restart with a new init".to_string(),
+            Attack::AlternatingEdges {
+                lag,
+                numbering_offset,
+                own_uris,
+            } => format!(
+                "alternating edges (lag {lag}, numbering +{numbering_offset}{})",
+                if *own_uris { ", own URIs" } else { "" }
+            ),
             Attack::PlaylistBehindMediaHeader { header } => {
                 let hex: Vec<String> = header.iter().map(|byte| format!("{byte:02x}")).collect();
                 format!("playlist behind the header {}", hex.join(" "))
@@ -156,6 +173,8 @@ struct HostileState {
     requests: Mutex<Vec<String>>,
     /// The first segment index requested (the one [`Attack::TricklingFirstSegment`] trickles).
     first_requested_segment: Mutex<Option<u64>>,
+    /// Playlist requests served so far ([`Attack::AlternatingEdges`] answers odd ones from B).
+    playlist_requests: std::sync::atomic::AtomicU64,
 }
 
 impl HostileState {
@@ -218,6 +237,19 @@ impl HostileState {
     }
 
     fn playlist(&self) -> String {
+        if let Attack::AlternatingEdges {
+            lag,
+            numbering_offset,
+            own_uris,
+        } = self.attack
+        {
+            let request = self
+                .playlist_requests
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if request % 2 == 1 {
+                return self.edge_b_playlist(lag, numbering_offset, own_uris);
+            }
+        }
         let published = self.published_count();
         let first = published.saturating_sub(self.timeline.window);
         let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
@@ -286,6 +318,30 @@ impl HostileState {
             };
             let extension = if is_fmp4 { "m4s" } else { "ts" };
             text.push_str(&format!("#EXTINF:{extinf},\nseg-{index}.{extension}\n"));
+        }
+        if published >= self.timeline.total {
+            text.push_str("#EXT-X-ENDLIST\n");
+        }
+        text
+    }
+}
+
+impl HostileState {
+    /// Edge B of [`Attack::AlternatingEdges`]: `lag` segments behind, its own numbering.
+    fn edge_b_playlist(&self, lag: u64, numbering_offset: u64, own_uris: bool) -> String {
+        let published = self.published_count().saturating_sub(lag);
+        let first = published.saturating_sub(self.timeline.window);
+        let target = self.timeline.segment_seconds.ceil().max(1.0) as u64;
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+            first.saturating_add(numbering_offset)
+        );
+        let directory = if own_uris { "b/" } else { "" };
+        for index in first..published {
+            text.push_str(&format!(
+                "#EXTINF:{:.3},\n{directory}seg-{index}.ts\n",
+                self.timeline.segment_seconds
+            ));
         }
         if published >= self.timeline.total {
             text.push_str("#EXT-X-ENDLIST\n");
@@ -371,6 +427,7 @@ pub async fn spawn_hostile_origin(
         started: Instant::now(),
         requests: Mutex::new(Vec::new()),
         first_requested_segment: Mutex::new(None),
+        playlist_requests: std::sync::atomic::AtomicU64::new(0),
     });
     let router = Router::new()
         .fallback(serve_hostile)
