@@ -100,9 +100,10 @@ pub struct WorkerConfig {
     pub part_sender: Option<crate::part_delivery::PartSenderHandle>,
 }
 
-/// A third of the lease: two heartbeats in a row may fail (a store restarting, a slow beat of
-/// 1,000 renewals) before a lease runs out, and a dead worker's jobs are still taken back within
-/// the lease (the heartbeat does not bound that). Each beat renews every job's lease and writes
+/// A third of the lease: after one failed heartbeat (a store restarting, a network blip) the next
+/// still renews with a third of the lease to spare; two failed in a row leave none (with 2 s and
+/// the 10 s lease, three could fail). A dead worker's jobs are taken back when its leases lapse,
+/// whatever this interval. Each beat renews every job's lease and writes
 /// its progress (a JSON record per job), so this is also how fresh the stored progress is
 /// (3.3 s with the 10 s lease; it was 2 s: 1.7 times the renewals, for fresher progress only).
 pub fn default_heartbeat_interval(lease_duration: Duration) -> Duration {
