@@ -166,7 +166,7 @@ impl Default for TrackLimits {
 const PARSE_OFF_THREAD_ABOVE_BYTES: usize = 256 * 1024;
 
 /// A media playlist up to this long is kept as text after its load, so that a reload returning
-/// the same bytes (most reloads of a live playlist between two segments) is not parsed again.
+/// the same bytes (a reload of a live playlist before its next segment) is not parsed again.
 const REMEMBERED_PLAYLIST_MAXIMUM_BYTES: usize = 64 * 1024;
 
 impl TrackRecorderConfig {
