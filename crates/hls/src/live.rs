@@ -173,6 +173,10 @@ impl Default for TrackLimits {
 /// Playlists longer than this are parsed on a blocking thread.
 const PARSE_OFF_THREAD_ABOVE_BYTES: usize = 256 * 1024;
 
+/// A media playlist up to this long is kept as text after its load, so that a reload returning
+/// the same bytes (a reload of a live playlist before its next segment) is not parsed again.
+const REMEMBERED_PLAYLIST_MAXIMUM_BYTES: usize = 64 * 1024;
+
 impl TrackRecorderConfig {
     pub fn new(track_name: &str, media_playlist_url: Url, output_directory: PathBuf) -> Self {
         TrackRecorderConfig {
@@ -441,6 +445,10 @@ struct TrackState {
     last_committed_format: Option<MediaFormat>,
     last_media_sequence: Option<u64>,
     playlist_base_url: Url,
+    /// The last media playlist loaded, its text and where it came from (when it is at most
+    /// [`REMEMBERED_PLAYLIST_MAXIMUM_BYTES`]): the same bytes from the same URL are the same
+    /// playlist, absorbed again without parsing.
+    last_loaded_playlist: Option<LoadedPlaylist>,
     /// Bytes of bodies in memory (see [`TrackLimits::maximum_buffered_bytes`]).
     byte_budget: ByteBudget,
     spill_budget: SpillBudget,
@@ -449,6 +457,13 @@ struct TrackState {
     /// The media playlists of the sources (0: the original primary, then the backups), loaded on
     /// demand when a segment is asked of a backup.
     backups: Arc<BackupPlaylists>,
+}
+
+/// A media playlist as loaded: its text, the URL it finally came from, and the parse of it.
+struct LoadedPlaylist {
+    final_url: Url,
+    text: String,
+    playlist: Arc<MediaPlaylist>,
 }
 
 /// A backup's playlist as last loaded.
@@ -541,6 +556,17 @@ async fn fetch_media_playlist(
     io_path: &std::path::Path,
 ) -> Result<(Url, MediaPlaylist), HlsError> {
     let (final_url, text) = client.fetch_playlist(url).await?;
+    let media = parse_media_playlist(url, text, limits, io_path).await?;
+    Ok((final_url, media))
+}
+
+/// Parses a loaded media playlist (`url`: the one asked for, named in errors).
+async fn parse_media_playlist(
+    url: &Url,
+    text: String,
+    limits: PlaylistLimits,
+    io_path: &std::path::Path,
+) -> Result<MediaPlaylist, HlsError> {
     // A large playlist is parsed off the async threads, so that one hostile stream's 8 MB of
     // segments or DEFINE expansion never holds up the other recordings of the process.
     let parsed = if text.len() > PARSE_OFF_THREAD_ABOVE_BYTES {
@@ -554,7 +580,7 @@ async fn fetch_media_playlist(
         parse_playlist_with_limits(&text, &[], &limits)
     };
     match parsed {
-        Ok(Playlist::Media(media)) => Ok((final_url, media)),
+        Ok(Playlist::Media(media)) => Ok(media),
         Ok(Playlist::Master(_)) => Err(HlsError::NestedMaster {
             url: redact_url(url),
         }),
@@ -609,6 +635,7 @@ impl TrackState {
             last_committed_format: None,
             last_media_sequence: None,
             playlist_base_url: config.media_playlist_url.clone(),
+            last_loaded_playlist: None,
             byte_budget: ByteBudget::new(config.limits.maximum_buffered_bytes),
             spill_budget: SpillBudget::new(config.limits.maximum_spilled_bytes),
             head_of_commit_order: watch::Sender::new(None),
@@ -878,7 +905,7 @@ impl TrackState {
     async fn first_load(
         &mut self,
         control: &mut watch::Receiver<DesiredState>,
-    ) -> Result<Option<MediaPlaylist>, HlsError> {
+    ) -> Result<Option<Arc<MediaPlaylist>>, HlsError> {
         let give_up_at = Instant::now() + self.config.stall_timeout.min(Duration::from_secs(30));
         let mut attempt: u32 = 0;
         loop {
@@ -915,14 +942,39 @@ impl TrackState {
         }
     }
 
-    async fn load_playlist(&mut self) -> Result<MediaPlaylist, HlsError> {
-        let (final_url, media) = fetch_media_playlist(
-            &self.client,
-            &self.config.media_playlist_url,
-            self.config.limits.playlist,
-            &self.config.output_directory,
-        )
-        .await?;
+    /// Loads the media playlist. The same bytes from the same URL as the last load are the same
+    /// playlist: not parsed again, and absorbed again exactly as a parse of them would be (the
+    /// core sees nothing new; deadlines, stall and duration clocks go on as before).
+    async fn load_playlist(&mut self) -> Result<Arc<MediaPlaylist>, HlsError> {
+        let url = self.config.media_playlist_url.clone();
+        let (final_url, text) = self.client.fetch_playlist(&url).await?;
+        if let Some(last) = &self.last_loaded_playlist
+            && last.final_url == final_url
+            && last.text == text
+        {
+            let playlist = Arc::clone(&last.playlist);
+            self.playlist_base_url = final_url;
+            return Ok(playlist);
+        }
+        let remembered_text =
+            (text.len() <= REMEMBERED_PLAYLIST_MAXIMUM_BYTES).then(|| text.clone());
+        self.last_loaded_playlist = None;
+        let media = Arc::new(
+            parse_media_playlist(
+                &url,
+                text,
+                self.config.limits.playlist,
+                &self.config.output_directory,
+            )
+            .await?,
+        );
+        if let Some(text) = remembered_text {
+            self.last_loaded_playlist = Some(LoadedPlaylist {
+                final_url: final_url.clone(),
+                text,
+                playlist: Arc::clone(&media),
+            });
+        }
         // Relative segment URIs resolve against where the playlist really came from.
         self.playlist_base_url = final_url;
         Ok(media)

@@ -27,6 +27,8 @@ use crate::error::JobsError;
 const CLAIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Ids read per statement in a batched renewal (well under SQLite's bound-parameter limit).
 const RENEWAL_READ_CHUNK: usize = 500;
+/// Renewed records written per statement (four values each, well under SQLite's 32,766).
+const RENEWAL_WRITE_CHUNK: usize = 500;
 /// Compare-and-set rounds before giving up on a job that keeps changing.
 const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
 
@@ -366,6 +368,9 @@ impl SqliteBackend {
         let now = Utc::now();
         let mut results = Vec::with_capacity(renewals.len());
         let mut events = Vec::new();
+        // (id, version read, lease expiry, record) of each renewed job, written below in a few
+        // statements (not one per job: each statement is a round trip to the SQLite thread).
+        let mut writes: Vec<(JobId, i64, Option<i64>, String)> = Vec::with_capacity(renewals.len());
         for renewal in renewals {
             let job_id = renewal.lease.job_id;
             let Some((version, text)) = records.get(job_id.as_str()) else {
@@ -389,16 +394,7 @@ impl SqliteBackend {
                 .lease
                 .as_ref()
                 .map(|lease| milliseconds(lease.expires_at));
-            sqlx::query(
-                "UPDATE jobs SET version = version + 1, lease_expires_at_ms = ?3, record_json = ?4
-                 WHERE id = ?1 AND version = ?2",
-            )
-            .bind(job_id.as_str())
-            .bind(*version)
-            .bind(lease_expires_at)
-            .bind(encode_record(&job)?)
-            .execute(&mut *transaction)
-            .await?;
+            writes.push((job_id, *version, lease_expires_at, encode_record(&job)?));
             if renewal.progress.is_some() {
                 events.push(JobEvent::Progress {
                     job_id,
@@ -407,6 +403,34 @@ impl SqliteBackend {
                 });
             }
             results.push(Ok(job));
+        }
+        for chunk in writes.chunks(RENEWAL_WRITE_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let first = row * 4 + 1;
+                    format!("(?{first}, ?{}, ?{}, ?{})", first + 1, first + 2, first + 3)
+                })
+                .collect();
+            // The transaction was taken at once (BEGIN IMMEDIATE): every version is still the
+            // one read, as with one UPDATE per job before.
+            let text = format!(
+                "WITH renewed(id, version, lease_expires_at_ms, record_json) AS (VALUES {})
+                 UPDATE jobs SET version = jobs.version + 1,
+                   lease_expires_at_ms = renewed.lease_expires_at_ms,
+                   record_json = renewed.record_json
+                 FROM renewed WHERE jobs.id = renewed.id AND jobs.version = renewed.version",
+                rows.join(", ")
+            );
+            // Only numbered placeholders are in `text`; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+            for (job_id, version, lease_expires_at, record) in chunk {
+                query = query
+                    .bind(job_id.as_str())
+                    .bind(*version)
+                    .bind(*lease_expires_at)
+                    .bind(record.as_str());
+            }
+            query.execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
         for event in events {

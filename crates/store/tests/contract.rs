@@ -422,6 +422,123 @@ async fn a_heartbeat_renews_all_leases_at_once<B: JobBackend>(backend: B) {
     assert!(backend.renew_leases(&[], LEASE).await.is_empty());
 }
 
+/// Issue 14: one heartbeat of 1,000 leases (more than one batch of reads and writes) between
+/// which some jobs were requeued, taken over by another worker or asked to stop. Each result is
+/// that job's own: the taken-over and requeued ones are fenced out (their progress not written),
+/// the stopped ones are renewed and carry the stop, every other one is renewed with its progress.
+async fn a_heartbeat_of_a_thousand_leases_fences_each_job_on_its_own<B: JobBackend>(backend: B) {
+    const JOBS: usize = 1000;
+    let mut leases = Vec::with_capacity(JOBS);
+    for index in 0..JOBS {
+        submit_job(&backend, request(index as i64 + 1, JobPriority::Normal))
+            .await
+            .expect("submit");
+        let (_, lease) = backend
+            .claim("worker", &BOTH, Duration::from_secs(60), SHORT_WAIT)
+            .await
+            .expect("claim")
+            .expect("a job");
+        leases.push(lease);
+    }
+    let progress_of = |index: usize, beat: u64| streambot_core::RecordingProgress {
+        segments_written: beat * 10_000 + index as u64,
+        media_seconds: index as f64,
+        current_part: 1,
+        ..Default::default()
+    };
+    let beat = |beat: u64| -> Vec<LeaseRenewal> {
+        leases
+            .iter()
+            .enumerate()
+            .map(|(index, lease)| LeaseRenewal {
+                lease: lease.clone(),
+                progress: Some(progress_of(index, beat)),
+            })
+            .collect()
+    };
+    let first = backend.renew_leases(&beat(1), LEASE).await;
+    assert_eq!(first.len(), JOBS);
+    for (index, result) in first.iter().enumerate() {
+        let job = result.as_ref().expect("every lease renewed");
+        assert_eq!(job.id, leases[index].job_id);
+        assert_eq!(job.progress, progress_of(index, 1));
+    }
+    // Between the beats: jobs 0-9 requeued (a retry), 10-19 given back and claimed by another
+    // worker (a new epoch), 20-29 asked to stop; on both sides of the 500-job batch boundary.
+    let requeued: Vec<usize> = (0..10).chain(495..500).collect();
+    let taken_over: Vec<usize> = (10..20).chain(500..505).collect();
+    let stopped: Vec<usize> = (20..30).chain(990..1000).collect();
+    for &index in &requeued {
+        backend
+            .retry(
+                &leases[index],
+                "trouble".to_string(),
+                FailureKind::default(),
+                Duration::from_secs(3600),
+            )
+            .await
+            .expect("requeued");
+    }
+    for &index in &taken_over {
+        backend.release(&leases[index]).await.expect("released");
+    }
+    let mut new_leases = std::collections::HashMap::new();
+    for _ in &taken_over {
+        let (job, lease) = backend
+            .claim("other-worker", &BOTH, LEASE, SHORT_WAIT)
+            .await
+            .expect("claim")
+            .expect("a released job");
+        new_leases.insert(job.id, lease);
+    }
+    for &index in &stopped {
+        backend
+            .set_desired_state(leases[index].job_id, DesiredJobState::Stop)
+            .await
+            .expect("stop asked");
+    }
+    let second = backend.renew_leases(&beat(2), LEASE).await;
+    assert_eq!(second.len(), JOBS);
+    for (index, result) in second.iter().enumerate() {
+        let job_id = leases[index].job_id;
+        let stored = backend.get_job(job_id).await.expect("get").expect("exists");
+        if requeued.contains(&index) || taken_over.contains(&index) {
+            assert!(
+                matches!(result, Err(JobsError::LeaseLost { job_id: lost, .. }) if *lost == job_id),
+                "job {index}: {result:?}"
+            );
+            assert_eq!(
+                stored.progress,
+                progress_of(index, 1),
+                "job {index}: a fenced-out progress was written"
+            );
+            continue;
+        }
+        let job = result.as_ref().expect("renewed");
+        assert_eq!(job.id, job_id);
+        assert_eq!(stored.progress, progress_of(index, 2), "job {index}");
+        let wanted = if stopped.contains(&index) {
+            DesiredJobState::Stop
+        } else {
+            DesiredJobState::Record
+        };
+        assert_eq!(job.desired_state, wanted, "job {index}");
+        assert_eq!(stored.desired_state, wanted, "job {index}");
+    }
+    // The new holder's renewals work; the old holder's stay fenced out.
+    let takers: Vec<LeaseRenewal> = new_leases
+        .values()
+        .map(|lease| LeaseRenewal {
+            lease: lease.clone(),
+            progress: None,
+        })
+        .collect();
+    for result in backend.renew_leases(&takers, LEASE).await {
+        let job = result.expect("the new holder renews");
+        assert_eq!(job.lease.as_ref().expect("lease").worker_id, "other-worker");
+    }
+}
+
 async fn stopping_a_queued_job_cancels_it<B: JobBackend>(backend: B) {
     let job = submit_job(&backend, request(1, JobPriority::Normal))
         .await
@@ -1281,6 +1398,7 @@ contract_tests!(
     lapsed_leases_are_reaped_and_fenced,
     renewal_carries_the_desired_state,
     a_heartbeat_renews_all_leases_at_once,
+    a_heartbeat_of_a_thousand_leases_fences_each_job_on_its_own,
     stopping_a_queued_job_cancels_it,
     retries_then_dead_letters,
     a_retry_waits_for_its_backoff,
