@@ -91,15 +91,20 @@ pub(crate) fn directory_size(directory: &std::path::Path) -> u64 {
     streambot_core::local_files::directory_size_bytes(directory, 1).unwrap_or(0)
 }
 
+/// Who owns what the message asks for (`identity::sender_of` over its raw fields).
+fn sender_of_message(message: &Message) -> Sender {
+    sender_of(
+        message.from.as_ref().map(|user| user.id.0 as i64),
+        message.sender_chat.as_ref().map(|chat| chat.id.0),
+        message.is_automatic_forward(),
+    )
+}
+
 pub(crate) async fn handle_message<B: BotBackend>(
     message: Message,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
-    let sender = sender_of(
-        message.from.as_ref().map(|user| user.id.0 as i64),
-        message.sender_chat.as_ref().map(|chat| chat.id.0),
-        message.is_automatic_forward(),
-    );
+    let sender = sender_of_message(&message);
     if sender == Sender::Nobody {
         return Ok(());
     }
@@ -224,11 +229,7 @@ pub(crate) async fn handle_edited_message<B: BotBackend>(
     message: Message,
     context: Arc<BotContext<B>>,
 ) -> Result<(), std::convert::Infallible> {
-    let sender = sender_of(
-        message.from.as_ref().map(|user| user.id.0 as i64),
-        message.sender_chat.as_ref().map(|chat| chat.id.0),
-        message.is_automatic_forward(),
-    );
+    let sender = sender_of_message(&message);
     let Some(owner_id) = sender.owner_id() else {
         return Ok(());
     };

@@ -17,6 +17,7 @@ pub mod markdown;
 #[cfg(test)]
 mod markdown_check;
 pub mod messages;
+mod migrated_chats;
 pub mod outbound;
 pub mod parser;
 pub mod part_sender;

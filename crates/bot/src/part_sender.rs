@@ -39,7 +39,7 @@ pub struct TelegramPartSender<B: JobBackend> {
     /// `TELEGRAM_ADMIN_IDS`: who hears from the disk guard.
     admin_user_ids: Vec<i64>,
     /// Groups that became supergroups: old id → new id (Telegram's `migrate_to_chat_id`).
-    migrated_chats: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
+    migrated_chats: crate::migrated_chats::MigratedChats,
 }
 
 /// What the status message says about a job's delivery, from the job record.
@@ -195,11 +195,7 @@ impl<B: JobBackend> TelegramPartSender<B> {
 
     /// The chat a group's files go to now (itself, or the supergroup it became).
     fn current_chat(&self, chat_id: i64) -> i64 {
-        self.migrated_chats
-            .lock()
-            .ok()
-            .and_then(|migrated| migrated.get(&chat_id).copied())
-            .unwrap_or(chat_id)
+        self.migrated_chats.current_chat(chat_id)
     }
 
     /// Runs `request` for the chat, following a group that became a supergroup (Telegram's
@@ -215,14 +211,7 @@ impl<B: JobBackend> TelegramPartSender<B> {
     {
         match request(self.current_chat(chat_id)).await {
             Err(RequestError::MigrateToChatId(new_chat_id)) => {
-                tracing::info!(
-                    old_chat_id = chat_id,
-                    new_chat_id = new_chat_id.0,
-                    "a group became a supergroup; its files go to the new chat"
-                );
-                if let Ok(mut migrated) = self.migrated_chats.lock() {
-                    migrated.insert(chat_id, new_chat_id.0);
-                }
+                self.migrated_chats.note_migration(chat_id, new_chat_id.0);
                 request(new_chat_id.0).await
             }
             other => other,

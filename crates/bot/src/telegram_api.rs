@@ -3,7 +3,7 @@
 //! again; "message is not modified" is success; 403 (the user blocked the bot) marks the chat and it is not messaged again;
 //! network trouble is retried a little and then given up: nothing here can stop a recording.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,7 +99,7 @@ struct TelegramConnection {
     bot: Bot,
     blocked_chats: Arc<Mutex<HashSet<i64>>>,
     /// Groups that became supergroups: old id → new id (Telegram's `migrate_to_chat_id`).
-    migrated_chats: Arc<Mutex<HashMap<i64, i64>>>,
+    migrated_chats: crate::migrated_chats::MigratedChats,
 }
 
 /// What the bot sends Telegram: every request goes through the outbound queue
@@ -255,7 +255,7 @@ impl TelegramApi {
             connection: TelegramConnection {
                 bot,
                 blocked_chats: Arc::new(Mutex::new(HashSet::new())),
-                migrated_chats: Arc::new(Mutex::new(HashMap::new())),
+                migrated_chats: Default::default(),
             },
             outbound: Arc::new(OutboundShared {
                 scheduler: Mutex::new(OutboundScheduler::new(limits)),
@@ -612,22 +612,11 @@ impl TelegramConnection {
 
     /// The chat a group's messages go to now (itself, or the supergroup it became).
     fn current_chat(&self, chat_id: i64) -> i64 {
-        self.migrated_chats
-            .lock()
-            .ok()
-            .and_then(|migrated| migrated.get(&chat_id).copied())
-            .unwrap_or(chat_id)
+        self.migrated_chats.current_chat(chat_id)
     }
 
     fn note_migration(&self, old_chat_id: i64, new_chat_id: i64) {
-        tracing::info!(
-            old_chat_id,
-            new_chat_id,
-            "a group became a supergroup; its messages go to the new chat"
-        );
-        if let Ok(mut migrated) = self.migrated_chats.lock() {
-            migrated.insert(old_chat_id, new_chat_id);
-        }
+        self.migrated_chats.note_migration(old_chat_id, new_chat_id);
     }
 
     /// Runs one request with the rules above; a 429 is returned as `RateLimited` at once. The
