@@ -33,20 +33,12 @@ pub(crate) async fn handle_callback<B: BotBackend>(
     // (answers go first in the outbound queue): past the limit, one "slow down", then silence.
     if let RateLimitDecision::Refused { .. } = context.press_limiter.check(user_id).await {
         let window = context.settings.rate_limit.window;
-        let should_notify = context
-            .press_limit_notices
-            .lock()
-            .map(|mut notices| {
-                let now = std::time::Instant::now();
-                let recently = notices
-                    .get(&user_id)
-                    .is_some_and(|noticed_at| now.duration_since(*noticed_at) < window);
-                if !recently {
-                    notices.insert(user_id, now);
-                }
-                !recently
-            })
-            .unwrap_or(false);
+        let should_notify = context.press_limit_notices.first_in_window(
+            user_id,
+            window,
+            std::time::Instant::now(),
+            false,
+        );
         if should_notify {
             let words = context.words_for(user_id).await;
             context

@@ -166,20 +166,10 @@ pub(crate) async fn handle_message<B: BotBackend>(
     if let RateLimitDecision::Refused { retry_after } = context.rate_limiter.check(owner_id).await {
         // Say it once per window, not once per message (that would spend Telegram's allowance).
         let window = context.settings.rate_limit.window;
-        let should_notify = context
-            .rate_limit_notices
-            .lock()
-            .map(|mut notices| {
-                let now = Instant::now();
-                let recently = notices
-                    .get(&owner_id)
-                    .is_some_and(|noticed_at| now.duration_since(*noticed_at) < window);
-                if !recently {
-                    notices.insert(owner_id, now);
-                }
-                !recently
-            })
-            .unwrap_or(true);
+        let should_notify =
+            context
+                .rate_limit_notices
+                .first_in_window(owner_id, window, Instant::now(), true);
         if should_notify {
             context
                 .reply(

@@ -13,6 +13,7 @@ mod dvr;
 mod handlers;
 pub mod identity;
 pub mod keyboards;
+mod limit_notices;
 pub mod markdown;
 #[cfg(test)]
 mod markdown_check;

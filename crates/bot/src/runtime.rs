@@ -247,17 +247,20 @@ mod offer_book_tests {
 pub trait BotBackend: JobBackend + ScheduleStore {}
 impl<T: JobBackend + ScheduleStore> BotBackend for T {}
 
+/// How many people's Telegram language the bot keeps in memory before it starts again.
+const MAXIMUM_SEEN_LANGUAGES: usize = 100_000;
+
 pub(crate) struct BotContext<B: JobBackend> {
     pub backend: B,
     pub settings: BotSettings,
     pub api: TelegramApi,
     pub rate_limiter: RateLimiter,
     /// When each user was last told they hit the rate limit.
-    pub rate_limit_notices: Mutex<HashMap<i64, Instant>>,
+    pub rate_limit_notices: crate::limit_notices::LimitNotices,
     /// Button presses per user: [`PRESSES_PER_MESSAGE`] times the message limit, same window.
     pub press_limiter: RateLimiter,
     /// When each user was last told to press more slowly.
-    pub press_limit_notices: Mutex<HashMap<i64, Instant>>,
+    pub press_limit_notices: crate::limit_notices::LimitNotices,
     pub status_messages: Mutex<HashMap<JobId, StatusMessage>>,
     /// Jobs whose first status message is on its way (sent by a task of the status updater).
     pub status_messages_being_sent: Mutex<HashSet<JobId>>,
@@ -442,6 +445,11 @@ impl<B: JobBackend> BotContext<B> {
         if let Some(language) = language_code.and_then(Language::from_code)
             && let Ok(mut seen) = self.seen_languages.lock()
         {
+            // Bounded: a flood of distinct senders starts it again (a forgotten language is
+            // seen again on the person's next message; `/language` choices live in the store).
+            if seen.len() >= MAXIMUM_SEEN_LANGUAGES && !seen.contains_key(&owner_id) {
+                seen.clear();
+            }
             seen.insert(owner_id, language);
         }
     }
@@ -557,7 +565,7 @@ pub async fn run_bot<B: BotBackend>(
             settings.redis_url.as_deref(),
             &settings.redis_key_prefix,
         ),
-        rate_limit_notices: Mutex::new(HashMap::new()),
+        rate_limit_notices: Default::default(),
         press_limiter: RateLimiter::from_settings(
             RateLimitRule {
                 maximum_messages: settings
@@ -569,7 +577,7 @@ pub async fn run_bot<B: BotBackend>(
             settings.redis_url.as_deref(),
             &format!("{}presses:", settings.redis_key_prefix),
         ),
-        press_limit_notices: Mutex::new(HashMap::new()),
+        press_limit_notices: Default::default(),
         status_messages: Mutex::new(HashMap::new()),
         status_messages_being_sent: Mutex::new(HashSet::new()),
         preferences: Mutex::new(HashMap::new()),
