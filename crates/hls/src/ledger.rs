@@ -7,6 +7,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -173,6 +175,32 @@ pub struct PartWriter {
     next_part_number: u32,
     fsync_interval: Duration,
     last_fsync: Instant,
+    /// The periodic fsync in flight on a blocking thread, when there is a runtime to run it.
+    periodic_sync: PeriodicSync,
+}
+
+/// The periodic fsync runs on tokio's blocking threads, off the async thread: on a slow or busy
+/// disk one fdatasync can take tens of milliseconds, and a worker runs hundreds of recordings on
+/// one async thread. At most one is in flight per writer (a due one while the last still runs
+/// waits for the next commit); its failure is returned by the next write. Part closes and the
+/// end of a recording still sync in place, in order (part, then ledger).
+#[derive(Default)]
+struct PeriodicSync {
+    in_flight: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<(PathBuf, std::io::Error)>>>,
+}
+
+impl PeriodicSync {
+    fn take_failure(&self) -> Result<(), HlsError> {
+        let failure = match self.failure.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        match failure {
+            Some((path, source)) => Err(HlsError::Io { path, source }),
+            None => Ok(()),
+        }
+    }
 }
 
 struct OpenPart {
@@ -227,6 +255,7 @@ impl PartWriter {
             next_part_number: highest_part + 1,
             fsync_interval,
             last_fsync: Instant::now(),
+            periodic_sync: PeriodicSync::default(),
         })
     }
 
@@ -447,14 +476,51 @@ impl PartWriter {
     }
 
     fn maybe_fsync(&mut self) -> Result<(), HlsError> {
-        if self.last_fsync.elapsed() >= self.fsync_interval {
-            self.sync_all()?;
+        self.periodic_sync.take_failure()?;
+        if self.last_fsync.elapsed() < self.fsync_interval {
+            return Ok(());
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.sync_all();
+        };
+        if self.periodic_sync.in_flight.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Duplicated descriptors of the same open files: an fsync of one flushes the file.
+        let mut files = Vec::with_capacity(2);
+        if let Some(part) = self.current_part.as_ref() {
+            files.push((
+                part.summary.path.clone(),
+                clone_file(&part.file, &part.summary.path)?,
+            ));
+        }
+        files.push((
+            self.ledger_path.clone(),
+            clone_file(&self.ledger_file, &self.ledger_path)?,
+        ));
+        self.periodic_sync.in_flight.store(true, Ordering::Release);
+        self.last_fsync = Instant::now();
+        let in_flight = Arc::clone(&self.periodic_sync.in_flight);
+        let failure = Arc::clone(&self.periodic_sync.failure);
+        runtime.spawn_blocking(move || {
+            // The part before the ledger: a ledger line on disk never names bytes that are not.
+            for (path, file) in files {
+                if let Err(source) = file.sync_data() {
+                    match failure.lock() {
+                        Ok(mut slot) => *slot = Some((path, source)),
+                        Err(poisoned) => *poisoned.into_inner() = Some((path, source)),
+                    }
+                    break;
+                }
+            }
+            in_flight.store(false, Ordering::Release);
+        });
         Ok(())
     }
 
     /// Flushes the part and the ledger to disk.
     pub fn sync_all(&mut self) -> Result<(), HlsError> {
+        self.periodic_sync.take_failure()?;
         if let Some(part) = self.current_part.as_mut() {
             part.file.sync_data().map_err(|source| HlsError::Io {
                 path: part.summary.path.clone(),
@@ -494,6 +560,13 @@ impl PartWriter {
     pub fn finished_parts(&self) -> &[PartSummary] {
         &self.finished_parts
     }
+}
+
+fn clone_file(file: &File, path: &Path) -> Result<File, HlsError> {
+    file.try_clone().map_err(|source| HlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn unreachable_part<T>(directory: &Path) -> Result<T, HlsError> {

@@ -78,6 +78,17 @@ pub enum StartFrom {
 /// segments, an fsync every segment was a third of a recording's CPU (BENCHMARKS.md, issue 14).
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The tick playlist reloads are aligned to ([`TrackRecorderConfig::reload_tick`]): a reload is
+/// at most this much later than RFC 8216's schedule, which is nothing next to a segment, and the
+/// reloads of all the recordings of a process are served by a few wake-ups a second.
+pub const DEFAULT_RELOAD_TICK: Duration = Duration::from_millis(250);
+
+/// The origin of the reload tick, shared by every track of the process.
+fn reload_tick_origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
 /// Settings of one track recording.
 #[derive(Debug, Clone)]
 pub struct TrackRecorderConfig {
@@ -95,6 +106,9 @@ pub struct TrackRecorderConfig {
     /// The part and the ledger are fsync'd together at most this often (at a commit, and when a
     /// part closes): [`DEFAULT_FSYNC_INTERVAL`].
     pub fsync_interval: Duration,
+    /// Playlist reloads happen on this process-wide tick (the first tick at or after when
+    /// RFC 8216 would reload; zero: exactly then): [`DEFAULT_RELOAD_TICK`].
+    pub reload_tick: Duration,
     pub maximum_part_bytes: Option<u64>,
     pub maximum_part_seconds: Option<f64>,
     /// How long a graceful stop waits for the downloads in flight.
@@ -189,6 +203,7 @@ impl TrackRecorderConfig {
             live_edge_segments: 3,
             start_from: StartFrom::LiveEdge,
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
+            reload_tick: DEFAULT_RELOAD_TICK,
             maximum_part_bytes: None,
             maximum_part_seconds: None,
             stop_grace: Duration::from_secs(15),
@@ -740,7 +755,8 @@ impl TrackState {
         if let Err(error) = self.absorb_playlist(&first_playlist, true) {
             return TrackEnd::Failed(error);
         }
-        let mut next_reload_at = reload_scheduled_at + self.core.target_duration();
+        let mut next_reload_at =
+            self.on_reload_tick(reload_scheduled_at + self.core.target_duration());
         let mut consecutive_playlist_failures: u32 = 0;
         let mut stop_mode: Option<StopMode> = None;
         let mut stop_deadline: Option<Instant> = None;
@@ -836,8 +852,10 @@ impl TrackState {
                             Err(error) => return TrackEnd::Failed(error),
                         };
                         reload_scheduled_at = next_reload_at;
-                        next_reload_at = (reload_scheduled_at + self.core.reload_interval(changed))
-                            .max(Instant::now());
+                        next_reload_at = self.on_reload_tick(
+                            (reload_scheduled_at + self.core.reload_interval(changed))
+                                .max(Instant::now()),
+                        );
                     }
                     Err(error) => {
                         if matches!(
@@ -872,6 +890,11 @@ impl TrackState {
                 }
             }
         }
+    }
+
+    /// `at`, moved to the next reload tick shared by the process's tracks.
+    fn on_reload_tick(&self, at: Instant) -> Instant {
+        crate::live_core::align_to_tick(at, reload_tick_origin(), self.config.reload_tick)
     }
 
     fn apply_desired_state(

@@ -44,6 +44,27 @@ pub(crate) fn instant_after(base: Instant, span: Duration) -> Instant {
     base.checked_add(span.min(LONGEST_DEADLINE)).unwrap_or(base)
 }
 
+/// The first tick at or after `at` on a clock that ticks every `tick` from `origin`: reloads of
+/// every recording in a process are aligned to one shared tick, so that a worker with hundreds of
+/// recordings wakes a few times a second for all of them instead of once per reload (each
+/// wake-up of an idle thread costs a context switch; BENCHMARKS.md, issue 14). A zero tick, or
+/// an `at` before `origin`, leaves `at` as it is.
+pub(crate) fn align_to_tick(at: Instant, origin: Instant, tick: Duration) -> Instant {
+    let tick_nanos = tick.as_nanos();
+    if tick_nanos == 0 || at < origin {
+        return at;
+    }
+    let since_origin = at.duration_since(origin).as_nanos();
+    let ticks = since_origin.div_ceil(tick_nanos);
+    let aligned = ticks.saturating_mul(tick_nanos);
+    match u64::try_from(aligned) {
+        Ok(nanos) => origin
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or(at),
+        Err(_) => at,
+    }
+}
+
 /// A duration from a playlist as this module uses it: not finite or negative is 0 (the parser
 /// already refuses what is over a day).
 pub(crate) fn sane_duration(seconds: f64) -> f64 {
@@ -1981,6 +2002,50 @@ b502.ts
 
     /// A real encoder restart (media sequence back to 0, new segments) is still a new epoch,
     /// one reload later than before: the reload after it says the same.
+    #[test]
+    fn reload_times_are_aligned_up_to_the_shared_tick_and_never_earlier() {
+        let origin = Instant::now();
+        let tick = Duration::from_millis(250);
+        // On a tick: unchanged; between ticks: the next one; never earlier than asked.
+        assert_eq!(align_to_tick(origin, origin, tick), origin);
+        assert_eq!(
+            align_to_tick(origin + Duration::from_millis(500), origin, tick),
+            origin + Duration::from_millis(500)
+        );
+        assert_eq!(
+            align_to_tick(origin + Duration::from_millis(501), origin, tick),
+            origin + Duration::from_millis(750)
+        );
+        assert_eq!(
+            align_to_tick(origin + Duration::from_nanos(1), origin, tick),
+            origin + tick
+        );
+        // A reload interval that is a multiple of the tick stays on it: no drift.
+        let mut at = align_to_tick(origin + Duration::from_millis(130), origin, tick);
+        for _ in 0..1_000 {
+            let next = align_to_tick(at + Duration::from_secs(2), origin, tick);
+            assert_eq!(next - at, Duration::from_secs(2));
+            at = next;
+        }
+        // An interval that is not (a target duration of 6.006 s) is late by less than a tick.
+        let next = align_to_tick(at + Duration::from_millis(6_006), origin, tick);
+        assert!(
+            next - at >= Duration::from_millis(6_006) && next - at < Duration::from_millis(6_256)
+        );
+        // No tick, or a time before the origin: as asked.
+        let before = origin
+            .checked_sub(Duration::from_millis(10))
+            .unwrap_or(origin);
+        assert_eq!(align_to_tick(before, origin, tick), before);
+        assert_eq!(
+            align_to_tick(origin + Duration::from_millis(3), origin, Duration::ZERO),
+            origin + Duration::from_millis(3)
+        );
+        // Far in the future: no overflow.
+        let far = origin + LONGEST_DEADLINE;
+        assert!(align_to_tick(far, origin, Duration::from_nanos(3)) >= far);
+    }
+
     #[test]
     fn a_restart_to_zero_is_still_a_new_epoch_on_the_next_reload() {
         let mut polls: Vec<String> = (0..10u64)

@@ -17,6 +17,7 @@ pub mod schedules;
 mod schedules_redis;
 mod schedules_sqlite;
 pub mod sqlite;
+mod sqlite_claim_watch;
 
 pub use backend::{
     DEFAULT_LEASE_DURATION, JobBackend, JobFilter, JobStateCounts, JobStore, Lease, LeaseRenewal,

@@ -78,7 +78,7 @@ impl ScheduleRecords for SqliteBackend {
         let _ = self.events.send(JobEvent::Created {
             job: Box::new(job.clone()),
         });
-        self.wake_claimers.notify_waiters();
+        self.wake_claimers_after_a_change();
     }
 }
 

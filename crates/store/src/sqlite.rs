@@ -21,6 +21,7 @@ use crate::backend::{
     VersionedJobRecords, events_between, mutation, random_job_id, shared_operations,
 };
 use crate::error::JobsError;
+use crate::sqlite_claim_watch::{ClaimWatch, DatabaseFiles};
 
 /// How often a waiting claimer looks at the table again (jobs pushed by another process, retries
 /// whose backoff ran out).
@@ -37,6 +38,9 @@ const MAXIMUM_WRITE_ATTEMPTS: u32 = 50;
 pub struct SqliteBackend {
     pub(crate) pool: SqlitePool,
     pub(crate) wake_claimers: Arc<Notify>,
+    /// The claimers' last empty look, to skip asking while the files did not change.
+    claim_watch: Arc<std::sync::Mutex<ClaimWatch>>,
+    write_ahead_log_path: PathBuf,
     pub(crate) events: broadcast::Sender<JobEvent>,
     lease_reap_grace: Duration,
     unqueued_job_grace: Duration,
@@ -88,10 +92,40 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             pool,
             wake_claimers: Arc::new(Notify::new()),
+            claim_watch: Arc::default(),
+            write_ahead_log_path: DatabaseFiles::write_ahead_log_path(database_path),
             events,
             lease_reap_grace: Duration::ZERO,
             unqueued_job_grace: crate::backend::UNQUEUED_JOB_GRACE,
         })
+    }
+
+    /// A job may have become claimable through this process: waiting claimers ask at once, and
+    /// the next claim asks whatever the files say.
+    pub(crate) fn wake_claimers_after_a_change(&self) {
+        self.with_claim_watch(ClaimWatch::forget);
+        self.wake_claimers.notify_waiters();
+    }
+
+    fn with_claim_watch<T>(&self, action: impl FnOnce(&mut ClaimWatch) -> T) -> T {
+        match self.claim_watch.lock() {
+            Ok(mut watch) => action(&mut watch),
+            Err(poisoned) => action(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// The earliest time a queued job of these queues that is not yet due becomes due.
+    async fn earliest_waiting_ms(&self, queues: &[JobPriority]) -> Result<Option<i64>, JobsError> {
+        let first = queues.first().copied().unwrap_or(JobPriority::Normal);
+        let second = queues.get(1).copied().unwrap_or(first);
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(available_at_ms) FROM jobs WHERE queue_name IN (?1, ?2)",
+        )
+        .bind(first.queue_name())
+        .bind(second.queue_name())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(earliest)
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -139,7 +173,7 @@ impl SqliteBackend {
                     job: Box::new(job.clone()),
                 });
                 if enqueue {
-                    self.wake_claimers.notify_waiters();
+                    self.wake_claimers_after_a_change();
                 }
                 return Ok(job);
             }
@@ -180,7 +214,7 @@ impl SqliteBackend {
         }
         if !requeued.is_empty() {
             tracing::warn!(jobs = ?requeued, "queued jobs that were in no queue are queued again");
-            self.wake_claimers.notify_waiters();
+            self.wake_claimers_after_a_change();
         }
         Ok(requeued)
     }
@@ -276,7 +310,7 @@ impl SqliteBackend {
         }
         transaction.commit().await?;
         if matches!(placement, QueuePlacement::Enqueue { .. }) {
-            self.wake_claimers.notify_waiters();
+            self.wake_claimers_after_a_change();
         }
         Ok(true)
     }
@@ -601,7 +635,7 @@ impl Queue for SqliteBackend {
                 }),
             };
         }
-        self.wake_claimers.notify_waiters();
+        self.wake_claimers_after_a_change();
         Ok(())
     }
 
@@ -613,24 +647,43 @@ impl Queue for SqliteBackend {
         wait: Duration,
     ) -> Result<Option<(Job, Lease)>, JobsError> {
         let deadline = tokio::time::Instant::now() + wait;
+        let queue_names: Vec<&'static str> =
+            queues.iter().map(|queue| queue.queue_name()).collect();
+        let database_path = self.database_path();
         loop {
             let notified = self.wake_claimers.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            while let Some(job_id) = self.next_claimable(queues, Utc::now()).await? {
-                match shared_operations::claim_found_job(
-                    self,
-                    job_id,
-                    worker_id,
-                    "",
-                    lease_duration,
+            let files_before = DatabaseFiles::read(&database_path, &self.write_ahead_log_path);
+            let looked_at = tokio::time::Instant::now();
+            let query_due = self.with_claim_watch(|watch| {
+                watch.query_due(
+                    &files_before,
+                    &queue_names,
+                    looked_at,
+                    milliseconds(Utc::now()),
                 )
-                .await?
-                {
-                    Some(claimed) => return Ok(Some(claimed)),
-                    // Someone else took it, or it was cancelled meanwhile: next one.
-                    None => self.drop_from_queue(job_id).await?,
+            });
+            if query_due {
+                while let Some(job_id) = self.next_claimable(queues, Utc::now()).await? {
+                    match shared_operations::claim_found_job(
+                        self,
+                        job_id,
+                        worker_id,
+                        "",
+                        lease_duration,
+                    )
+                    .await?
+                    {
+                        Some(claimed) => return Ok(Some(claimed)),
+                        // Someone else took it, or it was cancelled meanwhile: next one.
+                        None => self.drop_from_queue(job_id).await?,
+                    }
                 }
+                let earliest_waiting = self.earliest_waiting_ms(queues).await?;
+                self.with_claim_watch(|watch| {
+                    watch.record_empty_look(files_before, &queue_names, looked_at, earliest_waiting)
+                });
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {

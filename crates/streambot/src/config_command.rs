@@ -265,6 +265,9 @@ async fn check(arguments: &CheckArguments, values: &EnvironmentValues) -> Report
         maximum_recording_duration: streambot_worker::DEFAULT_MAXIMUM_RECORDING_DURATION,
     };
     let jobs_or_fallback = jobs.as_ref().unwrap_or(&fallback_jobs);
+    if let Err(error) = crate::settings::async_threads(values) {
+        report.problems.push(setting_problem(&error));
+    }
 
     if matches!(role, "run" | "bot")
         && let Err(error) = crate::bot_role::bot_settings_from_values(values, jobs_or_fallback)

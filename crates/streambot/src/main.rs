@@ -152,10 +152,23 @@ fn main() -> ExitCode {
         eprintln!("streambot: {error:#}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let async_threads = match settings::async_threads(settings::environment()) {
+        Ok(threads) => threads,
+        Err(error) => {
+            eprintln!("streambot: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread by default: hundreds of recordings waiting on the network cost less CPU on one
+    // thread than on several that wake each other (BENCHMARKS.md, issue 14).
+    let mut builder = if async_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(async_threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("streambot: could not start the async runtime: {error}");

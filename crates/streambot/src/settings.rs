@@ -111,6 +111,7 @@ environment_values! {
     worker_concurrency = "WORKER_CONCURRENCY",
     transcode_concurrency = "TRANSCODE_CONCURRENCY",
     finalize_concurrency = "FINALIZE_CONCURRENCY",
+    async_threads = "ASYNC_THREADS",
     worker_id = "WORKER_ID",
     max_disk_usage_gb = "MAX_DISK_USAGE_GB",
     max_part_size_mb = "MAX_PART_SIZE_MB",
@@ -184,6 +185,20 @@ pub fn parse_boolean(variable: &'static str, value: Option<&str>) -> Result<bool
     }
 }
 
+/// `ASYNC_THREADS`: the threads that run streambot's async work (unset: 1). One thread runs
+/// everything in turn (the runtime's current-thread flavour); more are a multi-thread runtime.
+/// Blocking work (file copies, remuxes, fsync, SQLite) has threads of its own either way.
+pub fn async_threads(values: &EnvironmentValues) -> Result<usize, SettingError> {
+    const ALLOWED: &str = "a whole number from 1 to 64";
+    match values.async_threads.as_deref() {
+        None => Ok(1),
+        Some(text) => match text.parse::<usize>() {
+            Ok(threads) if (1..=64).contains(&threads) => Ok(threads),
+            _ => Err(invalid("ASYNC_THREADS", text, ALLOWED)),
+        },
+    }
+}
+
 static PROCESS_ENVIRONMENT: OnceLock<EnvironmentValues> = OnceLock::new();
 
 /// The settings of this process: the environment (with `.env` loaded by `main` first), read on
@@ -203,6 +218,18 @@ mod tests {
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         EnvironmentValues::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn async_threads_default_to_one_and_refuse_what_is_not_one_to_sixty_four() {
+        assert_eq!(async_threads(&values(&[])), Ok(1));
+        assert_eq!(async_threads(&values(&[("ASYNC_THREADS", "4")])), Ok(4));
+        assert_eq!(async_threads(&values(&[("ASYNC_THREADS", " 64 ")])), Ok(64));
+        for bad in ["0", "65", "-1", "two", "1.5", "99999999999999999999999"] {
+            let error = async_threads(&values(&[("ASYNC_THREADS", bad)])).expect_err(bad);
+            assert_eq!(error.variable, "ASYNC_THREADS");
+            assert!(error.to_string().contains("1 to 64"), "{error}");
+        }
     }
 
     fn storage_settings(pairs: &[(&str, &str)]) -> streambot_storage::StorageSettings {
