@@ -661,6 +661,50 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn periodic_fsyncs_run_off_the_async_thread_and_their_failure_is_the_next_writes_error() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut writer =
+            PartWriter::open(directory.path(), "main", Duration::ZERO).expect("writer opens");
+        writer
+            .start_part(PartStartReason::First, PartContainer::MpegTs, None)
+            .expect("part starts");
+        // Every commit is due for an fsync: at most one runs at a time, nothing is lost.
+        let mut offset = 0;
+        for media_sequence in 0..200 {
+            let record = LedgerRecord::new(entry(1, media_sequence, SegmentState::Ok, offset, 188));
+            writer
+                .append_segment_record_bytes(record, &[0x47; 188])
+                .expect("segment appended");
+            offset += 188;
+            if media_sequence % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let ledger_path = writer.ledger_path().to_path_buf();
+        // A failed background fsync (an I/O error of the disk) is what the next write returns.
+        if let Ok(mut slot) = writer.periodic_sync.failure.lock() {
+            *slot = Some((
+                ledger_path.clone(),
+                std::io::Error::other("the disk went away"),
+            ));
+        }
+        let record = LedgerRecord::new(entry(1, 200, SegmentState::Ok, offset, 188));
+        let error = writer
+            .append_segment_record_bytes(record, &[0x47; 188])
+            .expect_err("the background failure is reported");
+        assert!(error.to_string().contains("the disk went away"), "{error}");
+        // Reported once; the writer goes on and finishes with every segment in the ledger.
+        let parts = writer.finish().expect("finishes");
+        assert_eq!(parts.len(), 1);
+        let entries = read_ledger(&ledger_path).expect("ledger reads");
+        assert_eq!(entries.len(), 201);
+        assert_eq!(
+            std::fs::metadata(&parts[0].path).expect("part").len(),
+            201 * 188
+        );
+    }
+
     #[test]
     fn a_part_start_reason_is_read_back_and_old_ledgers_infer_discontinuities() {
         let directory = tempfile::tempdir().expect("tempdir");
