@@ -121,6 +121,51 @@ async fn json_mode_prints_one_event_per_line_and_a_summary() {
     assert_eq!(files_named(directory.path(), ".ts"), vec!["main-0001.ts"]);
 }
 
+#[tokio::test]
+async fn several_async_threads_record_the_same_and_a_bad_thread_count_is_refused_at_start() {
+    // The default is one async thread (the current-thread runtime); ASYNC_THREADS above one is
+    // the multi-thread runtime, which must record the same way.
+    let origin = ending_origin(13).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = run_to_end(
+        record(
+            &origin.media_playlist_url(),
+            &["--json", "--no-finalize"],
+            directory.path(),
+        )
+        .env("ASYNC_THREADS", "4"),
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.contains("\"summary\"") && line.contains("finished")),
+        "{stdout}"
+    );
+    assert_eq!(files_named(directory.path(), ".ts"), vec!["main-0001.ts"]);
+
+    for bad in ["0", "65", "many"] {
+        let output = run_to_end(
+            record(
+                &origin.media_playlist_url(),
+                &["--no-finalize"],
+                directory.path(),
+            )
+            .env("ASYNC_THREADS", bad),
+        )
+        .await;
+        let stderr = stderr_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("ASYNC_THREADS") && stderr.contains("1 to 64"),
+            "{bad}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{bad}: {stderr}");
+    }
+}
+
 /// Waits until the recording in `directory` has `segments` lines in its ledger (instead of a
 /// fixed sleep): the recorder is then past start-up and writing.
 async fn wait_for_ledger_lines(directory: &Path, segments: usize) {
