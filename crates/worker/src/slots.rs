@@ -96,6 +96,31 @@ pub fn descriptors_refuse_claims(open: u64, limit: u64, per_recording: u64) -> O
     })
 }
 
+/// How often the claim loop counts the process's open descriptors when there is room to spare.
+pub const DESCRIPTOR_RECOUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the claim loop must count the open descriptors (list `/proc/self/fd`) before a claim:
+/// always when the last count (`last_open`) left too little room for every recording after this
+/// claim to use its whole allowance beside the reserve, else once every
+/// [`DESCRIPTOR_RECOUNT_INTERVAL`]. Listing a few hundred descriptors once a second was a visible
+/// share of an idle-claiming worker's CPU (BENCHMARKS.md, issue 14); with room to spare no count
+/// can refuse the claim.
+pub fn descriptor_recount_due(
+    last_open: Option<u64>,
+    limit: u64,
+    recordings_after_claim: u64,
+    per_recording: u64,
+    since_last_count: std::time::Duration,
+) -> bool {
+    let Some(last_open) = last_open else {
+        return true;
+    };
+    let worst_case = last_open
+        .saturating_add(recordings_after_claim.saturating_mul(per_recording))
+        .saturating_add(RESERVED_DESCRIPTORS);
+    worst_case > limit || since_last_count >= DESCRIPTOR_RECOUNT_INTERVAL
+}
+
 /// The default pools: transcoding (re-encoding presets) half the cores, finalize remuxes one per
 /// core; at least one each.
 pub fn default_transcode_concurrency(cores: usize) -> usize {
@@ -261,5 +286,43 @@ mod tests {
             .expect("getrlimit");
         assert_eq!(raised, hard);
         assert!(open_descriptor_count().is_some_and(|count| count >= 3));
+    }
+
+    #[test]
+    fn descriptors_are_counted_again_only_near_the_limit_or_every_ten_seconds() {
+        use std::time::Duration;
+        let second = Duration::from_secs(1);
+        // Never counted: count.
+        assert!(descriptor_recount_due(None, 20_000, 1, 8, second));
+        // 400 open, 101 recordings of 8 each and the reserve fit under 20,000: no count...
+        assert!(!descriptor_recount_due(Some(400), 20_000, 101, 8, second));
+        // ...until ten seconds passed.
+        assert!(descriptor_recount_due(
+            Some(400),
+            20_000,
+            101,
+            8,
+            DESCRIPTOR_RECOUNT_INTERVAL
+        ));
+        // Near the limit: every claim counts, as before.
+        assert!(descriptor_recount_due(Some(400), 1_024, 101, 8, second));
+        assert!(descriptor_recount_due(Some(19_200), 20_000, 101, 8, second));
+        // Whenever a count would not refuse, skipping it cannot have let a refusal through.
+        for open in (0..20_000).step_by(97) {
+            for recordings in [1_u64, 10, 100, 1_000, 2_400] {
+                if !descriptor_recount_due(Some(open), 20_000, recordings, 8, second) {
+                    let worst_open = open + (recordings - 1) * 8;
+                    assert_eq!(descriptors_refuse_claims(worst_open, 20_000, 8), None);
+                }
+            }
+        }
+        // No overflow.
+        assert!(descriptor_recount_due(
+            Some(u64::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+            u64::MAX,
+            second
+        ));
     }
 }

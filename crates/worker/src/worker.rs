@@ -515,10 +515,27 @@ async fn beat_periodically<B: JobBackend>(
     }
 }
 
-/// The claim check of [`crate::slots::descriptors_refuse_claims`] on this process now.
-fn descriptor_refusal(config: &WorkerConfig) -> Option<String> {
-    let open = crate::slots::open_descriptor_count()?;
+/// The claim check of [`crate::slots::descriptors_refuse_claims`] on this process now, counted
+/// only when [`crate::slots::descriptor_recount_due`] says so (`last_count`: the last count and
+/// when it was taken).
+fn descriptor_refusal(
+    config: &WorkerConfig,
+    recordings_after_claim: u64,
+    last_count: &mut Option<(u64, Instant)>,
+) -> Option<String> {
     let limit = crate::slots::open_file_limit()?;
+    let due = crate::slots::descriptor_recount_due(
+        last_count.map(|(open, _)| open),
+        limit,
+        recordings_after_claim,
+        config.descriptors_per_recording,
+        last_count.map_or(Duration::MAX, |(_, counted_at)| counted_at.elapsed()),
+    );
+    if !due {
+        return None;
+    }
+    let open = crate::slots::open_descriptor_count()?;
+    *last_count = Some((open, Instant::now()));
     crate::slots::descriptors_refuse_claims(open, limit, config.descriptors_per_recording)
 }
 
@@ -557,6 +574,7 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
         stop_heartbeat.clone(),
     ));
     let mut descriptors_refused = false;
+    let mut last_descriptor_count: Option<(u64, Instant)> = None;
 
     tracker.spawn(forward_nudges(
         backend.subscribe_events(),
@@ -603,7 +621,12 @@ pub async fn run_worker<B: JobBackend, E: RecordingEngine>(
         }
         // Out of descriptors, a new recording would fail mid-segment (EMFILE) and take the
         // running ones' retries with it: no claim until some are free again.
-        let refusal = descriptor_refusal(&config);
+        let recordings_after_claim = config
+            .concurrency
+            .max(1)
+            .saturating_sub(slots.available_permits()) as u64;
+        let refusal =
+            descriptor_refusal(&config, recordings_after_claim, &mut last_descriptor_count);
         if refusal.is_some() != descriptors_refused {
             descriptors_refused = refusal.is_some();
             match &refusal {
