@@ -192,10 +192,11 @@ struct PeriodicSync {
 
 impl PeriodicSync {
     fn take_failure(&self) -> Result<(), HlsError> {
-        let failure = match self.failure.lock() {
-            Ok(mut slot) => slot.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         match failure {
             Some((path, source)) => Err(HlsError::Io { path, source }),
             None => Ok(()),
@@ -506,10 +507,9 @@ impl PartWriter {
             // The part before the ledger: a ledger line on disk never names bytes that are not.
             for (path, file) in files {
                 if let Err(source) = file.sync_data() {
-                    match failure.lock() {
-                        Ok(mut slot) => *slot = Some((path, source)),
-                        Err(poisoned) => *poisoned.into_inner() = Some((path, source)),
-                    }
+                    *failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((path, source));
                     break;
                 }
             }

@@ -40,7 +40,6 @@ pub struct SqliteBackend {
     pub(crate) wake_claimers: Arc<Notify>,
     /// The claimers' last empty look, to skip asking while the files did not change.
     claim_watch: Arc<std::sync::Mutex<ClaimWatch>>,
-    write_ahead_log_path: PathBuf,
     pub(crate) events: broadcast::Sender<JobEvent>,
     lease_reap_grace: Duration,
     unqueued_job_grace: Duration,
@@ -93,7 +92,6 @@ impl SqliteBackend {
             pool,
             wake_claimers: Arc::new(Notify::new()),
             claim_watch: Arc::default(),
-            write_ahead_log_path: DatabaseFiles::write_ahead_log_path(database_path),
             events,
             lease_reap_grace: Duration::ZERO,
             unqueued_job_grace: crate::backend::UNQUEUED_JOB_GRACE,
@@ -108,10 +106,12 @@ impl SqliteBackend {
     }
 
     fn with_claim_watch<T>(&self, action: impl FnOnce(&mut ClaimWatch) -> T) -> T {
-        match self.claim_watch.lock() {
-            Ok(mut watch) => action(&mut watch),
-            Err(poisoned) => action(&mut poisoned.into_inner()),
-        }
+        action(
+            &mut self
+                .claim_watch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The earliest time a queued job of these queues that is not yet due becomes due.
@@ -650,11 +650,12 @@ impl Queue for SqliteBackend {
         let queue_names: Vec<&'static str> =
             queues.iter().map(|queue| queue.queue_name()).collect();
         let database_path = self.database_path();
+        let write_ahead_log_path = DatabaseFiles::write_ahead_log_path(&database_path);
         loop {
             let notified = self.wake_claimers.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let files_before = DatabaseFiles::read(&database_path, &self.write_ahead_log_path);
+            let files_before = DatabaseFiles::read(&database_path, &write_ahead_log_path);
             let looked_at = tokio::time::Instant::now();
             let query_due = self.with_claim_watch(|watch| {
                 watch.query_due(
