@@ -1,8 +1,10 @@
 //! The segment ledger and the part files. Every committed segment is appended to the current part
 //! (`part-0001.ts`, or `part-0001.mp4` with its init segment first for fMP4) and recorded as one
-//! JSON line in `ledger.jsonl`. Bytes reach the part before their ledger line, both are flushed
-//! on every write and fsync'd at least every `fsync_interval`, so after a crash the ledger never
-//! claims bytes the part does not have, and a part is a playable prefix at any instant.
+//! JSON line in `ledger.jsonl`. Bytes reach the part before their ledger line and both are
+//! written on every commit, so after a kill the ledger never claims bytes the part does not have,
+//! and a part is a playable prefix at any instant. Both reach the disk at least every
+//! `fsync_interval` ([`crate::group_sync`]); a crash of the machine loses at most that interval's
+//! writes (the kernel may write a ledger page before its part's inside one sync).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -179,15 +181,16 @@ pub struct PartWriter {
     periodic_sync: PeriodicSync,
 }
 
-/// The periodic fsync runs on tokio's blocking threads, off the async thread: on a slow or busy
-/// disk one fdatasync can take tens of milliseconds, and a worker runs hundreds of recordings on
-/// one async thread. At most one is in flight per writer (a due one while the last still runs
-/// waits for the next commit); its failure is returned by the next write. Part closes and the
-/// end of a recording still sync in place, in order (part, then ledger).
+/// The periodic fsync runs off the async thread, grouped with every other writer's of the
+/// process ([`crate::group_sync`]: one `syncfs` per filesystem for all that are due): on a slow or
+/// busy disk one fdatasync can take tens of milliseconds, and a worker runs hundreds of
+/// recordings on one async thread. At most one is in flight per writer (a due one while the last
+/// still runs waits for the next commit); its failure is returned by the next write. Part closes
+/// and the end of a recording still sync in place, in order (part, then ledger).
 #[derive(Default)]
 struct PeriodicSync {
     in_flight: Arc<AtomicBool>,
-    failure: Arc<Mutex<Option<(PathBuf, std::io::Error)>>>,
+    failure: Arc<Mutex<Option<crate::group_sync::SyncFailure>>>,
 }
 
 impl PeriodicSync {
@@ -481,9 +484,10 @@ impl PartWriter {
         if self.last_fsync.elapsed() < self.fsync_interval {
             return Ok(());
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // Outside a runtime (a synchronous caller) the writer syncs in place, as at a part's close.
+        if tokio::runtime::Handle::try_current().is_err() {
             return self.sync_all();
-        };
+        }
         if self.periodic_sync.in_flight.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -501,19 +505,10 @@ impl PartWriter {
         ));
         self.periodic_sync.in_flight.store(true, Ordering::Release);
         self.last_fsync = Instant::now();
-        let in_flight = Arc::clone(&self.periodic_sync.in_flight);
-        let failure = Arc::clone(&self.periodic_sync.failure);
-        runtime.spawn_blocking(move || {
-            // The part before the ledger: a ledger line on disk never names bytes that are not.
-            for (path, file) in files {
-                if let Err(source) = file.sync_data() {
-                    *failure
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((path, source));
-                    break;
-                }
-            }
-            in_flight.store(false, Ordering::Release);
+        crate::group_sync::request_sync(crate::group_sync::SyncRequest {
+            files,
+            in_flight: Arc::clone(&self.periodic_sync.in_flight),
+            failure: Arc::clone(&self.periodic_sync.failure),
         });
         Ok(())
     }

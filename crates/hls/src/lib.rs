@@ -3,6 +3,7 @@
 
 pub mod decrypt;
 pub mod error;
+mod group_sync;
 pub mod http;
 pub mod ledger;
 pub mod live;

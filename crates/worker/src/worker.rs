@@ -394,10 +394,12 @@ impl RecordingEngine for NativeHlsEngine {
 
 type DesiredStateSenders = Arc<Mutex<HashMap<JobId, watch::Sender<DesiredJobState>>>>;
 
-/// What a job's task hears from the worker's heartbeat.
-#[derive(Debug, Clone)]
+/// What a job's task hears from the worker's heartbeat. A renewal that changes nothing the task
+/// acts on (the same desired state as the last one it heard, applied) is not sent: the task is
+/// not woken for it.
+#[derive(Debug, Clone, PartialEq)]
 enum RenewalOutcome {
-    Renewed(Box<Job>),
+    Renewed { desired_state: DesiredJobState },
     LeaseLost { held_epoch: u64, current_epoch: u64 },
     Failed(String),
 }
@@ -408,6 +410,9 @@ struct HeartbeatEntry {
     lease: Lease,
     pending_progress: Option<RecordingProgress>,
     outcome: watch::Sender<Option<RenewalOutcome>>,
+    /// The task could not apply the last desired state it heard: the next renewal is sent even
+    /// when it says the same, so the task tries again.
+    send_next_renewal: bool,
 }
 
 /// The jobs the worker's heartbeat renews: one `renew_leases` round trip per beat for all of
@@ -432,6 +437,7 @@ impl HeartbeatRegistry {
                 lease: lease.clone(),
                 pending_progress: None,
                 outcome: sender,
+                send_next_renewal: false,
             },
         );
         receiver
@@ -445,6 +451,14 @@ impl HeartbeatRegistry {
     fn report_progress(&self, job_id: JobId, progress: RecordingProgress) {
         if let Some(entry) = self.lock().get_mut(&job_id) {
             entry.pending_progress = Some(progress);
+        }
+    }
+
+    /// The job's task could not apply the desired state it heard: the next renewal is sent to it
+    /// even if nothing changed.
+    fn send_next_renewal(&self, job_id: JobId) {
+        if let Some(entry) = self.lock().get_mut(&job_id) {
+            entry.send_next_renewal = true;
         }
     }
 
@@ -469,13 +483,15 @@ impl HeartbeatRegistry {
             return;
         }
         let results = backend.renew_leases(&renewals, lease_duration).await;
-        let entries = self.lock();
+        let mut entries = self.lock();
         for (renewal, result) in renewals.iter().zip(results) {
-            let Some(entry) = entries.get(&renewal.lease.job_id) else {
+            let Some(entry) = entries.get_mut(&renewal.lease.job_id) else {
                 continue;
             };
             let outcome = match result {
-                Ok(job) => RenewalOutcome::Renewed(Box::new(job)),
+                Ok(job) => RenewalOutcome::Renewed {
+                    desired_state: job.desired_state,
+                },
                 Err(JobsError::LeaseLost {
                     held_epoch,
                     current_epoch,
@@ -486,9 +502,26 @@ impl HeartbeatRegistry {
                 },
                 Err(error) => RenewalOutcome::Failed(error.to_string()),
             };
-            entry.outcome.send_replace(Some(outcome));
+            let send_anyway = std::mem::take(&mut entry.send_next_renewal);
+            entry.outcome.send_if_modified(|current| {
+                let is_news = renewal_is_news(current.as_ref(), &outcome, send_anyway);
+                if is_news {
+                    *current = Some(outcome);
+                }
+                is_news
+            });
         }
     }
+}
+
+/// Whether the job's task hears `outcome`: always a lost lease or a failure, a renewal only when
+/// it differs from the last outcome the task heard or the task asked to hear it again.
+fn renewal_is_news(
+    last_heard: Option<&RenewalOutcome>,
+    outcome: &RenewalOutcome,
+    send_anyway: bool,
+) -> bool {
+    send_anyway || !matches!(outcome, RenewalOutcome::Renewed { .. }) || last_heard != Some(outcome)
 }
 
 /// Ticks every `interval`, the first one `interval` from now; a late tick delays the next ones.
@@ -891,7 +924,9 @@ impl<B: JobBackend> RunningJob<B> {
     /// Brings the recording to what the owner wants. Until the link resolved the job stays
     /// `Starting`: the recorder is told (pause, resume, stop) and the state follows once it
     /// reports the link resolved; a stop before that cancels the job.
-    async fn reconcile(&mut self, desired: DesiredJobState) {
+    /// Tells the recorder and moves the job's state; false when the state could not be written
+    /// (tried again at the next renewal).
+    async fn reconcile(&mut self, desired: DesiredJobState) -> bool {
         // (what the recorder is told, the state the job moves to)
         let (signal, next_state) = match (desired, self.state) {
             (DesiredJobState::Record, JobState::Paused) => {
@@ -917,20 +952,22 @@ impl<B: JobBackend> RunningJob<B> {
         };
         if let Err(error) = outcome {
             tracing::warn!(job_id = %self.lease.job_id, %error, "could not apply the desired state");
+            return false;
         }
+        true
     }
 
     /// The recorder reported the link resolved: `Starting → Recording`, then whatever the owner
-    /// asked for meanwhile (a pause).
-    async fn link_resolved(&mut self, desired: DesiredJobState) {
+    /// asked for meanwhile (a pause). False when a state could not be written.
+    async fn link_resolved(&mut self, desired: DesiredJobState) -> bool {
         if self.state != JobState::Starting {
-            return;
+            return true;
         }
         if let Err(error) = self.move_to(JobState::Recording, None).await {
             tracing::warn!(job_id = %self.lease.job_id, %error, "could not mark the job recording");
-            return;
+            return false;
         }
-        self.reconcile(desired).await;
+        self.reconcile(desired).await
     }
 }
 
@@ -1032,7 +1069,9 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
     // The job stays `Starting` ("Checking the link…") until the recorder reports the link
     // resolved; a failure before that fails it from `Starting`.
     let initial_desired = *desired.borrow_and_update();
-    running.reconcile(initial_desired).await;
+    if !running.reconcile(initial_desired).await {
+        heartbeat.registry.send_next_renewal(job_id);
+    }
 
     let directory = job_directory(&config.recordings_directory, job_id);
     let mut settings = RecordingSettings::new(directory);
@@ -1069,8 +1108,10 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             Ok(()) = heartbeat.renewals.changed(), if !lease_lost => {
                 let outcome = heartbeat.renewals.borrow_and_update().clone();
                 match outcome {
-                    Some(RenewalOutcome::Renewed(current)) if !shutting_down => {
-                        running.reconcile(current.desired_state).await;
+                    Some(RenewalOutcome::Renewed { desired_state }) if !shutting_down => {
+                        if !running.reconcile(desired_state).await {
+                            heartbeat.registry.send_next_renewal(job_id);
+                        }
                     }
                     Some(RenewalOutcome::LeaseLost { .. }) => {
                         tracing::warn!(%job_id, "lease lost: another worker owns this job now; stopping at once");
@@ -1079,7 +1120,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                         let _ = running.control.send(DesiredState::StopNow);
                     }
                     Some(RenewalOutcome::Failed(error)) => tracing::warn!(%job_id, %error, "lease renewal failed; will try again"),
-                    Some(RenewalOutcome::Renewed(_)) | None => {}
+                    Some(RenewalOutcome::Renewed { .. }) | None => {}
                 }
             }
             changed = desired.changed(), if desired_open && !shutting_down => {
@@ -1087,7 +1128,10 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                     desired_open = false;
                 } else {
                     let wanted = *desired.borrow_and_update();
-                    running.reconcile(wanted).await;
+                    if !running.reconcile(wanted).await {
+                        // The heartbeat's next renewal brings the desired state again.
+                        heartbeat.registry.send_next_renewal(job_id);
+                    }
                 }
             }
             Some(event) = events.recv() => {
@@ -1109,7 +1153,9 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
                         tracing::debug!(%job_id, %error, "could not clear the wait for the stream");
                     }
                     let wanted = *desired.borrow();
-                    running.link_resolved(wanted).await;
+                    if !running.link_resolved(wanted).await {
+                        heartbeat.registry.send_next_renewal(job_id);
+                    }
                 }
                 // Written with the next heartbeat's renewal, not on its own.
                 if let Some(progress) = main_track_progress(&event)
@@ -1594,6 +1640,31 @@ impl FinishingJob<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewal_that_changes_nothing_does_not_wake_the_job_but_a_retry_or_a_loss_does() {
+        let record = RenewalOutcome::Renewed {
+            desired_state: DesiredJobState::Record,
+        };
+        let pause = RenewalOutcome::Renewed {
+            desired_state: DesiredJobState::Pause,
+        };
+        let failed = RenewalOutcome::Failed("the store is restarting".to_string());
+        let lost = RenewalOutcome::LeaseLost {
+            held_epoch: 1,
+            current_epoch: 2,
+        };
+        // The first renewal, a changed desired state, the renewal after a failure: heard.
+        assert!(renewal_is_news(None, &record, false));
+        assert!(renewal_is_news(Some(&record), &pause, false));
+        assert!(renewal_is_news(Some(&failed), &record, false));
+        // The same desired state again: not heard, unless the job could not apply it.
+        assert!(!renewal_is_news(Some(&record), &record, false));
+        assert!(renewal_is_news(Some(&record), &record, true));
+        // Failures and a lost lease are always heard (each failure is logged).
+        assert!(renewal_is_news(Some(&failed), &failed, false));
+        assert!(renewal_is_news(Some(&record), &lost, false));
+    }
 
     #[test]
     fn claims_stop_at_the_emergency_fraction_or_without_free_space() {
