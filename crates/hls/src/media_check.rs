@@ -97,6 +97,10 @@ trait BodySource {
     /// Up to `wanted` bytes from `offset` (fewer at the end; empty past it). A read error is an
     /// empty answer: the check then refuses the body.
     fn bytes_at(&mut self, offset: usize, wanted: usize) -> &[u8];
+    /// The whole body when it is in memory (walks over every packet read it directly).
+    fn whole(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl BodySource for &[u8] {
@@ -108,6 +112,10 @@ impl BodySource for &[u8] {
         let start = offset.min(self.len());
         let end = offset.saturating_add(wanted).min(self.len());
         &self[start..end]
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 
@@ -313,12 +321,23 @@ fn check_transport_stream(body: &mut dyn BodySource, start: usize) -> Result<Med
             "an MPEG-TS body that does not end on a packet boundary ({trailing} bytes after the last whole packet)"
         ));
     }
+    let missing_sync = |index: usize| {
+        let offset = index * TS_PACKET_LENGTH;
+        format!("MPEG-TS sync byte missing at packet {index} (offset {offset})")
+    };
+    if let Some(packets) = body.whole().and_then(|whole| whole.get(start..)) {
+        return match packets
+            .chunks_exact(TS_PACKET_LENGTH)
+            .position(|packet| packet.first() != Some(&TS_SYNC_BYTE))
+        {
+            Some(index) => Err(missing_sync(index)),
+            None => Ok(MediaFormat::MpegTs),
+        };
+    }
     for index in 0..length / TS_PACKET_LENGTH {
         let offset = index * TS_PACKET_LENGTH;
         if body.bytes_at(start + offset, 1).first() != Some(&TS_SYNC_BYTE) {
-            return Err(format!(
-                "MPEG-TS sync byte missing at packet {index} (offset {offset})"
-            ));
+            return Err(missing_sync(index));
         }
     }
     Ok(MediaFormat::MpegTs)
