@@ -656,6 +656,59 @@ mod tests {
         }
     }
 
+    /// Many tracks of one process share the group commit; a track that ends while its sync is
+    /// queued (its writer dropped, the request holding duplicated descriptors) costs the others
+    /// nothing, and every segment of every track is in its part and its ledger.
+    #[tokio::test]
+    async fn many_writers_share_the_group_sync_and_one_ending_mid_sync_leaves_the_others_whole() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut writers: Vec<PartWriter> = (0..20)
+            .map(|index| {
+                let mut writer = PartWriter::open(
+                    &directory.path().join(format!("job-{index}")),
+                    "main",
+                    Duration::ZERO,
+                )
+                .expect("writer opens");
+                writer
+                    .start_part(PartStartReason::First, PartContainer::MpegTs, None)
+                    .expect("part starts");
+                writer
+            })
+            .collect();
+        for media_sequence in 0..30u64 {
+            for writer in &mut writers {
+                let record = LedgerRecord::new(entry(
+                    1,
+                    media_sequence,
+                    SegmentState::Ok,
+                    media_sequence * 188,
+                    188,
+                ));
+                writer
+                    .append_segment_record_bytes(record, &[0x47; 188])
+                    .expect("segment appended");
+            }
+            if media_sequence == 10 {
+                // Dropped with its sync queued or running.
+                drop(writers.pop());
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(writers.len(), 19);
+        for writer in writers {
+            let ledger_path = writer.ledger_path().to_path_buf();
+            let parts = writer.finish().expect("finishes without a sync failure");
+            assert_eq!(parts.len(), 1);
+            assert_eq!(parts[0].segments, 30);
+            assert_eq!(
+                std::fs::metadata(&parts[0].path).expect("part").len(),
+                30 * 188
+            );
+            assert_eq!(read_ledger(&ledger_path).expect("ledger reads").len(), 30);
+        }
+    }
+
     #[tokio::test]
     async fn periodic_fsyncs_run_off_the_async_thread_and_their_failure_is_the_next_writes_error() {
         let directory = tempfile::tempdir().expect("tempdir");
