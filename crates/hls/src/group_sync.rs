@@ -131,37 +131,42 @@ fn serve(queue: &'static Queue) {
 /// Makes every request of `batch` durable: grouped by filesystem, one `syncfs` each where that
 /// works, else each request's files in order.
 fn sync_batch(batch: Vec<SyncRequest>, filesystem_syncs: &AtomicU64) {
-    let mut by_device: HashMap<u64, Vec<SyncRequest>> = HashMap::new();
+    // A request whose filesystem cannot be told (its `fstat` failed) is synced file by file.
+    let mut by_device: HashMap<Option<u64>, Vec<SyncRequest>> = HashMap::new();
     for request in batch {
         let device = request
             .files
             .first()
             .and_then(|(_, file)| file.metadata().ok())
-            .map_or(0, |metadata| metadata.dev());
+            .map(|metadata| metadata.dev());
         by_device.entry(device).or_default().push(request);
     }
-    for requests in by_device.into_values() {
+    for (device, requests) in by_device {
         let representative = requests
             .iter()
             .find_map(|request| request.files.first())
-            .map(|(path, file)| (path.clone(), file));
-        let method = representative
-            .as_ref()
-            .map_or(SyncMethod::EachFile, |(_, file)| {
-                sync_method_for(filesystem_type(file))
-            });
+            .map(|(_, file)| file);
+        let method = match (device, representative) {
+            (Some(_), Some(file)) => sync_method_for(filesystem_type(file)),
+            _ => SyncMethod::EachFile,
+        };
         let whole = match (method, representative) {
-            (SyncMethod::WholeFilesystem, Some((path, file))) => {
+            (SyncMethod::WholeFilesystem, Some(file)) => {
                 filesystem_syncs.fetch_add(1, Ordering::AcqRel);
-                Some(nix::unistd::syncfs(file).map_err(|errno| (path, std::io::Error::from(errno))))
+                Some(nix::unistd::syncfs(file).map_err(std::io::Error::from))
             }
             _ => None,
         };
         for request in requests {
             let outcome = match &whole {
                 Some(Ok(())) => Ok(()),
-                Some(Err((path, error))) => Err((
-                    path.clone(),
+                // Reported against the request's own file (its part), not another track's.
+                Some(Err(error)) => Err((
+                    request
+                        .files
+                        .first()
+                        .map(|(path, _)| path.clone())
+                        .unwrap_or_default(),
                     std::io::Error::new(error.kind(), error.to_string()),
                 )),
                 None => sync_each_file(&request.files),
