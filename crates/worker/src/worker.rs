@@ -861,7 +861,7 @@ async fn fail_job<B: JobBackend>(backend: &B, lease: &Lease, message: &str, fail
     {
         tracing::warn!(job_id = %lease.job_id, %error, "could not mark the job failed");
     }
-    if let Err(error) = backend.complete(lease).await {
+    if let Err(error) = complete_persistently(backend, lease).await {
         tracing::warn!(job_id = %lease.job_id, %error, "could not complete a failed job");
     }
 }
@@ -1253,7 +1253,7 @@ async fn run_job<B: JobBackend, E: RecordingEngine>(
             Ok(()) => tracing::info!(%job_id, "stopped before the link resolved: cancelled"),
             Err(error) => tracing::warn!(%job_id, %error, "could not cancel the job"),
         }
-        if let Err(error) = backend.complete(&lease).await {
+        if let Err(error) = complete_persistently(&backend, &lease).await {
             tracing::warn!(%job_id, %error, "could not complete a cancelled job");
         }
         return;
@@ -1491,11 +1491,30 @@ async fn deliver_and_finish<B: JobBackend>(
                     return;
                 }
             }
-            if let Err(error) = backend.complete(&lease).await {
+            if let Err(error) = complete_persistently(&backend, &lease).await {
                 tracing::warn!(%job_id, %error, "could not complete the job's delivery");
             }
         }
     }
+}
+
+/// `complete` (the lease given back, the job out of its queue) tried again with the delivery's
+/// backoff while the store cannot be reached: found by the chaos test under load, a Redis
+/// restart that ended just before it left a completed job holding its lease. A retry that finds
+/// the lease gone (the last try reached the store before its answer was lost) counts as done.
+async fn complete_persistently<B: JobBackend>(backend: &B, lease: &Lease) -> Result<(), JobsError> {
+    let mut attempt: u32 = 0;
+    crate::part_delivery::retry_store_write(lease.job_id, "the job's completion", None, || {
+        attempt += 1;
+        let retried = attempt > 1;
+        async move {
+            match backend.complete(lease).await {
+                Err(JobsError::LeaseLost { .. }) if retried => Ok(()),
+                other => other,
+            }
+        }
+    })
+    .await
 }
 
 /// The recorder's report of a recording that ended before (`finalize-pending` and
