@@ -9,30 +9,17 @@ use std::time::Duration;
 
 use common::{redis_backend_for_test, sqlite_backend_for_test};
 use streambot_core::{
-    DesiredJobState, FailureKind, JobDelivery, JobEvent, JobOwner, JobPriority, JobState, NewJob,
-    PartDeliveryState, RedeliveryOutcome, StatusMessageRef, UserPreferences, WaitingForLive,
+    DesiredJobState, FailureKind, JobDelivery, JobEvent, JobPriority, JobState, PartDeliveryState,
+    RedeliveryOutcome, StatusMessageRef, UserPreferences, WaitingForLive,
 };
 use streambot_store::{
     JobBackend, JobFilter, JobStateCounts, JobStore, JobsError, Lease, LeaseRenewal,
     MAXIMUM_FAILED_ATTEMPTS, Queue, RetryDecision, submit_job,
 };
 
-const LEASE: Duration = Duration::from_secs(30);
+use common::{BOTH, LEASE, request};
+
 const SHORT_WAIT: Duration = Duration::from_millis(300);
-
-fn request(user_id: i64, priority: JobPriority) -> NewJob {
-    NewJob {
-        owner: JobOwner {
-            user_id,
-            chat_id: user_id * 10,
-        },
-        url: format!("https://example.com/{user_id}/live.m3u8"),
-        options: Default::default(),
-        priority,
-    }
-}
-
-const BOTH: [JobPriority; 2] = [JobPriority::Priority, JobPriority::Normal];
 
 async fn create_get_and_list<B: JobBackend>(backend: B) {
     let first = backend

@@ -16,7 +16,7 @@ use streambot_store::{
     JobBackend, ScheduleCanceller, ScheduleCreation, ScheduleStore, TakenSchedule,
 };
 
-const BOTH: [JobPriority; 2] = [JobPriority::Priority, JobPriority::Normal];
+use common::BOTH;
 
 /// A daily schedule in UTC whose occurrence is `seconds_ahead` from `now`, started a minute
 /// early: due at once when `seconds_ahead` is under the lead.

@@ -8,22 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use streambot_core::{FailureKind, JobOwner, JobPriority, JobState, NewJob};
+use common::{BOTH, LEASE};
+use streambot_core::{FailureKind, JobPriority, JobState, NewJob};
 use streambot_store::{JobStore, Queue, RetryDecision, SqliteBackend, submit_job};
 
-const BOTH: [JobPriority; 2] = [JobPriority::Priority, JobPriority::Normal];
-const LEASE: Duration = Duration::from_secs(30);
-
 fn request(user_id: i64) -> NewJob {
-    NewJob {
-        owner: JobOwner {
-            user_id,
-            chat_id: user_id * 10,
-        },
-        url: format!("https://example.com/{user_id}/live.m3u8"),
-        options: Default::default(),
-        priority: JobPriority::Normal,
-    }
+    common::request(user_id, JobPriority::Normal)
 }
 
 #[tokio::test]

@@ -1,7 +1,28 @@
 //! Backends for tests: a fresh SQLite file, or Redis under a random key prefix.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
+use streambot_core::{JobOwner, JobPriority, NewJob};
 use streambot_store::{RedisBackend, SqliteBackend};
+
+/// The lease the store tests claim with.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Both queues, priority first.
+pub const BOTH: [JobPriority; 2] = [JobPriority::Priority, JobPriority::Normal];
+
+/// A job for `user_id` (chat `user_id * 10`) in the queue of `priority`.
+pub fn request(user_id: i64, priority: JobPriority) -> NewJob {
+    NewJob {
+        owner: JobOwner {
+            user_id,
+            chat_id: user_id * 10,
+        },
+        url: format!("https://example.com/{user_id}/live.m3u8"),
+        options: Default::default(),
+        priority,
+    }
+}
 
 pub mod counting;
 
