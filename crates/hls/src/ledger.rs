@@ -177,7 +177,7 @@ pub struct PartWriter {
     next_part_number: u32,
     fsync_interval: Duration,
     last_fsync: Instant,
-    /// The periodic fsync in flight on a blocking thread, when there is a runtime to run it.
+    /// The periodic fsync in flight on the group-sync thread (`crate::group_sync`).
     periodic_sync: PeriodicSync,
 }
 
